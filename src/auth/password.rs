@@ -1,0 +1,227 @@
+//! Password hashing: argon2id with OWASP's parameters for new hashes; imported bcrypt hashes
+//! (passlib `$2b$`/`$2a$`) verify and are flagged for rehashing. Hashing runs on the blocking
+//! pool behind two semaphores: one bounds the work in progress, one bounds the queue, so a login
+//! flood gets quick 503s instead of starving the async executor.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use anyhow::Context;
+use argon2::password_hash::phc::PasswordHash;
+use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use argon2::{Algorithm, Argon2, Params, Version};
+use tokio::sync::Semaphore;
+use zeroize::Zeroizing;
+
+use crate::error::{AppError, Result};
+
+/// OWASP Password Storage Cheat Sheet: argon2id, m = 19 MiB, t = 2, p = 1.
+pub const M_COST_KIB: u32 = 19_456;
+pub const T_COST: u32 = 2;
+pub const P_COST: u32 = 1;
+
+fn argon2() -> Argon2<'static> {
+    let params =
+        Params::new(M_COST_KIB, T_COST, P_COST, None).expect("OWASP argon2 parameters are valid");
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+}
+
+/// The outcome of checking a password.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Mismatch,
+    /// `rehash`: the stored hash is bcrypt or weaker than the current argon2id parameters.
+    Match {
+        rehash: bool,
+    },
+}
+
+pub struct Hasher {
+    running: Arc<Semaphore>,
+    admitted: Arc<Semaphore>,
+    waiting: Arc<AtomicUsize>,
+    /// Verified when the account does not exist, so that an unknown email costs the same as a wrong password.
+    dummy: String,
+}
+
+impl Hasher {
+    pub fn new(concurrency: usize, queue: usize) -> anyhow::Result<Self> {
+        let dummy = hash_blocking(&crate::auth::random_token(24)?)?;
+        Ok(Self {
+            running: Arc::new(Semaphore::new(concurrency)),
+            admitted: Arc::new(Semaphore::new(concurrency + queue)),
+            waiting: Arc::new(AtomicUsize::new(0)),
+            dummy,
+        })
+    }
+
+    /// Jobs admitted and not yet finished (queued or running).
+    pub fn depth(&self) -> usize {
+        self.waiting.load(Ordering::Relaxed)
+    }
+
+    async fn run<T: Send + 'static>(&self, job: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+        let admitted = self
+            .admitted
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| AppError::Busy { retry_after_s: 1 })?;
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+        let waiting = self.waiting.clone();
+        let _done = scopeguard(move || {
+            waiting.fetch_sub(1, Ordering::Relaxed);
+        });
+        let running = self
+            .running
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| AppError::Internal(e.into()))?;
+        let out = tokio::task::spawn_blocking(move || {
+            let out = job();
+            drop(running);
+            drop(admitted);
+            out
+        })
+        .await
+        .context("password hashing task failed")?;
+        Ok(out)
+    }
+
+    /// A new argon2id hash (PHC string) of `password`.
+    pub async fn hash(&self, password: &str) -> Result<String> {
+        let pw = Zeroizing::new(password.to_owned());
+        self.run(move || hash_blocking(&pw))
+            .await?
+            .map_err(AppError::Internal)
+    }
+
+    /// Checks `password` against `stored`, or against a dummy hash when there is no account.
+    pub async fn verify(&self, password: &str, stored: Option<String>) -> Result<Verdict> {
+        let pw = Zeroizing::new(password.to_owned());
+        let (stored, real) = match stored {
+            Some(h) => (h, true),
+            None => (self.dummy.clone(), false),
+        };
+        let verdict = self.run(move || verify_blocking(&pw, &stored)).await?;
+        Ok(if real { verdict } else { Verdict::Mismatch })
+    }
+}
+
+fn hash_blocking(password: &str) -> anyhow::Result<String> {
+    let h = argon2()
+        .hash_password(password.as_bytes())
+        .map_err(|e| anyhow::anyhow!("argon2 hashing failed: {e}"))?;
+    Ok(h.to_string())
+}
+
+fn verify_blocking(password: &str, stored: &str) -> Verdict {
+    if stored.starts_with("$2b$") || stored.starts_with("$2a$") || stored.starts_with("$2y$") {
+        // bcrypt reads only the first 72 bytes: accepted for imported hashes once, then replaced by argon2id.
+        return match bcrypt::verify(password.as_bytes(), stored) {
+            Ok(true) => Verdict::Match { rehash: true },
+            _ => Verdict::Mismatch,
+        };
+    }
+    let Ok(parsed) = PasswordHash::new(stored) else {
+        return Verdict::Mismatch;
+    };
+    match argon2().verify_password(password.as_bytes(), &parsed) {
+        Ok(()) => Verdict::Match {
+            rehash: weaker_than_current(&parsed),
+        },
+        Err(_) => Verdict::Mismatch,
+    }
+}
+
+fn weaker_than_current(h: &PasswordHash) -> bool {
+    let param = |name: &str| h.params.get_decimal(name).unwrap_or(0);
+    h.algorithm.as_str() != "argon2id"
+        || param("m") < M_COST_KIB
+        || param("t") < T_COST
+        || param("p") < P_COST
+}
+
+/// Runs `f` when dropped (also when the future holding it is cancelled).
+fn scopeguard<F: FnOnce()>(f: F) -> impl Drop {
+    struct Guard<F: FnOnce()>(Option<F>);
+    impl<F: FnOnce()> Drop for Guard<F> {
+        fn drop(&mut self) {
+            if let Some(f) = self.0.take() {
+                f();
+            }
+        }
+    }
+    Guard(Some(f))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn new_hashes_are_argon2id_with_owasp_parameters_and_salted() {
+        let h = Hasher::new(1, 4).unwrap();
+        let a = h.hash("correct horse battery staple").await.unwrap();
+        let b = h.hash("correct horse battery staple").await.unwrap();
+        assert!(a.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{a}");
+        assert_ne!(a, b, "salted");
+        assert_eq!(
+            h.verify("correct horse battery staple", Some(a.clone()))
+                .await
+                .unwrap(),
+            Verdict::Match { rehash: false }
+        );
+        assert_eq!(
+            h.verify("Correct horse battery staple", Some(a))
+                .await
+                .unwrap(),
+            Verdict::Mismatch
+        );
+    }
+
+    #[tokio::test]
+    async fn bcrypt_hashes_verify_and_ask_for_a_rehash() {
+        let h = Hasher::new(1, 4).unwrap();
+        let b = bcrypt::hash("imported secret pw", 4).unwrap();
+        assert!(b.starts_with("$2b$"));
+        assert_eq!(
+            h.verify("imported secret pw", Some(b.clone()))
+                .await
+                .unwrap(),
+            Verdict::Match { rehash: true }
+        );
+        assert_eq!(
+            h.verify("imported secret px", Some(b)).await.unwrap(),
+            Verdict::Mismatch
+        );
+    }
+
+    #[tokio::test]
+    async fn weaker_argon2_parameters_ask_for_a_rehash() {
+        let weak = Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            Params::new(8, 1, 1, None).unwrap(),
+        )
+        .hash_password(b"some long password")
+        .unwrap()
+        .to_string();
+        let h = Hasher::new(1, 4).unwrap();
+        assert_eq!(
+            h.verify("some long password", Some(weak)).await.unwrap(),
+            Verdict::Match { rehash: true }
+        );
+    }
+
+    #[tokio::test]
+    async fn unknown_accounts_never_match_and_a_full_queue_is_busy() {
+        let h = Hasher::new(1, 0).unwrap();
+        assert_eq!(h.verify("anything", None).await.unwrap(), Verdict::Mismatch);
+        let _held = h.admitted.clone().try_acquire_owned().unwrap();
+        assert!(matches!(
+            h.hash("whatever").await,
+            Err(AppError::Busy { .. })
+        ));
+    }
+}

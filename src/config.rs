@@ -1,0 +1,500 @@
+//! Configuration: an optional TOML file, then `IMANGOR_*` environment variables, which win.
+//! Every secret may be given as `X_FILE` (a path whose content is the value). Secrets live in
+//! `Secret`, whose `Debug` is redacted. `Config::load` fails fast, naming the variable at fault.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use secrecy::{ExposeSecret, SecretBox, SecretString};
+
+use crate::domain::{Email, PasswordPolicy};
+
+/// A secret value: never printed by `Debug`, zeroed when dropped.
+#[derive(Clone)]
+pub struct Secret(SecretString);
+
+impl Secret {
+    pub fn new(s: String) -> Self {
+        Self(SecretString::from(s))
+    }
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret([REDACTED])")
+    }
+}
+
+/// Key material held as bytes (the HMAC key of HS256 tokens is used exactly as given).
+pub type KeyBytes = SecretBox<Vec<u8>>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Environment {
+    Development,
+    Production,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Registration {
+    Open,
+    AdminOnly,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+/// Every setting the server runs with, typed and checked.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub env: Environment,
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    /// `sqlite://PATH` or `postgres://...`; `None` means the SQLite file in the data dir.
+    pub database_url: Option<Secret>,
+    pub db_max_connections: u32,
+    pub db_acquire_timeout: Duration,
+    pub jwt_secret: Option<Secret>,
+    pub jwt_issuer: String,
+    pub jwt_audience: String,
+    pub access_token_ttl: u64,
+    pub refresh_token_ttl: u64,
+    pub session_max_age: u64,
+    pub bootstrap_admin_email: Option<String>,
+    pub bootstrap_admin_password: Option<Secret>,
+    pub registration: Registration,
+    pub password_policy: PasswordPolicy,
+    pub hash_concurrency: usize,
+    pub hash_queue: usize,
+    pub request_timeout: Duration,
+    pub shutdown_timeout: Duration,
+    pub log_format: LogFormat,
+}
+
+/// Clock skew allowed when checking `exp`, `nbf` and `iat` (RFC 8725 advice: small and fixed).
+pub const JWT_LEEWAY_S: u64 = 60;
+
+struct Key {
+    name: &'static str,
+    secret: bool,
+}
+
+const fn k(name: &'static str) -> Key {
+    Key {
+        name,
+        secret: false,
+    }
+}
+const fn s(name: &'static str) -> Key {
+    Key { name, secret: true }
+}
+
+/// The settings of the operator contract, as TOML keys; the variable is `IMANGOR_` + upper case.
+const KEYS: &[Key] = &[
+    k("env"),
+    k("listen"),
+    k("data_dir"),
+    s("database_url"),
+    k("db_max_connections"),
+    k("db_acquire_timeout"),
+    s("jwt_secret"),
+    k("jwt_issuer"),
+    k("jwt_audience"),
+    k("access_token_ttl"),
+    k("refresh_token_ttl"),
+    k("session_max_age"),
+    k("bootstrap_admin_email"),
+    s("bootstrap_admin_password"),
+    k("registration"),
+    k("password_min_length"),
+    k("hash_concurrency"),
+    k("hash_queue"),
+    k("request_timeout"),
+    k("shutdown_timeout"),
+    k("log_format"),
+];
+
+/// Raw settings by key, before typing. Holds secrets too, so `Debug` is not derived.
+#[derive(Default)]
+pub struct RawSettings(BTreeMap<&'static str, String>);
+
+impl RawSettings {
+    /// Reads the TOML file (if any), then the environment (`vars`), which wins.
+    pub fn gather(
+        file: Option<&Path>,
+        vars: impl Iterator<Item = (String, String)>,
+    ) -> anyhow::Result<Self> {
+        let mut raw = RawSettings::default();
+        if let Some(path) = file {
+            raw.read_toml(path)?;
+        }
+        let vars: BTreeMap<String, String> =
+            vars.filter(|(k, _)| k.starts_with("IMANGOR_")).collect();
+        for key in KEYS {
+            let var = format!("IMANGOR_{}", key.name.to_ascii_uppercase());
+            let file_var = format!("{var}_FILE");
+            match (
+                vars.get(&var),
+                key.secret.then(|| vars.get(&file_var)).flatten(),
+            ) {
+                (Some(_), Some(_)) => bail!("{var} and {file_var} are both set: set only one"),
+                (Some(v), None) => {
+                    raw.0.insert(key.name, v.clone());
+                }
+                (None, Some(path)) => {
+                    raw.0.insert(
+                        key.name,
+                        read_secret_file(Path::new(path)).with_context(|| format!("{file_var}"))?,
+                    );
+                }
+                (None, None) => {}
+            }
+        }
+        Ok(raw)
+    }
+
+    fn read_toml(&mut self, path: &Path) -> anyhow::Result<()> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading config file {}", path.display()))?;
+        let table: toml::Table = toml::from_str(&text)
+            .with_context(|| format!("parsing config file {}", path.display()))?;
+        for (name, value) in table {
+            let (key, from_file) = match KEYS.iter().find(|k| k.name == name) {
+                Some(k) => (k, false),
+                None => match name
+                    .strip_suffix("_file")
+                    .and_then(|n| KEYS.iter().find(|k| k.secret && k.name == n))
+                {
+                    Some(k) => (k, true),
+                    None => bail!("config file {}: unknown setting `{name}`", path.display()),
+                },
+            };
+            let text = match value {
+                toml::Value::String(s) => s,
+                toml::Value::Integer(i) => i.to_string(),
+                toml::Value::Boolean(b) => b.to_string(),
+                other => bail!(
+                    "config file {}: `{name}` must be a string or a number, not {}",
+                    path.display(),
+                    other.type_str()
+                ),
+            };
+            let text = if from_file {
+                read_secret_file(Path::new(&text)).with_context(|| name.clone())?
+            } else {
+                text
+            };
+            self.0.insert(key.name, text);
+        }
+        Ok(())
+    }
+
+    pub fn set(&mut self, key: &str, value: impl Into<String>) {
+        if let Some(k) = KEYS.iter().find(|k| k.name == key) {
+            self.0.insert(k.name, value.into());
+        }
+    }
+
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .get(key)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    }
+}
+
+fn read_secret_file(path: &Path) -> anyhow::Result<String> {
+    let s = std::fs::read_to_string(path)
+        .with_context(|| format!("reading secret file {}", path.display()))?;
+    // Files written by editors and `echo` end with a newline that is not part of the secret.
+    Ok(s.trim_end_matches(['\n', '\r']).to_owned())
+}
+
+fn var(key: &str) -> String {
+    format!("IMANGOR_{}", key.to_ascii_uppercase())
+}
+
+fn parse<T: std::str::FromStr>(raw: &RawSettings, key: &str, default: T) -> anyhow::Result<T>
+where
+    T::Err: std::fmt::Display,
+{
+    match raw.get(key) {
+        None => Ok(default),
+        Some(v) => v
+            .trim()
+            .parse()
+            .map_err(|e| anyhow::anyhow!("{}: invalid value {v:?}: {e}", var(key))),
+    }
+}
+
+fn seconds(
+    raw: &RawSettings,
+    key: &str,
+    default: u64,
+    range: std::ops::RangeInclusive<u64>,
+) -> anyhow::Result<u64> {
+    let v = parse(raw, key, default)?;
+    if !range.contains(&v) {
+        bail!(
+            "{}: {v} is outside {}..={}",
+            var(key),
+            range.start(),
+            range.end()
+        );
+    }
+    Ok(v)
+}
+
+impl Config {
+    /// Types and checks the raw settings. Production refuses unsafe or missing settings.
+    pub fn from_raw(raw: &RawSettings) -> anyhow::Result<Config> {
+        let env = match raw.get("env").unwrap_or("development") {
+            "development" => Environment::Development,
+            "production" => Environment::Production,
+            other => bail!("IMANGOR_ENV: {other:?} is neither `development` nor `production`"),
+        };
+        let registration = match raw.get("registration").unwrap_or("open") {
+            "open" => Registration::Open,
+            "admin" => Registration::AdminOnly,
+            other => bail!("IMANGOR_REGISTRATION: {other:?} is neither `open` nor `admin`"),
+        };
+        let log_format = match raw.get("log_format") {
+            None if env == Environment::Production => LogFormat::Json,
+            None => LogFormat::Pretty,
+            Some("json") => LogFormat::Json,
+            Some("pretty") => LogFormat::Pretty,
+            Some(other) => bail!("IMANGOR_LOG_FORMAT: {other:?} is neither `json` nor `pretty`"),
+        };
+        let bootstrap_admin_email = match raw.get("bootstrap_admin_email") {
+            Some(e) => Some(
+                Email::parse(e)
+                    .map_err(|_| {
+                        anyhow::anyhow!(
+                            "IMANGOR_BOOTSTRAP_ADMIN_EMAIL: {e:?} is not a valid email address"
+                        )
+                    })?
+                    .as_str()
+                    .to_owned(),
+            ),
+            None => None,
+        };
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
+        let min_chars = parse(raw, "password_min_length", 8usize)?;
+        if !(8..=64).contains(&min_chars) {
+            bail!("IMANGOR_PASSWORD_MIN_LENGTH: {min_chars} is outside 8..=64");
+        }
+        let access_token_ttl = seconds(raw, "access_token_ttl", 900, 1..=86_400)?;
+        let refresh_token_ttl = seconds(raw, "refresh_token_ttl", 1_209_600, 1..=31_536_000)?;
+        let session_max_age = seconds(raw, "session_max_age", 2_592_000, 1..=31_536_000)?;
+        let config = Config {
+            env,
+            listen: parse(raw, "listen", SocketAddr::from(([127, 0, 0, 1], 8000)))?,
+            data_dir: PathBuf::from(raw.get("data_dir").unwrap_or("./data")),
+            database_url: raw.get("database_url").map(|s| Secret::new(s.to_owned())),
+            db_max_connections: parse(raw, "db_max_connections", 10u32)?.clamp(1, 1000),
+            db_acquire_timeout: Duration::from_secs(seconds(
+                raw,
+                "db_acquire_timeout",
+                5,
+                1..=300,
+            )?),
+            jwt_secret: raw.get("jwt_secret").map(|s| Secret::new(s.to_owned())),
+            jwt_issuer: raw.get("jwt_issuer").unwrap_or("imangor").to_owned(),
+            jwt_audience: raw.get("jwt_audience").unwrap_or("imangor-api").to_owned(),
+            access_token_ttl,
+            refresh_token_ttl,
+            session_max_age,
+            bootstrap_admin_email,
+            bootstrap_admin_password: raw
+                .get("bootstrap_admin_password")
+                .map(|s| Secret::new(s.to_owned())),
+            registration,
+            password_policy: PasswordPolicy { min_chars },
+            hash_concurrency: parse(raw, "hash_concurrency", cores)?.clamp(1, 256),
+            hash_queue: parse(raw, "hash_queue", 256usize)?.clamp(1, 100_000),
+            request_timeout: Duration::from_secs(seconds(raw, "request_timeout", 30, 1..=3600)?),
+            shutdown_timeout: Duration::from_secs(seconds(raw, "shutdown_timeout", 30, 0..=3600)?),
+            log_format,
+        };
+        config.check_production()?;
+        Ok(config)
+    }
+
+    fn check_production(&self) -> anyhow::Result<()> {
+        if self.env != Environment::Production {
+            return Ok(());
+        }
+        match &self.jwt_secret {
+            None => {
+                bail!("IMANGOR_JWT_SECRET (or IMANGOR_JWT_SECRET_FILE) is required in production")
+            }
+            Some(s) => check_jwt_secret(s.expose().as_bytes())?,
+        }
+        if self.database_url.is_none() {
+            bail!("IMANGOR_DATABASE_URL is required in production: say where the data lives");
+        }
+        Ok(())
+    }
+
+    pub fn is_production(&self) -> bool {
+        self.env == Environment::Production
+    }
+
+    pub fn sqlite_path(&self) -> PathBuf {
+        self.data_dir.join("imangor.db")
+    }
+}
+
+/// RFC 8725 section 3.5 and ASVS V11.2.3: an HMAC key of at least 256 bits, not a placeholder.
+pub fn check_jwt_secret(secret: &[u8]) -> anyhow::Result<()> {
+    if secret.len() < 32 {
+        bail!(
+            "IMANGOR_JWT_SECRET must be at least 32 bytes (it has {})",
+            secret.len()
+        );
+    }
+    let mut distinct = secret.to_vec();
+    distinct.sort_unstable();
+    distinct.dedup();
+    if distinct.len() < 10 {
+        bail!(
+            "IMANGOR_JWT_SECRET is too predictable (only {} distinct bytes): use 32 random bytes",
+            distinct.len()
+        );
+    }
+    Ok(())
+}
+
+/// The JWT key in use: the configured one, or in development one generated once and kept in
+/// the data dir (0600). Production never reaches the generation branch (`check_production`).
+pub fn jwt_key(config: &Config) -> anyhow::Result<KeyBytes> {
+    if let Some(s) = &config.jwt_secret {
+        check_jwt_secret(s.expose().as_bytes())?;
+        return Ok(SecretBox::new(Box::new(s.expose().as_bytes().to_vec())));
+    }
+    if config.is_production() {
+        bail!("IMANGOR_JWT_SECRET is required in production");
+    }
+    let key = dev_key(&config.data_dir, "jwt-secret")?;
+    Ok(SecretBox::new(Box::new(key.into_bytes())))
+}
+
+/// Reads a development key from the data dir, or makes one (32 random bytes, base64url) with a loud warning.
+fn dev_key(data_dir: &Path, name: &str) -> anyhow::Result<String> {
+    let path = data_dir.join(name);
+    if path.exists() {
+        return read_secret_file(&path);
+    }
+    let mut bytes = [0u8; 32];
+    aws_lc_rs::rand::fill(&mut bytes)
+        .map_err(|_| anyhow::anyhow!("the system random generator failed"))?;
+    let key = URL_SAFE_NO_PAD.encode(bytes);
+    write_private(&path, key.as_bytes())?;
+    tracing::warn!(
+        path = %path.display(),
+        "DEVELOPMENT MODE: generated a signing key and kept it in the data dir; never use it in production"
+    );
+    Ok(key)
+}
+
+/// Creates the data dir (0700) if needed.
+pub fn ensure_data_dir(dir: &Path) -> anyhow::Result<()> {
+    if !dir.exists() {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating data dir {}", dir.display()))?;
+        set_mode(dir, 0o700)?;
+    }
+    Ok(())
+}
+
+fn write_private(path: &Path, content: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    #[cfg(unix)]
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    opts.mode(0o600);
+    let mut f = opts
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    f.write_all(content)?;
+    f.sync_all()?;
+    Ok(())
+}
+
+#[cfg(unix)]
+fn set_mode(path: &Path, mode: u32) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .with_context(|| format!("chmod {}", path.display()))
+}
+
+#[cfg(not(unix))]
+fn set_mode(_: &Path, _: u32) -> anyhow::Result<()> {
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(vars: &[(&str, &str)]) -> RawSettings {
+        RawSettings::gather(
+            None,
+            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_debug() {
+        let c = Config::from_raw(&raw(&[(
+            "IMANGOR_JWT_SECRET",
+            "s3cr3t-value-that-is-long-enough-0123456789",
+        )]))
+        .unwrap();
+        assert!(!format!("{c:?}").contains("s3cr3t"));
+    }
+
+    #[test]
+    fn production_refuses_missing_short_or_predictable_secrets() {
+        let base = [
+            ("IMANGOR_ENV", "production"),
+            ("IMANGOR_DATABASE_URL", "sqlite://x.db"),
+        ];
+        let err = Config::from_raw(&raw(&base)).unwrap_err().to_string();
+        assert!(err.contains("IMANGOR_JWT_SECRET"), "{err}");
+        for weak in ["short", "changemechangemechangemechangeme", &"a".repeat(64)] {
+            let mut v = base.to_vec();
+            v.push(("IMANGOR_JWT_SECRET", weak));
+            assert!(Config::from_raw(&raw(&v)).is_err(), "{weak}");
+        }
+    }
+
+    #[test]
+    fn both_a_variable_and_its_file_is_an_error() {
+        let r = RawSettings::gather(
+            None,
+            [
+                ("IMANGOR_JWT_SECRET", "x"),
+                ("IMANGOR_JWT_SECRET_FILE", "/nonexistent"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string())),
+        );
+        assert!(r.is_err());
+    }
+}

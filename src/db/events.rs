@@ -1,0 +1,30 @@
+//! The security event log: logins, failures, token reuse and revocation, account changes.
+//! (The tamper-evident audit trail will be built on it.)
+
+use super::{Tx, on_tx};
+use crate::domain::Timestamp;
+
+/// One security-relevant event. `detail` is free text chosen by the code, never user input verbatim.
+#[derive(Debug, Clone)]
+pub struct NewEvent<'a> {
+    pub action: &'a str,
+    pub outcome: &'a str,
+    pub actor_id: Option<String>,
+    pub target: Option<String>,
+    pub ip: Option<String>,
+    pub request_id: Option<String>,
+    pub detail: Option<String>,
+    pub at: Timestamp,
+}
+
+pub async fn insert(tx: &mut Tx, e: &NewEvent<'_>) -> sqlx::Result<()> {
+    let id = uuid::Uuid::now_v7().to_string();
+    on_tx!(tx, c => sqlx::query(
+        "insert into security_events (id, at, action, outcome, actor_id, target, ip, request_id, detail)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9)")
+        .bind(id).bind(e.at.micros()).bind(e.action).bind(e.outcome)
+        .bind(e.actor_id.as_deref()).bind(e.target.as_deref()).bind(e.ip.as_deref())
+        .bind(e.request_id.as_deref()).bind(e.detail.as_deref())
+        .execute(c).await.map(|r| r.rows_affected()))?;
+    Ok(())
+}

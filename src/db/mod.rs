@@ -1,0 +1,245 @@
+//! Storage: one `Db` over SQLite or PostgreSQL, picked at run time from the URL. SQL lives only
+//! in this module's files; every value is bound (`$1`), never formatted into a statement.
+
+pub mod events;
+pub mod sessions;
+pub mod users;
+
+use std::borrow::Cow;
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context;
+use futures_core::future::BoxFuture;
+use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{Postgres, Sqlite, Transaction};
+
+/// A pool on one of the two supported backends.
+#[derive(Clone, Debug)]
+pub enum Db {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// A transaction on one of the two backends.
+pub enum Tx {
+    Sqlite(Transaction<'static, Sqlite>),
+    Postgres(Transaction<'static, Postgres>),
+}
+
+/// Expands `$body` once per backend with `$c` bound to the transaction's connection;
+/// each arm is type-checked on its own.
+macro_rules! on_tx {
+    ($tx:expr, $c:ident => $body:expr) => {
+        match $tx {
+            $crate::db::Tx::Sqlite(t) => {
+                let $c = &mut **t;
+                $body
+            }
+            $crate::db::Tx::Postgres(t) => {
+                let $c = &mut **t;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use on_tx;
+
+/// Where to connect and how big the pool is.
+pub struct DbOptions<'a> {
+    pub url: &'a str,
+    pub max_connections: u32,
+    pub acquire_timeout: Duration,
+    /// PostgreSQL only: the schema to work in (tests give each run its own).
+    pub pg_schema: Option<&'a str>,
+}
+
+impl Db {
+    pub async fn connect(o: DbOptions<'_>) -> anyhow::Result<Db> {
+        if o.url.starts_with("postgres://") || o.url.starts_with("postgresql://") {
+            let mut opts = PgConnectOptions::from_str(o.url)
+                .context("IMANGOR_DATABASE_URL is not a valid PostgreSQL URL")?;
+            if let Some(schema) = o.pg_schema {
+                opts = opts.options([("search_path", schema)]);
+            }
+            let pool = PgPoolOptions::new()
+                .max_connections(o.max_connections)
+                .acquire_timeout(o.acquire_timeout)
+                .connect_with(opts)
+                .await
+                .context("connecting to PostgreSQL")?;
+            Ok(Db::Postgres(pool))
+        } else if let Some(path) = o
+            .url
+            .strip_prefix("sqlite://")
+            .or_else(|| o.url.strip_prefix("sqlite:"))
+        {
+            let opts = SqliteConnectOptions::new()
+                .filename(path)
+                .create_if_missing(true)
+                // WAL with full sync: a commit acknowledged to a client survives a power cut.
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Full)
+                .foreign_keys(true)
+                .busy_timeout(Duration::from_secs(10));
+            let pool = SqlitePoolOptions::new()
+                .max_connections(o.max_connections)
+                .acquire_timeout(o.acquire_timeout)
+                .connect_with(opts)
+                .await
+                .with_context(|| format!("opening SQLite database {path}"))?;
+            Ok(Db::Sqlite(pool))
+        } else {
+            anyhow::bail!("IMANGOR_DATABASE_URL must start with sqlite:// or postgres://")
+        }
+    }
+
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Db::Sqlite(_) => "sqlite",
+            Db::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Applies the embedded migrations of this backend.
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        match self {
+            Db::Sqlite(p) => {
+                Migrator::new(Embedded(SQLITE_MIGRATIONS))
+                    .await?
+                    .run(p)
+                    .await
+            }
+            Db::Postgres(p) => {
+                Migrator::new(Embedded(POSTGRES_MIGRATIONS))
+                    .await?
+                    .run(p)
+                    .await
+            }
+        }
+        .context("applying database migrations")
+    }
+
+    /// A transaction for reads, or for writes whose conflicts are settled by constraints.
+    pub async fn begin(&self) -> sqlx::Result<Tx> {
+        Ok(match self {
+            Db::Sqlite(p) => Tx::Sqlite(p.begin().await?),
+            Db::Postgres(p) => Tx::Postgres(p.begin().await?),
+        })
+    }
+
+    /// A transaction that writes after reading. On SQLite it takes the write lock at once
+    /// (`BEGIN IMMEDIATE`), so two such transactions serialise instead of failing on upgrade;
+    /// on PostgreSQL the statements lock the rows they need (`for update`).
+    pub async fn begin_write(&self) -> sqlx::Result<Tx> {
+        Ok(match self {
+            Db::Sqlite(p) => Tx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
+            Db::Postgres(p) => Tx::Postgres(p.begin().await?),
+        })
+    }
+
+    /// Readiness: the database answers a trivial query.
+    pub async fn ping(&self) -> sqlx::Result<()> {
+        match self {
+            Db::Sqlite(p) => sqlx::query("select 1").execute(p).await.map(drop),
+            Db::Postgres(p) => sqlx::query("select 1").execute(p).await.map(drop),
+        }
+    }
+
+    pub async fn close(&self) {
+        match self {
+            Db::Sqlite(p) => p.close().await,
+            Db::Postgres(p) => p.close().await,
+        }
+    }
+}
+
+impl Tx {
+    pub async fn commit(self) -> sqlx::Result<()> {
+        match self {
+            Tx::Sqlite(t) => t.commit().await,
+            Tx::Postgres(t) => t.commit().await,
+        }
+    }
+}
+
+/// (version, description, SQL) per backend. The version numbers of the two lists match (a test checks it).
+pub const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "identity",
+    include_str!("../../migrations/sqlite/0001_identity.sql"),
+)];
+pub const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "identity",
+    include_str!("../../migrations/postgres/0001_identity.sql"),
+)];
+
+/// Migrations compiled into the binary, so a deployment is one file.
+#[derive(Debug)]
+struct Embedded(&'static [(i64, &'static str, &'static str)]);
+
+impl MigrationSource<'static> for Embedded {
+    fn resolve(self) -> BoxFuture<'static, Result<Vec<Migration>, sqlx::error::BoxDynError>> {
+        Box::pin(async move {
+            Ok(self
+                .0
+                .iter()
+                .map(|(v, d, sql)| {
+                    Migration::new(
+                        *v,
+                        Cow::Borrowed(*d),
+                        MigrationType::Simple,
+                        Cow::Borrowed(*sql),
+                        false,
+                    )
+                })
+                .collect())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_backends_have_the_same_migration_versions() {
+        let v = |m: &[(i64, &str, &str)]| {
+            m.iter()
+                .map(|(v, d, _)| (*v, d.to_string()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(v(SQLITE_MIGRATIONS), v(POSTGRES_MIGRATIONS));
+        let files = |dir: &str| {
+            let mut f: Vec<String> = std::fs::read_dir(dir)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().into_string().unwrap())
+                .collect();
+            f.sort();
+            f
+        };
+        assert_eq!(files("migrations/sqlite"), files("migrations/postgres"));
+        assert_eq!(files("migrations/sqlite").len(), SQLITE_MIGRATIONS.len());
+    }
+}
+
+/// Like `on_tx!`, for a single statement on the pool (no transaction).
+macro_rules! on_db {
+    ($db:expr, $c:ident => $body:expr) => {
+        match $db {
+            $crate::db::Db::Sqlite($c) => $body,
+            $crate::db::Db::Postgres($c) => $body,
+        }
+    };
+}
+pub(crate) use on_db;
+
+/// A value read from the database that does not parse is a decoding error, not a panic.
+pub(crate) fn decode_err(what: &str, value: &str) -> sqlx::Error {
+    sqlx::Error::Decode(format!("unexpected {what} in the database: {value:?}").into())
+}

@@ -1,0 +1,188 @@
+//! Login sessions, their refresh tokens (stored as SHA-256 hashes only) and denied access-token ids.
+
+use sqlx::Row;
+
+use super::{Db, Tx, decode_err, on_db, on_tx};
+use crate::domain::{Role, SessionId, Timestamp, UserId};
+
+/// What a request's access token is checked against: the user's current state, not the token's claims.
+#[derive(Debug, Clone)]
+pub struct AuthState {
+    pub role: Role,
+    pub disabled: bool,
+    pub session_active: bool,
+    pub jti_denied: bool,
+}
+
+pub async fn create(
+    tx: &mut Tx,
+    id: SessionId,
+    user: UserId,
+    now: Timestamp,
+    expires_at: Timestamp,
+) -> sqlx::Result<()> {
+    on_tx!(tx, c => sqlx::query("insert into sessions (id, user_id, created_at, expires_at) values ($1, $2, $3, $4)")
+        .bind(id.to_string()).bind(user.to_string()).bind(now.micros()).bind(expires_at.micros())
+        .execute(c).await.map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+pub async fn insert_refresh(
+    tx: &mut Tx,
+    hash: &str,
+    session: SessionId,
+    now: Timestamp,
+    expires_at: Timestamp,
+) -> sqlx::Result<()> {
+    on_tx!(tx, c => sqlx::query(
+        "insert into refresh_tokens (token_hash, session_id, created_at, expires_at) values ($1, $2, $3, $4)")
+        .bind(hash).bind(session.to_string()).bind(now.micros()).bind(expires_at.micros())
+        .execute(c).await.map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+/// Marks an unspent, unexpired refresh token as spent and returns its session. Only one of
+/// several concurrent callers can win: the update is conditional on `used_at is null`.
+pub async fn spend_refresh(
+    tx: &mut Tx,
+    hash: &str,
+    now: Timestamp,
+) -> sqlx::Result<Option<SessionId>> {
+    on_tx!(tx, c => {
+        let row = sqlx::query(
+            "update refresh_tokens set used_at = $1
+             where token_hash = $2 and used_at is null and expires_at > $1
+             returning session_id")
+            .bind(now.micros()).bind(hash).fetch_optional(c).await?;
+        row.map(|r| session_id(r.try_get("session_id")?)).transpose()
+    })
+}
+
+/// A refresh token known to the database, spent or not.
+pub struct RefreshRecord {
+    pub session: SessionId,
+    pub spent: bool,
+}
+
+pub async fn find_refresh(tx: &mut Tx, hash: &str) -> sqlx::Result<Option<RefreshRecord>> {
+    on_tx!(tx, c => {
+        let row = sqlx::query("select session_id, used_at from refresh_tokens where token_hash = $1")
+            .bind(hash).fetch_optional(c).await?;
+        match row {
+            None => Ok(None),
+            Some(r) => Ok(Some(RefreshRecord {
+                session: session_id(r.try_get("session_id")?)?,
+                spent: r.try_get::<Option<i64>, _>("used_at")?.is_some(),
+            })),
+        }
+    })
+}
+
+/// The owner of a session, if the session is live and its user may log in.
+pub async fn live_session_user(
+    tx: &mut Tx,
+    session: SessionId,
+    now: Timestamp,
+) -> sqlx::Result<Option<UserId>> {
+    on_tx!(tx, c => {
+        let row = sqlx::query(
+            "select s.user_id from sessions s join users u on u.id = s.user_id
+             where s.id = $1 and s.revoked_at is null and s.expires_at > $2 and not u.disabled")
+            .bind(session.to_string()).bind(now.micros()).fetch_optional(c).await?;
+        row.map(|r| {
+            let id: String = r.try_get("user_id")?;
+            id.parse().map_err(|_| decode_err("user id", &id))
+        }).transpose()
+    })
+}
+
+/// The absolute expiry of a session (a refresh token never outlives it).
+pub async fn expires_at(tx: &mut Tx, session: SessionId) -> sqlx::Result<Option<Timestamp>> {
+    on_tx!(tx, c => Ok(sqlx::query("select expires_at from sessions where id = $1")
+        .bind(session.to_string()).fetch_optional(c).await?
+        .map(|r| r.try_get::<i64, _>("expires_at")).transpose()?.map(Timestamp::from_micros)))
+}
+
+/// Ends a session: its refresh tokens and the access tokens issued from it stop working.
+pub async fn revoke(
+    tx: &mut Tx,
+    session: SessionId,
+    reason: &str,
+    now: Timestamp,
+) -> sqlx::Result<bool> {
+    let done = on_tx!(tx, c => sqlx::query(
+        "update sessions set revoked_at = $1, revoked_reason = $2 where id = $3 and revoked_at is null")
+        .bind(now.micros()).bind(reason).bind(session.to_string()).execute(c).await.map(|r| r.rows_affected()))?;
+    Ok(done > 0)
+}
+
+/// Ends every live session of a user, except `keep` (the caller's own, on a password change).
+pub async fn revoke_all_of(
+    tx: &mut Tx,
+    user: UserId,
+    keep: Option<SessionId>,
+    reason: &str,
+    now: Timestamp,
+) -> sqlx::Result<u64> {
+    let keep = keep.map(|k| k.to_string()).unwrap_or_default();
+    let done = on_tx!(tx, c => sqlx::query(
+        "update sessions set revoked_at = $1, revoked_reason = $2
+         where user_id = $3 and revoked_at is null and id <> $4")
+        .bind(now.micros()).bind(reason).bind(user.to_string()).bind(keep).execute(c).await.map(|r| r.rows_affected()))?;
+    Ok(done)
+}
+
+/// Denies one access token until it expires (RFC 7009 revocation of an access token).
+pub async fn deny_jti(tx: &mut Tx, jti: &str, expires_at: Timestamp) -> sqlx::Result<()> {
+    on_tx!(tx, c => sqlx::query("insert into denied_tokens (jti, expires_at) values ($1, $2) on conflict (jti) do nothing")
+        .bind(jti).bind(expires_at.micros()).execute(c).await.map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+/// One query per authenticated request: the user's role and status, the session's liveness
+/// and whether the token's id was denied. `None` when the user or the session does not exist.
+pub async fn auth_state(
+    db: &Db,
+    user: UserId,
+    session: SessionId,
+    jti: &str,
+    now: Timestamp,
+) -> sqlx::Result<Option<AuthState>> {
+    on_db!(db, c => {
+        let row = sqlx::query(
+            "select u.role, u.disabled, s.revoked_at, s.expires_at,
+                    (select count(*) from denied_tokens d where d.jti = $3) as denied
+             from users u join sessions s on s.user_id = u.id
+             where u.id = $1 and s.id = $2")
+            .bind(user.to_string()).bind(session.to_string()).bind(jti)
+            .fetch_optional(c).await?;
+        match row {
+            None => Ok(None),
+            Some(r) => {
+                let role: String = r.try_get("role")?;
+                let revoked: Option<i64> = r.try_get("revoked_at")?;
+                let expires: i64 = r.try_get("expires_at")?;
+                Ok(Some(AuthState {
+                    role: Role::parse(&role).ok_or_else(|| decode_err("role", &role))?,
+                    disabled: r.try_get("disabled")?,
+                    session_active: revoked.is_none() && expires > now.micros(),
+                    jti_denied: r.try_get::<i64, _>("denied")? > 0,
+                }))
+            }
+        }
+    })
+}
+
+/// Deletes what can no longer be used: expired denied ids and refresh tokens of expired sessions.
+pub async fn prune(db: &Db, now: Timestamp) -> sqlx::Result<u64> {
+    let n = on_db!(db, c => {
+        let a = sqlx::query("delete from denied_tokens where expires_at < $1").bind(now.micros()).execute(c).await?;
+        let b = sqlx::query("delete from refresh_tokens where expires_at < $1").bind(now.micros()).execute(c).await?;
+        a.rows_affected() + b.rows_affected()
+    });
+    Ok(n)
+}
+
+fn session_id(s: String) -> sqlx::Result<SessionId> {
+    s.parse().map_err(|_| decode_err("session id", &s))
+}

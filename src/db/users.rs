@@ -1,0 +1,193 @@
+//! The `users` table.
+
+use sqlx::Row;
+
+use super::{Db, Tx, decode_err, on_db, on_tx};
+use crate::domain::{Role, Timestamp, UserId};
+
+/// A user as stored, without the password hash.
+#[derive(Debug, Clone)]
+pub struct User {
+    pub id: UserId,
+    pub email: String,
+    pub full_name: String,
+    pub role: Role,
+    pub disabled: bool,
+    pub created_at: Timestamp,
+}
+
+/// A user to insert; the password is already hashed.
+pub struct NewUser<'a> {
+    pub id: UserId,
+    pub email: &'a str,
+    pub full_name: &'a str,
+    pub password_hash: &'a str,
+    pub role: Role,
+    pub now: Timestamp,
+}
+
+/// The columns of `User`, spliced into statements at compile time (`concat!`), never at run time.
+macro_rules! columns {
+    () => {
+        "id, email, full_name, role, disabled, created_at"
+    };
+}
+
+macro_rules! user_row {
+    ($r:expr) => {{
+        let r = $r;
+        let id: String = r.try_get("id")?;
+        let role: String = r.try_get("role")?;
+        User {
+            id: id.parse().map_err(|_| decode_err("user id", &id))?,
+            email: r.try_get("email")?,
+            full_name: r.try_get("full_name")?,
+            role: Role::parse(&role).ok_or_else(|| decode_err("role", &role))?,
+            disabled: r.try_get("disabled")?,
+            created_at: Timestamp::from_micros(r.try_get("created_at")?),
+        }
+    }};
+}
+
+pub async fn insert(tx: &mut Tx, u: &NewUser<'_>) -> sqlx::Result<()> {
+    on_tx!(tx, c => sqlx::query(
+        "insert into users (id, email, full_name, password_hash, role, disabled, created_at, updated_at)
+         values ($1, $2, $3, $4, $5, false, $6, $6)")
+        .bind(u.id.to_string())
+        .bind(u.email)
+        .bind(u.full_name)
+        .bind(u.password_hash)
+        .bind(u.role.as_str())
+        .bind(u.now.micros())
+        .execute(c).await.map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+/// The user with this (normalised) email and their password hash.
+pub async fn find_credentials(db: &Db, email: &str) -> sqlx::Result<Option<(User, String)>> {
+    let sql: &str = concat!(
+        "select ",
+        columns!(),
+        ", password_hash from users where email = $1"
+    );
+    on_db!(db, c => {
+        let row = sqlx::query(sql).bind(email).fetch_optional(c).await?;
+        match row {
+            None => Ok(None),
+            Some(r) => Ok(Some((user_row!(&r), r.try_get("password_hash")?))),
+        }
+    })
+}
+
+/// The password hash of a user (for a password change).
+pub async fn password_hash(tx: &mut Tx, id: UserId) -> sqlx::Result<Option<String>> {
+    on_tx!(tx, c => sqlx::query("select password_hash from users where id = $1")
+        .bind(id.to_string()).fetch_optional(c).await?
+        .map(|r| r.try_get("password_hash")).transpose())
+}
+
+pub async fn find(tx: &mut Tx, id: UserId) -> sqlx::Result<Option<User>> {
+    let sql: &str = concat!("select ", columns!(), " from users where id = $1");
+    on_tx!(tx, c => {
+        match sqlx::query(sql).bind(id.to_string()).fetch_optional(c).await? {
+            None => Ok(None),
+            Some(r) => Ok(Some(user_row!(&r))),
+        }
+    })
+}
+
+/// Locks the row for the rest of the transaction on PostgreSQL (SQLite's `BEGIN IMMEDIATE` already holds the lock).
+pub async fn find_for_update(tx: &mut Tx, id: UserId) -> sqlx::Result<Option<User>> {
+    let sql = match tx {
+        Tx::Sqlite(_) => concat!("select ", columns!(), " from users where id = $1"),
+        Tx::Postgres(_) => concat!(
+            "select ",
+            columns!(),
+            " from users where id = $1 for update"
+        ),
+    };
+    on_tx!(tx, c => {
+        match sqlx::query(sql).bind(id.to_string()).fetch_optional(c).await? {
+            None => Ok(None),
+            Some(r) => Ok(Some(user_row!(&r))),
+        }
+    })
+}
+
+/// A page of users in creation order (ids are UUIDv7, so id order is creation order).
+pub async fn list(tx: &mut Tx, after: Option<UserId>, limit: u32) -> sqlx::Result<Vec<User>> {
+    let after = after.map(|a| a.to_string()).unwrap_or_default();
+    let sql: &str = concat!(
+        "select ",
+        columns!(),
+        " from users where id > $1 order by id limit $2"
+    );
+    on_tx!(tx, c => {
+        let rows = sqlx::query(sql).bind(after).bind(i64::from(limit)).fetch_all(c).await?;
+        rows.iter().map(|r| Ok(user_row!(r))).collect()
+    })
+}
+
+/// The number of admins who can still log in. On PostgreSQL their rows are locked, so two
+/// concurrent demotions cannot both see "another admin is left".
+pub async fn count_active_admins(tx: &mut Tx) -> sqlx::Result<i64> {
+    match tx {
+        Tx::Sqlite(t) => {
+            sqlx::query("select count(*) as n from users where role = 'admin' and not disabled")
+                .fetch_one(&mut **t)
+                .await?
+                .try_get("n")
+        }
+        Tx::Postgres(t) => {
+            let rows = sqlx::query(
+                "select id from users where role = 'admin' and not disabled for update",
+            )
+            .fetch_all(&mut **t)
+            .await?;
+            Ok(rows.len() as i64)
+        }
+    }
+}
+
+pub async fn any_admin(tx: &mut Tx) -> sqlx::Result<bool> {
+    on_tx!(tx, c => Ok(sqlx::query("select 1 from users where role = 'admin' limit 1").fetch_optional(c).await?.is_some()))
+}
+
+pub async fn set_password_hash(
+    tx: &mut Tx,
+    id: UserId,
+    hash: &str,
+    now: Timestamp,
+) -> sqlx::Result<()> {
+    on_tx!(tx, c => sqlx::query("update users set password_hash = $1, updated_at = $2 where id = $3")
+        .bind(hash).bind(now.micros()).bind(id.to_string()).execute(c).await.map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+pub async fn set_full_name(
+    tx: &mut Tx,
+    id: UserId,
+    name: &str,
+    now: Timestamp,
+) -> sqlx::Result<()> {
+    on_tx!(tx, c => sqlx::query("update users set full_name = $1, updated_at = $2 where id = $3")
+        .bind(name).bind(now.micros()).bind(id.to_string()).execute(c).await.map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+pub async fn set_role(tx: &mut Tx, id: UserId, role: Role, now: Timestamp) -> sqlx::Result<()> {
+    on_tx!(tx, c => sqlx::query("update users set role = $1, updated_at = $2 where id = $3")
+        .bind(role.as_str()).bind(now.micros()).bind(id.to_string()).execute(c).await.map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+pub async fn set_disabled(
+    tx: &mut Tx,
+    id: UserId,
+    disabled: bool,
+    now: Timestamp,
+) -> sqlx::Result<()> {
+    on_tx!(tx, c => sqlx::query("update users set disabled = $1, updated_at = $2 where id = $3")
+        .bind(disabled).bind(now.micros()).bind(id.to_string()).execute(c).await.map(|r| r.rows_affected()))?;
+    Ok(())
+}

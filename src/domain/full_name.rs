@@ -1,0 +1,56 @@
+//! A person's display name: 1..=100 characters after trimming, no control characters.
+
+use crate::error::ValidationError;
+
+pub const MAX_CHARS: usize = 100;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FullName(String);
+
+impl FullName {
+    pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+        let s = raw.trim();
+        let n = s.chars().count();
+        let bad = |m: &str| Err(ValidationError::field("full_name", m));
+        if n == 0 {
+            return bad("must not be empty");
+        }
+        if n > MAX_CHARS {
+            return bad("must be at most 100 characters");
+        }
+        // Control characters (CR/LF included) and line separators would let a name forge log lines or headers.
+        if s.chars()
+            .any(|c| c.is_control() || c == '\u{2028}' || c == '\u{2029}')
+        {
+            return bad("must not contain control characters");
+        }
+        Ok(Self(s.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_inner(self) -> String {
+        self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_characters_not_bytes() {
+        assert!(FullName::parse(&"é".repeat(100)).is_ok());
+        assert!(FullName::parse(&"é".repeat(101)).is_err());
+    }
+
+    #[test]
+    fn trims_and_refuses_blank_and_control_characters() {
+        assert_eq!(FullName::parse("  Ada  ").unwrap().as_str(), "Ada");
+        assert!(FullName::parse("   ").is_err());
+        assert!(FullName::parse("a\nb").is_err());
+        assert!(FullName::parse("a\u{0085}b").is_err());
+    }
+}

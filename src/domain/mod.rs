@@ -1,0 +1,15 @@
+//! Pure types and rules, no I/O. Each type can only hold a valid value: parse, don't validate.
+
+pub mod email;
+pub mod full_name;
+pub mod ids;
+pub mod password;
+pub mod role;
+pub mod time;
+
+pub use email::Email;
+pub use full_name::FullName;
+pub use ids::{SessionId, UserId};
+pub use password::{Password, PasswordPolicy};
+pub use role::Role;
+pub use time::Timestamp;

@@ -1,0 +1,134 @@
+//! One error type for the whole application. It knows nothing of HTTP: `http::error` maps it.
+
+use std::fmt;
+
+/// A field that failed validation, with a reason a client can show to a person.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+/// One or more invalid fields of a request.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ValidationError {
+    pub errors: Vec<FieldError>,
+}
+
+impl ValidationError {
+    pub fn field(field: impl Into<String>, message: impl Into<String>) -> Self {
+        let mut e = Self::default();
+        e.push(field, message);
+        e
+    }
+
+    pub fn push(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        self.errors.push(FieldError {
+            field: field.into(),
+            message: message.into(),
+        });
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.errors.is_empty()
+    }
+
+    /// Collects the error of a parse into this list and returns the value, if any.
+    pub fn collect<T>(&mut self, r: Result<T, ValidationError>) -> Option<T> {
+        match r {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.errors.extend(e.errors);
+                None
+            }
+        }
+    }
+
+    /// `Ok(())` when no field failed.
+    pub fn into_result(self) -> Result<(), ValidationError> {
+        if self.is_empty() { Ok(()) } else { Err(self) }
+    }
+}
+
+impl fmt::Display for ValidationError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let fields: Vec<&str> = self.errors.iter().map(|e| e.field.as_str()).collect();
+        write!(f, "invalid input: {}", fields.join(", "))
+    }
+}
+
+impl std::error::Error for ValidationError {}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// No credentials, or credentials that did not verify.
+    #[error("authentication required")]
+    Unauthenticated { token_presented: bool },
+    #[error("not allowed")]
+    Forbidden,
+    /// A sensitive change was asked with a wrong current password.
+    #[error("the current password is not correct")]
+    WrongPassword,
+    #[error("not found")]
+    NotFound,
+    #[error("{0} already exists")]
+    Conflict(&'static str),
+    /// A rule of the domain refused the operation (for example: the last admin cannot be demoted).
+    #[error("{0}")]
+    Refused(&'static str),
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
+    #[error("too many requests")]
+    RateLimited { retry_after_s: u64 },
+    /// The server is at capacity (for example: the password-hashing queue is full).
+    #[error("service busy")]
+    Busy { retry_after_s: u64 },
+    /// A backing service (the database) is unreachable.
+    #[error("service unavailable")]
+    Unavailable(#[source] anyhow::Error),
+    #[error("internal error")]
+    Internal(#[from] anyhow::Error),
+}
+
+pub type Result<T, E = AppError> = std::result::Result<T, E>;
+
+impl AppError {
+    pub fn unauthenticated() -> Self {
+        AppError::Unauthenticated {
+            token_presented: false,
+        }
+    }
+    pub fn invalid_token() -> Self {
+        AppError::Unauthenticated {
+            token_presented: true,
+        }
+    }
+}
+
+impl From<sqlx::Error> for AppError {
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::RowNotFound => AppError::NotFound,
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+                AppError::Unavailable(anyhow::Error::new(e).context("database unreachable"))
+            }
+            other => AppError::Internal(anyhow::Error::new(other).context("database error")),
+        }
+    }
+}
+
+/// Turns a unique-constraint violation into a client-facing conflict (the same on SQLite and PostgreSQL).
+pub trait ResultExt<T> {
+    fn on_unique(self, what: &'static str) -> Result<T>;
+}
+
+impl<T> ResultExt<T> for std::result::Result<T, sqlx::Error> {
+    fn on_unique(self, what: &'static str) -> Result<T> {
+        self.map_err(|e| match &e {
+            sqlx::Error::Database(d) if d.kind() == sqlx::error::ErrorKind::UniqueViolation => {
+                AppError::Conflict(what)
+            }
+            _ => AppError::from(e),
+        })
+    }
+}

@@ -1,0 +1,197 @@
+//! How errors look on the wire: RFC 9457 problem+json, except on the token endpoints, which
+//! answer RFC 6749 section 5.2 errors. Internals are logged here, once, and never sent.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use crate::error::{AppError, FieldError};
+
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub errors: Option<Vec<FieldError>>,
+}
+
+/// A problem+json answer.
+pub fn problem(
+    status: StatusCode,
+    code: &str,
+    detail: &str,
+    errors: Option<Vec<FieldError>>,
+) -> Response {
+    let body = Problem {
+        kind: format!("urn:imangor:problem:{code}"),
+        title: status.canonical_reason().unwrap_or("Error").to_owned(),
+        status: status.as_u16(),
+        detail: detail.to_owned(),
+        errors,
+    };
+    let mut res = (status, Json(body)).into_response();
+    res.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+    res
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let (status, code) = match &self {
+            AppError::Unauthenticated { .. } => (StatusCode::UNAUTHORIZED, "unauthenticated"),
+            AppError::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
+            AppError::WrongPassword => (StatusCode::FORBIDDEN, "wrong_password"),
+            AppError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+            AppError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            AppError::Refused(_) => (StatusCode::CONFLICT, "refused"),
+            AppError::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
+            AppError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            AppError::Busy { .. } => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
+            AppError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            AppError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        };
+        let detail = match &self {
+            AppError::Internal(e) | AppError::Unavailable(e) => {
+                // `{:#}` prints the whole context chain; it goes to the log only.
+                tracing::error!(error = format!("{e:#}"), "request failed");
+                self.to_string()
+            }
+            e => e.to_string(),
+        };
+        let errors = match &self {
+            AppError::Invalid(v) => Some(v.errors.clone()),
+            _ => None,
+        };
+        let mut res = problem(status, code, &detail, errors);
+        let h = res.headers_mut();
+        match &self {
+            AppError::Unauthenticated {
+                token_presented: false,
+            } => {
+                h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            AppError::Unauthenticated {
+                token_presented: true,
+            } => {
+                h.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(r#"Bearer error="invalid_token""#),
+                );
+            }
+            AppError::RateLimited { retry_after_s } | AppError::Busy { retry_after_s } => {
+                h.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_s));
+            }
+            _ => {}
+        }
+        res
+    }
+}
+
+/// An OAuth2 error (RFC 6749 section 5.2), answered by the token endpoints.
+#[derive(Debug)]
+pub struct OAuthError {
+    status: StatusCode,
+    error: &'static str,
+    description: &'static str,
+    retry_after_s: Option<u64>,
+}
+
+impl OAuthError {
+    pub fn invalid_request(description: &'static str) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            error: "invalid_request",
+            description,
+            retry_after_s: None,
+        }
+    }
+    pub fn unsupported_grant_type() -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            error: "unsupported_grant_type",
+            description: "supported grant types: password, refresh_token",
+            retry_after_s: None,
+        }
+    }
+}
+
+impl From<AppError> for OAuthError {
+    fn from(e: AppError) -> Self {
+        let (status, error, description, retry_after_s) = match &e {
+            AppError::Unauthenticated { .. }
+            | AppError::NotFound
+            | AppError::Forbidden
+            | AppError::WrongPassword
+            | AppError::Refused(_) => (
+                StatusCode::BAD_REQUEST,
+                "invalid_grant",
+                "the credentials or the refresh token are not valid",
+                None,
+            ),
+            AppError::Invalid(_) | AppError::Conflict(_) => (
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "the request is malformed",
+                None,
+            ),
+            AppError::RateLimited { retry_after_s } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "slow_down",
+                "too many attempts; retry later",
+                Some(*retry_after_s),
+            ),
+            AppError::Busy { retry_after_s } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                "the server is busy; retry later",
+                Some(*retry_after_s),
+            ),
+            AppError::Unavailable(err) | AppError::Internal(err) => {
+                tracing::error!(error = format!("{err:#}"), "token request failed");
+                let status = if matches!(e, AppError::Unavailable(_)) {
+                    StatusCode::SERVICE_UNAVAILABLE
+                } else {
+                    StatusCode::INTERNAL_SERVER_ERROR
+                };
+                (
+                    status,
+                    if status == StatusCode::SERVICE_UNAVAILABLE {
+                        "temporarily_unavailable"
+                    } else {
+                        "server_error"
+                    },
+                    "the server could not complete the request",
+                    None,
+                )
+            }
+        };
+        Self {
+            status,
+            error,
+            description,
+            retry_after_s,
+        }
+    }
+}
+
+impl IntoResponse for OAuthError {
+    fn into_response(self) -> Response {
+        let body =
+            serde_json::json!({ "error": self.error, "error_description": self.description });
+        let mut res = (self.status, Json(body)).into_response();
+        let h = res.headers_mut();
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+        if let Some(s) = self.retry_after_s {
+            h.insert(header::RETRY_AFTER, HeaderValue::from(s));
+        }
+        res
+    }
+}

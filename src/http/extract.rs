@@ -1,0 +1,274 @@
+//! Extractors: the authenticated caller, strict JSON bodies, OAuth2 form bodies, request metadata.
+
+use std::net::SocketAddr;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{
+    ConnectInfo, FromRequest, FromRequestParts, OptionalFromRequestParts, Request,
+};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::de::DeserializeOwned;
+
+use super::error::problem;
+use crate::authz::Principal;
+use crate::error::{AppError, ValidationError};
+use crate::service::RequestMeta;
+use crate::service::auth::authenticate;
+use crate::state::AppState;
+
+/// The bearer token of a request: `Ok(None)` without an `Authorization` header, an error when the
+/// header is there but unusable (several headers, another scheme, an empty token).
+fn bearer(headers: &HeaderMap) -> Result<Option<&str>, AppError> {
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(AppError::invalid_token());
+    }
+    let value = value.to_str().map_err(|_| AppError::invalid_token())?;
+    let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
+    // Auth schemes are case-insensitive (RFC 9110 section 11.1).
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(AppError::unauthenticated());
+    }
+    let token = token.trim();
+    if token.is_empty() {
+        return Err(AppError::invalid_token());
+    }
+    Ok(Some(token))
+}
+
+impl FromRequestParts<AppState> for Principal {
+    type Rejection = AppError;
+
+    #[tracing::instrument(name = "authn", skip_all)]
+    async fn from_request_parts(
+        parts: &mut Parts,
+        app: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = bearer(&parts.headers)?.ok_or_else(AppError::unauthenticated)?;
+        authenticate(app, token).await
+    }
+}
+
+/// `Option<Principal>`: no header is `None`; a header that does not verify is still a 401.
+impl OptionalFromRequestParts<AppState> for Principal {
+    type Rejection = AppError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        app: &AppState,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        match bearer(&parts.headers)? {
+            None => Ok(None),
+            Some(t) => authenticate(app, t).await.map(Some),
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for RequestMeta {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let ip = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip().to_string());
+        let request_id = parts
+            .headers
+            .get(super::middleware::REQUEST_ID)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        Ok(RequestMeta { ip, request_id })
+    }
+}
+
+/// A JSON body parsed strictly: `application/json` only (415), well-formed (400), and of the
+/// right shape, with unknown fields refused (422 naming the field).
+pub struct AppJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for AppJson<T> {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        if !is_json(req.headers()) {
+            return Err(problem(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "the body must be application/json",
+                None,
+            ));
+        }
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(body_rejection)?;
+        let mut de = serde_json::Deserializer::from_slice(&bytes);
+        let malformed = || {
+            problem(
+                StatusCode::BAD_REQUEST,
+                "malformed_json",
+                "the body is not well-formed JSON",
+                None,
+            )
+        };
+        match serde_path_to_error::deserialize(&mut de) {
+            Ok(v) => {
+                de.end().map_err(|_| malformed())?;
+                Ok(AppJson(v))
+            }
+            Err(e) => {
+                let inner = e.inner();
+                if inner.is_syntax() || inner.is_eof() {
+                    Err(malformed())
+                } else {
+                    let field = field_name(&e.path().to_string(), &inner.to_string());
+                    Err(AppError::Invalid(ValidationError::field(
+                        field,
+                        json_error_message(&inner.to_string()),
+                    ))
+                    .into_response())
+                }
+            }
+        }
+    }
+}
+
+fn is_json(h: &HeaderMap) -> bool {
+    h.get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+}
+
+fn body_rejection(r: BytesRejection) -> Response {
+    if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        problem(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            "the body is larger than allowed",
+            None,
+        )
+    } else {
+        problem(
+            StatusCode::BAD_REQUEST,
+            "bad_body",
+            "the body could not be read",
+            None,
+        )
+    }
+}
+
+/// The field an error is about: the path when serde has one, else the name in backticks of
+/// "missing field `x`" / "unknown field `x`", else the whole body.
+fn field_name(path: &str, message: &str) -> String {
+    if path != "." && !path.is_empty() {
+        return path.to_owned();
+    }
+    message
+        .split('`')
+        .nth(1)
+        .map(str::to_owned)
+        .unwrap_or_else(|| "body".to_owned())
+}
+
+/// serde's message, without the position suffix and the list of expected fields.
+fn json_error_message(message: &str) -> String {
+    let m = message.split(" at line ").next().unwrap_or(message);
+    if m.starts_with("unknown field") {
+        "is not a field of this request".to_owned()
+    } else if m.starts_with("missing field") {
+        "is required".to_owned()
+    } else {
+        m.split(", expected one of").next().unwrap_or(m).to_owned()
+    }
+}
+
+/// An `application/x-www-form-urlencoded` body as name/value pairs, each name at most once
+/// (RFC 6749 section 3.2: repeated parameters are an invalid request).
+pub struct OAuthForm(pub Vec<(String, String)>);
+
+impl OAuthForm {
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .filter(|v| !v.is_empty())
+    }
+}
+
+impl<S: Send + Sync> FromRequest<S> for OAuthForm {
+    type Rejection = super::error::OAuthError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        use super::error::OAuthError;
+        // Credentials never travel in the URL (ASVS V14.2.1).
+        if req.uri().query().is_some() {
+            return Err(OAuthError::invalid_request(
+                "parameters must be sent in the request body, not the URL",
+            ));
+        }
+        let form = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|m| {
+                m.trim()
+                    .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+            });
+        if !form {
+            return Err(OAuthError::invalid_request(
+                "the body must be application/x-www-form-urlencoded",
+            ));
+        }
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|_| OAuthError::invalid_request("the body could not be read"))?;
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&bytes)
+            .map_err(|_| OAuthError::invalid_request("the body is not a valid form"))?;
+        let mut names: Vec<&str> = pairs.iter().map(|(k, _)| k.as_str()).collect();
+        names.sort_unstable();
+        if names.windows(2).any(|w| w[0] == w[1]) {
+            return Err(OAuthError::invalid_request("a parameter is repeated"));
+        }
+        Ok(OAuthForm(pairs))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_scheme_is_case_insensitive_and_strict() {
+        let mut h = HeaderMap::new();
+        assert!(matches!(bearer(&h), Ok(None)));
+        h.insert(header::AUTHORIZATION, "bearer abc".parse().unwrap());
+        assert_eq!(bearer(&h).unwrap(), Some("abc"));
+        h.insert(header::AUTHORIZATION, "Bearer ".parse().unwrap());
+        assert!(bearer(&h).is_err());
+        h.insert(header::AUTHORIZATION, "Basic abc".parse().unwrap());
+        assert!(bearer(&h).is_err());
+        h.insert(header::AUTHORIZATION, "Bearer a".parse().unwrap());
+        h.append(header::AUTHORIZATION, "Bearer b".parse().unwrap());
+        assert!(bearer(&h).is_err());
+    }
+
+    #[test]
+    fn json_errors_name_the_field() {
+        assert_eq!(
+            field_name(".", "unknown field `role`, expected one of `email`"),
+            "role"
+        );
+        assert_eq!(field_name("title", "invalid type"), "title");
+        assert_eq!(
+            json_error_message("unknown field `role`, expected one of `a` at line 1 column 9"),
+            "is not a field of this request"
+        );
+    }
+}

@@ -1,0 +1,90 @@
+//! The HTTP surface: routes, OpenAPI document, documentation page, and the layers around them.
+
+pub mod error;
+pub mod extract;
+pub mod health;
+pub mod middleware;
+pub mod token;
+pub mod users;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::StatusCode;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::state::AppState;
+
+/// Largest request body accepted (64 KiB).
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "imangor", description = "An API server built to the security guide: identity, tokens, authorization, encrypted data."),
+    modifiers(&BearerScheme),
+    tags((name = "identity", description = "Accounts and OAuth2 tokens"), (name = "health", description = "Probes"))
+)]
+struct ApiDoc;
+
+struct BearerScheme;
+
+impl utoipa::Modify for BearerScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The routes and the OpenAPI document generated from them (so the two cannot drift).
+pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .nest("/api/v1", users::router().merge(token::router()))
+        .merge(health::router())
+        .split_for_parts()
+}
+
+/// The whole application, with its layers.
+pub fn router(app: AppState) -> Router {
+    let timeout = app.config.request_timeout;
+    let (api, openapi) = api();
+    let docs = SwaggerUi::new("/docs")
+        .url("/openapi.json", openapi)
+        .config(
+            utoipa_swagger_ui::Config::from("/openapi.json")
+                .validator_url("none")
+                .try_it_out_enabled(true),
+        );
+    api.merge(docs)
+        .fallback(middleware::not_found)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
+        .layer(CatchPanicLayer::custom(middleware::panic_response))
+        .layer(axum::middleware::from_fn(middleware::security_headers))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|req: &Request| {
+                    // The path only, never the query string: it may carry a token.
+                    let id = req.headers().get(middleware::REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("");
+                    tracing::info_span!("request", method = %req.method(), path = req.uri().path(), request_id = id)
+                })
+                .on_request(())
+                .on_response(|res: &axum::response::Response, latency: std::time::Duration, _: &tracing::Span| {
+                    tracing::info!(status = res.status().as_u16(), latency_ms = latency.as_millis() as u64, "answered");
+                }),
+        )
+        .layer(axum::middleware::from_fn(middleware::request_id))
+        .with_state(app)
+}

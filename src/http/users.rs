@@ -1,0 +1,305 @@
+//! `/api/v1/users`: registration, the caller's profile, account administration.
+
+use axum::Json;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::extract::AppJson;
+use crate::authz::Principal;
+use crate::db::users::User;
+use crate::domain::{Email, FullName, Password, Role, UserId};
+use crate::error::{AppError, Result, ValidationError};
+use crate::service::users::{AccountChange, NewAccount, ProfileChange};
+use crate::service::{self, RequestMeta};
+use crate::state::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create, list))
+        .routes(routes!(me, update_me))
+        .routes(routes!(update))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUser {
+    /// An email address; compared case-insensitively.
+    email: String,
+    /// 8 to 100 characters (the minimum is configurable), not a common password.
+    password: String,
+    /// 1 to 100 characters, no control characters.
+    full_name: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateMe {
+    full_name: Option<String>,
+    /// Required with `new_password`.
+    current_password: Option<String>,
+    new_password: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateUser {
+    role: Option<Role>,
+    disabled: Option<bool>,
+}
+
+/// A profile as its owner sees it.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserView {
+    id: UserId,
+    email: String,
+    full_name: String,
+    role: Role,
+    created_at: String,
+}
+
+/// An account as admins and managers see it.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AccountView {
+    id: UserId,
+    email: String,
+    full_name: String,
+    role: Role,
+    disabled: bool,
+    created_at: String,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AccountPage {
+    items: Vec<AccountView>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    next_cursor: Option<String>,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[allow(dead_code)] // documents the query; parsing is `page_params`, which refuses repeats and unknown names
+struct PageQuery {
+    /// 1..=100, default 50.
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+impl From<User> for UserView {
+    fn from(u: User) -> Self {
+        Self {
+            id: u.id,
+            email: u.email,
+            full_name: u.full_name,
+            role: u.role,
+            created_at: u.created_at.rfc3339(),
+        }
+    }
+}
+
+impl From<User> for AccountView {
+    fn from(u: User) -> Self {
+        Self {
+            id: u.id,
+            email: u.email,
+            full_name: u.full_name,
+            role: u.role,
+            disabled: u.disabled,
+            created_at: u.created_at.rfc3339(),
+        }
+    }
+}
+
+/// Register an account (anyone when registration is open; admins only otherwise).
+#[utoipa::path(post, path = "/users", tag = "identity", request_body = CreateUser,
+    responses((status = 201, body = UserView), (status = 409, description = "email taken"), (status = 422, description = "invalid input")))]
+async fn create(
+    State(app): State<AppState>,
+    who: Option<Principal>,
+    meta: RequestMeta,
+    AppJson(req): AppJson<CreateUser>,
+) -> Result<(StatusCode, Json<UserView>)> {
+    let mut errors = ValidationError::default();
+    let email = errors.collect(Email::parse(&req.email));
+    let full_name = errors.collect(FullName::parse(&req.full_name));
+    let password = errors.collect(Password::parse(
+        &req.password,
+        &app.config.password_policy,
+        "password",
+        Some(req.email.trim()),
+    ));
+    let (Some(email), Some(full_name), Some(password)) = (email, full_name, password) else {
+        return Err(errors.into());
+    };
+    let user = service::users::register(
+        &app,
+        who.as_ref(),
+        NewAccount {
+            email,
+            full_name,
+            password,
+        },
+        &meta,
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(user.into())))
+}
+
+/// The caller's profile.
+#[utoipa::path(get, path = "/users/me", tag = "identity", security(("bearer" = [])), responses((status = 200, body = UserView)))]
+async fn me(State(app): State<AppState>, who: Principal) -> Result<Json<UserView>> {
+    Ok(Json(service::users::me(&app, &who).await?.into()))
+}
+
+/// Change the caller's name or password. A password change needs `current_password` and ends every other session.
+#[utoipa::path(patch, path = "/users/me", tag = "identity", security(("bearer" = [])), request_body = UpdateMe,
+    responses((status = 200, body = UserView), (status = 403, description = "wrong current password"), (status = 422, description = "invalid input")))]
+async fn update_me(
+    State(app): State<AppState>,
+    who: Principal,
+    meta: RequestMeta,
+    AppJson(req): AppJson<UpdateMe>,
+) -> Result<Json<UserView>> {
+    let mut errors = ValidationError::default();
+    let full_name = req
+        .full_name
+        .as_deref()
+        .and_then(|n| errors.collect(FullName::parse(n)));
+    let password = match (req.current_password, req.new_password.as_deref()) {
+        (None, None) => None,
+        (None, Some(_)) => {
+            errors.push("current_password", "is required to change the password");
+            None
+        }
+        (Some(_), None) => {
+            errors.push("new_password", "is required with current_password");
+            None
+        }
+        (Some(current), Some(new)) => {
+            let email = service::users::me(&app, &who).await?.email;
+            errors
+                .collect(Password::parse(
+                    new,
+                    &app.config.password_policy,
+                    "new_password",
+                    Some(&email),
+                ))
+                .map(|p| (current, p))
+        }
+    };
+    if errors.is_empty() && full_name.is_none() && password.is_none() {
+        errors.push(
+            "body",
+            "give full_name, or current_password and new_password",
+        );
+    }
+    errors.into_result()?;
+    let user = service::users::update_me(
+        &app,
+        &who,
+        ProfileChange {
+            full_name,
+            password,
+        },
+        &meta,
+    )
+    .await?;
+    Ok(Json(user.into()))
+}
+
+/// Accounts, in creation order (admins and managers).
+#[utoipa::path(get, path = "/users", tag = "identity", security(("bearer" = [])), params(PageQuery),
+    responses((status = 200, body = AccountPage), (status = 403, description = "not an admin or manager")))]
+async fn list(
+    State(app): State<AppState>,
+    who: Principal,
+    RawQuery(query): RawQuery,
+) -> Result<Json<AccountPage>> {
+    let (limit, cursor) = page_params(query.as_deref())?;
+    let (users, next) = service::users::list(&app, &who, cursor, limit).await?;
+    Ok(Json(AccountPage {
+        items: users.into_iter().map(Into::into).collect(),
+        next_cursor: next.map(|id| URL_SAFE_NO_PAD.encode(id.to_string())),
+    }))
+}
+
+/// Change an account's role or status (admin: both; manager: the status of a `user` only).
+#[utoipa::path(patch, path = "/users/{id}", tag = "identity", security(("bearer" = [])), request_body = UpdateUser,
+    params(("id" = String, Path, description = "the account's id")),
+    responses((status = 200, body = AccountView), (status = 403), (status = 404), (status = 409, description = "own account, or the last admin")))]
+async fn update(
+    State(app): State<AppState>,
+    who: Principal,
+    meta: RequestMeta,
+    Path(id): Path<String>,
+    AppJson(req): AppJson<UpdateUser>,
+) -> Result<Json<AccountView>> {
+    // A path segment that is not an id names no account.
+    let id: UserId = id.parse().map_err(|_| AppError::NotFound)?;
+    if req.role.is_none() && req.disabled.is_none() {
+        return Err(ValidationError::field("body", "give role or disabled").into());
+    }
+    let user = service::users::update(
+        &app,
+        &who,
+        id,
+        AccountChange {
+            role: req.role,
+            disabled: req.disabled,
+        },
+        &meta,
+    )
+    .await?;
+    Ok(Json(user.into()))
+}
+
+/// `limit` (1..=100, default 50) and `cursor` from a query string, each at most once, nothing else.
+fn page_params(query: Option<&str>) -> Result<(u32, Option<UserId>)> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query.unwrap_or(""))
+        .map_err(|_| ValidationError::field("query", "is not a valid query string"))?;
+    let mut errors = ValidationError::default();
+    let (mut limit, mut cursor) = (None, None);
+    for (k, v) in pairs {
+        let slot = match k.as_str() {
+            "limit" => &mut limit,
+            "cursor" => &mut cursor,
+            _ => {
+                errors.push(k, "is not a parameter of this request");
+                continue;
+            }
+        };
+        if slot.replace(v).is_some() {
+            errors.push(k, "is given more than once");
+        }
+    }
+    let limit = match limit {
+        None => 50,
+        Some(v) => match v.parse::<u32>() {
+            Ok(n) if (1..=100).contains(&n) => n,
+            _ => {
+                errors.push("limit", "must be an integer from 1 to 100");
+                0
+            }
+        },
+    };
+    let cursor = cursor.and_then(|c| {
+        let id = URL_SAFE_NO_PAD
+            .decode(&c)
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .and_then(|s| s.parse().ok());
+        if id.is_none() {
+            errors.push("cursor", "is not a cursor returned by this endpoint");
+        }
+        id
+    });
+    errors.into_result()?;
+    Ok((limit, cursor))
+}

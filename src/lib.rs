@@ -1,0 +1,15 @@
+//! imangor: an API server that implements the security guide in one binary.
+#![forbid(unsafe_code)]
+
+pub mod auth;
+pub mod authz;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod error;
+pub mod http;
+pub mod service;
+pub mod startup;
+pub mod state;
+pub mod telemetry;

@@ -1,0 +1,244 @@
+//! Logging in, refreshing and revoking tokens, and turning a bearer token into a `Principal`.
+
+use anyhow::Context;
+
+use super::{Event, RequestMeta};
+use crate::auth::password::Verdict;
+use crate::auth::{random_token, sha256_hex};
+use crate::authz::Principal;
+use crate::db::{sessions, users};
+use crate::domain::password::MAX_LOGIN_BYTES;
+use crate::domain::{Email, Role, SessionId, Timestamp, UserId};
+use crate::error::{AppError, Result};
+use crate::state::AppState;
+
+/// Length of a refresh token: 32 random bytes in base64url.
+const REFRESH_TOKEN_LEN: usize = 43;
+
+/// What a successful grant answers.
+#[derive(Debug)]
+pub struct TokenPair {
+    pub access_token: String,
+    pub expires_in: u64,
+    pub refresh_token: String,
+}
+
+/// The answer to every failed grant: the same for an unknown account, a wrong password, a disabled
+/// account, and a spent, expired or unknown refresh token.
+fn invalid_grant() -> AppError {
+    AppError::unauthenticated()
+}
+
+/// OAuth2 password grant. Exactly one password verification runs whether or not the account exists.
+#[tracing::instrument(skip_all)]
+pub async fn login(
+    app: &AppState,
+    username: &str,
+    password: &str,
+    meta: &RequestMeta,
+) -> Result<TokenPair> {
+    let email = Email::parse(username).ok();
+    let found = match &email {
+        Some(e) if password.len() <= MAX_LOGIN_BYTES => {
+            users::find_credentials(&app.db, e.as_str()).await?
+        }
+        _ => None,
+    };
+    let (user, hash) = match found {
+        Some((u, h)) => (Some(u), Some(h)),
+        None => (None, None),
+    };
+    // An over-long password is checked against the dummy hash, truncated: it cannot match anyway.
+    let presented = if password.len() <= MAX_LOGIN_BYTES {
+        password
+    } else {
+        &password[..password.floor_char_boundary(MAX_LOGIN_BYTES)]
+    };
+    let verdict = app.hasher.verify(presented, hash).await?;
+
+    let now = Timestamp::now();
+    let user = match (verdict, user) {
+        (Verdict::Match { rehash }, Some(u)) if !u.disabled => (u, rehash),
+        (_, u) => {
+            let reason = match (&u, verdict) {
+                (None, _) => "unknown account",
+                (Some(u), Verdict::Match { .. }) if u.disabled => "account disabled",
+                _ => "wrong password",
+            };
+            let mut tx = app.db.begin().await?;
+            let mut e = Event::new("auth.login", "failure").detail(reason);
+            if let Some(u) = &u {
+                e = e.actor(u.id).target(u.id);
+            }
+            e.record(&mut tx, meta).await?;
+            tx.commit().await?;
+            return Err(invalid_grant());
+        }
+    };
+    let (user, rehash) = user;
+    // The new hash is computed before the transaction opens: no lock is held while hashing.
+    let new_hash = if rehash {
+        Some(app.hasher.hash(password).await?)
+    } else {
+        None
+    };
+
+    let mut tx = app.db.begin().await?;
+    if let Some(h) = &new_hash {
+        users::set_password_hash(&mut tx, user.id, h, now).await?;
+    }
+    let session = SessionId::new();
+    let session_end = now.plus_seconds(app.config.session_max_age);
+    sessions::create(&mut tx, session, user.id, now, session_end).await?;
+    let refresh_token = new_refresh_token(
+        &mut tx,
+        session,
+        now,
+        session_end,
+        app.config.refresh_token_ttl,
+    )
+    .await?;
+    let detail = if new_hash.is_some() {
+        "password hash upgraded to argon2id"
+    } else {
+        "password"
+    };
+    Event::new("auth.login", "success")
+        .actor(user.id)
+        .target(session)
+        .detail(detail)
+        .record(&mut tx, meta)
+        .await?;
+    tx.commit().await?;
+    pair(app, user.id, user.role, session, now, refresh_token)
+}
+
+/// OAuth2 refresh grant: the refresh token is spent and a new one issued. Presenting a spent
+/// token again is taken as theft: the whole session (every token of the family) is revoked.
+#[tracing::instrument(skip_all)]
+pub async fn refresh(app: &AppState, token: &str, meta: &RequestMeta) -> Result<TokenPair> {
+    if token.len() != REFRESH_TOKEN_LEN {
+        return Err(invalid_grant());
+    }
+    let hash = sha256_hex(token);
+    let now = Timestamp::now();
+    let mut tx = app.db.begin_write().await?;
+    let Some(session) = sessions::spend_refresh(&mut tx, &hash, now).await? else {
+        let reused = sessions::find_refresh(&mut tx, &hash)
+            .await?
+            .filter(|r| r.spent);
+        if let Some(r) = reused {
+            sessions::revoke(&mut tx, r.session, "refresh token reuse", now).await?;
+            Event::new("auth.refresh_reuse", "session_revoked")
+                .target(r.session)
+                .detail("a spent refresh token was presented again; its whole family is revoked")
+                .record(&mut tx, meta)
+                .await?;
+            tx.commit().await?;
+            tracing::warn!(target: "security", session = %r.session, "refresh token reuse: session revoked");
+        }
+        return Err(invalid_grant());
+    };
+    let Some(user_id) = sessions::live_session_user(&mut tx, session, now).await? else {
+        tx.commit().await?;
+        return Err(invalid_grant());
+    };
+    let user = users::find(&mut tx, user_id)
+        .await?
+        .ok_or_else(invalid_grant)?;
+    let session_end = sessions::expires_at(&mut tx, session)
+        .await?
+        .ok_or_else(invalid_grant)?;
+    let refresh_token = new_refresh_token(
+        &mut tx,
+        session,
+        now,
+        session_end,
+        app.config.refresh_token_ttl,
+    )
+    .await?;
+    Event::new("auth.refresh", "success")
+        .actor(user.id)
+        .target(session)
+        .record(&mut tx, meta)
+        .await?;
+    tx.commit().await?;
+    pair(app, user.id, user.role, session, now, refresh_token)
+}
+
+/// RFC 7009: a refresh token ends its session; an access token's id is denied until it expires.
+/// Unknown or malformed tokens are not an error (the answer is always 200).
+#[tracing::instrument(skip_all)]
+pub async fn revoke(app: &AppState, token: &str, meta: &RequestMeta) -> Result<()> {
+    let now = Timestamp::now();
+    if token.len() == REFRESH_TOKEN_LEN {
+        let mut tx = app.db.begin_write().await?;
+        if let Some(r) = sessions::find_refresh(&mut tx, &sha256_hex(token)).await? {
+            if sessions::revoke(&mut tx, r.session, "revoked by client", now).await? {
+                Event::new("auth.revoke", "session_revoked")
+                    .target(r.session)
+                    .record(&mut tx, meta)
+                    .await?;
+            }
+        }
+        tx.commit().await?;
+    } else if let Ok(v) = app.tokens.verify(token, now) {
+        let mut tx = app.db.begin().await?;
+        sessions::deny_jti(&mut tx, &v.jti, v.expires_at).await?;
+        Event::new("auth.revoke", "access_token_denied")
+            .actor(v.user)
+            .target(v.session)
+            .record(&mut tx, meta)
+            .await?;
+        tx.commit().await?;
+    }
+    Ok(())
+}
+
+/// Verifies a bearer token and the current state of its user and session.
+pub async fn authenticate(app: &AppState, token: &str) -> Result<Principal> {
+    let now = Timestamp::now();
+    let v = app.tokens.verify(token, now).map_err(|e| {
+        tracing::info!(target: "security", reason = %e, "access token refused");
+        AppError::invalid_token()
+    })?;
+    let state = sessions::auth_state(&app.db, v.user, v.session, &v.jti, now)
+        .await?
+        .ok_or_else(AppError::invalid_token)?;
+    if state.disabled || !state.session_active || state.jti_denied {
+        return Err(AppError::invalid_token());
+    }
+    Ok(Principal::new(v.user, state.role, v.session, v.expires_at))
+}
+
+async fn new_refresh_token(
+    tx: &mut crate::db::Tx,
+    session: SessionId,
+    now: Timestamp,
+    session_end: Timestamp,
+    ttl: u64,
+) -> Result<String> {
+    let token = random_token(32)?;
+    let expires = now.plus_seconds(ttl).min(session_end);
+    sessions::insert_refresh(tx, &sha256_hex(&token), session, now, expires).await?;
+    Ok(token)
+}
+
+fn pair(
+    app: &AppState,
+    user: UserId,
+    role: Role,
+    session: SessionId,
+    now: Timestamp,
+    refresh_token: String,
+) -> Result<TokenPair> {
+    let (access_token, _) = app
+        .tokens
+        .issue(user, role, session, now)
+        .context("signing an access token")?;
+    Ok(TokenPair {
+        access_token,
+        expires_in: app.tokens.ttl_s,
+        refresh_token,
+    })
+}

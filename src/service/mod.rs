@@ -1,0 +1,67 @@
+//! Use cases: each checks who may do it, does it in one transaction and records the security event.
+//! No HTTP types here.
+
+pub mod auth;
+pub mod users;
+
+use crate::db::{self, Tx};
+use crate::domain::Timestamp;
+
+/// Where a request came from, for the security event log.
+#[derive(Debug, Clone, Default)]
+pub struct RequestMeta {
+    pub ip: Option<String>,
+    pub request_id: Option<String>,
+}
+
+/// A security event about to be recorded.
+pub(crate) struct Event<'a> {
+    pub action: &'a str,
+    pub outcome: &'a str,
+    pub actor: Option<String>,
+    pub target: Option<String>,
+    pub detail: Option<String>,
+}
+
+impl<'a> Event<'a> {
+    pub fn new(action: &'a str, outcome: &'a str) -> Self {
+        Self {
+            action,
+            outcome,
+            actor: None,
+            target: None,
+            detail: None,
+        }
+    }
+    pub fn actor(mut self, a: impl ToString) -> Self {
+        self.actor = Some(a.to_string());
+        self
+    }
+    pub fn target(mut self, t: impl ToString) -> Self {
+        self.target = Some(t.to_string());
+        self
+    }
+    pub fn detail(mut self, d: impl Into<String>) -> Self {
+        self.detail = Some(d.into());
+        self
+    }
+
+    /// Appends the event in the caller's transaction, so it is recorded exactly when the change is.
+    pub async fn record(self, tx: &mut Tx, meta: &RequestMeta) -> sqlx::Result<()> {
+        tracing::info!(target: "security", action = self.action, outcome = self.outcome, actor = ?self.actor, target_id = ?self.target, "security event");
+        db::events::insert(
+            tx,
+            &db::events::NewEvent {
+                action: self.action,
+                outcome: self.outcome,
+                actor_id: self.actor,
+                target: self.target,
+                ip: meta.ip.clone(),
+                request_id: meta.request_id.clone(),
+                detail: self.detail,
+                at: Timestamp::now(),
+            },
+        )
+        .await
+    }
+}

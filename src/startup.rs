@@ -1,0 +1,162 @@
+//! Building the application from a `Config` and running it until a shutdown signal.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+
+use crate::auth::password::Hasher;
+use crate::auth::token::TokenKeys;
+use crate::config::{self, Config, Secret};
+use crate::db::{Db, DbOptions};
+use crate::state::AppState;
+
+/// A built application: its listener is bound, so the address is known before it serves.
+pub struct App {
+    listener: TcpListener,
+    state: AppState,
+}
+
+/// Opens the database (migrating it), loads keys, makes the hashing pool.
+pub async fn state(config: Config, pg_schema: Option<&str>) -> anyhow::Result<AppState> {
+    config::ensure_data_dir(&config.data_dir)?;
+    let jwt_key = config::jwt_key(&config)?;
+    let url = match &config.database_url {
+        Some(u) => u.clone(),
+        None => Secret::new(format!("sqlite://{}", config.sqlite_path().display())),
+    };
+    let db = Db::connect(DbOptions {
+        url: url.expose(),
+        max_connections: config.db_max_connections,
+        acquire_timeout: config.db_acquire_timeout,
+        pg_schema,
+    })
+    .await?;
+    db.migrate().await?;
+    let tokens = TokenKeys::hs256(
+        &jwt_key,
+        &config.jwt_issuer,
+        &config.jwt_audience,
+        config.access_token_ttl,
+    );
+    let hasher = Hasher::new(config.hash_concurrency, config.hash_queue)?;
+    Ok(AppState {
+        db,
+        config: Arc::new(config),
+        tokens: Arc::new(tokens),
+        hasher: Arc::new(hasher),
+    })
+}
+
+impl App {
+    /// Builds the application on `config.listen` (port 0 picks a free port, as the tests do).
+    pub async fn build(config: Config) -> anyhow::Result<App> {
+        Self::build_with(config, None).await
+    }
+
+    pub async fn build_with(config: Config, pg_schema: Option<&str>) -> anyhow::Result<App> {
+        let listen = config.listen;
+        let state = state(config, pg_schema).await?;
+        if let Some((email, password)) = crate::service::users::bootstrap_admin(&state)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+        {
+            match password {
+                // Printed once, on stderr, never logged.
+                Some(p) => eprintln!(
+                    "\n==== imangor: bootstrap admin created ====\n  email:    {email}\n  password: {p}\n  This password is shown once. Log in and change it.\n==========================================\n"
+                ),
+                None => {
+                    tracing::info!(email = %email, "bootstrap admin created from IMANGOR_BOOTSTRAP_ADMIN_*")
+                }
+            }
+        }
+        let listener = TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("binding IMANGOR_LISTEN {listen}"))?;
+        Ok(App { listener, state })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting, drains in-flight requests
+    /// (at most `shutdown_timeout`) and closes the database.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let App { listener, state } = self;
+        let drain = state.config.shutdown_timeout;
+        let db = state.db.clone();
+        tokio::spawn(prune_loop(db.clone()));
+        tracing::info!(
+            addr = %listener.local_addr()?,
+            env = ?state.config.env,
+            database = state.db.backend(),
+            registration = ?state.config.registration,
+            "imangor serving"
+        );
+        let stopping = Arc::new(tokio::sync::Notify::new());
+        let notify = stopping.clone();
+        let router = crate::http::router(state);
+        let server = axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!("shutdown signal: draining in-flight requests");
+            notify.notify_one();
+        });
+        tokio::select! {
+            r = server => r.context("serving")?,
+            _ = async { stopping.notified().await; tokio::time::sleep(drain).await } => {
+                tracing::warn!("drain did not finish within IMANGOR_SHUTDOWN_TIMEOUT; exiting");
+            }
+        }
+        db.close().await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Deletes expired revocation entries and refresh tokens every ten minutes.
+async fn prune_loop(db: Db) {
+    let mut every = tokio::time::interval(Duration::from_secs(600));
+    loop {
+        every.tick().await;
+        if let Err(e) = crate::db::sessions::prune(&db, crate::domain::Timestamp::now()).await {
+            tracing::warn!(error = %e, "pruning expired tokens failed");
+        }
+    }
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}

@@ -1,0 +1,16 @@
+//! What every request handler can reach.
+
+use std::sync::Arc;
+
+use crate::auth::password::Hasher;
+use crate::auth::token::TokenKeys;
+use crate::config::Config;
+use crate::db::Db;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Db,
+    pub config: Arc<Config>,
+    pub tokens: Arc<TokenKeys>,
+    pub hasher: Arc<Hasher>,
+}
