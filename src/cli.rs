@@ -78,12 +78,12 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             app.run(startup::shutdown_signal()).await
         }
         Command::Migrate => {
-            startup::state(config, None).await?;
+            startup::state(config).await?;
             println!("migrations applied");
             Ok(())
         }
         Command::User(cmd) => {
-            let app = startup::state(config, None).await?;
+            let app = startup::state(config).await?;
             let shown = |e: crate::error::AppError| anyhow::anyhow!("{e}");
             let user = match cmd {
                 UserCommand::Create {

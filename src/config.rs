@@ -154,7 +154,7 @@ impl RawSettings {
                 (None, Some(path)) => {
                     raw.0.insert(
                         key.name,
-                        read_secret_file(Path::new(path)).with_context(|| format!("{file_var}"))?,
+                        read_secret_file(Path::new(path)).with_context(|| file_var.to_string())?,
                     );
                 }
                 (None, None) => {}

@@ -21,7 +21,7 @@ pub struct App {
 }
 
 /// Opens the database (migrating it), loads keys, makes the hashing pool.
-pub async fn state(config: Config, pg_schema: Option<&str>) -> anyhow::Result<AppState> {
+pub async fn state(config: Config) -> anyhow::Result<AppState> {
     config::ensure_data_dir(&config.data_dir)?;
     let jwt_key = config::jwt_key(&config)?;
     let url = match &config.database_url {
@@ -32,7 +32,6 @@ pub async fn state(config: Config, pg_schema: Option<&str>) -> anyhow::Result<Ap
         url: url.expose(),
         max_connections: config.db_max_connections,
         acquire_timeout: config.db_acquire_timeout,
-        pg_schema,
     })
     .await?;
     db.migrate().await?;
@@ -54,12 +53,8 @@ pub async fn state(config: Config, pg_schema: Option<&str>) -> anyhow::Result<Ap
 impl App {
     /// Builds the application on `config.listen` (port 0 picks a free port, as the tests do).
     pub async fn build(config: Config) -> anyhow::Result<App> {
-        Self::build_with(config, None).await
-    }
-
-    pub async fn build_with(config: Config, pg_schema: Option<&str>) -> anyhow::Result<App> {
         let listen = config.listen;
-        let state = state(config, pg_schema).await?;
+        let state = state(config).await?;
         if let Some((email, password)) = crate::service::users::bootstrap_admin(&state)
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?

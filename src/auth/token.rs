@@ -77,8 +77,9 @@ impl TokenKeys {
         );
         let mut validation = Validation::new(Algorithm::HS256);
         validation.algorithms = vec![Algorithm::HS256];
-        validation.leeway = JWT_LEEWAY_S;
-        validation.validate_nbf = true;
+        // Time claims are checked below against the caller's clock, with one leeway for all three.
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
         validation.set_issuer(&[issuer]);
         validation.set_audience(&[audience]);
         validation.required_spec_claims = ["exp", "iss", "aud", "sub"]
@@ -171,11 +172,12 @@ impl TokenKeys {
                 }
             })?;
         let c = data.claims;
+        let (t, skew) = (now.unix_seconds(), JWT_LEEWAY_S as i64);
+        if c.exp < t - skew || c.nbf.is_some_and(|nbf| nbf > t + skew) {
+            return Err(TokenError::Expired);
+        }
         // `iat` is required and may not lie in the future beyond the allowed skew.
-        if c.iat > now.unix_seconds() + JWT_LEEWAY_S as i64
-            || c.exp <= c.iat
-            || c.jti.is_empty()
-            || Role::parse(&c.role).is_none()
+        if c.iat > t + skew || c.exp <= c.iat || c.jti.is_empty() || Role::parse(&c.role).is_none()
         {
             return Err(TokenError::Claims);
         }

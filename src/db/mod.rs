@@ -54,18 +54,14 @@ pub struct DbOptions<'a> {
     pub url: &'a str,
     pub max_connections: u32,
     pub acquire_timeout: Duration,
-    /// PostgreSQL only: the schema to work in (tests give each run its own).
-    pub pg_schema: Option<&'a str>,
 }
 
 impl Db {
     pub async fn connect(o: DbOptions<'_>) -> anyhow::Result<Db> {
         if o.url.starts_with("postgres://") || o.url.starts_with("postgresql://") {
-            let mut opts = PgConnectOptions::from_str(o.url)
+            // `?options=-c search_path=...` in the URL selects a schema (the tests give each run its own).
+            let opts = PgConnectOptions::from_str(o.url)
                 .context("IMANGOR_DATABASE_URL is not a valid PostgreSQL URL")?;
-            if let Some(schema) = o.pg_schema {
-                opts = opts.options([("search_path", schema)]);
-            }
             let pool = PgPoolOptions::new()
                 .max_connections(o.max_connections)
                 .acquire_timeout(o.acquire_timeout)
@@ -203,6 +199,22 @@ impl MigrationSource<'static> for Embedded {
     }
 }
 
+/// Like `on_tx!`, for a single statement on the pool (no transaction).
+macro_rules! on_db {
+    ($db:expr, $c:ident => $body:expr) => {
+        match $db {
+            $crate::db::Db::Sqlite($c) => $body,
+            $crate::db::Db::Postgres($c) => $body,
+        }
+    };
+}
+pub(crate) use on_db;
+
+/// A value read from the database that does not parse is a decoding error, not a panic.
+pub(crate) fn decode_err(what: &str, value: &str) -> sqlx::Error {
+    sqlx::Error::Decode(format!("unexpected {what} in the database: {value:?}").into())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -226,20 +238,4 @@ mod tests {
         assert_eq!(files("migrations/sqlite"), files("migrations/postgres"));
         assert_eq!(files("migrations/sqlite").len(), SQLITE_MIGRATIONS.len());
     }
-}
-
-/// Like `on_tx!`, for a single statement on the pool (no transaction).
-macro_rules! on_db {
-    ($db:expr, $c:ident => $body:expr) => {
-        match $db {
-            $crate::db::Db::Sqlite($c) => $body,
-            $crate::db::Db::Postgres($c) => $body,
-        }
-    };
-}
-pub(crate) use on_db;
-
-/// A value read from the database that does not parse is a decoding error, not a panic.
-pub(crate) fn decode_err(what: &str, value: &str) -> sqlx::Error {
-    sqlx::Error::Decode(format!("unexpected {what} in the database: {value:?}").into())
 }

@@ -106,34 +106,23 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for AppJson<T> {
         let bytes = Bytes::from_request(req, state)
             .await
             .map_err(body_rejection)?;
-        let mut de = serde_json::Deserializer::from_slice(&bytes);
-        let malformed = || {
+        // Well-formedness first (400), then the shape (422), so a syntax error is never reported as a field.
+        let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|_| {
             problem(
                 StatusCode::BAD_REQUEST,
                 "malformed_json",
                 "the body is not well-formed JSON",
                 None,
             )
-        };
-        match serde_path_to_error::deserialize(&mut de) {
-            Ok(v) => {
-                de.end().map_err(|_| malformed())?;
-                Ok(AppJson(v))
-            }
-            Err(e) => {
-                let inner = e.inner();
-                if inner.is_syntax() || inner.is_eof() {
-                    Err(malformed())
-                } else {
-                    let field = field_name(&e.path().to_string(), &inner.to_string());
-                    Err(AppError::Invalid(ValidationError::field(
-                        field,
-                        json_error_message(&inner.to_string()),
-                    ))
-                    .into_response())
-                }
-            }
-        }
+        })?;
+        serde_path_to_error::deserialize(value)
+            .map(AppJson)
+            .map_err(|e| {
+                let message = e.inner().to_string();
+                let field = field_name(&e.path().to_string(), &message);
+                AppError::Invalid(ValidationError::field(field, json_error_message(&message)))
+                    .into_response()
+            })
     }
 }
 

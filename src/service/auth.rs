@@ -173,13 +173,13 @@ pub async fn revoke(app: &AppState, token: &str, meta: &RequestMeta) -> Result<(
     let now = Timestamp::now();
     if token.len() == REFRESH_TOKEN_LEN {
         let mut tx = app.db.begin_write().await?;
-        if let Some(r) = sessions::find_refresh(&mut tx, &sha256_hex(token)).await? {
-            if sessions::revoke(&mut tx, r.session, "revoked by client", now).await? {
-                Event::new("auth.revoke", "session_revoked")
-                    .target(r.session)
-                    .record(&mut tx, meta)
-                    .await?;
-            }
+        if let Some(r) = sessions::find_refresh(&mut tx, &sha256_hex(token)).await?
+            && sessions::revoke(&mut tx, r.session, "revoked by client", now).await?
+        {
+            Event::new("auth.revoke", "session_revoked")
+                .target(r.session)
+                .record(&mut tx, meta)
+                .await?;
         }
         tx.commit().await?;
     } else if let Ok(v) = app.tokens.verify(token, now) {

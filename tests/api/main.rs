@@ -1,0 +1,11 @@
+//! The black-box suite: every test starts a real server on 127.0.0.1 with a database of its own
+//! (SQLite by default; `IMANGOR_TEST_DB=postgres` runs the same suite on PostgreSQL) and talks
+//! HTTP to it. Requirement ids (ASVS 5.0, RFC 8725, NIST 800-63B) are cited where a test proves one.
+
+mod accounts;
+mod helpers;
+mod jwt;
+mod process;
+mod surface;
+mod tokens;
+mod users;

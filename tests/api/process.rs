@@ -1,0 +1,572 @@
+//! The `imangor` binary itself: start-up rules, secrets from files, development keys, logs,
+//! graceful shutdown and the operator commands.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, Command};
+
+use crate::helpers::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_imangor");
+
+/// A running `imangor serve` whose output is captured.
+struct Server {
+    child: Child,
+    addr: String,
+    stdout: Arc<Mutex<String>>,
+    stderr: Arc<Mutex<String>>,
+}
+
+fn command(envs: &[(&str, String)]) -> Command {
+    let mut c = Command::new(BIN);
+    c.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    for (k, v) in envs {
+        c.env(k, v);
+    }
+    c.kill_on_drop(true);
+    c
+}
+
+fn capture<R: tokio::io::AsyncRead + Unpin + Send + 'static>(
+    r: R,
+    into: Arc<Mutex<String>>,
+    addr: Option<tokio::sync::mpsc::Sender<String>>,
+) {
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(r).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let (Some(tx), Ok(v)) = (&addr, serde_json::from_str::<Value>(&line))
+                && v["message"] == "imangor serving"
+            {
+                let _ = tx
+                    .send(v["addr"].as_str().unwrap_or_default().to_owned())
+                    .await;
+            }
+            into.lock().unwrap().push_str(&line);
+            into.lock().unwrap().push('\n');
+        }
+    });
+}
+
+impl Server {
+    async fn start(envs: &[(&str, String)]) -> Server {
+        let mut all = vec![
+            ("IMANGOR_LISTEN", "127.0.0.1:0".to_owned()),
+            ("IMANGOR_LOG_FORMAT", "json".to_owned()),
+        ];
+        all.extend(envs.iter().cloned());
+        let mut child = command(&all)
+            .arg("serve")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (stdout, stderr) = (
+            Arc::new(Mutex::new(String::new())),
+            Arc::new(Mutex::new(String::new())),
+        );
+        let (tx, mut rx) = tokio::sync::mpsc::channel(1);
+        capture(child.stdout.take().unwrap(), stdout.clone(), Some(tx));
+        capture(child.stderr.take().unwrap(), stderr.clone(), None);
+        let addr = tokio::time::timeout(Duration::from_secs(30), rx.recv())
+            .await
+            .unwrap_or_else(|_| panic!("server did not start: {}", stderr.lock().unwrap()))
+            .unwrap();
+        Server {
+            child,
+            addr,
+            stdout,
+            stderr,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    fn terminate(&self) {
+        let pid = self.child.id().unwrap().to_string();
+        assert!(
+            std::process::Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+    }
+
+    async fn stop(mut self) -> (String, String) {
+        self.terminate();
+        let status = tokio::time::timeout(Duration::from_secs(15), self.child.wait())
+            .await
+            .expect("exits after SIGTERM")
+            .unwrap();
+        assert!(status.success(), "clean exit: {status:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let out = self.stdout.lock().unwrap().clone();
+        let err = self.stderr.lock().unwrap().clone();
+        (out, err)
+    }
+}
+
+async fn base_env(dir: &Path) -> Vec<(&'static str, String)> {
+    vec![
+        ("IMANGOR_DATA_DIR", dir.join("data").display().to_string()),
+        ("IMANGOR_DATABASE_URL", database_url(dir).await),
+    ]
+}
+
+async fn refused_start(envs: &[(&str, String)]) -> String {
+    let out = command(envs).arg("serve").output().await.unwrap();
+    assert!(!out.status.success(), "must refuse to start");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[tokio::test]
+async fn production_refuses_missing_short_or_predictable_secrets_v11_2_3_v13_2_3() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = (
+        "IMANGOR_DATABASE_URL",
+        format!("sqlite://{}", dir.path().join("x.db").display()),
+    );
+    let prod = ("IMANGOR_ENV", "production".to_owned());
+    let err = refused_start(&[prod.clone(), db.clone()]).await;
+    assert!(err.contains("IMANGOR_JWT_SECRET"), "{err}");
+    for weak in [
+        "short-secret",
+        "changemechangemechangemechangeme",
+        "secretsecretsecretsecretsecretsecret",
+    ] {
+        let err = refused_start(&[
+            prod.clone(),
+            db.clone(),
+            ("IMANGOR_JWT_SECRET", weak.to_owned()),
+        ])
+        .await;
+        assert!(err.contains("IMANGOR_JWT_SECRET"), "{err}");
+        assert!(
+            !err.contains(weak),
+            "the secret itself is never printed: {err}"
+        );
+    }
+    let err = refused_start(&[prod.clone(), ("IMANGOR_JWT_SECRET", JWT_SECRET.to_owned())]).await;
+    assert!(err.contains("IMANGOR_DATABASE_URL"), "{err}");
+    let err = refused_start(&[("IMANGOR_ENV", "prod".to_owned())]).await;
+    assert!(err.contains("IMANGOR_ENV"), "{err}");
+    // Both forms of one secret is ambiguous.
+    let err = refused_start(&[
+        ("IMANGOR_JWT_SECRET", JWT_SECRET.to_owned()),
+        ("IMANGOR_JWT_SECRET_FILE", "/etc/hostname".to_owned()),
+    ])
+    .await;
+    assert!(err.contains("IMANGOR_JWT_SECRET_FILE"), "{err}");
+}
+
+#[tokio::test]
+async fn production_takes_secrets_from_files_and_a_toml_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret_file = dir.path().join("jwt");
+    std::fs::write(&secret_file, format!("{JWT_SECRET}\n")).unwrap();
+    let pw_file = dir.path().join("admin-pw");
+    std::fs::write(&pw_file, "operator chosen passphrase\n").unwrap();
+    let config = dir.path().join("imangor.toml");
+    std::fs::write(&config, format!("env = \"production\"\njwt_audience = \"aud-from-toml\"\nbootstrap_admin_email = \"ops@example.com\"\nbootstrap_admin_password_file = \"{}\"\n", pw_file.display())).unwrap();
+    let mut envs = base_env(dir.path()).await;
+    envs.push(("IMANGOR_JWT_SECRET_FILE", secret_file.display().to_string()));
+    envs.push(("IMANGOR_CONFIG", config.display().to_string()));
+    let s = Server::start(&envs).await;
+    let c = reqwest::Client::new();
+    let res = c
+        .post(s.url("/api/v1/token"))
+        .form(&[
+            ("grant_type", "password"),
+            ("username", "ops@example.com"),
+            ("password", "operator chosen passphrase"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let t: Value = res.json().await.unwrap();
+    let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+    v.set_audience(&["aud-from-toml"]);
+    jsonwebtoken::decode::<Value>(
+        t["access_token"].as_str().unwrap(),
+        &jsonwebtoken::DecodingKey::from_secret(JWT_SECRET.as_bytes()),
+        &v,
+    )
+    .expect("signed with the file's secret, audience from the TOML file");
+    let (out, err) = s.stop().await;
+    assert!(
+        !err.contains("password:"),
+        "no generated password when one is configured"
+    );
+    assert!(
+        out.lines()
+            .all(|l| serde_json::from_str::<Value>(l).is_ok()),
+        "production logs are JSON lines"
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_toml_setting_stops_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("imangor.toml");
+    std::fs::write(&config, "jwt_secert = \"typo\"\n").unwrap();
+    let err = refused_start(&[("IMANGOR_CONFIG", config.display().to_string())]).await;
+    assert!(err.contains("jwt_secert"), "{err}");
+}
+
+#[tokio::test]
+async fn development_keeps_a_generated_key_and_prints_the_bootstrap_password_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let envs = base_env(dir.path()).await;
+    let s = Server::start(&envs).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let err = s.stderr.lock().unwrap().clone();
+    let password = err
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("password: "))
+        .expect("bootstrap password on stderr")
+        .trim()
+        .to_owned();
+    let key = dir.path().join("data/jwt-secret");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert_eq!(
+            std::fs::metadata(dir.path().join("data"))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777,
+            0o700
+        );
+    }
+    let c = reqwest::Client::new();
+    let login = |url: String| {
+        let c = c.clone();
+        let password = password.clone();
+        async move {
+            c.post(url)
+                .form(&[
+                    ("grant_type", "password"),
+                    ("username", "admin@imangor.local"),
+                    ("password", &password),
+                ])
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let res = login(s.url("/api/v1/token")).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let access = res.json::<Value>().await.unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (out, _) = s.stop().await;
+    assert!(
+        out.contains("DEVELOPMENT MODE"),
+        "a loud warning about the generated key"
+    );
+
+    let s = Server::start(&envs).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        !s.stderr.lock().unwrap().contains("password:"),
+        "printed once only"
+    );
+    let res = c
+        .get(s.url("/api/v1/users/me"))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK, "the generated key was kept");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn logs_never_contain_passwords_or_tokens_and_stay_one_json_object_a_line_v16_2_5_v16_4_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut envs = base_env(dir.path()).await;
+    envs.push(("IMANGOR_JWT_SECRET", JWT_SECRET.to_owned()));
+    envs.push(("RUST_LOG", "debug".to_owned()));
+    let s = Server::start(&envs).await;
+    let c = reqwest::Client::new();
+    let pw = "log canary passphrase 77";
+    let wrong = "wrong canary passphrase 88";
+    let res = c
+        .post(s.url("/api/v1/users"))
+        .json(&json!({"email": "log@example.com", "password": pw, "full_name": "Log"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let bad = c
+        .post(s.url("/api/v1/token"))
+        .form(&[
+            ("grant_type", "password"),
+            ("username", "log@example.com"),
+            ("password", wrong),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+    let t: Value = c
+        .post(s.url("/api/v1/token"))
+        .form(&[
+            ("grant_type", "password"),
+            ("username", "log@example.com"),
+            ("password", pw),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let (access, refresh) = (
+        t["access_token"].as_str().unwrap().to_owned(),
+        t["refresh_token"].as_str().unwrap().to_owned(),
+    );
+    c.get(s.url("/api/v1/users/me"))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .unwrap();
+    c.get(s.url(&format!("/api/v1/users/me?access_token={access}")))
+        .send()
+        .await
+        .unwrap();
+    let r2: Value = c
+        .post(s.url("/api/v1/token"))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    c.post(s.url("/api/v1/token/revoke"))
+        .form(&[("token", r2["refresh_token"].as_str().unwrap())])
+        .send()
+        .await
+        .unwrap();
+    c.patch(s.url("/api/v1/users/me"))
+        .bearer_auth(&access)
+        .json(&json!({"current_password": wrong, "new_password": "another canary 99"}))
+        .send()
+        .await
+        .unwrap();
+    // A path built to forge a log line.
+    c.get(s.url("/x%0a%7B%22level%22:%22ERROR%22%7D"))
+        .send()
+        .await
+        .unwrap();
+    let (out, err) = s.stop().await;
+    let all = format!("{out}\n{err}");
+    let signature = access.rsplit('.').next().unwrap();
+    for secret in [
+        pw,
+        wrong,
+        "another canary 99",
+        access.as_str(),
+        signature,
+        refresh.as_str(),
+        r2["refresh_token"].as_str().unwrap(),
+        JWT_SECRET,
+    ] {
+        assert!(!all.contains(secret), "{secret} leaked into the logs");
+    }
+    assert!(out.lines().count() > 10, "the run was logged");
+    for line in out.lines() {
+        let v: Value =
+            serde_json::from_str(line).unwrap_or_else(|_| panic!("not one JSON object: {line}"));
+        assert_ne!(v["msg"], "forged");
+    }
+}
+
+#[tokio::test]
+async fn sigterm_drains_the_request_in_flight_then_exits() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut envs = base_env(dir.path()).await;
+    envs.push(("IMANGOR_JWT_SECRET", JWT_SECRET.to_owned()));
+    let s = Server::start(&envs).await;
+    let body = json!({"email": "drain@example.com", "password": PASSWORD, "full_name": "Drain"})
+        .to_string();
+    let mut conn = tokio::net::TcpStream::connect(&s.addr).await.unwrap();
+    let head = format!(
+        "POST /api/v1/users HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    conn.write_all(head.as_bytes()).await.unwrap();
+    conn.write_all(&body.as_bytes()[..10]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    s.terminate();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // No new connection is taken once draining.
+    assert!(
+        reqwest::Client::new()
+            .get(s.url("/healthz"))
+            .timeout(Duration::from_secs(2))
+            .send()
+            .await
+            .is_err()
+    );
+    conn.write_all(&body.as_bytes()[10..]).await.unwrap();
+    let mut answer = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(10), conn.read(&mut answer))
+        .await
+        .unwrap()
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer[..n]);
+    assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
+    drop(conn);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn operators_create_promote_and_disable_accounts_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut envs = base_env(dir.path()).await;
+    envs.push(("IMANGOR_JWT_SECRET", JWT_SECRET.to_owned()));
+    let mut child = command(&envs)
+        .args([
+            "user",
+            "create",
+            "--email",
+            "Ops@Example.com",
+            "--full-name",
+            "Ops",
+            "--role",
+            "manager",
+            "--password-stdin",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"an operator passphrase\n")
+        .await
+        .unwrap();
+    let out = child.wait_with_output().await.unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ops@example.com role=manager"));
+
+    let run = |args: &'static [&'static str]| {
+        let envs = envs.clone();
+        async move { command(&envs).args(args).output().await.unwrap() }
+    };
+    let out = run(&[
+        "user",
+        "set-role",
+        "--email",
+        "ops@example.com",
+        "--role",
+        "admin",
+    ])
+    .await;
+    assert!(String::from_utf8_lossy(&out.stdout).contains("role=admin"));
+    let out = run(&[
+        "user",
+        "set-role",
+        "--email",
+        "ops@example.com",
+        "--role",
+        "root",
+    ])
+    .await;
+    assert!(!out.status.success());
+    let out = run(&["user", "disable", "--email", "ops@example.com"]).await;
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("last active admin"),
+        "the only admin stays"
+    );
+    let out = run(&[
+        "user",
+        "create",
+        "--email",
+        "boss@example.com",
+        "--full-name",
+        "Boss",
+        "--role",
+        "admin",
+    ])
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("generated password"));
+
+    let s = Server::start(&envs).await;
+    let c = reqwest::Client::new();
+    let login = || {
+        c.post(s.url("/api/v1/token"))
+            .form(&[
+                ("grant_type", "password"),
+                ("username", "ops@example.com"),
+                ("password", "an operator passphrase"),
+            ])
+            .send()
+    };
+    let res = login().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let access = res.json::<Value>().await.unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        c.get(s.url("/api/v1/users"))
+            .bearer_auth(&access)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+    let out = run(&["user", "disable", "--email", "ops@example.com"]).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        c.get(s.url("/api/v1/users"))
+            .bearer_auth(&access)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(login().await.unwrap().status(), StatusCode::BAD_REQUEST);
+    s.stop().await;
+}

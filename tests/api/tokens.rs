@@ -1,0 +1,561 @@
+//! The token endpoints: password and refresh grants, rotation, reuse, revocation.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn password_grant_answers_a_bearer_pair_that_is_not_cached() {
+    let app = TestApp::spawn().await;
+    let a = app.register("ann@example.com").await;
+    let res = app
+        .token(&[
+            ("grant_type", "password"),
+            ("username", "ANN@example.com"),
+            ("password", PASSWORD),
+        ])
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    assert_eq!(res.headers()["pragma"], "no-cache");
+    let v: Value = res.json().await.unwrap();
+    assert_eq!(v["token_type"], "bearer");
+    assert_eq!(v["expires_in"], 900);
+    let me: Value = app
+        .get("/api/v1/users/me", v["access_token"].as_str().unwrap())
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["id"], a.id.as_str());
+}
+
+#[tokio::test]
+async fn wrong_password_and_unknown_account_get_the_same_answer_v6_3_8() {
+    let app = TestApp::spawn().await;
+    app.register("bea@example.com").await;
+    let wrong = app
+        .token(&[
+            ("grant_type", "password"),
+            ("username", "bea@example.com"),
+            ("password", "not the password"),
+        ])
+        .await;
+    let unknown = app
+        .token(&[
+            ("grant_type", "password"),
+            ("username", "nobody@example.com"),
+            ("password", "not the password"),
+        ])
+        .await;
+    let invalid = app
+        .token(&[
+            ("grant_type", "password"),
+            ("username", "not an email"),
+            ("password", "not the password"),
+        ])
+        .await;
+    let w = oauth_error(wrong, StatusCode::BAD_REQUEST, "invalid_grant").await;
+    let u = oauth_error(unknown, StatusCode::BAD_REQUEST, "invalid_grant").await;
+    let i = oauth_error(invalid, StatusCode::BAD_REQUEST, "invalid_grant").await;
+    assert_eq!(w, u);
+    assert_eq!(w, i);
+}
+
+#[tokio::test]
+async fn passwords_are_verified_whole_and_exactly_v6_2_8() {
+    let app = TestApp::spawn().await;
+    let pw = "Correct-Horse-Battery-Staple-".repeat(3) + "0123456789abc"; // 100 characters
+    assert_eq!(pw.chars().count(), 100);
+    let res = app
+        .post_json(
+            "/api/v1/users",
+            None,
+            &serde_json::json!({"email": "long@example.com", "password": pw, "full_name": "Long"}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    for attempt in [&pw[..72], &pw.to_lowercase(), &pw.to_uppercase(), &pw[..99]] {
+        let res = app
+            .token(&[
+                ("grant_type", "password"),
+                ("username", "long@example.com"),
+                ("password", attempt),
+            ])
+            .await;
+        oauth_error(res, StatusCode::BAD_REQUEST, "invalid_grant").await;
+    }
+    let res = app
+        .token(&[
+            ("grant_type", "password"),
+            ("username", "long@example.com"),
+            ("password", &pw),
+        ])
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn there_are_no_default_accounts_v6_3_2() {
+    let app = TestApp::spawn().await;
+    for (u, p) in [
+        ("admin", "admin"),
+        ("admin@example.com", "admin"),
+        ("root", "root"),
+        ("admin@imangor.local", "admin"),
+    ] {
+        let res = app
+            .token(&[("grant_type", "password"), ("username", u), ("password", p)])
+            .await;
+        oauth_error(res, StatusCode::BAD_REQUEST, "invalid_grant").await;
+    }
+}
+
+#[tokio::test]
+async fn only_the_password_and_refresh_grants_exist_v10_4_4() {
+    let app = TestApp::spawn().await;
+    for g in [
+        "authorization_code",
+        "client_credentials",
+        "implicit",
+        "urn:ietf:params:oauth:grant-type:device_code",
+        "x",
+    ] {
+        oauth_error(
+            app.token(&[("grant_type", g)]).await,
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+        )
+        .await;
+    }
+    oauth_error(
+        app.token(&[("username", "a@example.com")]).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+    )
+    .await;
+    oauth_error(
+        app.token(&[("grant_type", "password"), ("username", "a@example.com")])
+            .await,
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn repeated_parameters_are_an_invalid_request_v15_3_7() {
+    let app = TestApp::spawn().await;
+    let a = app.register("dup@example.com").await;
+    let res = app
+        .token(&[
+            ("grant_type", "password"),
+            ("grant_type", "password"),
+            ("username", &a.email),
+            ("password", PASSWORD),
+        ])
+        .await;
+    oauth_error(res, StatusCode::BAD_REQUEST, "invalid_request").await;
+    let res = app
+        .token(&[
+            ("grant_type", "password"),
+            ("username", &a.email),
+            ("password", "x"),
+            ("password", PASSWORD),
+        ])
+        .await;
+    oauth_error(res, StatusCode::BAD_REQUEST, "invalid_request").await;
+}
+
+#[tokio::test]
+async fn credentials_in_the_url_or_a_get_are_refused_v14_2_1_v3_5_3() {
+    let app = TestApp::spawn().await;
+    let a = app.register("url@example.com").await;
+    let q = format!(
+        "/api/v1/token?grant_type=password&username={}&password={}",
+        a.email,
+        PASSWORD.replace(' ', "%20")
+    );
+    let res = app
+        .client
+        .post(app.url(&q))
+        .form(&[("grant_type", "password")])
+        .send()
+        .await
+        .unwrap();
+    oauth_error(res, StatusCode::BAD_REQUEST, "invalid_request").await;
+    for path in [q.as_str(), "/api/v1/token/revoke"] {
+        let res = app.get_anon(path).await;
+        assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert!(res.headers()["allow"].to_str().unwrap().contains("POST"));
+    }
+    // A JSON body is not a form.
+    let res = app
+        .client
+        .post(app.url("/api/v1/token"))
+        .json(&serde_json::json!({"grant_type": "password"}))
+        .send()
+        .await
+        .unwrap();
+    oauth_error(res, StatusCode::BAD_REQUEST, "invalid_request").await;
+}
+
+#[tokio::test]
+async fn each_login_issues_new_unique_tokens_from_a_csprng_v7_2_2_v7_2_3() {
+    let app = TestApp::spawn().await;
+    let a = app.register("fresh@example.com").await;
+    let t1 = app.login(&a).await;
+    let t2 = app.login(&a).await;
+    assert_ne!(t1.access, t2.access);
+    assert_ne!(t1.refresh, t2.refresh);
+    let claims = |t: &str| -> Value {
+        serde_json::from_slice(
+            &URL_SAFE_NO_PAD
+                .decode(t.split('.').nth(1).unwrap())
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    assert_ne!(claims(&t1.access)["jti"], claims(&t2.access)["jti"]);
+    // Opaque refresh tokens of 256 random bits.
+    assert_eq!(URL_SAFE_NO_PAD.decode(&t1.refresh).unwrap().len(), 32);
+}
+
+#[tokio::test]
+async fn access_tokens_carry_the_contract_claims_and_header() {
+    let app = TestApp::spawn().await;
+    let a = app.register("claims@example.com").await;
+    let t = app.login(&a).await;
+    let part = |i: usize| -> Value {
+        serde_json::from_slice(
+            &URL_SAFE_NO_PAD
+                .decode(t.access.split('.').nth(i).unwrap())
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    let (h, c) = (part(0), part(1));
+    assert_eq!(h["alg"], "HS256");
+    assert_eq!(h["typ"], "at+jwt");
+    assert!(h["kid"].is_string());
+    assert_eq!(c["sub"], a.id.as_str());
+    assert_eq!(c["role"], "user");
+    assert_eq!(c["iss"], "imangor");
+    assert_eq!(c["aud"], "imangor-api");
+    assert_eq!(c["exp"].as_i64().unwrap() - c["iat"].as_i64().unwrap(), 900);
+    assert!(c["jti"].is_string());
+    // The signature verifies with the configured secret, used as given (another service can check it).
+    let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+    v.set_audience(&["imangor-api"]);
+    jsonwebtoken::decode::<Value>(
+        &t.access,
+        &jsonwebtoken::DecodingKey::from_secret(JWT_SECRET.as_bytes()),
+        &v,
+    )
+    .unwrap();
+}
+
+#[tokio::test]
+async fn refresh_rotates_and_reuse_revokes_the_whole_family_v10_4_5() {
+    let app = TestApp::spawn().await;
+    let a = app.register("rot@example.com").await;
+    let t1 = app.login(&a).await;
+    let res = app.refresh(&t1.refresh).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    let t2 = tokens(res).await;
+    assert_ne!(t2.refresh, t1.refresh);
+    assert_eq!(
+        app.get("/api/v1/users/me", &t2.access).await.status(),
+        StatusCode::OK
+    );
+
+    // The spent token again: refused, and the family dies with it.
+    oauth_error(
+        app.refresh(&t1.refresh).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_grant",
+    )
+    .await;
+    oauth_error(
+        app.refresh(&t2.refresh).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_grant",
+    )
+    .await;
+    invalid_token(app.get("/api/v1/users/me", &t2.access).await).await;
+    invalid_token(app.get("/api/v1/users/me", &t1.access).await).await;
+    // Another session of the same account is untouched.
+    let other = app.login(&a).await;
+    assert_eq!(
+        app.get("/api/v1/users/me", &other.access).await.status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn parallel_refreshes_of_one_token_succeed_exactly_once_v2_3_4() {
+    let app = TestApp::spawn().await;
+    let a = app.register("par@example.com").await;
+    let t = app.login(&a).await;
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..20 {
+        let (c, url, r) = (
+            app.client.clone(),
+            app.url("/api/v1/token"),
+            t.refresh.clone(),
+        );
+        set.spawn(async move {
+            c.post(url)
+                .form(&[
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", r.as_str()),
+                ])
+                .send()
+                .await
+                .unwrap()
+                .status()
+        });
+    }
+    let statuses = set.join_all().await;
+    assert_eq!(
+        statuses.iter().filter(|s| **s == StatusCode::OK).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses
+            .iter()
+            .all(|s| *s == StatusCode::OK || *s == StatusCode::BAD_REQUEST),
+        "{statuses:?}"
+    );
+}
+
+#[tokio::test]
+async fn tokens_are_not_interchangeable_v9_2_2() {
+    let app = TestApp::spawn().await;
+    let a = app.register("kinds@example.com").await;
+    let t = app.login(&a).await;
+    invalid_token(app.get("/api/v1/users/me", &t.refresh).await).await;
+    oauth_error(
+        app.refresh(&t.access).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_grant",
+    )
+    .await;
+    oauth_error(
+        app.refresh("garbage").await,
+        StatusCode::BAD_REQUEST,
+        "invalid_grant",
+    )
+    .await;
+    oauth_error(
+        app.refresh(&URL_SAFE_NO_PAD.encode([7u8; 32])).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_grant",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn revoking_a_refresh_token_ends_its_session_v7_4_1_v10_4_9() {
+    let app = TestApp::spawn().await;
+    let a = app.register("rev@example.com").await;
+    let t = app.login(&a).await;
+    let res = app.revoke(&t.refresh).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    oauth_error(
+        app.refresh(&t.refresh).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_grant",
+    )
+    .await;
+    invalid_token(app.get("/api/v1/users/me", &t.access).await).await;
+}
+
+#[tokio::test]
+async fn revoking_an_access_token_denies_it_until_it_expires_v7_4_1() {
+    let app = TestApp::spawn().await;
+    let a = app.register("deny@example.com").await;
+    let t = app.login(&a).await;
+    assert_eq!(app.revoke(&t.access).await.status(), StatusCode::OK);
+    invalid_token(app.get("/api/v1/users/me", &t.access).await).await;
+    // The session itself lives on: its refresh token still works and gives a fresh access token.
+    let t2 = tokens(app.refresh(&t.refresh).await).await;
+    assert_eq!(
+        app.get("/api/v1/users/me", &t2.access).await.status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn revocation_answers_200_for_unknown_tokens_and_400_without_one_v10_4_9() {
+    let app = TestApp::spawn().await;
+    for t in ["garbage", "a.b.c", &URL_SAFE_NO_PAD.encode([1u8; 32])] {
+        assert_eq!(app.revoke(t).await.status(), StatusCode::OK);
+    }
+    let res = app
+        .client
+        .post(app.url("/api/v1/token/revoke"))
+        .form(&[("token_type_hint", "refresh_token")])
+        .send()
+        .await
+        .unwrap();
+    oauth_error(res, StatusCode::BAD_REQUEST, "invalid_request").await;
+}
+
+#[tokio::test]
+async fn refresh_tokens_expire_when_idle_and_sessions_absolutely_v7_3_1_v7_3_2() {
+    let app = TestApp::spawn_with(&[
+        ("IMANGOR_REFRESH_TOKEN_TTL", "1"),
+        ("IMANGOR_SESSION_MAX_AGE", "3"),
+    ])
+    .await;
+    let a = app.register("idle@example.com").await;
+    let t = app.login(&a).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    oauth_error(
+        app.refresh(&t.refresh).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_grant",
+    )
+    .await;
+
+    // Rotating within the idle window cannot outlive the absolute lifetime.
+    let mut r = app.login(&a).await.refresh;
+    let started = std::time::Instant::now();
+    let mut last = StatusCode::OK;
+    while started.elapsed() < std::time::Duration::from_secs(5) && last == StatusCode::OK {
+        tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+        let res = app.refresh(&r).await;
+        last = res.status();
+        if last == StatusCode::OK {
+            r = tokens(res).await.refresh;
+        }
+    }
+    assert_eq!(
+        last,
+        StatusCode::BAD_REQUEST,
+        "the session ended at its absolute lifetime"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_millis(4500));
+}
+
+#[tokio::test]
+async fn disabled_accounts_lose_login_tokens_and_refresh_at_once_v7_4_2() {
+    let app = TestApp::spawn().await;
+    let a = app.register("dis@example.com").await;
+    let t = app.login(&a).await;
+    let admin = app.admin_tokens().await;
+    let res = app
+        .patch_json(
+            &format!("/api/v1/users/{}", a.id),
+            &admin.access,
+            &serde_json::json!({"disabled": true}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    invalid_token(app.get("/api/v1/users/me", &t.access).await).await;
+    oauth_error(
+        app.refresh(&t.refresh).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_grant",
+    )
+    .await;
+    let res = app
+        .token(&[
+            ("grant_type", "password"),
+            ("username", &a.email),
+            ("password", PASSWORD),
+        ])
+        .await;
+    let body = oauth_error(res, StatusCode::BAD_REQUEST, "invalid_grant").await;
+    let unknown = app
+        .token(&[
+            ("grant_type", "password"),
+            ("username", "ghost@example.com"),
+            ("password", PASSWORD),
+        ])
+        .await;
+    assert_eq!(
+        body,
+        unknown.json::<Value>().await.unwrap(),
+        "a disabled account is not revealed"
+    );
+    // Enabled again: login works, the old tokens stay dead.
+    app.patch_json(
+        &format!("/api/v1/users/{}", a.id),
+        &admin.access,
+        &serde_json::json!({"disabled": false}),
+    )
+    .await;
+    app.login(&a).await;
+    invalid_token(app.get("/api/v1/users/me", &t.access).await).await;
+}
+
+#[tokio::test]
+async fn imported_bcrypt_hashes_log_in_and_are_replaced_by_argon2id_v11_4_2() {
+    let app = TestApp::spawn().await;
+    // A passlib-style hash, as the guide's Python stack stored it.
+    let hash = bcrypt::hash("imported user password", 10).unwrap();
+    let email = "imported@example.com";
+    let mut tx = app.state.db.begin().await.unwrap();
+    imangor::db::users::insert(
+        &mut tx,
+        &imangor::db::users::NewUser {
+            id: imangor::domain::UserId::new(),
+            email,
+            full_name: "Imported",
+            password_hash: &hash,
+            role: imangor::domain::Role::User,
+            now: imangor::domain::Timestamp::now(),
+        },
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let a = Account {
+        id: String::new(),
+        email: email.into(),
+        password: "imported user password".into(),
+    };
+    let res = app
+        .token(&[
+            ("grant_type", "password"),
+            ("username", email),
+            ("password", "imported user passworD"),
+        ])
+        .await;
+    oauth_error(res, StatusCode::BAD_REQUEST, "invalid_grant").await;
+    app.login(&a).await;
+    let (_, stored) = imangor::db::users::find_credentials(&app.state.db, email)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        stored.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+        "{stored}"
+    );
+    app.login(&a).await;
+}
+
+#[tokio::test]
+async fn stored_hashes_are_salted_argon2id_with_owasp_parameters_v11_4_2() {
+    let app = TestApp::spawn().await;
+    app.register("h1@example.com").await;
+    app.register("h2@example.com").await;
+    let (_, h1) = imangor::db::users::find_credentials(&app.state.db, "h1@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    let (_, h2) = imangor::db::users::find_credentials(&app.state.db, "h2@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(h1.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{h1}");
+    assert_ne!(h1, h2);
+}
