@@ -1,7 +1,8 @@
 -- Identity: users, login sessions (refresh-token families), refresh tokens, denied access tokens,
 -- and the security event log. Ids are UUID text, times are microseconds since the epoch (UTC).
+-- Ids compare bytewise (collate "C") whatever the cluster's locale: pages are ordered by id.
 create table users (
-    id text primary key,
+    id text collate "C" primary key,
     email text not null unique,
     full_name text not null,
     password_hash text not null,
@@ -13,7 +14,7 @@ create table users (
 create index users_role on users (role, disabled);
 
 create table sessions (
-    id text primary key,
+    id text collate "C" primary key,
     user_id text not null references users (id) on delete cascade,
     created_at bigint not null,
     expires_at bigint not null,

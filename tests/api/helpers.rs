@@ -297,3 +297,43 @@ pub async fn oauth_error(res: Response, status: StatusCode, error: &str) -> Valu
     assert_eq!(v["error"], error, "{v}");
     v
 }
+
+/// A recorded security event, as the tests look at it.
+#[derive(Debug, Clone)]
+pub struct EventRow {
+    pub action: String,
+    pub outcome: String,
+    pub actor_id: Option<String>,
+    pub ip: Option<String>,
+    pub request_id: Option<String>,
+    pub at: i64,
+}
+
+/// Every security event of this app, oldest first (read straight from its database).
+pub async fn events(app: &TestApp) -> Vec<EventRow> {
+    use sqlx::Row;
+    let sql =
+        "select action, outcome, actor_id, ip, request_id, at from security_events order by at, id";
+    macro_rules! rows {
+        ($pool:expr) => {
+            sqlx::query(sql)
+                .fetch_all($pool)
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| EventRow {
+                    action: r.get("action"),
+                    outcome: r.get("outcome"),
+                    actor_id: r.get("actor_id"),
+                    ip: r.get("ip"),
+                    request_id: r.get("request_id"),
+                    at: r.get("at"),
+                })
+                .collect()
+        };
+    }
+    match &app.state.db {
+        imangor::db::Db::Sqlite(p) => rows!(p),
+        imangor::db::Db::Postgres(p) => rows!(p),
+    }
+}

@@ -559,3 +559,105 @@ async fn stored_hashes_are_salted_argon2id_with_owasp_parameters_v11_4_2() {
     assert!(h1.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{h1}");
     assert_ne!(h1, h2);
 }
+
+#[tokio::test]
+async fn logins_refreshes_and_reuse_are_recorded_with_who_where_and_when_v16_2_1_v16_3_1() {
+    let app = TestApp::spawn().await;
+    let a = app.register("events@example.com").await;
+    let before = events(&app).await.len();
+    let res = app
+        .token(&[
+            ("grant_type", "password"),
+            ("username", &a.email),
+            ("password", "not it at all"),
+        ])
+        .await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    let t = app.login(&a).await;
+    let t2 = tokens(app.refresh(&t.refresh).await).await;
+    app.refresh(&t.refresh).await;
+    let _ = t2;
+    let all = events(&app).await;
+    let new: Vec<(&str, &str)> = all[before..]
+        .iter()
+        .map(|e| (e.action.as_str(), e.outcome.as_str()))
+        .collect();
+    assert_eq!(
+        new,
+        [
+            ("auth.login", "failure"),
+            ("auth.login", "success"),
+            ("auth.refresh", "success"),
+            ("auth.refresh_reuse", "session_revoked")
+        ]
+    );
+    for e in &all[before..] {
+        assert_eq!(e.ip.as_deref(), Some("127.0.0.1"), "{e:?}");
+        assert!(
+            e.request_id
+                .as_deref()
+                .is_some_and(|r| uuid::Uuid::parse_str(r).is_ok()),
+            "{e:?}"
+        );
+        assert!(
+            e.at > 1_700_000_000_000_000,
+            "microseconds since the epoch, UTC: {e:?}"
+        );
+    }
+    assert_eq!(
+        all[before].actor_id.as_deref(),
+        Some(a.id.as_str()),
+        "a failure names the account it was against"
+    );
+    assert!(all.iter().any(|e| e.action == "user.register"));
+}
+
+#[tokio::test]
+async fn a_login_flood_gets_quick_503s_from_the_bounded_hashing_queue_and_the_server_keeps_answering_v15_2_2()
+ {
+    let app = TestApp::spawn_with(&[
+        ("IMANGOR_HASH_CONCURRENCY", "1"),
+        ("IMANGOR_HASH_QUEUE", "2"),
+    ])
+    .await;
+    app.register("flood@example.com").await;
+    let mut set = tokio::task::JoinSet::new();
+    for i in 0..40 {
+        let (c, url) = (app.client.clone(), app.url("/api/v1/token"));
+        set.spawn(async move {
+            let pw = format!("wrong password {i}");
+            let res = c
+                .post(url)
+                .form(&[
+                    ("grant_type", "password"),
+                    ("username", "flood@example.com"),
+                    ("password", pw.as_str()),
+                ])
+                .send()
+                .await
+                .unwrap();
+            let retry = res.headers().get("retry-after").is_some();
+            let status = res.status();
+            let body: Value = res.json().await.unwrap();
+            (
+                status,
+                retry,
+                body["error"].as_str().unwrap_or_default().to_owned(),
+            )
+        });
+    }
+    // While the flood is queued, other requests are still served.
+    assert_eq!(app.get_anon("/healthz").await.status(), StatusCode::OK);
+    let answers = set.join_all().await;
+    let busy: Vec<_> = answers
+        .iter()
+        .filter(|(s, _, _)| *s == StatusCode::SERVICE_UNAVAILABLE)
+        .collect();
+    assert!(!busy.is_empty(), "the queue bound was reached: {answers:?}");
+    assert!(
+        busy.iter()
+            .all(|(_, retry, e)| *retry && e == "temporarily_unavailable"),
+        "{busy:?}"
+    );
+    assert!(answers.iter().all(|(s, _, _)| *s == StatusCode::BAD_REQUEST || *s == StatusCode::SERVICE_UNAVAILABLE), "{answers:?}");
+}
