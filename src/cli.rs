@@ -31,6 +31,8 @@ pub enum Command {
     Serve,
     /// Apply database migrations and exit.
     Migrate,
+    /// Print the authorization policy as a Markdown table (docs/authorization.md).
+    Policy,
     /// Manage accounts as the operator.
     #[command(subcommand)]
     User(UserCommand),
@@ -76,6 +78,10 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
         Command::Serve => {
             let app = App::build(config).await?;
             app.run(startup::shutdown_signal()).await
+        }
+        Command::Policy => {
+            print!("{}", crate::authz::policy::markdown());
+            Ok(())
         }
         Command::Migrate => {
             startup::state(config).await?;

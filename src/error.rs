@@ -64,8 +64,9 @@ pub enum AppError {
     /// No credentials, or credentials that did not verify.
     #[error("authentication required")]
     Unauthenticated { token_presented: bool },
-    #[error("not allowed")]
-    Forbidden,
+    /// The authorization policy refused (403) or hid (404) the object.
+    #[error("{}", if .0.decision == crate::authz::Decision::Hide { "not found" } else { "not allowed" })]
+    Denied(crate::authz::Denial),
     /// A sensitive change was asked with a wrong current password.
     #[error("the current password is not correct")]
     WrongPassword,

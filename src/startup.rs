@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio::net::TcpListener;
 
+use crate::auth::cursor::Cursors;
 use crate::auth::password::Hasher;
 use crate::auth::token::TokenKeys;
 use crate::config::{self, Config, Secret};
@@ -42,11 +43,13 @@ pub async fn state(config: Config) -> anyhow::Result<AppState> {
         config.access_token_ttl,
     );
     let hasher = Hasher::new(config.hash_concurrency, config.hash_queue)?;
+    let cursors = Cursors::derive(secrecy::ExposeSecret::expose_secret(&jwt_key));
     Ok(AppState {
         db,
         config: Arc::new(config),
         tokens: Arc::new(tokens),
         hasher: Arc::new(hasher),
+        cursors: Arc::new(cursors),
     })
 }
 

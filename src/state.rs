@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use crate::auth::cursor::Cursors;
 use crate::auth::password::Hasher;
 use crate::auth::token::TokenKeys;
 use crate::config::Config;
@@ -13,4 +14,5 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub tokens: Arc<TokenKeys>,
     pub hasher: Arc<Hasher>,
+    pub cursors: Arc<Cursors>,
 }

@@ -2,6 +2,7 @@
 //! in this module's files; every value is bound (`$1`), never formatted into a statement.
 
 pub mod events;
+pub mod resources;
 pub mod sessions;
 pub mod users;
 
@@ -164,16 +165,30 @@ impl Tx {
 }
 
 /// (version, description, SQL) per backend. The version numbers of the two lists match (a test checks it).
-pub const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "identity",
-    include_str!("../../migrations/sqlite/0001_identity.sql"),
-)];
-pub const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "identity",
-    include_str!("../../migrations/postgres/0001_identity.sql"),
-)];
+pub const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "identity",
+        include_str!("../../migrations/sqlite/0001_identity.sql"),
+    ),
+    (
+        2,
+        "resources",
+        include_str!("../../migrations/sqlite/0002_resources.sql"),
+    ),
+];
+pub const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "identity",
+        include_str!("../../migrations/postgres/0001_identity.sql"),
+    ),
+    (
+        2,
+        "resources",
+        include_str!("../../migrations/postgres/0002_resources.sql"),
+    ),
+];
 
 /// Migrations compiled into the binary, so a deployment is one file.
 #[derive(Debug)]

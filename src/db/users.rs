@@ -3,6 +3,7 @@
 use sqlx::Row;
 
 use super::{Db, Tx, decode_err, on_db, on_tx};
+use crate::authz::{Action, Authorized, Guarded, Sealed, Visibility};
 use crate::domain::{Role, Timestamp, UserId};
 
 /// A user as stored, without the password hash.
@@ -14,6 +15,19 @@ pub struct User {
     pub role: Role,
     pub disabled: bool,
     pub created_at: Timestamp,
+}
+
+impl Guarded for User {
+    /// An account is its own owner: "own" means the caller's own account.
+    fn owner(&self) -> UserId {
+        self.id
+    }
+    fn visibility(&self) -> Visibility {
+        Visibility::Private
+    }
+    fn target(&self) -> String {
+        format!("user:{}", self.id)
+    }
 }
 
 /// A user to insert; the password is already hashed.
@@ -96,8 +110,8 @@ pub async fn find(tx: &mut Tx, id: UserId) -> sqlx::Result<Option<User>> {
     })
 }
 
-/// Locks the row for the rest of the transaction on PostgreSQL (SQLite's `BEGIN IMMEDIATE` already holds the lock).
-pub async fn find_for_update(tx: &mut Tx, id: UserId) -> sqlx::Result<Option<User>> {
+/// An account to act on, sealed until the policy allows it. Locks the row for the rest of the transaction on PostgreSQL (SQLite's `BEGIN IMMEDIATE` already holds the lock).
+pub async fn find_for_update(tx: &mut Tx, id: UserId) -> sqlx::Result<Option<Sealed<User>>> {
     let sql = match tx {
         Tx::Sqlite(_) => concat!("select ", columns!(), " from users where id = $1"),
         Tx::Postgres(_) => concat!(
@@ -109,13 +123,19 @@ pub async fn find_for_update(tx: &mut Tx, id: UserId) -> sqlx::Result<Option<Use
     on_tx!(tx, c => {
         match sqlx::query(sql).bind(id.to_string()).fetch_optional(c).await? {
             None => Ok(None),
-            Some(r) => Ok(Some(user_row!(&r))),
+            Some(r) => Ok(Some(Sealed::new(user_row!(&r)))),
         }
     })
 }
 
 /// A page of users in creation order (ids are UUIDv7, so id order is creation order).
-pub async fn list(tx: &mut Tx, after: Option<UserId>, limit: u32) -> sqlx::Result<Vec<User>> {
+pub async fn list(
+    tx: &mut Tx,
+    grant: &Authorized<()>,
+    after: Option<UserId>,
+    limit: u32,
+) -> crate::error::Result<Vec<User>> {
+    grant.require(Action::AccountList)?;
     let after = after.map(|a| a.to_string()).unwrap_or_default();
     let sql: &str = concat!(
         "select ",
@@ -124,7 +144,7 @@ pub async fn list(tx: &mut Tx, after: Option<UserId>, limit: u32) -> sqlx::Resul
     );
     on_tx!(tx, c => {
         let rows = sqlx::query(sql).bind(after).bind(i64::from(limit)).fetch_all(c).await?;
-        rows.iter().map(|r| Ok(user_row!(r))).collect()
+        Ok(rows.iter().map(|r| Ok(user_row!(r))).collect::<sqlx::Result<Vec<User>>>()?)
     })
 }
 
@@ -164,18 +184,30 @@ pub async fn set_password_hash(
     Ok(())
 }
 
+/// Renames the caller's own account (`grant` is the policy's `account.update_self`).
 pub async fn set_full_name(
     tx: &mut Tx,
-    id: UserId,
+    grant: &Authorized<()>,
     name: &str,
     now: Timestamp,
-) -> sqlx::Result<()> {
+) -> crate::error::Result<()> {
+    grant.require(Action::AccountUpdateSelf)?;
+    let id = grant
+        .by()
+        .ok_or_else(|| crate::error::AppError::Internal(anyhow::anyhow!("no account to rename")))?;
     on_tx!(tx, c => sqlx::query("update users set full_name = $1, updated_at = $2 where id = $3")
         .bind(name).bind(now.micros()).bind(id.to_string()).execute(c).await.map(|r| r.rows_affected()))?;
     Ok(())
 }
 
-pub async fn set_role(tx: &mut Tx, id: UserId, role: Role, now: Timestamp) -> sqlx::Result<()> {
+pub async fn set_role(
+    tx: &mut Tx,
+    target: &Authorized<User>,
+    role: Role,
+    now: Timestamp,
+) -> crate::error::Result<()> {
+    target.require(Action::AccountSetRole)?;
+    let id = target.object().id;
     on_tx!(tx, c => sqlx::query("update users set role = $1, updated_at = $2 where id = $3")
         .bind(role.as_str()).bind(now.micros()).bind(id.to_string()).execute(c).await.map(|r| r.rows_affected()))?;
     Ok(())
@@ -183,10 +215,12 @@ pub async fn set_role(tx: &mut Tx, id: UserId, role: Role, now: Timestamp) -> sq
 
 pub async fn set_disabled(
     tx: &mut Tx,
-    id: UserId,
+    target: &Authorized<User>,
     disabled: bool,
     now: Timestamp,
-) -> sqlx::Result<()> {
+) -> crate::error::Result<()> {
+    target.require_any(&[Action::AccountDisableUser, Action::AccountDisableStaff])?;
+    let id = target.object().id;
     on_tx!(tx, c => sqlx::query("update users set disabled = $1, updated_at = $2 where id = $3")
         .bind(disabled).bind(now.micros()).bind(id.to_string()).execute(c).await.map(|r| r.rows_affected()))?;
     Ok(())

@@ -17,6 +17,9 @@ macro_rules! id_type {
             pub fn as_uuid(&self) -> uuid::Uuid {
                 self.0
             }
+            pub fn from_uuid(id: uuid::Uuid) -> Self {
+                Self(id)
+            }
         }
 
         impl Default for $name {
@@ -51,6 +54,11 @@ id_type!(
 id_type!(
     /// A login session: one refresh-token family and the access tokens issued from it.
     SessionId
+);
+
+id_type!(
+    /// A resource of the resources API.
+    ResourceId
 );
 
 #[cfg(test)]

@@ -4,12 +4,14 @@ pub mod email;
 pub mod full_name;
 pub mod ids;
 pub mod password;
+pub mod resource;
 pub mod role;
 pub mod time;
 
 pub use email::Email;
 pub use full_name::FullName;
-pub use ids::{SessionId, UserId};
+pub use ids::{ResourceId, SessionId, UserId};
 pub use password::{Password, PasswordPolicy};
+pub use resource::{Content, Title};
 pub use role::Role;
 pub use time::Timestamp;

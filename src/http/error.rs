@@ -6,6 +6,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use crate::authz::Decision;
 use crate::error::{AppError, FieldError};
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -46,7 +47,10 @@ impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let (status, code) = match &self {
             AppError::Unauthenticated { .. } => (StatusCode::UNAUTHORIZED, "unauthenticated"),
-            AppError::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
+            AppError::Denied(d) if d.decision == Decision::Hide => {
+                (StatusCode::NOT_FOUND, "not_found")
+            }
+            AppError::Denied(_) => (StatusCode::FORBIDDEN, "forbidden"),
             AppError::WrongPassword => (StatusCode::FORBIDDEN, "wrong_password"),
             AppError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
             AppError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
@@ -90,6 +94,10 @@ impl IntoResponse for AppError {
             }
             _ => {}
         }
+        if let AppError::Denied(d) = self {
+            // Read by the `record_denials` middleware, which writes the security event.
+            res.extensions_mut().insert(d);
+        }
         res
     }
 }
@@ -127,7 +135,7 @@ impl From<AppError> for OAuthError {
         let (status, error, description, retry_after_s) = match &e {
             AppError::Unauthenticated { .. }
             | AppError::NotFound
-            | AppError::Forbidden
+            | AppError::Denied(_)
             | AppError::WrongPassword
             | AppError::Refused(_) => (
                 StatusCode::BAD_REQUEST,

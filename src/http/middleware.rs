@@ -6,7 +6,12 @@ use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
 
+use axum::extract::State;
+
 use super::error::problem;
+use crate::authz::Denial;
+use crate::service::RequestMeta;
+use crate::state::AppState;
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -68,6 +73,23 @@ pub async fn security_headers(req: Request, next: Next) -> Response {
     );
     if !docs && !h.contains_key(header::CACHE_CONTROL) {
         set(h, header::CACHE_CONTROL, "no-store");
+    }
+    res
+}
+
+/// Every refusal by the authorization policy becomes a security event (actor, action, target,
+/// client address, request id), whichever handler it came from.
+pub async fn record_denials(
+    State(app): State<AppState>,
+    meta: RequestMeta,
+    req: Request,
+    next: Next,
+) -> Response {
+    let res = next.run(req).await;
+    if let Some(d) = res.extensions().get::<Denial>() {
+        if let Err(e) = crate::service::record_denial(&app, d, &meta).await {
+            tracing::error!(error = format!("{e:#}"), "recording a denied access failed");
+        }
     }
     res
 }

@@ -4,6 +4,8 @@ pub mod error;
 pub mod extract;
 pub mod health;
 pub mod middleware;
+pub mod page;
+pub mod resources;
 pub mod token;
 pub mod users;
 
@@ -27,7 +29,7 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 #[openapi(
     info(title = "imangor", description = "An API server built to the security guide: identity, tokens, authorization, encrypted data."),
     modifiers(&BearerScheme),
-    tags((name = "identity", description = "Accounts and OAuth2 tokens"), (name = "health", description = "Probes"))
+    tags((name = "identity", description = "Accounts and OAuth2 tokens"), (name = "resources", description = "Owned resources, ownership-based authorization"), (name = "health", description = "Probes"))
 )]
 struct ApiDoc;
 
@@ -51,7 +53,12 @@ impl utoipa::Modify for BearerScheme {
 /// The routes and the OpenAPI document generated from them (so the two cannot drift).
 pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .nest("/api/v1", users::router().merge(token::router()))
+        .nest(
+            "/api/v1",
+            users::router()
+                .merge(token::router())
+                .merge(resources::router()),
+        )
         .merge(health::router())
         .split_for_parts()
 }
@@ -69,6 +76,7 @@ pub fn router(app: AppState) -> Router {
         );
     api.merge(docs)
         .fallback(middleware::not_found)
+        .layer(axum::middleware::from_fn_with_state(app.clone(), middleware::record_denials))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
         .layer(CatchPanicLayer::custom(middleware::panic_response))

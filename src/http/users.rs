@@ -3,14 +3,13 @@
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::extract::AppJson;
+use super::page::{self, PageQuery};
 use crate::authz::Principal;
 use crate::db::users::User;
 use crate::domain::{Email, FullName, Password, Role, UserId};
@@ -18,6 +17,8 @@ use crate::error::{AppError, Result, ValidationError};
 use crate::service::users::{AccountChange, NewAccount, ProfileChange};
 use crate::service::{self, RequestMeta};
 use crate::state::AppState;
+
+const LIST: &str = "users";
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -82,14 +83,6 @@ pub struct AccountPage {
     items: Vec<AccountView>,
     /// Pass as `cursor` to get the next page; absent on the last page.
     next_cursor: Option<String>,
-}
-
-#[derive(Deserialize, IntoParams)]
-#[allow(dead_code)] // documents the query; parsing is `page_params`, which refuses repeats and unknown names
-struct PageQuery {
-    /// 1..=100, default 50.
-    limit: Option<u32>,
-    cursor: Option<String>,
 }
 
 impl From<User> for UserView {
@@ -222,11 +215,20 @@ async fn list(
     who: Principal,
     RawQuery(query): RawQuery,
 ) -> Result<Json<AccountPage>> {
-    let (limit, cursor) = page_params(query.as_deref())?;
-    let (users, next) = service::users::list(&app, &who, cursor, limit).await?;
+    let req = page::parse(query.as_deref(), &app.cursors, LIST, who.user_id())?;
+    let rows =
+        service::users::list(&app, &who, req.after.map(UserId::from_uuid), req.limit).await?;
+    let (rows, next_cursor) = page::finish(
+        rows,
+        req,
+        |u| u.id.as_uuid(),
+        &app.cursors,
+        LIST,
+        who.user_id(),
+    );
     Ok(Json(AccountPage {
-        items: users.into_iter().map(Into::into).collect(),
-        next_cursor: next.map(|id| URL_SAFE_NO_PAD.encode(id.to_string())),
+        items: rows.into_iter().map(Into::into).collect(),
+        next_cursor,
     }))
 }
 
@@ -258,48 +260,4 @@ async fn update(
     )
     .await?;
     Ok(Json(user.into()))
-}
-
-/// `limit` (1..=100, default 50) and `cursor` from a query string, each at most once, nothing else.
-fn page_params(query: Option<&str>) -> Result<(u32, Option<UserId>)> {
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query.unwrap_or(""))
-        .map_err(|_| ValidationError::field("query", "is not a valid query string"))?;
-    let mut errors = ValidationError::default();
-    let (mut limit, mut cursor) = (None, None);
-    for (k, v) in pairs {
-        let slot = match k.as_str() {
-            "limit" => &mut limit,
-            "cursor" => &mut cursor,
-            _ => {
-                errors.push(k, "is not a parameter of this request");
-                continue;
-            }
-        };
-        if slot.replace(v).is_some() {
-            errors.push(k, "is given more than once");
-        }
-    }
-    let limit = match limit {
-        None => 50,
-        Some(v) => match v.parse::<u32>() {
-            Ok(n) if (1..=100).contains(&n) => n,
-            _ => {
-                errors.push("limit", "must be an integer from 1 to 100");
-                0
-            }
-        },
-    };
-    let cursor = cursor.and_then(|c| {
-        let id = URL_SAFE_NO_PAD
-            .decode(&c)
-            .ok()
-            .and_then(|b| String::from_utf8(b).ok())
-            .and_then(|s| s.parse().ok());
-        if id.is_none() {
-            errors.push("cursor", "is not a cursor returned by this endpoint");
-        }
-        id
-    });
-    errors.into_result()?;
-    Ok((limit, cursor))
 }

@@ -2,10 +2,34 @@
 //! No HTTP types here.
 
 pub mod auth;
+pub mod resources;
 pub mod users;
 
 use crate::db::{self, Tx};
 use crate::domain::Timestamp;
+
+/// Records a refusal of the authorization policy (see `http::middleware::record_denials`).
+pub async fn record_denial(
+    app: &crate::state::AppState,
+    d: &crate::authz::Denial,
+    meta: &RequestMeta,
+) -> anyhow::Result<()> {
+    let outcome = match d.decision {
+        crate::authz::Decision::Hide => "hidden",
+        _ => "denied",
+    };
+    let mut tx = app.db.begin().await?;
+    let mut e = Event::new("authz.denied", outcome).detail(d.action.name());
+    if let Some(a) = d.actor {
+        e = e.actor(a);
+    }
+    if let Some(t) = &d.target {
+        e = e.target(t);
+    }
+    e.record(&mut tx, meta).await?;
+    tx.commit().await?;
+    Ok(())
+}
 
 /// Where a request came from, for the security event log.
 #[derive(Debug, Clone, Default)]

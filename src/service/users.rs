@@ -2,12 +2,12 @@
 
 use super::{Event, RequestMeta};
 use crate::auth::password::Verdict;
-use crate::authz::Principal;
+use crate::authz::{self, Action, Principal};
 use crate::config::Registration;
 use crate::db::users::{NewUser, User};
 use crate::db::{Tx, sessions, users};
 use crate::domain::{Email, FullName, Password, Role, Timestamp, UserId};
-use crate::error::{AppError, Result, ResultExt};
+use crate::error::{AppError, Result, ResultExt, ValidationError};
 use crate::state::AppState;
 
 /// A new account, every field already parsed.
@@ -39,11 +39,11 @@ pub async fn register(
     new: NewAccount,
     meta: &RequestMeta,
 ) -> Result<User> {
-    if app.config.registration == Registration::AdminOnly {
-        caller
-            .ok_or_else(AppError::unauthenticated)?
-            .require_role(&[Role::Admin])?;
-    }
+    let action = match app.config.registration {
+        Registration::Open => Action::AccountRegister,
+        Registration::AdminOnly => Action::AccountCreate,
+    };
+    authz::authorize_plain(caller, action)?;
     let hash = app.hasher.hash(new.password.expose()).await?;
     // The account and its event are written in one transaction: both or neither.
     let mut tx = app.db.begin().await?;
@@ -91,6 +91,7 @@ async fn insert(
 }
 
 pub async fn me(app: &AppState, who: &Principal) -> Result<User> {
+    authz::authorize_plain(Some(who), Action::AccountReadSelf)?;
     let mut tx = app.db.begin().await?;
     let u = users::find(&mut tx, who.user_id())
         .await?
@@ -108,6 +109,7 @@ pub async fn update_me(
     change: ProfileChange,
     meta: &RequestMeta,
 ) -> Result<User> {
+    let grant = authz::authorize_plain(Some(who), Action::AccountUpdateSelf)?;
     let now = Timestamp::now();
     let new_hash = match &change.password {
         None => None,
@@ -131,7 +133,7 @@ pub async fn update_me(
     };
     let mut tx = app.db.begin().await?;
     if let Some(name) = &change.full_name {
-        users::set_full_name(&mut tx, who.user_id(), name.as_str(), now).await?;
+        users::set_full_name(&mut tx, &grant, name.as_str(), now).await?;
     }
     if let Some(hash) = &new_hash {
         users::set_password_hash(&mut tx, who.user_id(), hash, now).await?;
@@ -157,28 +159,24 @@ pub async fn update_me(
     Ok(user)
 }
 
-/// A page of accounts (admins and managers). `after` is the last id of the previous page.
+/// A page of accounts (admins and managers), in creation order; `limit + 1` rows are fetched so
+/// the caller knows whether more follow.
 pub async fn list(
     app: &AppState,
     who: &Principal,
     after: Option<UserId>,
     limit: u32,
-) -> Result<(Vec<User>, Option<UserId>)> {
-    who.require_role(&[Role::Admin, Role::Manager])?;
+) -> Result<Vec<User>> {
+    let grant = authz::authorize_plain(Some(who), Action::AccountList)?;
     let mut tx = app.db.begin().await?;
-    let mut page = users::list(&mut tx, after, limit + 1).await?;
+    let page = users::list(&mut tx, &grant, after, limit + 1).await?;
     tx.commit().await?;
-    let next = if page.len() > limit as usize {
-        page.truncate(limit as usize);
-        page.last().map(|u| u.id)
-    } else {
-        None
-    };
-    Ok((page, next))
+    Ok(page)
 }
 
-/// Role and status changes. Admins change both; managers only disable or enable plain users.
-/// Nobody changes their own role or status, and the last active admin stays one.
+/// Role and status changes, as the policy allows them: admins change both; managers only
+/// disable or enable plain users. Then the business rules: nobody changes their own role or
+/// status, and the last active admin stays one (409).
 #[tracing::instrument(skip_all, fields(user_id = %who.user_id(), target = %id))]
 pub async fn update(
     app: &AppState,
@@ -187,30 +185,44 @@ pub async fn update(
     change: AccountChange,
     meta: &RequestMeta,
 ) -> Result<User> {
-    who.require_role(&[Role::Admin, Role::Manager])?;
     let now = Timestamp::now();
     let mut tx = app.db.begin_write().await?;
-    let target = users::find_for_update(&mut tx, id)
+    let sealed = users::find_for_update(&mut tx, id)
         .await?
         .ok_or(AppError::NotFound)?;
-    if who.role() == Role::Manager && (change.role.is_some() || target.role != Role::User) {
-        Event::new("user.update", "denied")
-            .actor(who.user_id())
-            .target(id)
-            .record(&mut tx, meta)
-            .await?;
-        tx.commit().await?;
-        return Err(AppError::Forbidden);
-    }
-    let demotes = change.role.is_some_and(|r| r != Role::Admin) && target.role == Role::Admin;
-    let disables = change.disabled == Some(true) && !target.disabled;
-    if id == who.user_id() && (change.role.is_some_and(|r| r != target.role) || disables) {
+    // One decision for each thing asked; the first refusal ends the request.
+    let role_proof = match change.role {
+        Some(_) => Some(authz::authorize(
+            Some(who),
+            Action::AccountSetRole,
+            sealed.clone(),
+        )?),
+        None => None,
+    };
+    let status_proof = match change.disabled {
+        Some(_) => Some(authz::authorize_by(
+            Some(who),
+            |u: &User| disable_action(u.role),
+            sealed,
+        )?),
+        None => None,
+    };
+    let Some(before) = role_proof
+        .as_ref()
+        .or(status_proof.as_ref())
+        .map(|p| p.object().clone())
+    else {
+        return Err(ValidationError::field("body", "give role or disabled").into());
+    };
+    let demotes = change.role.is_some_and(|r| r != Role::Admin) && before.role == Role::Admin;
+    let disables = change.disabled == Some(true) && !before.disabled;
+    if id == who.user_id() && (change.role.is_some_and(|r| r != before.role) || disables) {
         return Err(AppError::Refused(
             "you cannot change the role or status of your own account",
         ));
     }
-    if target.role == Role::Admin
-        && !target.disabled
+    if before.role == Role::Admin
+        && !before.disabled
         && (demotes || disables)
         && users::count_active_admins(&mut tx).await? <= 1
     {
@@ -218,17 +230,20 @@ pub async fn update(
             "the last active admin cannot be demoted or disabled",
         ));
     }
-    if let Some(role) = change.role.filter(|r| *r != target.role) {
-        users::set_role(&mut tx, id, role, now).await?;
+    if let (Some(proof), Some(role)) = (&role_proof, change.role.filter(|r| *r != before.role)) {
+        users::set_role(&mut tx, proof, role, now).await?;
         Event::new("user.role_change", "success")
             .actor(who.user_id())
             .target(id)
-            .detail(format!("{} -> {}", target.role, role))
+            .detail(format!("{} -> {}", before.role, role))
             .record(&mut tx, meta)
             .await?;
     }
-    if let Some(disabled) = change.disabled.filter(|d| *d != target.disabled) {
-        users::set_disabled(&mut tx, id, disabled, now).await?;
+    if let (Some(proof), Some(disabled)) = (
+        &status_proof,
+        change.disabled.filter(|d| *d != before.disabled),
+    ) {
+        users::set_disabled(&mut tx, proof, disabled, now).await?;
         if disabled {
             sessions::revoke_all_of(&mut tx, id, None, "account disabled", now).await?;
         }
@@ -246,6 +261,14 @@ pub async fn update(
     let user = users::find(&mut tx, id).await?.ok_or(AppError::NotFound)?;
     tx.commit().await?;
     Ok(user)
+}
+
+/// Disabling a plain user and disabling staff are different actions of the policy.
+fn disable_action(target_role: Role) -> Action {
+    match target_role {
+        Role::User => Action::AccountDisableUser,
+        Role::Manager | Role::Admin => Action::AccountDisableStaff,
+    }
 }
 
 /// Creates the first admin when no admin exists. Returns the generated password, if one was made.
@@ -308,16 +331,29 @@ pub mod operator {
         Ok(user)
     }
 
-    async fn find_by_email(app: &AppState, email: &Email) -> Result<User> {
-        Ok(users::find_credentials(&app.db, email.as_str())
+    /// The account with this email, opened for `action` as the operator (the command line is not
+    /// subject to the HTTP policy; it is the system's own hand).
+    async fn open(
+        app: &AppState,
+        tx: &mut Tx,
+        email: &Email,
+        action: Action,
+    ) -> Result<authz::Authorized<User>> {
+        let id = users::find_credentials(&app.db, email.as_str())
             .await?
             .ok_or(AppError::NotFound)?
-            .0)
+            .0
+            .id;
+        let sealed = users::find_for_update(tx, id)
+            .await?
+            .ok_or(AppError::NotFound)?;
+        Ok(authz::as_operator(action, sealed))
     }
 
     pub async fn set_role(app: &AppState, email: &Email, role: Role) -> Result<User> {
-        let user = find_by_email(app, email).await?;
         let mut tx = app.db.begin_write().await?;
+        let proof = open(app, &mut tx, email, Action::AccountSetRole).await?;
+        let user = proof.object().clone();
         if user.role == Role::Admin
             && role != Role::Admin
             && !user.disabled
@@ -327,7 +363,7 @@ pub mod operator {
                 "the last active admin cannot be demoted or disabled",
             ));
         }
-        users::set_role(&mut tx, user.id, role, Timestamp::now()).await?;
+        users::set_role(&mut tx, &proof, role, Timestamp::now()).await?;
         Event::new("user.role_change", "success")
             .actor("operator")
             .target(user.id)
@@ -339,9 +375,10 @@ pub mod operator {
     }
 
     pub async fn disable(app: &AppState, email: &Email) -> Result<User> {
-        let user = find_by_email(app, email).await?;
         let now = Timestamp::now();
         let mut tx = app.db.begin_write().await?;
+        let proof = open(app, &mut tx, email, Action::AccountDisableStaff).await?;
+        let user = proof.object().clone();
         if user.role == Role::Admin
             && !user.disabled
             && users::count_active_admins(&mut tx).await? <= 1
@@ -350,7 +387,7 @@ pub mod operator {
                 "the last active admin cannot be demoted or disabled",
             ));
         }
-        users::set_disabled(&mut tx, user.id, true, now).await?;
+        users::set_disabled(&mut tx, &proof, true, now).await?;
         sessions::revoke_all_of(&mut tx, user.id, None, "account disabled", now).await?;
         Event::new("user.disable", "success")
             .actor("operator")

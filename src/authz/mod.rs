@@ -1,0 +1,243 @@
+//! Authorization: who is calling (`Principal`), and the only way to get at a user's data: asking
+//! the policy table (`policy::decide`). The database layer hands objects out `Sealed`; only
+//! `authorize` opens a seal, and only with the policy's `Allow`. Writes take the resulting
+//! `Authorized` value, so a write that skipped the policy does not compile.
+
+pub mod policy;
+
+pub use policy::{Action, Actor, Decision, ReadScope, Relation, Visibility};
+
+use crate::domain::{Role, SessionId, Timestamp, UserId};
+use crate::error::{AppError, Result};
+
+/// The authenticated caller, with the role read from the database at this request (never from the token).
+#[derive(Debug, Clone)]
+pub struct Principal {
+    user_id: UserId,
+    role: Role,
+    session: SessionId,
+    token_expires_at: Timestamp,
+}
+
+impl Principal {
+    /// Only `service::auth::authenticate` makes one, after verifying a token and the account's state.
+    pub(crate) fn new(
+        user_id: UserId,
+        role: Role,
+        session: SessionId,
+        token_expires_at: Timestamp,
+    ) -> Self {
+        Self {
+            user_id,
+            role,
+            session,
+            token_expires_at,
+        }
+    }
+
+    pub fn user_id(&self) -> UserId {
+        self.user_id
+    }
+    pub fn role(&self) -> Role {
+        self.role
+    }
+    pub fn session(&self) -> SessionId {
+        self.session
+    }
+    pub fn token_expires_at(&self) -> Timestamp {
+        self.token_expires_at
+    }
+
+    pub fn actor(&self) -> Actor {
+        match self.role {
+            Role::Admin => Actor::Admin,
+            Role::Manager => Actor::Manager,
+            Role::User => Actor::User,
+        }
+    }
+}
+
+fn actor_of(who: Option<&Principal>) -> Actor {
+    who.map(Principal::actor).unwrap_or(Actor::Anonymous)
+}
+
+/// An object as the database returns it, closed until the policy allows an action on it.
+#[derive(Debug, Clone)]
+pub struct Sealed<T>(T);
+
+impl<T> Sealed<T> {
+    /// Only the database layer seals what it reads.
+    pub(crate) fn new(object: T) -> Self {
+        Self(object)
+    }
+}
+
+/// What the policy needs to know about an object.
+pub trait Guarded {
+    /// The account that owns the object (for an account: the account itself).
+    fn owner(&self) -> UserId;
+    fn visibility(&self) -> Visibility;
+    /// How the object is named in security events.
+    fn target(&self) -> String;
+}
+
+/// Proof that the policy allowed `action` on `object` for the caller. Only `authorize` makes one.
+#[derive(Debug)]
+pub struct Authorized<T> {
+    action: Action,
+    by: Option<UserId>,
+    object: T,
+}
+
+impl<T> Authorized<T> {
+    pub fn action(&self) -> Action {
+        self.action
+    }
+    pub fn object(&self) -> &T {
+        &self.object
+    }
+    pub fn into_object(self) -> T {
+        self.object
+    }
+    /// The account that was allowed (none for anonymous registration).
+    pub fn by(&self) -> Option<UserId> {
+        self.by
+    }
+    /// Fails unless this proof is for `action` (a write checks it holds the right proof).
+    pub fn require(&self, action: Action) -> Result<()> {
+        self.require_any(&[action])
+    }
+    pub fn require_any(&self, actions: &[Action]) -> Result<()> {
+        if actions.contains(&self.action) {
+            Ok(())
+        } else {
+            Err(AppError::Internal(anyhow::anyhow!(
+                "authorization for {} used for {actions:?}",
+                self.action
+            )))
+        }
+    }
+}
+
+/// A refusal by the policy, kept on the error so that it is recorded as a security event.
+#[derive(Debug, Clone)]
+pub struct Denial {
+    pub decision: Decision,
+    pub action: Action,
+    pub actor: Option<UserId>,
+    pub target: Option<String>,
+}
+
+fn verdict<T>(
+    decision: Decision,
+    action: Action,
+    who: Option<&Principal>,
+    target: Option<String>,
+    object: T,
+) -> Result<Authorized<T>> {
+    match decision {
+        Decision::Allow => Ok(Authorized {
+            action,
+            by: who.map(|p| p.user_id),
+            object,
+        }),
+        Decision::Unauthenticated => Err(AppError::unauthenticated()),
+        Decision::Deny | Decision::Hide => Err(AppError::Denied(Denial {
+            decision,
+            action,
+            actor: who.map(|p| p.user_id),
+            target,
+        })),
+    }
+}
+
+/// Asks the policy about an action that has no object (creating, listing, one's own profile).
+pub fn authorize_plain(who: Option<&Principal>, action: Action) -> Result<Authorized<()>> {
+    debug_assert_eq!(
+        action.shape(),
+        policy::Shape::Plain,
+        "{action} needs an object"
+    );
+    verdict(
+        decide_for(who, action, Relation::Owner, Visibility::Private),
+        action,
+        who,
+        None,
+        (),
+    )
+}
+
+/// Asks the policy about `action` on a sealed object; opens it when allowed.
+pub fn authorize<T: Guarded>(
+    who: Option<&Principal>,
+    action: Action,
+    sealed: Sealed<T>,
+) -> Result<Authorized<T>> {
+    let object = sealed.0;
+    let relation = match who {
+        Some(p) if p.user_id == object.owner() => Relation::Owner,
+        _ => Relation::Other,
+    };
+    let target = Some(object.target());
+    verdict(
+        decide_for(who, action, relation, object.visibility()),
+        action,
+        who,
+        target,
+        object,
+    )
+}
+
+/// Asks the policy about an action that depends on the object itself (disabling staff is not
+/// disabling a plain user): `choose` names the action from the object before the decision.
+pub fn authorize_by<T: Guarded>(
+    who: Option<&Principal>,
+    choose: impl FnOnce(&T) -> Action,
+    sealed: Sealed<T>,
+) -> Result<Authorized<T>> {
+    let action = choose(&sealed.0);
+    authorize(who, action, sealed)
+}
+
+/// The operator's command line acts as the system: it is not subject to the HTTP policy.
+/// Only `service::users::operator` calls this.
+pub(crate) fn as_operator<T>(action: Action, sealed: Sealed<T>) -> Authorized<T> {
+    Authorized {
+        action,
+        by: None,
+        object: sealed.0,
+    }
+}
+
+fn decide_for(
+    who: Option<&Principal>,
+    action: Action,
+    relation: Relation,
+    visibility: Visibility,
+) -> Decision {
+    policy::decide(actor_of(who), action, relation, visibility)
+}
+
+/// The rows of a list the caller may see, for the SQL filter. Derived from the policy's read rows.
+#[derive(Debug, Clone, Copy)]
+pub struct ListScope {
+    scope: ReadScope,
+    viewer: UserId,
+}
+
+impl ListScope {
+    /// Needs the proof that listing was allowed.
+    pub fn of(grant: &Authorized<()>, who: &Principal) -> Result<Self> {
+        grant.require(Action::ResourceList)?;
+        Ok(Self {
+            scope: policy::read_scope(who.actor()),
+            viewer: who.user_id,
+        })
+    }
+    pub fn scope(&self) -> ReadScope {
+        self.scope
+    }
+    pub fn viewer(&self) -> UserId {
+        self.viewer
+    }
+}

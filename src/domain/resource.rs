@@ -1,0 +1,83 @@
+//! The fields of a resource: a title of 1..=200 characters and content of at most 64 KiB.
+
+use crate::error::ValidationError;
+
+pub const TITLE_MAX_CHARS: usize = 200;
+pub const CONTENT_MAX_BYTES: usize = 64 * 1024;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Title(String);
+
+impl Title {
+    /// Kept as given (no trimming); blank titles and control characters are refused.
+    pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+        let bad = |m: &str| Err(ValidationError::field("title", m));
+        let n = raw.chars().count();
+        if raw.trim().is_empty() {
+            return bad("must not be empty");
+        }
+        if n > TITLE_MAX_CHARS {
+            return bad("must be at most 200 characters");
+        }
+        if raw
+            .chars()
+            .any(|c| c.is_control() || c == '\u{2028}' || c == '\u{2029}')
+        {
+            return bad("must not contain control characters");
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Content(String);
+
+impl Content {
+    /// Any text up to 64 KiB (UTF-8 bytes) except NUL, which no database text column stores.
+    pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+        if raw.len() > CONTENT_MAX_BYTES {
+            return Err(ValidationError::field(
+                "content",
+                "must be at most 65536 bytes (64 KiB)",
+            ));
+        }
+        if raw.contains('\0') {
+            return Err(ValidationError::field(
+                "content",
+                "must not contain NUL characters",
+            ));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn title_bounds_count_characters() {
+        assert!(Title::parse("x").is_ok());
+        assert!(Title::parse(&"ß".repeat(200)).is_ok());
+        assert!(Title::parse(&"ß".repeat(201)).is_err());
+        assert!(Title::parse(" ").is_err());
+        assert!(Title::parse("a\rb").is_err());
+    }
+
+    #[test]
+    fn content_is_bounded_in_bytes_and_free_of_nul() {
+        assert!(Content::parse("").is_ok());
+        assert!(Content::parse(&"x".repeat(CONTENT_MAX_BYTES)).is_ok());
+        assert!(Content::parse(&"x".repeat(CONTENT_MAX_BYTES + 1)).is_err());
+        assert!(Content::parse("a\0b").is_err());
+        assert!(Content::parse("line\nbreaks\tand </script>").is_ok());
+    }
+}
