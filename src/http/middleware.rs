@@ -86,10 +86,10 @@ pub async fn record_denials(
     next: Next,
 ) -> Response {
     let res = next.run(req).await;
-    if let Some(d) = res.extensions().get::<Denial>() {
-        if let Err(e) = crate::service::record_denial(&app, d, &meta).await {
-            tracing::error!(error = format!("{e:#}"), "recording a denied access failed");
-        }
+    if let Some(d) = res.extensions().get::<Denial>()
+        && let Err(e) = crate::service::record_denial(&app, d, &meta).await
+    {
+        tracing::error!(error = format!("{e:#}"), "recording a denied access failed");
     }
     res
 }
