@@ -22,8 +22,9 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::state::AppState;
 
-/// Largest request body accepted (64 KiB).
-pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// Largest request body accepted: room for a resource's 64 KiB of content plus its JSON
+/// encoding (escapes); anything larger is a 413 before any parsing.
+pub const MAX_BODY_BYTES: usize = 128 * 1024;
 
 #[derive(OpenApi)]
 #[openapi(

@@ -22,6 +22,8 @@ pub struct TestApp {
     pub admin: Account,
     _dir: tempfile::TempDir,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    /// Set when registration is admin-only: fixtures then register accounts as the admin.
+    registrar: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -116,8 +118,12 @@ impl TestApp {
             },
             _dir: dir,
             shutdown: Some(tx),
+            registrar: None,
         };
         let admin_tokens = t.login(&t.admin.clone()).await;
+        if extra.contains(&("IMANGOR_REGISTRATION", "admin")) {
+            t.registrar = Some(admin_tokens.access.clone());
+        }
         t.admin.id = t
             .get("/api/v1/users/me", &admin_tokens.access)
             .await
@@ -168,7 +174,7 @@ impl TestApp {
     /// Registers an account with the default password; panics unless 201.
     pub async fn register(&self, email: &str) -> Account {
         let res = self
-            .post_json("/api/v1/users", None, &serde_json::json!({"email": email, "password": PASSWORD, "full_name": "Test Person"}))
+            .post_json("/api/v1/users", self.registrar.as_deref(), &serde_json::json!({"email": email, "password": PASSWORD, "full_name": "Test Person"}))
             .await;
         assert_eq!(res.status(), StatusCode::CREATED, "registering {email}");
         let v: Value = res.json().await.unwrap();

@@ -3,9 +3,11 @@
 //! HTTP to it. Requirement ids (ASVS 5.0, RFC 8725, NIST 800-63B) are cited where a test proves one.
 
 mod accounts;
+mod authz_matrix;
 mod helpers;
 mod jwt;
 mod process;
+mod resources;
 mod surface;
 mod tokens;
 mod users;

@@ -1,0 +1,400 @@
+//! The authorization matrix (ASVS V8.2.1, V8.2.2; API1, API5): for every endpoint x actor x
+//! relation x visibility of the policy table, a real request, and the exact status the table
+//! says. An operation of the OpenAPI document that the matrix does not exercise fails the test.
+
+use std::collections::BTreeSet;
+
+use imangor::authz::policy::{self, ACTORS, Action, Actor, Decision, Relation, Visibility};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+/// Operations outside the policy: authentication itself and the probes.
+const NOT_POLICED: &[&str] = &[
+    "POST /api/v1/token",
+    "POST /api/v1/token/revoke",
+    "GET /healthz",
+    "GET /readyz",
+];
+
+struct World {
+    app: TestApp,
+    /// Tokens by actor (none for anonymous) and each actor's account id.
+    tokens: Vec<(Actor, Option<Tokens>, String)>,
+    /// A plain user who owns the "other" objects.
+    stranger: (Account, Tokens),
+    seq: std::cell::Cell<u32>,
+}
+
+impl World {
+    async fn new(extra: &[(&str, &str)]) -> World {
+        let app = TestApp::spawn_with(extra).await;
+        let (u, ut) = app.user_with_role("m-user@example.com", "user").await;
+        let (m, mt) = app.user_with_role("m-manager@example.com", "manager").await;
+        let admin = app.admin_tokens().await;
+        let admin_id = app.admin.id.clone();
+        let stranger = app.user_with_role("m-stranger@example.com", "user").await;
+        World {
+            tokens: vec![
+                (Actor::Anonymous, None, String::new()),
+                (Actor::User, Some(ut), u.id),
+                (Actor::Manager, Some(mt), m.id),
+                (Actor::Admin, Some(admin), admin_id),
+            ],
+            app,
+            stranger,
+            seq: std::cell::Cell::new(0),
+        }
+    }
+
+    fn who(&self, actor: Actor) -> (Option<&str>, &str) {
+        let (_, t, id) = self.tokens.iter().find(|(a, _, _)| *a == actor).unwrap();
+        (t.as_ref().map(|t| t.access.as_str()), id.as_str())
+    }
+
+    fn fresh(&self) -> u32 {
+        self.seq.set(self.seq.get() + 1);
+        self.seq.get()
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> StatusCode {
+        let mut r = self.app.client.request(method, self.app.url(path));
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        r.send().await.unwrap().status()
+    }
+
+    /// A resource owned by `owner_token`'s account.
+    async fn resource(&self, owner_token: &str, public: bool) -> String {
+        let res = self
+            .app
+            .post_json(
+                "/api/v1/resources",
+                Some(owner_token),
+                &json!({"title": "m", "content": "c", "is_public": public}),
+            )
+            .await;
+        assert_eq!(res.status(), StatusCode::CREATED);
+        res.json::<Value>().await.unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// A fresh account with `role`, to act on.
+    async fn account(&self, role: &str) -> String {
+        let (a, _) = self
+            .app
+            .user_with_role(&format!("target{}@example.com", self.fresh()), role)
+            .await;
+        a.id
+    }
+
+    /// Performs `action` as `actor` on an object in `relation` with `visibility`; returns the
+    /// status and the operation ("METHOD /template") it exercised.
+    async fn perform(
+        &self,
+        actor: Actor,
+        action: Action,
+        relation: Option<Relation>,
+        vis: Option<Visibility>,
+    ) -> (StatusCode, &'static str) {
+        let (token, my_id) = self.who(actor);
+        let own = relation == Some(Relation::Owner);
+        let n = self.fresh();
+        match action {
+            Action::AccountRegister | Action::AccountCreate => {
+                let body = json!({"email": format!("new{n}@example.com"), "password": PASSWORD, "full_name": "New"});
+                (
+                    self.send(Method::POST, "/api/v1/users", token, Some(body))
+                        .await,
+                    "POST /api/v1/users",
+                )
+            }
+            Action::AccountReadSelf => (
+                self.send(Method::GET, "/api/v1/users/me", token, None)
+                    .await,
+                "GET /api/v1/users/me",
+            ),
+            Action::AccountUpdateSelf => (
+                self.send(
+                    Method::PATCH,
+                    "/api/v1/users/me",
+                    token,
+                    Some(json!({"full_name": "Same"})),
+                )
+                .await,
+                "PATCH /api/v1/users/me",
+            ),
+            Action::AccountList => (
+                self.send(Method::GET, "/api/v1/users", token, None).await,
+                "GET /api/v1/users",
+            ),
+            Action::AccountSetRole | Action::AccountDisableUser | Action::AccountDisableStaff => {
+                let (target, target_role) = match (own, action) {
+                    (true, _) => (my_id.to_owned(), role_of(actor)),
+                    (false, Action::AccountDisableStaff) => {
+                        (self.account("manager").await, "manager")
+                    }
+                    (false, _) => (self.account("user").await, "user"),
+                };
+                // Changes that change nothing, so the matrix measures the policy, not the business rules.
+                let body = if action == Action::AccountSetRole {
+                    json!({"role": target_role})
+                } else {
+                    json!({"disabled": false})
+                };
+                (
+                    self.send(
+                        Method::PATCH,
+                        &format!("/api/v1/users/{target}"),
+                        token,
+                        Some(body),
+                    )
+                    .await,
+                    "PATCH /api/v1/users/{id}",
+                )
+            }
+            Action::ResourceCreate => {
+                let body = json!({"title": "t", "content": "c", "is_public": false});
+                (
+                    self.send(Method::POST, "/api/v1/resources", token, Some(body))
+                        .await,
+                    "POST /api/v1/resources",
+                )
+            }
+            Action::ResourceList => (
+                self.send(Method::GET, "/api/v1/resources", token, None)
+                    .await,
+                "GET /api/v1/resources",
+            ),
+            Action::ResourceRead | Action::ResourceUpdate | Action::ResourceDelete => {
+                let owner = if own {
+                    token.unwrap()
+                } else {
+                    self.stranger.1.access.as_str()
+                };
+                let id = self.resource(owner, vis == Some(Visibility::Public)).await;
+                let path = format!("/api/v1/resources/{id}");
+                match action {
+                    Action::ResourceRead => (
+                        self.send(Method::GET, &path, token, None).await,
+                        "GET /api/v1/resources/{id}",
+                    ),
+                    Action::ResourceUpdate => {
+                        let body = json!({"title": "u", "content": "u", "is_public": vis == Some(Visibility::Public)});
+                        (
+                            self.send(Method::PUT, &path, token, Some(body)).await,
+                            "PUT /api/v1/resources/{id}",
+                        )
+                    }
+                    _ => (
+                        self.send(Method::DELETE, &path, token, None).await,
+                        "DELETE /api/v1/resources/{id}",
+                    ),
+                }
+            }
+        }
+    }
+}
+
+fn role_of(actor: Actor) -> &'static str {
+    match actor {
+        Actor::Admin => "admin",
+        Actor::Manager => "manager",
+        Actor::User | Actor::Anonymous => "user",
+    }
+}
+
+fn success(action: Action) -> StatusCode {
+    match action {
+        Action::AccountRegister | Action::AccountCreate | Action::ResourceCreate => {
+            StatusCode::CREATED
+        }
+        Action::ResourceDelete => StatusCode::NO_CONTENT,
+        _ => StatusCode::OK,
+    }
+}
+
+/// Cells that cannot occur: nobody anonymous owns anything, a user's own account is never staff,
+/// a manager's or admin's own account is never a plain user's.
+fn reachable(actor: Actor, action: Action, relation: Option<Relation>) -> bool {
+    let own = relation == Some(Relation::Owner);
+    !matches!(
+        (actor, action, own),
+        (Actor::Anonymous, _, true)
+            | (Actor::User, Action::AccountDisableStaff, true)
+            | (
+                Actor::Manager | Actor::Admin,
+                Action::AccountDisableUser,
+                true
+            )
+    )
+}
+
+async fn denied_events(app: &TestApp) -> Vec<EventRow> {
+    events(app)
+        .await
+        .into_iter()
+        .filter(|e| e.action == "authz.denied")
+        .collect()
+}
+
+#[tokio::test]
+async fn every_cell_of_the_policy_answers_what_the_table_says_v8_2_1_v8_2_2() {
+    let open = World::new(&[]).await;
+    let closed = World::new(&[("IMANGOR_REGISTRATION", "admin")]).await;
+    let mut exercised = BTreeSet::new();
+    let mut cells = 0;
+    for (action, relation, vis) in policy::cells() {
+        // Account creation by admins is what POST /users does when registration is admin-only.
+        let world = if action == Action::AccountCreate {
+            &closed
+        } else {
+            &open
+        };
+        for actor in ACTORS {
+            if !reachable(actor, action, relation) {
+                continue;
+            }
+            let decision = policy::decide(
+                actor,
+                action,
+                relation.unwrap_or(Relation::Owner),
+                vis.unwrap_or(Visibility::Private),
+            );
+            let want = match decision {
+                Decision::Allow => success(action),
+                Decision::Deny => StatusCode::FORBIDDEN,
+                Decision::Hide => StatusCode::NOT_FOUND,
+                Decision::Unauthenticated => StatusCode::UNAUTHORIZED,
+            };
+            let before = denied_events(&world.app).await.len();
+            let (got, op) = world.perform(actor, action, relation, vis).await;
+            assert_eq!(
+                got,
+                want,
+                "{actor:?} {} relation={relation:?} visibility={vis:?}",
+                action.name()
+            );
+            exercised.insert(op);
+            cells += 1;
+            // Every refusal of the policy is a security event naming actor, action and target.
+            let denied = denied_events(&world.app).await;
+            if matches!(decision, Decision::Deny | Decision::Hide) {
+                assert_eq!(
+                    denied.len(),
+                    before + 1,
+                    "{actor:?} {} recorded",
+                    action.name()
+                );
+                let e = denied.last().unwrap();
+                assert_eq!(e.actor_id.as_deref(), Some(world.who(actor).1));
+            } else {
+                assert_eq!(
+                    denied.len(),
+                    before,
+                    "{actor:?} {} is no denial",
+                    action.name()
+                );
+            }
+        }
+    }
+    assert!(cells >= 80, "{cells} cells");
+
+    // Every operation of the API is either in the matrix or explicitly outside the policy.
+    let doc: Value = open
+        .app
+        .get_anon("/openapi.json")
+        .await
+        .json()
+        .await
+        .unwrap();
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        for method in ops.as_object().unwrap().keys() {
+            let op = format!("{} {path}", method.to_uppercase());
+            assert!(
+                exercised.contains(op.as_str()) || NOT_POLICED.contains(&op.as_str()),
+                "{op} is not in the authorization matrix"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_denial_event_names_the_action_and_the_target() {
+    let app = TestApp::spawn().await;
+    let (_, owner) = app.user_with_role("owner@example.com", "user").await;
+    let (intruder, it) = app.user_with_role("intruder@example.com", "user").await;
+    let res = app
+        .post_json(
+            "/api/v1/resources",
+            Some(&owner.access),
+            &json!({"title": "secret plan", "content": "x", "is_public": false}),
+        )
+        .await;
+    let id = res.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        app.get(&format!("/api/v1/resources/{id}"), &it.access)
+            .await
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+    let rows = {
+        use sqlx::Row;
+        let sql = "select actor_id, target, detail, outcome from security_events where action = 'authz.denied'";
+        match &app.state.db {
+            imangor::db::Db::Sqlite(p) => sqlx::query(sql)
+                .fetch_all(p)
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| {
+                    (
+                        r.get::<String, _>(0),
+                        r.get::<String, _>(1),
+                        r.get::<String, _>(2),
+                        r.get::<String, _>(3),
+                    )
+                })
+                .collect::<Vec<_>>(),
+            imangor::db::Db::Postgres(p) => sqlx::query(sql)
+                .fetch_all(p)
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| {
+                    (
+                        r.get::<String, _>(0),
+                        r.get::<String, _>(1),
+                        r.get::<String, _>(2),
+                        r.get::<String, _>(3),
+                    )
+                })
+                .collect::<Vec<_>>(),
+        }
+    };
+    assert_eq!(
+        rows,
+        [(
+            intruder.id,
+            format!("resource:{id}"),
+            "resource.read".to_owned(),
+            "hidden".to_owned()
+        )]
+    );
+}

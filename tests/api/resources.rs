@@ -1,0 +1,459 @@
+//! The resources API: validation, ownership rules from API.md written out by hand (independent
+//! of the policy table), SQL-filtered lists and tamper-proof cursors.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+async fn create(app: &TestApp, token: &str, title: &str, public: bool) -> Value {
+    let res = app
+        .post_json(
+            "/api/v1/resources",
+            Some(token),
+            &json!({"title": title, "content": "body", "is_public": public}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    res.json().await.unwrap()
+}
+
+async fn put(app: &TestApp, token: &str, id: &str, body: &Value) -> reqwest::Response {
+    app.client
+        .put(app.url(&format!("/api/v1/resources/{id}")))
+        .bearer_auth(token)
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn delete(app: &TestApp, token: &str, id: &str) -> reqwest::Response {
+    app.client
+        .delete(app.url(&format!("/api/v1/resources/{id}")))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_resource_is_created_owned_by_the_caller_with_the_contract_fields() {
+    let app = TestApp::spawn().await;
+    let (a, t) = app.user_with_role("alice@example.com", "user").await;
+    let v = create(&app, &t.access, "First", false).await;
+    let mut keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            "content",
+            "created_at",
+            "id",
+            "is_public",
+            "owner_id",
+            "title",
+            "updated_at"
+        ]
+    );
+    assert_eq!(v["owner_id"], a.id.as_str());
+    assert_eq!(v["is_public"], false);
+    let got: Value = app
+        .get(
+            &format!("/api/v1/resources/{}", v["id"].as_str().unwrap()),
+            &t.access,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(got, v);
+}
+
+#[tokio::test]
+async fn the_owner_comes_from_the_token_never_the_body_v8_2_3() {
+    let app = TestApp::spawn().await;
+    let (_, t) = app.user_with_role("bob@example.com", "user").await;
+    for extra in [
+        json!({"owner_id": app.admin.id}),
+        json!({"id": "x"}),
+        json!({"created_at": "2020-01-01T00:00:00Z"}),
+    ] {
+        let mut b = json!({"title": "t", "content": "c", "is_public": true});
+        b.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        let field = extra.as_object().unwrap().keys().next().unwrap().clone();
+        invalid_fields(
+            app.post_json("/api/v1/resources", Some(&t.access), &b)
+                .await,
+            &[&field],
+        )
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn fields_are_checked_with_a_clear_422_v2_2_1_v15_3_5() {
+    let app = TestApp::spawn().await;
+    let (_, t) = app.user_with_role("val@example.com", "user").await;
+    let ok = |title: String, content: String| json!({"title": title, "content": content, "is_public": false});
+    for (body, fields) in [
+        (ok(String::new(), "c".into()), vec!["title"]),
+        (ok("   ".into(), "c".into()), vec!["title"]),
+        (ok("ä".repeat(201), "c".into()), vec!["title"]),
+        (ok("t\u{0}".into(), "c".into()), vec!["title"]),
+        (ok("t".into(), "x".repeat(64 * 1024 + 1)), vec!["content"]),
+        (ok("t".into(), "a\u{0}b".into()), vec!["content"]),
+        (
+            ok(String::new(), "x".repeat(64 * 1024 + 1)),
+            vec!["content", "title"],
+        ),
+        (
+            json!({"title": "t", "content": "c", "is_public": "true"}),
+            vec!["is_public"],
+        ),
+        (
+            json!({"title": 123, "content": "c", "is_public": true}),
+            vec!["title"],
+        ),
+        (
+            json!({"title": ["t"], "content": "c", "is_public": true}),
+            vec!["title"],
+        ),
+        (json!({"title": "t", "content": "c"}), vec!["is_public"]),
+        (
+            json!({"title": "t", "content": null, "is_public": true}),
+            vec!["content"],
+        ),
+    ] {
+        invalid_fields(
+            app.post_json("/api/v1/resources", Some(&t.access), &body)
+                .await,
+            &fields,
+        )
+        .await;
+    }
+    for (title, content) in [
+        ("ä".repeat(200), String::new()),
+        ("x".into(), "x".repeat(64 * 1024)),
+    ] {
+        let res = app
+            .post_json("/api/v1/resources", Some(&t.access), &ok(title, content))
+            .await;
+        assert_eq!(res.status(), StatusCode::CREATED);
+    }
+}
+
+#[tokio::test]
+async fn awkward_text_round_trips_byte_exact_v1_2_3() {
+    let app = TestApp::spawn().await;
+    let (_, t) = app.user_with_role("text@example.com", "user").await;
+    let content = "quote \" backslash \\ </script><script>alert(1)</script> \u{2028}\u{2029} 🦀 ' OR '1'='1 \r\n\t end";
+    let res = app.post_json("/api/v1/resources", Some(&t.access), &json!({"title": "Robert'); DROP TABLE resources;--", "content": content, "is_public": true})).await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let v: Value = res.json().await.unwrap();
+    let got: Value = app
+        .get(
+            &format!("/api/v1/resources/{}", v["id"].as_str().unwrap()),
+            &t.access,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(got["content"], content);
+    assert_eq!(got["title"], "Robert'); DROP TABLE resources;--");
+}
+
+#[tokio::test]
+async fn ownership_rules_of_api_md_hold_v8_2_2_api1() {
+    let app = TestApp::spawn().await;
+    let (_, a) = app.user_with_role("owner-a@example.com", "user").await;
+    let (_, b) = app.user_with_role("other-b@example.com", "user").await;
+    let (_, m) = app.user_with_role("mgr-m@example.com", "manager").await;
+    let admin = app.admin_tokens().await;
+    let private = create(&app, &a.access, "private", false).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let public = create(&app, &a.access, "public", true).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let body = json!({"title": "changed", "content": "c", "is_public": true});
+    let path = |id: &str| format!("/api/v1/resources/{id}");
+
+    // Another user: the private one does not exist for them; the public one is read-only.
+    problem(
+        app.get(&path(&private), &b.access).await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    problem(
+        put(&app, &b.access, &private, &body).await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    problem(
+        delete(&app, &b.access, &private).await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    assert_eq!(
+        app.get(&path(&public), &b.access).await.status(),
+        StatusCode::OK
+    );
+    problem(
+        put(&app, &b.access, &public, &body).await,
+        StatusCode::FORBIDDEN,
+    )
+    .await;
+    problem(
+        delete(&app, &b.access, &public).await,
+        StatusCode::FORBIDDEN,
+    )
+    .await;
+    // A manager reads everything and writes nothing of others'.
+    assert_eq!(
+        app.get(&path(&private), &m.access).await.status(),
+        StatusCode::OK
+    );
+    problem(
+        put(&app, &m.access, &private, &body).await,
+        StatusCode::FORBIDDEN,
+    )
+    .await;
+    // An admin writes anything; the owner stays the owner.
+    let v: Value = put(&app, &admin.access, &private, &body)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["title"], "changed");
+    let original: Value = app
+        .get(&path(&public), &a.access)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["owner_id"], original["owner_id"]);
+    // The owner deletes; then it is gone for everyone.
+    assert_eq!(
+        delete(&app, &a.access, &public).await.status(),
+        StatusCode::NO_CONTENT
+    );
+    problem(
+        app.get(&path(&public), &admin.access).await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    problem(
+        delete(&app, &a.access, &public).await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    // Anonymous: 401 with the Bearer challenge.
+    let res = app.get_anon(&path(&private)).await;
+    assert_eq!(res.headers()["www-authenticate"], "Bearer");
+}
+
+#[tokio::test]
+async fn put_replaces_the_fields_and_keeps_identity_and_creation_time() {
+    let app = TestApp::spawn().await;
+    let (_, t) = app.user_with_role("put@example.com", "user").await;
+    let v = create(&app, &t.access, "before", false).await;
+    let id = v["id"].as_str().unwrap();
+    let res = put(
+        &app,
+        &t.access,
+        id,
+        &json!({"title": "after", "content": "new", "is_public": true}),
+    )
+    .await;
+    let u: Value = res.json().await.unwrap();
+    assert_eq!(
+        (
+            u["title"].as_str(),
+            u["content"].as_str(),
+            u["is_public"].as_bool()
+        ),
+        (Some("after"), Some("new"), Some(true))
+    );
+    assert_eq!(u["id"], v["id"]);
+    assert_eq!(u["created_at"], v["created_at"]);
+    assert!(u["updated_at"].as_str() >= v["updated_at"].as_str());
+    // A partial body is not a full replacement.
+    invalid_fields(
+        put(&app, &t.access, id, &json!({"title": "only"})).await,
+        &["content"],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn ids_that_are_not_ids_are_404_never_5xx_v1_1_1_v1_4_2() {
+    let app = TestApp::spawn().await;
+    let (_, t) = app.user_with_role("ids@example.com", "user").await;
+    for id in [
+        "1",
+        "-1",
+        "99999999999999999999999",
+        "not-an-id",
+        "%252e%252e",
+        "..%2F..%2Fusers",
+        "' OR '1'='1",
+        "01234567-89ab-cdef-0123-456789abcdef",
+        "01234567-89AB-CDEF-0123-456789ABCDEF",
+    ] {
+        let path = format!("/api/v1/resources/{id}");
+        problem(app.get(&path, &t.access).await, StatusCode::NOT_FOUND).await;
+        problem(delete(&app, &t.access, id).await, StatusCode::NOT_FOUND).await;
+    }
+}
+
+#[tokio::test]
+async fn lists_show_only_what_the_caller_may_read_newest_first() {
+    let app = TestApp::spawn().await;
+    let (a, at) = app.user_with_role("list-a@example.com", "user").await;
+    let (_, bt) = app.user_with_role("list-b@example.com", "user").await;
+    let (_, mt) = app.user_with_role("list-m@example.com", "manager").await;
+    let a_private = create(&app, &at.access, "a-private", false).await;
+    let a_public = create(&app, &at.access, "a-public", true).await;
+    let b_private = create(&app, &bt.access, "b-private", false).await;
+    let b_public = create(&app, &bt.access, "b-public", true).await;
+    let ids = |v: &Value| -> Vec<String> {
+        v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let id = |v: &Value| v["id"].as_str().unwrap().to_owned();
+
+    let seen_by_b: Value = app
+        .get("/api/v1/resources", &bt.access)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(&seen_by_b),
+        [id(&b_public), id(&b_private), id(&a_public)],
+        "own and public, newest first"
+    );
+    assert!(
+        !seen_by_b.to_string().contains(&id(&a_private)),
+        "no foreign private id anywhere in the answer"
+    );
+    let seen_by_m: Value = app
+        .get("/api/v1/resources", &mt.access)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(&seen_by_m),
+        [id(&b_public), id(&b_private), id(&a_public), id(&a_private)]
+    );
+    let seen_by_a: Value = app
+        .get("/api/v1/resources", &at.access)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(&seen_by_a),
+        [id(&b_public), id(&a_public), id(&a_private)]
+    );
+    let _ = a;
+}
+
+#[tokio::test]
+async fn pages_cover_everything_once_and_cursors_cannot_be_forged_or_shared() {
+    let app = TestApp::spawn().await;
+    let (_, at) = app.user_with_role("page-a@example.com", "user").await;
+    let (_, bt) = app.user_with_role("page-b@example.com", "user").await;
+    for i in 0..7 {
+        create(&app, &at.access, &format!("a{i}"), i % 2 == 0).await;
+        create(&app, &bt.access, &format!("b{i}"), false).await;
+    }
+    let mut titles = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut first_cursor = None;
+    loop {
+        let path = match &cursor {
+            None => "/api/v1/resources?limit=3".to_owned(),
+            Some(c) => format!("/api/v1/resources?limit=3&cursor={c}"),
+        };
+        let v: Value = app.get(&path, &at.access).await.json().await.unwrap();
+        titles.extend(
+            v["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| i["title"].as_str().unwrap().to_owned()),
+        );
+        match v["next_cursor"].as_str() {
+            Some(c) => {
+                first_cursor.get_or_insert(c.to_owned());
+                cursor = Some(c.to_owned());
+            }
+            None => break,
+        }
+    }
+    assert_eq!(titles, ["a6", "a5", "a4", "a3", "a2", "a1", "a0"]);
+    let c = first_cursor.unwrap();
+    // Tampered, truncated, foreign: refused.
+    let mut bytes = c.clone().into_bytes();
+    bytes[2] = if bytes[2] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(bytes).unwrap();
+    for bad in [
+        tampered.as_str(),
+        &c[..c.len() - 2],
+        "AAAA",
+        "' OR 1=1--",
+        "%00",
+    ] {
+        let res = app
+            .get(
+                &format!("/api/v1/resources?cursor={}", urlencode(bad)),
+                &at.access,
+            )
+            .await;
+        invalid_fields(res, &["cursor"]).await;
+    }
+    let res = app
+        .get(&format!("/api/v1/resources?cursor={c}"), &bt.access)
+        .await;
+    invalid_fields(res, &["cursor"]).await;
+    for q in [
+        "limit=0",
+        "limit=101",
+        "limit=-1",
+        "limit=1e309",
+        "limit=18446744073709551616",
+        "limit=x",
+        "limit=1&limit=2",
+        "owner_id=x",
+    ] {
+        problem(
+            app.get(&format!("/api/v1/resources?{q}"), &at.access).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+    }
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
