@@ -354,40 +354,18 @@ async fn a_denial_event_names_the_action_and_the_target() {
             .status(),
         StatusCode::NOT_FOUND
     );
-    let rows = {
-        use sqlx::Row;
-        let sql = "select actor_id, target, detail, outcome from security_events where action = 'authz.denied'";
-        match &app.state.db {
-            imangor::db::Db::Sqlite(p) => sqlx::query(sql)
-                .fetch_all(p)
-                .await
-                .unwrap()
-                .iter()
-                .map(|r| {
-                    (
-                        r.get::<String, _>(0),
-                        r.get::<String, _>(1),
-                        r.get::<String, _>(2),
-                        r.get::<String, _>(3),
-                    )
-                })
-                .collect::<Vec<_>>(),
-            imangor::db::Db::Postgres(p) => sqlx::query(sql)
-                .fetch_all(p)
-                .await
-                .unwrap()
-                .iter()
-                .map(|r| {
-                    (
-                        r.get::<String, _>(0),
-                        r.get::<String, _>(1),
-                        r.get::<String, _>(2),
-                        r.get::<String, _>(3),
-                    )
-                })
-                .collect::<Vec<_>>(),
-        }
-    };
+    let rows: Vec<_> = denied_events(&app)
+        .await
+        .into_iter()
+        .map(|e| {
+            (
+                e.actor_id.unwrap_or_default(),
+                e.target.unwrap_or_default(),
+                e.detail.unwrap_or_default(),
+                e.outcome,
+            )
+        })
+        .collect();
     assert_eq!(
         rows,
         [(

@@ -310,6 +310,8 @@ pub struct EventRow {
     pub action: String,
     pub outcome: String,
     pub actor_id: Option<String>,
+    pub target: Option<String>,
+    pub detail: Option<String>,
     pub ip: Option<String>,
     pub request_id: Option<String>,
     pub at: i64,
@@ -318,8 +320,7 @@ pub struct EventRow {
 /// Every security event of this app, oldest first (read straight from its database).
 pub async fn events(app: &TestApp) -> Vec<EventRow> {
     use sqlx::Row;
-    let sql =
-        "select action, outcome, actor_id, ip, request_id, at from security_events order by at, id";
+    let sql = "select action, outcome, actor_id, target, detail, ip, request_id, at from security_events order by at, id";
     macro_rules! rows {
         ($pool:expr) => {
             sqlx::query(sql)
@@ -331,6 +332,8 @@ pub async fn events(app: &TestApp) -> Vec<EventRow> {
                     action: r.get("action"),
                     outcome: r.get("outcome"),
                     actor_id: r.get("actor_id"),
+                    target: r.get("target"),
+                    detail: r.get("detail"),
                     ip: r.get("ip"),
                     request_id: r.get("request_id"),
                     at: r.get("at"),
