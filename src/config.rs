@@ -13,6 +13,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use secrecy::{ExposeSecret, SecretBox, SecretString};
 
 use crate::domain::{Email, PasswordPolicy};
+use crate::limits::Quota;
+use crate::limits::address::{self, Cidr};
+use crate::limits::login::LoginPolicy;
 
 /// A secret value: never printed by `Debug`, zeroed when dropped.
 #[derive(Clone)]
@@ -79,6 +82,17 @@ pub struct Config {
     pub request_timeout: Duration,
     pub shutdown_timeout: Duration,
     pub log_format: LogFormat,
+    /// `false` only for benchmarks (`IMANGOR_RATE_LIMITS=off`); refused in production.
+    pub rate_limits: bool,
+    /// Per client (user, or address when anonymous), for every API call / the token endpoint / registration.
+    pub rate_limit_api: Quota,
+    pub rate_limit_token: Quota,
+    pub rate_limit_register: Quota,
+    pub login: LoginPolicy,
+    pub trusted_proxies: Vec<Cidr>,
+    /// Exact origins allowed to call from a browser; `*` means any (never with credentials in production).
+    pub cors_origins: Vec<String>,
+    pub cors_credentials: bool,
 }
 
 /// Clock skew allowed when checking `exp`, `nbf` and `iat` (RFC 8725 advice: small and fixed).
@@ -122,6 +136,15 @@ const KEYS: &[Key] = &[
     k("request_timeout"),
     k("shutdown_timeout"),
     k("log_format"),
+    k("rate_limits"),
+    k("rate_limit_api"),
+    k("rate_limit_token"),
+    k("rate_limit_register"),
+    k("login_lock_after"),
+    k("login_slow_after"),
+    k("trusted_proxies"),
+    k("cors_origins"),
+    k("cors_credentials"),
 ];
 
 /// Raw settings by key, before typing. Holds secrets too, so `Debug` is not derived.
@@ -327,6 +350,44 @@ impl Config {
             request_timeout: Duration::from_secs(seconds(raw, "request_timeout", 30, 1..=3600)?),
             shutdown_timeout: Duration::from_secs(seconds(raw, "shutdown_timeout", 30, 0..=3600)?),
             log_format,
+            rate_limits: match raw.get("rate_limits").unwrap_or("on") {
+                "on" => true,
+                "off" => false,
+                other => bail!("IMANGOR_RATE_LIMITS: {other:?} is neither `on` nor `off`"),
+            },
+            rate_limit_api: parse(
+                raw,
+                "rate_limit_api",
+                Quota {
+                    n: 600,
+                    per: Duration::from_secs(60),
+                },
+            )?,
+            rate_limit_token: parse(
+                raw,
+                "rate_limit_token",
+                Quota {
+                    n: 20,
+                    per: Duration::from_secs(60),
+                },
+            )?,
+            rate_limit_register: parse(
+                raw,
+                "rate_limit_register",
+                Quota {
+                    n: 5,
+                    per: Duration::from_secs(60),
+                },
+            )?,
+            login: LoginPolicy {
+                lock_after: parse(raw, "login_lock_after", 5u32)?.clamp(1, 100),
+                slow_after: parse(raw, "login_slow_after", 10u32)?.clamp(1, 100),
+                ..LoginPolicy::default()
+            },
+            trusted_proxies: address::parse_list(raw.get("trusted_proxies").unwrap_or(""))
+                .map_err(|e| anyhow::anyhow!("IMANGOR_TRUSTED_PROXIES: {e}"))?,
+            cors_origins: cors_origins(raw.get("cors_origins").unwrap_or(""))?,
+            cors_credentials: parse(raw, "cors_credentials", false)?,
         };
         config.check_production()?;
         Ok(config)
@@ -345,6 +406,14 @@ impl Config {
         if self.database_url.is_none() {
             bail!("IMANGOR_DATABASE_URL is required in production: say where the data lives");
         }
+        if !self.rate_limits {
+            bail!("IMANGOR_RATE_LIMITS=off is for benchmarks only and is refused in production");
+        }
+        if self.cors_credentials && self.cors_origins.iter().any(|o| o == "*") {
+            bail!(
+                "IMANGOR_CORS_ORIGINS=* with IMANGOR_CORS_CREDENTIALS=true is refused in production: list the origins"
+            );
+        }
         Ok(())
     }
 
@@ -355,6 +424,23 @@ impl Config {
     pub fn sqlite_path(&self) -> PathBuf {
         self.data_dir.join("imangor.db")
     }
+}
+
+/// `IMANGOR_CORS_ORIGINS`: comma-separated `scheme://host[:port]` origins, or `*`.
+fn cors_origins(s: &str) -> anyhow::Result<Vec<String>> {
+    let mut out = Vec::new();
+    for o in s.split(',').map(str::trim).filter(|o| !o.is_empty()) {
+        let ok = o == "*"
+            || ((o.starts_with("https://") || o.starts_with("http://"))
+                && !o.ends_with('/')
+                && o.split_once("://")
+                    .is_some_and(|(_, h)| !h.is_empty() && !h.contains(['/', '*', ' '])));
+        if !ok {
+            bail!("IMANGOR_CORS_ORIGINS: {o:?} is not an origin like https://app.example.com");
+        }
+        out.push(o.to_owned());
+    }
+    Ok(out)
 }
 
 /// RFC 8725 section 3.5 and ASVS V11.2.3: an HMAC key of at least 256 bits, not a placeholder.
@@ -482,6 +568,36 @@ mod tests {
             v.push(("IMANGOR_JWT_SECRET", weak));
             assert!(Config::from_raw(&raw(&v)).is_err(), "{weak}");
         }
+    }
+
+    #[test]
+    fn production_refuses_rate_limits_off_and_wildcard_cors_with_credentials() {
+        let base = [
+            ("IMANGOR_ENV", "production"),
+            ("IMANGOR_DATABASE_URL", "sqlite://x.db"),
+            ("IMANGOR_JWT_SECRET", "0123456789abcdefghijklmnopqrstuvwxyz"),
+        ];
+        assert!(Config::from_raw(&raw(&base)).is_ok());
+        for extra in [
+            [("IMANGOR_RATE_LIMITS", "off")].as_slice(),
+            &[
+                ("IMANGOR_CORS_ORIGINS", "*"),
+                ("IMANGOR_CORS_CREDENTIALS", "true"),
+            ],
+        ] {
+            let mut v = base.to_vec();
+            v.extend_from_slice(extra);
+            let err = Config::from_raw(&raw(&v)).unwrap_err().to_string();
+            assert!(err.contains(extra[0].0), "{err}");
+        }
+        // Outside production the benchmark switch is accepted.
+        assert!(
+            !Config::from_raw(&raw(&[("IMANGOR_RATE_LIMITS", "off")]))
+                .unwrap()
+                .rate_limits
+        );
+        assert!(Config::from_raw(&raw(&[("IMANGOR_CORS_ORIGINS", "https://a.example/")])).is_err());
+        assert!(Config::from_raw(&raw(&[("IMANGOR_TRUSTED_PROXIES", "10.0.0.0/99")])).is_err());
     }
 
     #[test]

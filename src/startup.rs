@@ -13,6 +13,8 @@ use crate::auth::password::Hasher;
 use crate::auth::token::TokenKeys;
 use crate::config::{self, Config, Secret};
 use crate::db::{Db, DbOptions};
+use crate::limits::MemoryLimiter;
+use crate::limits::login::LoginGuard;
 use crate::state::AppState;
 
 /// A built application: its listener is bound, so the address is known before it serves.
@@ -44,12 +46,15 @@ pub async fn state(config: Config) -> anyhow::Result<AppState> {
     );
     let hasher = Hasher::new(config.hash_concurrency, config.hash_queue)?;
     let cursors = Cursors::derive(secrecy::ExposeSecret::expose_secret(&jwt_key));
+    let logins = LoginGuard::new(config.login);
     Ok(AppState {
         db,
         config: Arc::new(config),
         tokens: Arc::new(tokens),
         hasher: Arc::new(hasher),
         cursors: Arc::new(cursors),
+        limiter: Arc::new(MemoryLimiter::default()),
+        logins: Arc::new(logins),
     })
 }
 

@@ -7,6 +7,8 @@ use crate::auth::password::Hasher;
 use crate::auth::token::TokenKeys;
 use crate::config::Config;
 use crate::db::Db;
+use crate::limits::RateStore;
+use crate::limits::login::LoginGuard;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -15,4 +17,6 @@ pub struct AppState {
     pub tokens: Arc<TokenKeys>,
     pub hasher: Arc<Hasher>,
     pub cursors: Arc<Cursors>,
+    pub limiter: Arc<dyn RateStore>,
+    pub logins: Arc<LoginGuard>,
 }

@@ -5,6 +5,7 @@ pub mod extract;
 pub mod health;
 pub mod middleware;
 pub mod page;
+pub mod protect;
 pub mod resources;
 pub mod token;
 pub mod users;
@@ -78,9 +79,11 @@ pub fn router(app: AppState) -> Router {
     api.merge(docs)
         .fallback(middleware::not_found)
         .layer(axum::middleware::from_fn_with_state(app.clone(), middleware::record_denials))
+        .layer(axum::middleware::from_fn_with_state(app.clone(), protect::rate_limit))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
         .layer(CatchPanicLayer::custom(middleware::panic_response))
+        .layer(axum::middleware::from_fn_with_state(app.clone(), protect::cors))
         .layer(axum::middleware::from_fn(middleware::security_headers))
         .layer(
             TraceLayer::new_for_http()
@@ -94,6 +97,7 @@ pub fn router(app: AppState) -> Router {
                     tracing::info!(status = res.status().as_u16(), latency_ms = latency.as_millis() as u64, "answered");
                 }),
         )
+        .layer(axum::middleware::from_fn_with_state(app.clone(), protect::client_address))
         .layer(axum::middleware::from_fn(middleware::request_id))
         .with_state(app)
 }

@@ -10,6 +10,7 @@ use crate::db::{sessions, users};
 use crate::domain::password::MAX_LOGIN_BYTES;
 use crate::domain::{Email, Role, SessionId, Timestamp, UserId};
 use crate::error::{AppError, Result};
+use crate::limits::login::Gate;
 use crate::state::AppState;
 
 /// Length of a refresh token: 32 random bytes in base64url.
@@ -38,6 +39,30 @@ pub async fn login(
     meta: &RequestMeta,
 ) -> Result<TokenPair> {
     let email = Email::parse(username).ok();
+    // One failure budget per account however its email is spelled; per address as the layers derived it.
+    let account = email
+        .as_ref()
+        .map(|e| e.as_str().to_owned())
+        .unwrap_or_else(|| username.trim().to_lowercase());
+    let ip = client(meta);
+    let slowed = match app.logins.begin(&account, ip) {
+        Gate::Locked { retry_after_s } => {
+            let mut tx = app.db.begin().await?;
+            Event::new("auth.login", "throttled")
+                .detail(format!(
+                    "too many failures from this address; locked for {retry_after_s} s"
+                ))
+                .record(&mut tx, meta)
+                .await?;
+            tx.commit().await?;
+            return Err(AppError::RateLimited { retry_after_s });
+        }
+        Gate::Open { delay } => delay,
+    };
+    if !slowed.is_zero() {
+        // Many failures on this account from anywhere: answer slowly, never refuse (no lock-out by others).
+        tokio::time::sleep(slowed).await;
+    }
     let found = match &email {
         Some(e) if password.len() <= MAX_LOGIN_BYTES => {
             users::find_credentials(&app.db, e.as_str()).await?
@@ -66,7 +91,12 @@ pub async fn login(
                 _ => "wrong password",
             };
             let mut tx = app.db.begin().await?;
-            let mut e = Event::new("auth.login", "failure").detail(reason);
+            let detail = if slowed.is_zero() {
+                reason.to_owned()
+            } else {
+                format!("{reason}; answer slowed by {} ms", slowed.as_millis())
+            };
+            let mut e = Event::new("auth.login", "failure").detail(detail);
             if let Some(u) = &u {
                 e = e.actor(u.id).target(u.id);
             }
@@ -76,6 +106,7 @@ pub async fn login(
         }
     };
     let (user, rehash) = user;
+    app.logins.succeeded(&account, ip);
     // The new hash is computed before the transaction opens: no lock is held while hashing.
     let new_hash = if rehash {
         Some(app.hasher.hash(password).await?)
@@ -111,6 +142,14 @@ pub async fn login(
         .await?;
     tx.commit().await?;
     pair(app, user.id, user.role, session, now, refresh_token)
+}
+
+/// The client address of a request (unspecified when unknown, which then shares one budget).
+fn client(meta: &RequestMeta) -> std::net::IpAddr {
+    meta.ip
+        .as_deref()
+        .and_then(|i| i.parse().ok())
+        .unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]))
 }
 
 /// OAuth2 refresh grant: the refresh token is spent and a new one issued. Presenting a spent

@@ -92,6 +92,13 @@ impl TestApp {
                 "IMANGOR_BOOTSTRAP_ADMIN_PASSWORD".into(),
                 ADMIN_PASSWORD.into(),
             ),
+            // Fixtures make many accounts and logins from one address: limits that only the
+            // protection tests tighten.
+            ("IMANGOR_RATE_LIMIT_API".into(), "100000/60".into()),
+            ("IMANGOR_RATE_LIMIT_TOKEN".into(), "100000/60".into()),
+            ("IMANGOR_RATE_LIMIT_REGISTER".into(), "100000/60".into()),
+            ("IMANGOR_LOGIN_LOCK_AFTER".into(), "100".into()),
+            ("IMANGOR_LOGIN_SLOW_AFTER".into(), "100".into()),
         ];
         vars.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let raw = RawSettings::gather(None, vars.into_iter()).expect("settings");

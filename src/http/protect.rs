@@ -1,0 +1,178 @@
+//! Layers that protect the API: the client's address, rate limits and CORS.
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::Response;
+
+use super::error::problem;
+use crate::domain::Timestamp;
+use crate::limits::address::client_ip;
+use crate::limits::{Quota, Verdict};
+use crate::state::AppState;
+
+/// The address of the client, as `limits::address` derives it; every layer and handler uses this one.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientIp(pub IpAddr);
+
+pub async fn client_address(State(app): State<AppState>, mut req: Request, next: Next) -> Response {
+    if let Some(ConnectInfo(peer)) = req.extensions().get::<ConnectInfo<SocketAddr>>().copied() {
+        let xff: Vec<&str> = req
+            .headers()
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        let ip = client_ip(peer.ip(), &xff, &app.config.trusted_proxies);
+        req.extensions_mut().insert(ClientIp(ip));
+    }
+    next.run(req).await
+}
+
+/// Which limit a request falls under; probes and the documentation are not limited.
+fn quota(app: &AppState, method: &Method, path: &str) -> Option<(&'static str, Quota)> {
+    let c = &app.config;
+    match (method, path) {
+        (_, "/healthz" | "/readyz") => None,
+        (_, p) if p.starts_with("/docs") || p == "/openapi.json" => None,
+        (&Method::POST, "/api/v1/token") => Some(("token", c.rate_limit_token)),
+        (&Method::POST, "/api/v1/users") => Some(("register", c.rate_limit_register)),
+        _ => Some(("api", c.rate_limit_api)),
+    }
+}
+
+/// GCRA limits per client and route class: the user when the request carries a valid token,
+/// otherwise the address. Every limited answer carries `RateLimit-*`; a refusal is 429 with `Retry-After`.
+pub async fn rate_limit(State(app): State<AppState>, req: Request, next: Next) -> Response {
+    if !app.config.rate_limits {
+        return next.run(req).await;
+    }
+    let Some((class, quota)) = quota(&app, req.method(), req.uri().path()) else {
+        return next.run(req).await;
+    };
+    let who = bearer_subject(&app, req.headers())
+        .map(|sub| format!("user:{sub}"))
+        .or_else(|| {
+            req.extensions()
+                .get::<ClientIp>()
+                .map(|ip| format!("ip:{}", ip.0))
+        })
+        .unwrap_or_else(|| "ip:unknown".to_owned());
+    let verdict = app.limiter.check(&format!("{class}:{who}"), quota);
+    let mut res = if verdict.allowed {
+        next.run(req).await
+    } else {
+        tracing::warn!(target: "security", class, client = %who, "rate limited");
+        let mut r = problem(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "too many requests; retry later",
+            None,
+        );
+        r.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from(verdict.retry_after_s),
+        );
+        r
+    };
+    rate_headers(res.headers_mut(), &verdict);
+    res
+}
+
+fn rate_headers(h: &mut HeaderMap, v: &Verdict) {
+    h.insert(
+        HeaderName::from_static("ratelimit-limit"),
+        HeaderValue::from(v.limit),
+    );
+    h.insert(
+        HeaderName::from_static("ratelimit-remaining"),
+        HeaderValue::from(v.remaining),
+    );
+    h.insert(
+        HeaderName::from_static("ratelimit-reset"),
+        HeaderValue::from(v.reset_s),
+    );
+}
+
+/// The subject of a bearer token whose signature and claims verify (no database look-up: a
+/// throttling key only, never an authentication).
+fn bearer_subject(app: &AppState, headers: &HeaderMap) -> Option<String> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = v.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return None;
+    }
+    app.tokens
+        .verify(token.trim(), Timestamp::now())
+        .ok()
+        .map(|t| t.user.to_string())
+}
+
+const CORS_METHODS: &str = "GET, POST, PUT, PATCH, DELETE";
+const CORS_HEADERS: &str = "authorization, content-type";
+const CORS_EXPOSE: &str =
+    "ratelimit-limit, ratelimit-remaining, ratelimit-reset, retry-after, x-request-id";
+
+/// CORS with an exact allowlist: a listed origin is echoed (never `*` with credentials), with
+/// explicit methods and headers; any other origin, `null` included, gets no `Access-Control-*`.
+pub async fn cors(State(app): State<AppState>, req: Request, next: Next) -> Response {
+    let origin = req
+        .headers()
+        .get(header::ORIGIN)
+        .and_then(|o| o.to_str().ok())
+        .map(str::to_owned);
+    let allowed = origin.as_deref().filter(|o| {
+        app.config
+            .cors_origins
+            .iter()
+            .any(|a| a == o || (a == "*" && !app.config.cors_credentials))
+    });
+    let preflight = req.method() == Method::OPTIONS
+        && req
+            .headers()
+            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+    let mut res = if preflight {
+        let mut r = Response::new(axum::body::Body::empty());
+        *r.status_mut() = if allowed.is_some() {
+            StatusCode::NO_CONTENT
+        } else {
+            StatusCode::FORBIDDEN
+        };
+        r
+    } else {
+        next.run(req).await
+    };
+    let h = res.headers_mut();
+    h.append(header::VARY, HeaderValue::from_static("Origin"));
+    if let Some(o) = allowed.and_then(|o| HeaderValue::from_str(o).ok()) {
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, o);
+        if app.config.cors_credentials {
+            h.insert(
+                header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+                HeaderValue::from_static("true"),
+            );
+        }
+        if preflight {
+            h.insert(
+                header::ACCESS_CONTROL_ALLOW_METHODS,
+                HeaderValue::from_static(CORS_METHODS),
+            );
+            h.insert(
+                header::ACCESS_CONTROL_ALLOW_HEADERS,
+                HeaderValue::from_static(CORS_HEADERS),
+            );
+            h.insert(
+                header::ACCESS_CONTROL_MAX_AGE,
+                HeaderValue::from_static("600"),
+            );
+        } else {
+            h.insert(
+                header::ACCESS_CONTROL_EXPOSE_HEADERS,
+                HeaderValue::from_static(CORS_EXPOSE),
+            );
+        }
+    }
+    res
+}

@@ -1,0 +1,161 @@
+//! The client's address: the socket peer, or, when the peer is a trusted proxy, the rightmost
+//! address of `X-Forwarded-For` that is not itself a trusted proxy (anything left of it could
+//! have been written by the client).
+
+use std::net::IpAddr;
+
+/// An IP network, `ADDR/PREFIX` (or a bare address).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl std::str::FromStr for Cidr {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (a, p) = s
+            .trim()
+            .split_once('/')
+            .map(|(a, p)| (a, Some(p)))
+            .unwrap_or((s.trim(), None));
+        let addr: IpAddr = a
+            .parse()
+            .map_err(|_| format!("{s:?} is not an address or CIDR"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match p {
+            None => max,
+            Some(p) => p
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(|| format!("{s:?}: bad prefix length"))?,
+        };
+        Ok(Cidr { addr, prefix })
+    }
+}
+
+impl Cidr {
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = canonical(ip);
+        match (canonical(self.addr), ip) {
+            (IpAddr::V4(n), IpAddr::V4(i)) => {
+                mask(u32::from(n).into(), u32::from(i).into(), self.prefix, 32)
+            }
+            (IpAddr::V6(n), IpAddr::V6(i)) => mask(u128::from(n), u128::from(i), self.prefix, 128),
+            _ => false,
+        }
+    }
+}
+
+fn mask(net: u128, ip: u128, prefix: u8, bits: u32) -> bool {
+    if prefix == 0 {
+        return true;
+    }
+    let shift = bits - u32::from(prefix);
+    (net >> shift) == (ip >> shift)
+}
+
+/// IPv4-mapped IPv6 addresses (`::ffff:1.2.3.4`) are their IPv4 address.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+        v4 => v4,
+    }
+}
+
+/// Parses `IMANGOR_TRUSTED_PROXIES`: comma-separated CIDRs.
+pub fn parse_list(s: &str) -> Result<Vec<Cidr>, String> {
+    s.split(',')
+        .filter(|p| !p.trim().is_empty())
+        .map(str::parse)
+        .collect()
+}
+
+/// The client address for a request from `peer` carrying these `X-Forwarded-For` values.
+pub fn client_ip(peer: IpAddr, forwarded_for: &[&str], trusted: &[Cidr]) -> IpAddr {
+    let peer = canonical(peer);
+    if !trusted.iter().any(|c| c.contains(peer)) {
+        return peer;
+    }
+    // Walk from the right: the nearest hop first. The first untrusted address is the client.
+    let hops: Vec<&str> = forwarded_for
+        .iter()
+        .flat_map(|h| h.split(','))
+        .map(str::trim)
+        .collect();
+    let mut client = peer;
+    for hop in hops.iter().rev() {
+        match hop.parse::<IpAddr>() {
+            Ok(ip) => {
+                let ip = canonical(ip);
+                client = ip;
+                if !trusted.iter().any(|c| c.contains(ip)) {
+                    return ip;
+                }
+            }
+            // A hop we cannot read: stop at the last address we could trust.
+            Err(_) => return client,
+        }
+    }
+    client
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn the_header_is_ignored_unless_the_peer_is_a_trusted_proxy() {
+        let trusted = parse_list("10.0.0.0/8, ::1").unwrap();
+        assert_eq!(
+            client_ip(ip("203.0.113.9"), &["1.2.3.4"], &trusted),
+            ip("203.0.113.9")
+        );
+        assert_eq!(
+            client_ip(ip("10.1.2.3"), &["1.2.3.4"], &trusted),
+            ip("1.2.3.4")
+        );
+        assert_eq!(client_ip(ip("::1"), &["1.2.3.4"], &trusted), ip("1.2.3.4"));
+    }
+
+    #[test]
+    fn the_rightmost_untrusted_hop_wins_so_a_spoofed_left_part_is_ignored() {
+        let trusted = parse_list("10.0.0.0/8").unwrap();
+        assert_eq!(
+            client_ip(
+                ip("10.0.0.1"),
+                &["6.6.6.6, 198.51.100.7, 10.0.0.2"],
+                &trusted
+            ),
+            ip("198.51.100.7")
+        );
+        assert_eq!(
+            client_ip(ip("10.0.0.1"), &["6.6.6.6", "198.51.100.7"], &trusted),
+            ip("198.51.100.7")
+        );
+        assert_eq!(
+            client_ip(ip("10.0.0.1"), &["garbage, 198.51.100.7"], &trusted),
+            ip("198.51.100.7")
+        );
+        assert_eq!(client_ip(ip("10.0.0.1"), &[], &trusted), ip("10.0.0.1"));
+        assert_eq!(
+            client_ip(ip("::ffff:10.0.0.1"), &["198.51.100.7"], &trusted),
+            ip("198.51.100.7")
+        );
+    }
+
+    #[test]
+    fn cidrs_parse_and_match() {
+        assert!("192.168.0.0/33".parse::<Cidr>().is_err());
+        assert!("x".parse::<Cidr>().is_err());
+        let c: Cidr = "192.168.0.0/16".parse().unwrap();
+        assert!(c.contains(ip("192.168.44.1")));
+        assert!(!c.contains(ip("192.169.0.1")));
+        assert!("0.0.0.0/0".parse::<Cidr>().unwrap().contains(ip("8.8.8.8")));
+    }
+}

@@ -1,0 +1,223 @@
+//! Brute-force defence of the login, without letting an attacker lock a victim out.
+//!
+//! Failures are counted per (account, address) and per account, keyed on the normalised login
+//! identifier. Per pair: past `lock_after` failures the pair is refused (429) for a growing
+//! while. Per account: past `slow_after` failures every attempt is answered after a growing but
+//! bounded delay, never refused, so nobody can lock an account from elsewhere. A success resets
+//! both. Each attempt is counted when it starts, under one lock, so parallel attempts cannot
+//! slip past a threshold; a success then takes its count back.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, Copy)]
+pub struct LoginPolicy {
+    /// Failures of one (account, address) pair before it is refused.
+    pub lock_after: u32,
+    /// Failures of one account (from anywhere) before its answers are slowed.
+    pub slow_after: u32,
+    /// The longest slow-down of an answer.
+    pub max_delay: Duration,
+    /// The longest refusal of a pair.
+    pub max_lock: Duration,
+    /// Counters are forgotten after this long without an attempt.
+    pub forget_after: Duration,
+}
+
+impl Default for LoginPolicy {
+    fn default() -> Self {
+        Self {
+            lock_after: 5,
+            slow_after: 10,
+            max_delay: Duration::from_secs(5),
+            max_lock: Duration::from_secs(900),
+            forget_after: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// What to do with a login attempt before checking the password.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gate {
+    /// Go on, after waiting `delay` (zero below the account threshold).
+    Open { delay: Duration },
+    /// Refuse with 429 for this pair.
+    Locked { retry_after_s: u64 },
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Count {
+    failures: u32,
+    last: Instant,
+}
+
+const MAX_ENTRIES: usize = 100_000;
+
+pub struct LoginGuard {
+    policy: LoginPolicy,
+    pairs: Mutex<HashMap<(String, IpAddr), Count>>,
+    accounts: Mutex<HashMap<String, Count>>,
+}
+
+impl LoginGuard {
+    pub fn new(policy: LoginPolicy) -> Self {
+        Self {
+            policy,
+            pairs: Mutex::default(),
+            accounts: Mutex::default(),
+        }
+    }
+
+    fn lock_for(&self, failures: u32) -> Duration {
+        let over = failures.saturating_sub(self.policy.lock_after).min(16);
+        (Duration::from_secs(30) * 2u32.pow(over)).min(self.policy.max_lock)
+    }
+
+    fn delay_for(&self, failures: u32) -> Duration {
+        if failures < self.policy.slow_after {
+            return Duration::ZERO;
+        }
+        let over = (failures - self.policy.slow_after).min(16);
+        (Duration::from_millis(250) * 2u32.pow(over)).min(self.policy.max_delay)
+    }
+
+    /// Counts an attempt (as a failure until `succeeded` says otherwise) and says whether it may go on.
+    pub fn begin(&self, account: &str, ip: IpAddr) -> Gate {
+        self.begin_at(account, ip, Instant::now())
+    }
+
+    fn begin_at(&self, account: &str, ip: IpAddr, now: Instant) -> Gate {
+        let forget = self.policy.forget_after;
+        let mut pairs = self.pairs.lock().unwrap_or_else(|e| e.into_inner());
+        prune(&mut pairs, now, forget);
+        let key = (account.to_owned(), ip);
+        let pair = pairs
+            .get(&key)
+            .copied()
+            .filter(|c| now.duration_since(c.last) < forget);
+        if let Some(c) = pair.filter(|c| c.failures >= self.policy.lock_after) {
+            let until = c.last + self.lock_for(c.failures);
+            if until > now {
+                let wait = until - now;
+                return Gate::Locked {
+                    retry_after_s: wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
+                };
+            }
+        }
+        pairs.insert(
+            key,
+            Count {
+                failures: pair.map_or(0, |c| c.failures) + 1,
+                last: now,
+            },
+        );
+        drop(pairs);
+        let mut accounts = self.accounts.lock().unwrap_or_else(|e| e.into_inner());
+        prune(&mut accounts, now, forget);
+        let before = accounts
+            .get(account)
+            .copied()
+            .filter(|c| now.duration_since(c.last) < forget)
+            .map_or(0, |c| c.failures);
+        accounts.insert(
+            account.to_owned(),
+            Count {
+                failures: before + 1,
+                last: now,
+            },
+        );
+        Gate::Open {
+            delay: self.delay_for(before),
+        }
+    }
+
+    /// A success forgets the failures of the pair and of the account.
+    pub fn succeeded(&self, account: &str, ip: IpAddr) {
+        self.pairs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&(account.to_owned(), ip));
+        self.accounts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(account);
+    }
+}
+
+fn prune<K: std::hash::Hash + Eq>(m: &mut HashMap<K, Count>, now: Instant, forget: Duration) {
+    if m.len() >= MAX_ENTRIES {
+        m.retain(|_, c| now.duration_since(c.last) < forget);
+    }
+    if m.len() >= MAX_ENTRIES {
+        // Still full of live counters: keep the most failed half (the ones that matter).
+        let mut v: Vec<u32> = m.values().map(|c| c.failures).collect();
+        v.sort_unstable();
+        let median = v[v.len() / 2];
+        m.retain(|_, c| c.failures > median);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_pair_is_locked_after_its_threshold_and_the_lock_grows() {
+        let g = LoginGuard::new(LoginPolicy::default());
+        let t = Instant::now();
+        for _ in 0..5 {
+            assert!(matches!(
+                g.begin_at("a@x.io", ip("1.1.1.1"), t),
+                Gate::Open { .. }
+            ));
+        }
+        assert_eq!(
+            g.begin_at("a@x.io", ip("1.1.1.1"), t),
+            Gate::Locked { retry_after_s: 30 }
+        );
+        // Another address is not locked out by the first one's failures.
+        assert!(matches!(
+            g.begin_at("a@x.io", ip("2.2.2.2"), t),
+            Gate::Open { .. }
+        ));
+        let later = t + Duration::from_secs(31);
+        assert!(matches!(
+            g.begin_at("a@x.io", ip("1.1.1.1"), later),
+            Gate::Open { .. }
+        ));
+        assert_eq!(
+            g.begin_at("a@x.io", ip("1.1.1.1"), later),
+            Gate::Locked { retry_after_s: 60 }
+        );
+    }
+
+    #[test]
+    fn an_account_is_slowed_never_locked_and_a_success_resets() {
+        let g = LoginGuard::new(LoginPolicy::default());
+        let t = Instant::now();
+        let mut last = Duration::ZERO;
+        for i in 0..40 {
+            match g.begin_at("v@x.io", ip(&format!("10.0.{}.1", i)), t) {
+                Gate::Open { delay } => {
+                    assert!(delay >= last && delay <= Duration::from_secs(5));
+                    last = delay;
+                }
+                Gate::Locked { .. } => panic!("distinct addresses never lock the account"),
+            }
+        }
+        assert_eq!(last, Duration::from_secs(5));
+        g.succeeded("v@x.io", ip("10.0.0.1"));
+        assert_eq!(
+            g.begin_at("v@x.io", ip("10.0.0.1"), t),
+            Gate::Open {
+                delay: Duration::ZERO
+            }
+        );
+    }
+}

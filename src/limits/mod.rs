@@ -1,0 +1,202 @@
+//! Protection against too many requests: GCRA rate limits per client and route class, and the
+//! brute-force defence of the login. The stores are in memory, bounded, behind small interfaces
+//! so that a shared store (Redis) can take their place when imangor runs as several replicas.
+
+pub mod address;
+pub mod login;
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// `n` requests per `per` (a burst of `n`, refilled evenly over `per`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quota {
+    pub n: u32,
+    pub per: Duration,
+}
+
+impl std::str::FromStr for Quota {
+    type Err = String;
+    /// `N/SECONDS`, e.g. `10/60`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (n, per) = s.split_once('/').ok_or("expected N/SECONDS, e.g. 10/60")?;
+        let n: u32 = n
+            .trim()
+            .parse()
+            .map_err(|_| "N must be a positive integer")?;
+        let per: u64 = per
+            .trim()
+            .parse()
+            .map_err(|_| "SECONDS must be a positive integer")?;
+        if n == 0 || per == 0 {
+            return Err("N and SECONDS must be positive".into());
+        }
+        Ok(Quota {
+            n,
+            per: Duration::from_secs(per),
+        })
+    }
+}
+
+/// The answer of a limiter, with what the `RateLimit-*` headers report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verdict {
+    pub allowed: bool,
+    pub limit: u32,
+    pub remaining: u32,
+    /// Seconds until the bucket is full again.
+    pub reset_s: u64,
+    /// Seconds to wait before a request can pass (0 when allowed).
+    pub retry_after_s: u64,
+}
+
+/// Where rate-limit buckets live: this process now, a shared store when replicas must agree.
+pub trait RateStore: Send + Sync {
+    fn check(&self, key: &str, quota: Quota) -> Verdict;
+}
+
+impl RateStore for MemoryLimiter {
+    fn check(&self, key: &str, quota: Quota) -> Verdict {
+        MemoryLimiter::check(self, key, quota)
+    }
+}
+
+/// The most keys a limiter tracks; past it, new keys share one bucket (a flood of addresses
+/// cannot exhaust memory, and it is throttled as one client).
+pub const MAX_KEYS: usize = 100_000;
+const OVERFLOW_KEY: &str = "\0overflow";
+
+/// GCRA in memory: per key, the theoretical arrival time of the next request.
+pub struct MemoryLimiter {
+    start: Instant,
+    tats: Mutex<HashMap<String, Duration>>,
+    max_keys: usize,
+}
+
+impl Default for MemoryLimiter {
+    fn default() -> Self {
+        Self::with_capacity(MAX_KEYS)
+    }
+}
+
+impl MemoryLimiter {
+    pub fn with_capacity(max_keys: usize) -> Self {
+        Self {
+            start: Instant::now(),
+            tats: Mutex::new(HashMap::new()),
+            max_keys,
+        }
+    }
+
+    pub fn check(&self, key: &str, q: Quota) -> Verdict {
+        self.check_at(key, q, self.start.elapsed())
+    }
+
+    fn check_at(&self, key: &str, q: Quota, now: Duration) -> Verdict {
+        let interval = q.per / q.n;
+        let mut tats = self.tats.lock().unwrap_or_else(|e| e.into_inner());
+        if !tats.contains_key(key) && tats.len() >= self.max_keys {
+            // Idle buckets (TAT in the past) are the same as absent ones: drop them first.
+            tats.retain(|_, tat| *tat > now);
+        }
+        let key = if tats.contains_key(key) || tats.len() < self.max_keys {
+            key
+        } else {
+            OVERFLOW_KEY
+        };
+        let tat = tats.get(key).copied().unwrap_or(now).max(now);
+        let new_tat = tat + interval;
+        if new_tat - now > q.per {
+            let retry = new_tat - now - q.per;
+            return Verdict {
+                allowed: false,
+                limit: q.n,
+                remaining: 0,
+                reset_s: ceil_s(tat - now),
+                retry_after_s: ceil_s(retry).max(1),
+            };
+        }
+        tats.insert(key.to_owned(), new_tat);
+        let used = new_tat - now;
+        let remaining = ((q.per - used).as_nanos() / interval.as_nanos().max(1)) as u32;
+        Verdict {
+            allowed: true,
+            limit: q.n,
+            remaining,
+            reset_s: ceil_s(used),
+            retry_after_s: 0,
+        }
+    }
+
+    pub fn tracked_keys(&self) -> usize {
+        self.tats.lock().map(|t| t.len()).unwrap_or(0)
+    }
+}
+
+fn ceil_s(d: Duration) -> u64 {
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const Q: Quota = Quota {
+        n: 5,
+        per: Duration::from_secs(60),
+    };
+
+    #[test]
+    fn a_burst_of_n_passes_then_one_every_interval() {
+        let l = MemoryLimiter::default();
+        let t0 = Duration::from_secs(100);
+        for i in 0..5 {
+            let v = l.check_at("a", Q, t0);
+            assert!(v.allowed);
+            assert_eq!(v.remaining, 4 - i);
+        }
+        let v = l.check_at("a", Q, t0);
+        assert!(!v.allowed);
+        assert_eq!(v.retry_after_s, 12);
+        assert!(l.check_at("b", Q, t0).allowed, "keys are independent");
+        assert!(!l.check_at("a", Q, t0 + Duration::from_secs(11)).allowed);
+        assert!(l.check_at("a", Q, t0 + Duration::from_secs(12)).allowed);
+    }
+
+    #[test]
+    fn memory_is_bounded_and_overflow_keys_share_one_bucket() {
+        let l = MemoryLimiter::with_capacity(10);
+        let t0 = Duration::from_secs(1);
+        for i in 0..10 {
+            assert!(l.check_at(&format!("k{i}"), Q, t0).allowed);
+        }
+        for i in 0..5 {
+            assert!(l.check_at(&format!("new{i}"), Q, t0).allowed);
+        }
+        assert!(
+            !l.check_at("another", Q, t0).allowed,
+            "new keys are throttled together"
+        );
+        assert!(l.tracked_keys() <= 11);
+        // Once the old buckets are idle they make room again.
+        assert!(
+            l.check_at("fresh", Q, t0 + Duration::from_secs(3600))
+                .allowed
+        );
+        assert!(l.tracked_keys() <= 2);
+    }
+
+    #[test]
+    fn quotas_parse() {
+        assert_eq!(
+            "10/60".parse::<Quota>().unwrap(),
+            Quota {
+                n: 10,
+                per: Duration::from_secs(60)
+            }
+        );
+        assert!("0/60".parse::<Quota>().is_err());
+        assert!("ten".parse::<Quota>().is_err());
+    }
+}

@@ -1,0 +1,331 @@
+//! API protection: rate limits, the login's brute-force defence, the client address behind
+//! proxies, and CORS (ASVS V2.4.1, V4.1.3, V6.3.1, V3.4.2; API4, API6).
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+fn header(res: &reqwest::Response, name: &str) -> String {
+    res.headers()
+        .get(name)
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default()
+}
+
+async fn register_from(
+    app: &TestApp,
+    email: &str,
+    forwarded_for: Option<&str>,
+) -> reqwest::Response {
+    let mut r = app
+        .client
+        .post(app.url("/api/v1/users"))
+        .json(&json!({"email": email, "password": PASSWORD, "full_name": "R"}));
+    if let Some(x) = forwarded_for {
+        r = r.header("x-forwarded-for", x);
+    }
+    r.send().await.unwrap()
+}
+
+async fn login_from(
+    app: &TestApp,
+    email: &str,
+    password: &str,
+    forwarded_for: Option<&str>,
+) -> reqwest::Response {
+    let mut r = app.client.post(app.url("/api/v1/token")).form(&[
+        ("grant_type", "password"),
+        ("username", email),
+        ("password", password),
+    ]);
+    if let Some(x) = forwarded_for {
+        r = r.header("x-forwarded-for", x);
+    }
+    r.send().await.unwrap()
+}
+
+#[tokio::test]
+async fn past_its_quota_a_client_gets_429_with_retry_after_and_ratelimit_headers_v2_4_1() {
+    let app = TestApp::spawn_with(&[("IMANGOR_RATE_LIMIT_REGISTER", "3/60")]).await;
+    for i in 0..3 {
+        let res = register_from(&app, &format!("q{i}@example.com"), None).await;
+        assert_eq!(res.status(), StatusCode::CREATED);
+        assert_eq!(header(&res, "ratelimit-limit"), "3");
+        assert_eq!(header(&res, "ratelimit-remaining"), (2 - i).to_string());
+        assert!(header(&res, "ratelimit-reset").parse::<u64>().unwrap() <= 60);
+    }
+    let res = register_from(&app, "q3@example.com", None).await;
+    assert_eq!(header(&res, "retry-after"), "20");
+    assert_eq!(header(&res, "ratelimit-remaining"), "0");
+    assert_eq!(
+        header(&res, "x-content-type-options"),
+        "nosniff",
+        "security headers on a 429 too"
+    );
+    problem(res, StatusCode::TOO_MANY_REQUESTS).await;
+    // Probes are never limited.
+    assert_eq!(app.get_anon("/healthz").await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn authenticated_calls_are_limited_per_user_not_per_address() {
+    let app = TestApp::spawn_with(&[("IMANGOR_RATE_LIMIT_API", "4/60")]).await;
+    let (_, a) = app.user_with_role("per-a@example.com", "user").await;
+    let (_, b) = app.user_with_role("per-b@example.com", "user").await;
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        statuses.push(app.get("/api/v1/users/me", &a.access).await.status());
+    }
+    assert_eq!(statuses[..4], [StatusCode::OK; 4]);
+    assert_eq!(statuses[4], StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        app.get("/api/v1/users/me", &b.access).await.status(),
+        StatusCode::OK,
+        "another user from the same address"
+    );
+}
+
+#[tokio::test]
+async fn a_spoofed_forwarded_for_from_an_untrusted_peer_is_ignored_v4_1_3() {
+    let app = TestApp::spawn_with(&[("IMANGOR_RATE_LIMIT_REGISTER", "2/60")]).await;
+    let mut last = StatusCode::OK;
+    for i in 0..3 {
+        last = register_from(
+            &app,
+            &format!("spoof{i}@example.com"),
+            Some(&format!("203.0.113.{i}")),
+        )
+        .await
+        .status();
+    }
+    assert_eq!(
+        last,
+        StatusCode::TOO_MANY_REQUESTS,
+        "rotating X-Forwarded-For does not buy new buckets"
+    );
+    let e = events(&app)
+        .await
+        .into_iter()
+        .rfind(|e| e.action == "user.register")
+        .unwrap();
+    assert_eq!(
+        e.ip.as_deref(),
+        Some("127.0.0.1"),
+        "the recorded address is the real peer"
+    );
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_the_rightmost_untrusted_hop_is_the_client() {
+    let app = TestApp::spawn_with(&[
+        ("IMANGOR_RATE_LIMIT_REGISTER", "1/60"),
+        ("IMANGOR_TRUSTED_PROXIES", "127.0.0.0/8, ::1"),
+    ])
+    .await;
+    for i in 0..3 {
+        // The left part is whatever the client wrote; the proxy appended the real address.
+        let res = register_from(
+            &app,
+            &format!("proxied{i}@example.com"),
+            Some(&format!("6.6.6.6, 198.51.100.{i}")),
+        )
+        .await;
+        assert_eq!(
+            res.status(),
+            StatusCode::CREATED,
+            "one bucket per real client"
+        );
+    }
+    let res = register_from(&app, "proxied9@example.com", Some("7.7.7.7, 198.51.100.0")).await;
+    assert_eq!(
+        res.status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "the same client with another spoofed left part"
+    );
+    let e = events(&app)
+        .await
+        .into_iter()
+        .rfind(|e| e.action == "user.register")
+        .unwrap();
+    assert_eq!(e.ip.as_deref(), Some("198.51.100.2"));
+}
+
+#[tokio::test]
+async fn repeated_failures_lock_the_pair_but_never_the_victim_elsewhere_v6_3_1() {
+    let app = TestApp::spawn_with(&[
+        ("IMANGOR_LOGIN_LOCK_AFTER", "3"),
+        ("IMANGOR_TRUSTED_PROXIES", "127.0.0.1"),
+    ])
+    .await;
+    let victim = app.register("victim@example.com").await;
+    let attacker = Some("198.51.100.66");
+    for _ in 0..3 {
+        let res = login_from(&app, "Victim@Example.com", "guess guess guess", attacker).await;
+        oauth_error(res, StatusCode::BAD_REQUEST, "invalid_grant").await;
+    }
+    // Locked for this address, even with the right password, and however the email is spelled.
+    let res = login_from(&app, "VICTIM@example.com", PASSWORD, attacker).await;
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(header(&res, "retry-after"), "30");
+    // The owner, from their own address, is not locked out.
+    let res = login_from(&app, &victim.email, PASSWORD, Some("192.0.2.10")).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let throttled = events(&app)
+        .await
+        .into_iter()
+        .filter(|e| e.action == "auth.login" && e.outcome == "throttled")
+        .count();
+    assert_eq!(throttled, 1, "the refusal is a security event");
+}
+
+#[tokio::test]
+async fn parallel_guesses_cannot_slip_past_the_threshold() {
+    let app = TestApp::spawn_with(&[("IMANGOR_LOGIN_LOCK_AFTER", "3")]).await;
+    app.register("par-victim@example.com").await;
+    let mut set = tokio::task::JoinSet::new();
+    for i in 0..12 {
+        let (c, url) = (app.client.clone(), app.url("/api/v1/token"));
+        set.spawn(async move {
+            let pw = format!("parallel guess {i}");
+            let form = [
+                ("grant_type", "password"),
+                ("username", "par-victim@example.com"),
+                ("password", pw.as_str()),
+            ];
+            c.post(url).form(&form).send().await.unwrap().status()
+        });
+    }
+    let statuses = set.join_all().await;
+    assert_eq!(
+        statuses
+            .iter()
+            .filter(|s| **s == StatusCode::BAD_REQUEST)
+            .count(),
+        3,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses
+            .iter()
+            .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+            .count(),
+        9,
+        "{statuses:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_account_under_attack_from_many_addresses_is_slowed_and_a_success_resets_it() {
+    let app = TestApp::spawn_with(&[
+        ("IMANGOR_LOGIN_SLOW_AFTER", "2"),
+        ("IMANGOR_TRUSTED_PROXIES", "127.0.0.1"),
+    ])
+    .await;
+    let a = app.register("spread@example.com").await;
+    for i in 0..4 {
+        let res = login_from(
+            &app,
+            &a.email,
+            "not the password",
+            Some(&format!("198.51.100.{i}")),
+        )
+        .await;
+        assert_eq!(
+            res.status(),
+            StatusCode::BAD_REQUEST,
+            "slowed, never refused"
+        );
+    }
+    let failures: Vec<String> = events(&app)
+        .await
+        .into_iter()
+        .filter(|e| e.action == "auth.login" && e.outcome == "failure")
+        .map(|e| e.detail.unwrap_or_default())
+        .collect();
+    assert_eq!(failures.len(), 4);
+    assert!(
+        !failures[1].contains("slowed")
+            && failures[2].contains("slowed by 250 ms")
+            && failures[3].contains("slowed by 500 ms"),
+        "{failures:?}"
+    );
+    let res = login_from(&app, &a.email, PASSWORD, Some("192.0.2.1")).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    login_from(&app, &a.email, "not the password", Some("198.51.100.9")).await;
+    let last = events(&app)
+        .await
+        .into_iter()
+        .rfind(|e| e.outcome == "failure")
+        .unwrap();
+    assert!(
+        !last.detail.unwrap_or_default().contains("slowed"),
+        "a success forgot the failures"
+    );
+}
+
+#[tokio::test]
+async fn cors_answers_listed_origins_exactly_and_nobody_else_v3_4_2() {
+    let app = TestApp::spawn_with(&[("IMANGOR_CORS_ORIGINS", "https://app.example.com")]).await;
+    let preflight = |origin: &'static str| {
+        app.client
+            .request(reqwest::Method::OPTIONS, app.url("/api/v1/users/me"))
+            .header("origin", origin)
+            .header("access-control-request-method", "GET")
+            .header("access-control-request-headers", "authorization")
+            .send()
+    };
+    let ok = preflight("https://app.example.com").await.unwrap();
+    assert_eq!(ok.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        header(&ok, "access-control-allow-origin"),
+        "https://app.example.com"
+    );
+    assert!(!header(&ok, "access-control-allow-methods").contains('*'));
+    assert!(header(&ok, "access-control-allow-headers").contains("authorization"));
+    assert!(header(&ok, "vary").contains("Origin"));
+    assert!(
+        ok.headers()
+            .get("access-control-allow-credentials")
+            .is_none()
+    );
+    for evil in [
+        "https://evil.example",
+        "null",
+        "https://app.example.com.evil.example",
+        "http://app.example.com",
+    ] {
+        let res = preflight(evil).await.unwrap();
+        assert!(
+            res.headers()
+                .keys()
+                .all(|k| !k.as_str().starts_with("access-control-")),
+            "{evil}: {:?}",
+            res.headers()
+        );
+        let res = app
+            .client
+            .get(app.url("/healthz"))
+            .header("origin", evil)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            res.headers().get("access-control-allow-origin").is_none(),
+            "{evil}"
+        );
+    }
+    let res = app
+        .client
+        .get(app.url("/healthz"))
+        .header("origin", "https://app.example.com")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        header(&res, "access-control-allow-origin"),
+        "https://app.example.com"
+    );
+    assert!(header(&res, "access-control-expose-headers").contains("retry-after"));
+    let _: Value = res.json().await.unwrap();
+}
