@@ -93,6 +93,10 @@ pub struct Config {
     /// Exact origins allowed to call from a browser; `*` means any (never with credentials in production).
     pub cors_origins: Vec<String>,
     pub cors_credentials: bool,
+    /// Open connections served at once; more are closed on arrival.
+    pub max_connections: usize,
+    /// Time a client has to send a request's headers (slowloris defence; also closes idle keep-alive).
+    pub header_timeout: Duration,
 }
 
 /// Clock skew allowed when checking `exp`, `nbf` and `iat` (RFC 8725 advice: small and fixed).
@@ -145,6 +149,8 @@ const KEYS: &[Key] = &[
     k("trusted_proxies"),
     k("cors_origins"),
     k("cors_credentials"),
+    k("max_connections"),
+    k("header_timeout"),
 ];
 
 /// Raw settings by key, before typing. Holds secrets too, so `Debug` is not derived.
@@ -388,6 +394,8 @@ impl Config {
                 .map_err(|e| anyhow::anyhow!("IMANGOR_TRUSTED_PROXIES: {e}"))?,
             cors_origins: cors_origins(raw.get("cors_origins").unwrap_or(""))?,
             cors_credentials: parse(raw, "cors_credentials", false)?,
+            max_connections: parse(raw, "max_connections", 1024usize)?.clamp(1, 1_000_000),
+            header_timeout: Duration::from_secs(seconds(raw, "header_timeout", 10, 1..=300)?),
         };
         config.check_production()?;
         Ok(config)

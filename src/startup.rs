@@ -13,6 +13,7 @@ use crate::auth::password::Hasher;
 use crate::auth::token::TokenKeys;
 use crate::config::{self, Config, Secret};
 use crate::db::{Db, DbOptions};
+use crate::http::server::ConnLimits;
 use crate::limits::MemoryLimiter;
 use crate::limits::login::LoginGuard;
 use crate::state::AppState;
@@ -110,24 +111,13 @@ impl App {
             registration = ?state.config.registration,
             "imangor serving"
         );
-        let stopping = Arc::new(tokio::sync::Notify::new());
-        let notify = stopping.clone();
+        let limits = ConnLimits {
+            max_connections: state.config.max_connections,
+            header_timeout: state.config.header_timeout,
+            drain,
+        };
         let router = crate::http::router(state);
-        let server = axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            tracing::info!("shutdown signal: draining in-flight requests");
-            notify.notify_one();
-        });
-        tokio::select! {
-            r = server => r.context("serving")?,
-            _ = async { stopping.notified().await; tokio::time::sleep(drain).await } => {
-                tracing::warn!("drain did not finish within IMANGOR_SHUTDOWN_TIMEOUT; exiting");
-            }
-        }
+        crate::http::server::serve(listener, router, limits, shutdown).await?;
         db.close().await;
         tracing::info!("stopped");
         Ok(())

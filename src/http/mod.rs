@@ -7,6 +7,7 @@ pub mod middleware;
 pub mod page;
 pub mod protect;
 pub mod resources;
+pub mod server;
 pub mod token;
 pub mod users;
 

@@ -329,3 +329,117 @@ async fn cors_answers_listed_origins_exactly_and_nobody_else_v3_4_2() {
     assert!(header(&res, "access-control-expose-headers").contains("retry-after"));
     let _: Value = res.json().await.unwrap();
 }
+
+/// Sends raw bytes on a new connection and returns what the server answered before closing
+/// (or within `wait`).
+async fn raw_exchange(app: &TestApp, bytes: &[u8], wait: std::time::Duration) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    s.write_all(bytes).await.unwrap();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(wait, s.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[tokio::test]
+async fn a_client_that_sends_its_headers_too_slowly_is_cut_off_slowloris() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = TestApp::spawn_with(&[("IMANGOR_HEADER_TIMEOUT", "1")]).await;
+    let mut s = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: 1")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut buf = Vec::new();
+    let read =
+        tokio::time::timeout(std::time::Duration::from_secs(10), s.read_to_end(&mut buf)).await;
+    assert!(read.is_ok(), "the server closed the connection");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    let answer = String::from_utf8_lossy(&buf);
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
+        "{answer}"
+    );
+}
+
+#[tokio::test]
+async fn oversized_heads_are_431_and_ambiguous_framing_is_400_v4_2_1() {
+    let app = TestApp::spawn().await;
+    let wait = std::time::Duration::from_secs(5);
+    let big = format!(
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(20 * 1024)
+    );
+    let answer = raw_exchange(&app, big.as_bytes(), wait).await;
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
+    let many: String = (0..100).map(|i| format!("X-H{i}: v\r\n")).collect();
+    let answer = raw_exchange(
+        &app,
+        format!("GET /healthz HTTP/1.1\r\nHost: x\r\n{many}\r\n").as_bytes(),
+        wait,
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
+    let body = r#"{"email":"s@example.com"}"#;
+    for head in [
+        format!(
+            "POST /api/v1/users HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nTransfer-Encoding: chunked\r\n\r\n",
+            body.len()
+        ),
+        format!(
+            "POST /api/v1/users HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nContent-Length: 3\r\n\r\n",
+            body.len()
+        ),
+    ] {
+        let answer = raw_exchange(&app, format!("{head}{body}").as_bytes(), wait).await;
+        assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+        assert_eq!(
+            answer.matches("HTTP/1.1").count(),
+            1,
+            "no second, smuggled request was answered: {answer}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn connections_beyond_the_cap_are_closed_and_capacity_returns() {
+    let app = TestApp::spawn_with(&[("IMANGOR_MAX_CONNECTIONS", "2")]).await;
+    let hold1 = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let hold2 = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let answer = raw_exchange(
+        &app,
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+        std::time::Duration::from_secs(5),
+    )
+    .await;
+    assert!(
+        answer.is_empty(),
+        "the third connection gets nothing: {answer}"
+    );
+    drop((hold1, hold2));
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let answer = raw_exchange(
+        &app,
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        std::time::Duration::from_secs(5),
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
+
+#[tokio::test]
+async fn deeply_nested_json_is_refused_without_harm() {
+    let app = TestApp::spawn().await;
+    let deep = format!("{}{}", "[".repeat(5000), "]".repeat(5000));
+    let res = app
+        .client
+        .post(app.url("/api/v1/users"))
+        .header("content-type", "application/json")
+        .body(deep)
+        .send()
+        .await
+        .unwrap();
+    problem(res, StatusCode::BAD_REQUEST).await;
+    assert_eq!(app.get_anon("/healthz").await.status(), StatusCode::OK);
+}
