@@ -32,6 +32,7 @@ pub const MAX_BODY_BYTES: usize = 128 * 1024;
 #[openapi(
     info(title = "imangor", description = "An API server built to the security guide: identity, tokens, authorization, encrypted data."),
     modifiers(&BearerScheme),
+    components(schemas(error::Problem)),
     tags((name = "identity", description = "Accounts and OAuth2 tokens"), (name = "resources", description = "Owned resources, ownership-based authorization"), (name = "health", description = "Probes"))
 )]
 struct ApiDoc;
@@ -53,9 +54,74 @@ impl utoipa::Modify for BearerScheme {
     }
 }
 
+/// The answers any operation can give besides its own: documented on every operation, each with
+/// its condition, so that the document lists every status the server can send.
+struct CommonAnswers;
+
+impl utoipa::Modify for CommonAnswers {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        let problem = |why: &str| {
+            ResponseBuilder::new()
+                .description(why)
+                .content(
+                    error::PROBLEM_JSON,
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("Problem")))
+                        .build(),
+                )
+                .build()
+        };
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let ops = [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.patch,
+                &mut item.delete,
+            ];
+            for op in ops.into_iter().flatten() {
+                let oauth = path.starts_with("/api/v1/token");
+                let json_body = op.request_body.as_ref().is_some_and(|b| match b {
+                    utoipa::openapi::RefOr::T(b) => b.content.contains_key("application/json"),
+                    utoipa::openapi::RefOr::Ref(_) => false,
+                });
+                let mut add = |code: &str, why: &str| {
+                    op.responses
+                        .responses
+                        .entry(code.to_owned())
+                        .or_insert_with(|| problem(why).into());
+                };
+                if json_body {
+                    add("400", "the body is not well-formed JSON");
+                    add("413", "the body is larger than 128 KiB");
+                    add("415", "the body is not application/json");
+                    add("422", "invalid input; `errors` lists each field");
+                }
+                if op.parameters.as_ref().is_some_and(|p| !p.is_empty()) {
+                    add("422", "invalid parameters; `errors` lists each one");
+                }
+                if op.security.is_some() {
+                    add("401", "no valid bearer token (`WWW-Authenticate: Bearer`)");
+                }
+                if oauth || op.request_body.is_some() {
+                    add("413", "the body is larger than 128 KiB");
+                }
+                if path.starts_with("/api/") {
+                    add("429", "rate limited; `Retry-After` says when to retry");
+                    add(
+                        "503",
+                        "the server is busy or its database is unreachable; retry later",
+                    );
+                }
+            }
+        }
+    }
+}
+
 /// The routes and the OpenAPI document generated from them (so the two cannot drift).
 pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest(
             "/api/v1",
             users::router()
@@ -63,7 +129,10 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
                 .merge(resources::router()),
         )
         .merge(health::router())
-        .split_for_parts()
+        .split_for_parts();
+    // After the routes are in: the common answers go on every operation.
+    utoipa::Modify::modify(&CommonAnswers, &mut doc);
+    (router, doc)
 }
 
 /// The whole application, with its layers.

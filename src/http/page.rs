@@ -15,8 +15,10 @@ pub const MAX_LIMIT: u32 = 100;
 #[allow(dead_code)]
 pub struct PageQuery {
     /// Items per page, 1..=100 (default 50).
+    #[param(minimum = 1, maximum = 100, nullable = false)]
     limit: Option<u32>,
     /// The `next_cursor` of the previous page.
+    #[param(nullable = false)]
     cursor: Option<String>,
 }
 

@@ -29,9 +29,15 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResourceInput {
-    /// 1..=200 characters, no control characters.
+    /// 1..=200 characters, not blank, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f\u2028\u2029]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f\u2028\u2029]*$"
+    )]
     title: String,
-    /// At most 64 KiB.
+    /// At most 64 KiB (UTF-8), no NUL.
+    #[schema(max_length = 65536, pattern = r"^[^\u0000]*$")]
     content: String,
     is_public: bool,
 }

@@ -90,7 +90,7 @@ async fn token(
 /// Answers 200 whether or not the token was known.
 #[utoipa::path(post, path = "/token/revoke", tag = "identity",
     request_body(content = RevokeRequest, content_type = "application/x-www-form-urlencoded"),
-    responses((status = 200, description = "revoked, or unknown")))]
+    responses((status = 200, description = "revoked, or unknown"), (status = 400, description = "OAuth2 error invalid_request: no `token`, or not a form body")))]
 async fn revoke(
     State(app): State<AppState>,
     meta: RequestMeta,

@@ -31,26 +31,86 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[serde(deny_unknown_fields)]
 pub struct CreateUser {
     /// An email address; compared case-insensitively.
+    #[schema(
+        max_length = 254,
+        pattern = r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,64}@([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$"
+    )]
     email: String,
-    /// 8 to 100 characters (the minimum is configurable), not a common password.
+    /// 8 to 100 characters (the minimum is configurable), not a common password, not the email.
+    #[schema(
+        min_length = 8,
+        max_length = 100,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     password: String,
-    /// 1 to 100 characters, no control characters.
+    /// 1 to 100 characters, not blank, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f\u2028\u2029]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f\u2028\u2029]*$"
+    )]
     full_name: String,
 }
 
-#[derive(Deserialize, ToSchema)]
+/// A change of one's own profile: a new name, or a password change (which needs the current
+/// password), or both. Documented as two shapes (`one_of`) so that the schema says what the
+/// server accepts.
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateMe {
     full_name: Option<String>,
-    /// Required with `new_password`.
     current_password: Option<String>,
     new_password: Option<String>,
 }
 
+/// The documented shapes of `UpdateMe`.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+#[serde(untagged)]
+pub enum UpdateMeDoc {
+    Rename(Rename),
+    ChangePassword(ChangePassword),
+}
+
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct Rename {
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f\u2028\u2029]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f\u2028\u2029]*$"
+    )]
+    full_name: String,
+}
+
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct ChangePassword {
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f\u2028\u2029]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f\u2028\u2029]*$"
+    )]
+    full_name: Option<String>,
+    /// The password in use now.
+    current_password: String,
+    #[schema(
+        min_length = 8,
+        max_length = 100,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$"
+    )]
+    new_password: String,
+}
+
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(min_properties = 1)]
 pub struct UpdateUser {
+    #[schema(nullable = false)]
     role: Option<Role>,
+    #[schema(nullable = false)]
     disabled: Option<bool>,
 }
 
@@ -152,7 +212,7 @@ async fn me(State(app): State<AppState>, who: Principal) -> Result<Json<UserView
 }
 
 /// Change the caller's name or password. A password change needs `current_password` and ends every other session.
-#[utoipa::path(patch, path = "/users/me", tag = "identity", security(("bearer" = [])), request_body = UpdateMe,
+#[utoipa::path(patch, path = "/users/me", tag = "identity", security(("bearer" = [])), request_body = UpdateMeDoc,
     responses((status = 200, body = UserView), (status = 403, description = "wrong current password"), (status = 422, description = "invalid input")))]
 async fn update_me(
     State(app): State<AppState>,
