@@ -476,6 +476,14 @@ pub fn check_jwt_secret(secret: &[u8]) -> anyhow::Result<()> {
 pub fn jwt_key(config: &Config) -> anyhow::Result<KeyBytes> {
     if let Some(s) = &config.jwt_secret {
         check_jwt_secret(s.expose().as_bytes())?;
+        // A key that development generated was written to disk in the clear: never a production key.
+        let generated = config.data_dir.join("jwt-secret");
+        if config.is_production() && read_secret_file(&generated).is_ok_and(|g| g == s.expose()) {
+            bail!(
+                "IMANGOR_JWT_SECRET is the development key generated in {}: make a new one for production",
+                generated.display()
+            );
+        }
         return Ok(SecretBox::new(Box::new(s.expose().as_bytes().to_vec())));
     }
     if config.is_production() {
@@ -606,6 +614,25 @@ mod tests {
         );
         assert!(Config::from_raw(&raw(&[("IMANGOR_CORS_ORIGINS", "https://a.example/")])).is_err());
         assert!(Config::from_raw(&raw(&[("IMANGOR_TRUSTED_PROXIES", "10.0.0.0/99")])).is_err());
+    }
+
+    #[test]
+    fn production_refuses_the_generated_development_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display().to_string();
+        let dev = Config::from_raw(&raw(&[("IMANGOR_DATA_DIR", &d)])).unwrap();
+        jwt_key(&dev).unwrap();
+        let generated = std::fs::read_to_string(dir.path().join("jwt-secret")).unwrap();
+        let prod = Config::from_raw(&raw(&[
+            ("IMANGOR_ENV", "production"),
+            ("IMANGOR_DATA_DIR", &d),
+            ("IMANGOR_DATABASE_URL", "sqlite://x.db"),
+            ("IMANGOR_JWT_SECRET", &generated),
+        ]))
+        .unwrap();
+        let err = jwt_key(&prod).unwrap_err().to_string();
+        assert!(err.contains("development key"), "{err}");
+        assert!(!err.contains(&generated), "the key itself is not printed");
     }
 
     #[test]
