@@ -12,6 +12,7 @@ pub const MAX_LIMIT: u32 = 100;
 
 /// The query of a list request (documentation; `parse` reads it, refusing repeats and unknown names).
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[allow(dead_code)]
 pub struct PageQuery {
     /// Items per page, 1..=100 (default 50).

@@ -34,6 +34,15 @@ async fn the_openapi_document_is_3_1_and_every_operation_in_it_is_routed_api9() 
     ] {
         assert!(paths.contains_key(p), "{p} documented");
     }
+    // Parameters are where the server reads them (a query parameter documented "in: path" once
+    // made every fuzzed page request a plain one).
+    for p in doc["paths"]["/api/v1/resources"]["get"]["parameters"]
+        .as_array()
+        .unwrap()
+    {
+        assert_eq!(p["in"], "query", "{p}");
+        assert_eq!(p["required"], false, "{p}");
+    }
     for (path, ops) in paths {
         let concrete = path.replace("{id}", "01234567-89ab-cdef-0123-456789abcdef");
         for method in ops.as_object().unwrap().keys() {
