@@ -199,6 +199,29 @@ pub fn authorize_by<T: Guarded>(
     authorize(who, action, sealed)
 }
 
+/// Refuses early, before any object is looked up, when the policy allows none of `actions` to
+/// this caller on any object: a plain user learns nothing about accounts from a 404 vs a 403.
+pub fn authorize_any(who: Option<&Principal>, actions: &[Action]) -> Result<()> {
+    let actor = actor_of(who);
+    let allowed = actions.iter().any(|a| {
+        [Relation::Owner, Relation::Other].iter().any(|r| {
+            [Visibility::Public, Visibility::Private]
+                .iter()
+                .any(|v| policy::decide(actor, *a, *r, *v) == Decision::Allow)
+        })
+    });
+    match (allowed, actor) {
+        (true, _) => Ok(()),
+        (false, Actor::Anonymous) => Err(AppError::unauthenticated()),
+        (false, _) => Err(AppError::Denied(Denial {
+            decision: Decision::Deny,
+            action: actions[0],
+            actor: who.map(|p| p.user_id),
+            target: None,
+        })),
+    }
+}
+
 /// The operator's command line acts as the system: it is not subject to the HTTP policy.
 /// Only `service::users::operator` calls this.
 pub(crate) fn as_operator<T>(action: Action, sealed: Sealed<T>) -> Authorized<T> {

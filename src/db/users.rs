@@ -148,6 +148,19 @@ pub async fn list(
     })
 }
 
+/// Serialises changes of roles and status. SQLite's `BEGIN IMMEDIATE` already does; on
+/// PostgreSQL two admins demoting each other at once would otherwise lock their rows in
+/// opposite orders and deadlock (a 500) instead of one of them getting the last-admin 409.
+pub async fn lock_account_changes(tx: &mut Tx) -> sqlx::Result<()> {
+    match tx {
+        Tx::Sqlite(_) => Ok(()),
+        Tx::Postgres(t) => sqlx::query("select pg_advisory_xact_lock(7270001)")
+            .execute(&mut **t)
+            .await
+            .map(drop),
+    }
+}
+
 /// The number of admins who can still log in. On PostgreSQL their rows are locked, so two
 /// concurrent demotions cannot both see "another admin is left".
 pub async fn count_active_admins(tx: &mut Tx) -> sqlx::Result<i64> {

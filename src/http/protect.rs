@@ -10,7 +10,7 @@ use axum::response::Response;
 use super::error::problem;
 use crate::domain::Timestamp;
 use crate::limits::address::client_ip;
-use crate::limits::{Quota, Verdict};
+use crate::limits::{Quota, Verdict, bucket_ip};
 use crate::state::AppState;
 
 /// The address of the client, as `limits::address` derives it; every layer and handler uses this one.
@@ -52,13 +52,20 @@ pub async fn rate_limit(State(app): State<AppState>, req: Request, next: Next) -
     let Some((class, quota)) = quota(&app, req.method(), req.uri().path()) else {
         return next.run(req).await;
     };
-    let who = bearer_subject(&app, req.headers())
+    let address = req
+        .extensions()
+        .get::<ClientIp>()
+        .map(|ip| format!("ip:{}", bucket_ip(ip.0)));
+    // Logging in and registering are limited per address whatever token comes along: a token
+    // must not buy a second budget of guesses or sign-ups.
+    let by_user = if matches!(class, "token" | "register") {
+        None
+    } else {
+        bearer_subject(&app, req.headers())
+    };
+    let who = by_user
         .map(|sub| format!("user:{sub}"))
-        .or_else(|| {
-            req.extensions()
-                .get::<ClientIp>()
-                .map(|ip| format!("ip:{}", ip.0))
-        })
+        .or(address)
         .unwrap_or_else(|| "ip:unknown".to_owned());
     let verdict = app.limiter.check(&format!("{class}:{who}"), quota);
     let mut res = if verdict.allowed {
@@ -127,7 +134,8 @@ pub async fn cors(State(app): State<AppState>, req: Request, next: Next) -> Resp
         app.config
             .cors_origins
             .iter()
-            .any(|a| a == o || (a == "*" && !app.config.cors_credentials))
+            // `null` (sandboxed frames, file:// pages) is never an allowed origin, not even for `*`.
+            .any(|a| a == o || (a == "*" && *o != "null" && !app.config.cors_credentials))
     });
     let preflight = req.method() == Method::OPTIONS
         && req

@@ -1,16 +1,20 @@
 //! Brute-force defence of the login, without letting an attacker lock a victim out.
 //!
 //! Failures are counted per (account, address) and per account, keyed on the normalised login
-//! identifier. Per pair: past `lock_after` failures the pair is refused (429) for a growing
-//! while. Per account: past `slow_after` failures every attempt is answered after a growing but
-//! bounded delay, never refused, so nobody can lock an account from elsewhere. A success resets
-//! both. Each attempt is counted when it starts, under one lock, so parallel attempts cannot
-//! slip past a threshold; a success then takes its count back.
+//! identifier (IPv6 addresses by their /64, since one host holds many). Per pair: past
+//! `lock_after` failures the pair is refused (429) for a growing while. Per account: past
+//! `slow_after` failures every attempt is answered after a growing, bounded delay; past
+//! `hard_cap` consecutive failures (NIST SP 800-63B: at most 100) the account refuses every
+//! address except those it was logged in from before, so its owner keeps getting in. A success
+//! resets both. Each attempt is counted when it starts, under one lock, so parallel attempts
+//! cannot slip past a threshold; a success then takes its count back.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+use super::bucket_ip;
 
 #[derive(Debug, Clone, Copy)]
 pub struct LoginPolicy {
@@ -18,6 +22,8 @@ pub struct LoginPolicy {
     pub lock_after: u32,
     /// Failures of one account (from anywhere) before its answers are slowed.
     pub slow_after: u32,
+    /// Consecutive failures of one account before unknown addresses are refused.
+    pub hard_cap: u32,
     /// The longest slow-down of an answer.
     pub max_delay: Duration,
     /// The longest refusal of a pair.
@@ -31,6 +37,7 @@ impl Default for LoginPolicy {
         Self {
             lock_after: 5,
             slow_after: 10,
+            hard_cap: 100,
             max_delay: Duration::from_secs(5),
             max_lock: Duration::from_secs(900),
             forget_after: Duration::from_secs(3600),
@@ -43,7 +50,7 @@ impl Default for LoginPolicy {
 pub enum Gate {
     /// Go on, after waiting `delay` (zero below the account threshold).
     Open { delay: Duration },
-    /// Refuse with 429 for this pair.
+    /// Refuse with 429 for this pair (or, past the hard cap, for this unknown address).
     Locked { retry_after_s: u64 },
 }
 
@@ -53,12 +60,25 @@ struct Count {
     last: Instant,
 }
 
+#[derive(Debug, Clone, Default)]
+struct Account {
+    failures: u32,
+    last: Option<Instant>,
+    /// Addresses (buckets) this account logged in from; they pass the hard cap.
+    known: Vec<IpAddr>,
+}
+
 const MAX_ENTRIES: usize = 100_000;
+const MAX_KNOWN: usize = 8;
 
 pub struct LoginGuard {
     policy: LoginPolicy,
     pairs: Mutex<HashMap<(String, IpAddr), Count>>,
-    accounts: Mutex<HashMap<String, Count>>,
+    accounts: Mutex<HashMap<String, Account>>,
+}
+
+fn secs(d: Duration) -> u64 {
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
 }
 
 impl LoginGuard {
@@ -89,9 +109,15 @@ impl LoginGuard {
     }
 
     fn begin_at(&self, account: &str, ip: IpAddr, now: Instant) -> Gate {
+        let ip = bucket_ip(ip);
         let forget = self.policy.forget_after;
+        // Both maps under their locks for the whole decision: the check and the count are one step.
         let mut pairs = self.pairs.lock().unwrap_or_else(|e| e.into_inner());
-        prune(&mut pairs, now, forget);
+        let mut accounts = self.accounts.lock().unwrap_or_else(|e| e.into_inner());
+        prune(&mut pairs, |c| now.duration_since(c.last) < forget);
+        prune(&mut accounts, |a| {
+            a.last.is_some_and(|l| now.duration_since(l) < forget) || !a.known.is_empty()
+        });
         let key = (account.to_owned(), ip);
         let pair = pairs
             .get(&key)
@@ -100,31 +126,28 @@ impl LoginGuard {
         if let Some(c) = pair.filter(|c| c.failures >= self.policy.lock_after) {
             let until = c.last + self.lock_for(c.failures);
             if until > now {
-                let wait = until - now;
                 return Gate::Locked {
-                    retry_after_s: wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
+                    retry_after_s: secs(until - now),
                 };
             }
         }
+        let acct = accounts.entry(account.to_owned()).or_default();
+        if acct.last.is_some_and(|l| now.duration_since(l) >= forget) {
+            acct.failures = 0;
+        }
+        if acct.failures >= self.policy.hard_cap && !acct.known.contains(&ip) {
+            let until = acct.last.unwrap_or(now) + forget;
+            return Gate::Locked {
+                retry_after_s: secs(until.saturating_duration_since(now)).max(1),
+            };
+        }
+        let before = acct.failures;
+        acct.failures += 1;
+        acct.last = Some(now);
         pairs.insert(
             key,
             Count {
                 failures: pair.map_or(0, |c| c.failures) + 1,
-                last: now,
-            },
-        );
-        drop(pairs);
-        let mut accounts = self.accounts.lock().unwrap_or_else(|e| e.into_inner());
-        prune(&mut accounts, now, forget);
-        let before = accounts
-            .get(account)
-            .copied()
-            .filter(|c| now.duration_since(c.last) < forget)
-            .map_or(0, |c| c.failures);
-        accounts.insert(
-            account.to_owned(),
-            Count {
-                failures: before + 1,
                 last: now,
             },
         );
@@ -133,29 +156,37 @@ impl LoginGuard {
         }
     }
 
-    /// A success forgets the failures of the pair and of the account.
+    /// A success forgets the failures of the pair and of the account, and remembers the address.
     pub fn succeeded(&self, account: &str, ip: IpAddr) {
+        let ip = bucket_ip(ip);
         self.pairs
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&(account.to_owned(), ip));
-        self.accounts
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(account);
+        let mut accounts = self.accounts.lock().unwrap_or_else(|e| e.into_inner());
+        let acct = accounts.entry(account.to_owned()).or_default();
+        acct.failures = 0;
+        acct.last = None;
+        if !acct.known.contains(&ip) {
+            if acct.known.len() >= MAX_KNOWN {
+                acct.known.remove(0);
+            }
+            acct.known.push(ip);
+        }
     }
 }
 
-fn prune<K: std::hash::Hash + Eq>(m: &mut HashMap<K, Count>, now: Instant, forget: Duration) {
+/// Keeps a map bounded: expired entries go first; if it is still full, half of the rest.
+fn prune<K: std::hash::Hash + Eq, V>(m: &mut HashMap<K, V>, live: impl Fn(&V) -> bool) {
     if m.len() >= MAX_ENTRIES {
-        m.retain(|_, c| now.duration_since(c.last) < forget);
+        m.retain(|_, v| live(v));
     }
     if m.len() >= MAX_ENTRIES {
-        // Still full of live counters: keep the most failed half (the ones that matter).
-        let mut v: Vec<u32> = m.values().map(|c| c.failures).collect();
-        v.sort_unstable();
-        let median = v[v.len() / 2];
-        m.retain(|_, c| c.failures > median);
+        let mut n = 0usize;
+        m.retain(|_, _| {
+            n += 1;
+            n.is_multiple_of(2)
+        });
     }
 }
 

@@ -6,6 +6,7 @@ pub mod address;
 pub mod login;
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -49,6 +50,20 @@ pub struct Verdict {
     pub reset_s: u64,
     /// Seconds to wait before a request can pass (0 when allowed).
     pub retry_after_s: u64,
+}
+
+/// The address a limit counts against: an IPv4 address, or the /64 of an IPv6 address (one
+/// host usually holds a whole /64, and could otherwise take a fresh bucket per request).
+pub fn bucket_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(std::net::Ipv6Addr::from(
+                u128::from(v6) & !((1u128 << 64) - 1),
+            )),
+        },
+        v4 => v4,
+    }
 }
 
 /// Where rate-limit buckets live: this process now, a shared store when replicas must agree.

@@ -17,11 +17,18 @@ use crate::state::AppState;
 const REFRESH_TOKEN_LEN: usize = 43;
 
 /// What a successful grant answers.
-#[derive(Debug)]
 pub struct TokenPair {
     pub access_token: String,
     pub expires_in: u64,
     pub refresh_token: String,
+}
+
+impl std::fmt::Debug for TokenPair {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenPair")
+            .field("expires_in", &self.expires_in)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The answer to every failed grant: the same for an unknown account, a wrong password, a disabled
@@ -40,10 +47,12 @@ pub async fn login(
 ) -> Result<TokenPair> {
     let email = Email::parse(username).ok();
     // One failure budget per account however its email is spelled; per address as the layers derived it.
+    // Names that are not email addresses share one key: no account has them, and an attacker
+    // must not fill memory with long made-up names.
     let account = email
         .as_ref()
         .map(|e| e.as_str().to_owned())
-        .unwrap_or_else(|| username.trim().to_lowercase());
+        .unwrap_or_else(|| "\0not-an-email".to_owned());
     let ip = client(meta);
     let slowed = match app.logins.begin(&account, ip) {
         Gate::Locked { retry_after_s } => {
@@ -145,7 +154,7 @@ pub async fn login(
 }
 
 /// The client address of a request (unspecified when unknown, which then shares one budget).
-fn client(meta: &RequestMeta) -> std::net::IpAddr {
+pub(crate) fn client(meta: &RequestMeta) -> std::net::IpAddr {
     meta.ip
         .as_deref()
         .and_then(|i| i.parse().ok())

@@ -8,6 +8,7 @@ use crate::db::users::{NewUser, User};
 use crate::db::{Tx, sessions, users};
 use crate::domain::{Email, FullName, Password, Role, Timestamp, UserId};
 use crate::error::{AppError, Result, ResultExt, ValidationError};
+use crate::limits::login::Gate;
 use crate::state::AppState;
 
 /// A new account, every field already parsed.
@@ -114,6 +115,16 @@ pub async fn update_me(
     let new_hash = match &change.password {
         None => None,
         Some((current, new)) => {
+            // Guessing the current password with a stolen access token is throttled like a login.
+            let guard_key = format!("password-change:{}", who.user_id());
+            let ip = super::auth::client(meta);
+            match app.logins.begin(&guard_key, ip) {
+                Gate::Locked { retry_after_s } => {
+                    return Err(AppError::RateLimited { retry_after_s });
+                }
+                Gate::Open { delay } if !delay.is_zero() => tokio::time::sleep(delay).await,
+                Gate::Open { .. } => {}
+            }
             let mut tx = app.db.begin().await?;
             let stored = users::password_hash(&mut tx, who.user_id()).await?;
             tx.commit().await?;
@@ -128,6 +139,7 @@ pub async fn update_me(
                 tx.commit().await?;
                 return Err(AppError::WrongPassword);
             }
+            app.logins.succeeded(&guard_key, ip);
             Some(app.hasher.hash(new.expose()).await?)
         }
     };
@@ -185,8 +197,17 @@ pub async fn update(
     change: AccountChange,
     meta: &RequestMeta,
 ) -> Result<User> {
+    let mut asked = Vec::new();
+    if change.role.is_some() {
+        asked.push(Action::AccountSetRole);
+    }
+    if change.disabled.is_some() {
+        asked.extend([Action::AccountDisableUser, Action::AccountDisableStaff]);
+    }
+    authz::authorize_any(Some(who), &asked)?;
     let now = Timestamp::now();
     let mut tx = app.db.begin_write().await?;
+    users::lock_account_changes(&mut tx).await?;
     let sealed = users::find_for_update(&mut tx, id)
         .await?
         .ok_or(AppError::NotFound)?;
@@ -344,6 +365,7 @@ pub mod operator {
             .ok_or(AppError::NotFound)?
             .0
             .id;
+        users::lock_account_changes(tx).await?;
         let sealed = users::find_for_update(tx, id)
             .await?
             .ok_or(AppError::NotFound)?;

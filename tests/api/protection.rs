@@ -443,3 +443,103 @@ async fn deeply_nested_json_is_refused_without_harm() {
     problem(res, StatusCode::BAD_REQUEST).await;
     assert_eq!(app.get_anon("/healthz").await.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn a_bearer_token_does_not_buy_a_second_login_budget() {
+    let app = TestApp::spawn_with(&[("IMANGOR_RATE_LIMIT_TOKEN", "3/60")]).await;
+    let a = app.register("budget@example.com").await;
+    // The fixture's own login used one attempt of this address's budget.
+    let t = app
+        .token(&[
+            ("grant_type", "password"),
+            ("username", &a.email),
+            ("password", PASSWORD),
+        ])
+        .await;
+    let t = tokens(t).await;
+    let mut last = StatusCode::OK;
+    for _ in 0..2 {
+        last = app
+            .client
+            .post(app.url("/api/v1/token"))
+            .bearer_auth(&t.access)
+            .form(&[
+                ("grant_type", "password"),
+                ("username", a.email.as_str()),
+                ("password", PASSWORD),
+            ])
+            .send()
+            .await
+            .unwrap()
+            .status();
+    }
+    assert_eq!(
+        last,
+        StatusCode::TOO_MANY_REQUESTS,
+        "token endpoint limits count the address, not the bearer"
+    );
+}
+
+#[tokio::test]
+async fn guessing_the_current_password_with_a_stolen_token_is_throttled() {
+    let app = TestApp::spawn_with(&[("IMANGOR_LOGIN_LOCK_AFTER", "3")]).await;
+    let a = app.register("stolen@example.com").await;
+    let t = app.login(&a).await;
+    let guess = |n: u32| json!({"current_password": format!("guess number {n}"), "new_password": "a brand new passphrase"});
+    for n in 0..3 {
+        problem(
+            app.patch_json("/api/v1/users/me", &t.access, &guess(n))
+                .await,
+            StatusCode::FORBIDDEN,
+        )
+        .await;
+    }
+    let res = app
+        .patch_json("/api/v1/users/me", &t.access, &guess(3))
+        .await;
+    assert!(res.headers().contains_key("retry-after"));
+    problem(res, StatusCode::TOO_MANY_REQUESTS).await;
+}
+
+#[tokio::test]
+async fn a_wildcard_cors_origin_never_admits_null() {
+    let app = TestApp::spawn_with(&[("IMANGOR_CORS_ORIGINS", "*")]).await;
+    let res = app
+        .client
+        .get(app.url("/healthz"))
+        .header("origin", "null")
+        .send()
+        .await
+        .unwrap();
+    assert!(res.headers().get("access-control-allow-origin").is_none());
+    let res = app
+        .client
+        .get(app.url("/healthz"))
+        .header("origin", "https://any.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        header(&res, "access-control-allow-origin"),
+        "https://any.example"
+    );
+}
+
+#[tokio::test]
+async fn a_plain_user_cannot_probe_which_account_ids_exist() {
+    let app = TestApp::spawn().await;
+    let (_, t) = app.user_with_role("prober@example.com", "user").await;
+    for id in [
+        app.admin.id.clone(),
+        "01234567-89ab-7def-8123-456789abcdef".to_owned(),
+    ] {
+        let res = app
+            .patch_json(
+                &format!("/api/v1/users/{id}"),
+                &t.access,
+                &json!({"disabled": true}),
+            )
+            .await;
+        problem(res, StatusCode::FORBIDDEN).await;
+    }
+}
