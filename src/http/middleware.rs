@@ -49,6 +49,16 @@ pub async fn security_headers(req: Request, next: Next) -> Response {
             res.headers_mut().insert(header::ALLOW, a);
         }
     }
+    if res.status() == StatusCode::REQUEST_TIMEOUT
+        && !res.headers().contains_key(header::CONTENT_TYPE)
+    {
+        res = problem(
+            StatusCode::REQUEST_TIMEOUT,
+            "timeout",
+            "the request took longer than the server allows",
+            None,
+        );
+    }
     let h = res.headers_mut();
     let set = |h: &mut axum::http::HeaderMap, name: HeaderName, value: &'static str| {
         h.insert(name, HeaderValue::from_static(value));

@@ -543,3 +543,27 @@ async fn a_plain_user_cannot_probe_which_account_ids_exist() {
         problem(res, StatusCode::FORBIDDEN).await;
     }
 }
+
+#[tokio::test]
+async fn a_request_that_runs_past_the_timeout_gets_a_408_problem() {
+    // The account slow-down makes a login wait: 250 ms, 500 ms, 1 s, 2 s. The fourth outlasts 1 s.
+    let app = TestApp::spawn_with(&[
+        ("IMANGOR_REQUEST_TIMEOUT", "1"),
+        ("IMANGOR_LOGIN_SLOW_AFTER", "1"),
+    ])
+    .await;
+    let a = app.register("slow@example.com").await;
+    let mut last = None;
+    for _ in 0..5 {
+        last = Some(
+            app.token(&[
+                ("grant_type", "password"),
+                ("username", &a.email),
+                ("password", "not the password"),
+            ])
+            .await,
+        );
+    }
+    problem(last.unwrap(), StatusCode::REQUEST_TIMEOUT).await;
+    assert_eq!(app.get_anon("/healthz").await.status(), StatusCode::OK);
+}
