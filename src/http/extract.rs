@@ -84,6 +84,14 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestMeta {
     }
 }
 
+/// For optional fields that may be left out but not sent as `null`: `#[serde(default,
+/// deserialize_with = "present")]` (absent -> `None`; `null` -> a 422 like any wrong type).
+pub fn present<'de, D: serde::Deserializer<'de>, T: serde::Deserialize<'de>>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
+}
+
 /// A JSON body parsed strictly: `application/json` only (415), well-formed (400), and of the
 /// right shape, with unknown fields refused (422 naming the field).
 pub struct AppJson<T>(pub T);

@@ -9,7 +9,7 @@ use axum::response::Response;
 
 use super::error::problem;
 use crate::domain::Timestamp;
-use crate::limits::address::client_ip;
+use crate::limits::address::{client_ip, forwarded_for_hops};
 use crate::limits::{Quota, Verdict, bucket_ip};
 use crate::state::AppState;
 
@@ -19,13 +19,21 @@ pub struct ClientIp(pub IpAddr);
 
 pub async fn client_address(State(app): State<AppState>, mut req: Request, next: Next) -> Response {
     if let Some(ConnectInfo(peer)) = req.extensions().get::<ConnectInfo<SocketAddr>>().copied() {
-        let xff: Vec<&str> = req
-            .headers()
-            .get_all("x-forwarded-for")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .collect();
-        let ip = client_ip(peer.ip(), &xff, &app.config.trusted_proxies);
+        let values = |name: &str| -> Vec<&str> {
+            req.headers()
+                .get_all(name)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .collect()
+        };
+        // RFC 7239 `Forwarded` when the proxy sends it, else the de facto `X-Forwarded-For`.
+        let forwarded = forwarded_for_hops(&values("forwarded"));
+        let hops: Vec<&str> = if forwarded.is_empty() {
+            values("x-forwarded-for")
+        } else {
+            forwarded.iter().map(String::as_str).collect()
+        };
+        let ip = client_ip(peer.ip(), &hops, &app.config.trusted_proxies);
         req.extensions_mut().insert(ClientIp(ip));
     }
     next.run(req).await

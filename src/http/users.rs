@@ -109,8 +109,10 @@ pub struct ChangePassword {
 #[schema(min_properties = 1)]
 pub struct UpdateUser {
     #[schema(nullable = false)]
+    #[serde(default, deserialize_with = "super::extract::present")]
     role: Option<Role>,
     #[schema(nullable = false)]
+    #[serde(default, deserialize_with = "super::extract::present")]
     disabled: Option<bool>,
 }
 

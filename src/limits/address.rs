@@ -72,7 +72,39 @@ pub fn parse_list(s: &str) -> Result<Vec<Cidr>, String> {
         .collect()
 }
 
-/// The client address for a request from `peer` carrying these `X-Forwarded-For` values.
+/// One hop of `X-Forwarded-For` or a `for=` of `Forwarded` (RFC 7239): an address, possibly
+/// quoted, bracketed (IPv6) or followed by a port.
+fn parse_hop(hop: &str) -> Option<IpAddr> {
+    let h = hop.trim().trim_matches('"');
+    if let Ok(ip) = h.parse() {
+        return Some(ip);
+    }
+    if let Some(rest) = h.strip_prefix('[') {
+        return rest.split_once(']').and_then(|(ip, _)| ip.parse().ok());
+    }
+    h.rsplit_once(':')
+        .filter(|(ip, _)| !ip.contains(':'))
+        .and_then(|(ip, _)| ip.parse().ok())
+}
+
+/// The `for=` hops of `Forwarded` header values, in order.
+pub fn forwarded_for_hops(forwarded: &[&str]) -> Vec<String> {
+    forwarded
+        .iter()
+        .flat_map(|v| v.split(','))
+        .filter_map(|element| {
+            element.split(';').find_map(|pair| {
+                let (k, v) = pair.split_once('=')?;
+                k.trim()
+                    .eq_ignore_ascii_case("for")
+                    .then(|| v.trim().to_owned())
+            })
+        })
+        .collect()
+}
+
+/// The client address for a request from `peer` carrying these forwarding hops (the values of
+/// `X-Forwarded-For`, or the `for=` of `Forwarded`), nearest last.
 pub fn client_ip(peer: IpAddr, forwarded_for: &[&str], trusted: &[Cidr]) -> IpAddr {
     let peer = canonical(peer);
     if !trusted.iter().any(|c| c.contains(peer)) {
@@ -86,16 +118,16 @@ pub fn client_ip(peer: IpAddr, forwarded_for: &[&str], trusted: &[Cidr]) -> IpAd
         .collect();
     let mut client = peer;
     for hop in hops.iter().rev() {
-        match hop.parse::<IpAddr>() {
-            Ok(ip) => {
+        match parse_hop(hop) {
+            Some(ip) => {
                 let ip = canonical(ip);
                 client = ip;
                 if !trusted.iter().any(|c| c.contains(ip)) {
                     return ip;
                 }
             }
-            // A hop we cannot read: stop at the last address we could trust.
-            Err(_) => return client,
+            // A hop we cannot read ("unknown", an obfuscated name): stop at the last address we could trust.
+            None => return client,
         }
     }
     client
@@ -146,6 +178,32 @@ mod tests {
         assert_eq!(
             client_ip(ip("::ffff:10.0.0.1"), &["198.51.100.7"], &trusted),
             ip("198.51.100.7")
+        );
+    }
+
+    #[test]
+    fn hops_with_ports_brackets_and_the_forwarded_header_are_read() {
+        let trusted = parse_list("10.0.0.0/8").unwrap();
+        assert_eq!(
+            client_ip(ip("10.0.0.1"), &["198.51.100.7:5678"], &trusted),
+            ip("198.51.100.7")
+        );
+        assert_eq!(
+            client_ip(ip("10.0.0.1"), &["[2001:db8::1]:443"], &trusted),
+            ip("2001:db8::1")
+        );
+        let hops = forwarded_for_hops(&[
+            "for=6.6.6.6;proto=https, For=\"[2001:db8::7]:4711\";by=10.0.0.1",
+            "for=10.0.0.9",
+        ]);
+        let hops: Vec<&str> = hops.iter().map(String::as_str).collect();
+        assert_eq!(
+            client_ip(ip("10.0.0.1"), &hops, &trusted),
+            ip("2001:db8::7")
+        );
+        assert_eq!(
+            client_ip(ip("10.0.0.1"), &["unknown"], &trusted),
+            ip("10.0.0.1")
         );
     }
 

@@ -370,4 +370,15 @@ async fn account_paths_that_are_not_ids_or_bodies_that_are_wrong_never_5xx() {
         &["body"],
     )
     .await;
+    // Found by Schemathesis: `null` is not "left out".
+    invalid_fields(
+        app.patch_json(
+            &path,
+            &admin.access,
+            &json!({"role": "user", "disabled": null}),
+        )
+        .await,
+        &["disabled"],
+    )
+    .await;
 }

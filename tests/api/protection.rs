@@ -567,3 +567,26 @@ async fn a_request_that_runs_past_the_timeout_gets_a_408_problem() {
     problem(last.unwrap(), StatusCode::REQUEST_TIMEOUT).await;
     assert_eq!(app.get_anon("/healthz").await.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn the_forwarded_header_of_a_trusted_proxy_names_the_client() {
+    let app = TestApp::spawn_with(&[("IMANGOR_TRUSTED_PROXIES", "127.0.0.1")]).await;
+    let res = app
+        .client
+        .post(app.url("/api/v1/users"))
+        .header(
+            "forwarded",
+            "for=6.6.6.6, for=\"[2001:db8::42]:4711\";proto=https",
+        )
+        .json(&json!({"email": "fwd@example.com", "password": PASSWORD, "full_name": "F"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let e = events(&app)
+        .await
+        .into_iter()
+        .rfind(|e| e.action == "user.register")
+        .unwrap();
+    assert_eq!(e.ip.as_deref(), Some("2001:db8::42"));
+}
