@@ -9,15 +9,16 @@ use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 
 use super::error::problem;
+use crate::auth::token::Verified;
 use crate::authz::Principal;
 use crate::error::{AppError, ValidationError};
 use crate::service::RequestMeta;
-use crate::service::auth::authenticate;
+use crate::service::auth::{authenticate, authenticate_verified};
 use crate::state::AppState;
 
 /// The bearer token of a request: `Ok(None)` without an `Authorization` header, an error when the
 /// header is there but unusable (several headers, another scheme, an empty token).
-fn bearer(headers: &HeaderMap) -> Result<Option<&str>, AppError> {
+pub(crate) fn bearer(headers: &HeaderMap) -> Result<Option<&str>, AppError> {
     let mut values = headers.get_all(header::AUTHORIZATION).iter();
     let Some(value) = values.next() else {
         return Ok(None);
@@ -47,7 +48,11 @@ impl FromRequestParts<AppState> for Principal {
         app: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let token = bearer(&parts.headers)?.ok_or_else(AppError::unauthenticated)?;
-        authenticate(app, token).await
+        match parts.extensions.get::<Verified>().cloned() {
+            // The rate-limit layer already checked this request's token: do not check it twice.
+            Some(v) => authenticate_verified(app, v).await,
+            None => authenticate(app, token).await,
+        }
     }
 }
 
@@ -61,7 +66,10 @@ impl OptionalFromRequestParts<AppState> for Principal {
     ) -> Result<Option<Self>, Self::Rejection> {
         match bearer(&parts.headers)? {
             None => Ok(None),
-            Some(t) => authenticate(app, t).await.map(Some),
+            Some(t) => match parts.extensions.get::<Verified>().cloned() {
+                Some(v) => authenticate_verified(app, v).await.map(Some),
+                None => authenticate(app, t).await.map(Some),
+            },
         }
     }
 }
@@ -74,7 +82,7 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestMeta {
         let ip = parts
             .extensions
             .get::<super::protect::ClientIp>()
-            .map(|c| c.0.to_string());
+            .map(|c| c.0);
         let request_id = parts
             .headers
             .get(super::middleware::REQUEST_ID)

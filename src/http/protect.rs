@@ -8,6 +8,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 
 use super::error::problem;
+use crate::auth::token::Verified;
 use crate::domain::Timestamp;
 use crate::limits::address::{client_ip, forwarded_for_hops};
 use crate::limits::{Quota, Verdict, bucket_ip};
@@ -53,7 +54,7 @@ fn quota(app: &AppState, method: &Method, path: &str) -> Option<(&'static str, Q
 
 /// GCRA limits per client and route class: the user when the request carries a valid token,
 /// otherwise the address. Every limited answer carries `RateLimit-*`; a refusal is 429 with `Retry-After`.
-pub async fn rate_limit(State(app): State<AppState>, req: Request, next: Next) -> Response {
+pub async fn rate_limit(State(app): State<AppState>, mut req: Request, next: Next) -> Response {
     if !app.config.rate_limits {
         return next.run(req).await;
     }
@@ -69,10 +70,12 @@ pub async fn rate_limit(State(app): State<AppState>, req: Request, next: Next) -
     let by_user = if matches!(class, "token" | "register") {
         None
     } else {
-        bearer_subject(&app, req.headers())
+        verified_bearer(&app, &req).inspect(|v| {
+            req.extensions_mut().insert(v.clone());
+        })
     };
     let who = by_user
-        .map(|sub| format!("user:{sub}"))
+        .map(|v| format!("user:{}", v.user))
         .or(address)
         .unwrap_or_else(|| "ip:unknown".to_owned());
     let verdict = app.limiter.check(&format!("{class}:{who}"), quota);
@@ -111,18 +114,12 @@ fn rate_headers(h: &mut HeaderMap, v: &Verdict) {
     );
 }
 
-/// The subject of a bearer token whose signature and claims verify (no database look-up: a
-/// throttling key only, never an authentication).
-fn bearer_subject(app: &AppState, headers: &HeaderMap) -> Option<String> {
-    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = v.split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        return None;
-    }
-    app.tokens
-        .verify(token.trim(), Timestamp::now())
-        .ok()
-        .map(|t| t.user.to_string())
+/// The bearer token of the request, if it verifies (signature and claims; no database look-up:
+/// a throttling key, never an authentication). Kept on the request so the `Principal`
+/// extractor does not verify it a second time.
+fn verified_bearer(app: &AppState, req: &Request) -> Option<Verified> {
+    let token = super::extract::bearer(req.headers()).ok().flatten()?;
+    app.tokens.verify(token, Timestamp::now()).ok()
 }
 
 const CORS_METHODS: &str = "GET, POST, PUT, PATCH, DELETE";

@@ -4,6 +4,7 @@ use anyhow::Context;
 
 use super::{Event, RequestMeta};
 use crate::auth::password::Verdict;
+use crate::auth::token::Verified;
 use crate::auth::{random_token, sha256_hex};
 use crate::authz::Principal;
 use crate::db::{sessions, users};
@@ -155,10 +156,7 @@ pub async fn login(
 
 /// The client address of a request (unspecified when unknown, which then shares one budget).
 pub(crate) fn client(meta: &RequestMeta) -> std::net::IpAddr {
-    meta.ip
-        .as_deref()
-        .and_then(|i| i.parse().ok())
-        .unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]))
+    meta.ip.unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]))
 }
 
 /// OAuth2 refresh grant: the refresh token is spent and a new one issued. Presenting a spent
@@ -245,11 +243,17 @@ pub async fn revoke(app: &AppState, token: &str, meta: &RequestMeta) -> Result<(
 
 /// Verifies a bearer token and the current state of its user and session.
 pub async fn authenticate(app: &AppState, token: &str) -> Result<Principal> {
-    let now = Timestamp::now();
-    let v = app.tokens.verify(token, now).map_err(|e| {
+    let v = app.tokens.verify(token, Timestamp::now()).map_err(|e| {
         tracing::info!(target: "security", reason = %e, "access token refused");
         AppError::invalid_token()
     })?;
+    authenticate_verified(app, v).await
+}
+
+/// The second half of `authenticate`, for a token whose signature and claims were already
+/// checked in this request (by the rate-limit layer): the account and session state.
+pub async fn authenticate_verified(app: &AppState, v: Verified) -> Result<Principal> {
+    let now = Timestamp::now();
     let state = sessions::auth_state(&app.db, v.user, v.session, &v.jti, now)
         .await?
         .ok_or_else(AppError::invalid_token)?;

@@ -34,7 +34,7 @@ pub async fn record_denial(
 /// Where a request came from, for the security event log.
 #[derive(Debug, Clone, Default)]
 pub struct RequestMeta {
-    pub ip: Option<String>,
+    pub ip: Option<std::net::IpAddr>,
     pub request_id: Option<String>,
 }
 
@@ -80,7 +80,7 @@ impl<'a> Event<'a> {
                 outcome: self.outcome,
                 actor_id: self.actor,
                 target: self.target,
-                ip: meta.ip.clone(),
+                ip: meta.ip.map(|ip| ip.to_string()),
                 request_id: meta.request_id.clone(),
                 detail: self.detail,
                 at: Timestamp::now(),
