@@ -36,6 +36,48 @@ pub enum Command {
     /// Manage accounts as the operator.
     #[command(subcommand)]
     User(UserCommand),
+    /// Rotate the data keyring (encrypted values) and the signing keyring (access tokens).
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Check the configuration as a security reviewer would: lists what is unsafe for
+    /// production and exits 1 when anything is.
+    Doctor {
+        /// The servers run behind a reverse proxy or load balancer (assumed on Kubernetes).
+        #[arg(long)]
+        behind_proxy: bool,
+        /// How many replicas serve the same data.
+        #[arg(long, default_value_t = 1)]
+        replicas: u32,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeysCommand {
+    /// Both keyrings: each key's role, age, and the rows it seals.
+    Status,
+    /// Add a random data key, first: it encrypts new values once the servers restart.
+    Add {
+        /// Add it last instead, to decrypt only: with several replicas, roll the keyring out to
+        /// every replica, then `keys promote` it, so no replica meets a value it cannot open.
+        #[arg(long)]
+        standby: bool,
+    },
+    /// Make a data key the one that encrypts (moves it first in the keyring).
+    Promote { id: String },
+    /// Rewrite every secret not sealed under the newest data key, in batches; safe while servers
+    /// serve, and resumable.
+    Reencrypt {
+        #[arg(long, default_value_t = 500)]
+        batch: u32,
+    },
+    /// Remove a key: a data key no row uses any more, or a signing key whose tokens have expired.
+    Retire { id: String },
+    /// Add a new signing key, first in the keyring; the others keep verifying until retired.
+    RotateSigning {
+        /// HS256 (a shared secret) or EdDSA (Ed25519; its public key is served at /.well-known/jwks.json).
+        #[arg(long, default_value = "EdDSA")]
+        alg: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -69,7 +111,11 @@ pub enum UserCommand {
 impl Cli {
     pub fn load_config(&self) -> anyhow::Result<Config> {
         let raw = RawSettings::gather(self.config.as_deref(), std::env::vars())?;
-        Config::from_raw(&raw)
+        match self.command {
+            // The doctor reports what production would refuse instead of refusing it.
+            Command::Doctor { .. } => Config::from_raw_unchecked(&raw),
+            _ => Config::from_raw(&raw),
+        }
     }
 }
 
@@ -88,6 +134,21 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             println!("migrations applied");
             Ok(())
         }
+        Command::Doctor {
+            behind_proxy,
+            replicas,
+        } => {
+            let deployment = crate::doctor::Deployment {
+                behind_proxy: behind_proxy || std::env::var_os("KUBERNETES_SERVICE_HOST").is_some(),
+                replicas,
+            };
+            let findings = crate::doctor::examine(&config, deployment).await;
+            match crate::doctor::report(&findings) {
+                0 => Ok(()),
+                n => anyhow::bail!("{n} findings are unsafe for production"),
+            }
+        }
+        Command::Keys(cmd) => keys(cmd, config).await,
         Command::User(cmd) => {
             let app = startup::state(config).await?;
             let shown = |e: crate::error::AppError| anyhow::anyhow!("{e}");
@@ -156,4 +217,141 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
 
 fn parse_role(s: &str) -> anyhow::Result<Role> {
     Role::parse(s).ok_or_else(|| anyhow::anyhow!("--role must be admin, manager or user"))
+}
+
+async fn keys(cmd: KeysCommand, config: Config) -> anyhow::Result<()> {
+    use crate::service::keys::{self, Written};
+    let shown = |w: Written| match w {
+        Written::File(p) => eprintln!("keyring written to {}", p.display()),
+        Written::Variable { var, value } => {
+            eprintln!(
+                "the keyring is set by {var}, which this command cannot change: store this new value (a secret) in {var} or, better, in a file named by {var}_FILE, then restart the servers"
+            );
+            println!("{}", value.as_str());
+        }
+    };
+    match cmd {
+        KeysCommand::Add { standby } => {
+            let (id, written) = keys::add_data_key(&config, standby)?;
+            eprintln!(
+                "data key {id} added{}",
+                if standby {
+                    " (standby: decrypts only)"
+                } else {
+                    " (encrypts after the servers restart)"
+                }
+            );
+            shown(written);
+            Ok(())
+        }
+        KeysCommand::Promote { id } => {
+            shown(keys::promote_data_key(&config, &id)?);
+            eprintln!("data key {id} encrypts after the servers restart");
+            Ok(())
+        }
+        KeysCommand::RotateSigning { alg } => {
+            let (id, written) = keys::rotate_signing(&config, &alg)?;
+            eprintln!(
+                "signing key {id} ({alg}) added: it signs after the servers restart; retire the old one when its tokens have expired ({} s later)",
+                config.access_token_ttl + crate::config::JWT_LEEWAY_S
+            );
+            shown(written);
+            Ok(())
+        }
+        KeysCommand::Status => {
+            let app = startup::state(config).await?;
+            let counts = keys::rows_by_key(&app.db).await?;
+            let data_log = crate::db::keys::list(&app.db, crate::db::keys::Ring::Data).await?;
+            let signing_log =
+                crate::db::keys::list(&app.db, crate::db::keys::Ring::Signing).await?;
+            let since = |log: &[crate::db::keys::KeyRecord], id: &str| {
+                log.iter()
+                    .find(|r| r.key_id == id)
+                    .map(|r| r.first_seen.rfc3339())
+                    .unwrap_or_default()
+            };
+            println!("data keys (newest first)");
+            println!("  {:<28} {:<9} {:>10}  first seen", "id", "role", "rows");
+            for (i, id) in app.keys.ids().enumerate() {
+                let rows = counts
+                    .iter()
+                    .find(|(k, _)| k == id)
+                    .map(|(_, n)| *n)
+                    .unwrap_or(0);
+                let role = if i == 0 { "encrypts" } else { "decrypts" };
+                println!("  {id:<28} {role:<9} {rows:>10}  {}", since(&data_log, id));
+            }
+            for (id, n) in counts
+                .iter()
+                .filter(|(k, _)| !app.keys.ids().any(|i| i == k))
+            {
+                println!(
+                    "  {id:<28} {:<9} {n:>10}  NOT IN THE KEYRING: these rows cannot be read",
+                    "missing"
+                );
+            }
+            println!("signing keys (newest first)");
+            println!("  {:<28} {:<6} {:<9} first seen", "kid", "alg", "role");
+            for (i, (kid, alg)) in app.tokens.describe().into_iter().enumerate() {
+                let role = if i == 0 { "signs" } else { "verifies" };
+                println!(
+                    "  {kid:<28} {alg:<6} {role:<9} {}",
+                    since(&signing_log, kid)
+                );
+            }
+            app.db.close().await;
+            Ok(())
+        }
+        KeysCommand::Reencrypt { batch } => {
+            let app = startup::state(config).await?;
+            let started = std::time::Instant::now();
+            let mut last_print = std::time::Instant::now() - std::time::Duration::from_secs(1);
+            let done = keys::reencrypt(&app.db, &app.keys, batch.clamp(1, 10_000), |n, total| {
+                if last_print.elapsed().as_millis() >= 200 {
+                    last_print = std::time::Instant::now();
+                    eprint!("\r{}", progress_line(n, total, started.elapsed()));
+                }
+            })
+            .await?;
+            let n = done.resealed + done.skipped + done.failed;
+            eprintln!("\r{}", progress_line(n, n, started.elapsed()));
+            println!(
+                "re-encrypted {} rows under key {} ({} left alone because they changed meanwhile, {} did not open) in {:.1} s",
+                done.resealed,
+                app.keys.current(),
+                done.skipped,
+                done.failed,
+                started.elapsed().as_secs_f64()
+            );
+            app.db.close().await;
+            if done.failed > 0 {
+                anyhow::bail!(
+                    "{} rows did not open: see the critical security events",
+                    done.failed
+                );
+            }
+            Ok(())
+        }
+        KeysCommand::Retire { id } => {
+            let app = startup::state(config.clone()).await?;
+            let written = keys::retire(&config, &app.db, &id).await?;
+            eprintln!("key {id} retired");
+            shown(written);
+            app.db.close().await;
+            Ok(())
+        }
+    }
+}
+
+/// `[#########...........]  4500/10000  45%  2250 rows/s`
+fn progress_line(n: u64, total: u64, elapsed: std::time::Duration) -> String {
+    let total = total.max(n).max(1);
+    let filled = (n * 30 / total) as usize;
+    format!(
+        "[{}{}] {n:>9}/{total}  {:>3}%  {:.0} rows/s",
+        "#".repeat(filled),
+        ".".repeat(30 - filled),
+        n * 100 / total,
+        n as f64 / elapsed.as_secs_f64().max(0.001)
+    )
 }

@@ -8,10 +8,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use secrecy::{ExposeSecret, SecretBox, SecretString};
 
+use crate::crypto::keyring::{self, Source};
 use crate::domain::{Email, PasswordPolicy};
 use crate::limits::Quota;
 use crate::limits::address::{self, Cidr};
@@ -68,6 +67,12 @@ pub struct Config {
     pub db_max_connections: u32,
     pub db_acquire_timeout: Duration,
     pub jwt_secret: Option<Secret>,
+    /// The signing keyring `KID:ALG:BASE64,...` (newest first), and where it came from.
+    pub jwt_keys: Option<(Secret, Source)>,
+    /// The data keyring `ID:BASE64,...` (newest first), and where it came from.
+    pub data_keys: Option<(Secret, Source)>,
+    /// Keys older than this are reported by `imangor doctor` (rotation period).
+    pub key_max_age_days: u64,
     pub jwt_issuer: String,
     pub jwt_audience: String,
     pub access_token_ttl: u64,
@@ -126,6 +131,9 @@ const KEYS: &[Key] = &[
     k("db_max_connections"),
     k("db_acquire_timeout"),
     s("jwt_secret"),
+    s("jwt_keys"),
+    s("data_keys"),
+    k("key_max_age_days"),
     k("jwt_issuer"),
     k("jwt_audience"),
     k("access_token_ttl"),
@@ -153,9 +161,13 @@ const KEYS: &[Key] = &[
     k("header_timeout"),
 ];
 
-/// Raw settings by key, before typing. Holds secrets too, so `Debug` is not derived.
+/// Raw settings by key, before typing. Holds secrets too, so `Debug` is not derived. Remembers
+/// which secrets came from files, so that `imangor keys` can write a keyring back where it was.
 #[derive(Default)]
-pub struct RawSettings(BTreeMap<&'static str, String>);
+pub struct RawSettings(
+    BTreeMap<&'static str, String>,
+    BTreeMap<&'static str, PathBuf>,
+);
 
 impl RawSettings {
     /// Reads the TOML file (if any), then the environment (`vars`), which wins.
@@ -185,6 +197,7 @@ impl RawSettings {
                         key.name,
                         read_secret_file(Path::new(path)).with_context(|| file_var.to_string())?,
                     );
+                    raw.1.insert(key.name, PathBuf::from(path));
                 }
                 (None, None) => {}
             }
@@ -219,6 +232,7 @@ impl RawSettings {
                 ),
             };
             let text = if from_file {
+                self.1.insert(key.name, PathBuf::from(&text));
                 read_secret_file(Path::new(&text)).with_context(|| name.clone())?
             } else {
                 text
@@ -231,6 +245,18 @@ impl RawSettings {
     pub fn set(&mut self, key: &str, value: impl Into<String>) {
         if let Some(k) = KEYS.iter().find(|k| k.name == key) {
             self.0.insert(k.name, value.into());
+        }
+    }
+
+    /// Where a keyring setting came from: its file, or the variable.
+    fn source(&self, key: &'static str) -> Source {
+        match self.1.get(key) {
+            Some(p) => Source::File(p.clone()),
+            None => Source::Variable(match key {
+                "data_keys" => "IMANGOR_DATA_KEYS",
+                "jwt_keys" => "IMANGOR_JWT_KEYS",
+                _ => "IMANGOR_JWT_SECRET",
+            }),
         }
     }
 
@@ -327,6 +353,11 @@ impl Config {
         let access_token_ttl = seconds(raw, "access_token_ttl", 900, 1..=86_400)?;
         let refresh_token_ttl = seconds(raw, "refresh_token_ttl", 1_209_600, 1..=31_536_000)?;
         let session_max_age = seconds(raw, "session_max_age", 2_592_000, 1..=31_536_000)?;
+        if raw.get("jwt_secret").is_some() && raw.get("jwt_keys").is_some() {
+            bail!(
+                "IMANGOR_JWT_SECRET and IMANGOR_JWT_KEYS are both set: a keyring replaces the single secret, set only one"
+            );
+        }
         let config = Config {
             env,
             listen: parse(raw, "listen", SocketAddr::from(([127, 0, 0, 1], 8000)))?,
@@ -340,6 +371,13 @@ impl Config {
                 1..=300,
             )?),
             jwt_secret: raw.get("jwt_secret").map(|s| Secret::new(s.to_owned())),
+            jwt_keys: raw
+                .get("jwt_keys")
+                .map(|s| (Secret::new(s.to_owned()), raw.source("jwt_keys"))),
+            data_keys: raw
+                .get("data_keys")
+                .map(|s| (Secret::new(s.to_owned()), raw.source("data_keys"))),
+            key_max_age_days: seconds(raw, "key_max_age_days", 90, 1..=3650)?,
             jwt_issuer: raw.get("jwt_issuer").unwrap_or("imangor").to_owned(),
             jwt_audience: raw.get("jwt_audience").unwrap_or("imangor-api").to_owned(),
             access_token_ttl,
@@ -401,28 +439,73 @@ impl Config {
         Ok(config)
     }
 
+    /// Types the settings without production's refusals, for `imangor doctor`, which reports them.
+    pub fn from_raw_unchecked(raw: &RawSettings) -> anyhow::Result<Config> {
+        let mut probe = RawSettings(raw.0.clone(), raw.1.clone());
+        let env = probe.0.remove("env");
+        if let Some(other) = env
+            .as_deref()
+            .filter(|e| !["development", "production"].contains(e))
+        {
+            bail!("IMANGOR_ENV: {other:?} is neither `development` nor `production`");
+        }
+        let mut config = Config::from_raw(&probe)?;
+        if env.as_deref() == Some("production") {
+            config.env = Environment::Production;
+            config.log_format = match raw.get("log_format") {
+                Some("pretty") => LogFormat::Pretty,
+                _ => LogFormat::Json,
+            };
+        }
+        Ok(config)
+    }
+
     fn check_production(&self) -> anyhow::Result<()> {
         if self.env != Environment::Production {
             return Ok(());
         }
-        match &self.jwt_secret {
-            None => {
-                bail!("IMANGOR_JWT_SECRET (or IMANGOR_JWT_SECRET_FILE) is required in production")
+        match self.refusals().into_iter().next() {
+            Some(why) => Err(anyhow::anyhow!(why)),
+            None => Ok(()),
+        }
+    }
+
+    /// The settings production refuses to start with, each named by its variable. Production
+    /// stops at the first; `imangor doctor` lists them all.
+    pub fn refusals(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        match (&self.jwt_secret, &self.jwt_keys) {
+            (None, None) => out.push(
+                "IMANGOR_JWT_SECRET or IMANGOR_JWT_KEYS (or their _FILE) is required in production"
+                    .to_owned(),
+            ),
+            (Some(s), _) => {
+                if let Err(e) = check_jwt_secret(s.expose().as_bytes()) {
+                    out.push(e.to_string());
+                }
             }
-            Some(s) => check_jwt_secret(s.expose().as_bytes())?,
+            (None, Some(_)) => {}
         }
-        if self.database_url.is_none() {
-            bail!("IMANGOR_DATABASE_URL is required in production: say where the data lives");
-        }
-        if !self.rate_limits {
-            bail!("IMANGOR_RATE_LIMITS=off is for benchmarks only and is refused in production");
-        }
-        if self.cors_credentials && self.cors_origins.iter().any(|o| o == "*") {
-            bail!(
-                "IMANGOR_CORS_ORIGINS=* with IMANGOR_CORS_CREDENTIALS=true is refused in production: list the origins"
+        if self.data_keys.is_none() {
+            out.push(
+                "IMANGOR_DATA_KEYS (or IMANGOR_DATA_KEYS_FILE) is required in production".into(),
             );
         }
-        Ok(())
+        if self.database_url.is_none() {
+            out.push(
+                "IMANGOR_DATABASE_URL is required in production: say where the data lives".into(),
+            );
+        }
+        if !self.rate_limits {
+            out.push(
+                "IMANGOR_RATE_LIMITS=off is for benchmarks only and is refused in production"
+                    .into(),
+            );
+        }
+        if self.cors_credentials && self.cors_origins.iter().any(|o| o == "*") {
+            out.push("IMANGOR_CORS_ORIGINS=* with IMANGOR_CORS_CREDENTIALS=true is refused in production: list the origins".into());
+        }
+        out
     }
 
     pub fn is_production(&self) -> bool {
@@ -471,44 +554,115 @@ pub fn check_jwt_secret(secret: &[u8]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The JWT key in use: the configured one, or in development one generated once and kept in
-/// the data dir (0600). Production never reaches the generation branch (`check_production`).
-pub fn jwt_key(config: &Config) -> anyhow::Result<KeyBytes> {
-    if let Some(s) = &config.jwt_secret {
-        check_jwt_secret(s.expose().as_bytes())?;
-        // A key that development generated was written to disk in the clear: never a production key.
-        let generated = config.data_dir.join("jwt-secret");
-        if config.is_production() && read_secret_file(&generated).is_ok_and(|g| g == s.expose()) {
+/// Development keyrings generated in the data dir, by setting.
+pub const DEV_SIGNING_KEYS: &str = "jwt-keys";
+pub const DEV_DATA_KEYS: &str = "data-keys";
+
+/// A keyring's text and source: the configured one, or in development one generated once and
+/// kept in the data dir (0600). Production never reaches the generation branch.
+fn keyring_text(
+    config: &Config,
+    configured: Option<(Secret, Source)>,
+    dev_file: &str,
+    with_alg: bool,
+    generate: impl FnOnce() -> anyhow::Result<zeroize::Zeroizing<String>>,
+) -> anyhow::Result<(Secret, Source)> {
+    let generated = config.data_dir.join(dev_file);
+    if let Some((text, source)) = configured {
+        // Development keys were written to disk in the clear: never production keys.
+        if config.is_production() && shares_a_key(text.expose(), &generated, with_alg) {
             bail!(
-                "IMANGOR_JWT_SECRET is the development key generated in {}: make a new one for production",
+                "{}: a key is one that development generated in {}: make new keys for production",
+                source.describe(),
                 generated.display()
             );
         }
-        return Ok(SecretBox::new(Box::new(s.expose().as_bytes().to_vec())));
+        return Ok((text, source));
     }
     if config.is_production() {
-        bail!("IMANGOR_JWT_SECRET is required in production");
+        bail!("{dev_file}: keys are required in production");
     }
-    let key = dev_key(&config.data_dir, "jwt-secret")?;
-    Ok(SecretBox::new(Box::new(key.into_bytes())))
+    if !generated.exists() {
+        let text = generate()?;
+        write_private(&generated, text.as_bytes())?;
+        tracing::warn!(
+            path = %generated.display(),
+            "DEVELOPMENT MODE: generated keys and kept them in the data dir; never use them in production"
+        );
+    }
+    Ok((
+        Secret::new(read_secret_file(&generated)?),
+        Source::Generated(generated),
+    ))
 }
 
-/// Reads a development key from the data dir, or makes one (32 random bytes, base64url) with a loud warning.
-fn dev_key(data_dir: &Path, name: &str) -> anyhow::Result<String> {
-    let path = data_dir.join(name);
-    if path.exists() {
-        return read_secret_file(&path);
+/// True when the keyring `text` holds a key of the development keyring file `dev`.
+fn shares_a_key(text: &str, dev: &Path, with_alg: bool) -> bool {
+    let (Ok(dev), Ok(ours)) = (
+        read_secret_file(dev).and_then(|d| keyring::parse(&d, "", with_alg)),
+        keyring::parse(text, "", with_alg),
+    ) else {
+        return false;
+    };
+    ours.iter().any(|k| dev.iter().any(|d| d.key == k.key))
+}
+
+/// The data keyring's text and where it lives.
+pub fn data_keys(config: &Config) -> anyhow::Result<(Secret, Source)> {
+    keyring_text(
+        config,
+        config.data_keys.clone(),
+        DEV_DATA_KEYS,
+        false,
+        || {
+            let entry = keyring::Entry {
+                id: keyring::new_id("d")?,
+                alg: None,
+                key: crate::crypto::random_key(32)?,
+            };
+            Ok(keyring::render(&[entry], "\n"))
+        },
+    )
+}
+
+/// The signing keyring's entries and where they live. A bare `IMANGOR_JWT_SECRET` is a keyring
+/// of one HS256 key whose `kid` is derived from it.
+pub fn signing_keys(config: &Config) -> anyhow::Result<(Vec<keyring::Entry>, Source)> {
+    const VAR: &str = "IMANGOR_JWT_KEYS";
+    if let Some(s) = &config.jwt_secret {
+        check_jwt_secret(s.expose().as_bytes())?;
+        let key = s.expose().as_bytes();
+        let dev = config.data_dir.join(DEV_SIGNING_KEYS);
+        if config.is_production()
+            && shares_a_key(&format!("x:HS256:{}", keyring::encode_b64(key)), &dev, true)
+        {
+            bail!(
+                "IMANGOR_JWT_SECRET is the development key generated in {}: make a new one for production",
+                dev.display()
+            );
+        }
+        let entry = keyring::Entry {
+            id: crate::auth::token::derived_kid(key),
+            alg: Some("HS256".into()),
+            key: zeroize::Zeroizing::new(key.to_vec()),
+        };
+        return Ok((vec![entry], Source::Variable("IMANGOR_JWT_SECRET")));
     }
-    let mut bytes = [0u8; 32];
-    aws_lc_rs::rand::fill(&mut bytes)
-        .map_err(|_| anyhow::anyhow!("the system random generator failed"))?;
-    let key = URL_SAFE_NO_PAD.encode(bytes);
-    write_private(&path, key.as_bytes())?;
-    tracing::warn!(
-        path = %path.display(),
-        "DEVELOPMENT MODE: generated a signing key and kept it in the data dir; never use it in production"
-    );
-    Ok(key)
+    let (text, source) = keyring_text(
+        config,
+        config.jwt_keys.clone(),
+        DEV_SIGNING_KEYS,
+        true,
+        || {
+            let entry = keyring::Entry {
+                id: keyring::new_id("hs")?,
+                alg: Some("HS256".into()),
+                key: crate::crypto::random_key(32)?,
+            };
+            Ok(keyring::render(&[entry], "\n"))
+        },
+    )?;
+    Ok((keyring::parse(text.expose(), VAR, true)?, source))
 }
 
 /// Creates the data dir (0700) if needed.
@@ -576,9 +730,22 @@ mod tests {
         let base = [
             ("IMANGOR_ENV", "production"),
             ("IMANGOR_DATABASE_URL", "sqlite://x.db"),
+            (
+                "IMANGOR_DATA_KEYS",
+                "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+            ),
         ];
         let err = Config::from_raw(&raw(&base)).unwrap_err().to_string();
         assert!(err.contains("IMANGOR_JWT_SECRET"), "{err}");
+        let no_data_keys = [
+            base[0],
+            base[1],
+            ("IMANGOR_JWT_SECRET", "0123456789abcdefghijklmnopqrstuvwxyz"),
+        ];
+        let err = Config::from_raw(&raw(&no_data_keys))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("IMANGOR_DATA_KEYS"), "{err}");
         for weak in ["short", "changemechangemechangemechangeme", &"a".repeat(64)] {
             let mut v = base.to_vec();
             v.push(("IMANGOR_JWT_SECRET", weak));
@@ -592,6 +759,10 @@ mod tests {
             ("IMANGOR_ENV", "production"),
             ("IMANGOR_DATABASE_URL", "sqlite://x.db"),
             ("IMANGOR_JWT_SECRET", "0123456789abcdefghijklmnopqrstuvwxyz"),
+            (
+                "IMANGOR_DATA_KEYS",
+                "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+            ),
         ];
         assert!(Config::from_raw(&raw(&base)).is_ok());
         for extra in [
@@ -617,22 +788,41 @@ mod tests {
     }
 
     #[test]
-    fn production_refuses_the_generated_development_key() {
+    fn production_refuses_the_generated_development_keys_v13_3_1() {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path().display().to_string();
         let dev = Config::from_raw(&raw(&[("IMANGOR_DATA_DIR", &d)])).unwrap();
-        jwt_key(&dev).unwrap();
-        let generated = std::fs::read_to_string(dir.path().join("jwt-secret")).unwrap();
-        let prod = Config::from_raw(&raw(&[
-            ("IMANGOR_ENV", "production"),
-            ("IMANGOR_DATA_DIR", &d),
-            ("IMANGOR_DATABASE_URL", "sqlite://x.db"),
-            ("IMANGOR_JWT_SECRET", &generated),
-        ]))
-        .unwrap();
-        let err = jwt_key(&prod).unwrap_err().to_string();
-        assert!(err.contains("development key"), "{err}");
-        assert!(!err.contains(&generated), "the key itself is not printed");
+        signing_keys(&dev).unwrap();
+        data_keys(&dev).unwrap();
+        let signing = std::fs::read_to_string(dir.path().join(DEV_SIGNING_KEYS)).unwrap();
+        let data = std::fs::read_to_string(dir.path().join(DEV_DATA_KEYS)).unwrap();
+        let prod = |extra: &[(&str, &str)]| {
+            let mut v = vec![
+                ("IMANGOR_ENV", "production"),
+                ("IMANGOR_DATA_DIR", d.as_str()),
+                ("IMANGOR_DATABASE_URL", "sqlite://x.db"),
+            ];
+            v.extend_from_slice(extra);
+            Config::from_raw(&raw(&v)).unwrap()
+        };
+        let good_data = format!("p1:{}", keyring::encode_b64(&(0..32).collect::<Vec<u8>>()));
+        let c = prod(&[
+            ("IMANGOR_JWT_KEYS", signing.trim()),
+            ("IMANGOR_DATA_KEYS", &good_data),
+        ]);
+        let err = signing_keys(&c).unwrap_err().to_string();
+        assert!(err.contains("development generated"), "{err}");
+        assert!(
+            !err.contains(signing.trim()),
+            "the key itself is not printed"
+        );
+        assert!(data_keys(&c).is_ok());
+        let c = prod(&[
+            ("IMANGOR_JWT_SECRET", "0123456789abcdefghijklmnopqrstuvwxyz"),
+            ("IMANGOR_DATA_KEYS", data.trim()),
+        ]);
+        let err = data_keys(&c).unwrap_err().to_string();
+        assert!(err.contains("development generated"), "{err}");
     }
 
     #[test]

@@ -10,7 +10,6 @@ use tokio::net::TcpListener;
 
 use crate::auth::cursor::Cursors;
 use crate::auth::password::Hasher;
-use crate::auth::token::TokenKeys;
 use crate::config::{self, Config, Secret};
 use crate::db::{Db, DbOptions};
 use crate::http::server::ConnLimits;
@@ -27,7 +26,8 @@ pub struct App {
 /// Opens the database (migrating it), loads keys, makes the hashing pool.
 pub async fn state(config: Config) -> anyhow::Result<AppState> {
     config::ensure_data_dir(&config.data_dir)?;
-    let jwt_key = config::jwt_key(&config)?;
+    let tokens = crate::service::keys::signing_keyring(&config)?;
+    let keys = crate::service::keys::data_keyring(&config)?;
     let url = match &config.database_url {
         Some(u) => u.clone(),
         None => Secret::new(format!("sqlite://{}", config.sqlite_path().display())),
@@ -39,19 +39,17 @@ pub async fn state(config: Config) -> anyhow::Result<AppState> {
     })
     .await?;
     db.migrate().await?;
-    let tokens = TokenKeys::hs256(
-        &jwt_key,
-        &config.jwt_issuer,
-        &config.jwt_audience,
-        config.access_token_ttl,
-    );
+    crate::service::keys::observe(&db, &keys, &tokens)
+        .await
+        .context("recording the keyrings in the key log")?;
     let hasher = Hasher::new(config.hash_concurrency, config.hash_queue)?;
-    let cursors = Cursors::derive(secrecy::ExposeSecret::expose_secret(&jwt_key));
+    let cursors = Cursors::derive(keys.cursor_key());
     let logins = LoginGuard::new(config.login);
     Ok(AppState {
         db,
         config: Arc::new(config),
         tokens: Arc::new(tokens),
+        keys: Arc::new(keys),
         hasher: Arc::new(hasher),
         cursors: Arc::new(cursors),
         limiter: Arc::new(MemoryLimiter::default()),

@@ -6,6 +6,7 @@ use crate::auth::cursor::Cursors;
 use crate::auth::password::Hasher;
 use crate::auth::token::TokenKeys;
 use crate::config::Config;
+use crate::crypto::data::DataKeyring;
 use crate::db::Db;
 use crate::limits::RateStore;
 use crate::limits::login::LoginGuard;
@@ -15,6 +16,8 @@ pub struct AppState {
     pub db: Db,
     pub config: Arc<Config>,
     pub tokens: Arc<TokenKeys>,
+    /// Seals and opens sensitive values (secrets).
+    pub keys: Arc<DataKeyring>,
     pub hasher: Arc<Hasher>,
     pub cursors: Arc<Cursors>,
     pub limiter: Arc<dyn RateStore>,

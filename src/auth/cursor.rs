@@ -15,7 +15,8 @@ pub struct Cursors {
 }
 
 impl Cursors {
-    /// The cursor key is derived from the token signing key, so every replica reads every replica's cursors.
+    /// The cursor key is derived from the newest data key, so every replica reads every replica's
+    /// cursors (rotating that key ends the cursors handed out before).
     pub fn derive(signing_key: &[u8]) -> Self {
         let derived = hmac::sign(
             &hmac::Key::new(hmac::HMAC_SHA256, signing_key),

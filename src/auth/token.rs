@@ -1,6 +1,7 @@
-//! Access tokens: HS256 JWTs (RFC 9068 `typ: at+jwt`) with `kid`, verified with the algorithm
-//! pinned to the key, every claim required, at most `JWT_LEEWAY_S` of clock skew, and header
-//! members such as `jku`, `x5u` and `jwk` never used to find a key (RFC 8725).
+//! Access tokens: JWTs (RFC 9068 `typ: at+jwt`) signed with HS256 or EdDSA and named by `kid`.
+//! A keyring: the first key signs, every key verifies (until it is retired), each with the one
+//! algorithm pinned to it. Every claim is required, at most `JWT_LEEWAY_S` of clock skew is
+//! allowed, and header members such as `jku`, `x5u` and `jwk` are never used to find a key (RFC 8725).
 
 use std::collections::HashSet;
 
@@ -11,6 +12,7 @@ use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{JWT_LEEWAY_S, KeyBytes};
+use crate::crypto::keyring::Entry;
 use crate::domain::{Role, SessionId, Timestamp, UserId};
 
 /// The longest bearer token looked at; anything longer is refused before parsing.
@@ -56,49 +58,157 @@ pub enum TokenError {
     Expired,
 }
 
-/// The signing key and the claims put in and required of every token.
-pub struct TokenKeys {
+/// One key of the signing keyring, its algorithm pinned: a token is checked only with the
+/// algorithm of the key its `kid` names (no HS/EdDSA confusion, RFC 8725 2.1).
+struct SigningKey {
     kid: String,
+    alg: Algorithm,
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
+    /// The public half of an EdDSA key, base64url (the JWK `x`); none for HMAC keys.
+    public_x: Option<String>,
+}
+
+/// The signing keyring: the first key signs, every key verifies until it is retired.
+pub struct TokenKeys {
+    keys: Vec<SigningKey>,
     issuer: String,
     audience: String,
     pub ttl_s: u64,
 }
 
+/// The algorithms a signing key may have.
+pub const ALGORITHMS: [&str; 2] = ["HS256", "EdDSA"];
+
+/// The key id of a bare `IMANGOR_JWT_SECRET`: a hash of the key, which reveals nothing about it.
+pub fn derived_kid(key: &[u8]) -> String {
+    format!(
+        "hs-{}",
+        &crate::auth::sha256_hex(&format!("imangor-kid:{}", URL_SAFE_NO_PAD.encode(key)))[..16]
+    )
+}
+
+/// The public key (32 bytes) of an Ed25519 private key in PKCS#8 DER, or why it is refused.
+pub fn ed25519_public(pkcs8: &[u8]) -> anyhow::Result<Vec<u8>> {
+    use aws_lc_rs::signature::KeyPair;
+    let pair = aws_lc_rs::signature::Ed25519KeyPair::from_pkcs8(pkcs8)
+        .map_err(|_| anyhow::anyhow!("not an Ed25519 private key in PKCS#8 DER"))?;
+    Ok(pair.public_key().as_ref().to_vec())
+}
+
+/// A new Ed25519 private key, PKCS#8 DER.
+pub fn generate_ed25519() -> anyhow::Result<zeroize::Zeroizing<Vec<u8>>> {
+    let doc =
+        aws_lc_rs::signature::Ed25519KeyPair::generate_pkcs8(&aws_lc_rs::rand::SystemRandom::new())
+            .map_err(|_| anyhow::anyhow!("generating an Ed25519 key failed"))?;
+    Ok(zeroize::Zeroizing::new(doc.as_ref().to_vec()))
+}
+
 impl TokenKeys {
-    pub fn hs256(secret: &KeyBytes, issuer: &str, audience: &str, ttl_s: u64) -> Self {
-        let key = secret.expose_secret();
-        // The key id reveals nothing about the key: a hash of it, truncated.
-        let kid = format!(
-            "hs-{}",
-            &crate::auth::sha256_hex(&format!("imangor-kid:{}", URL_SAFE_NO_PAD.encode(key)))[..16]
-        );
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.algorithms = vec![Algorithm::HS256];
-        // Time claims are checked below against the caller's clock, with one leeway for all three.
-        validation.validate_exp = false;
-        validation.validate_nbf = false;
-        validation.set_issuer(&[issuer]);
-        validation.set_audience(&[audience]);
-        validation.required_spec_claims = ["exp", "iss", "aud", "sub"]
-            .into_iter()
-            .map(String::from)
-            .collect::<HashSet<_>>();
-        Self {
-            kid,
-            encoding: EncodingKey::from_secret(key),
-            decoding: DecodingKey::from_secret(key),
-            validation,
+    /// Builds the keyring from its entries (`KID:ALG:BASE64`, newest first); `var` names it in errors.
+    pub fn new(
+        entries: &[Entry],
+        var: &str,
+        issuer: &str,
+        audience: &str,
+        ttl_s: u64,
+    ) -> anyhow::Result<Self> {
+        let mut keys = Vec::with_capacity(entries.len());
+        for e in entries {
+            let (alg, encoding, decoding, public_x) = match e.alg.as_deref() {
+                Some("HS256") => {
+                    crate::crypto::keyring::check_strength(var, &e.id, &e.key, 32)?;
+                    (
+                        Algorithm::HS256,
+                        EncodingKey::from_secret(&e.key),
+                        DecodingKey::from_secret(&e.key),
+                        None,
+                    )
+                }
+                Some("EdDSA") => {
+                    let public = ed25519_public(&e.key)
+                        .map_err(|err| anyhow::anyhow!("{var}: key {}: {err}", e.id))?;
+                    (
+                        Algorithm::EdDSA,
+                        EncodingKey::from_ed_der(&e.key),
+                        DecodingKey::from_ed_der(&public),
+                        Some(URL_SAFE_NO_PAD.encode(&public)),
+                    )
+                }
+                other => anyhow::bail!(
+                    "{var}: key {}: algorithm {:?} is not one of {}",
+                    e.id,
+                    other.unwrap_or(""),
+                    ALGORITHMS.join(", ")
+                ),
+            };
+            keys.push(SigningKey {
+                kid: e.id.clone(),
+                alg,
+                encoding,
+                decoding,
+                validation: validation(alg, issuer, audience),
+                public_x,
+            });
+        }
+        anyhow::ensure!(!keys.is_empty(), "{var} holds no key");
+        Ok(Self {
+            keys,
             issuer: issuer.to_owned(),
             audience: audience.to_owned(),
             ttl_s,
-        }
+        })
     }
 
+    /// A keyring of one HS256 key with a derived `kid` (a bare `IMANGOR_JWT_SECRET`).
+    pub fn hs256(secret: &KeyBytes, issuer: &str, audience: &str, ttl_s: u64) -> Self {
+        let key = secret.expose_secret();
+        let entry = Entry {
+            id: derived_kid(key),
+            alg: Some("HS256".into()),
+            key: zeroize::Zeroizing::new(key.clone()),
+        };
+        Self::new(&[entry], "IMANGOR_JWT_SECRET", issuer, audience, ttl_s)
+            .expect("a checked HS256 secret makes a keyring")
+    }
+
+    /// The `kid` of the key that signs.
     pub fn kid(&self) -> &str {
-        &self.kid
+        &self.keys[0].kid
+    }
+
+    /// `(kid, algorithm)` of every key, the signing key first.
+    pub fn describe(&self) -> Vec<(&str, &'static str)> {
+        self.keys
+            .iter()
+            .map(|k| {
+                (
+                    k.kid.as_str(),
+                    if k.alg == Algorithm::EdDSA {
+                        "EdDSA"
+                    } else {
+                        "HS256"
+                    },
+                )
+            })
+            .collect()
+    }
+
+    /// The JSON Web Key Set of the public (EdDSA) keys, for `/.well-known/jwks.json` (RFC 7517).
+    /// HMAC keys are secret and never published.
+    pub fn jwks(&self) -> serde_json::Value {
+        let keys: Vec<serde_json::Value> = self
+            .keys
+            .iter()
+            .filter_map(|k| {
+                k.public_x.as_ref().map(|x| {
+                    serde_json::json!({"kty": "OKP", "crv": "Ed25519", "x": x, "kid": k.kid,
+                        "alg": "EdDSA", "use": "sig"})
+                })
+            })
+            .collect();
+        serde_json::json!({ "keys": keys })
     }
 
     /// Issues an access token; returns it with its `jti`.
@@ -122,10 +232,11 @@ impl TokenKeys {
             aud: serde_json::Value::String(self.audience.clone()),
             sid: session.to_string(),
         };
-        let mut header = Header::new(Algorithm::HS256);
+        let key = &self.keys[0];
+        let mut header = Header::new(key.alg);
         header.typ = Some(ACCESS_TOKEN_TYPE.to_owned());
-        header.kid = Some(self.kid.clone());
-        Ok((jsonwebtoken::encode(&header, &claims, &self.encoding)?, jti))
+        header.kid = Some(key.kid.clone());
+        Ok((jsonwebtoken::encode(&header, &claims, &key.encoding)?, jti))
     }
 
     /// Checks structure, header, signature and claims of an access token.
@@ -150,20 +261,26 @@ impl TokenKeys {
             }
         }
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Header)?;
-        if header.alg != Algorithm::HS256
+        // The key is chosen by an exact `kid` match among configured keys only (never a path,
+        // URL or query), and its own algorithm is the only one accepted.
+        let key = header
+            .kid
+            .as_deref()
+            .and_then(|kid| self.keys.iter().find(|k| k.kid == kid))
+            .ok_or(TokenError::Header)?;
+        if header.alg != key.alg
             || header
                 .typ
                 .as_deref()
                 .map(str::to_ascii_lowercase)
                 .as_deref()
                 != Some(ACCESS_TOKEN_TYPE)
-            || header.kid.as_deref() != Some(self.kid.as_str())
             || header.crit.is_some()
         {
             return Err(TokenError::Header);
         }
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
-            .map_err(|e| {
+        let data =
+            jsonwebtoken::decode::<Claims>(token, &key.decoding, &key.validation).map_err(|e| {
                 use jsonwebtoken::errors::ErrorKind as K;
                 match e.kind() {
                     K::InvalidSignature => TokenError::Signature,
@@ -190,6 +307,22 @@ impl TokenKeys {
             expires_at: Timestamp::from_micros(c.exp.saturating_mul(1_000_000)),
         })
     }
+}
+
+/// Claims every token must carry, checked against one algorithm. Time claims are checked in
+/// `verify` against the caller's clock, with one leeway for all three.
+fn validation(alg: Algorithm, issuer: &str, audience: &str) -> Validation {
+    let mut v = Validation::new(alg);
+    v.algorithms = vec![alg];
+    v.validate_exp = false;
+    v.validate_nbf = false;
+    v.set_issuer(&[issuer]);
+    v.set_audience(&[audience]);
+    v.required_spec_claims = ["exp", "iss", "aud", "sub"]
+        .into_iter()
+        .map(String::from)
+        .collect::<HashSet<_>>();
+    v
 }
 
 /// True when `json` is an object whose members all have distinct names.

@@ -34,6 +34,12 @@ pub enum Action {
     ResourceRead,
     ResourceUpdate,
     ResourceDelete,
+    SecretCreate,
+    /// The caller's own secrets, names only.
+    SecretList,
+    /// The plaintext of a secret.
+    SecretRead,
+    SecretDelete,
 }
 
 /// The caller's relation to the object: its owner (for an account: the account itself), or not.
@@ -70,10 +76,12 @@ pub enum Shape {
     Account,
     /// A resource (relation and visibility).
     Object,
+    /// An object that is always private to its owner (relation only): a secret.
+    Owned,
 }
 
 impl Action {
-    pub const ALL: [Action; 13] = [
+    pub const ALL: [Action; 17] = [
         Action::AccountRegister,
         Action::AccountCreate,
         Action::AccountReadSelf,
@@ -87,6 +95,10 @@ impl Action {
         Action::ResourceRead,
         Action::ResourceUpdate,
         Action::ResourceDelete,
+        Action::SecretCreate,
+        Action::SecretList,
+        Action::SecretRead,
+        Action::SecretDelete,
     ];
 
     pub fn shape(self) -> Shape {
@@ -95,13 +107,16 @@ impl Action {
                 Shape::Account
             }
             Action::ResourceRead | Action::ResourceUpdate | Action::ResourceDelete => Shape::Object,
+            Action::SecretRead | Action::SecretDelete => Shape::Owned,
             Action::AccountRegister
             | Action::AccountCreate
             | Action::AccountReadSelf
             | Action::AccountUpdateSelf
             | Action::AccountList
             | Action::ResourceCreate
-            | Action::ResourceList => Shape::Plain,
+            | Action::ResourceList
+            | Action::SecretCreate
+            | Action::SecretList => Shape::Plain,
         }
     }
 
@@ -121,6 +136,10 @@ impl Action {
             Action::ResourceRead => "resource.read",
             Action::ResourceUpdate => "resource.update",
             Action::ResourceDelete => "resource.delete",
+            Action::SecretCreate => "secret.create",
+            Action::SecretList => "secret.list",
+            Action::SecretRead => "secret.read",
+            Action::SecretDelete => "secret.delete",
         }
     }
 
@@ -140,6 +159,10 @@ impl Action {
             Action::ResourceRead => "GET /api/v1/resources/{id}",
             Action::ResourceUpdate => "PUT /api/v1/resources/{id}",
             Action::ResourceDelete => "DELETE /api/v1/resources/{id}",
+            Action::SecretCreate => "POST /api/v1/secrets",
+            Action::SecretList => "GET /api/v1/secrets",
+            Action::SecretRead => "GET /api/v1/secrets/{id}",
+            Action::SecretDelete => "DELETE /api/v1/secrets/{id}",
         }
     }
 }
@@ -169,13 +192,20 @@ pub fn decide(
         (Anonymous, AccountRegister, _, _) => Allow,
         (Anonymous, _, _, _) => Unauthenticated,
 
-        // Every role: their own profile, registration, creating and listing resources.
+        // Every role: their own profile, registration, creating and listing resources and secrets.
         (
             _,
-            AccountRegister | AccountReadSelf | AccountUpdateSelf | ResourceCreate | ResourceList,
+            AccountRegister | AccountReadSelf | AccountUpdateSelf | ResourceCreate | ResourceList
+            | SecretCreate | SecretList,
             _,
             _,
         ) => Allow,
+
+        // Secrets: the plaintext is its owner's alone, whatever the caller's role; an admin may
+        // delete another's secret (containment) without ever reading it.
+        (_, SecretRead | SecretDelete, Owner, _) => Allow,
+        (Admin, SecretDelete, Other, _) => Allow,
+        (_, SecretRead | SecretDelete, Other, _) => Hide,
 
         // Admins may do everything (business rules still refuse demoting oneself or the last admin).
         (Admin, _, _, _) => Allow,
@@ -228,7 +258,7 @@ pub fn cells() -> Vec<(Action, Option<Relation>, Option<Visibility>)> {
     for action in Action::ALL {
         match action.shape() {
             Shape::Plain => out.push((action, None, None)),
-            Shape::Account => {
+            Shape::Account | Shape::Owned => {
                 for r in [Relation::Owner, Relation::Other] {
                     out.push((action, Some(r), None));
                 }
@@ -251,7 +281,7 @@ pub fn markdown() -> String {
         "# Authorization\n\n\
          Generated from `src/authz/policy.rs` by `cargo run -- policy > docs/authorization.md`; a test fails when it is stale.\n\n\
          Cells: **allow**, **403** (may see it, may not do this), **404** (its existence is not revealed), **401** (a token is needed).\n\
-         Relation: *own* = the caller owns the resource (for accounts: it is the caller's own account).\n\n\
+         Relation: *own* = the caller owns the object (for accounts: it is the caller's own account).\n\n\
          | action | endpoint | relation | visibility | anonymous | user | manager | admin |\n\
          |---|---|---|---|---|---|---|---|\n",
     );
@@ -291,7 +321,8 @@ pub fn markdown() -> String {
     }
     s.push_str(
         "\nLists are filtered in SQL by the scope the `resource.read` rows give: admins and managers see every \
-         resource, users their own and the public ones. Business rules come after the policy: nobody changes \
+         resource, users their own and the public ones. Secret lists show the caller's own secrets, by name, \
+         to every role. Business rules come after the policy: nobody changes \
          their own role or disables their own account, and the last active admin cannot be demoted or \
          disabled (409).\n",
     );
@@ -323,6 +354,28 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn no_role_reads_another_users_secret_v8_2_2() {
+        for actor in ACTORS {
+            for vis in [Visibility::Public, Visibility::Private] {
+                assert_ne!(
+                    decide(actor, Action::SecretRead, Relation::Other, vis),
+                    Decision::Allow,
+                    "{actor:?}"
+                );
+            }
+        }
+        assert_eq!(
+            decide(
+                Actor::Admin,
+                Action::SecretDelete,
+                Relation::Other,
+                Visibility::Private
+            ),
+            Decision::Allow
+        );
     }
 
     #[test]

@@ -9,6 +9,8 @@ use crate::domain::Timestamp;
 pub struct NewEvent<'a> {
     pub action: &'a str,
     pub outcome: &'a str,
+    /// `info`, `warning`, `high` or `critical`.
+    pub severity: &'a str,
     pub actor_id: Option<String>,
     pub target: Option<String>,
     pub ip: Option<String>,
@@ -20,11 +22,11 @@ pub struct NewEvent<'a> {
 pub async fn insert(tx: &mut Tx, e: &NewEvent<'_>) -> sqlx::Result<()> {
     let id = uuid::Uuid::now_v7().to_string();
     on_tx!(tx, c => sqlx::query(
-        "insert into security_events (id, at, action, outcome, actor_id, target, ip, request_id, detail)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9)")
+        "insert into security_events (id, at, action, outcome, actor_id, target, ip, request_id, detail, severity)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)")
         .bind(id).bind(e.at.micros()).bind(e.action).bind(e.outcome)
         .bind(e.actor_id.as_deref()).bind(e.target.as_deref()).bind(e.ip.as_deref())
-        .bind(e.request_id.as_deref()).bind(e.detail.as_deref())
+        .bind(e.request_id.as_deref()).bind(e.detail.as_deref()).bind(e.severity)
         .execute(c).await.map(|r| r.rows_affected()))?;
     Ok(())
 }

@@ -2,7 +2,9 @@
 //! in this module's files; every value is bound (`$1`), never formatted into a statement.
 
 pub mod events;
+pub mod keys;
 pub mod resources;
+pub mod secrets;
 pub mod sessions;
 pub mod users;
 
@@ -176,6 +178,11 @@ pub const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "resources",
         include_str!("../../migrations/sqlite/0002_resources.sql"),
     ),
+    (
+        3,
+        "secrets",
+        include_str!("../../migrations/sqlite/0003_secrets.sql"),
+    ),
 ];
 pub const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -187,6 +194,11 @@ pub const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         2,
         "resources",
         include_str!("../../migrations/postgres/0002_resources.sql"),
+    ),
+    (
+        3,
+        "secrets",
+        include_str!("../../migrations/postgres/0003_secrets.sql"),
     ),
 ];
 

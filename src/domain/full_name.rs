@@ -10,20 +10,7 @@ pub struct FullName(String);
 impl FullName {
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
         let s = raw.trim();
-        let n = s.chars().count();
-        let bad = |m: &str| Err(ValidationError::field("full_name", m));
-        if n == 0 {
-            return bad("must not be empty");
-        }
-        if n > MAX_CHARS {
-            return bad("must be at most 100 characters");
-        }
-        // Control characters (CR/LF included) and line separators would let a name forge log lines or headers.
-        if s.chars()
-            .any(|c| c.is_control() || c == '\u{2028}' || c == '\u{2029}')
-        {
-            return bad("must not contain control characters");
-        }
+        super::text::one_line(s, "full_name", MAX_CHARS)?;
         Ok(Self(s.to_owned()))
     }
 

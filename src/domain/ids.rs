@@ -60,6 +60,10 @@ id_type!(
     /// A resource of the resources API.
     ResourceId
 );
+id_type!(
+    /// A secret of the secrets API.
+    SecretId
+);
 
 #[cfg(test)]
 mod tests {

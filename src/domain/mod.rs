@@ -6,12 +6,15 @@ pub mod ids;
 pub mod password;
 pub mod resource;
 pub mod role;
+pub mod secret;
+pub mod text;
 pub mod time;
 
 pub use email::Email;
 pub use full_name::FullName;
-pub use ids::{ResourceId, SessionId, UserId};
+pub use ids::{ResourceId, SecretId, SessionId, UserId};
 pub use password::{Password, PasswordPolicy};
 pub use resource::{Content, Title};
 pub use role::Role;
+pub use secret::{SecretName, SecretValue};
 pub use time::Timestamp;

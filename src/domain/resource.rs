@@ -11,20 +11,7 @@ pub struct Title(String);
 impl Title {
     /// Kept as given (no trimming); blank titles and control characters are refused.
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
-        let bad = |m: &str| Err(ValidationError::field("title", m));
-        let n = raw.chars().count();
-        if raw.trim().is_empty() {
-            return bad("must not be empty");
-        }
-        if n > TITLE_MAX_CHARS {
-            return bad("must be at most 200 characters");
-        }
-        if raw
-            .chars()
-            .any(|c| c.is_control() || c == '\u{2028}' || c == '\u{2029}')
-        {
-            return bad("must not contain control characters");
-        }
+        super::text::one_line(raw, "title", TITLE_MAX_CHARS)?;
         Ok(Self(raw.to_owned()))
     }
 

@@ -1,4 +1,4 @@
-//! Liveness and readiness.
+//! Liveness, readiness, and the public keys of the signing keyring.
 
 use axum::Json;
 use axum::extract::State;
@@ -14,6 +14,20 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(healthz))
         .routes(routes!(readyz))
+        .routes(routes!(jwks))
+}
+
+/// The public keys (EdDSA) that verify imangor's access tokens, by `kid` (RFC 7517): other
+/// services verify tokens without sharing a secret. HMAC keys are never published; with only
+/// HS256 keys configured the set is empty.
+#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "keys", responses((status = 200, description = "a JSON Web Key Set")))]
+async fn jwks(State(app): State<AppState>) -> Response {
+    let mut res = Json(app.tokens.jwks()).into_response();
+    res.headers_mut().insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("public, max-age=300"),
+    );
+    res
 }
 
 /// The process is up.

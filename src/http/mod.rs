@@ -7,6 +7,7 @@ pub mod middleware;
 pub mod page;
 pub mod protect;
 pub mod resources;
+pub mod secrets;
 pub mod server;
 pub mod token;
 pub mod users;
@@ -33,7 +34,7 @@ pub const MAX_BODY_BYTES: usize = 128 * 1024;
     info(title = "imangor", description = "An API server built to the security guide: identity, tokens, authorization, encrypted data."),
     modifiers(&BearerScheme),
     components(schemas(error::Problem)),
-    tags((name = "identity", description = "Accounts and OAuth2 tokens"), (name = "resources", description = "Owned resources, ownership-based authorization"), (name = "health", description = "Probes"))
+    tags((name = "identity", description = "Accounts and OAuth2 tokens"), (name = "resources", description = "Owned resources, ownership-based authorization"), (name = "secrets", description = "Encrypted values, readable by their owner only"), (name = "keys", description = "Public keys that verify imangor's access tokens"), (name = "health", description = "Probes"))
 )]
 struct ApiDoc;
 
@@ -126,7 +127,8 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
             "/api/v1",
             users::router()
                 .merge(token::router())
-                .merge(resources::router()),
+                .merge(resources::router())
+                .merge(secrets::router()),
         )
         .merge(health::router())
         .split_for_parts();

@@ -2,7 +2,9 @@
 //! No HTTP types here.
 
 pub mod auth;
+pub mod keys;
 pub mod resources;
+pub mod secrets;
 pub mod users;
 
 use crate::db::{self, Tx};
@@ -42,6 +44,7 @@ pub struct RequestMeta {
 pub(crate) struct Event<'a> {
     pub action: &'a str,
     pub outcome: &'a str,
+    pub severity: &'static str,
     pub actor: Option<String>,
     pub target: Option<String>,
     pub detail: Option<String>,
@@ -52,6 +55,7 @@ impl<'a> Event<'a> {
         Self {
             action,
             outcome,
+            severity: "info",
             actor: None,
             target: None,
             detail: None,
@@ -65,6 +69,11 @@ impl<'a> Event<'a> {
         self.target = Some(t.to_string());
         self
     }
+    /// Marks an event that needs a person's attention now (data integrity, key faults).
+    pub fn critical(mut self) -> Self {
+        self.severity = "critical";
+        self
+    }
     pub fn detail(mut self, d: impl Into<String>) -> Self {
         self.detail = Some(d.into());
         self
@@ -72,12 +81,13 @@ impl<'a> Event<'a> {
 
     /// Appends the event in the caller's transaction, so it is recorded exactly when the change is.
     pub async fn record(self, tx: &mut Tx, meta: &RequestMeta) -> sqlx::Result<()> {
-        tracing::info!(target: "security", action = self.action, outcome = self.outcome, actor = ?self.actor, target_id = ?self.target, "security event");
+        tracing::info!(target: "security", action = self.action, outcome = self.outcome, severity = self.severity, actor = ?self.actor, target_id = ?self.target, "security event");
         db::events::insert(
             tx,
             &db::events::NewEvent {
                 action: self.action,
                 outcome: self.outcome,
+                severity: self.severity,
                 actor_id: self.actor,
                 target: self.target,
                 ip: meta.ip.map(|ip| ip.to_string()),

@@ -16,6 +16,7 @@ const NOT_POLICED: &[&str] = &[
     "POST /api/v1/token/revoke",
     "GET /healthz",
     "GET /readyz",
+    "GET /.well-known/jwks.json",
 ];
 
 struct World {
@@ -83,6 +84,23 @@ impl World {
                 "/api/v1/resources",
                 Some(owner_token),
                 &json!({"title": "m", "content": "c", "is_public": public}),
+            )
+            .await;
+        assert_eq!(res.status(), StatusCode::CREATED);
+        res.json::<Value>().await.unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// A secret owned by `owner_token`'s account.
+    async fn secret(&self, owner_token: &str) -> String {
+        let res = self
+            .app
+            .post_json(
+                "/api/v1/secrets",
+                Some(owner_token),
+                &json!({"name": format!("s{}", self.fresh()), "value": "v"}),
             )
             .await;
         assert_eq!(res.status(), StatusCode::CREATED);
@@ -205,6 +223,39 @@ impl World {
                     ),
                 }
             }
+            Action::SecretCreate => (
+                self.send(
+                    Method::POST,
+                    "/api/v1/secrets",
+                    token,
+                    Some(json!({"name": format!("n{n}"), "value": "v"})),
+                )
+                .await,
+                "POST /api/v1/secrets",
+            ),
+            Action::SecretList => (
+                self.send(Method::GET, "/api/v1/secrets", token, None).await,
+                "GET /api/v1/secrets",
+            ),
+            Action::SecretRead | Action::SecretDelete => {
+                let owner = if own {
+                    token.unwrap()
+                } else {
+                    self.stranger.1.access.as_str()
+                };
+                let path = format!("/api/v1/secrets/{}", self.secret(owner).await);
+                if action == Action::SecretRead {
+                    (
+                        self.send(Method::GET, &path, token, None).await,
+                        "GET /api/v1/secrets/{id}",
+                    )
+                } else {
+                    (
+                        self.send(Method::DELETE, &path, token, None).await,
+                        "DELETE /api/v1/secrets/{id}",
+                    )
+                }
+            }
         }
     }
 }
@@ -219,10 +270,11 @@ fn role_of(actor: Actor) -> &'static str {
 
 fn success(action: Action) -> StatusCode {
     match action {
-        Action::AccountRegister | Action::AccountCreate | Action::ResourceCreate => {
-            StatusCode::CREATED
-        }
-        Action::ResourceDelete => StatusCode::NO_CONTENT,
+        Action::AccountRegister
+        | Action::AccountCreate
+        | Action::ResourceCreate
+        | Action::SecretCreate => StatusCode::CREATED,
+        Action::ResourceDelete | Action::SecretDelete => StatusCode::NO_CONTENT,
         _ => StatusCode::OK,
     }
 }

@@ -10,6 +10,8 @@ use serde_json::Value;
 
 /// The HS256 key of test servers (40 bytes, so production rules accept it too).
 pub const JWT_SECRET: &str = "test-only-hs256-key-7f3a9c2e5b8d1f4a6c0e";
+/// A data keyring of production quality for tests (32 distinct bytes; not a development key).
+pub const DATA_KEYS: &str = "t1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 pub const ADMIN_EMAIL: &str = "root-admin@example.com";
 pub const ADMIN_PASSWORD: &str = "bootstrap admin passphrase 1";
 /// A password that passes the policy, used for most test accounts.

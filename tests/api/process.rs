@@ -137,8 +137,30 @@ async fn production_refuses_missing_short_or_predictable_secrets_v11_2_3_v13_2_3
         format!("sqlite://{}", dir.path().join("x.db").display()),
     );
     let prod = ("IMANGOR_ENV", "production".to_owned());
-    let err = refused_start(&[prod.clone(), db.clone()]).await;
+    let keys = ("IMANGOR_DATA_KEYS", DATA_KEYS.to_owned());
+    let err = refused_start(&[prod.clone(), db.clone(), keys.clone()]).await;
     assert!(err.contains("IMANGOR_JWT_SECRET"), "{err}");
+    let err = refused_start(&[
+        prod.clone(),
+        db.clone(),
+        ("IMANGOR_JWT_SECRET", JWT_SECRET.to_owned()),
+    ])
+    .await;
+    assert!(err.contains("IMANGOR_DATA_KEYS"), "{err}");
+    for weak in [
+        "k:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+        "k:c2hvcnQ=",
+        "k:changeme",
+    ] {
+        let err = refused_start(&[
+            prod.clone(),
+            db.clone(),
+            ("IMANGOR_JWT_SECRET", JWT_SECRET.to_owned()),
+            ("IMANGOR_DATA_KEYS", weak.to_owned()),
+        ])
+        .await;
+        assert!(err.contains("IMANGOR_DATA_KEYS"), "{err}");
+    }
     for weak in [
         "short-secret",
         "changemechangemechangemechangeme",
@@ -147,6 +169,7 @@ async fn production_refuses_missing_short_or_predictable_secrets_v11_2_3_v13_2_3
         let err = refused_start(&[
             prod.clone(),
             db.clone(),
+            keys.clone(),
             ("IMANGOR_JWT_SECRET", weak.to_owned()),
         ])
         .await;
@@ -156,7 +179,12 @@ async fn production_refuses_missing_short_or_predictable_secrets_v11_2_3_v13_2_3
             "the secret itself is never printed: {err}"
         );
     }
-    let err = refused_start(&[prod.clone(), ("IMANGOR_JWT_SECRET", JWT_SECRET.to_owned())]).await;
+    let err = refused_start(&[
+        prod.clone(),
+        keys.clone(),
+        ("IMANGOR_JWT_SECRET", JWT_SECRET.to_owned()),
+    ])
+    .await;
     assert!(err.contains("IMANGOR_DATABASE_URL"), "{err}");
     let err = refused_start(&[("IMANGOR_ENV", "prod".to_owned())]).await;
     assert!(err.contains("IMANGOR_ENV"), "{err}");
@@ -180,6 +208,7 @@ async fn production_takes_secrets_from_files_and_a_toml_config() {
     std::fs::write(&config, format!("env = \"production\"\njwt_audience = \"aud-from-toml\"\nbootstrap_admin_email = \"ops@example.com\"\nbootstrap_admin_password_file = \"{}\"\n", pw_file.display())).unwrap();
     let mut envs = base_env(dir.path()).await;
     envs.push(("IMANGOR_JWT_SECRET_FILE", secret_file.display().to_string()));
+    envs.push(("IMANGOR_DATA_KEYS", DATA_KEYS.to_owned()));
     envs.push(("IMANGOR_CONFIG", config.display().to_string()));
     let s = Server::start(&envs).await;
     let c = reqwest::Client::new();
@@ -237,14 +266,20 @@ async fn development_keeps_a_generated_key_and_prints_the_bootstrap_password_onc
         .expect("bootstrap password on stderr")
         .trim()
         .to_owned();
-    let key = dir.path().join("data/jwt-secret");
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(
-            std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
-            0o600
-        );
+        for key in ["data/jwt-keys", "data/data-keys"] {
+            assert_eq!(
+                std::fs::metadata(dir.path().join(key))
+                    .unwrap()
+                    .permissions()
+                    .mode()
+                    & 0o777,
+                0o600,
+                "{key}"
+            );
+        }
         assert_eq!(
             std::fs::metadata(dir.path().join("data"))
                 .unwrap()

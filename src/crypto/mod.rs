@@ -1,0 +1,49 @@
+//! Key material and what is done with it: the data keyring that encrypts sensitive values
+//! (`data`), Fernet tokens read for data brought over from the Python stack (`fernet`), and the
+//! text form of keyrings shared by the data and signing keyrings (`keyring`).
+//!
+//! Raw key bytes live in `Zeroizing` buffers and are never printed: no type here derives `Debug`
+//! over key material.
+
+pub mod data;
+pub mod fernet;
+pub mod keyring;
+
+use aws_lc_rs::hkdf;
+
+/// Derives `N` bytes for one use (`info`) from a key, so that one key never serves two algorithms.
+pub fn derive<const N: usize>(key: &[u8], info: &[u8]) -> zeroize::Zeroizing<[u8; N]> {
+    struct Len(usize);
+    impl hkdf::KeyType for Len {
+        fn len(&self) -> usize {
+            self.0
+        }
+    }
+    let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, b"imangor key derivation v1").extract(key);
+    let mut out = zeroize::Zeroizing::new([0u8; N]);
+    prk.expand(&[info], Len(N))
+        .and_then(|okm| okm.fill(&mut out[..]))
+        .expect("HKDF-SHA256 gives up to 8160 bytes");
+    out
+}
+
+/// `n` bytes from the operating system's CSPRNG, zeroed when dropped.
+pub fn random_key(n: usize) -> anyhow::Result<zeroize::Zeroizing<Vec<u8>>> {
+    let mut bytes = zeroize::Zeroizing::new(vec![0u8; n]);
+    aws_lc_rs::rand::fill(&mut bytes)
+        .map_err(|_| anyhow::anyhow!("the system random generator failed"))?;
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn derivation_separates_uses() {
+        let k = [7u8; 32];
+        let a = super::derive::<32>(&k, b"a");
+        let b = super::derive::<32>(&k, b"b");
+        assert_ne!(*a, *b);
+        assert_eq!(*a, *super::derive::<32>(&k, b"a"));
+        assert_ne!(&a[..], &k[..]);
+    }
+}

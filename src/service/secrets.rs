@@ -1,0 +1,131 @@
+//! Secrets: values sealed by the data keyring before they reach the database, opened only for
+//! their owner. A value that fails to open (altered, moved from another row, or sealed with a key
+//! no longer in the keyring) is never shown: the caller gets a bare 500 and a critical security
+//! event is recorded.
+
+use super::{Event, RequestMeta};
+use crate::authz::{self, Action, Principal};
+use crate::crypto::data::{DataKeyring, OpenError};
+use crate::db::secrets::{self, SecretEntry, SecretRow, binding};
+use crate::db::{Db, Tx};
+use crate::domain::{SecretId, SecretName, SecretValue, Timestamp};
+use crate::error::{AppError, Result};
+use crate::state::AppState;
+
+#[tracing::instrument(skip_all, fields(user_id = %who.user_id()))]
+pub async fn create(
+    app: &AppState,
+    who: &Principal,
+    name: SecretName,
+    value: SecretValue,
+    meta: &RequestMeta,
+) -> Result<SecretEntry> {
+    let grant = authz::authorize_plain(Some(who), Action::SecretCreate)?;
+    let id = SecretId::new();
+    let sealed = app
+        .keys
+        .seal(value.expose().as_bytes(), &binding(who.user_id(), id))?;
+    drop(value);
+    let now = Timestamp::now();
+    let mut tx = app.db.begin().await?;
+    secrets::insert(&mut tx, &grant, id, &name, &sealed, now).await?;
+    Event::new("secret.create", "success")
+        .actor(who.user_id())
+        .target(format!("secret:{id}"))
+        .detail(format!("key {}", sealed.key_id))
+        .record(&mut tx, meta)
+        .await?;
+    tx.commit().await?;
+    Ok(SecretEntry {
+        id,
+        name: name.as_str().to_owned(),
+        created_at: now,
+    })
+}
+
+/// The secret and its plaintext, for its owner only.
+pub async fn read(
+    app: &AppState,
+    who: &Principal,
+    id: SecretId,
+    meta: &RequestMeta,
+) -> Result<(SecretRow, SecretValue)> {
+    let mut tx = app.db.begin().await?;
+    let sealed = secrets::find(&mut tx, id)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    tx.commit().await?;
+    let row = authz::authorize(Some(who), Action::SecretRead, sealed)?.into_object();
+    let value = open(&app.db, &app.keys, &row, meta).await?;
+    Ok((row, value))
+}
+
+/// Opens a stored value; a failure is recorded as a critical event and answered as a bare 500.
+pub async fn open(
+    db: &Db,
+    keys: &DataKeyring,
+    row: &SecretRow,
+    meta: &RequestMeta,
+) -> Result<SecretValue> {
+    let fault = match keys.open(&row.key_id, &row.ciphertext, &binding(row.owner_id, row.id)) {
+        Ok(bytes) => match SecretValue::from_stored(bytes) {
+            Some(v) => return Ok(v),
+            None => "the opened value is not UTF-8".to_owned(),
+        },
+        Err(e @ (OpenError::Tampered | OpenError::UnknownKey(_))) => e.to_string(),
+    };
+    let mut tx = db.begin().await?;
+    Event::new("secret.decrypt", "failure")
+        .critical()
+        .target(format!("secret:{}", row.id))
+        .detail(&fault)
+        .record(&mut tx, meta)
+        .await?;
+    tx.commit().await?;
+    Err(AppError::Internal(anyhow::anyhow!(
+        "secret {} did not open: {fault}",
+        row.id
+    )))
+}
+
+/// Deletes a secret: its owner, or an admin containing an incident (who never reads it).
+#[tracing::instrument(skip_all, fields(user_id = %who.user_id(), secret = %id))]
+pub async fn delete(
+    app: &AppState,
+    who: &Principal,
+    id: SecretId,
+    meta: &RequestMeta,
+) -> Result<()> {
+    let mut tx = app.db.begin_write().await?;
+    let sealed = secrets::find(&mut tx, id)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    let target = authz::authorize(Some(who), Action::SecretDelete, sealed)?;
+    secrets::delete(&mut tx, &target).await?;
+    let mut e = Event::new("secret.delete", "success")
+        .actor(who.user_id())
+        .target(format!("secret:{id}"));
+    if target.object().owner_id != who.user_id() {
+        e = e.detail(format!(
+            "deleted by an admin; owner {}",
+            target.object().owner_id
+        ));
+    }
+    e.record(&mut tx, meta).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// A page of the caller's own secrets, names only; `limit + 1` rows so the caller knows if more follow.
+pub async fn list(
+    app: &AppState,
+    who: &Principal,
+    before: Option<SecretId>,
+    limit: u32,
+) -> Result<Vec<SecretEntry>> {
+    let grant = authz::authorize_plain(Some(who), Action::SecretList)?;
+    let mut tx: Tx = app.db.begin().await?;
+    let rows = secrets::list(&mut tx, &grant, before, limit + 1).await?;
+    tx.commit().await?;
+    Ok(rows)
+}
