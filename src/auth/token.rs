@@ -392,6 +392,81 @@ mod tests {
         );
     }
 
+    fn ring(spec: &[(&str, &str, u8)]) -> TokenKeys {
+        let entries: Vec<Entry> = spec
+            .iter()
+            .map(|(kid, alg, seed)| Entry {
+                id: kid.to_string(),
+                alg: Some(alg.to_string()),
+                key: zeroize::Zeroizing::new(if *alg == "EdDSA" {
+                    generate_ed25519().unwrap().to_vec()
+                } else {
+                    (0..32u8).map(|i| i.wrapping_mul(31) ^ seed).collect()
+                }),
+            })
+            .collect();
+        TokenKeys::new(&entries, "TEST", "imangor", "imangor-api", 900).unwrap()
+    }
+
+    #[test]
+    fn the_first_key_signs_every_key_verifies_and_a_retired_kid_is_refused_v11_2_2() {
+        let (user, session, now) = (UserId::new(), SessionId::new(), Timestamp::now());
+        let old = ring(&[("k1", "HS256", 1)]);
+        let (t1, _) = old.issue(user, Role::User, session, now).unwrap();
+        let both = ring(&[("k2", "HS256", 2), ("k1", "HS256", 1)]);
+        assert!(
+            both.verify(&t1, now).is_ok(),
+            "the old key verifies during the overlap"
+        );
+        let (t2, _) = both.issue(user, Role::User, session, now).unwrap();
+        assert_eq!(
+            jsonwebtoken::decode_header(&t2).unwrap().kid.as_deref(),
+            Some("k2")
+        );
+        let retired = ring(&[("k2", "HS256", 2)]);
+        assert_eq!(retired.verify(&t1, now).unwrap_err(), TokenError::Header);
+        assert!(retired.verify(&t2, now).is_ok());
+        // Same kid, other key material: the signature fails.
+        let impostor = ring(&[("k1", "HS256", 9)]);
+        assert_eq!(
+            impostor.verify(&t1, now).unwrap_err(),
+            TokenError::Signature
+        );
+    }
+
+    #[test]
+    fn eddsa_keys_sign_verify_and_are_published_without_their_private_part() {
+        let (user, session, now) = (UserId::new(), SessionId::new(), Timestamp::now());
+        let r = ring(&[("e1", "EdDSA", 0), ("h1", "HS256", 1)]);
+        let (t, _) = r.issue(user, Role::Admin, session, now).unwrap();
+        assert_eq!(
+            jsonwebtoken::decode_header(&t).unwrap().alg,
+            Algorithm::EdDSA
+        );
+        assert!(r.verify(&t, now).is_ok());
+        let jwks = r.jwks();
+        assert_eq!(
+            jwks["keys"].as_array().unwrap().len(),
+            1,
+            "HMAC keys are never published"
+        );
+        assert_eq!(jwks["keys"][0]["kid"], "e1");
+        assert!(jwks["keys"][0].get("d").is_none());
+        assert_eq!(r.describe(), vec![("e1", "EdDSA"), ("h1", "HS256")]);
+        let bad = Entry {
+            id: "x".into(),
+            alg: Some("RS256".into()),
+            key: zeroize::Zeroizing::new(vec![1; 32]),
+        };
+        assert!(TokenKeys::new(&[bad], "V", "i", "a", 1).is_err());
+        let not_a_key = Entry {
+            id: "x".into(),
+            alg: Some("EdDSA".into()),
+            key: zeroize::Zeroizing::new(vec![1; 48]),
+        };
+        assert!(TokenKeys::new(&[not_a_key], "V", "i", "a", 1).is_err());
+    }
+
     #[test]
     fn duplicate_members_are_detected() {
         assert!(unique_members(br#"{"alg":"HS256","typ":"at+jwt"}"#));

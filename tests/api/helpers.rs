@@ -103,6 +103,10 @@ impl TestApp {
             ("IMANGOR_LOGIN_SLOW_AFTER".into(), "100".into()),
         ];
         vars.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        // A signing keyring replaces the single secret (setting both is refused).
+        if extra.iter().any(|(k, _)| *k == "IMANGOR_JWT_KEYS") {
+            vars.retain(|(k, _)| k != "IMANGOR_JWT_SECRET");
+        }
         let raw = RawSettings::gather(None, vars.into_iter()).expect("settings");
         let config = Config::from_raw(&raw).expect("config");
         let app = App::build(config).await.expect("app builds");
@@ -323,13 +327,14 @@ pub struct EventRow {
     pub detail: Option<String>,
     pub ip: Option<String>,
     pub request_id: Option<String>,
+    pub severity: String,
     pub at: i64,
 }
 
 /// Every security event of this app, oldest first (read straight from its database).
 pub async fn events(app: &TestApp) -> Vec<EventRow> {
     use sqlx::Row;
-    let sql = "select action, outcome, actor_id, target, detail, ip, request_id, at from security_events order by at, id";
+    let sql = "select action, outcome, actor_id, target, detail, ip, request_id, severity, at from security_events order by at, id";
     macro_rules! rows {
         ($pool:expr) => {
             sqlx::query(sql)
@@ -345,6 +350,7 @@ pub async fn events(app: &TestApp) -> Vec<EventRow> {
                     detail: r.get("detail"),
                     ip: r.get("ip"),
                     request_id: r.get("request_id"),
+                    severity: r.get("severity"),
                     at: r.get("at"),
                 })
                 .collect()

@@ -562,3 +562,104 @@ async fn vector_10_a_demoted_admin_loses_admin_rights_at_once() {
     )
     .await;
 }
+
+/// A server whose signing keyring is one EdDSA key; returns it with the key (PKCS#8).
+async fn eddsa_app() -> (TestApp, Vec<u8>) {
+    let pkcs8 = imangor::auth::token::generate_ed25519().unwrap();
+    let ring = format!(
+        "ed-test:EdDSA:{}",
+        base64::engine::general_purpose::STANDARD.encode(&pkcs8[..])
+    );
+    let app = TestApp::spawn_with(&[("IMANGOR_JWT_KEYS", &ring)]).await;
+    (app, pkcs8.to_vec())
+}
+
+#[tokio::test]
+async fn jwks_publishes_the_eddsa_key_in_use_and_its_tokens_verify_with_it_v9_1_1() {
+    use aws_lc_rs::signature::{self, KeyPair};
+    let (app, pkcs8) = eddsa_app().await;
+    let res = app.get_anon("/.well-known/jwks.json").await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["cache-control"], "public, max-age=300");
+    let jwks: Value = res.json().await.unwrap();
+    let keys = jwks["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 1, "{jwks}");
+    let k = &keys[0];
+    assert_eq!(
+        (&k["kty"], &k["crv"], &k["alg"], &k["use"], &k["kid"]),
+        (
+            &json!("OKP"),
+            &json!("Ed25519"),
+            &json!("EdDSA"),
+            &json!("sig"),
+            &json!("ed-test")
+        )
+    );
+    assert!(k.get("d").is_none(), "never the private part");
+    let public = signature::Ed25519KeyPair::from_pkcs8(&pkcs8).unwrap();
+    let x = URL_SAFE_NO_PAD.decode(k["x"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        x,
+        public.public_key().as_ref(),
+        "JWKS matches the key in use"
+    );
+
+    // A token issued by the server verifies with the published key alone.
+    let a = app.register("ed@example.com").await;
+    let token = app.login(&a).await.access;
+    let h = part(&token, 0);
+    assert_eq!((&h["alg"], &h["kid"]), (&json!("EdDSA"), &json!("ed-test")));
+    let (input, sig) = token.rsplit_once('.').unwrap();
+    signature::UnparsedPublicKey::new(&signature::ED25519, &x)
+        .verify(input.as_bytes(), &URL_SAFE_NO_PAD.decode(sig).unwrap())
+        .expect("verifies with the JWKS key");
+    assert_eq!(
+        app.get("/api/v1/users/me", &token).await.status(),
+        StatusCode::OK
+    );
+
+    // An HS256 server publishes nothing: its key is a secret.
+    let hs = TestApp::spawn().await;
+    let jwks: Value = hs
+        .get_anon("/.well-known/jwks.json")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(jwks, json!({"keys": []}));
+}
+
+#[tokio::test]
+async fn vector_5_hs256_macced_with_the_public_key_is_401() {
+    let (app, _) = eddsa_app().await;
+    let a = app.register("conf@example.com").await;
+    let token = app.login(&a).await.access;
+    let claims = part(&token, 1);
+    let jwks: Value = app
+        .get_anon("/.well-known/jwks.json")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let x = jwks["keys"][0]["x"].as_str().unwrap();
+    let raw = URL_SAFE_NO_PAD.decode(x).unwrap();
+    // The public key as raw bytes, as its JWK text, as the JWK JSON, and as SPKI DER.
+    let mut spki = vec![
+        0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+    ];
+    spki.extend_from_slice(&raw);
+    let jwk = jwks["keys"][0].to_string();
+    for key in [raw.clone(), x.as_bytes().to_vec(), jwk.into_bytes(), spki] {
+        let header = json!({"alg": "HS256", "typ": "at+jwt", "kid": "ed-test"});
+        invalid_token(
+            app.get("/api/v1/users/me", &forge(&header, &claims, &key))
+                .await,
+        )
+        .await;
+    }
+    // The real key signs, with the right algorithm: accepted (so the refusals above are about the algorithm).
+    assert_eq!(
+        app.get("/api/v1/users/me", &token).await.status(),
+        StatusCode::OK
+    );
+}

@@ -16,14 +16,14 @@ use crate::helpers::*;
 const BIN: &str = env!("CARGO_BIN_EXE_imangor");
 
 /// A running `imangor serve` whose output is captured.
-struct Server {
+pub(crate) struct Server {
     child: Child,
     addr: String,
     stdout: Arc<Mutex<String>>,
     stderr: Arc<Mutex<String>>,
 }
 
-fn command(envs: &[(&str, String)]) -> Command {
+pub(crate) fn command(envs: &[(&str, String)]) -> Command {
     let mut c = Command::new(BIN);
     c.env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default());
@@ -56,7 +56,7 @@ fn capture<R: tokio::io::AsyncRead + Unpin + Send + 'static>(
 }
 
 impl Server {
-    async fn start(envs: &[(&str, String)]) -> Server {
+    pub(crate) async fn start(envs: &[(&str, String)]) -> Server {
         let mut all = vec![
             ("IMANGOR_LISTEN", "127.0.0.1:0".to_owned()),
             ("IMANGOR_LOG_FORMAT", "json".to_owned()),
@@ -87,7 +87,7 @@ impl Server {
         }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }
 
@@ -102,7 +102,7 @@ impl Server {
         );
     }
 
-    async fn stop(mut self) -> (String, String) {
+    pub(crate) async fn stop(mut self) -> (String, String) {
         self.terminate();
         let status = tokio::time::timeout(Duration::from_secs(15), self.child.wait())
             .await
@@ -116,7 +116,7 @@ impl Server {
     }
 }
 
-async fn base_env(dir: &Path) -> Vec<(&'static str, String)> {
+pub(crate) async fn base_env(dir: &Path) -> Vec<(&'static str, String)> {
     vec![
         ("IMANGOR_DATA_DIR", dir.join("data").display().to_string()),
         ("IMANGOR_DATABASE_URL", database_url(dir).await),

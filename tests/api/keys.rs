@@ -1,0 +1,373 @@
+//! Key rotation and `imangor doctor`, through the binary: data keys added, values re-encrypted
+//! under concurrent writes and old keys retired (ASVS V11.2.2); signing keys rotated and retired,
+//! after which their tokens are refused; a deployment checked the way a reviewer would.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+use crate::process::{Server, base_env, command};
+
+/// Runs `imangor ARGS` with `envs`; returns (success, stdout, stderr).
+async fn imangor(envs: &[(&str, String)], args: &[&str]) -> (bool, String, String) {
+    let out = command(envs).args(args).output().await.unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Runs one statement on the database at `url` (the test's SQLite file or PostgreSQL schema).
+async fn sql(url: &str, statement: &str) {
+    use sqlx::Connection;
+    if url.starts_with("postgres") {
+        let mut c = sqlx::PgConnection::connect(url).await.unwrap();
+        sqlx::query(statement).execute(&mut c).await.unwrap();
+    } else {
+        let mut c = sqlx::SqliteConnection::connect(url).await.unwrap();
+        sqlx::query(statement).execute(&mut c).await.unwrap();
+    }
+}
+
+fn env_of<'a>(envs: &'a [(&str, String)], key: &str) -> &'a str {
+    &envs.iter().find(|(k, _)| *k == key).unwrap().1
+}
+
+async fn login(s: &Server, email: &str, password: &str) -> String {
+    let res = reqwest::Client::new()
+        .post(s.url("/api/v1/token"))
+        .form(&[
+            ("grant_type", "password"),
+            ("username", email),
+            ("password", password),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    res.json::<Value>().await.unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// A server environment with a data keyring in a file, one account, and its token.
+async fn setup(dir: &Path) -> (Vec<(&'static str, String)>, std::path::PathBuf) {
+    let keys = dir.join("data-keys");
+    std::fs::write(&keys, format!("{DATA_KEYS}\n")).unwrap();
+    let mut envs = base_env(dir).await;
+    envs.push(("IMANGOR_DATA_KEYS_FILE", keys.display().to_string()));
+    envs.push(("IMANGOR_RATE_LIMITS", "off".to_owned()));
+    envs.push(("IMANGOR_BOOTSTRAP_ADMIN_EMAIL", ADMIN_EMAIL.to_owned()));
+    envs.push((
+        "IMANGOR_BOOTSTRAP_ADMIN_PASSWORD",
+        ADMIN_PASSWORD.to_owned(),
+    ));
+    envs.push(("IMANGOR_LOG_FORMAT", "json".to_owned()));
+    (envs, keys)
+}
+
+/// Creates secrets until `stop`, deleting every fourth; records what was acknowledged.
+async fn writer(
+    url: String,
+    token: String,
+    tag: u32,
+    stop: Arc<AtomicBool>,
+    kept: Arc<Mutex<BTreeMap<String, String>>>,
+) {
+    let c = reqwest::Client::new();
+    let mut n = 0;
+    while !stop.load(Ordering::Relaxed) {
+        n += 1;
+        let value = format!("value {tag}-{n} {}", "x".repeat(n % 50));
+        let res = c
+            .post(format!("{url}/api/v1/secrets"))
+            .bearer_auth(&token)
+            .json(&json!({"name": format!("w{tag}-{n}"), "value": value}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::CREATED);
+        let id = res.json::<Value>().await.unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        if n % 4 == 0 {
+            let res = c
+                .delete(format!("{url}/api/v1/secrets/{id}"))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), StatusCode::NO_CONTENT);
+        } else {
+            kept.lock().unwrap().insert(id, value);
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_data_key_rotation_under_concurrent_writes_loses_nothing_v11_2_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let (envs, keyfile) = setup(dir.path()).await;
+    let s1 = Server::start(&envs).await;
+    let token = login(&s1, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let kept = Arc::new(Mutex::new(BTreeMap::new()));
+
+    // Rows under the first key, written by four clients at once.
+    let stop = Arc::new(AtomicBool::new(false));
+    let seeders: Vec<_> = (0..4)
+        .map(|t| {
+            tokio::spawn(writer(
+                s1.url(""),
+                token.clone(),
+                t,
+                stop.clone(),
+                kept.clone(),
+            ))
+        })
+        .collect();
+    while kept.lock().unwrap().len() < 300 {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    for w in seeders {
+        w.await.unwrap();
+    }
+
+    let (ok, _, err) = imangor(&envs, &["keys", "add"]).await;
+    assert!(ok, "{err}");
+    let new_id = err.split_whitespace().nth(2).unwrap().to_owned();
+    let ring = std::fs::read_to_string(&keyfile).unwrap();
+    assert!(
+        ring.starts_with(&new_id) && ring.contains("t1:"),
+        "new key first, old kept"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&keyfile).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+    let (ok, _, err) = imangor(&envs, &["keys", "retire", "t1"]).await;
+    assert!(!ok && err.contains("still seals"), "{err}");
+    let (ok, _, err) = imangor(&envs, &["keys", "retire", &new_id]).await;
+    assert!(!ok && err.contains("encrypts"), "{err}");
+
+    // Re-encrypt while the running server (still on the old keyring) keeps writing and deleting.
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers: Vec<_> = (10..13)
+        .map(|t| {
+            tokio::spawn(writer(
+                s1.url(""),
+                token.clone(),
+                t,
+                stop.clone(),
+                kept.clone(),
+            ))
+        })
+        .collect();
+    let (ok, out, err) = imangor(&envs, &["keys", "reencrypt", "--batch", "25"]).await;
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("re-encrypted") && err.contains("rows/s"),
+        "{out} {err}"
+    );
+    stop.store(true, Ordering::Relaxed);
+    for w in writers {
+        w.await.unwrap();
+    }
+    s1.stop().await;
+
+    // Servers restart on the new keyring; a second pass takes what the old server wrote after the first.
+    let s2 = Server::start(&envs).await;
+    let (ok, out, err) = imangor(&envs, &["keys", "reencrypt"]).await;
+    assert!(ok, "{out} {err}");
+    let (ok, out, _) = imangor(&envs, &["keys", "status"]).await;
+    assert!(ok);
+    let line = |id: &str| {
+        out.lines()
+            .find(|l| l.trim_start().starts_with(id))
+            .unwrap()
+            .to_owned()
+    };
+    assert!(line(&new_id).contains("encrypts"), "{out}");
+    assert!(
+        line("t1").split_whitespace().any(|w| w == "0"),
+        "no row left under t1: {out}"
+    );
+    s2.stop().await;
+    let (ok, _, err) = imangor(&envs, &["keys", "retire", "t1"]).await;
+    assert!(ok, "{err}");
+    assert!(!std::fs::read_to_string(&keyfile).unwrap().contains("t1:"));
+
+    // Only the new key now: every acknowledged value reads back exactly; deleted ones stay gone.
+    let s3 = Server::start(&envs).await;
+    let c = reqwest::Client::new();
+    let kept = kept.lock().unwrap().clone();
+    assert!(kept.len() > 300);
+    for (id, value) in &kept {
+        let res = c
+            .get(s3.url(&format!("/api/v1/secrets/{id}")))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK, "{id}");
+        assert_eq!(res.json::<Value>().await.unwrap()["value"], value.as_str());
+    }
+    let mut listed = 0;
+    let mut cursor = String::new();
+    loop {
+        let page: Value = c
+            .get(s3.url(&format!("/api/v1/secrets?limit=100{cursor}")))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        listed += page["items"].as_array().unwrap().len();
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = format!("&cursor={next}"),
+            None => break,
+        }
+    }
+    assert_eq!(listed, kept.len(), "nothing lost, nothing resurrected");
+    s3.stop().await;
+}
+
+#[tokio::test]
+async fn a_retired_signing_key_is_refused_and_jwks_follows_the_rotation_v11_2_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut envs, _) = setup(dir.path()).await;
+    let signing = dir.path().join("jwt-keys");
+    std::fs::write(
+        &signing,
+        format!("hs-old:HS256:{}\n", base64_of(JWT_SECRET.as_bytes())),
+    )
+    .unwrap();
+    envs.push(("IMANGOR_JWT_KEYS_FILE", signing.display().to_string()));
+
+    let s = Server::start(&envs).await;
+    let old_token = login(&s, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    s.stop().await;
+    let (ok, _, err) = imangor(&envs, &["keys", "rotate-signing", "--alg", "EdDSA"]).await;
+    assert!(ok, "{err}");
+    let new_kid = err.split_whitespace().nth(2).unwrap().to_owned();
+
+    // Overlap: the old key verifies, the new one signs and is published.
+    let s = Server::start(&envs).await;
+    let c = reqwest::Client::new();
+    let me = |s: &Server, t: &str| {
+        c.get(s.url("/api/v1/users/me"))
+            .bearer_auth(t.to_owned())
+            .send()
+    };
+    assert_eq!(me(&s, &old_token).await.unwrap().status(), StatusCode::OK);
+    let new_token = login(&s, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let jwks: Value = c
+        .get(s.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(jwks["keys"][0]["kid"], new_kid.as_str());
+    s.stop().await;
+
+    // Too early: tokens of the old key may still be live.
+    let (ok, _, err) = imangor(&envs, &["keys", "retire", "hs-old"]).await;
+    assert!(!ok && err.contains("stay valid until"), "{err}");
+    // Once the access-token lifetime has passed (the clock is moved back in the key log):
+    sql(
+        env_of(&envs, "IMANGOR_DATABASE_URL"),
+        "update key_log set superseded_at = 0 where key_id = 'hs-old'",
+    )
+    .await;
+    let (ok, _, err) = imangor(&envs, &["keys", "retire", "hs-old"]).await;
+    assert!(ok, "{err}");
+
+    let s = Server::start(&envs).await;
+    invalid_token(me(&s, &old_token).await.unwrap()).await;
+    assert_eq!(me(&s, &new_token).await.unwrap().status(), StatusCode::OK);
+    s.stop().await;
+}
+
+fn base64_of(b: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(b)
+}
+
+#[tokio::test]
+async fn doctor_passes_a_sound_production_setup_and_names_every_unsafe_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut envs = base_env(dir.path()).await;
+    envs.extend([
+        ("IMANGOR_ENV", "production".to_owned()),
+        ("IMANGOR_JWT_SECRET", JWT_SECRET.to_owned()),
+        ("IMANGOR_DATA_KEYS", DATA_KEYS.to_owned()),
+        ("IMANGOR_PASSWORD_MIN_LENGTH", "15".to_owned()),
+    ]);
+    let (ok, out, err) = imangor(&envs, &["migrate"]).await;
+    assert!(ok, "{out} {err}");
+    let (ok, out, err) = imangor(&envs, &["doctor"]).await;
+    assert!(ok, "a sound setup passes: {out} {err}");
+    assert!(!out.contains("FAIL"), "{out}");
+
+    // Old keys: beyond the rotation period.
+    sql(
+        env_of(&envs, "IMANGOR_DATABASE_URL"),
+        "update key_log set first_seen = 0",
+    )
+    .await;
+    let (ok, out, _) = imangor(&envs, &["doctor"]).await;
+    assert!(!ok && out.contains("rotation period"), "{out}");
+
+    let mut bad: Vec<(&str, String)> = base_env(dir.path()).await;
+    bad.extend([
+        ("IMANGOR_ENV", "production".to_owned()),
+        (
+            "IMANGOR_JWT_SECRET",
+            "changemechangemechangemechangeme".to_owned(),
+        ),
+        ("IMANGOR_RATE_LIMITS", "off".to_owned()),
+        ("IMANGOR_CORS_ORIGINS", "*".to_owned()),
+        ("IMANGOR_CORS_CREDENTIALS", "true".to_owned()),
+    ]);
+    bad.retain(|(k, _)| *k != "IMANGOR_DATABASE_URL");
+    let (ok, out, err) = imangor(&bad, &["doctor", "--behind-proxy", "--replicas", "3"]).await;
+    assert!(!ok, "exits non-zero: {out}");
+    for finding in [
+        "IMANGOR_JWT_SECRET",
+        "IMANGOR_DATA_KEYS",
+        "IMANGOR_DATABASE_URL",
+        "IMANGOR_RATE_LIMITS",
+        "IMANGOR_CORS_ORIGINS=* with",
+        "IMANGOR_TRUSTED_PROXIES",
+        "SQLite with 3 replicas",
+        "IMANGOR_PASSWORD_MIN_LENGTH",
+    ] {
+        assert!(out.contains(finding), "{finding} missing from:\n{out}");
+    }
+    assert!(!out.contains("changemechangeme"), "never prints a secret");
+    assert!(err.contains("unsafe for production"), "{err}");
+
+    // Development: generated keys are unsafe for production.
+    let dev = base_env(dir.path()).await;
+    let (ok, _, _) = imangor(&dev, &["migrate"]).await;
+    assert!(ok);
+    let (ok, out, _) = imangor(&dev, &["doctor"]).await;
+    assert!(
+        !ok && out.contains("IMANGOR_ENV is not `production`"),
+        "{out}"
+    );
+}

@@ -1,0 +1,418 @@
+//! The secrets API: values sealed before storage (ASVS V11.3.2, V14.2.4), readable by their
+//! owner only (V8.2.2, API1), names only in lists (API3), failures that show nothing (V16.5.x).
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+async fn create(app: &TestApp, token: &str, name: &str, value: &str) -> Value {
+    let res = app
+        .post_json(
+            "/api/v1/secrets",
+            Some(token),
+            &json!({"name": name, "value": value}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    res.json().await.unwrap()
+}
+
+/// Runs one statement with string binds on the app's own database.
+async fn exec(app: &TestApp, sql: &str, binds: &[&str]) {
+    macro_rules! run {
+        ($pool:expr) => {{
+            let mut q = sqlx::query(sql);
+            for b in binds {
+                q = q.bind(*b);
+            }
+            q.execute($pool).await.unwrap();
+        }};
+    }
+    match &app.state.db {
+        imangor::db::Db::Sqlite(p) => run!(p),
+        imangor::db::Db::Postgres(p) => run!(p),
+    }
+}
+
+/// The stored (key id, ciphertext) of a secret.
+async fn stored(app: &TestApp, id: &str) -> (String, Vec<u8>) {
+    use sqlx::Row;
+    let sql = "select key_id, ciphertext from secrets where id = $1";
+    macro_rules! get {
+        ($pool:expr) => {{
+            let r = sqlx::query(sql).bind(id).fetch_one($pool).await.unwrap();
+            (r.get("key_id"), r.get("ciphertext"))
+        }};
+    }
+    match &app.state.db {
+        imangor::db::Db::Sqlite(p) => get!(p),
+        imangor::db::Db::Postgres(p) => get!(p),
+    }
+}
+
+async fn set_stored(app: &TestApp, id: &str, key_id: &str, ciphertext: &[u8]) {
+    let sql = "update secrets set key_id = $1, ciphertext = $2 where id = $3";
+    macro_rules! set {
+        ($pool:expr) => {
+            sqlx::query(sql)
+                .bind(key_id)
+                .bind(ciphertext)
+                .bind(id)
+                .execute($pool)
+                .await
+                .unwrap()
+        };
+    }
+    match &app.state.db {
+        imangor::db::Db::Sqlite(p) => {
+            set!(p);
+        }
+        imangor::db::Db::Postgres(p) => {
+            set!(p);
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_secret_is_created_read_listed_by_name_and_deleted_v14_3_2_api3() {
+    let app = TestApp::spawn().await;
+    let (_, t) = app.user_with_role("owner@example.com", "user").await;
+    let value = "line one\nline two: ünïcødé \"quoted\" </script>";
+    let made = create(&app, &t.access, "deploy key", value).await;
+    let mut keys: Vec<&String> = made.as_object().unwrap().keys().collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        ["created_at", "id", "name"],
+        "no value in the creation answer"
+    );
+    let id = made["id"].as_str().unwrap();
+
+    let res = app.get(&format!("/api/v1/secrets/{id}"), &t.access).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    let got: Value = res.json().await.unwrap();
+    assert_eq!(got["value"], value);
+    assert_eq!(got["name"], "deploy key");
+    assert_eq!(got["id"], id);
+
+    create(&app, &t.access, "second", "v2").await;
+    let list: Value = app
+        .get("/api/v1/secrets", &t.access)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let items = list["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2);
+    assert_eq!(items[0]["name"], "second", "newest first");
+    assert!(
+        items.iter().all(|i| i.get("value").is_none()),
+        "names only: {list}"
+    );
+
+    // One name per owner; another owner may use it.
+    let dup = app
+        .post_json(
+            "/api/v1/secrets",
+            Some(&t.access),
+            &json!({"name": "second", "value": "x"}),
+        )
+        .await;
+    problem(dup, StatusCode::CONFLICT).await;
+    let (_, other) = app.user_with_role("other@example.com", "user").await;
+    create(&app, &other.access, "second", "x").await;
+
+    let res = app
+        .client
+        .delete(app.url(&format!("/api/v1/secrets/{id}")))
+        .bearer_auth(&t.access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    let res = app.get(&format!("/api/v1/secrets/{id}"), &t.access).await;
+    problem(res, StatusCode::NOT_FOUND).await;
+    let kinds: Vec<String> = events(&app).await.into_iter().map(|e| e.action).collect();
+    assert!(
+        kinds.contains(&"secret.create".to_owned()) && kinds.contains(&"secret.delete".to_owned())
+    );
+}
+
+#[tokio::test]
+async fn secret_input_is_validated_v2_2_1() {
+    let app = TestApp::spawn().await;
+    let (_, t) = app.user_with_role("v@example.com", "user").await;
+    let post = |body: Value| {
+        let (app, t) = (&app, &t);
+        async move {
+            app.post_json("/api/v1/secrets", Some(&t.access), &body)
+                .await
+        }
+    };
+    invalid_fields(
+        post(json!({"name": "", "value": ""})).await,
+        &["name", "value"],
+    )
+    .await;
+    invalid_fields(post(json!({"name": "a\nb", "value": "x"})).await, &["name"]).await;
+    invalid_fields(
+        post(json!({"name": "x".repeat(101), "value": "x"})).await,
+        &["name"],
+    )
+    .await;
+    invalid_fields(
+        post(json!({"name": "big", "value": "x".repeat(16 * 1024 + 1)})).await,
+        &["value"],
+    )
+    .await;
+    assert_eq!(
+        post(json!({"name": "max", "value": "x".repeat(16 * 1024)}))
+            .await
+            .status(),
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        post(json!({"name": "ü".repeat(100), "value": "x"}))
+            .await
+            .status(),
+        StatusCode::CREATED
+    );
+    // Mass assignment: an owner or an id cannot be chosen.
+    let res = post(
+        json!({"name": "n", "value": "v", "owner_id": "00000000-0000-7000-8000-000000000000"}),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let res = app.get("/api/v1/secrets/not-an-id", &t.access).await;
+    problem(res, StatusCode::NOT_FOUND).await;
+}
+
+#[tokio::test]
+async fn only_the_owner_reads_a_secret_and_an_admin_may_delete_it_v8_2_2_api1() {
+    let app = TestApp::spawn().await;
+    let (owner, ot) = app.user_with_role("a@example.com", "user").await;
+    let (_, bt) = app.user_with_role("b@example.com", "user").await;
+    let (_, mt) = app.user_with_role("m@example.com", "manager").await;
+    let at = app.admin_tokens().await;
+    let id = create(&app, &ot.access, "bank", "the plaintext 7f1e").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let path = format!("/api/v1/secrets/{id}");
+    for (who, token) in [
+        ("user", &bt.access),
+        ("manager", &mt.access),
+        ("admin", &at.access),
+    ] {
+        let res = app.get(&path, token).await;
+        let body = res.text().await.unwrap();
+        assert!(!body.contains("7f1e"), "{who} never sees the plaintext");
+        let list: Value = app
+            .get("/api/v1/secrets", token)
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            list["items"].as_array().unwrap().len(),
+            0,
+            "{who}'s list is their own"
+        );
+    }
+    assert_eq!(
+        app.get(&path, &at.access).await.status(),
+        StatusCode::NOT_FOUND
+    );
+    for token in [&bt.access, &mt.access] {
+        let res = app
+            .client
+            .delete(app.url(&path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    }
+    let res = app
+        .client
+        .delete(app.url(&path))
+        .bearer_auth(&at.access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status(),
+        StatusCode::NO_CONTENT,
+        "admins contain by deleting"
+    );
+    let e = events(&app)
+        .await
+        .into_iter()
+        .find(|e| e.action == "secret.delete")
+        .unwrap();
+    assert_eq!(e.actor_id.as_deref(), Some(app.admin.id.as_str()));
+    assert!(
+        e.detail.unwrap().contains(&owner.id),
+        "the event names the owner"
+    );
+    assert_eq!(
+        app.get(&path, &ot.access).await.status(),
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn the_plaintext_is_nowhere_in_the_database_v14_2_4_v11_3_2() {
+    let app = TestApp::spawn().await;
+    let (_, t) = app.user_with_role("p@example.com", "user").await;
+    let marker = "PLAINTEXT-MARKER-4b9d2c";
+    for i in 0..20 {
+        create(&app, &t.access, &format!("s{i}"), &format!("{marker} {i}")).await;
+    }
+    if on_postgres() {
+        use sqlx::Row;
+        let imangor::db::Db::Postgres(p) = &app.state.db else {
+            unreachable!()
+        };
+        for table in ["secrets", "security_events", "key_log"] {
+            let rows = sqlx::query(&format!("select t::text as row from {table} t"))
+                .fetch_all(p)
+                .await
+                .unwrap();
+            assert!(!rows.is_empty() || table != "secrets");
+            for r in rows {
+                let text: String = r.get("row");
+                assert!(!text.contains(marker), "{table}: {text}");
+                assert!(
+                    !text.contains(&hex(marker.as_bytes())),
+                    "{table} holds it as bytes"
+                );
+            }
+        }
+    } else {
+        // Every byte the database wrote: the main file and the write-ahead log.
+        let imangor::db::Db::Sqlite(p) = &app.state.db else {
+            unreachable!()
+        };
+        let path: String =
+            sqlx::query_scalar("select file from pragma_database_list where name = 'main'")
+                .fetch_one(p)
+                .await
+                .unwrap();
+        let mut files = 0;
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            if let Ok(bytes) = std::fs::read(format!("{path}{suffix}")) {
+                files += 1;
+                assert!(
+                    !bytes.windows(marker.len()).any(|w| w == marker.as_bytes()),
+                    "{path}{suffix} holds the plaintext"
+                );
+            }
+        }
+        assert!(files >= 2, "the database file and its WAL were read");
+    }
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+#[tokio::test]
+async fn a_moved_or_altered_ciphertext_fails_cleanly_with_a_critical_event_v11_3_2_v16_5_1() {
+    let app = TestApp::spawn().await;
+    let (_, a) = app.user_with_role("a@example.com", "user").await;
+    let (_, b) = app.user_with_role("b@example.com", "user").await;
+    let mine = create(&app, &a.access, "mine", "alice's value").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let theirs = create(&app, &b.access, "theirs", "bob's value").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // An attacker with write access to the table copies Bob's ciphertext into Alice's row.
+    let (key, bob_ct) = stored(&app, &theirs).await;
+    set_stored(&app, &mine, &key, &bob_ct).await;
+    let res = app.get(&format!("/api/v1/secrets/{mine}"), &a.access).await;
+    let body = problem(res, StatusCode::INTERNAL_SERVER_ERROR).await;
+    let text = body.to_string();
+    assert!(
+        !text.contains("bob") && !text.contains("key") && !text.contains("decrypt"),
+        "{text}"
+    );
+    let e = events(&app)
+        .await
+        .into_iter()
+        .rfind(|e| e.action == "secret.decrypt")
+        .expect("an event");
+    assert_eq!(
+        (e.outcome.as_str(), e.severity.as_str()),
+        ("failure", "critical")
+    );
+    assert_eq!(e.target.as_deref(), Some(format!("secret:{mine}").as_str()));
+
+    // One flipped bit anywhere: the same.
+    let (key, mut ct) = stored(&app, &theirs).await;
+    let last = ct.len() - 1;
+    ct[last] ^= 1;
+    set_stored(&app, &theirs, &key, &ct).await;
+    let res = app
+        .get(&format!("/api/v1/secrets/{theirs}"), &b.access)
+        .await;
+    problem(res, StatusCode::INTERNAL_SERVER_ERROR).await;
+    // A row relabelled with a key the ring does not hold.
+    exec(
+        &app,
+        "update secrets set key_id = 'gone' where id = $1",
+        &[&theirs],
+    )
+    .await;
+    let res = app
+        .get(&format!("/api/v1/secrets/{theirs}"), &b.access)
+        .await;
+    problem(res, StatusCode::INTERNAL_SERVER_ERROR).await;
+    let critical = events(&app)
+        .await
+        .into_iter()
+        .filter(|e| e.severity == "critical")
+        .count();
+    assert_eq!(critical, 3);
+}
+
+#[tokio::test]
+async fn a_fernet_token_made_by_python_decrypts() {
+    let fixture: Value = serde_json::from_str(include_str!("../fixtures/fernet.json")).unwrap();
+    let ring = format!("{DATA_KEYS},legacy:{}", fixture["key"].as_str().unwrap());
+    let app = TestApp::spawn_with(&[("IMANGOR_DATA_KEYS", &ring)]).await;
+    let (_, t) = app.user_with_role("py@example.com", "user").await;
+    // A row as an import from the Python stack leaves it: the Fernet token, under its key's id.
+    let id = create(&app, &t.access, "from python", "placeholder").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    set_stored(
+        &app,
+        &id,
+        "legacy",
+        fixture["token"].as_str().unwrap().as_bytes(),
+    )
+    .await;
+    let got: Value = app
+        .get(&format!("/api/v1/secrets/{id}"), &t.access)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(got["value"], fixture["plaintext"]);
+    // New values are sealed under the first key, never as Fernet.
+    let other = create(&app, &t.access, "new", "v").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (key, ct) = stored(&app, &other).await;
+    assert_eq!(key, "t1");
+    assert_eq!(ct[0], 1, "format v1 (AES-256-GCM)");
+}
