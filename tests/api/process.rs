@@ -338,6 +338,7 @@ async fn logs_never_contain_passwords_or_tokens_and_stay_one_json_object_a_line_
     let dir = tempfile::tempdir().unwrap();
     let mut envs = base_env(dir.path()).await;
     envs.push(("IMANGOR_JWT_SECRET", JWT_SECRET.to_owned()));
+    envs.push(("IMANGOR_DATA_KEYS", DATA_KEYS.to_owned()));
     envs.push(("RUST_LOG", "debug".to_owned()));
     let s = Server::start(&envs).await;
     let c = reqwest::Client::new();
@@ -383,6 +384,28 @@ async fn logs_never_contain_passwords_or_tokens_and_stay_one_json_object_a_line_
         .send()
         .await
         .unwrap();
+    // A secret stored and read.
+    let secret_value = "secret canary value 5150";
+    let made: Value = c
+        .post(s.url("/api/v1/secrets"))
+        .bearer_auth(&access)
+        .json(&json!({"name": "canary", "value": secret_value}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let got: Value = c
+        .get(s.url(&format!("/api/v1/secrets/{}", made["id"].as_str().unwrap())))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(got["value"], secret_value);
     c.get(s.url(&format!("/api/v1/users/me?access_token={access}")))
         .send()
         .await
@@ -427,6 +450,8 @@ async fn logs_never_contain_passwords_or_tokens_and_stay_one_json_object_a_line_
         refresh.as_str(),
         r2["refresh_token"].as_str().unwrap(),
         JWT_SECRET,
+        secret_value,
+        &DATA_KEYS[3..],
     ] {
         assert!(!all.contains(secret), "{secret} leaked into the logs");
     }
