@@ -61,6 +61,8 @@ pub enum LogFormat {
 pub struct Config {
     pub env: Environment,
     pub listen: SocketAddr,
+    /// The Prometheus scrape listener; `None` when set to `off`.
+    pub metrics_listen: Option<SocketAddr>,
     pub data_dir: PathBuf,
     /// `sqlite://PATH` or `postgres://...`; `None` means the SQLite file in the data dir.
     pub database_url: Option<Secret>,
@@ -126,6 +128,7 @@ const fn s(name: &'static str) -> Key {
 const KEYS: &[Key] = &[
     k("env"),
     k("listen"),
+    k("metrics_listen"),
     k("data_dir"),
     s("database_url"),
     k("db_max_connections"),
@@ -361,6 +364,14 @@ impl Config {
         let config = Config {
             env,
             listen: parse(raw, "listen", SocketAddr::from(([127, 0, 0, 1], 8000)))?,
+            metrics_listen: match raw.get("metrics_listen") {
+                Some("off") => None,
+                _ => Some(parse(
+                    raw,
+                    "metrics_listen",
+                    SocketAddr::from(([127, 0, 0, 1], 9100)),
+                )?),
+            },
             data_dir: PathBuf::from(raw.get("data_dir").unwrap_or("./data")),
             database_url: raw.get("database_url").map(|s| Secret::new(s.to_owned())),
             db_max_connections: parse(raw, "db_max_connections", 10u32)?.clamp(1, 1000),

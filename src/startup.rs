@@ -20,6 +20,7 @@ use crate::state::AppState;
 /// A built application: its listener is bound, so the address is known before it serves.
 pub struct App {
     listener: TcpListener,
+    metrics: Option<TcpListener>,
     state: AppState,
 }
 
@@ -54,6 +55,7 @@ pub async fn state(config: Config) -> anyhow::Result<AppState> {
         cursors: Arc::new(cursors),
         limiter: Arc::new(MemoryLimiter::default()),
         logins: Arc::new(logins),
+        metrics: Arc::default(),
     })
 }
 
@@ -79,13 +81,30 @@ impl App {
         let listener = TcpListener::bind(listen)
             .await
             .with_context(|| format!("binding IMANGOR_LISTEN {listen}"))?;
-        Ok(App { listener, state })
+        let metrics = match state.config.metrics_listen {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("binding IMANGOR_METRICS_LISTEN {addr}"))?,
+            ),
+            None => None,
+        };
+        Ok(App {
+            listener,
+            metrics,
+            state,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         self.listener
             .local_addr()
             .expect("a bound listener has an address")
+    }
+
+    /// The scrape listener's address, unless metrics are off.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     pub fn state(&self) -> &AppState {
@@ -98,7 +117,11 @@ impl App {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let App { listener, state } = self;
+        let App {
+            listener,
+            metrics,
+            state,
+        } = self;
         let drain = state.config.shutdown_timeout;
         let db = state.db.clone();
         tokio::spawn(prune_loop(db.clone()));
@@ -114,8 +137,30 @@ impl App {
             header_timeout: state.config.header_timeout,
             drain,
         };
+        // One shutdown signal for both listeners.
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        });
+        let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        if let Some(l) = metrics {
+            tracing::info!(addr = %l.local_addr()?, "metrics served");
+            let scrape = crate::http::metrics::router(state.clone());
+            let rx = stop_rx.clone();
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(l, scrape)
+                    .with_graceful_shutdown(stopped(rx))
+                    .await
+                {
+                    tracing::error!(error = %e, "the metrics listener failed");
+                }
+            });
+        }
         let router = crate::http::router(state);
-        crate::http::server::serve(listener, router, limits, shutdown).await?;
+        crate::http::server::serve(listener, router, limits, stopped(stop_rx)).await?;
         db.close().await;
         tracing::info!("stopped");
         Ok(())

@@ -22,4 +22,5 @@ pub struct AppState {
     pub cursors: Arc<Cursors>,
     pub limiter: Arc<dyn RateStore>,
     pub logins: Arc<LoginGuard>,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }

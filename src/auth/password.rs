@@ -40,6 +40,8 @@ pub struct Hasher {
     running: Arc<Semaphore>,
     admitted: Arc<Semaphore>,
     waiting: Arc<AtomicUsize>,
+    /// How long each hash or verification took (the `password_hash_duration_seconds` metric).
+    timings: Arc<std::sync::Mutex<crate::metrics::Histogram>>,
     /// Verified when the account does not exist, so that an unknown email costs the same as a wrong password.
     dummy: String,
 }
@@ -51,6 +53,7 @@ impl Hasher {
             running: Arc::new(Semaphore::new(concurrency)),
             admitted: Arc::new(Semaphore::new(concurrency + queue)),
             waiting: Arc::new(AtomicUsize::new(0)),
+            timings: Arc::default(),
             dummy,
         })
     }
@@ -58,6 +61,14 @@ impl Hasher {
     /// Jobs admitted and not yet finished (queued or running).
     pub fn depth(&self) -> usize {
         self.waiting.load(Ordering::Relaxed)
+    }
+
+    /// The durations of hashes and verifications so far.
+    pub fn timings(&self) -> crate::metrics::Histogram {
+        self.timings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     async fn run<T: Send + 'static>(&self, job: impl FnOnce() -> T + Send + 'static) -> Result<T> {
@@ -77,8 +88,14 @@ impl Hasher {
             .acquire_owned()
             .await
             .map_err(|e| AppError::Internal(e.into()))?;
+        let timings = self.timings.clone();
         let out = tokio::task::spawn_blocking(move || {
+            let started = std::time::Instant::now();
             let out = job();
+            timings
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .observe(started.elapsed());
             drop(running);
             drop(admitted);
             out

@@ -186,3 +186,9 @@ pub async fn prune(db: &Db, now: Timestamp) -> sqlx::Result<u64> {
 fn session_id(s: String) -> sqlx::Result<SessionId> {
     s.parse().map_err(|_| decode_err("session id", &s))
 }
+
+/// Sessions neither revoked nor past their absolute expiry (the `active_sessions` gauge).
+pub async fn count_active(db: &Db, now: Timestamp) -> sqlx::Result<i64> {
+    on_db!(db, p => sqlx::query_scalar("select count(*) from sessions where revoked_at is null and expires_at > $1")
+        .bind(now.micros()).fetch_one(p).await)
+}

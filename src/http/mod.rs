@@ -3,6 +3,7 @@
 pub mod error;
 pub mod extract;
 pub mod health;
+pub mod metrics;
 pub mod middleware;
 pub mod page;
 pub mod protect;
@@ -171,5 +172,6 @@ pub fn router(app: AppState) -> Router {
         )
         .layer(axum::middleware::from_fn_with_state(app.clone(), protect::client_address))
         .layer(axum::middleware::from_fn(middleware::request_id))
+        .layer(axum::middleware::from_fn_with_state(app.clone(), metrics::observe))
         .with_state(app)
 }

@@ -83,6 +83,10 @@ pub async fn rate_limit(State(app): State<AppState>, mut req: Request, next: Nex
         next.run(req).await
     } else {
         tracing::warn!(target: "security", class, client = %who, "rate limited");
+        app.metrics.throttled(class);
+        if class == "token" {
+            app.metrics.auth(crate::metrics::AuthStatus::RateLimited);
+        }
         let mut r = problem(
             StatusCode::TOO_MANY_REQUESTS,
             "rate_limited",

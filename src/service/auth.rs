@@ -12,6 +12,7 @@ use crate::domain::password::MAX_LOGIN_BYTES;
 use crate::domain::{Email, Role, SessionId, Timestamp, UserId};
 use crate::error::{AppError, Result};
 use crate::limits::login::Gate;
+use crate::metrics::AuthStatus;
 use crate::state::AppState;
 
 /// Length of a refresh token: 32 random bytes in base64url.
@@ -57,6 +58,7 @@ pub async fn login(
     let ip = client(meta);
     let slowed = match app.logins.begin(&account, ip) {
         Gate::Locked { retry_after_s } => {
+            app.metrics.auth(AuthStatus::Locked);
             let mut tx = app.db.begin().await?;
             Event::new("auth.login", "throttled")
                 .detail(format!(
@@ -106,6 +108,7 @@ pub async fn login(
             } else {
                 format!("{reason}; answer slowed by {} ms", slowed.as_millis())
             };
+            app.metrics.auth(AuthStatus::Failure);
             let mut e = Event::new("auth.login", "failure").detail(detail);
             if let Some(u) = &u {
                 e = e.actor(u.id).target(u.id);
@@ -117,6 +120,7 @@ pub async fn login(
     };
     let (user, rehash) = user;
     app.logins.succeeded(&account, ip);
+    app.metrics.auth(AuthStatus::Success);
     // The new hash is computed before the transaction opens: no lock is held while hashing.
     let new_hash = if rehash {
         Some(app.hasher.hash(password).await?)

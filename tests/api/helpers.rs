@@ -19,6 +19,8 @@ pub const PASSWORD: &str = "tangerine submarine 42";
 
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// The scrape listener.
+    pub metrics_addr: Option<SocketAddr>,
     pub client: reqwest::Client,
     pub state: AppState,
     pub admin: Account,
@@ -86,6 +88,7 @@ impl TestApp {
         let data_dir = dir.path().join("data");
         let mut vars: Vec<(String, String)> = vec![
             ("IMANGOR_LISTEN".into(), "127.0.0.1:0".into()),
+            ("IMANGOR_METRICS_LISTEN".into(), "127.0.0.1:0".into()),
             ("IMANGOR_DATA_DIR".into(), data_dir.display().to_string()),
             ("IMANGOR_DATABASE_URL".into(), db),
             ("IMANGOR_JWT_SECRET".into(), JWT_SECRET.into()),
@@ -111,6 +114,7 @@ impl TestApp {
         let config = Config::from_raw(&raw).expect("config");
         let app = App::build(config).await.expect("app builds");
         let addr = app.local_addr();
+        let metrics_addr = app.metrics_addr();
         let state = app.state().clone();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(app.run(async move {
@@ -122,6 +126,7 @@ impl TestApp {
             .unwrap();
         let mut t = TestApp {
             addr,
+            metrics_addr,
             client,
             state,
             admin: Account {

@@ -7,6 +7,7 @@ mod authz_matrix;
 mod helpers;
 mod jwt;
 mod keys;
+mod metrics;
 mod process;
 mod protection;
 mod resources;

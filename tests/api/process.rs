@@ -59,6 +59,7 @@ impl Server {
     pub(crate) async fn start(envs: &[(&str, String)]) -> Server {
         let mut all = vec![
             ("IMANGOR_LISTEN", "127.0.0.1:0".to_owned()),
+            ("IMANGOR_METRICS_LISTEN", "127.0.0.1:0".to_owned()),
             ("IMANGOR_LOG_FORMAT", "json".to_owned()),
         ];
         all.extend(envs.iter().cloned());

@@ -1,0 +1,52 @@
+//! The scrape listener: `GET /metrics` in the Prometheus text format, and nothing else. It is
+//! a separate listener (`IMANGOR_METRICS_LISTEN`), so the public port never serves it.
+
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+use crate::metrics::Gauges;
+use crate::state::AppState;
+
+pub fn router(app: AppState) -> Router {
+    Router::new().route("/metrics", get(scrape)).with_state(app)
+}
+
+async fn scrape(State(app): State<AppState>) -> Response {
+    let active_sessions =
+        crate::db::sessions::count_active(&app.db, crate::domain::Timestamp::now())
+            .await
+            .inspect_err(|e| tracing::warn!(error = %e, "active_sessions not read"))
+            .ok();
+    let gauges = Gauges {
+        active_sessions,
+        hash_queue_depth: app.hasher.depth(),
+        hashing: app.hasher.timings(),
+    };
+    let mut res = app.metrics.render(&gauges).into_response();
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    res
+}
+
+/// Times every request of the public listener, labelled by its route template.
+pub async fn observe(State(app): State<AppState>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let endpoint = req.extensions().get::<MatchedPath>().cloned();
+    let res = next.run(req).await;
+    app.metrics.request(
+        endpoint.as_ref().map(MatchedPath::as_str),
+        &method,
+        res.status().as_u16(),
+        started.elapsed(),
+    );
+    res
+}

@@ -1,0 +1,322 @@
+//! Prometheus metrics, served on their own listener (`IMANGOR_METRICS_LISTEN`), never on the
+//! public one. A small registry of our own: counters and histograms with fixed label sets, so
+//! that cardinality is bounded by construction (the `endpoint` label is a route template, and
+//! every unknown path is the one value `unmatched`).
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Upper bounds of the latency buckets, in seconds.
+const BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// A latency histogram (cumulative buckets are computed when exported).
+#[derive(Debug, Default, Clone)]
+pub struct Histogram {
+    counts: [u64; BUCKETS.len() + 1],
+    sum: f64,
+    count: u64,
+}
+
+impl Histogram {
+    pub fn observe(&mut self, d: Duration) {
+        let s = d.as_secs_f64();
+        let i = BUCKETS
+            .iter()
+            .position(|b| s <= *b)
+            .unwrap_or(BUCKETS.len());
+        self.counts[i] += 1;
+        self.sum += s;
+        self.count += 1;
+    }
+
+    fn write(&self, out: &mut String, name: &str, labels: &str) {
+        let sep = if labels.is_empty() { "" } else { "," };
+        let mut cumulative = 0;
+        for (i, b) in BUCKETS.iter().enumerate() {
+            cumulative += self.counts[i];
+            let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{b}\"}} {cumulative}");
+        }
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {}",
+            self.count
+        );
+        let labels = if labels.is_empty() {
+            String::new()
+        } else {
+            format!("{{{labels}}}")
+        };
+        let _ = writeln!(out, "{name}_sum{labels} {}", self.sum);
+        let _ = writeln!(out, "{name}_count{labels} {}", self.count);
+    }
+}
+
+/// The outcomes of `auth_attempts_total{status}`.
+#[derive(Debug, Clone, Copy)]
+pub enum AuthStatus {
+    Success,
+    Failure,
+    Locked,
+    RateLimited,
+}
+
+const AUTH_STATUSES: [&str; 4] = ["success", "failure", "locked", "rate_limited"];
+
+type RequestKey = (String, &'static str, u16);
+
+/// Every metric of the process. Cheap to update from any task.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    requests: Mutex<BTreeMap<RequestKey, Histogram>>,
+    auth: [AtomicU64; 4],
+    throttled: Mutex<BTreeMap<&'static str, u64>>,
+    incidents: Mutex<BTreeMap<(String, String), u64>>,
+}
+
+/// Values read at scrape time from elsewhere in the process.
+pub struct Gauges {
+    pub active_sessions: Option<i64>,
+    pub hash_queue_depth: usize,
+    /// Kept by the hashing pool itself.
+    pub hashing: Histogram,
+}
+
+/// Method names as static labels; anything else is `OTHER`.
+fn method_label(m: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *m {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "OTHER",
+    }
+}
+
+/// A label value as the exposition format wants it.
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+impl Metrics {
+    /// One answered request: `endpoint` is the route template (`None`: no route matched).
+    pub fn request(
+        &self,
+        endpoint: Option<&str>,
+        method: &axum::http::Method,
+        status: u16,
+        took: Duration,
+    ) {
+        let key = (
+            endpoint.unwrap_or("unmatched").to_owned(),
+            method_label(method),
+            status,
+        );
+        let mut map = self.requests.lock().unwrap_or_else(|e| e.into_inner());
+        map.entry(key).or_default().observe(took);
+    }
+
+    pub fn auth(&self, s: AuthStatus) {
+        self.auth[s as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A request refused by a rate limit of `class` (`api`, `token`, `register`).
+    pub fn throttled(&self, class: &'static str) {
+        *self
+            .throttled
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(class)
+            .or_default() += 1;
+    }
+
+    pub fn incident(&self, level: &str, kind: &str) {
+        *self
+            .incidents
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry((level.to_owned(), kind.to_owned()))
+            .or_default() += 1;
+    }
+
+    /// The Prometheus text exposition (version 0.0.4).
+    pub fn render(&self, gauges: &Gauges) -> String {
+        let mut out = String::with_capacity(16 * 1024);
+        let head = |out: &mut String, name: &str, kind: &str, help: &str| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        };
+        head(
+            &mut out,
+            "imangor_build_info",
+            "gauge",
+            "The running build.",
+        );
+        let _ = writeln!(
+            out,
+            "imangor_build_info{{version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        );
+
+        head(
+            &mut out,
+            "http_requests_total",
+            "counter",
+            "Answered requests by route template, method and status.",
+        );
+        let requests = self
+            .requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        for ((endpoint, method, status), h) in &requests {
+            let _ = writeln!(
+                out,
+                "http_requests_total{{endpoint=\"{}\",method=\"{method}\",status=\"{status}\"}} {}",
+                escape(endpoint),
+                h.count
+            );
+        }
+        head(
+            &mut out,
+            "request_duration_seconds",
+            "histogram",
+            "Time to answer, by route template, method and status.",
+        );
+        for ((endpoint, method, status), h) in &requests {
+            let labels = format!(
+                "endpoint=\"{}\",method=\"{method}\",status=\"{status}\"",
+                escape(endpoint)
+            );
+            h.write(&mut out, "request_duration_seconds", &labels);
+        }
+
+        head(
+            &mut out,
+            "auth_attempts_total",
+            "counter",
+            "Password-grant attempts by outcome.",
+        );
+        for (i, s) in AUTH_STATUSES.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "auth_attempts_total{{status=\"{s}\"}} {}",
+                self.auth[i].load(Ordering::Relaxed)
+            );
+        }
+
+        head(
+            &mut out,
+            "throttled_requests_total",
+            "counter",
+            "Requests refused by a rate limit, by limit.",
+        );
+        for class in ["api", "token", "register"] {
+            let n = self
+                .throttled
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(class)
+                .copied()
+                .unwrap_or(0);
+            let _ = writeln!(out, "throttled_requests_total{{limit=\"{class}\"}} {n}");
+        }
+
+        head(
+            &mut out,
+            "security_incidents_total",
+            "counter",
+            "Security incidents opened or raised again, by level and type.",
+        );
+        for ((level, kind), n) in self
+            .incidents
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
+            let _ = writeln!(
+                out,
+                "security_incidents_total{{level=\"{}\",type=\"{}\"}} {n}",
+                escape(level),
+                escape(kind)
+            );
+        }
+
+        if let Some(n) = gauges.active_sessions {
+            head(
+                &mut out,
+                "active_sessions",
+                "gauge",
+                "Login sessions neither revoked nor expired.",
+            );
+            let _ = writeln!(out, "active_sessions {n}");
+        }
+        head(
+            &mut out,
+            "password_hash_queue_depth",
+            "gauge",
+            "Password hashes running or waiting.",
+        );
+        let _ = writeln!(out, "password_hash_queue_depth {}", gauges.hash_queue_depth);
+        head(
+            &mut out,
+            "password_hash_duration_seconds",
+            "histogram",
+            "Time of one password hash or verification.",
+        );
+        gauges
+            .hashing
+            .write(&mut out, "password_hash_duration_seconds", "");
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histograms_are_cumulative_and_labels_escaped() {
+        let m = Metrics::default();
+        m.request(
+            Some("/a/{id}"),
+            &axum::http::Method::GET,
+            200,
+            Duration::from_millis(3),
+        );
+        m.request(
+            Some("/a/{id}"),
+            &axum::http::Method::GET,
+            200,
+            Duration::from_secs(20),
+        );
+        m.request(
+            None,
+            &axum::http::Method::from_bytes(b"BREW").unwrap(),
+            404,
+            Duration::ZERO,
+        );
+        m.incident("high", "a\"b");
+        let text = m.render(&Gauges {
+            active_sessions: Some(2),
+            hash_queue_depth: 0,
+            hashing: Histogram::default(),
+        });
+        assert!(text.contains(r#"request_duration_seconds_bucket{endpoint="/a/{id}",method="GET",status="200",le="0.005"} 1"#), "{text}");
+        assert!(text.contains(r#"request_duration_seconds_bucket{endpoint="/a/{id}",method="GET",status="200",le="+Inf"} 2"#));
+        assert!(text.contains(
+            r#"http_requests_total{endpoint="unmatched",method="OTHER",status="404"} 1"#
+        ));
+        assert!(text.contains(r#"security_incidents_total{level="high",type="a\"b"} 1"#));
+        assert!(text.contains("active_sessions 2"));
+    }
+}
