@@ -125,6 +125,8 @@ impl App {
         let drain = state.config.shutdown_timeout;
         let db = state.db.clone();
         tokio::spawn(prune_loop(db.clone()));
+        let sealer = tokio::spawn(crate::audit::sealer(db.clone(), state.keys.clone()));
+        let keys = state.keys.clone();
         tracing::info!(
             addr = %listener.local_addr()?,
             env = ?state.config.env,
@@ -161,6 +163,11 @@ impl App {
         }
         let router = crate::http::router(state);
         crate::http::server::serve(listener, router, limits, stopped(stop_rx)).await?;
+        // Every event of the drained requests is in the chain before the process ends.
+        sealer.abort();
+        if let Err(e) = crate::audit::seal_pending(&db, &keys).await {
+            tracing::error!(error = %format!("{e:#}"), "sealing the audit trail at shutdown failed; the next start seals it");
+        }
         db.close().await;
         tracing::info!("stopped");
         Ok(())

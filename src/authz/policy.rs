@@ -40,6 +40,8 @@ pub enum Action {
     /// The plaintext of a secret.
     SecretRead,
     SecretDelete,
+    /// The audit trail and its chain check.
+    AuditRead,
 }
 
 /// The caller's relation to the object: its owner (for an account: the account itself), or not.
@@ -81,7 +83,7 @@ pub enum Shape {
 }
 
 impl Action {
-    pub const ALL: [Action; 17] = [
+    pub const ALL: [Action; 18] = [
         Action::AccountRegister,
         Action::AccountCreate,
         Action::AccountReadSelf,
@@ -99,6 +101,7 @@ impl Action {
         Action::SecretList,
         Action::SecretRead,
         Action::SecretDelete,
+        Action::AuditRead,
     ];
 
     pub fn shape(self) -> Shape {
@@ -116,7 +119,8 @@ impl Action {
             | Action::ResourceCreate
             | Action::ResourceList
             | Action::SecretCreate
-            | Action::SecretList => Shape::Plain,
+            | Action::SecretList
+            | Action::AuditRead => Shape::Plain,
         }
     }
 
@@ -140,6 +144,7 @@ impl Action {
             Action::SecretList => "secret.list",
             Action::SecretRead => "secret.read",
             Action::SecretDelete => "secret.delete",
+            Action::AuditRead => "audit.read",
         }
     }
 
@@ -163,6 +168,7 @@ impl Action {
             Action::SecretList => "GET /api/v1/secrets",
             Action::SecretRead => "GET /api/v1/secrets/{id}",
             Action::SecretDelete => "DELETE /api/v1/secrets/{id}",
+            Action::AuditRead => "GET /api/v1/audit",
         }
     }
 }
@@ -209,6 +215,9 @@ pub fn decide(
 
         // Admins may do everything (business rules still refuse demoting oneself or the last admin).
         (Admin, _, _, _) => Allow,
+
+        // The audit trail is the admins' alone.
+        (Manager | User, AuditRead, _, _) => Deny,
 
         // Accounts: managers list them and disable or enable plain users; nothing else.
         (Manager, AccountList | AccountDisableUser, _, _) => Allow,

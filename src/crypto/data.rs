@@ -97,6 +97,14 @@ impl DataKeyring {
         self.keys.iter().map(|k| k.id.as_str())
     }
 
+    /// 32 bytes for one use (`info`) derived from the key `id`, or `None` when it is not in the ring.
+    pub fn derived(&self, id: &str, info: &[u8]) -> Option<Zeroizing<[u8; 32]>> {
+        self.keys
+            .iter()
+            .find(|k| k.id == id)
+            .map(|k| derive::<32>(&k.raw, info))
+    }
+
     /// A key for page cursors, derived from the newest data key (rotating it ends open cursors).
     pub fn cursor_key(&self) -> &[u8] {
         &self.cursor_key[..]

@@ -1,6 +1,7 @@
 //! Storage: one `Db` over SQLite or PostgreSQL, picked at run time from the URL. SQL lives only
 //! in this module's files; every value is bound (`$1`), never formatted into a statement.
 
+pub mod audit;
 pub mod events;
 pub mod keys;
 pub mod resources;
@@ -183,6 +184,11 @@ pub const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "secrets",
         include_str!("../../migrations/sqlite/0003_secrets.sql"),
     ),
+    (
+        4,
+        "audit chain",
+        include_str!("../../migrations/sqlite/0004_audit_chain.sql"),
+    ),
 ];
 pub const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -199,6 +205,11 @@ pub const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         3,
         "secrets",
         include_str!("../../migrations/postgres/0003_secrets.sql"),
+    ),
+    (
+        4,
+        "audit chain",
+        include_str!("../../migrations/postgres/0004_audit_chain.sql"),
     ),
 ];
 

@@ -1,5 +1,6 @@
 //! The HTTP surface: routes, OpenAPI document, documentation page, and the layers around them.
 
+pub mod audit;
 pub mod error;
 pub mod extract;
 pub mod health;
@@ -35,7 +36,7 @@ pub const MAX_BODY_BYTES: usize = 128 * 1024;
     info(title = "imangor", description = "An API server built to the security guide: identity, tokens, authorization, encrypted data."),
     modifiers(&BearerScheme),
     components(schemas(error::Problem)),
-    tags((name = "identity", description = "Accounts and OAuth2 tokens"), (name = "resources", description = "Owned resources, ownership-based authorization"), (name = "secrets", description = "Encrypted values, readable by their owner only"), (name = "keys", description = "Public keys that verify imangor's access tokens"), (name = "health", description = "Probes"))
+    tags((name = "identity", description = "Accounts and OAuth2 tokens"), (name = "resources", description = "Owned resources, ownership-based authorization"), (name = "secrets", description = "Encrypted values, readable by their owner only"), (name = "security operations", description = "The audit trail"), (name = "keys", description = "Public keys that verify imangor's access tokens"), (name = "health", description = "Probes"))
 )]
 struct ApiDoc;
 
@@ -129,7 +130,8 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
             users::router()
                 .merge(token::router())
                 .merge(resources::router())
-                .merge(secrets::router()),
+                .merge(secrets::router())
+                .merge(audit::router()),
         )
         .merge(health::router())
         .split_for_parts();

@@ -158,6 +158,12 @@ pub async fn retire(config: &Config, db: &Db, id: &str) -> anyhow::Result<Writte
         if rows > 0 {
             bail!("data key {id} still seals {rows} rows: run `imangor keys reencrypt` first");
         }
+        let ring = DataKeyring::new(keyring::parse(
+            &keyring::render(&data, ","),
+            "IMANGOR_DATA_KEYS",
+            false,
+        )?)?;
+        crate::audit::resign_checkpoints(db, &ring, id).await?;
         data.remove(pos);
         let written = write_back(&data_source, &data)?;
         log::retire(db, Ring::Data, id, now).await?;

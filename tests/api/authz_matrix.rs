@@ -223,6 +223,10 @@ impl World {
                     ),
                 }
             }
+            Action::AuditRead => (
+                self.send(Method::GET, "/api/v1/audit", token, None).await,
+                "GET /api/v1/audit",
+            ),
             Action::SecretCreate => (
                 self.send(
                     Method::POST,

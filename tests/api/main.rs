@@ -3,6 +3,7 @@
 //! HTTP to it. Requirement ids (ASVS 5.0, RFC 8725, NIST 800-63B) are cited where a test proves one.
 
 mod accounts;
+mod audit;
 mod authz_matrix;
 mod helpers;
 mod jwt;

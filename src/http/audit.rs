@@ -1,0 +1,61 @@
+//! `GET /api/v1/audit`: the audit trail for admins, newest first, with the result of a walk of
+//! the whole hash chain. Nothing in the API writes, changes or deletes audit rows.
+
+use axum::Json;
+use axum::extract::{RawQuery, State};
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::page::{self, PageQuery};
+use crate::audit::{ChainReport, Entry};
+use crate::authz::{self, Action, Principal};
+use crate::error::Result;
+use crate::state::AppState;
+
+const LIST: &str = "audit";
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AuditPage {
+    items: Vec<Entry>,
+    /// Pass as `cursor` for the next (older) page; null on the last page.
+    next_cursor: Option<String>,
+    /// The check of the whole chain and its signed checkpoints, made for this answer.
+    chain: ChainReport,
+}
+
+/// The audit trail, newest first (sealed rows; new events appear within a second), and whether
+/// its hash chain is intact. Admins only.
+#[utoipa::path(get, path = "/audit", tag = "security operations", security(("bearer" = [])), params(PageQuery),
+    responses((status = 200, body = AuditPage), (status = 401), (status = 403, description = "not an admin"),
+        (status = 422, description = "bad limit or cursor")))]
+async fn list(
+    State(app): State<AppState>,
+    who: Principal,
+    RawQuery(query): RawQuery,
+) -> Result<Json<AuditPage>> {
+    authz::authorize_plain(Some(&who), Action::AuditRead)?;
+    let req = page::parse(query.as_deref(), &app.cursors, LIST, who.user_id())?;
+    // Cursor positions are sequence numbers, carried in the cursor's 128 bits.
+    let before = req.after.map(|u| u.as_u128() as i64);
+    let rows = crate::db::audit::page(&app.db, before, i64::from(req.limit) + 1).await?;
+    let (rows, next_cursor) = page::finish(
+        rows,
+        req,
+        |r| uuid::Uuid::from_u128(r.seq.unwrap_or_default() as u128),
+        &app.cursors,
+        LIST,
+        who.user_id(),
+    );
+    let chain = crate::audit::verify(&app.db, &app.keys).await?;
+    Ok(Json(AuditPage {
+        items: rows.into_iter().map(Entry::from).collect(),
+        next_cursor,
+        chain,
+    }))
+}
