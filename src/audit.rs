@@ -69,11 +69,16 @@ fn signed_message(seq: i64, hash: &str) -> Vec<u8> {
 
 /// Seals every row not sealed yet (in batches); signs a checkpoint when one is due. Returns how
 /// many rows were sealed. One sealer runs at a time across replicas (a database lock).
-pub async fn seal_pending(db: &Db, keys: &DataKeyring) -> anyhow::Result<u64> {
+pub async fn seal_pending(
+    db: &Db,
+    keys: &DataKeyring,
+    contain: &crate::service::incidents::Containment,
+) -> anyhow::Result<Vec<crate::service::incidents::Raised>> {
     let mut sealed = 0u64;
+    let mut raised = Vec::new();
     // A plain read first: the write lock is taken only when there is something to seal.
     if audit::count_unsealed(db).await? == 0 {
-        return Ok(0);
+        return Ok(raised);
     }
     loop {
         let mut tx = audit::begin_sealing(db).await?;
@@ -86,6 +91,8 @@ pub async fn seal_pending(db: &Db, keys: &DataKeyring) -> anyhow::Result<u64> {
             let hash = chain_hash(&prev, seq, r);
             audit::seal(&mut tx, &r.id, seq, &prev, &hash).await?;
             prev = hash;
+            // The detectors read each event as it joins the chain, in the same transaction.
+            crate::service::incidents::detect(&mut tx, r, contain, &mut raised).await?;
         }
         // Every pass that sealed rows signs the new head (at most one checkpoint per pass).
         let now = Timestamp::now();
@@ -107,18 +114,30 @@ pub async fn seal_pending(db: &Db, keys: &DataKeyring) -> anyhow::Result<u64> {
         tx.commit().await?;
         sealed += rows.len() as u64;
         if (rows.len() as i64) < BATCH {
-            return Ok(sealed);
+            return Ok(raised);
         }
     }
 }
 
+/// One sealing pass of a server: seals, detects, then counts and alerts what was raised.
+/// The events the detectors wrote (incident openings, containment) are sealed by the next pass.
+pub async fn seal_and_detect(app: &crate::state::AppState) -> anyhow::Result<()> {
+    let raised = seal_pending(&app.db, &app.keys, &app.config.containment).await?;
+    if !raised.is_empty() {
+        crate::service::incidents::after_commit(app, &raised);
+        app.blocks.refresh(&app.db).await?;
+        seal_pending(&app.db, &app.keys, &app.config.containment).await?;
+    }
+    Ok(())
+}
+
 /// Seals new rows every `SEAL_EVERY` until the process stops (the server seals once more at shutdown).
-pub async fn sealer(db: Db, keys: std::sync::Arc<DataKeyring>) {
+pub async fn sealer(app: crate::state::AppState) {
     let mut every = tokio::time::interval(SEAL_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         every.tick().await;
-        if let Err(e) = seal_pending(&db, &keys).await {
+        if let Err(e) = seal_and_detect(&app).await {
             tracing::warn!(error = %format!("{e:#}"), "sealing the audit trail failed; retrying");
         }
     }

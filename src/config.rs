@@ -75,6 +75,12 @@ pub struct Config {
     pub data_keys: Option<(Secret, Source)>,
     /// Keys older than this are reported by `imangor doctor` (rotation period).
     pub key_max_age_days: u64,
+    /// Where incidents at or above `alert_min_level` are posted (HMAC-signed with the secret).
+    pub alert_webhook_url: Option<Secret>,
+    pub alert_webhook_secret: Option<Secret>,
+    pub alert_min_level: String,
+    /// Automatic containment per detector.
+    pub containment: crate::service::incidents::Containment,
     pub jwt_issuer: String,
     pub jwt_audience: String,
     pub access_token_ttl: u64,
@@ -137,6 +143,11 @@ const KEYS: &[Key] = &[
     s("jwt_keys"),
     s("data_keys"),
     k("key_max_age_days"),
+    s("alert_webhook_url"),
+    s("alert_webhook_secret"),
+    k("alert_min_level"),
+    k("contain_stuffing_block"),
+    k("contain_refresh_reuse"),
     k("jwt_issuer"),
     k("jwt_audience"),
     k("access_token_ttl"),
@@ -389,6 +400,28 @@ impl Config {
                 .get("data_keys")
                 .map(|s| (Secret::new(s.to_owned()), raw.source("data_keys"))),
             key_max_age_days: seconds(raw, "key_max_age_days", 90, 1..=3650)?,
+            alert_webhook_url: raw
+                .get("alert_webhook_url")
+                .map(|s| Secret::new(s.to_owned())),
+            alert_webhook_secret: raw
+                .get("alert_webhook_secret")
+                .map(|s| Secret::new(s.to_owned())),
+            alert_min_level: match raw.get("alert_min_level").unwrap_or("high") {
+                l if crate::service::incidents::LEVELS.contains(&l) => l.to_owned(),
+                other => bail!(
+                    "IMANGOR_ALERT_MIN_LEVEL: {other:?} is not one of low, medium, high, critical"
+                ),
+            },
+            containment: crate::service::incidents::Containment {
+                stuffing_block_s: seconds(raw, "contain_stuffing_block", 900, 0..=30 * 86_400)?,
+                reuse_revokes_all: match raw.get("contain_refresh_reuse").unwrap_or("session") {
+                    "session" => false,
+                    "all" => true,
+                    other => bail!(
+                        "IMANGOR_CONTAIN_REFRESH_REUSE: {other:?} is neither `session` nor `all`"
+                    ),
+                },
+            },
             jwt_issuer: raw.get("jwt_issuer").unwrap_or("imangor").to_owned(),
             jwt_audience: raw.get("jwt_audience").unwrap_or("imangor-api").to_owned(),
             access_token_ttl,

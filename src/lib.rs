@@ -1,6 +1,7 @@
 //! imangor: an API server that implements the security guide in one binary.
 #![forbid(unsafe_code)]
 
+pub mod alerts;
 pub mod audit;
 pub mod auth;
 pub mod authz;

@@ -46,6 +46,15 @@ pub async fn state(config: Config) -> anyhow::Result<AppState> {
     let hasher = Hasher::new(config.hash_concurrency, config.hash_queue)?;
     let cursors = Cursors::derive(keys.cursor_key());
     let logins = LoginGuard::new(config.login);
+    let alerts = crate::alerts::Alerts::start(
+        config
+            .alert_webhook_url
+            .as_ref()
+            .map(|u| u.expose().to_owned()),
+        config.alert_webhook_secret.clone(),
+    )?;
+    let blocks = crate::service::containment::Blocklist::default();
+    blocks.refresh(&db).await?;
     Ok(AppState {
         db,
         config: Arc::new(config),
@@ -56,6 +65,9 @@ pub async fn state(config: Config) -> anyhow::Result<AppState> {
         limiter: Arc::new(MemoryLimiter::default()),
         logins: Arc::new(logins),
         metrics: Arc::default(),
+        alerts,
+        blocks: Arc::new(blocks),
+        token_watch: Arc::default(),
     })
 }
 
@@ -125,8 +137,12 @@ impl App {
         let drain = state.config.shutdown_timeout;
         let db = state.db.clone();
         tokio::spawn(prune_loop(db.clone()));
-        let sealer = tokio::spawn(crate::audit::sealer(db.clone(), state.keys.clone()));
-        let keys = state.keys.clone();
+        let sealer = tokio::spawn(crate::audit::sealer(state.clone()));
+        tokio::spawn(crate::service::containment::refresh_loop(
+            db.clone(),
+            state.blocks.clone(),
+        ));
+        let sealing = state.clone();
         tracing::info!(
             addr = %listener.local_addr()?,
             env = ?state.config.env,
@@ -165,7 +181,7 @@ impl App {
         crate::http::server::serve(listener, router, limits, stopped(stop_rx)).await?;
         // Every event of the drained requests is in the chain before the process ends.
         sealer.abort();
-        if let Err(e) = crate::audit::seal_pending(&db, &keys).await {
+        if let Err(e) = crate::audit::seal_and_detect(&sealing).await {
             tracing::error!(error = %format!("{e:#}"), "sealing the audit trail at shutdown failed; the next start seals it");
         }
         db.close().await;

@@ -23,4 +23,10 @@ pub struct AppState {
     pub limiter: Arc<dyn RateStore>,
     pub logins: Arc<LoginGuard>,
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Sends incident alerts to the webhook, off the request path.
+    pub alerts: crate::alerts::Alerts,
+    /// Addresses refused at the door (containment).
+    pub blocks: Arc<crate::service::containment::Blocklist>,
+    /// Invalid access tokens by address (the forged-token detector).
+    pub token_watch: Arc<crate::service::containment::TokenWatch>,
 }

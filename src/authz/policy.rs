@@ -42,6 +42,14 @@ pub enum Action {
     SecretDelete,
     /// The audit trail and its chain check.
     AuditRead,
+    /// Report an incident.
+    IncidentReport,
+    /// List and read incidents.
+    IncidentList,
+    /// Contain or resolve an incident, with a note.
+    IncidentUpdate,
+    /// Block an address or network for a while (containment).
+    AddressBlock,
 }
 
 /// The caller's relation to the object: its owner (for an account: the account itself), or not.
@@ -83,7 +91,7 @@ pub enum Shape {
 }
 
 impl Action {
-    pub const ALL: [Action; 18] = [
+    pub const ALL: [Action; 22] = [
         Action::AccountRegister,
         Action::AccountCreate,
         Action::AccountReadSelf,
@@ -102,6 +110,10 @@ impl Action {
         Action::SecretRead,
         Action::SecretDelete,
         Action::AuditRead,
+        Action::IncidentReport,
+        Action::IncidentList,
+        Action::IncidentUpdate,
+        Action::AddressBlock,
     ];
 
     pub fn shape(self) -> Shape {
@@ -120,7 +132,11 @@ impl Action {
             | Action::ResourceList
             | Action::SecretCreate
             | Action::SecretList
-            | Action::AuditRead => Shape::Plain,
+            | Action::AuditRead
+            | Action::IncidentReport
+            | Action::IncidentList
+            | Action::IncidentUpdate
+            | Action::AddressBlock => Shape::Plain,
         }
     }
 
@@ -145,6 +161,10 @@ impl Action {
             Action::SecretRead => "secret.read",
             Action::SecretDelete => "secret.delete",
             Action::AuditRead => "audit.read",
+            Action::IncidentReport => "incident.report",
+            Action::IncidentList => "incident.list",
+            Action::IncidentUpdate => "incident.update",
+            Action::AddressBlock => "containment.block_address",
         }
     }
 
@@ -169,6 +189,10 @@ impl Action {
             Action::SecretRead => "GET /api/v1/secrets/{id}",
             Action::SecretDelete => "DELETE /api/v1/secrets/{id}",
             Action::AuditRead => "GET /api/v1/audit",
+            Action::IncidentReport => "POST /api/v1/incidents",
+            Action::IncidentList => "GET /api/v1/incidents, GET /api/v1/incidents/{id}",
+            Action::IncidentUpdate => "PATCH /api/v1/incidents/{id}",
+            Action::AddressBlock => "POST /api/v1/containment `block_address`",
         }
     }
 }
@@ -198,11 +222,12 @@ pub fn decide(
         (Anonymous, AccountRegister, _, _) => Allow,
         (Anonymous, _, _, _) => Unauthenticated,
 
-        // Every role: their own profile, registration, creating and listing resources and secrets.
+        // Every role: their own profile, registration, creating and listing resources and secrets,
+        // reporting an incident.
         (
             _,
             AccountRegister | AccountReadSelf | AccountUpdateSelf | ResourceCreate | ResourceList
-            | SecretCreate | SecretList,
+            | SecretCreate | SecretList | IncidentReport,
             _,
             _,
         ) => Allow,
@@ -216,8 +241,10 @@ pub fn decide(
         // Admins may do everything (business rules still refuse demoting oneself or the last admin).
         (Admin, _, _, _) => Allow,
 
-        // The audit trail is the admins' alone.
+        // The audit trail is the admins' alone; incidents and containment are for admins and managers.
         (Manager | User, AuditRead, _, _) => Deny,
+        (Manager, IncidentList | IncidentUpdate | AddressBlock, _, _) => Allow,
+        (User, IncidentList | IncidentUpdate | AddressBlock, _, _) => Deny,
 
         // Accounts: managers list them and disable or enable plain users; nothing else.
         (Manager, AccountList | AccountDisableUser, _, _) => Allow,

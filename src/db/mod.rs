@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod events;
+pub mod incidents;
 pub mod keys;
 pub mod resources;
 pub mod secrets;
@@ -189,6 +190,11 @@ pub const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "audit chain",
         include_str!("../../migrations/sqlite/0004_audit_chain.sql"),
     ),
+    (
+        5,
+        "incidents",
+        include_str!("../../migrations/sqlite/0005_incidents.sql"),
+    ),
 ];
 pub const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -210,6 +216,11 @@ pub const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         4,
         "audit chain",
         include_str!("../../migrations/postgres/0004_audit_chain.sql"),
+    ),
+    (
+        5,
+        "incidents",
+        include_str!("../../migrations/postgres/0005_incidents.sql"),
     ),
 ];
 

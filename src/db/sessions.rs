@@ -192,3 +192,9 @@ pub async fn count_active(db: &Db, now: Timestamp) -> sqlx::Result<i64> {
     on_db!(db, p => sqlx::query_scalar("select count(*) from sessions where revoked_at is null and expires_at > $1")
         .bind(now.micros()).fetch_one(p).await)
 }
+
+/// The user a session belongs to.
+pub async fn owner(tx: &mut Tx, session: &str) -> sqlx::Result<Option<String>> {
+    on_tx!(tx, c => sqlx::query_scalar("select user_id from sessions where id = $1")
+        .bind(session).fetch_optional(c).await)
+}

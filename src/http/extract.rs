@@ -39,6 +39,13 @@ pub(crate) fn bearer(headers: &HeaderMap) -> Result<Option<&str>, AppError> {
     Ok(Some(token))
 }
 
+fn client(parts: &Parts) -> Option<std::net::IpAddr> {
+    parts
+        .extensions
+        .get::<super::protect::ClientIp>()
+        .map(|c| c.0)
+}
+
 impl FromRequestParts<AppState> for Principal {
     type Rejection = AppError;
 
@@ -51,7 +58,7 @@ impl FromRequestParts<AppState> for Principal {
         match parts.extensions.get::<Verified>().cloned() {
             // The rate-limit layer already checked this request's token: do not check it twice.
             Some(v) => authenticate_verified(app, v).await,
-            None => authenticate(app, token).await,
+            None => authenticate(app, token, client(parts)).await,
         }
     }
 }
@@ -68,7 +75,7 @@ impl OptionalFromRequestParts<AppState> for Principal {
             None => Ok(None),
             Some(t) => match parts.extensions.get::<Verified>().cloned() {
                 Some(v) => authenticate_verified(app, v).await.map(Some),
-                None => authenticate(app, t).await.map(Some),
+                None => authenticate(app, t, client(parts)).await.map(Some),
             },
         }
     }

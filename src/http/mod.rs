@@ -4,6 +4,7 @@ pub mod audit;
 pub mod error;
 pub mod extract;
 pub mod health;
+pub mod incidents;
 pub mod metrics;
 pub mod middleware;
 pub mod page;
@@ -36,7 +37,7 @@ pub const MAX_BODY_BYTES: usize = 128 * 1024;
     info(title = "imangor", description = "An API server built to the security guide: identity, tokens, authorization, encrypted data."),
     modifiers(&BearerScheme),
     components(schemas(error::Problem)),
-    tags((name = "identity", description = "Accounts and OAuth2 tokens"), (name = "resources", description = "Owned resources, ownership-based authorization"), (name = "secrets", description = "Encrypted values, readable by their owner only"), (name = "security operations", description = "The audit trail"), (name = "keys", description = "Public keys that verify imangor's access tokens"), (name = "health", description = "Probes"))
+    tags((name = "identity", description = "Accounts and OAuth2 tokens"), (name = "resources", description = "Owned resources, ownership-based authorization"), (name = "secrets", description = "Encrypted values, readable by their owner only"), (name = "security operations", description = "The audit trail, incidents, containment"), (name = "keys", description = "Public keys that verify imangor's access tokens"), (name = "health", description = "Probes"))
 )]
 struct ApiDoc;
 
@@ -131,7 +132,8 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
                 .merge(token::router())
                 .merge(resources::router())
                 .merge(secrets::router())
-                .merge(audit::router()),
+                .merge(audit::router())
+                .merge(incidents::router()),
         )
         .merge(health::router())
         .split_for_parts();

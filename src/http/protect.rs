@@ -35,6 +35,15 @@ pub async fn client_address(State(app): State<AppState>, mut req: Request, next:
             forwarded.iter().map(String::as_str).collect()
         };
         let ip = client_ip(peer.ip(), &hops, &app.config.trusted_proxies);
+        let probe = matches!(req.uri().path(), "/healthz" | "/readyz");
+        if !probe && app.blocks.is_blocked(ip) {
+            return problem(
+                StatusCode::FORBIDDEN,
+                "address_blocked",
+                "requests from this address are blocked for now",
+                None,
+            );
+        }
         req.extensions_mut().insert(ClientIp(ip));
     }
     next.run(req).await

@@ -110,9 +110,11 @@ pub async fn login(
             };
             app.metrics.auth(AuthStatus::Failure);
             let mut e = Event::new("auth.login", "failure").detail(detail);
-            if let Some(u) = &u {
-                e = e.actor(u.id).target(u.id);
-            }
+            e = match &u {
+                Some(u) => e.actor(u.id).target(u.id),
+                // The account tried, pseudonymous: the credential-stuffing detector counts distinct ones.
+                None => e.target(format!("login:{}", &sha256_hex(&account)[..16])),
+            };
             e.record(&mut tx, meta).await?;
             tx.commit().await?;
             return Err(invalid_grant());
@@ -245,10 +247,21 @@ pub async fn revoke(app: &AppState, token: &str, meta: &RequestMeta) -> Result<(
     Ok(())
 }
 
-/// Verifies a bearer token and the current state of its user and session.
-pub async fn authenticate(app: &AppState, token: &str) -> Result<Principal> {
+/// Verifies a bearer token and the current state of its user and session. Tokens that fail
+/// verification (not merely expired) are counted by address for the forged-token detector.
+pub async fn authenticate(
+    app: &AppState,
+    token: &str,
+    ip: Option<std::net::IpAddr>,
+) -> Result<Principal> {
     let v = app.tokens.verify(token, Timestamp::now()).map_err(|e| {
         tracing::info!(target: "security", reason = %e, "access token refused");
+        if e != crate::auth::token::TokenError::Expired
+            && let Some(ip) = ip
+            && app.token_watch.refused(ip)
+        {
+            crate::service::containment::forged_tokens_seen(app, ip);
+        }
         AppError::invalid_token()
     })?;
     authenticate_verified(app, v).await

@@ -2,6 +2,8 @@
 //! No HTTP types here.
 
 pub mod auth;
+pub mod containment;
+pub mod incidents;
 pub mod keys;
 pub mod resources;
 pub mod secrets;

@@ -8,9 +8,7 @@ use serde_json::Value;
 use crate::helpers::*;
 
 async fn seal(app: &TestApp) {
-    imangor::audit::seal_pending(&app.state.db, &app.state.keys)
-        .await
-        .unwrap();
+    imangor::audit::seal_and_detect(&app.state).await.unwrap();
 }
 
 async fn exec(app: &TestApp, sql: &str) {

@@ -1,0 +1,218 @@
+//! Incidents, their notes, blocked addresses, and the event counts the detectors ask for.
+
+use sqlx::Row;
+
+use super::{Db, Tx, on_db, on_tx};
+use crate::domain::Timestamp;
+
+#[derive(Debug, Clone)]
+pub struct Incident {
+    pub id: String,
+    pub kind: String,
+    pub level: String,
+    pub status: String,
+    pub subject: Option<String>,
+    pub description: String,
+    pub reported_by: Option<String>,
+    pub count: i64,
+    pub first_seen: Timestamp,
+    pub last_seen: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+#[derive(Debug, Clone)]
+pub struct Note {
+    pub at: Timestamp,
+    pub author_id: Option<String>,
+    pub status: String,
+    pub note: String,
+}
+
+macro_rules! columns {
+    () => {
+        "id, kind, level, status, subject, description, reported_by, count, first_seen, last_seen, updated_at"
+    };
+}
+
+macro_rules! incident_row {
+    ($r:expr) => {{
+        let r = $r;
+        Incident {
+            id: r.try_get("id")?,
+            kind: r.try_get("kind")?,
+            level: r.try_get("level")?,
+            status: r.try_get("status")?,
+            subject: r.try_get("subject")?,
+            description: r.try_get("description")?,
+            reported_by: r.try_get("reported_by")?,
+            count: r.try_get("count")?,
+            first_seen: Timestamp::from_micros(r.try_get("first_seen")?),
+            last_seen: Timestamp::from_micros(r.try_get("last_seen")?),
+            updated_at: Timestamp::from_micros(r.try_get("updated_at")?),
+        }
+    }};
+}
+
+/// What a new incident says.
+pub struct NewIncident<'a> {
+    pub kind: &'a str,
+    pub level: &'a str,
+    pub subject: Option<&'a str>,
+    pub description: &'a str,
+    pub reported_by: Option<&'a str>,
+}
+
+/// Raises the unresolved incident of this (kind, subject) again, or opens one. Returns it and
+/// whether it is new.
+pub async fn raise(
+    tx: &mut Tx,
+    n: &NewIncident<'_>,
+    now: Timestamp,
+) -> sqlx::Result<(Incident, bool)> {
+    if let Some(subject) = n.subject {
+        let found = on_tx!(tx, c => {
+            let r = sqlx::query(concat!(
+                "update incidents set count = count + 1, last_seen = $1, updated_at = $1
+                 where kind = $2 and subject = $3 and status <> 'resolved' returning ", columns!()))
+                .bind(now.micros()).bind(n.kind).bind(subject).fetch_optional(c).await?;
+            r.map(|r| Ok::<_, sqlx::Error>(incident_row!(&r))).transpose()
+        })?;
+        if let Some(i) = found {
+            return Ok((i, false));
+        }
+    }
+    let i = Incident {
+        id: uuid::Uuid::now_v7().to_string(),
+        kind: n.kind.to_owned(),
+        level: n.level.to_owned(),
+        status: "open".to_owned(),
+        subject: n.subject.map(str::to_owned),
+        description: n.description.to_owned(),
+        reported_by: n.reported_by.map(str::to_owned),
+        count: 1,
+        first_seen: now,
+        last_seen: now,
+        updated_at: now,
+    };
+    on_tx!(tx, c => sqlx::query(concat!("insert into incidents (", columns!(), ") values ($1, $2, $3, $4, $5, $6, $7, 1, $8, $8, $8)"))
+        .bind(&i.id).bind(&i.kind).bind(&i.level).bind(&i.status).bind(i.subject.as_deref())
+        .bind(&i.description).bind(i.reported_by.as_deref()).bind(now.micros())
+        .execute(c).await.map(drop))?;
+    Ok((i, true))
+}
+
+pub async fn find(tx: &mut Tx, id: &str) -> sqlx::Result<Option<Incident>> {
+    on_tx!(tx, c => {
+        let r = sqlx::query(concat!("select ", columns!(), " from incidents where id = $1"))
+            .bind(id).fetch_optional(c).await?;
+        r.map(|r| Ok(incident_row!(&r))).transpose()
+    })
+}
+
+/// A page of incidents, newest first, filtered by level and status when given.
+pub async fn list(
+    db: &Db,
+    level: Option<&str>,
+    status: Option<&str>,
+    before: Option<&str>,
+    limit: i64,
+) -> sqlx::Result<Vec<Incident>> {
+    let before = before.unwrap_or("g");
+    on_db!(db, p => {
+        let rows = sqlx::query(concat!("select ", columns!(), " from incidents
+            where id < $1 and ($2 is null or level = $2) and ($3 is null or status = $3)
+            order by id desc limit $4"))
+            .bind(before).bind(level).bind(status).bind(limit).fetch_all(p).await?;
+        rows.iter().map(|r| Ok(incident_row!(r))).collect()
+    })
+}
+
+pub async fn set_status(tx: &mut Tx, id: &str, status: &str, now: Timestamp) -> sqlx::Result<()> {
+    on_tx!(tx, c => sqlx::query("update incidents set status = $1, updated_at = $2 where id = $3")
+        .bind(status).bind(now.micros()).bind(id).execute(c).await.map(drop))
+}
+
+pub async fn add_note(
+    tx: &mut Tx,
+    incident: &str,
+    author: Option<&str>,
+    status: &str,
+    note: &str,
+    now: Timestamp,
+) -> sqlx::Result<()> {
+    on_tx!(tx, c => sqlx::query("insert into incident_notes (id, incident_id, at, author_id, status, note) values ($1, $2, $3, $4, $5, $6)")
+        .bind(uuid::Uuid::now_v7().to_string()).bind(incident).bind(now.micros()).bind(author).bind(status).bind(note)
+        .execute(c).await.map(drop))
+}
+
+pub async fn notes(db: &Db, incident: &str) -> sqlx::Result<Vec<Note>> {
+    on_db!(db, p => {
+        let rows = sqlx::query("select at, author_id, status, note from incident_notes where incident_id = $1 order by at, id")
+            .bind(incident).fetch_all(p).await?;
+        rows.iter().map(|r| Ok(Note {
+            at: Timestamp::from_micros(r.try_get("at")?),
+            author_id: r.try_get("author_id")?,
+            status: r.try_get("status")?,
+            note: r.try_get("note")?,
+        })).collect()
+    })
+}
+
+/// Blocks `cidr` until `expires_at` (a longer block of the same network wins).
+pub async fn block(
+    tx: &mut Tx,
+    cidr: &str,
+    reason: &str,
+    by: Option<&str>,
+    now: Timestamp,
+    expires_at: Timestamp,
+) -> sqlx::Result<()> {
+    on_tx!(tx, c => sqlx::query(
+        "insert into blocked_addresses (cidr, reason, created_by, created_at, expires_at) values ($1, $2, $3, $4, $5)
+         on conflict (cidr) do update set reason = excluded.reason, created_by = excluded.created_by,
+           created_at = excluded.created_at,
+           expires_at = case when excluded.expires_at > blocked_addresses.expires_at then excluded.expires_at else blocked_addresses.expires_at end")
+        .bind(cidr).bind(reason).bind(by).bind(now.micros()).bind(expires_at.micros())
+        .execute(c).await.map(drop))
+}
+
+/// Blocks in force: (cidr, expires_at).
+pub async fn active_blocks(db: &Db, now: Timestamp) -> sqlx::Result<Vec<(String, Timestamp)>> {
+    on_db!(db, p => {
+        let rows = sqlx::query("select cidr, expires_at from blocked_addresses where expires_at > $1")
+            .bind(now.micros()).fetch_all(p).await?;
+        rows.iter().map(|r| Ok((r.try_get("cidr")?, Timestamp::from_micros(r.try_get("expires_at")?)))).collect()
+    })
+}
+
+/// How many `action`/`outcome` events `actor` caused in `[since, until]`.
+pub async fn count_by_actor(
+    tx: &mut Tx,
+    action: &str,
+    outcome: &str,
+    actor: &str,
+    since: Timestamp,
+    until: Timestamp,
+) -> sqlx::Result<i64> {
+    on_tx!(tx, c => sqlx::query_scalar(
+        "select count(*) from security_events where action = $1 and actor_id = $2 and outcome = $3 and at >= $4 and at <= $5")
+        .bind(action).bind(actor).bind(outcome).bind(since.micros()).bind(until.micros()).fetch_one(c).await)
+}
+
+/// How many `action`/`outcome` events from address `ip` in `[since, until]`, and how many distinct targets they had.
+pub async fn count_by_ip(
+    tx: &mut Tx,
+    action: &str,
+    outcome: &str,
+    ip: &str,
+    since: Timestamp,
+    until: Timestamp,
+) -> sqlx::Result<(i64, i64)> {
+    on_tx!(tx, c => {
+        let r = sqlx::query(
+            "select count(*) as n, count(distinct target) as targets from security_events
+             where action = $1 and ip = $2 and outcome = $3 and at >= $4 and at <= $5")
+            .bind(action).bind(ip).bind(outcome).bind(since.micros()).bind(until.micros()).fetch_one(c).await?;
+        Ok((r.try_get("n")?, r.try_get("targets")?))
+    })
+}

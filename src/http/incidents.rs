@@ -1,0 +1,370 @@
+//! `/api/v1/incidents` and `/api/v1/containment`: reports, the incident workflow, and the
+//! containment actions, for the roles the policy names.
+
+use axum::Json;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::extract::AppJson;
+use super::page;
+use crate::authz::Principal;
+use crate::db::incidents::{Incident, Note};
+use crate::domain::UserId;
+use crate::error::{AppError, Result, ValidationError};
+use crate::service::containment::By;
+use crate::service::incidents::{LEVELS, STATUSES};
+use crate::service::{self, RequestMeta};
+use crate::state::AppState;
+
+const LIST: &str = "incidents";
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(report, list))
+        .routes(routes!(show, update))
+        .routes(routes!(contain))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReportInput {
+    /// 1..=2000 characters; line breaks allowed, other control characters not.
+    #[schema(min_length = 1, max_length = 2000)]
+    description: String,
+    /// low, medium (default), high or critical.
+    #[schema(pattern = "^(low|medium|high|critical)$")]
+    level: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateInput {
+    #[schema(pattern = "^(open|contained|resolved)$")]
+    status: String,
+    /// Why: 1..=2000 characters.
+    #[schema(min_length = 1, max_length = 2000)]
+    note: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct NoteView {
+    at: String,
+    author_id: Option<String>,
+    status: String,
+    note: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct IncidentView {
+    id: String,
+    /// brute_force, credential_stuffing, refresh_reuse, authz_probing, forged_tokens, role_escalation, data_integrity or user_report.
+    kind: String,
+    level: String,
+    status: String,
+    /// What a detector keyed it on (an account id, an address, a secret); none for reports.
+    subject: Option<String>,
+    description: String,
+    reported_by: Option<String>,
+    /// How many times it was raised while unresolved.
+    count: i64,
+    first_seen: String,
+    last_seen: String,
+    updated_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    notes: Option<Vec<NoteView>>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct IncidentPage {
+    items: Vec<IncidentView>,
+    next_cursor: Option<String>,
+}
+
+fn view(i: Incident, notes: Option<Vec<Note>>) -> IncidentView {
+    IncidentView {
+        id: i.id,
+        kind: i.kind,
+        level: i.level,
+        status: i.status,
+        subject: i.subject,
+        description: i.description,
+        reported_by: i.reported_by,
+        count: i.count,
+        first_seen: i.first_seen.rfc3339(),
+        last_seen: i.last_seen.rfc3339(),
+        updated_at: i.updated_at.rfc3339(),
+        notes: notes.map(|n| {
+            n.into_iter()
+                .map(|n| NoteView {
+                    at: n.at.rfc3339(),
+                    author_id: n.author_id,
+                    status: n.status,
+                    note: n.note,
+                })
+                .collect()
+        }),
+    }
+}
+
+fn incident_id(raw: &str) -> Result<String> {
+    raw.parse::<uuid::Uuid>()
+        .ok()
+        .filter(|_| raw.len() == 36)
+        .map(|_| raw.to_owned())
+        .ok_or(AppError::NotFound)
+}
+
+/// Report a security incident (any role). The report is audited and alerts like any incident.
+#[utoipa::path(post, path = "/incidents", tag = "security operations", security(("bearer" = [])), request_body = ReportInput,
+    responses((status = 201, body = IncidentView), (status = 401), (status = 422, description = "invalid input")))]
+async fn report(
+    State(app): State<AppState>,
+    who: Principal,
+    meta: RequestMeta,
+    AppJson(req): AppJson<ReportInput>,
+) -> Result<(StatusCode, Json<IncidentView>)> {
+    let mut errors = ValidationError::default();
+    errors.collect(service::incidents::text("description", &req.description));
+    let level = req.level.unwrap_or_else(|| "medium".to_owned());
+    if !LEVELS.contains(&level.as_str()) {
+        errors.push("level", "must be low, medium, high or critical");
+    }
+    errors.into_result()?;
+    let i = service::incidents::report(&app, &who, &req.description, &level, &meta).await?;
+    Ok((StatusCode::CREATED, Json(view(i, None))))
+}
+
+/// The list's filters (besides `limit` and `cursor`).
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct IncidentQuery {
+    /// low, medium, high or critical.
+    #[param(nullable = false, pattern = "^(low|medium|high|critical)$")]
+    level: Option<String>,
+    /// open, contained or resolved.
+    #[param(nullable = false, pattern = "^(open|contained|resolved)$")]
+    status: Option<String>,
+    /// Items per page, 1..=100 (default 50).
+    #[param(minimum = 1, maximum = 100, nullable = false)]
+    limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
+    #[param(nullable = false)]
+    cursor: Option<String>,
+}
+
+/// Incidents, newest first, filtered by level and status: admins and managers.
+#[utoipa::path(get, path = "/incidents", tag = "security operations", security(("bearer" = [])), params(IncidentQuery),
+    responses((status = 200, body = IncidentPage), (status = 401), (status = 403), (status = 422, description = "bad filter, limit or cursor")))]
+async fn list(
+    State(app): State<AppState>,
+    who: Principal,
+    RawQuery(query): RawQuery,
+) -> Result<Json<IncidentPage>> {
+    crate::authz::authorize_plain(Some(&who), crate::authz::Action::IncidentList)?;
+    let pairs: Vec<(String, String)> =
+        serde_urlencoded::from_str(query.as_deref().unwrap_or(""))
+            .map_err(|_| ValidationError::field("query", "is not a valid query string"))?;
+    let mut errors = ValidationError::default();
+    let (mut level, mut status, mut rest) = (None, None, Vec::new());
+    for (k, v) in pairs {
+        let (slot, allowed): (&mut Option<String>, &[&str]) = match k.as_str() {
+            "level" => (&mut level, &LEVELS),
+            "status" => (&mut status, &STATUSES),
+            _ => {
+                rest.push((k, v));
+                continue;
+            }
+        };
+        if !allowed.contains(&v.as_str()) {
+            errors.push(k.as_str(), format!("must be one of {}", allowed.join(", ")));
+        } else if slot.replace(v).is_some() {
+            errors.push(k.as_str(), "is given more than once");
+        }
+    }
+    errors.into_result()?;
+    let rest = serde_urlencoded::to_string(&rest).unwrap_or_default();
+    let req = page::parse(Some(&rest), &app.cursors, LIST, who.user_id())?;
+    let before = req.after.map(|u| u.hyphenated().to_string());
+    let rows = service::incidents::list(
+        &app,
+        &who,
+        level.as_deref(),
+        status.as_deref(),
+        before.as_deref(),
+        req.limit,
+    )
+    .await?;
+    let (rows, next_cursor) = page::finish(
+        rows,
+        req,
+        |i| i.id.parse().unwrap_or_default(),
+        &app.cursors,
+        LIST,
+        who.user_id(),
+    );
+    Ok(Json(IncidentPage {
+        items: rows.into_iter().map(|i| view(i, None)).collect(),
+        next_cursor,
+    }))
+}
+
+/// One incident with its notes: admins and managers.
+#[utoipa::path(get, path = "/incidents/{id}", tag = "security operations", security(("bearer" = [])),
+    params(("id" = String, Path, description = "the incident's id")),
+    responses((status = 200, body = IncidentView), (status = 401), (status = 403), (status = 404)))]
+async fn show(
+    State(app): State<AppState>,
+    who: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<IncidentView>> {
+    crate::authz::authorize_plain(Some(&who), crate::authz::Action::IncidentList)?;
+    let (i, notes) = service::incidents::get(&app, &who, &incident_id(&id)?).await?;
+    Ok(Json(view(i, Some(notes))))
+}
+
+/// Contain or resolve an incident, with a note (open -> contained -> resolved): admins and managers.
+#[utoipa::path(patch, path = "/incidents/{id}", tag = "security operations", security(("bearer" = [])), request_body = UpdateInput,
+    params(("id" = String, Path, description = "the incident's id")),
+    responses((status = 200, body = IncidentView), (status = 401), (status = 403), (status = 404),
+        (status = 409, description = "not a step of the workflow (a resolved incident stays resolved)"), (status = 422)))]
+async fn update(
+    State(app): State<AppState>,
+    who: Principal,
+    meta: RequestMeta,
+    Path(id): Path<String>,
+    AppJson(req): AppJson<UpdateInput>,
+) -> Result<Json<IncidentView>> {
+    crate::authz::authorize_plain(Some(&who), crate::authz::Action::IncidentUpdate)?;
+    let id = incident_id(&id)?;
+    let mut errors = ValidationError::default();
+    if !STATUSES.contains(&req.status.as_str()) {
+        errors.push("status", "must be open, contained or resolved");
+    }
+    errors.collect(service::incidents::text("note", &req.note));
+    errors.into_result()?;
+    service::incidents::update(&app, &who, &id, &req.status, &req.note, &meta).await?;
+    let (i, notes) = service::incidents::get(&app, &who, &id).await?;
+    Ok(Json(view(i, Some(notes))))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ContainInput {
+    /// revoke_sessions (user_id), disable_user (user_id) or block_address (cidr, seconds).
+    #[schema(pattern = "^(revoke_sessions|disable_user|block_address)$")]
+    action: String,
+    user_id: Option<UserId>,
+    /// An address or network, `203.0.113.7` or `203.0.113.0/24`.
+    cidr: Option<String>,
+    /// How long a block lasts, 1..=2592000 seconds (default 900).
+    #[schema(minimum = 1, maximum = 2592000)]
+    seconds: Option<u64>,
+    /// Why, for the audit trail (at most 200 characters).
+    #[schema(max_length = 200)]
+    reason: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ContainOutcome {
+    action: String,
+    /// Sessions ended (revoke_sessions, disable_user).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sessions_revoked: Option<u64>,
+    /// When the block ends (block_address).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    blocked_until: Option<String>,
+}
+
+/// Containment: end every session of a user, disable a user (the rights of disabling that
+/// account), or block an address or network for a while (admins and managers).
+#[utoipa::path(post, path = "/containment", tag = "security operations", security(("bearer" = [])), request_body = ContainInput,
+    responses((status = 200, body = ContainOutcome), (status = 401), (status = 403), (status = 404),
+        (status = 409, description = "refused by a rule (your own account or address, the last admin)"), (status = 422)))]
+async fn contain(
+    State(app): State<AppState>,
+    who: Principal,
+    meta: RequestMeta,
+    AppJson(req): AppJson<ContainInput>,
+) -> Result<Json<ContainOutcome>> {
+    let need_user = || {
+        req.user_id.ok_or_else(|| {
+            AppError::from(ValidationError::field(
+                "user_id",
+                "is required for this action",
+            ))
+        })
+    };
+    let outcome = match req.action.as_str() {
+        "revoke_sessions" => {
+            let n =
+                service::containment::revoke_sessions(&app, By::Person(&who), need_user()?, &meta)
+                    .await?;
+            ContainOutcome {
+                action: req.action,
+                sessions_revoked: Some(n),
+                blocked_until: None,
+            }
+        }
+        "disable_user" => {
+            let change = service::users::AccountChange {
+                role: None,
+                disabled: Some(true),
+            };
+            service::users::update(&app, &who, need_user()?, change, &meta).await?;
+            ContainOutcome {
+                action: req.action,
+                sessions_revoked: None,
+                blocked_until: None,
+            }
+        }
+        "block_address" => {
+            let mut errors = ValidationError::default();
+            let cidr = match req
+                .cidr
+                .as_deref()
+                .map(str::parse::<crate::limits::address::Cidr>)
+            {
+                Some(Ok(c)) => Some(c),
+                Some(Err(e)) => {
+                    errors.push("cidr", e);
+                    None
+                }
+                None => {
+                    errors.push("cidr", "is required for this action");
+                    None
+                }
+            };
+            let seconds = req.seconds.unwrap_or(900);
+            if !(1..=service::containment::MAX_BLOCK_S).contains(&seconds) {
+                errors.push("seconds", "must be 1..=2592000");
+            }
+            let reason = req.reason.unwrap_or_else(|| "containment".to_owned());
+            if let Err(e) = crate::domain::text::one_line(&reason, "reason", 200) {
+                errors.errors.extend(e.errors);
+            }
+            errors.into_result()?;
+            let cidr = cidr.ok_or_else(|| AppError::Internal(anyhow::anyhow!("checked above")))?;
+            let until =
+                service::containment::block(&app, By::Person(&who), cidr, seconds, &reason, &meta)
+                    .await?;
+            ContainOutcome {
+                action: req.action,
+                sessions_revoked: None,
+                blocked_until: Some(until.rfc3339()),
+            }
+        }
+        _ => {
+            return Err(ValidationError::field(
+                "action",
+                "must be revoke_sessions, disable_user or block_address",
+            )
+            .into());
+        }
+    };
+    Ok(Json(outcome))
+}

@@ -1,0 +1,417 @@
+//! Incidents: detectors that read the audit trail as it is sealed, user reports, and the
+//! open -> contained -> resolved workflow with notes. Levels: low, medium, high, critical.
+//!
+//! | kind | raised when | level | automatic containment |
+//! |---|---|---|---|
+//! | brute_force | 10 failed logins on one account in 10 minutes | high | (the login guard already slows the account) |
+//! | credential_stuffing | failed logins on 10 different accounts from one address in 10 minutes | high | block the address (IMANGOR_CONTAIN_STUFFING_BLOCK seconds, default 900) |
+//! | refresh_reuse | a spent refresh token presented again | high | the session is revoked; with IMANGOR_CONTAIN_REFRESH_REUSE=all, every session of the user |
+//! | authz_probing | 20 refusals of the policy for one account in 10 minutes | medium | |
+//! | forged_tokens | 50 access tokens that fail verification from one address in a minute | high | |
+//! | role_escalation | an account made admin | high | |
+//! | data_integrity | a stored secret fails authentication | critical | |
+//! | user_report | `POST /api/v1/incidents` | as reported (default medium) | |
+//!
+//! A detector raises the unresolved incident of the same (kind, subject) again (its count grows)
+//! instead of opening another.
+
+use super::{Event, RequestMeta};
+use crate::authz::{self, Action, Principal};
+use crate::db::Tx;
+use crate::db::audit::AuditRow;
+use crate::db::incidents::{self, Incident, NewIncident};
+use crate::domain::Timestamp;
+use crate::error::{AppError, Result, ValidationError};
+use crate::state::AppState;
+
+pub const LEVELS: [&str; 4] = ["low", "medium", "high", "critical"];
+pub const STATUSES: [&str; 3] = ["open", "contained", "resolved"];
+const WINDOW_S: u64 = 600;
+pub const BRUTE_FORCE_FAILURES: i64 = 10;
+pub const STUFFING_ACCOUNTS: i64 = 10;
+pub const PROBING_DENIALS: i64 = 20;
+
+pub fn level_rank(level: &str) -> usize {
+    LEVELS.iter().position(|l| *l == level).unwrap_or(0)
+}
+
+/// Automatic containment, per detector.
+#[derive(Debug, Clone, Copy)]
+pub struct Containment {
+    /// Seconds an address doing credential stuffing is blocked (0: not blocked).
+    pub stuffing_block_s: u64,
+    /// Refresh-token reuse revokes every session of the user, not only the reused family.
+    pub reuse_revokes_all: bool,
+}
+
+/// An incident a detector opened or raised again, for what happens after commit (metrics, alerts).
+#[derive(Debug, Clone)]
+pub struct Raised {
+    pub incident: Incident,
+    pub opened: bool,
+}
+
+async fn raise(
+    tx: &mut Tx,
+    new: NewIncident<'_>,
+    now: Timestamp,
+    out: &mut Vec<Raised>,
+) -> sqlx::Result<Incident> {
+    let (incident, opened) = incidents::raise(tx, &new, now).await?;
+    Event::new(
+        if opened {
+            "incident.open"
+        } else {
+            "incident.raise"
+        },
+        "success",
+    )
+    .target(format!("incident:{}", incident.id))
+    .detail(format!(
+        "{} ({}), count {}",
+        incident.kind, incident.level, incident.count
+    ))
+    .record(tx, &RequestMeta::default())
+    .await?;
+    out.push(Raised {
+        incident: incident.clone(),
+        opened,
+    });
+    Ok(incident)
+}
+
+/// Runs every rule on one newly sealed row, in the sealing transaction.
+pub async fn detect(
+    tx: &mut Tx,
+    row: &AuditRow,
+    contain: &Containment,
+    out: &mut Vec<Raised>,
+) -> sqlx::Result<()> {
+    let at = Timestamp::from_micros(row.at);
+    let since = Timestamp::from_micros(row.at - (WINDOW_S as i64) * 1_000_000);
+    match (row.action.as_str(), row.outcome.as_str()) {
+        ("auth.login", "failure") => {
+            if let Some(actor) = &row.actor_id {
+                let n = incidents::count_by_actor(tx, "auth.login", "failure", actor, since, at)
+                    .await?;
+                if n >= BRUTE_FORCE_FAILURES {
+                    let d = format!("{n} failed logins on one account in 10 minutes");
+                    raise(
+                        tx,
+                        NewIncident {
+                            kind: "brute_force",
+                            level: "high",
+                            subject: Some(actor),
+                            description: &d,
+                            reported_by: None,
+                        },
+                        at,
+                        out,
+                    )
+                    .await?;
+                }
+            }
+            if let Some(ip) = &row.ip {
+                let (_, accounts) =
+                    incidents::count_by_ip(tx, "auth.login", "failure", ip, since, at).await?;
+                if accounts >= STUFFING_ACCOUNTS {
+                    let d = format!(
+                        "failed logins on {accounts} different accounts from {ip} in 10 minutes"
+                    );
+                    raise(
+                        tx,
+                        NewIncident {
+                            kind: "credential_stuffing",
+                            level: "high",
+                            subject: Some(ip),
+                            description: &d,
+                            reported_by: None,
+                        },
+                        at,
+                        out,
+                    )
+                    .await?;
+                    if contain.stuffing_block_s > 0 {
+                        let cidr = host_cidr(ip);
+                        incidents::block(
+                            tx,
+                            &cidr,
+                            "credential stuffing (automatic)",
+                            None,
+                            at,
+                            at.plus_seconds(contain.stuffing_block_s),
+                        )
+                        .await?;
+                        Event::new("containment.block_address", "success")
+                            .target(&cidr)
+                            .detail(format!("automatic, {} s", contain.stuffing_block_s))
+                            .record(tx, &RequestMeta::default())
+                            .await?;
+                    }
+                }
+            }
+        }
+        ("auth.refresh_reuse", _) => {
+            // The subject is the account whose session it was (whoever presented the token).
+            let owner = match &row.target {
+                Some(session) => crate::db::sessions::owner(tx, session).await?,
+                None => None,
+            };
+            let subject = owner.unwrap_or_else(|| "unknown".into());
+            raise(tx, NewIncident { kind: "refresh_reuse", level: "high", subject: Some(&subject), description: "a spent refresh token was presented again: its session was revoked", reported_by: None }, at, out).await?;
+            if contain.reuse_revokes_all
+                && let Ok(user) = subject.parse()
+            {
+                let n = crate::db::sessions::revoke_all_of(
+                    tx,
+                    user,
+                    None,
+                    "refresh token reuse (automatic containment)",
+                    at,
+                )
+                .await?;
+                Event::new("containment.revoke_sessions", "success")
+                    .target(&subject)
+                    .detail(format!("automatic, {n} session(s)"))
+                    .record(tx, &RequestMeta::default())
+                    .await?;
+            }
+        }
+        ("authz.denied", _) => {
+            if let Some(actor) = &row.actor_id {
+                let n = incidents::count_by_actor(tx, "authz.denied", "denied", actor, since, at)
+                    .await?
+                    + incidents::count_by_actor(tx, "authz.denied", "hidden", actor, since, at)
+                        .await?;
+                if n >= PROBING_DENIALS {
+                    let d = format!(
+                        "{n} refusals of the authorization policy for one account in 10 minutes"
+                    );
+                    raise(
+                        tx,
+                        NewIncident {
+                            kind: "authz_probing",
+                            level: "medium",
+                            subject: Some(actor),
+                            description: &d,
+                            reported_by: None,
+                        },
+                        at,
+                        out,
+                    )
+                    .await?;
+                }
+            }
+        }
+        ("auth.token_invalid", _) => {
+            let subject = row.ip.clone().unwrap_or_else(|| "unknown".into());
+            let d = row.detail.clone().unwrap_or_default();
+            raise(
+                tx,
+                NewIncident {
+                    kind: "forged_tokens",
+                    level: "high",
+                    subject: Some(&subject),
+                    description: &d,
+                    reported_by: None,
+                },
+                at,
+                out,
+            )
+            .await?;
+        }
+        ("user.role_change", "success")
+            if row
+                .detail
+                .as_deref()
+                .is_some_and(|d| d.ends_with("-> admin")) =>
+        {
+            let subject = row.target.clone().unwrap_or_default();
+            let by = row.actor_id.clone().unwrap_or_default();
+            let d = format!("account {subject} was made admin by {by}");
+            raise(
+                tx,
+                NewIncident {
+                    kind: "role_escalation",
+                    level: "high",
+                    subject: Some(&subject),
+                    description: &d,
+                    reported_by: None,
+                },
+                at,
+                out,
+            )
+            .await?;
+        }
+        ("secret.decrypt", "failure") => {
+            let subject = row.target.clone().unwrap_or_default();
+            let d = format!(
+                "{subject}: {}",
+                row.detail.as_deref().unwrap_or("did not open")
+            );
+            raise(
+                tx,
+                NewIncident {
+                    kind: "data_integrity",
+                    level: "critical",
+                    subject: Some(&subject),
+                    description: &d,
+                    reported_by: None,
+                },
+                at,
+                out,
+            )
+            .await?;
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// A single address as a CIDR (`/32` or `/128`).
+fn host_cidr(ip: &str) -> String {
+    match ip.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(_)) => format!("{ip}/32"),
+        Ok(std::net::IpAddr::V6(_)) => format!("{ip}/128"),
+        Err(_) => ip.to_owned(),
+    }
+}
+
+/// What happens after a sealing pass committed: metrics count every occurrence.
+pub fn after_commit(app: &AppState, raised: &[Raised]) {
+    for r in raised {
+        app.metrics.incident(&r.incident.level, &r.incident.kind);
+        if level_rank(&r.incident.level) >= level_rank(&app.config.alert_min_level) {
+            app.alerts.send(&r.incident, r.opened);
+        }
+    }
+}
+
+/// A user's report: an incident of kind `user_report`.
+pub async fn report(
+    app: &AppState,
+    who: &Principal,
+    description: &str,
+    level: &str,
+    meta: &RequestMeta,
+) -> Result<Incident> {
+    authz::authorize_plain(Some(who), Action::IncidentReport)?;
+    let now = Timestamp::now();
+    let mut tx = app.db.begin().await?;
+    let by = who.user_id().to_string();
+    let (incident, _) = incidents::raise(
+        &mut tx,
+        &NewIncident {
+            kind: "user_report",
+            level,
+            subject: None,
+            description,
+            reported_by: Some(&by),
+        },
+        now,
+    )
+    .await?;
+    Event::new("incident.report", "success")
+        .actor(who.user_id())
+        .target(format!("incident:{}", incident.id))
+        .detail(format!("level {level}"))
+        .record(&mut tx, meta)
+        .await?;
+    tx.commit().await?;
+    app.metrics.incident(&incident.level, &incident.kind);
+    if level_rank(level) >= level_rank(&app.config.alert_min_level) {
+        app.alerts.send(&incident, true);
+    }
+    Ok(incident)
+}
+
+pub async fn list(
+    app: &AppState,
+    who: &Principal,
+    level: Option<&str>,
+    status: Option<&str>,
+    before: Option<&str>,
+    limit: u32,
+) -> Result<Vec<Incident>> {
+    authz::authorize_plain(Some(who), Action::IncidentList)?;
+    Ok(incidents::list(&app.db, level, status, before, i64::from(limit) + 1).await?)
+}
+
+pub async fn get(
+    app: &AppState,
+    who: &Principal,
+    id: &str,
+) -> Result<(Incident, Vec<incidents::Note>)> {
+    authz::authorize_plain(Some(who), Action::IncidentList)?;
+    let mut tx = app.db.begin().await?;
+    let i = incidents::find(&mut tx, id)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    tx.commit().await?;
+    let notes = incidents::notes(&app.db, id).await?;
+    Ok((i, notes))
+}
+
+/// Moves an incident on: open -> contained -> resolved (or open -> resolved), with a note.
+/// A resolved incident is closed; a new occurrence opens a new one.
+pub async fn update(
+    app: &AppState,
+    who: &Principal,
+    id: &str,
+    status: &str,
+    note: &str,
+    meta: &RequestMeta,
+) -> Result<Incident> {
+    authz::authorize_plain(Some(who), Action::IncidentUpdate)?;
+    let now = Timestamp::now();
+    let mut tx = app.db.begin_write().await?;
+    let before = incidents::find(&mut tx, id)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    let allowed = match (before.status.as_str(), status) {
+        ("open", "contained" | "resolved") | ("contained", "resolved") => true,
+        (a, b) => a == b && a != "resolved",
+    };
+    if !allowed {
+        return Err(AppError::Refused(
+            "an incident moves open -> contained -> resolved, and a resolved one stays resolved",
+        ));
+    }
+    incidents::set_status(&mut tx, id, status, now).await?;
+    let by = who.user_id().to_string();
+    incidents::add_note(&mut tx, id, Some(&by), status, note, now).await?;
+    Event::new("incident.update", "success")
+        .actor(who.user_id())
+        .target(format!("incident:{id}"))
+        .detail(format!("{} -> {status}", before.status))
+        .record(&mut tx, meta)
+        .await?;
+    let after = incidents::find(&mut tx, id)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    tx.commit().await?;
+    Ok(after)
+}
+
+/// Checks a report's or a note's text: 1..=2000 characters, no control characters but line breaks.
+pub fn text(field: &str, raw: &str) -> std::result::Result<(), ValidationError> {
+    if raw.trim().is_empty() {
+        return Err(ValidationError::field(field, "must not be empty"));
+    }
+    if raw.chars().count() > 2000 {
+        return Err(ValidationError::field(
+            field,
+            "must be at most 2000 characters",
+        ));
+    }
+    if raw
+        .chars()
+        .any(|c| (c.is_control() && c != '\n') || c == '\u{2028}' || c == '\u{2029}')
+    {
+        return Err(ValidationError::field(
+            field,
+            "must not contain control characters other than line breaks",
+        ));
+    }
+    Ok(())
+}
