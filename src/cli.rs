@@ -39,6 +39,19 @@ pub enum Command {
     /// Rotate the data keyring (encrypted values) and the signing keyring (access tokens).
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Containment as the operator: end a user's sessions, block an address or network.
+    #[command(subcommand)]
+    Contain(ContainCommand),
+    /// The guide's permission review: admins, managers, dormant accounts and accounts never
+    /// logged in, with their last login.
+    AccessReview {
+        /// table, json or csv.
+        #[arg(long, default_value = "table")]
+        format: String,
+        /// An account not logged in for this many days is dormant.
+        #[arg(long, default_value_t = 90)]
+        dormant_days: u64,
+    },
     /// The audit trail: check its chain, or export it.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -51,6 +64,24 @@ pub enum Command {
         /// How many replicas serve the same data.
         #[arg(long, default_value_t = 1)]
         replicas: u32,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ContainCommand {
+    /// End every session of an account (its tokens stop working at once).
+    RevokeSessions {
+        #[arg(long)]
+        email: String,
+    },
+    /// Refuse requests from an address or network for a while.
+    Block {
+        /// `203.0.113.7` or `203.0.113.0/24`.
+        cidr: String,
+        #[arg(long, default_value_t = 900)]
+        seconds: u64,
+        #[arg(long, default_value = "operator containment")]
+        reason: String,
     },
 }
 
@@ -146,7 +177,10 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Migrate => {
-            startup::state(config).await?;
+            // Migrating is a deployment step: it records the keyrings the servers will use.
+            let app = startup::state(config).await?;
+            startup::observe_keys(&app).await?;
+            app.db.close().await;
             println!("migrations applied");
             Ok(())
         }
@@ -165,6 +199,54 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             }
         }
         Command::Keys(cmd) => keys(cmd, config).await,
+        Command::Contain(cmd) => {
+            use crate::service::containment::{self, By};
+            let app = startup::state(config).await?;
+            let meta = crate::service::RequestMeta::default();
+            let shown = |e: crate::error::AppError| anyhow::anyhow!("{e}");
+            let result = match cmd {
+                ContainCommand::RevokeSessions { email } => {
+                    let email = Email::parse(&email).map_err(|e| anyhow::anyhow!("{e}"))?;
+                    let user = crate::db::users::find_credentials(&app.db, email.as_str())
+                        .await?
+                        .ok_or_else(|| {
+                            anyhow::anyhow!("no account has the email {}", email.as_str())
+                        })?
+                        .0;
+                    containment::revoke_sessions(&app, By::Operator, user.id, &meta)
+                        .await
+                        .map(|n| println!("{n} session(s) of {} ended", user.email))
+                        .map_err(shown)
+                }
+                ContainCommand::Block {
+                    cidr,
+                    seconds,
+                    reason,
+                } => {
+                    let net = cidr
+                        .parse::<crate::limits::address::Cidr>()
+                        .map_err(|e| anyhow::anyhow!("{e}"))?;
+                    crate::domain::text::one_line(&reason, "--reason", 200)
+                        .map_err(|e| anyhow::anyhow!("{e}"))?;
+                    containment::block(&app, By::Operator, net, seconds, &reason, &meta)
+                        .await
+                        .map(|until| println!("{net} blocked until {}", until.rfc3339()))
+                        .map_err(shown)
+                }
+            };
+            app.db.close().await;
+            result
+        }
+        Command::AccessReview {
+            format,
+            dormant_days,
+        } => {
+            let app = startup::state(config).await?;
+            let rows = crate::db::users::with_last_login(&app.db).await?;
+            app.db.close().await;
+            print!("{}", access_review(&rows, &format, dormant_days)?);
+            Ok(())
+        }
         Command::Audit(cmd) => {
             let app = startup::state(config).await?;
             let result = match cmd {
@@ -267,6 +349,20 @@ fn parse_role(s: &str) -> anyhow::Result<Role> {
     Role::parse(s).ok_or_else(|| anyhow::anyhow!("--role must be admin, manager or user"))
 }
 
+/// Records an operator's key operation in the audit trail.
+async fn key_event(config: &Config, action: &str, detail: String) -> anyhow::Result<()> {
+    let app = startup::state(config.clone()).await?;
+    let mut tx = app.db.begin().await?;
+    crate::service::Event::new(action, "success")
+        .actor("operator")
+        .detail(detail)
+        .record(&mut tx, &crate::service::RequestMeta::default())
+        .await?;
+    tx.commit().await?;
+    app.db.close().await;
+    Ok(())
+}
+
 async fn keys(cmd: KeysCommand, config: Config) -> anyhow::Result<()> {
     use crate::service::keys::{self, Written};
     let shown = |w: Written| match w {
@@ -281,6 +377,12 @@ async fn keys(cmd: KeysCommand, config: Config) -> anyhow::Result<()> {
     match cmd {
         KeysCommand::Add { standby } => {
             let (id, written) = keys::add_data_key(&config, standby)?;
+            key_event(
+                &config,
+                "keys.add",
+                format!("data key {id}{}", if standby { " (standby)" } else { "" }),
+            )
+            .await?;
             eprintln!(
                 "data key {id} added{}",
                 if standby {
@@ -294,11 +396,18 @@ async fn keys(cmd: KeysCommand, config: Config) -> anyhow::Result<()> {
         }
         KeysCommand::Promote { id } => {
             shown(keys::promote_data_key(&config, &id)?);
+            key_event(&config, "keys.promote", format!("data key {id}")).await?;
             eprintln!("data key {id} encrypts after the servers restart");
             Ok(())
         }
         KeysCommand::RotateSigning { alg } => {
             let (id, written) = keys::rotate_signing(&config, &alg)?;
+            key_event(
+                &config,
+                "keys.rotate_signing",
+                format!("signing key {id} ({alg})"),
+            )
+            .await?;
             eprintln!(
                 "signing key {id} ({alg}) added: it signs after the servers restart; retire the old one when its tokens have expired ({} s later)",
                 config.access_token_ttl + crate::config::JWT_LEEWAY_S
@@ -351,7 +460,8 @@ async fn keys(cmd: KeysCommand, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
         KeysCommand::Reencrypt { batch } => {
-            let app = startup::state(config).await?;
+            let app = startup::state(config.clone()).await?;
+            let current = app.keys.current().to_owned();
             let started = std::time::Instant::now();
             let mut last_print = std::time::Instant::now() - std::time::Duration::from_secs(1);
             let done = keys::reencrypt(&app.db, &app.keys, batch.clamp(1, 10_000), |n, total| {
@@ -372,6 +482,15 @@ async fn keys(cmd: KeysCommand, config: Config) -> anyhow::Result<()> {
                 started.elapsed().as_secs_f64()
             );
             app.db.close().await;
+            key_event(
+                &config,
+                "keys.reencrypt",
+                format!(
+                    "{} rows resealed under {}, {} skipped, {} did not open",
+                    done.resealed, current, done.skipped, done.failed
+                ),
+            )
+            .await?;
             if done.failed > 0 {
                 anyhow::bail!(
                     "{} rows did not open: see the critical security events",
@@ -383,6 +502,7 @@ async fn keys(cmd: KeysCommand, config: Config) -> anyhow::Result<()> {
         KeysCommand::Retire { id } => {
             let app = startup::state(config.clone()).await?;
             let written = keys::retire(&config, &app.db, &id).await?;
+            key_event(&config, "keys.retire", format!("key {id}")).await?;
             eprintln!("key {id} retired");
             shown(written);
             app.db.close().await;
@@ -402,4 +522,101 @@ fn progress_line(n: u64, total: u64, elapsed: std::time::Duration) -> String {
         n * 100 / total,
         n as f64 / elapsed.as_secs_f64().max(0.001)
     )
+}
+
+/// The access review: every admin and manager, and every dormant or never-used account.
+fn access_review(
+    rows: &[(crate::db::users::User, Option<crate::domain::Timestamp>)],
+    format: &str,
+    dormant_days: u64,
+) -> anyhow::Result<String> {
+    let dormant_before =
+        crate::domain::Timestamp::now().micros() - (dormant_days as i64) * 86_400 * 1_000_000;
+    let mut out = Vec::new();
+    for (u, last) in rows {
+        let mut flags = Vec::new();
+        match u.role {
+            Role::Admin => flags.push("admin"),
+            Role::Manager => flags.push("manager"),
+            Role::User => {}
+        }
+        match last {
+            None => flags.push("never_logged_in"),
+            Some(t) if t.micros() < dormant_before => flags.push("dormant"),
+            Some(_) => {}
+        }
+        if u.disabled {
+            flags.push("disabled");
+        }
+        if flags.iter().any(|f| *f != "disabled") {
+            out.push((u, last, flags));
+        }
+    }
+    let last_login =
+        |l: &Option<crate::domain::Timestamp>| l.map(|t| t.rfc3339()).unwrap_or_default();
+    Ok(match format {
+        "json" => {
+            let items: Vec<serde_json::Value> = out
+                .iter()
+                .map(|(u, last, flags)| {
+                    serde_json::json!({"id": u.id, "email": u.email, "role": u.role.as_str(),
+                        "disabled": u.disabled, "created_at": u.created_at.rfc3339(),
+                        "last_login": last.map(|t| t.rfc3339()), "flags": flags})
+                })
+                .collect();
+            serde_json::to_string_pretty(&items)? + "\n"
+        }
+        "csv" => {
+            let mut s = String::from("email,role,disabled,created_at,last_login,flags\n");
+            for (u, last, flags) in &out {
+                s.push_str(&format!(
+                    "{},{},{},{},{},{}\n",
+                    csv_field(&u.email),
+                    u.role.as_str(),
+                    u.disabled,
+                    u.created_at.rfc3339(),
+                    last_login(last),
+                    flags.join(" ")
+                ));
+            }
+            s
+        }
+        "table" => {
+            let mut s = format!(
+                "{:<36} {:<8} {:<9} {:<27} {}\n",
+                "email", "role", "disabled", "last login", "flags"
+            );
+            for (u, last, flags) in &out {
+                let last = match last {
+                    Some(t) => t.rfc3339(),
+                    None => "never".to_owned(),
+                };
+                s.push_str(&format!(
+                    "{:<36} {:<8} {:<9} {:<27} {}\n",
+                    u.email,
+                    u.role.as_str(),
+                    u.disabled,
+                    last,
+                    flags.join(", ")
+                ));
+            }
+            s
+        }
+        other => anyhow::bail!("--format {other}: one of table, json, csv"),
+    })
+}
+
+/// A CSV field, quoted when it needs to be; a leading `=`, `+`, `-` or `@` is defused so a
+/// spreadsheet does not run it as a formula.
+fn csv_field(v: &str) -> String {
+    let v = if v.starts_with(['=', '+', '-', '@']) {
+        format!("'{v}")
+    } else {
+        v.to_owned()
+    };
+    if v.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", v.replace('"', "\"\""))
+    } else {
+        v
+    }
 }

@@ -40,9 +40,6 @@ pub async fn state(config: Config) -> anyhow::Result<AppState> {
     })
     .await?;
     db.migrate().await?;
-    crate::service::keys::observe(&db, &keys, &tokens)
-        .await
-        .context("recording the keyrings in the key log")?;
     let hasher = Hasher::new(config.hash_concurrency, config.hash_queue)?;
     let cursors = Cursors::derive(keys.cursor_key());
     let logins = LoginGuard::new(config.login);
@@ -76,6 +73,10 @@ impl App {
     pub async fn build(config: Config) -> anyhow::Result<App> {
         let listen = config.listen;
         let state = state(config).await?;
+        // The keyrings this server encrypts and signs with: when each key was first used, and
+        // when the previous ones stopped (the overlap before a signing key may be retired).
+        observe_keys(&state).await?;
+        record_start(&state).await?;
         if let Some((email, password)) = crate::service::users::bootstrap_admin(&state)
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?
@@ -188,6 +189,50 @@ impl App {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+pub async fn observe_keys(state: &AppState) -> anyhow::Result<()> {
+    crate::service::keys::observe(&state.db, &state.keys, &state.tokens)
+        .await
+        .context("recording the keyrings in the key log")
+}
+
+/// The start-up event of the audit trail: what this server runs with (never a secret).
+async fn record_start(state: &AppState) -> anyhow::Result<()> {
+    let c = &state.config;
+    let signing: Vec<String> = state
+        .tokens
+        .describe()
+        .iter()
+        .map(|(k, a)| format!("{k} ({a})"))
+        .collect();
+    let summary = format!(
+        "version {}; env {:?}; database {}; registration {:?}; rate limits {}; cors origins {}; trusted proxies {}; data key {}; signing keys {}; metrics {}; alerts {}",
+        env!("CARGO_PKG_VERSION"),
+        c.env,
+        state.db.backend(),
+        c.registration,
+        if c.rate_limits { "on" } else { "off" },
+        c.cors_origins.len(),
+        c.trusted_proxies.len(),
+        state.keys.current(),
+        signing.join(", "),
+        c.metrics_listen
+            .map(|a| a.to_string())
+            .unwrap_or_else(|| "off".into()),
+        if c.alert_webhook_url.is_some() {
+            "on"
+        } else {
+            "off"
+        },
+    );
+    let mut tx = state.db.begin().await?;
+    crate::service::Event::new("server.start", "success")
+        .detail(summary)
+        .record(&mut tx, &crate::service::RequestMeta::default())
+        .await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 /// Deletes expired revocation entries and refresh tokens every ten minutes.

@@ -238,3 +238,18 @@ pub async fn set_disabled(
         .bind(disabled).bind(now.micros()).bind(id.to_string()).execute(c).await.map(|r| r.rows_affected()))?;
     Ok(())
 }
+
+/// Every account with its last login (the newest session it opened), for the access review.
+pub async fn with_last_login(db: &Db) -> sqlx::Result<Vec<(User, Option<Timestamp>)>> {
+    on_db!(db, p => {
+        let rows = sqlx::query(
+            "select u.id, u.email, u.full_name, u.role, u.disabled, u.created_at,
+                    (select max(s.created_at) from sessions s where s.user_id = u.id) as last_login
+             from users u order by u.email")
+            .fetch_all(p).await?;
+        rows.iter().map(|r| {
+            let last: Option<i64> = r.try_get("last_login")?;
+            Ok((user_row!(r), last.map(Timestamp::from_micros)))
+        }).collect()
+    })
+}

@@ -631,3 +631,166 @@ async fn operators_create_promote_and_disable_accounts_from_the_command_line() {
     assert_eq!(login().await.unwrap().status(), StatusCode::BAD_REQUEST);
     s.stop().await;
 }
+
+#[tokio::test]
+async fn operators_review_access_and_contain_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut envs = base_env(dir.path()).await;
+    envs.push(("IMANGOR_JWT_SECRET", JWT_SECRET.to_owned()));
+    envs.push(("IMANGOR_BOOTSTRAP_ADMIN_EMAIL", ADMIN_EMAIL.to_owned()));
+    envs.push((
+        "IMANGOR_BOOTSTRAP_ADMIN_PASSWORD",
+        ADMIN_PASSWORD.to_owned(),
+    ));
+    let s = Server::start(&envs).await;
+    let c = reqwest::Client::new();
+    for email in ["=cmd@example.com", "quiet@example.com"] {
+        let res = c
+            .post(s.url("/api/v1/users"))
+            .json(&json!({"email": email, "password": PASSWORD, "full_name": "X"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::CREATED);
+    }
+    let login = |email: &'static str, password: &'static str| {
+        let c = c.clone();
+        let url = s.url("/api/v1/token");
+        async move {
+            let res = c
+                .post(url)
+                .form(&[
+                    ("grant_type", "password"),
+                    ("username", email),
+                    ("password", password),
+                ])
+                .send()
+                .await
+                .unwrap();
+            res.json::<Value>().await.unwrap()["access_token"]
+                .as_str()
+                .map(str::to_owned)
+        }
+    };
+    let admin = login(ADMIN_EMAIL, ADMIN_PASSWORD).await.unwrap();
+    let user = login("=cmd@example.com", PASSWORD).await.unwrap();
+    let run = |args: Vec<&'static str>| {
+        let envs = envs.clone();
+        async move {
+            let out = command(&envs).args(args).output().await.unwrap();
+            (
+                out.status.success(),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            )
+        }
+    };
+
+    // The review lists the admin (with a login) and the account never used.
+    let (ok, out, err) = run(vec!["access-review", "--format", "json"]).await;
+    assert!(ok, "{err}");
+    let rows: Vec<Value> = serde_json::from_str(&out).unwrap();
+    let of = |email: &str| rows.iter().find(|r| r["email"] == email).cloned();
+    assert!(
+        of(ADMIN_EMAIL).unwrap()["flags"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("admin"))
+    );
+    assert!(of(ADMIN_EMAIL).unwrap()["last_login"].is_string());
+    assert_eq!(
+        of("quiet@example.com").unwrap()["flags"],
+        json!(["never_logged_in"])
+    );
+    assert!(
+        of("=cmd@example.com").is_none(),
+        "an active plain user needs no review"
+    );
+    let (ok, out, _) = run(vec![
+        "access-review",
+        "--format",
+        "csv",
+        "--dormant-days",
+        "0",
+    ])
+    .await;
+    assert!(
+        ok && out.starts_with("email,role,disabled,created_at,last_login,flags\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("'=cmd@example.com,user"),
+        "a formula is defused: {out}"
+    );
+    let (ok, out, _) = run(vec!["access-review"]).await;
+    assert!(ok && out.contains("never"), "{out}");
+
+    // Containment from the command line takes effect on the running server.
+    let (ok, out, err) = run(vec![
+        "contain",
+        "revoke-sessions",
+        "--email",
+        "=cmd@example.com",
+    ])
+    .await;
+    assert!(ok && out.contains("1 session(s)"), "{out} {err}");
+    let me = c
+        .get(s.url("/api/v1/users/me"))
+        .bearer_auth(&user)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), StatusCode::UNAUTHORIZED);
+    let (ok, out, _) = run(vec!["contain", "block", "192.0.2.0/24", "--seconds", "60"]).await;
+    assert!(ok && out.contains("192.0.2.0/24 blocked until"), "{out}");
+    let (ok, _, err) = run(vec!["contain", "block", "not-a-net"]).await;
+    assert!(!ok && err.contains("not an address"), "{err}");
+
+    // The start-up summary and the operator's actions are in the audit trail.
+    let audit: Value = c
+        .get(s.url("/api/v1/audit?limit=100"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let audit: Value = if audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|i| i["action"] == "containment.block_address")
+    {
+        audit
+    } else {
+        c.get(s.url("/api/v1/audit?limit=100"))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    };
+    let items = audit["items"].as_array().unwrap();
+    let start = items
+        .iter()
+        .find(|i| i["action"] == "server.start")
+        .expect("a start-up event");
+    let summary = start["detail"].as_str().unwrap();
+    assert!(
+        summary.contains("database sqlite") || summary.contains("database postgres"),
+        "{summary}"
+    );
+    assert!(!summary.contains(JWT_SECRET));
+    for action in ["containment.revoke_sessions", "containment.block_address"] {
+        let e = items
+            .iter()
+            .find(|i| i["action"] == action)
+            .unwrap_or_else(|| panic!("{action}"));
+        assert_eq!(e["actor_id"], "operator");
+    }
+    s.stop().await;
+}
