@@ -4,6 +4,7 @@ use imangor::cli::{self, Cli};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
+    keep_memory_small();
     let cli = Cli::parse();
     let config = match cli.load_config() {
         Ok(c) => c,
@@ -19,5 +20,18 @@ async fn main() -> std::process::ExitCode {
             eprintln!("imangor: {e:#}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+/// Each argon2id hash allocates 19 MiB. glibc raises its mmap threshold after the first such block
+/// is freed, so later ones come from (and stay in) the arena of whichever thread hashed: the
+/// resident size grows by 19 MiB per thread and never shrinks. A fixed threshold keeps large
+/// blocks in mmap, returned on free.
+fn keep_memory_small() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets a malloc tunable; it is called before the server allocates much
+    // and has no memory-safety preconditions.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
     }
 }

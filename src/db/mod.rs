@@ -67,7 +67,10 @@ impl Db {
             // `?options=-c search_path=...` in the URL selects a schema (the tests give each run its own).
             let opts = PgConnectOptions::from_str(o.url)
                 .context("IMANGOR_DATABASE_URL is not a valid PostgreSQL URL")?;
+            // No ping before each use: a broken connection fails its statement and is dropped,
+            // and a round trip per statement is what an API request cannot afford.
             let pool = PgPoolOptions::new()
+                .test_before_acquire(false)
                 .max_connections(o.max_connections)
                 .acquire_timeout(o.acquire_timeout)
                 .connect_with(opts)
@@ -88,6 +91,7 @@ impl Db {
                 .foreign_keys(true)
                 .busy_timeout(Duration::from_secs(10));
             let pool = SqlitePoolOptions::new()
+                .test_before_acquire(false)
                 .max_connections(o.max_connections)
                 .acquire_timeout(o.acquire_timeout)
                 .connect_with(opts)

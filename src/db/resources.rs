@@ -3,7 +3,7 @@
 
 use sqlx::Row;
 
-use super::{Tx, decode_err, on_tx};
+use super::{Db, Tx, decode_err, on_db, on_tx};
 use crate::authz::{Action, Authorized, Guarded, ListScope, ReadScope, Sealed, Visibility};
 use crate::domain::{Content, ResourceId, Timestamp, Title, UserId};
 
@@ -95,11 +95,23 @@ pub async fn insert(
     Ok(r)
 }
 
+const FIND: &str = concat!("select ", columns!(), " from resources where id = $1");
+
 /// One resource, sealed until the policy allows an action on it.
 pub async fn find(tx: &mut Tx, id: ResourceId) -> sqlx::Result<Option<Sealed<Resource>>> {
-    let sql: &str = concat!("select ", columns!(), " from resources where id = $1");
+    let sql = FIND;
     on_tx!(tx, c => {
         match sqlx::query(sql).bind(id.to_string()).fetch_optional(c).await? {
+            None => Ok(None),
+            Some(r) => Ok(Some(Sealed::new(resource_row!(&r)))),
+        }
+    })
+}
+
+/// `find` outside a transaction: one statement, for a read that needs no other.
+pub async fn find_one(db: &Db, id: ResourceId) -> sqlx::Result<Option<Sealed<Resource>>> {
+    on_db!(db, p => {
+        match sqlx::query(FIND).bind(id.to_string()).fetch_optional(p).await? {
             None => Ok(None),
             Some(r) => Ok(Some(Sealed::new(resource_row!(&r)))),
         }

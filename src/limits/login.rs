@@ -51,13 +51,16 @@ pub enum Gate {
     /// Go on, after waiting `delay` (zero below the account threshold).
     Open { delay: Duration },
     /// Refuse with 429 for this pair (or, past the hard cap, for this unknown address).
-    Locked { retry_after_s: u64 },
+    /// `first` is true for the first refusal of this lock (the one worth an audit event).
+    Locked { retry_after_s: u64, first: bool },
 }
 
 #[derive(Debug, Clone, Copy)]
 struct Count {
     failures: u32,
     last: Instant,
+    /// This lock's first refusal was reported.
+    reported: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -66,6 +69,8 @@ struct Account {
     last: Option<Instant>,
     /// Addresses (buckets) this account logged in from; they pass the hard cap.
     known: Vec<IpAddr>,
+    /// The hard cap's first refusal was reported.
+    reported: bool,
 }
 
 const MAX_ENTRIES: usize = 100_000;
@@ -126,8 +131,13 @@ impl LoginGuard {
         if let Some(c) = pair.filter(|c| c.failures >= self.policy.lock_after) {
             let until = c.last + self.lock_for(c.failures);
             if until > now {
+                let first = !c.reported;
+                if let Some(p) = pairs.get_mut(&key) {
+                    p.reported = true;
+                }
                 return Gate::Locked {
                     retry_after_s: secs(until - now),
+                    first,
                 };
             }
         }
@@ -137,22 +147,49 @@ impl LoginGuard {
         }
         if acct.failures >= self.policy.hard_cap && !acct.known.contains(&ip) {
             let until = acct.last.unwrap_or(now) + forget;
+            let first = !acct.reported;
+            acct.reported = true;
             return Gate::Locked {
                 retry_after_s: secs(until.saturating_duration_since(now)).max(1),
+                first,
             };
         }
         let before = acct.failures;
         acct.failures += 1;
         acct.last = Some(now);
+        acct.reported = false;
         pairs.insert(
             key,
             Count {
                 failures: pair.map_or(0, |c| c.failures) + 1,
                 last: now,
+                reported: false,
             },
         );
         Gate::Open {
             delay: self.delay_for(before),
+        }
+    }
+
+    /// Takes back the count of an attempt that never reached a verdict (shed with 503, or a
+    /// fault): a client retrying as `Retry-After` told it must not lock itself out.
+    pub fn not_attempted(&self, account: &str, ip: IpAddr) {
+        let ip = bucket_ip(ip);
+        if let Some(c) = self
+            .pairs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_mut(&(account.to_owned(), ip))
+        {
+            c.failures = c.failures.saturating_sub(1);
+        }
+        if let Some(a) = self
+            .accounts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_mut(account)
+        {
+            a.failures = a.failures.saturating_sub(1);
         }
     }
 
@@ -210,7 +247,18 @@ mod tests {
         }
         assert_eq!(
             g.begin_at("a@x.io", ip("1.1.1.1"), t),
-            Gate::Locked { retry_after_s: 30 }
+            Gate::Locked {
+                retry_after_s: 30,
+                first: true
+            }
+        );
+        assert_eq!(
+            g.begin_at("a@x.io", ip("1.1.1.1"), t),
+            Gate::Locked {
+                retry_after_s: 30,
+                first: false
+            },
+            "reported once per lock"
         );
         // Another address is not locked out by the first one's failures.
         assert!(matches!(
@@ -224,8 +272,24 @@ mod tests {
         ));
         assert_eq!(
             g.begin_at("a@x.io", ip("1.1.1.1"), later),
-            Gate::Locked { retry_after_s: 60 }
+            Gate::Locked {
+                retry_after_s: 60,
+                first: true
+            }
         );
+    }
+
+    #[test]
+    fn an_attempt_without_a_verdict_is_taken_back() {
+        let g = LoginGuard::new(LoginPolicy::default());
+        let t = Instant::now();
+        for _ in 0..20 {
+            assert!(matches!(
+                g.begin_at("a@x.io", ip("1.1.1.1"), t),
+                Gate::Open { .. }
+            ));
+            g.not_attempted("a@x.io", ip("1.1.1.1"));
+        }
     }
 
     #[test]

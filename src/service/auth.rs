@@ -57,19 +57,32 @@ pub async fn login(
         .unwrap_or_else(|| "\0not-an-email".to_owned());
     let ip = client(meta);
     let slowed = match app.logins.begin(&account, ip) {
-        Gate::Locked { retry_after_s } => {
+        Gate::Locked {
+            retry_after_s,
+            first,
+        } => {
             app.metrics.auth(AuthStatus::Locked);
-            let mut tx = app.db.begin().await?;
-            Event::new("auth.login", "throttled")
-                .detail(format!(
-                    "too many failures from this address; locked for {retry_after_s} s"
-                ))
-                .record(&mut tx, meta)
-                .await?;
-            tx.commit().await?;
+            // One event per lock, not one per refusal: a flood of refused attempts writes nothing.
+            if first {
+                let mut tx = app.db.begin().await?;
+                Event::new("auth.login", "throttled")
+                    .detail(format!(
+                        "too many failures from this address; locked for {retry_after_s} s"
+                    ))
+                    .record(&mut tx, meta)
+                    .await?;
+                tx.commit().await?;
+            }
             return Err(AppError::RateLimited { retry_after_s });
         }
         Gate::Open { delay } => delay,
+    };
+    // Until a verdict is reached, the attempt may be taken back (shed with 503, a fault).
+    let mut pending = Pending {
+        guard: &app.logins,
+        account: &account,
+        ip,
+        settled: false,
     };
     if !slowed.is_zero() {
         // Many failures on this account from anywhere: answer slowly, never refuse (no lock-out by others).
@@ -92,6 +105,7 @@ pub async fn login(
         &password[..password.floor_char_boundary(MAX_LOGIN_BYTES)]
     };
     let verdict = app.hasher.verify(presented, hash).await?;
+    pending.settled = true;
 
     let now = Timestamp::now();
     let user = match (verdict, user) {
@@ -245,6 +259,22 @@ pub async fn revoke(app: &AppState, token: &str, meta: &RequestMeta) -> Result<(
         tx.commit().await?;
     }
     Ok(())
+}
+
+/// A login attempt counted by the guard; dropped before its verdict, the count is taken back.
+struct Pending<'a> {
+    guard: &'a crate::limits::login::LoginGuard,
+    account: &'a str,
+    ip: std::net::IpAddr,
+    settled: bool,
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        if !self.settled {
+            self.guard.not_attempted(self.account, self.ip);
+        }
+    }
 }
 
 /// Verifies a bearer token and the current state of its user and session. Tokens that fail

@@ -17,11 +17,9 @@ pub async fn create(app: &AppState, who: &Principal, fields: ResourceFields) -> 
 }
 
 pub async fn get(app: &AppState, who: &Principal, id: ResourceId) -> Result<Resource> {
-    let mut tx = app.db.begin().await?;
-    let sealed = resources::find(&mut tx, id)
+    let sealed = resources::find_one(&app.db, id)
         .await?
         .ok_or(AppError::NotFound)?;
-    tx.commit().await?;
     Ok(authz::authorize(Some(who), Action::ResourceRead, sealed)?.into_object())
 }
 

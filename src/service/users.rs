@@ -119,7 +119,7 @@ pub async fn update_me(
             let guard_key = format!("password-change:{}", who.user_id());
             let ip = super::auth::client(meta);
             match app.logins.begin(&guard_key, ip) {
-                Gate::Locked { retry_after_s } => {
+                Gate::Locked { retry_after_s, .. } => {
                     return Err(AppError::RateLimited { retry_after_s });
                 }
                 Gate::Open { delay } if !delay.is_zero() => tokio::time::sleep(delay).await,

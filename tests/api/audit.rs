@@ -259,7 +259,7 @@ async fn the_binary_seals_everything_by_a_clean_stop_verifies_and_exports_v16_4_
         .clone();
     crate::keys::sql(
         &url,
-        "update security_events set outcome = 'success' where seq = 2",
+        "update security_events set detail = 'nothing to see' where seq = 2",
     )
     .await;
     let out = run(&["audit", "verify"]).await;
