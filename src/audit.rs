@@ -122,6 +122,8 @@ pub async fn seal_pending(
 /// One sealing pass of a server: seals, detects, then counts and alerts what was raised.
 /// The events the detectors wrote (incident openings, containment) are sealed by the next pass.
 pub async fn seal_and_detect(app: &crate::state::AppState) -> anyhow::Result<()> {
+    // Everything queued before this pass is written first, so the pass sees it.
+    app.events.flush().await;
     let raised = seal_pending(&app.db, &app.keys, &app.config.containment).await?;
     if !raised.is_empty() {
         crate::service::incidents::after_commit(app, &raised);
@@ -362,4 +364,88 @@ pub async fn resign_checkpoints(
         n += 1;
     }
     Ok(n)
+}
+
+/// The event writer: events that go with no change are queued and written in batches by one
+/// task, so a request never waits for the disk to record a refusal. `flush` (at shutdown)
+/// returns once everything queued before it is written.
+#[derive(Clone)]
+pub struct EventSink {
+    tx: tokio::sync::mpsc::Sender<Queued>,
+}
+
+enum Queued {
+    Event(crate::db::events::OwnedEvent),
+    Flush(tokio::sync::oneshot::Sender<()>),
+}
+
+const QUEUE: usize = 16_384;
+const WRITE_BATCH: usize = 512;
+
+impl EventSink {
+    pub fn start(db: Db) -> Self {
+        let (tx, rx) = tokio::sync::mpsc::channel(QUEUE);
+        tokio::spawn(write_events(db, rx));
+        Self { tx }
+    }
+
+    pub async fn send(&self, e: crate::db::events::OwnedEvent) {
+        match self.tx.try_send(Queued::Event(e)) {
+            Ok(()) => {}
+            // Full: wait for room rather than lose the event (the database is slow or down).
+            Err(tokio::sync::mpsc::error::TrySendError::Full(q)) => {
+                let _ = self.tx.send(q).await;
+            }
+            Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => {
+                tracing::error!("the event writer has stopped: event lost");
+            }
+        }
+    }
+
+    pub async fn flush(&self) {
+        let (done, wait) = tokio::sync::oneshot::channel();
+        if self.tx.send(Queued::Flush(done)).await.is_ok() {
+            let _ = wait.await;
+        }
+    }
+}
+
+async fn write_events(db: Db, mut rx: tokio::sync::mpsc::Receiver<Queued>) {
+    let mut batch = Vec::with_capacity(WRITE_BATCH);
+    let mut flushes = Vec::new();
+    while let Some(first) = rx.recv().await {
+        let mut next = Some(first);
+        while let Some(q) = next.take() {
+            match q {
+                Queued::Event(e) => batch.push(e),
+                Queued::Flush(done) => flushes.push(done),
+            }
+            if batch.len() < WRITE_BATCH {
+                next = rx.try_recv().ok();
+            }
+        }
+        // Retried until written: an outage delays events, it does not drop them.
+        let mut wait = Duration::from_millis(100);
+        while !batch.is_empty() {
+            match write_batch(&db, &batch).await {
+                Ok(()) => batch.clear(),
+                Err(e) => {
+                    tracing::warn!(error = %e, events = batch.len(), "writing security events failed; retrying");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+        for done in flushes.drain(..) {
+            let _ = done.send(());
+        }
+    }
+}
+
+async fn write_batch(db: &Db, batch: &[crate::db::events::OwnedEvent]) -> sqlx::Result<()> {
+    let mut tx = db.begin().await?;
+    for e in batch {
+        crate::db::events::insert(&mut tx, &e.borrow()).await?;
+    }
+    tx.commit().await
 }

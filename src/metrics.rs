@@ -67,12 +67,14 @@ pub enum AuthStatus {
 
 const AUTH_STATUSES: [&str; 4] = ["success", "failure", "locked", "rate_limited"];
 
-type RequestKey = (String, &'static str, u16);
+/// Histograms by route template, then by (method, status): looking a route up borrows its
+/// name, so a request allocates nothing once its route has been seen.
+type ByRoute = std::collections::HashMap<String, BTreeMap<(&'static str, u16), Histogram>>;
 
 /// Every metric of the process. Cheap to update from any task.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    requests: Mutex<BTreeMap<RequestKey, Histogram>>,
+    requests: Mutex<ByRoute>,
     auth: [AtomicU64; 4],
     throttled: Mutex<BTreeMap<&'static str, u64>>,
     incidents: Mutex<BTreeMap<(String, String), u64>>,
@@ -117,13 +119,16 @@ impl Metrics {
         status: u16,
         took: Duration,
     ) {
-        let key = (
-            endpoint.unwrap_or("unmatched").to_owned(),
-            method_label(method),
-            status,
-        );
+        let endpoint = endpoint.unwrap_or("unmatched");
         let mut map = self.requests.lock().unwrap_or_else(|e| e.into_inner());
-        map.entry(key).or_default().observe(took);
+        let route = match map.get_mut(endpoint) {
+            Some(r) => r,
+            None => map.entry(endpoint.to_owned()).or_default(),
+        };
+        route
+            .entry((method_label(method), status))
+            .or_default()
+            .observe(took);
     }
 
     pub fn auth(&self, s: AuthStatus) {
@@ -173,11 +178,16 @@ impl Metrics {
             "counter",
             "Answered requests by route template, method and status.",
         );
-        let requests = self
+        let requests: BTreeMap<(String, &'static str, u16), Histogram> = self
             .requests
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .clone();
+            .iter()
+            .flat_map(|(route, by)| {
+                by.iter()
+                    .map(move |((m, s), h)| ((route.clone(), *m, *s), h.clone()))
+            })
+            .collect();
         for ((endpoint, method, status), h) in &requests {
             let _ = writeln!(
                 out,

@@ -50,6 +50,7 @@ pub async fn state(config: Config) -> anyhow::Result<AppState> {
             .map(|u| u.expose().to_owned()),
         config.alert_webhook_secret.clone(),
     )?;
+    let events = crate::audit::EventSink::start(db.clone());
     let blocks = crate::service::containment::Blocklist::default();
     blocks.refresh(&db).await?;
     Ok(AppState {
@@ -63,6 +64,7 @@ pub async fn state(config: Config) -> anyhow::Result<AppState> {
         logins: Arc::new(logins),
         metrics: Arc::default(),
         alerts,
+        events,
         blocks: Arc::new(blocks),
         token_watch: Arc::default(),
     })
@@ -180,7 +182,8 @@ impl App {
         }
         let router = crate::http::router(state);
         crate::http::server::serve(listener, router, limits, stopped(stop_rx)).await?;
-        // Every event of the drained requests is in the chain before the process ends.
+        // Every event of the drained requests is written and in the chain before the process ends.
+        sealing.events.flush().await;
         sealer.abort();
         if let Err(e) = crate::audit::seal_and_detect(&sealing).await {
             tracing::error!(error = %format!("{e:#}"), "sealing the audit trail at shutdown failed; the next start seals it");

@@ -23,6 +23,8 @@ pub struct AppState {
     pub limiter: Arc<dyn RateStore>,
     pub logins: Arc<LoginGuard>,
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Writes events that go with no change, off the request path.
+    pub events: crate::audit::EventSink,
     /// Sends incident alerts to the webhook, off the request path.
     pub alerts: crate::alerts::Alerts,
     /// Addresses refused at the door (containment).

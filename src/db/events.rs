@@ -19,6 +19,36 @@ pub struct NewEvent<'a> {
     pub at: Timestamp,
 }
 
+/// An event owned, for the queue of events written off the request path.
+#[derive(Debug, Clone)]
+pub struct OwnedEvent {
+    pub action: String,
+    pub outcome: String,
+    pub severity: &'static str,
+    pub actor_id: Option<String>,
+    pub target: Option<String>,
+    pub ip: Option<String>,
+    pub request_id: Option<String>,
+    pub detail: Option<String>,
+    pub at: Timestamp,
+}
+
+impl OwnedEvent {
+    pub fn borrow(&self) -> NewEvent<'_> {
+        NewEvent {
+            action: &self.action,
+            outcome: &self.outcome,
+            severity: self.severity,
+            actor_id: self.actor_id.clone(),
+            target: self.target.clone(),
+            ip: self.ip.clone(),
+            request_id: self.request_id.clone(),
+            detail: self.detail.clone(),
+            at: self.at,
+        }
+    }
+}
+
 pub async fn insert(tx: &mut Tx, e: &NewEvent<'_>) -> sqlx::Result<()> {
     let id = uuid::Uuid::now_v7().to_string();
     on_tx!(tx, c => sqlx::query(

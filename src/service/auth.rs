@@ -64,14 +64,12 @@ pub async fn login(
             app.metrics.auth(AuthStatus::Locked);
             // One event per lock, not one per refusal: a flood of refused attempts writes nothing.
             if first {
-                let mut tx = app.db.begin().await?;
                 Event::new("auth.login", "throttled")
                     .detail(format!(
                         "too many failures from this address; locked for {retry_after_s} s"
                     ))
-                    .record(&mut tx, meta)
-                    .await?;
-                tx.commit().await?;
+                    .emit(app, meta)
+                    .await;
             }
             return Err(AppError::RateLimited { retry_after_s });
         }
@@ -116,7 +114,6 @@ pub async fn login(
                 (Some(u), Verdict::Match { .. }) if u.disabled => "account disabled",
                 _ => "wrong password",
             };
-            let mut tx = app.db.begin().await?;
             let detail = if slowed.is_zero() {
                 reason.to_owned()
             } else {
@@ -129,8 +126,7 @@ pub async fn login(
                 // The account tried, pseudonymous: the credential-stuffing detector counts distinct ones.
                 None => e.target(format!("login:{}", &sha256_hex(&account)[..16])),
             };
-            e.record(&mut tx, meta).await?;
-            tx.commit().await?;
+            e.emit(app, meta).await;
             return Err(invalid_grant());
         }
     };

@@ -22,7 +22,6 @@ pub async fn record_denial(
         crate::authz::Decision::Hide => "hidden",
         _ => "denied",
     };
-    let mut tx = app.db.begin().await?;
     let mut e = Event::new("authz.denied", outcome).detail(d.action.name());
     if let Some(a) = d.actor {
         e = e.actor(a);
@@ -30,8 +29,7 @@ pub async fn record_denial(
     if let Some(t) = &d.target {
         e = e.target(t);
     }
-    e.record(&mut tx, meta).await?;
-    tx.commit().await?;
+    e.emit(app, meta).await;
     Ok(())
 }
 
@@ -79,6 +77,27 @@ impl<'a> Event<'a> {
     pub fn detail(mut self, d: impl Into<String>) -> Self {
         self.detail = Some(d.into());
         self
+    }
+
+    fn owned(self, meta: &RequestMeta) -> db::events::OwnedEvent {
+        db::events::OwnedEvent {
+            action: self.action.to_owned(),
+            outcome: self.outcome.to_owned(),
+            severity: self.severity,
+            actor_id: self.actor,
+            target: self.target,
+            ip: meta.ip.map(|ip| ip.to_string()),
+            request_id: meta.request_id.clone(),
+            detail: self.detail,
+            at: Timestamp::now(),
+        }
+    }
+
+    /// Queues an event that goes with no change (a refusal, a failed login) for the event
+    /// writer: the request does not wait for the disk. Waits only when the queue is full.
+    pub async fn emit(self, app: &crate::state::AppState, meta: &RequestMeta) {
+        tracing::info!(target: "security", action = self.action, outcome = self.outcome, severity = self.severity, actor = ?self.actor, target_id = ?self.target, "security event");
+        app.events.send(self.owned(meta)).await;
     }
 
     /// Appends the event in the caller's transaction, so it is recorded exactly when the change is.

@@ -129,14 +129,12 @@ pub async fn update_me(
             let stored = users::password_hash(&mut tx, who.user_id()).await?;
             tx.commit().await?;
             if app.hasher.verify(current, stored).await? == Verdict::Mismatch {
-                let mut tx = app.db.begin().await?;
                 Event::new("user.password_change", "failure")
                     .actor(who.user_id())
                     .target(who.user_id())
                     .detail("wrong current password")
-                    .record(&mut tx, meta)
-                    .await?;
-                tx.commit().await?;
+                    .emit(app, meta)
+                    .await;
                 return Err(AppError::WrongPassword);
             }
             app.logins.succeeded(&guard_key, ip);

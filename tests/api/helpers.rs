@@ -336,8 +336,10 @@ pub struct EventRow {
     pub at: i64,
 }
 
-/// Every security event of this app, oldest first (read straight from its database).
+/// Every security event of this app, oldest first (read straight from its database, after the
+/// events queued off the request path are written).
 pub async fn events(app: &TestApp) -> Vec<EventRow> {
+    app.state.events.flush().await;
     use sqlx::Row;
     let sql = "select action, outcome, actor_id, target, detail, ip, request_id, severity, at from security_events order by at, id";
     macro_rules! rows {

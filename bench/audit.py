@@ -1,0 +1,118 @@
+#!/usr/bin/env python3
+"""The cost of auditing a request, and the event rate the audit path sustains (issue 6).
+
+One release server on SQLite (core 0), wrk on core 1, two cases of the same shape in one run:
+  without  GET /api/v1/resources/{id} of an id that does not exist: 404, no event
+  with     GET /api/v1/resources/{id} of another user's private resource: 404 and an
+           `authz.denied` event (queued, written in batches, sealed into the hash chain)
+The difference is the cost of auditing a request. Events written per second during "with" is the
+rate the audit path sustained; after the run the script waits for the sealer and reports how
+many rows are still unsealed and whether `imangor audit verify` passes.
+
+    python3 bench/audit.py [--duration 10] [--connections 32]
+Environment: IMANGOR_BENCH_BIN (default target/bench/release/imangor).
+"""
+import argparse, http.client, json, os, re, shutil, socket, sqlite3, subprocess, tempfile, time, urllib.parse, uuid
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+BIN = os.environ.get("IMANGOR_BENCH_BIN", os.path.join(ROOT, "target", "bench", "release", "imangor"))
+PASSWORD = "benchmark passphrase 1"
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def call(port, method, path, body=None, token=None, form=False):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    h = {}
+    if token:
+        h["authorization"] = f"Bearer {token}"
+    if body is not None:
+        h["content-type"] = "application/x-www-form-urlencoded" if form else "application/json"
+        body = urllib.parse.urlencode(body) if form else json.dumps(body)
+    c.request(method, path, body=body, headers=h)
+    r = c.getresponse()
+    data = r.read()
+    return r.status, (json.loads(data) if data else None)
+
+
+def wrk(port, path, token, duration, conns):
+    out = subprocess.run(["taskset", "-c", "1", "wrk", "-t1", f"-c{conns}", f"-d{duration}s", "--latency",
+                          "-H", f"authorization: Bearer {token}", f"http://127.0.0.1:{port}{path}"],
+                         capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
+    scale = {"us": 0.001, "ms": 1, "s": 1000}[p99.group(2)]
+    return rps, float(p99.group(1)) * scale
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--duration", type=int, default=10)
+    ap.add_argument("--connections", type=int, default=32)
+    a = ap.parse_args()
+    if not shutil.which("wrk"):
+        subprocess.run(["apt-get", "install", "-y", "wrk"], check=True)
+    d = tempfile.mkdtemp(prefix="imangor-audit-bench-")
+    port = free_port()
+    db = os.path.join(d, "imangor.db")
+    env = {"PATH": os.environ["PATH"], "IMANGOR_DATA_DIR": os.path.join(d, "data"), "IMANGOR_LISTEN": f"127.0.0.1:{port}",
+           "IMANGOR_METRICS_LISTEN": "off", "IMANGOR_DATABASE_URL": f"sqlite://{db}", "IMANGOR_RATE_LIMITS": "off",
+           "IMANGOR_LOG_FORMAT": "json", "RUST_LOG": "warn"}
+    server = subprocess.Popen(["taskset", "-c", "0", BIN, "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(200):
+            try:
+                if call(port, "GET", "/readyz")[0] == 200:
+                    break
+            except OSError:
+                time.sleep(0.05)
+        tokens = []
+        for name in ["owner", "prober"]:
+            email = f"{name}@example.com"
+            call(port, "POST", "/api/v1/users", {"email": email, "password": PASSWORD, "full_name": name})
+            s, t = call(port, "POST", "/api/v1/token", {"grant_type": "password", "username": email, "password": PASSWORD}, form=True)
+            assert s == 200, t
+            tokens.append(t["access_token"])
+        s, r = call(port, "POST", "/api/v1/resources", {"title": "private", "content": "x", "is_public": False}, token=tokens[0])
+        assert s == 201, r
+        other = f"/api/v1/resources/{r['id']}"
+        missing = f"/api/v1/resources/{uuid.uuid4()}"
+        assert call(port, "GET", other, token=tokens[1])[0] == 404
+        assert call(port, "GET", missing, token=tokens[1])[0] == 404
+        time.sleep(1)
+        count = lambda: sqlite3.connect(db).execute("select count(*) from security_events where action = 'authz.denied'").fetchone()[0]
+        without = wrk(port, missing, tokens[1], a.duration, a.connections)
+        before = count()
+        t0 = time.monotonic()
+        with_ = wrk(port, other, tokens[1], a.duration, a.connections)
+        written_during = count() - before
+        elapsed = time.monotonic() - t0
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            unsealed = sqlite3.connect(db).execute("select count(*) from security_events where seq is null").fetchone()[0]
+            if unsealed == 0:
+                break
+            time.sleep(0.5)
+        settle = time.monotonic() - t0 - elapsed
+    finally:
+        server.terminate()
+        server.wait(30)
+    verify = subprocess.run([BIN, "audit", "verify"], env=env, capture_output=True, text=True)
+    total = sqlite3.connect(db).execute("select count(*) from security_events where action = 'authz.denied'").fetchone()[0] - before
+    print(f"without an event: {without[0]:8.0f} req/s  p99 {without[1]:6.2f} ms")
+    print(f"with an event:    {with_[0]:8.0f} req/s  p99 {with_[1]:6.2f} ms")
+    cost_us = (1 / with_[0] - 1 / without[0]) * 1e6
+    print(f"cost of auditing a request: {cost_us:.1f} µs of the server's core ({100 * (1 - with_[0] / without[0]):.1f}% of throughput)")
+    print(f"events written during the run: {written_during} in {elapsed:.1f} s = {written_during / elapsed:,.0f} events/s; "
+          f"{total} in all after the queue drained; all sealed {settle:.1f} s after the run (unsealed now: {unsealed})")
+    print("audit verify:", verify.stdout.strip().splitlines()[-1] if verify.stdout else verify.stderr.strip())
+
+
+if __name__ == "__main__":
+    main()
