@@ -91,9 +91,9 @@ pub async fn seal_pending(
             let hash = chain_hash(&prev, seq, r);
             audit::seal(&mut tx, &r.id, seq, &prev, &hash).await?;
             prev = hash;
-            // The detectors read each event as it joins the chain, in the same transaction.
-            crate::service::incidents::detect(&mut tx, r, contain, &mut raised).await?;
         }
+        // The detectors read the events as they join the chain, in the same transaction.
+        crate::service::incidents::detect(&mut tx, &rows, contain, &mut raised).await?;
         // Every pass that sealed rows signs the new head (at most one checkpoint per pass).
         let now = Timestamp::now();
         if sealed + rows.len() as u64 > 0

@@ -145,13 +145,13 @@ impl Metrics {
             .or_default() += 1;
     }
 
-    pub fn incident(&self, level: &str, kind: &str) {
+    pub fn incident(&self, level: &str, kind: &str, n: u64) {
         *self
             .incidents
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .entry((level.to_owned(), kind.to_owned()))
-            .or_default() += 1;
+            .or_default() += n;
     }
 
     /// The Prometheus text exposition (version 0.0.4).
@@ -315,7 +315,7 @@ mod tests {
             404,
             Duration::ZERO,
         );
-        m.incident("high", "a\"b");
+        m.incident("high", "a\"b", 1);
         let text = m.render(&Gauges {
             active_sessions: Some(2),
             hash_queue_depth: 0,

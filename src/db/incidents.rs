@@ -62,19 +62,20 @@ pub struct NewIncident<'a> {
     pub reported_by: Option<&'a str>,
 }
 
-/// Raises the unresolved incident of this (kind, subject) again, or opens one. Returns it and
-/// whether it is new.
+/// Raises the unresolved incident of this (kind, subject) again (`by` more occurrences), or opens
+/// one with `by` occurrences. Returns it and whether it is new.
 pub async fn raise(
     tx: &mut Tx,
     n: &NewIncident<'_>,
     now: Timestamp,
+    by: i64,
 ) -> sqlx::Result<(Incident, bool)> {
     if let Some(subject) = n.subject {
         let found = on_tx!(tx, c => {
             let r = sqlx::query(concat!(
-                "update incidents set count = count + 1, last_seen = $1, updated_at = $1
+                "update incidents set count = count + $4, last_seen = $1, updated_at = $1
                  where kind = $2 and subject = $3 and status <> 'resolved' returning ", columns!()))
-                .bind(now.micros()).bind(n.kind).bind(subject).fetch_optional(c).await?;
+                .bind(now.micros()).bind(n.kind).bind(subject).bind(by).fetch_optional(c).await?;
             r.map(|r| Ok::<_, sqlx::Error>(incident_row!(&r))).transpose()
         })?;
         if let Some(i) = found {
@@ -89,14 +90,14 @@ pub async fn raise(
         subject: n.subject.map(str::to_owned),
         description: n.description.to_owned(),
         reported_by: n.reported_by.map(str::to_owned),
-        count: 1,
+        count: by,
         first_seen: now,
         last_seen: now,
         updated_at: now,
     };
-    on_tx!(tx, c => sqlx::query(concat!("insert into incidents (", columns!(), ") values ($1, $2, $3, $4, $5, $6, $7, 1, $8, $8, $8)"))
+    on_tx!(tx, c => sqlx::query(concat!("insert into incidents (", columns!(), ") values ($1, $2, $3, $4, $5, $6, $7, $9, $8, $8, $8)"))
         .bind(&i.id).bind(&i.kind).bind(&i.level).bind(&i.status).bind(i.subject.as_deref())
-        .bind(&i.description).bind(i.reported_by.as_deref()).bind(now.micros())
+        .bind(&i.description).bind(i.reported_by.as_deref()).bind(now.micros()).bind(by)
         .execute(c).await.map(drop))?;
     Ok((i, true))
 }
@@ -185,7 +186,8 @@ pub async fn active_blocks(db: &Db, now: Timestamp) -> sqlx::Result<Vec<(String,
     })
 }
 
-/// How many `action`/`outcome` events `actor` caused in `[since, until]`.
+/// How many `action`/`outcome` events `actor` caused in `[since, until]`, counted up to `cap`
+/// (a rule only asks whether a threshold is reached: the cost stays bounded under a flood).
 pub async fn count_by_actor(
     tx: &mut Tx,
     action: &str,
@@ -193,26 +195,28 @@ pub async fn count_by_actor(
     actor: &str,
     since: Timestamp,
     until: Timestamp,
+    cap: i64,
 ) -> sqlx::Result<i64> {
     on_tx!(tx, c => sqlx::query_scalar(
-        "select count(*) from security_events where action = $1 and actor_id = $2 and outcome = $3 and at >= $4 and at <= $5")
-        .bind(action).bind(actor).bind(outcome).bind(since.micros()).bind(until.micros()).fetch_one(c).await)
+        "select count(*) from (select 1 from security_events where action = $1 and actor_id = $2 and outcome = $3
+           and at >= $4 and at <= $5 limit $6) as recent")
+        .bind(action).bind(actor).bind(outcome).bind(since.micros()).bind(until.micros()).bind(cap).fetch_one(c).await)
 }
 
-/// How many `action`/`outcome` events from address `ip` in `[since, until]`, and how many distinct targets they had.
-pub async fn count_by_ip(
+/// How many distinct targets the newest `action`/`outcome` events from address `ip` in
+/// `[since, until]` had, looking at no more than `scan` of them (bounded under a flood).
+pub async fn distinct_targets_by_ip(
     tx: &mut Tx,
     action: &str,
     outcome: &str,
     ip: &str,
     since: Timestamp,
     until: Timestamp,
-) -> sqlx::Result<(i64, i64)> {
-    on_tx!(tx, c => {
-        let r = sqlx::query(
-            "select count(*) as n, count(distinct target) as targets from security_events
-             where action = $1 and ip = $2 and outcome = $3 and at >= $4 and at <= $5")
-            .bind(action).bind(ip).bind(outcome).bind(since.micros()).bind(until.micros()).fetch_one(c).await?;
-        Ok((r.try_get("n")?, r.try_get("targets")?))
-    })
+    scan: i64,
+) -> sqlx::Result<i64> {
+    on_tx!(tx, c => sqlx::query_scalar(
+        "select count(distinct target) from (select target from security_events
+           where action = $1 and ip = $2 and outcome = $3 and at >= $4 and at <= $5
+           order by at desc limit $6) as recent")
+        .bind(action).bind(ip).bind(outcome).bind(since.micros()).bind(until.micros()).bind(scan).fetch_one(c).await)
 }

@@ -49,90 +49,189 @@ pub struct Containment {
 pub struct Raised {
     pub incident: Incident,
     pub opened: bool,
+    /// Occurrences this raise stands for.
+    pub occurrences: i64,
 }
 
 async fn raise(
     tx: &mut Tx,
     new: NewIncident<'_>,
     now: Timestamp,
+    by: i64,
     out: &mut Vec<Raised>,
 ) -> sqlx::Result<Incident> {
-    let (incident, opened) = incidents::raise(tx, &new, now).await?;
-    Event::new(
-        if opened {
-            "incident.open"
-        } else {
-            "incident.raise"
-        },
-        "success",
-    )
-    .target(format!("incident:{}", incident.id))
-    .detail(format!(
-        "{} ({}), count {}",
-        incident.kind, incident.level, incident.count
-    ))
-    .record(tx, &RequestMeta::default())
-    .await?;
+    let (incident, opened) = incidents::raise(tx, &new, now, by).await?;
+    // The opening is an audit event; a repeat only counts (a flood must not double the trail).
+    if opened {
+        Event::new("incident.open", "success")
+            .target(format!("incident:{}", incident.id))
+            .detail(format!("{} ({})", incident.kind, incident.level))
+            .record(tx, &RequestMeta::default())
+            .await?;
+    }
     out.push(Raised {
         incident: incident.clone(),
         opened,
+        occurrences: by,
     });
     Ok(incident)
 }
 
-/// Runs every rule on one newly sealed row, in the sealing transaction.
+/// The count rules' subjects in a batch: (rule, subject) -> (events, the newest of them).
+type Groups<'a> = Vec<((&'static str, &'a str), (i64, &'a AuditRow))>;
+
+fn group<'a>(groups: &mut Groups<'a>, rule: &'static str, subject: &'a str, row: &'a AuditRow) {
+    match groups.iter_mut().find(|(k, _)| *k == (rule, subject)) {
+        Some((_, (n, last))) => {
+            *n += 1;
+            *last = row;
+        }
+        None => groups.push(((rule, subject), (1, row))),
+    }
+}
+
+/// How many of a group's `n` events came at or past a `threshold` that `total` events (the
+/// group's included) reached.
+fn occurrences(total: i64, threshold: i64, n: i64) -> i64 {
+    if total < threshold {
+        0
+    } else {
+        n.min(total - threshold + 1)
+    }
+}
+
+/// Runs every rule on a batch of newly sealed rows, in the sealing transaction. Count rules are
+/// evaluated once per (rule, subject) of the batch, at its newest event, so a flood costs a few
+/// queries per batch rather than per event.
 pub async fn detect(
     tx: &mut Tx,
-    row: &AuditRow,
+    rows: &[AuditRow],
     contain: &Containment,
     out: &mut Vec<Raised>,
 ) -> sqlx::Result<()> {
-    let at = Timestamp::from_micros(row.at);
-    let since = Timestamp::from_micros(row.at - (WINDOW_S as i64) * 1_000_000);
-    match (row.action.as_str(), row.outcome.as_str()) {
-        ("auth.login", "failure") => {
-            if let Some(actor) = &row.actor_id {
-                let n = incidents::count_by_actor(tx, "auth.login", "failure", actor, since, at)
-                    .await?;
-                if n >= BRUTE_FORCE_FAILURES {
-                    let d = format!("{n} failed logins on one account in 10 minutes");
+    let mut groups: Groups = Vec::new();
+    for row in rows {
+        match (row.action.as_str(), row.outcome.as_str()) {
+            ("auth.login", "failure") => {
+                if let Some(actor) = &row.actor_id {
+                    group(&mut groups, "brute_force", actor, row);
+                }
+                if let Some(ip) = &row.ip {
+                    group(&mut groups, "credential_stuffing", ip, row);
+                }
+            }
+            ("authz.denied", _) => {
+                if let Some(actor) = &row.actor_id {
+                    group(&mut groups, "authz_probing", actor, row);
+                }
+            }
+            _ => single(tx, row, contain, out).await?,
+        }
+    }
+    for ((rule, subject), (n, last)) in groups {
+        let at = Timestamp::from_micros(last.at);
+        let since = Timestamp::from_micros(last.at - (WINDOW_S as i64) * 1_000_000);
+        match rule {
+            "brute_force" => {
+                let cap = BRUTE_FORCE_FAILURES + n;
+                let total =
+                    incidents::count_by_actor(tx, "auth.login", "failure", subject, since, at, cap)
+                        .await?;
+                let occ = occurrences(total, BRUTE_FORCE_FAILURES, n);
+                if occ > 0 {
+                    let d = format!(
+                        "{BRUTE_FORCE_FAILURES} or more failed logins on one account within 10 minutes"
+                    );
                     raise(
                         tx,
                         NewIncident {
-                            kind: "brute_force",
+                            kind: rule,
                             level: "high",
-                            subject: Some(actor),
+                            subject: Some(subject),
                             description: &d,
                             reported_by: None,
                         },
                         at,
+                        occ,
                         out,
                     )
                     .await?;
                 }
             }
-            if let Some(ip) = &row.ip {
-                let (_, accounts) =
-                    incidents::count_by_ip(tx, "auth.login", "failure", ip, since, at).await?;
-                if accounts >= STUFFING_ACCOUNTS {
+            "authz_probing" => {
+                let cap = PROBING_DENIALS + n;
+                let total = incidents::count_by_actor(
+                    tx,
+                    "authz.denied",
+                    "denied",
+                    subject,
+                    since,
+                    at,
+                    cap,
+                )
+                .await?
+                    + incidents::count_by_actor(
+                        tx,
+                        "authz.denied",
+                        "hidden",
+                        subject,
+                        since,
+                        at,
+                        cap,
+                    )
+                    .await?;
+                let occ = occurrences(total, PROBING_DENIALS, n);
+                if occ > 0 {
                     let d = format!(
-                        "failed logins on {accounts} different accounts from {ip} in 10 minutes"
+                        "{PROBING_DENIALS} or more refusals of the authorization policy for one account within 10 minutes"
                     );
                     raise(
                         tx,
                         NewIncident {
-                            kind: "credential_stuffing",
-                            level: "high",
-                            subject: Some(ip),
+                            kind: rule,
+                            level: "medium",
+                            subject: Some(subject),
                             description: &d,
                             reported_by: None,
                         },
                         at,
+                        occ,
+                        out,
+                    )
+                    .await?;
+                }
+            }
+            _ => {
+                let accounts = incidents::distinct_targets_by_ip(
+                    tx,
+                    "auth.login",
+                    "failure",
+                    subject,
+                    since,
+                    at,
+                    1000,
+                )
+                .await?;
+                if accounts >= STUFFING_ACCOUNTS {
+                    let d = format!(
+                        "failed logins on {accounts} or more different accounts from {subject} within 10 minutes"
+                    );
+                    raise(
+                        tx,
+                        NewIncident {
+                            kind: rule,
+                            level: "high",
+                            subject: Some(subject),
+                            description: &d,
+                            reported_by: None,
+                        },
+                        at,
+                        occurrences(accounts, STUFFING_ACCOUNTS, n),
                         out,
                     )
                     .await?;
                     if contain.stuffing_block_s > 0 {
-                        let cidr = host_cidr(ip);
+                        let cidr = host_cidr(subject);
                         incidents::block(
                             tx,
                             &cidr,
@@ -151,6 +250,19 @@ pub async fn detect(
                 }
             }
         }
+    }
+    Ok(())
+}
+
+/// The rules that look at one event alone.
+async fn single(
+    tx: &mut Tx,
+    row: &AuditRow,
+    contain: &Containment,
+    out: &mut Vec<Raised>,
+) -> sqlx::Result<()> {
+    let at = Timestamp::from_micros(row.at);
+    match (row.action.as_str(), row.outcome.as_str()) {
         ("auth.refresh_reuse", _) => {
             // The subject is the account whose session it was (whoever presented the token).
             let owner = match &row.target {
@@ -158,7 +270,7 @@ pub async fn detect(
                 None => None,
             };
             let subject = owner.unwrap_or_else(|| "unknown".into());
-            raise(tx, NewIncident { kind: "refresh_reuse", level: "high", subject: Some(&subject), description: "a spent refresh token was presented again: its session was revoked", reported_by: None }, at, out).await?;
+            raise(tx, NewIncident { kind: "refresh_reuse", level: "high", subject: Some(&subject), description: "a spent refresh token was presented again: its session was revoked", reported_by: None }, at, 1, out).await?;
             if contain.reuse_revokes_all
                 && let Ok(user) = subject.parse()
             {
@@ -177,32 +289,6 @@ pub async fn detect(
                     .await?;
             }
         }
-        ("authz.denied", _) => {
-            if let Some(actor) = &row.actor_id {
-                let n = incidents::count_by_actor(tx, "authz.denied", "denied", actor, since, at)
-                    .await?
-                    + incidents::count_by_actor(tx, "authz.denied", "hidden", actor, since, at)
-                        .await?;
-                if n >= PROBING_DENIALS {
-                    let d = format!(
-                        "{n} refusals of the authorization policy for one account in 10 minutes"
-                    );
-                    raise(
-                        tx,
-                        NewIncident {
-                            kind: "authz_probing",
-                            level: "medium",
-                            subject: Some(actor),
-                            description: &d,
-                            reported_by: None,
-                        },
-                        at,
-                        out,
-                    )
-                    .await?;
-                }
-            }
-        }
         ("auth.token_invalid", _) => {
             let subject = row.ip.clone().unwrap_or_else(|| "unknown".into());
             let d = row.detail.clone().unwrap_or_default();
@@ -216,6 +302,7 @@ pub async fn detect(
                     reported_by: None,
                 },
                 at,
+                1,
                 out,
             )
             .await?;
@@ -239,6 +326,7 @@ pub async fn detect(
                     reported_by: None,
                 },
                 at,
+                1,
                 out,
             )
             .await?;
@@ -259,6 +347,7 @@ pub async fn detect(
                     reported_by: None,
                 },
                 at,
+                1,
                 out,
             )
             .await?;
@@ -280,7 +369,8 @@ fn host_cidr(ip: &str) -> String {
 /// What happens after a sealing pass committed: metrics count every occurrence.
 pub fn after_commit(app: &AppState, raised: &[Raised]) {
     for r in raised {
-        app.metrics.incident(&r.incident.level, &r.incident.kind);
+        app.metrics
+            .incident(&r.incident.level, &r.incident.kind, r.occurrences as u64);
         if level_rank(&r.incident.level) >= level_rank(&app.config.alert_min_level) {
             app.alerts.send(&r.incident, r.opened);
         }
@@ -309,6 +399,7 @@ pub async fn report(
             reported_by: Some(&by),
         },
         now,
+        1,
     )
     .await?;
     Event::new("incident.report", "success")
@@ -318,7 +409,7 @@ pub async fn report(
         .record(&mut tx, meta)
         .await?;
     tx.commit().await?;
-    app.metrics.incident(&incident.level, &incident.kind);
+    app.metrics.incident(&incident.level, &incident.kind, 1);
     if level_rank(level) >= level_rank(&app.config.alert_min_level) {
         app.alerts.send(&incident, true);
     }
