@@ -1,7 +1,8 @@
 //! Password hashing: argon2id with OWASP's parameters for new hashes; imported bcrypt hashes
-//! (passlib `$2b$`/`$2a$`) verify and are flagged for rehashing. Hashing runs on the blocking
-//! pool behind two semaphores: one bounds the work in progress, one bounds the queue, so a login
-//! flood gets quick 503s instead of starving the async executor.
+//! (passlib `$2b$`/`$2a$`) verify and are flagged for rehashing. Hashing runs on threads of its
+//! own, at a lower scheduling priority (nice 10), behind two semaphores: one bounds the work in
+//! progress, one bounds the queue, so a login flood gets quick 503s and the API's other requests
+//! keep their latency while hashes run.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -36,10 +37,48 @@ pub enum Verdict {
     },
 }
 
+type Job = Box<dyn FnOnce() + Send>;
+
+/// `n` threads that run hashing jobs at nice 10: under load, requests that need no hash are
+/// scheduled first, and a hash takes the core when it is free.
+fn hashing_threads(n: usize) -> anyhow::Result<std::sync::mpsc::Sender<Job>> {
+    let (tx, rx) = std::sync::mpsc::channel::<Job>();
+    let rx = Arc::new(std::sync::Mutex::new(rx));
+    for i in 0..n {
+        let rx = rx.clone();
+        std::thread::Builder::new()
+            .name(format!("imangor-hash-{i}"))
+            .spawn(move || {
+                lower_priority();
+                loop {
+                    let job = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                    match job {
+                        Ok(job) => job(),
+                        Err(_) => return,
+                    }
+                }
+            })
+            .context("starting a password-hashing thread")?;
+    }
+    Ok(tx)
+}
+
+#[allow(unsafe_code)]
+fn lower_priority() {
+    // On Linux a thread has its own nice value; PRIO_PROCESS with 0 names the calling thread.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: setpriority changes this thread's scheduling priority only.
+    unsafe {
+        libc::setpriority(libc::PRIO_PROCESS, 0, 10);
+    }
+}
+
 pub struct Hasher {
     running: Arc<Semaphore>,
     admitted: Arc<Semaphore>,
     waiting: Arc<AtomicUsize>,
+    /// The hashing threads' queue (they end when the `Hasher` is dropped).
+    jobs: std::sync::Mutex<std::sync::mpsc::Sender<Job>>,
     /// How long each hash or verification took (the `password_hash_duration_seconds` metric).
     timings: Arc<std::sync::Mutex<crate::metrics::Histogram>>,
     /// Verified when the account does not exist, so that an unknown email costs the same as a wrong password.
@@ -53,6 +92,7 @@ impl Hasher {
             running: Arc::new(Semaphore::new(concurrency)),
             admitted: Arc::new(Semaphore::new(concurrency + queue)),
             waiting: Arc::new(AtomicUsize::new(0)),
+            jobs: std::sync::Mutex::new(hashing_threads(concurrency)?),
             timings: Arc::default(),
             dummy,
         })
@@ -89,7 +129,8 @@ impl Hasher {
             .await
             .map_err(|e| AppError::Internal(e.into()))?;
         let timings = self.timings.clone();
-        let out = tokio::task::spawn_blocking(move || {
+        let (done, result) = tokio::sync::oneshot::channel();
+        let task: Job = Box::new(move || {
             let started = std::time::Instant::now();
             let out = job();
             timings
@@ -98,11 +139,17 @@ impl Hasher {
                 .observe(started.elapsed());
             drop(running);
             drop(admitted);
-            out
-        })
-        .await
-        .context("password hashing task failed")?;
-        Ok(out)
+            let _ = done.send(out);
+        });
+        self.jobs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .send(task)
+            .map_err(|_| AppError::Internal(anyhow::anyhow!("the hashing threads have stopped")))?;
+        result
+            .await
+            .context("password hashing task failed")
+            .map_err(AppError::Internal)
     }
 
     /// A new argon2id hash (PHC string) of `password`.

@@ -64,26 +64,29 @@ pub async fn refresh_loop(db: Db, blocks: std::sync::Arc<Blocklist>) {
 /// Invalid access tokens by address, in a sliding minute.
 #[derive(Debug, Default)]
 pub struct TokenWatch {
-    seen: Mutex<HashMap<IpAddr, (Instant, u32)>>,
+    /// By address: when its window started, refusals in it, whether it was reported.
+    seen: Mutex<HashMap<IpAddr, (Instant, u32, bool)>>,
 }
 
 impl TokenWatch {
-    /// Counts one refused token from `ip`; true when this one crosses the threshold.
+    /// Counts one refused token from `ip`; true when this one crosses the threshold (once per window).
     pub fn refused(&self, ip: IpAddr) -> bool {
         let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
         if seen.len() >= WATCHED_ADDRESSES {
-            seen.retain(|_, (start, _)| start.elapsed() < FORGED_WINDOW);
+            seen.retain(|_, (start, _, _)| start.elapsed() < FORGED_WINDOW);
             if seen.len() >= WATCHED_ADDRESSES {
                 seen.clear();
             }
         }
-        let e = seen.entry(ip).or_insert((Instant::now(), 0));
+        let e = seen.entry(ip).or_insert((Instant::now(), 0, false));
         if e.0.elapsed() >= FORGED_WINDOW {
-            *e = (Instant::now(), 0);
+            *e = (Instant::now(), 0, false);
         }
-        e.1 += 1;
-        if e.1 >= FORGED_TOKENS {
-            *e = (Instant::now(), 0);
+        e.1 = e.1.saturating_add(1);
+        // One report per address per window, however many more tokens it sends: saying no
+        // stays cheap under a sustained forgery.
+        if e.1 >= FORGED_TOKENS && !e.2 {
+            e.2 = true;
             true
         } else {
             false

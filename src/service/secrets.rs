@@ -57,6 +57,12 @@ pub async fn read(
     tx.commit().await?;
     let row = authz::authorize(Some(who), Action::SecretRead, sealed)?.into_object();
     let value = open(&app.db, &app.keys, &row, meta).await?;
+    // Every read of a plaintext is in the audit trail (written off the request path).
+    Event::new("secret.read", "success")
+        .actor(who.user_id())
+        .target(format!("secret:{}", row.id))
+        .emit(app, meta)
+        .await;
     Ok((row, value))
 }
 

@@ -374,3 +374,79 @@ async fn doctor_passes_a_sound_production_setup_and_names_every_unsafe_setting()
         "{out}"
     );
 }
+
+#[tokio::test]
+async fn a_reencryption_killed_midway_leaves_every_row_readable_and_resumes_v11_2_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let (envs, _) = setup(dir.path()).await;
+    let s = Server::start(&envs).await;
+    let token = login(&s, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let c = reqwest::Client::new();
+    let mut values = BTreeMap::new();
+    for i in 0..300 {
+        let value = format!("value {i}");
+        let res = c
+            .post(s.url("/api/v1/secrets"))
+            .bearer_auth(&token)
+            .json(&json!({"name": format!("k{i}"), "value": value}))
+            .send()
+            .await
+            .unwrap();
+        values.insert(
+            res.json::<Value>().await.unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+            value,
+        );
+    }
+    s.stop().await;
+    let (ok, _, err) = imangor(&envs, &["keys", "add"]).await;
+    assert!(ok, "{err}");
+    // One row per transaction, killed (SIGKILL) part of the way through.
+    let mut child = command(&envs)
+        .args(["keys", "reencrypt", "--batch", "1"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    child.start_kill().unwrap();
+    child.wait().await.unwrap();
+    let (_, out, _) = imangor(&envs, &["keys", "status"]).await;
+    let t1_rows: i64 = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("t1"))
+        .and_then(|l| l.split_whitespace().nth(2))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        t1_rows < 300,
+        "the killed run re-encrypted some rows: {out}"
+    );
+    // Every row reads back, under whichever key it is now.
+    let s = Server::start(&envs).await;
+    for (id, value) in &values {
+        let v: Value = c
+            .get(s.url(&format!("/api/v1/secrets/{id}")))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(v["value"], value.as_str());
+    }
+    s.stop().await;
+    // The next run finishes the job.
+    let (ok, out, err) = imangor(&envs, &["keys", "reencrypt"]).await;
+    assert!(ok, "{out} {err}");
+    assert!(
+        out.contains(&format!("re-encrypted {t1_rows} rows")),
+        "{out}"
+    );
+    let (ok, _, err) = imangor(&envs, &["keys", "retire", "t1"]).await;
+    assert!(ok, "{err}");
+}
