@@ -375,7 +375,7 @@ pub struct EventSink {
 }
 
 enum Queued {
-    Event(crate::db::events::OwnedEvent),
+    Event(crate::db::events::NewEvent),
     Flush(tokio::sync::oneshot::Sender<()>),
 }
 
@@ -389,7 +389,7 @@ impl EventSink {
         Self { tx }
     }
 
-    pub async fn send(&self, e: crate::db::events::OwnedEvent) {
+    pub async fn send(&self, e: crate::db::events::NewEvent) {
         match self.tx.try_send(Queued::Event(e)) {
             Ok(()) => {}
             // Full: wait for room rather than lose the event (the database is slow or down).
@@ -442,10 +442,10 @@ async fn write_events(db: Db, mut rx: tokio::sync::mpsc::Receiver<Queued>) {
     }
 }
 
-async fn write_batch(db: &Db, batch: &[crate::db::events::OwnedEvent]) -> sqlx::Result<()> {
+async fn write_batch(db: &Db, batch: &[crate::db::events::NewEvent]) -> sqlx::Result<()> {
     let mut tx = db.begin().await?;
     for e in batch {
-        crate::db::events::insert(&mut tx, &e.borrow()).await?;
+        crate::db::events::insert(&mut tx, e).await?;
     }
     tx.commit().await
 }

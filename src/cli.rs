@@ -350,7 +350,7 @@ fn parse_role(s: &str) -> anyhow::Result<Role> {
 }
 
 /// Records an operator's key operation in the audit trail.
-async fn key_event(config: &Config, action: &str, detail: String) -> anyhow::Result<()> {
+async fn key_event(config: &Config, action: &'static str, detail: String) -> anyhow::Result<()> {
     let app = startup::state(config.clone()).await?;
     let mut tx = app.db.begin().await?;
     crate::service::Event::new(action, "success")

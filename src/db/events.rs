@@ -1,29 +1,16 @@
 //! The security event log: logins, failures, token reuse and revocation, account changes.
-//! (The tamper-evident audit trail will be built on it.)
+//! `crate::audit` seals it into a hash chain.
 
 use super::{Tx, on_tx};
 use crate::domain::Timestamp;
 
-/// One security-relevant event. `detail` is free text chosen by the code, never user input verbatim.
+/// One security-relevant event. `detail` is free text chosen by the code, never user input
+/// verbatim. It owns what it carries, so it can wait in the event writer's queue.
 #[derive(Debug, Clone)]
-pub struct NewEvent<'a> {
-    pub action: &'a str,
-    pub outcome: &'a str,
+pub struct NewEvent {
+    pub action: &'static str,
+    pub outcome: &'static str,
     /// `info`, `warning`, `high` or `critical`.
-    pub severity: &'a str,
-    pub actor_id: Option<String>,
-    pub target: Option<String>,
-    pub ip: Option<String>,
-    pub request_id: Option<String>,
-    pub detail: Option<String>,
-    pub at: Timestamp,
-}
-
-/// An event owned, for the queue of events written off the request path.
-#[derive(Debug, Clone)]
-pub struct OwnedEvent {
-    pub action: String,
-    pub outcome: String,
     pub severity: &'static str,
     pub actor_id: Option<String>,
     pub target: Option<String>,
@@ -33,23 +20,7 @@ pub struct OwnedEvent {
     pub at: Timestamp,
 }
 
-impl OwnedEvent {
-    pub fn borrow(&self) -> NewEvent<'_> {
-        NewEvent {
-            action: &self.action,
-            outcome: &self.outcome,
-            severity: self.severity,
-            actor_id: self.actor_id.clone(),
-            target: self.target.clone(),
-            ip: self.ip.clone(),
-            request_id: self.request_id.clone(),
-            detail: self.detail.clone(),
-            at: self.at,
-        }
-    }
-}
-
-pub async fn insert(tx: &mut Tx, e: &NewEvent<'_>) -> sqlx::Result<()> {
+pub async fn insert(tx: &mut Tx, e: &NewEvent) -> sqlx::Result<()> {
     let id = uuid::Uuid::now_v7().to_string();
     on_tx!(tx, c => sqlx::query(
         "insert into security_events (id, at, action, outcome, actor_id, target, ip, request_id, detail, severity)

@@ -41,17 +41,17 @@ pub struct RequestMeta {
 }
 
 /// A security event about to be recorded.
-pub(crate) struct Event<'a> {
-    pub action: &'a str,
-    pub outcome: &'a str,
+pub(crate) struct Event {
+    pub action: &'static str,
+    pub outcome: &'static str,
     pub severity: &'static str,
     pub actor: Option<String>,
     pub target: Option<String>,
     pub detail: Option<String>,
 }
 
-impl<'a> Event<'a> {
-    pub fn new(action: &'a str, outcome: &'a str) -> Self {
+impl Event {
+    pub fn new(action: &'static str, outcome: &'static str) -> Self {
         Self {
             action,
             outcome,
@@ -79,10 +79,11 @@ impl<'a> Event<'a> {
         self
     }
 
-    fn owned(self, meta: &RequestMeta) -> db::events::OwnedEvent {
-        db::events::OwnedEvent {
-            action: self.action.to_owned(),
-            outcome: self.outcome.to_owned(),
+    fn into_row(self, meta: &RequestMeta) -> db::events::NewEvent {
+        tracing::info!(target: "security", action = self.action, outcome = self.outcome, severity = self.severity, actor = ?self.actor, target_id = ?self.target, "security event");
+        db::events::NewEvent {
+            action: self.action,
+            outcome: self.outcome,
             severity: self.severity,
             actor_id: self.actor,
             target: self.target,
@@ -96,27 +97,11 @@ impl<'a> Event<'a> {
     /// Queues an event that goes with no change (a refusal, a failed login) for the event
     /// writer: the request does not wait for the disk. Waits only when the queue is full.
     pub async fn emit(self, app: &crate::state::AppState, meta: &RequestMeta) {
-        tracing::info!(target: "security", action = self.action, outcome = self.outcome, severity = self.severity, actor = ?self.actor, target_id = ?self.target, "security event");
-        app.events.send(self.owned(meta)).await;
+        app.events.send(self.into_row(meta)).await;
     }
 
     /// Appends the event in the caller's transaction, so it is recorded exactly when the change is.
     pub async fn record(self, tx: &mut Tx, meta: &RequestMeta) -> sqlx::Result<()> {
-        tracing::info!(target: "security", action = self.action, outcome = self.outcome, severity = self.severity, actor = ?self.actor, target_id = ?self.target, "security event");
-        db::events::insert(
-            tx,
-            &db::events::NewEvent {
-                action: self.action,
-                outcome: self.outcome,
-                severity: self.severity,
-                actor_id: self.actor,
-                target: self.target,
-                ip: meta.ip.map(|ip| ip.to_string()),
-                request_id: meta.request_id.clone(),
-                detail: self.detail,
-                at: Timestamp::now(),
-            },
-        )
-        .await
+        db::events::insert(tx, &self.into_row(meta)).await
     }
 }
