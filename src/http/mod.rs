@@ -112,6 +112,10 @@ impl utoipa::Modify for CommonAnswers {
                     add("413", "the body is larger than 128 KiB");
                 }
                 if path.starts_with("/api/") {
+                    add(
+                        "403",
+                        "forbidden; or the client's address is blocked (containment)",
+                    );
                     add("429", "rate limited; `Retry-After` says when to retry");
                     add(
                         "503",

@@ -174,7 +174,8 @@ impl From<User> for AccountView {
 
 /// Register an account (anyone when registration is open; admins only otherwise).
 #[utoipa::path(post, path = "/users", tag = "identity", request_body = CreateUser,
-    responses((status = 201, body = UserView), (status = 409, description = "email taken"), (status = 422, description = "invalid input")))]
+    responses((status = 201, body = UserView), (status = 401, description = "a bearer token was sent and is not valid (it is optional: admins send one when registration is admin-only)"),
+        (status = 409, description = "email taken"), (status = 422, description = "invalid input")))]
 async fn create(
     State(app): State<AppState>,
     who: Option<Principal>,

@@ -150,6 +150,11 @@ pub async fn revoke_sessions(
         .ok_or(AppError::NotFound)?;
     if let By::Person(who) = &by {
         authz::authorize_by(Some(who), |u: &users::User| disable_action(u.role), sealed)?;
+        if who.user_id() == user {
+            return Err(AppError::Refused(
+                "you cannot contain your own account (log out, or change your password)",
+            ));
+        }
     }
     let n = sessions::revoke_all_of(&mut tx, user, None, "containment", now).await?;
     Event::new("containment.revoke_sessions", "success")

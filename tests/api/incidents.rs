@@ -383,6 +383,13 @@ async fn containment_actions_follow_the_roles() {
     )
     .await;
     problem(res, StatusCode::FORBIDDEN).await;
+    // Nobody contains their own account or address (a lock-out of oneself).
+    let res = contain(
+        admin.access.clone(),
+        json!({"action": "revoke_sessions", "user_id": app.admin.id}),
+    )
+    .await;
+    problem(res, StatusCode::CONFLICT).await;
     let res = contain(
         m.access.clone(),
         json!({"action": "block_address", "cidr": "127.0.0.0/8"}),
