@@ -303,6 +303,29 @@ pub async fn verify(db: &Db, keys: &DataKeyring) -> anyhow::Result<ChainReport> 
             ),
         );
     }
+    // Every sealing pass signs its head: a chain whose newest rows no checkpoint covers had
+    // its checkpoints removed (or rows appended by hand).
+    if report.verified && report.rows > 0 && report.checkpoints == 0 {
+        fail(
+            &mut report,
+            1,
+            "checkpoint",
+            "the chain has no signed checkpoint: they were removed".to_owned(),
+        );
+    } else if report.verified
+        && let Some(last) = checkpoints.last()
+        && last.seq != expected - 1
+    {
+        fail(
+            &mut report,
+            last.seq + 1,
+            "checkpoint",
+            format!(
+                "rows after {} are covered by no signed checkpoint: added or rewritten outside the sealer",
+                last.seq
+            ),
+        );
+    }
     Ok(report)
 }
 

@@ -31,6 +31,18 @@ impl std::str::FromStr for Cidr {
                 .filter(|p| *p <= max)
                 .ok_or_else(|| format!("{s:?}: bad prefix length"))?,
         };
+        // An IPv4-mapped IPv6 network is its IPv4 network (its prefix counted in IPv4 bits).
+        if let IpAddr::V6(v6) = addr
+            && let Some(v4) = v6.to_ipv4_mapped()
+        {
+            let prefix = prefix.checked_sub(96).ok_or_else(|| {
+                format!("{s:?}: an IPv4-mapped network needs a prefix of 96 or more")
+            })?;
+            return Ok(Cidr {
+                addr: IpAddr::V4(v4),
+                prefix,
+            });
+        }
         Ok(Cidr { addr, prefix })
     }
 }
@@ -42,6 +54,11 @@ impl std::fmt::Display for Cidr {
 }
 
 impl Cidr {
+    /// Prefix length in bits, and the address family's full length.
+    pub fn prefix(&self) -> (u8, u8) {
+        (self.prefix, if self.addr.is_ipv4() { 32 } else { 128 })
+    }
+
     pub fn contains(&self, ip: IpAddr) -> bool {
         let ip = canonical(ip);
         match (canonical(self.addr), ip) {
@@ -141,6 +158,17 @@ pub fn client_ip(peer: IpAddr, forwarded_for: &[&str], trusted: &[Cidr]) -> IpAd
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn mapped_networks_are_ipv4_networks() {
+        let c: Cidr = "::ffff:10.0.0.0/120".parse().unwrap();
+        assert_eq!(c.to_string(), "10.0.0.0/24");
+        assert!(c.contains("10.0.0.7".parse().unwrap()));
+        assert!(!c.contains("11.0.0.7".parse().unwrap()));
+        let host: Cidr = "::ffff:10.0.0.1/128".parse().unwrap();
+        assert!(!host.contains("192.0.2.1".parse().unwrap()));
+        assert!("::ffff:10.0.0.1/64".parse::<Cidr>().is_err());
+    }
     use super::*;
 
     fn ip(s: &str) -> IpAddr {

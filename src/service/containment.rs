@@ -185,6 +185,13 @@ pub async fn block(
 ) -> Result<Timestamp> {
     if let By::Person(who) = &by {
         authz::authorize_plain(Some(who), Action::AddressBlock)?;
+        // A person blocks a network, not the Internet: at least /16 for IPv4, /32 for IPv6.
+        let (prefix, bits) = cidr.prefix();
+        if prefix < if bits == 32 { 16 } else { 32 } {
+            return Err(AppError::Refused(
+                "a block covers at most a /16 (IPv4) or a /32 (IPv6)",
+            ));
+        }
         if meta.ip.is_some_and(|ip| cidr.contains(ip)) {
             return Err(AppError::Refused("the block would cover your own address"));
         }

@@ -267,3 +267,26 @@ async fn the_binary_seals_everything_by_a_clean_stop_verifies_and_exports_v16_4_
     assert!(!out.status.success());
     assert!(text.contains("BROKEN at row 2 (edited)"), "{text}");
 }
+
+#[tokio::test]
+async fn a_rewrite_that_also_deletes_the_checkpoints_is_found_v16_4_2() {
+    let app = with_events().await;
+    exec(&app, "delete from audit_checkpoints").await;
+    let p = check(&app).await.first_problem.expect("caught");
+    assert_eq!(p.kind, "checkpoint", "{p:?}");
+    // The newest rows cut off together with their checkpoints: the head is no longer signed.
+    let app = with_events().await;
+    let last: i64 = imangor::db::audit::checkpoints(&app.state.db)
+        .await
+        .unwrap()
+        .last()
+        .unwrap()
+        .seq;
+    exec(
+        &app,
+        &format!("delete from audit_checkpoints where seq = {last}"),
+    )
+    .await;
+    let p = check(&app).await.first_problem.expect("caught");
+    assert_eq!(p.kind, "checkpoint", "{p:?}");
+}
