@@ -220,3 +220,10 @@ pub async fn distinct_targets_by_ip(
            order by at desc limit $6) as recent")
         .bind(action).bind(ip).bind(outcome).bind(since.micros()).bind(until.micros()).bind(scan).fetch_one(c).await)
 }
+
+/// Unresolved user reports by one account.
+pub async fn open_reports_by(db: &Db, reporter: &str) -> sqlx::Result<i64> {
+    on_db!(db, p => sqlx::query_scalar(
+        "select count(*) from incidents where kind = 'user_report' and reported_by = $1 and status <> 'resolved'")
+        .bind(reporter).fetch_one(p).await)
+}

@@ -30,6 +30,8 @@ const WINDOW_S: u64 = 600;
 pub const BRUTE_FORCE_FAILURES: i64 = 10;
 pub const STUFFING_ACCOUNTS: i64 = 10;
 pub const PROBING_DENIALS: i64 = 20;
+/// Unresolved reports one account may have at once.
+pub const MAX_OPEN_REPORTS: i64 = 5;
 
 pub fn level_rank(level: &str) -> usize {
     LEVELS.iter().position(|l| *l == level).unwrap_or(0)
@@ -386,9 +388,15 @@ pub async fn report(
     meta: &RequestMeta,
 ) -> Result<Incident> {
     authz::authorize_plain(Some(who), Action::IncidentReport)?;
+    // One account cannot flood the incident list and the alert queue with reports.
+    let by = who.user_id().to_string();
+    if incidents::open_reports_by(&app.db, &by).await? >= MAX_OPEN_REPORTS {
+        return Err(AppError::Refused(
+            "you have too many unresolved reports; wait until they are handled",
+        ));
+    }
     let now = Timestamp::now();
     let mut tx = app.db.begin().await?;
-    let by = who.user_id().to_string();
     let (incident, _) = incidents::raise(
         &mut tx,
         &NewIncident {

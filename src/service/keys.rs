@@ -158,6 +158,16 @@ pub async fn retire(config: &Config, db: &Db, id: &str) -> anyhow::Result<Writte
         if rows > 0 {
             bail!("data key {id} still seals {rows} rows: run `imangor keys reencrypt` first");
         }
+        // Servers that have not restarted since `keys add` still seal new values with it.
+        let superseded = log::list(db, Ring::Data)
+            .await?
+            .into_iter()
+            .any(|r| r.key_id == id && r.superseded_at.is_some());
+        if !superseded {
+            bail!(
+                "data key {id}: no server has started with the newer key yet, so new values may still be sealed with it; restart the servers, run `imangor keys reencrypt`, then retire it"
+            );
+        }
         let ring = DataKeyring::new(keyring::parse(
             &keyring::render(&data, ","),
             "IMANGOR_DATA_KEYS",

@@ -113,13 +113,17 @@ impl World {
             .to_owned()
     }
 
-    /// An incident reported by the stranger.
+    /// An incident reported by a fresh account (one account may have only a few open reports).
     async fn incident(&self) -> String {
+        let (_, reporter) = self
+            .app
+            .user_with_role(&format!("reporter{}@example.com", self.fresh()), "user")
+            .await;
         let res = self
             .app
             .post_json(
                 "/api/v1/incidents",
-                Some(&self.stranger.1.access),
+                Some(&reporter.access),
                 &json!({"description": "something odd"}),
             )
             .await;

@@ -354,6 +354,25 @@ async fn reports_follow_the_workflow_with_notes_and_roles_v8_2_1() {
     problem(res, StatusCode::CONFLICT).await;
     let kinds: Vec<String> = events(&app).await.into_iter().map(|e| e.action).collect();
     assert!(kinds.contains(&"incident.report".into()) && kinds.contains(&"incident.update".into()));
+    // One account may have at most five unresolved reports (API6): the sixth is refused.
+    for i in 0..5 {
+        let res = app
+            .post_json(
+                "/api/v1/incidents",
+                Some(&u.access),
+                &json!({"description": format!("r{i}")}),
+            )
+            .await;
+        assert_eq!(res.status(), StatusCode::CREATED);
+    }
+    let res = app
+        .post_json(
+            "/api/v1/incidents",
+            Some(&u.access),
+            &json!({"description": "one too many", "level": "critical"}),
+        )
+        .await;
+    problem(res, StatusCode::CONFLICT).await;
 }
 
 #[tokio::test]

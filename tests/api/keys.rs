@@ -159,6 +159,11 @@ async fn a_data_key_rotation_under_concurrent_writes_loses_nothing_v11_2_2() {
     assert!(!ok && err.contains("still seals"), "{err}");
     let (ok, _, err) = imangor(&envs, &["keys", "retire", &new_id]).await;
     assert!(!ok && err.contains("encrypts"), "{err}");
+    // With no row left under t1, it is still refused until a server starts with the new key.
+    let (ok, out, err) = imangor(&envs, &["keys", "reencrypt"]).await;
+    assert!(ok, "{out} {err}");
+    let (ok, _, err) = imangor(&envs, &["keys", "retire", "t1"]).await;
+    assert!(!ok && err.contains("no server has started"), "{err}");
 
     // Re-encrypt while the running server (still on the old keyring) keeps writing and deleting.
     let stop = Arc::new(AtomicBool::new(false));
