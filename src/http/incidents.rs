@@ -120,7 +120,8 @@ fn incident_id(raw: &str) -> Result<String> {
 
 /// Report a security incident (any role). The report is audited and alerts like any incident.
 #[utoipa::path(post, path = "/incidents", tag = "security operations", security(("bearer" = [])), request_body = ReportInput,
-    responses((status = 201, body = IncidentView), (status = 401), (status = 422, description = "invalid input")))]
+    responses((status = 201, body = IncidentView), (status = 401),
+        (status = 409, description = "the caller already has five unresolved reports"), (status = 422, description = "invalid input")))]
 async fn report(
     State(app): State<AppState>,
     who: Principal,
