@@ -242,9 +242,11 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             dormant_days,
         } => {
             let app = startup::state(config).await?;
-            let rows = crate::db::users::with_last_login(&app.db).await?;
+            let findings = crate::service::access_review::as_operator(&app.db, dormant_days)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
             app.db.close().await;
-            print!("{}", access_review(&rows, &format, dormant_days)?);
+            print!("{}", access_review(&findings, &format)?);
             Ok(())
         }
         Command::Audit(cmd) => {
@@ -524,34 +526,15 @@ fn progress_line(n: u64, total: u64, elapsed: std::time::Duration) -> String {
     )
 }
 
-/// The access review: every admin and manager, and every dormant or never-used account.
+/// The access review (`service::access_review`) in the operator's chosen format.
 fn access_review(
-    rows: &[(crate::db::users::User, Option<crate::domain::Timestamp>)],
+    findings: &[crate::service::access_review::Finding],
     format: &str,
-    dormant_days: u64,
 ) -> anyhow::Result<String> {
-    let dormant_before =
-        crate::domain::Timestamp::now().micros() - (dormant_days as i64) * 86_400 * 1_000_000;
-    let mut out = Vec::new();
-    for (u, last) in rows {
-        let mut flags = Vec::new();
-        match u.role {
-            Role::Admin => flags.push("admin"),
-            Role::Manager => flags.push("manager"),
-            Role::User => {}
-        }
-        match last {
-            None => flags.push("never_logged_in"),
-            Some(t) if t.micros() < dormant_before => flags.push("dormant"),
-            Some(_) => {}
-        }
-        if u.disabled {
-            flags.push("disabled");
-        }
-        if flags.iter().any(|f| *f != "disabled") {
-            out.push((u, last, flags));
-        }
-    }
+    let out: Vec<_> = findings
+        .iter()
+        .map(|f| (&f.user, &f.last_login, &f.flags))
+        .collect();
     let last_login =
         |l: &Option<crate::domain::Timestamp>| l.map(|t| t.rfc3339()).unwrap_or_default();
     Ok(match format {

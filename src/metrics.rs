@@ -145,6 +145,15 @@ impl Metrics {
             .or_default() += 1;
     }
 
+    /// Requests refused by each rate limit since the process started (the security summary).
+    pub fn throttled_counts(&self) -> Vec<(&'static str, u64)> {
+        let map = self.throttled.lock().unwrap_or_else(|e| e.into_inner());
+        ["api", "token", "register"]
+            .into_iter()
+            .map(|class| (class, map.get(class).copied().unwrap_or(0)))
+            .collect()
+    }
+
     pub fn incident(&self, level: &str, kind: &str, n: u64) {
         *self
             .incidents

@@ -50,6 +50,10 @@ pub enum Action {
     IncidentUpdate,
     /// Block an address or network for a while (containment).
     AddressBlock,
+    /// The security dashboard's figures: incidents by level, logins by hour, sessions.
+    SecuritySummaryRead,
+    /// The access review: privileged, dormant and never-used accounts with their last login.
+    AccessReviewRead,
 }
 
 /// The caller's relation to the object: its owner (for an account: the account itself), or not.
@@ -91,7 +95,7 @@ pub enum Shape {
 }
 
 impl Action {
-    pub const ALL: [Action; 22] = [
+    pub const ALL: [Action; 24] = [
         Action::AccountRegister,
         Action::AccountCreate,
         Action::AccountReadSelf,
@@ -114,6 +118,8 @@ impl Action {
         Action::IncidentList,
         Action::IncidentUpdate,
         Action::AddressBlock,
+        Action::SecuritySummaryRead,
+        Action::AccessReviewRead,
     ];
 
     pub fn shape(self) -> Shape {
@@ -136,7 +142,9 @@ impl Action {
             | Action::IncidentReport
             | Action::IncidentList
             | Action::IncidentUpdate
-            | Action::AddressBlock => Shape::Plain,
+            | Action::AddressBlock
+            | Action::SecuritySummaryRead
+            | Action::AccessReviewRead => Shape::Plain,
         }
     }
 
@@ -165,6 +173,8 @@ impl Action {
             Action::IncidentList => "incident.list",
             Action::IncidentUpdate => "incident.update",
             Action::AddressBlock => "containment.block_address",
+            Action::SecuritySummaryRead => "security.summary",
+            Action::AccessReviewRead => "account.review",
         }
     }
 
@@ -193,6 +203,8 @@ impl Action {
             Action::IncidentList => "GET /api/v1/incidents, GET /api/v1/incidents/{id}",
             Action::IncidentUpdate => "PATCH /api/v1/incidents/{id}",
             Action::AddressBlock => "POST /api/v1/containment `block_address`",
+            Action::SecuritySummaryRead => "GET /api/v1/security/summary",
+            Action::AccessReviewRead => "GET /api/v1/access-review",
         }
     }
 }
@@ -241,10 +253,14 @@ pub fn decide(
         // Admins may do everything (business rules still refuse demoting oneself or the last admin).
         (Admin, _, _, _) => Allow,
 
-        // The audit trail is the admins' alone; incidents and containment are for admins and managers.
-        (Manager | User, AuditRead, _, _) => Deny,
-        (Manager, IncidentList | IncidentUpdate | AddressBlock, _, _) => Allow,
-        (User, IncidentList | IncidentUpdate | AddressBlock, _, _) => Deny,
+        // The audit trail and the access review (who holds which rights, which the admins alone
+        // can change) are the admins' alone; incidents, containment and the security summary
+        // are for admins and managers.
+        (Manager | User, AuditRead | AccessReviewRead, _, _) => Deny,
+        (Manager, IncidentList | IncidentUpdate | AddressBlock | SecuritySummaryRead, _, _) => {
+            Allow
+        }
+        (User, IncidentList | IncidentUpdate | AddressBlock | SecuritySummaryRead, _, _) => Deny,
 
         // Accounts: managers list them and disable or enable plain users; nothing else.
         (Manager, AccountList | AccountDisableUser, _, _) => Allow,

@@ -39,7 +39,7 @@ macro_rules! columns {
     };
 }
 
-fn row<R: Row>(r: &R) -> sqlx::Result<AuditRow>
+pub(crate) fn row<R: Row>(r: &R) -> sqlx::Result<AuditRow>
 where
     for<'a> &'a str: sqlx::ColumnIndex<R>,
     for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,

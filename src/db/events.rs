@@ -1,7 +1,7 @@
 //! The security event log: logins, failures, token reuse and revocation, account changes.
 //! `crate::audit` seals it into a hash chain.
 
-use super::{Tx, on_tx};
+use super::{Db, Tx, on_db, on_tx};
 use crate::domain::Timestamp;
 
 /// One security-relevant event. `detail` is free text chosen by the code, never user input
@@ -30,4 +30,16 @@ pub async fn insert(tx: &mut Tx, e: &NewEvent) -> sqlx::Result<()> {
         .bind(e.request_id.as_deref()).bind(e.detail.as_deref()).bind(e.severity)
         .execute(c).await.map(|r| r.rows_affected()))?;
     Ok(())
+}
+
+/// Login attempts since `since`, counted by hour (0 = the hour starting at `since`) and outcome.
+pub async fn logins_by_hour(db: &Db, since: Timestamp) -> sqlx::Result<Vec<(i64, String, i64)>> {
+    use sqlx::Row;
+    on_db!(db, p => {
+        let rows = sqlx::query(
+            "select (at - $1) / 3600000000 as hour, outcome, count(*) as n from security_events
+             where action = 'auth.login' and at >= $1 group by 1, 2")
+            .bind(since.micros()).fetch_all(p).await?;
+        rows.iter().map(|r| Ok((r.try_get("hour")?, r.try_get("outcome")?, r.try_get("n")?))).collect()
+    })
 }

@@ -227,3 +227,38 @@ pub async fn open_reports_by(db: &Db, reporter: &str) -> sqlx::Result<i64> {
         "select count(*) from incidents where kind = 'user_report' and reported_by = $1 and status <> 'resolved'")
         .bind(reporter).fetch_one(p).await)
 }
+
+/// Unresolved incidents counted by (level, status), for the security summary.
+pub async fn unresolved_by_level(db: &Db) -> sqlx::Result<Vec<(String, String, i64)>> {
+    on_db!(db, p => {
+        let rows = sqlx::query(
+            "select level, status, count(*) as n from incidents where status <> 'resolved'
+             group by level, status")
+            .fetch_all(p).await?;
+        rows.iter().map(|r| Ok((r.try_get("level")?, r.try_get("status")?, r.try_get("n")?))).collect()
+    })
+}
+
+/// The events tied to an incident: those naming it (its opening, reports, status changes) and,
+/// for a detector's incident, the events of its subject (account or address) from ten minutes
+/// before it was first seen until it was last seen. Newest first, at most `limit`.
+pub async fn related_events(
+    db: &Db,
+    incident: &Incident,
+    limit: i64,
+) -> sqlx::Result<Vec<super::audit::AuditRow>> {
+    let target = format!("incident:{}", incident.id);
+    let subject = incident.subject.as_deref();
+    let since = incident.first_seen.micros() - 600 * 1_000_000;
+    let until = incident.last_seen.micros() + 1_000_000;
+    on_db!(db, p => {
+        let rows = sqlx::query(
+            "select id, seq, at, action, outcome, severity, actor_id, target, ip, request_id, detail, prev_hash, hash
+             from security_events
+             where target = $1
+                or ($2 is not null and (actor_id = $2 or ip = $2 or target = $2) and at >= $3 and at <= $4)
+             order by at desc, id desc limit $5")
+            .bind(&target).bind(subject).bind(since).bind(until).bind(limit).fetch_all(p).await?;
+        rows.iter().map(super::audit::row).collect()
+    })
+}

@@ -253,3 +253,25 @@ pub async fn with_last_login(db: &Db) -> sqlx::Result<Vec<(User, Option<Timestam
         }).collect()
     })
 }
+
+/// The last login (the newest session opened) of each account on the page `list` returns for
+/// the same `after` and `limit`; accounts that never logged in are absent.
+pub async fn last_logins(
+    tx: &mut Tx,
+    grant: &Authorized<()>,
+    after: Option<UserId>,
+    limit: u32,
+) -> crate::error::Result<Vec<(String, Timestamp)>> {
+    grant.require(Action::AccountList)?;
+    let after = after.map(|a| a.to_string()).unwrap_or_default();
+    on_tx!(tx, c => {
+        let rows = sqlx::query(
+            "select s.user_id, max(s.created_at) as last_login from sessions s
+             where s.user_id in (select id from users where id > $1 order by id limit $2)
+             group by s.user_id")
+            .bind(after).bind(i64::from(limit)).fetch_all(c).await?;
+        Ok(rows.iter().map(|r| {
+            Ok((r.try_get("user_id")?, Timestamp::from_micros(r.try_get("last_login")?)))
+        }).collect::<sqlx::Result<Vec<_>>>()?)
+    })
+}

@@ -76,6 +76,10 @@ pub struct IncidentView {
     updated_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     notes: Option<Vec<NoteView>>,
+    /// On one incident, for those who may read the audit trail: the events naming it and those
+    /// of its subject around it (newest first, at most 100; `seq` 0 = not sealed yet).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    events: Option<Vec<crate::audit::Entry>>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -107,6 +111,7 @@ fn view(i: Incident, notes: Option<Vec<Note>>) -> IncidentView {
                 })
                 .collect()
         }),
+        events: None,
     }
 }
 
@@ -225,7 +230,10 @@ async fn show(
 ) -> Result<Json<IncidentView>> {
     crate::authz::authorize_plain(Some(&who), crate::authz::Action::IncidentList)?;
     let (i, notes) = service::incidents::get(&app, &who, &incident_id(&id)?).await?;
-    Ok(Json(view(i, Some(notes))))
+    let events = service::incidents::events(&app, &who, &i).await?;
+    let mut v = view(i, Some(notes));
+    v.events = events.map(|e| e.into_iter().map(Into::into).collect());
+    Ok(Json(v))
 }
 
 /// Contain or resolve an incident, with a note (open -> contained -> resolved): admins and managers.

@@ -31,9 +31,15 @@ const API_CSP: &str =
 const DOCS_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; \
 connect-src 'self'; font-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
 
+/// The console runs only its own script and style: no inline code, no other origin, no framing;
+/// it talks to this server alone.
+pub const CONSOLE_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
 /// Security headers on every answer, and problem+json bodies for the router's own 404 and 405.
 pub async fn security_headers(req: Request, next: Next) -> Response {
     let docs = req.uri().path().starts_with("/docs");
+    let console = req.uri().path() == "/console" || req.uri().path().starts_with("/console/");
     let mut res = next.run(req).await;
     if matches!(res.status(), StatusCode::METHOD_NOT_ALLOWED)
         && !res.headers().contains_key(header::CONTENT_TYPE)
@@ -74,7 +80,13 @@ pub async fn security_headers(req: Request, next: Next) -> Response {
     set(
         h,
         header::CONTENT_SECURITY_POLICY,
-        if docs { DOCS_CSP } else { API_CSP },
+        if docs {
+            DOCS_CSP
+        } else if console {
+            CONSOLE_CSP
+        } else {
+            API_CSP
+        },
     );
     set(
         h,

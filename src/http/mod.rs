@@ -1,6 +1,7 @@
 //! The HTTP surface: routes, OpenAPI document, documentation page, and the layers around them.
 
 pub mod audit;
+pub mod console;
 pub mod error;
 pub mod extract;
 pub mod health;
@@ -11,6 +12,7 @@ pub mod page;
 pub mod protect;
 pub mod resources;
 pub mod secrets;
+pub mod security;
 pub mod server;
 pub mod token;
 pub mod users;
@@ -137,7 +139,8 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
                 .merge(resources::router())
                 .merge(secrets::router())
                 .merge(audit::router())
-                .merge(incidents::router()),
+                .merge(incidents::router())
+                .merge(security::router()),
         )
         .merge(health::router())
         .split_for_parts();
@@ -158,6 +161,7 @@ pub fn router(app: AppState) -> Router {
                 .try_it_out_enabled(true),
         );
     api.merge(docs)
+        .merge(console::router())
         .fallback(middleware::not_found)
         .layer(axum::middleware::from_fn_with_state(app.clone(), middleware::record_denials))
         .layer(axum::middleware::from_fn_with_state(app.clone(), protect::rate_limit))

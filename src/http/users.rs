@@ -139,10 +139,18 @@ pub struct AccountView {
     created_at: String,
 }
 
+/// An account in the list: with its last login (the newest session it opened; null: never).
+#[derive(Serialize, ToSchema)]
+pub struct AccountListItem {
+    #[serde(flatten)]
+    account: AccountView,
+    last_login: Option<String>,
+}
+
 #[derive(Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AccountPage {
-    items: Vec<AccountView>,
+    items: Vec<AccountListItem>,
     /// Pass as `cursor` to get the next page; absent on the last page.
     next_cursor: Option<String>,
 }
@@ -284,13 +292,19 @@ async fn list(
     let (rows, next_cursor) = page::finish(
         rows,
         req,
-        |u| u.id.as_uuid(),
+        |(u, _)| u.id.as_uuid(),
         &app.cursors,
         LIST,
         who.user_id(),
     );
     Ok(Json(AccountPage {
-        items: rows.into_iter().map(Into::into).collect(),
+        items: rows
+            .into_iter()
+            .map(|(u, last)| AccountListItem {
+                account: u.into(),
+                last_login: last.map(|t| t.rfc3339()),
+            })
+            .collect(),
         next_cursor,
     }))
 }

@@ -451,6 +451,21 @@ pub async fn get(
     Ok((i, notes))
 }
 
+/// The events tied to an incident, for whom the policy lets read the audit trail (`None` for
+/// the others: a manager handles incidents without reading the trail).
+pub async fn events(
+    app: &AppState,
+    who: &Principal,
+    incident: &Incident,
+) -> Result<Option<Vec<AuditRow>>> {
+    if authz::authorize_plain(Some(who), Action::AuditRead).is_err() {
+        return Ok(None);
+    }
+    Ok(Some(
+        incidents::related_events(&app.db, incident, 100).await?,
+    ))
+}
+
 /// Moves an incident on: open -> contained -> resolved (or open -> resolved), with a note.
 /// A resolved incident is closed; a new occurrence opens a new one.
 pub async fn update(

@@ -1,12 +1,14 @@
 //! Use cases: each checks who may do it, does it in one transaction and records the security event.
 //! No HTTP types here.
 
+pub mod access_review;
 pub mod auth;
 pub mod containment;
 pub mod incidents;
 pub mod keys;
 pub mod resources;
 pub mod secrets;
+pub mod security;
 pub mod users;
 
 use crate::db::{self, Tx};

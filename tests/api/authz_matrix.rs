@@ -291,6 +291,16 @@ impl World {
                 self.send(Method::GET, "/api/v1/audit", token, None).await,
                 "GET /api/v1/audit",
             ),
+            Action::SecuritySummaryRead => (
+                self.send(Method::GET, "/api/v1/security/summary", token, None)
+                    .await,
+                "GET /api/v1/security/summary",
+            ),
+            Action::AccessReviewRead => (
+                self.send(Method::GET, "/api/v1/access-review", token, None)
+                    .await,
+                "GET /api/v1/access-review",
+            ),
             Action::SecretCreate => (
                 self.send(
                     Method::POST,

@@ -5,6 +5,7 @@
 mod accounts;
 mod audit;
 mod authz_matrix;
+mod console;
 mod helpers;
 mod incidents;
 mod jwt;

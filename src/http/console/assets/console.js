@@ -1,0 +1,636 @@
+// imangor security console. One ES module, no dependency, no build step.
+//
+// Its own security:
+// - The tokens live in this module's scope only (never in web storage or a cookie): an
+//   injected script cannot read them back later, and a reload signs out.
+// - Every value from the API is put in the page as text (textContent, createElement); no
+//   markup is ever parsed from data. The page runs under a CSP without 'unsafe-inline'.
+// - Every action is an API call with the bearer token, so the server's policy decides; the
+//   controls the policy forbids to a role are not shown, and the API refuses them anyway.
+
+let session = null; // { access, refresh, me: {id, email, full_name, role} }
+
+// What each role may do, as in docs/authorization.md (the API enforces it; this only hides controls).
+const RIGHTS = {
+  admin: { audit: true, review: true, setRole: true, disable: ['user', 'manager', 'admin'], incidents: true },
+  manager: { audit: false, review: false, setRole: false, disable: ['user'], incidents: true },
+};
+const LEVELS = ['low', 'medium', 'high', 'critical'];
+const STATUSES = ['open', 'contained', 'resolved'];
+const ROLES = ['user', 'manager', 'admin'];
+
+const $ = (id) => document.getElementById(id);
+
+// ---------------------------------------------------------------- DOM building (text only)
+
+/** An element with attributes and children; strings become text nodes, never markup. */
+function h(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === null || v === undefined || v === false) continue;
+    if (k.startsWith('on')) node.addEventListener(k.slice(2), v);
+    else if (k === 'class') node.className = v;
+    else if (k === 'text') node.textContent = String(v);
+    else node.setAttribute(k, v === true ? '' : String(v));
+  }
+  append(node, children);
+  return node;
+}
+
+function append(node, children) {
+  for (const c of children.flat()) {
+    if (c === null || c === undefined || c === false) continue;
+    node.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return node;
+}
+
+const SVG = 'http://www.w3.org/2000/svg';
+function s(tag, attrs, ...children) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs || {})) node.setAttribute(k, String(v));
+  for (const c of children) node.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  return node;
+}
+
+function when(iso) {
+  if (!iso) return 'never';
+  const d = new Date(iso);
+  return Number.isNaN(d.getTime()) ? String(iso) : d.toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' UTC');
+}
+
+function table(columns, rows, caption) {
+  return h('div', { class: 'table-wrap' },
+    h('table', { class: 'stack' },
+      caption ? h('caption', { class: 'visually-hidden' }, caption) : null,
+      h('thead', {}, h('tr', {}, columns.map((c) => h('th', { scope: 'col', class: c.num ? 'num' : null }, c.title)))),
+      h('tbody', {}, rows.length === 0
+        ? h('tr', {}, h('td', { colspan: columns.length }, 'Nothing to show.'))
+        : rows.map((r) => h('tr', {}, columns.map((c) => {
+          const v = c.cell(r);
+          return h('td', { 'data-label': c.title, class: c.num ? 'num' : (c.wrap ? 'wrap' : null) }, v);
+        }))))));
+}
+
+function say(message) {
+  $('status').textContent = message;
+  clearTimeout(say.timer);
+  say.timer = setTimeout(() => { $('status').textContent = ''; }, 6000);
+}
+
+function levelBadge(level) {
+  return h('span', { class: `level level-${LEVELS.includes(level) ? level : 'low'}` }, level);
+}
+
+// ---------------------------------------------------------------- the API
+
+class ApiError extends Error {
+  constructor(status, body) {
+    const detail = body && (body.detail || body.error_description || body.error);
+    super(detail ? `${status}: ${detail}` : `request failed (${status})`);
+    this.status = status;
+    this.body = body;
+  }
+}
+
+async function call(method, path, { form, json } = {}) {
+  const headers = { Accept: 'application/json' };
+  if (session) headers.Authorization = `Bearer ${session.access}`;
+  let body;
+  if (form) body = new URLSearchParams(form);
+  else if (json !== undefined) {
+    headers['Content-Type'] = 'application/json';
+    body = JSON.stringify(json);
+  }
+  const res = await fetch(path, { method, headers, body, credentials: 'omit', cache: 'no-store', redirect: 'error' });
+  const type = res.headers.get('content-type') || '';
+  const data = type.includes('json') ? await res.json() : null;
+  return { res, data };
+}
+
+/** An API call as the signed-in person; one refresh when the access token has expired. */
+async function api(method, path, options) {
+  let { res, data } = await call(method, path, options);
+  if (res.status === 401 && session && await refresh()) ({ res, data } = await call(method, path, options));
+  if (res.status === 401) {
+    signOut('Your session ended; sign in again.');
+    throw new ApiError(401, data);
+  }
+  if (!res.ok) throw new ApiError(res.status, data);
+  return data;
+}
+
+async function refresh() {
+  const current = session;
+  const { res, data } = await call('POST', '/api/v1/token', { form: { grant_type: 'refresh_token', refresh_token: current.refresh } });
+  if (!res.ok || session !== current) return false;
+  session.access = data.access_token;
+  session.refresh = data.refresh_token;
+  return true;
+}
+
+// ---------------------------------------------------------------- signing in and out
+
+async function signIn(event) {
+  event.preventDefault();
+  const form = event.currentTarget;
+  const error = $('signin-error');
+  error.textContent = '';
+  const username = form.elements.username.value.trim();
+  const password = form.elements.password.value;
+  if (!username || !password) {
+    error.textContent = 'Give your email and password.';
+    return;
+  }
+  const button = form.querySelector('button');
+  button.disabled = true;
+  try {
+    const { res, data } = await call('POST', '/api/v1/token', { form: { grant_type: 'password', username, password } });
+    if (res.status === 429) {
+      error.textContent = `Too many attempts. Retry in ${res.headers.get('retry-after') || 'a few'} seconds.`;
+      return;
+    }
+    if (!res.ok) {
+      error.textContent = res.status === 400 ? 'Wrong email or password.' : `Sign-in failed (${res.status}).`;
+      return;
+    }
+    session = { access: data.access_token, refresh: data.refresh_token, me: null };
+    const me = await api('GET', '/api/v1/users/me');
+    if (!RIGHTS[me.role]) {
+      // A plain user gets no console: end the session that was just opened.
+      await revoke();
+      session = null;
+      error.textContent = `This console is for admins and managers; your account's role is ${me.role}.`;
+      return;
+    }
+    session.me = me;
+    form.reset();
+    enter();
+  } catch (e) {
+    session = null;
+    error.textContent = e.message;
+  } finally {
+    button.disabled = false;
+  }
+}
+
+async function revoke() {
+  if (!session) return;
+  const refreshToken = session.refresh;
+  try {
+    await call('POST', '/api/v1/token/revoke', { form: { token: refreshToken } });
+  } catch (_) { /* the session expires on its own */ }
+}
+
+function signOut(message) {
+  const had = session;
+  if (had) revoke();
+  session = null;
+  $('nav').hidden = true;
+  $('signout').hidden = true;
+  $('who').textContent = '';
+  const view = $('view');
+  view.replaceChildren();
+  view.hidden = true;
+  $('signin').hidden = false;
+  $('signin-error').textContent = message || '';
+  if (location.hash) history.replaceState(null, '', location.pathname);
+  $('signin-email').focus();
+}
+
+function enter() {
+  const me = session.me;
+  const rights = RIGHTS[me.role];
+  for (const a of document.querySelectorAll('#nav a')) {
+    a.hidden = Boolean(a.dataset.needs) && !rights[a.dataset.needs];
+  }
+  $('nav').hidden = false;
+  $('signout').hidden = false;
+  $('who').textContent = `${me.full_name} (${me.role})`;
+  $('signin').hidden = true;
+  $('view').hidden = false;
+  if (!location.hash || location.hash === '#/') location.hash = '#/dashboard';
+  else route();
+}
+
+// ---------------------------------------------------------------- routing
+
+const PAGES = {
+  dashboard: { title: 'Dashboard', render: dashboard },
+  incidents: { title: 'Incidents', render: incidents },
+  incident: { title: 'Incident', render: incident, nav: 'incidents' },
+  users: { title: 'Users', render: users },
+  audit: { title: 'Audit trail', render: audit, needs: 'audit' },
+  'access-review': { title: 'Access review', render: accessReview, needs: 'review' },
+};
+
+async function route() {
+  if (!session || !session.me) return;
+  const parts = location.hash.replace(/^#\/?/, '').split('?')[0].split('/');
+  let name = parts[0] || 'dashboard';
+  if (name === 'incidents' && parts[1]) name = 'incident';
+  const page = PAGES[name] || PAGES.dashboard;
+  const rights = RIGHTS[session.me.role];
+  for (const a of document.querySelectorAll('#nav a')) {
+    if (a.dataset.page === (page.nav || name)) a.setAttribute('aria-current', 'page');
+    else a.removeAttribute('aria-current');
+  }
+  const view = $('view');
+  const heading = h('h1', { tabindex: '-1' }, page.title);
+  view.replaceChildren(heading);
+  document.title = `${page.title} · imangor console`;
+  if (page.needs && !rights[page.needs]) {
+    append(view, [h('p', { class: 'error' }, 'Your role does not give access to this page.')]);
+    return;
+  }
+  const body = h('div', { 'aria-busy': 'true' }, h('p', { class: 'muted' }, 'Loading…'));
+  append(view, [body]);
+  heading.focus();
+  try {
+    const content = await page.render(parts.slice(1));
+    body.replaceChildren(...[content].flat());
+  } catch (e) {
+    body.replaceChildren(h('p', { class: 'error', role: 'alert' }, e.message));
+  }
+  body.removeAttribute('aria-busy');
+}
+
+// ---------------------------------------------------------------- dashboard
+
+async function dashboard() {
+  const sum = await api('GET', '/api/v1/security/summary');
+  const unresolved = sum.incidents.reduce((n, l) => n + l.open + l.contained, 0);
+  const throttled = sum.throttled.reduce((n, t) => n + t.requests, 0);
+  const logins = sum.logins.reduce((n, x) => ({
+    success: n.success + x.success, failure: n.failure + x.failure, throttled: n.throttled + x.throttled,
+  }), { success: 0, failure: 0, throttled: 0 });
+  return [
+    h('div', { class: 'cards' },
+      h('div', { class: 'card' },
+        h('h2', {}, 'Unresolved incidents'),
+        h('p', { class: 'big' }, unresolved),
+        table([
+          { title: 'Level', cell: (l) => levelBadge(l.level) },
+          { title: 'Open', num: true, cell: (l) => h('a', { href: `#/incidents?level=${l.level}&status=open` }, l.open) },
+          { title: 'Contained', num: true, cell: (l) => l.contained },
+        ], sum.incidents.slice().reverse(), 'Unresolved incidents by level')),
+      h('div', { class: 'card' },
+        h('h2', {}, 'Active sessions'),
+        h('p', { class: 'big', id: 'active-sessions' }, sum.active_sessions)),
+      h('div', { class: 'card' },
+        h('h2', {}, 'Throttled requests'),
+        h('p', { class: 'big' }, throttled),
+        h('p', { class: 'muted' }, 'Refused by a rate limit since this server started: ',
+          sum.throttled.map((t) => `${t.limit} ${t.requests}`).join(', '), '.'))),
+    h('h2', {}, 'Sign-in attempts, last 24 hours'),
+    h('p', { class: 'muted' }, `${logins.success} succeeded, ${logins.failure} failed, ${logins.throttled} throttled.`),
+    legend(),
+    loginChart(sum.logins),
+    h('details', {},
+      h('summary', {}, 'The same figures as a table'),
+      table([
+        { title: 'Hour (UTC)', cell: (x) => when(x.start) },
+        { title: 'Succeeded', num: true, cell: (x) => x.success },
+        { title: 'Failed', num: true, cell: (x) => x.failure },
+        { title: 'Throttled', num: true, cell: (x) => x.throttled },
+      ], sum.logins, 'Sign-in attempts by hour')),
+    h('p', { class: 'muted' }, `Figures taken ${when(sum.at)}.`),
+  ];
+}
+
+function legend() {
+  return h('p', { class: 'legend' },
+    ['success', 'failure', 'throttled'].map((k) => h('span', {},
+      h('span', { class: `swatch bar-${k}`, 'aria-hidden': 'true' }), { success: 'Succeeded', failure: 'Failed', throttled: 'Throttled' }[k])));
+}
+
+/** Stacked bars drawn as SVG elements (no chart library, no inline style). */
+function loginChart(hours) {
+  const W = 720; const H = 220; const left = 34; const bottom = 22; const top = 8;
+  const max = Math.max(1, ...hours.map((x) => x.success + x.failure + x.throttled));
+  const step = (W - left) / hours.length;
+  const scale = (H - bottom - top) / max;
+  const total = hours.reduce((n, x) => n + x.success + x.failure + x.throttled, 0);
+  const svg = s('svg', { viewBox: `0 0 ${W} ${H}`, class: 'chart', role: 'img', 'aria-label': `Sign-in attempts per hour over 24 hours: ${total} in all, at most ${max} in one hour.` });
+  svg.append(s('line', { class: 'axis', x1: left, y1: H - bottom, x2: W, y2: H - bottom }));
+  svg.append(s('text', { x: left - 4, y: top + 10, 'text-anchor': 'end' }, max));
+  svg.append(s('text', { x: left - 4, y: H - bottom, 'text-anchor': 'end' }, 0));
+  hours.forEach((x, i) => {
+    let y = H - bottom;
+    const g = s('g', {});
+    g.append(s('title', {}, `${when(x.start)}: ${x.success} succeeded, ${x.failure} failed, ${x.throttled} throttled`));
+    for (const k of ['success', 'failure', 'throttled']) {
+      const bar = x[k] * scale;
+      if (bar <= 0) continue;
+      y -= bar;
+      g.append(s('rect', { class: `bar-${k}`, x: (left + i * step + 2).toFixed(1), y: y.toFixed(1), width: Math.max(1, step - 4).toFixed(1), height: bar.toFixed(1) }));
+    }
+    svg.append(g);
+    if (i % 6 === 0 || i === hours.length - 1) {
+      svg.append(s('text', { x: (left + i * step + step / 2).toFixed(1), y: H - 6, 'text-anchor': 'middle' }, new Date(x.start).toISOString().slice(11, 16)));
+    }
+  });
+  return svg;
+}
+
+// ---------------------------------------------------------------- incidents
+
+function hashQuery() {
+  const q = location.hash.indexOf('?');
+  return new URLSearchParams(q >= 0 ? location.hash.slice(q + 1) : '');
+}
+
+async function incidents() {
+  const wanted = hashQuery();
+  const level = LEVELS.includes(wanted.get('level')) ? wanted.get('level') : '';
+  const status = STATUSES.includes(wanted.get('status')) ? wanted.get('status') : '';
+  const choice = (id, label, values, current) => h('div', {},
+    h('label', { for: id }, label),
+    h('select', { id, name: id.replace('filter-', '') },
+      h('option', { value: '' }, 'any'),
+      values.map((v) => h('option', { value: v, selected: v === current }, v))));
+  const form = h('form', { class: 'inline', 'aria-label': 'Filter incidents' },
+    choice('filter-level', 'Level', LEVELS, level),
+    choice('filter-status', 'Status', STATUSES, status),
+    h('div', {}, h('button', { type: 'submit' }, 'Filter')));
+  form.addEventListener('submit', (e) => {
+    e.preventDefault();
+    const q = new URLSearchParams();
+    if (form.elements.level.value) q.set('level', form.elements.level.value);
+    if (form.elements.status.value) q.set('status', form.elements.status.value);
+    const next = `#/incidents${q.toString() ? `?${q}` : ''}`;
+    if (location.hash === next) route(); else location.hash = next;
+  });
+  const list = h('div', {});
+  const more = h('button', { type: 'button', class: 'secondary', hidden: true }, 'Load more');
+  let cursor = null;
+  const rows = [];
+  const load = async () => {
+    const q = new URLSearchParams({ limit: '50' });
+    if (level) q.set('level', level);
+    if (status) q.set('status', status);
+    if (cursor) q.set('cursor', cursor);
+    const page = await api('GET', `/api/v1/incidents?${q}`);
+    rows.push(...page.items);
+    cursor = page.next_cursor;
+    more.hidden = !cursor;
+    list.replaceChildren(table([
+      { title: 'Last seen', cell: (i) => when(i.last_seen) },
+      { title: 'Kind', cell: (i) => h('a', { href: `#/incidents/${encodeURIComponent(i.id)}` }, i.kind) },
+      { title: 'Level', cell: (i) => levelBadge(i.level) },
+      { title: 'Status', cell: (i) => i.status },
+      { title: 'Count', num: true, cell: (i) => i.count },
+      { title: 'Description', wrap: true, cell: (i) => (i.description.length > 160 ? `${i.description.slice(0, 160)}…` : i.description) },
+    ], rows, 'Incidents'));
+  };
+  more.addEventListener('click', () => load().catch((e) => say(e.message)));
+  await load();
+  return [form, list, h('div', { class: 'pager' }, more)];
+}
+
+async function incident(parts) {
+  const id = decodeURIComponent(parts[0] || '');
+  const i = await api('GET', `/api/v1/incidents/${encodeURIComponent(id)}`);
+  const out = [
+    h('p', {}, h('a', { href: '#/incidents' }, '← All incidents')),
+    h('dl', { class: 'fields' },
+      h('dt', {}, 'Kind'), h('dd', {}, i.kind),
+      h('dt', {}, 'Level'), h('dd', {}, levelBadge(i.level)),
+      h('dt', {}, 'Status'), h('dd', { id: 'incident-status' }, i.status),
+      h('dt', {}, 'Subject'), h('dd', {}, i.subject || '—'),
+      h('dt', {}, 'Reported by'), h('dd', {}, i.reported_by || 'a detector'),
+      h('dt', {}, 'Count'), h('dd', {}, i.count),
+      h('dt', {}, 'First seen'), h('dd', {}, when(i.first_seen)),
+      h('dt', {}, 'Last seen'), h('dd', {}, when(i.last_seen)),
+      h('dt', {}, 'Description'), h('dd', { class: 'pre', id: 'incident-description' }, i.description)),
+  ];
+  const next = { open: ['contained', 'resolved'], contained: ['resolved'], resolved: [] }[i.status] || [];
+  if (next.length) {
+    const form = h('form', { 'aria-labelledby': 'workflow-title' },
+      h('h2', { id: 'workflow-title' }, 'Contain or resolve'),
+      h('label', { for: 'incident-next' }, 'New status'),
+      h('select', { id: 'incident-next', name: 'status' }, next.map((v) => h('option', { value: v }, v))),
+      h('label', { for: 'incident-note' }, 'Note (why; required)'),
+      h('textarea', { id: 'incident-note', name: 'note', required: true, maxlength: '2000' }),
+      h('div', {}, h('button', { type: 'submit' }, 'Save')));
+    form.addEventListener('submit', async (e) => {
+      e.preventDefault();
+      const note = form.elements.note.value;
+      if (!note.trim()) { say('A note is required.'); form.elements.note.focus(); return; }
+      try {
+        await api('PATCH', `/api/v1/incidents/${encodeURIComponent(i.id)}`, { json: { status: form.elements.status.value, note } });
+        say(`Incident ${form.elements.status.value}.`);
+        route();
+      } catch (err) { say(err.message); }
+    });
+    out.push(form);
+  }
+  out.push(containment(i));
+  out.push(h('h2', {}, 'Notes'));
+  out.push(table([
+    { title: 'When', cell: (n) => when(n.at) },
+    { title: 'Status', cell: (n) => n.status },
+    { title: 'By', cell: (n) => n.author_id || 'system' },
+    { title: 'Note', wrap: true, cell: (n) => h('span', { class: 'pre' }, n.note) },
+  ], i.notes || [], 'Notes'));
+  if (i.events) {
+    out.push(h('h2', {}, 'Events'));
+    out.push(eventTable(i.events, 'Events of this incident'));
+  }
+  return out;
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const ADDRESS = /^[0-9a-f.:]+(\/\d+)?$/i;
+
+/** Containment actions, prefilled from the incident's subject (an account id or an address). */
+function containment(i) {
+  const subject = i.subject || '';
+  const isAccount = UUID.test(subject);
+  const isAddress = !isAccount && ADDRESS.test(subject);
+  const form = h('form', { 'aria-labelledby': 'contain-title' },
+    h('h2', { id: 'contain-title' }, 'Containment'),
+    h('label', { for: 'contain-action' }, 'Action'),
+    h('select', { id: 'contain-action', name: 'action' },
+      h('option', { value: 'revoke_sessions', selected: isAccount }, 'End every session of an account'),
+      h('option', { value: 'disable_user' }, 'Disable an account'),
+      h('option', { value: 'block_address', selected: isAddress }, 'Block an address or network')),
+    h('label', { for: 'contain-target' }, 'Account id, or address / network (CIDR)'),
+    h('input', { id: 'contain-target', name: 'target', value: subject, required: true, autocomplete: 'off' }),
+    h('label', { for: 'contain-seconds' }, 'Block for (seconds)'),
+    h('input', { id: 'contain-seconds', name: 'seconds', type: 'number', min: '1', max: '2592000', value: '900' }),
+    h('label', { for: 'contain-reason' }, 'Reason (for the audit trail)'),
+    h('input', { id: 'contain-reason', name: 'reason', maxlength: '200', value: `incident ${i.id}` }),
+    h('div', {}, h('button', { type: 'submit', class: 'danger' }, 'Apply')));
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const action = form.elements.action.value;
+    const target = form.elements.target.value.trim();
+    const body = { action };
+    if (action === 'block_address') {
+      body.cidr = target;
+      body.seconds = Number(form.elements.seconds.value) || 900;
+      body.reason = form.elements.reason.value || 'containment';
+    } else body.user_id = target;
+    try {
+      const r = await api('POST', '/api/v1/containment', { json: body });
+      say(r.sessions_revoked !== undefined ? `${r.sessions_revoked} session(s) ended.`
+        : r.blocked_until ? `Blocked until ${when(r.blocked_until)}.` : 'Done.');
+    } catch (err) { say(err.message); }
+  });
+  return form;
+}
+
+function eventTable(items, caption) {
+  return table([
+    { title: 'Seq', num: true, cell: (e) => (e.seq ? e.seq : 'pending') },
+    { title: 'When', cell: (e) => when(e.at) },
+    { title: 'Action', cell: (e) => e.action },
+    { title: 'Outcome', cell: (e) => e.outcome },
+    { title: 'Severity', cell: (e) => e.severity },
+    { title: 'Actor', wrap: true, cell: (e) => e.actor_id || '—' },
+    { title: 'Target', wrap: true, cell: (e) => e.target || '—' },
+    { title: 'Address', cell: (e) => e.ip || '—' },
+    { title: 'Detail', wrap: true, cell: (e) => e.detail || '' },
+  ], items, caption);
+}
+
+// ---------------------------------------------------------------- users
+
+async function users() {
+  const me = session.me;
+  const rights = RIGHTS[me.role];
+  const accounts = [];
+  let cursor = null;
+  const search = h('input', { id: 'user-search', type: 'search', autocomplete: 'off', placeholder: 'email or name' });
+  const list = h('div', {});
+  const more = h('button', { type: 'button', class: 'secondary', hidden: true }, 'Load more');
+
+  const update = async (a, change, done) => {
+    try {
+      const updated = await api('PATCH', `/api/v1/users/${encodeURIComponent(a.id)}`, { json: change });
+      Object.assign(a, updated);
+      say(done);
+      draw();
+    } catch (err) { say(err.message); }
+  };
+  const endSessions = async (a) => {
+    try {
+      const r = await api('POST', '/api/v1/containment', { json: { action: 'revoke_sessions', user_id: a.id } });
+      say(`${r.sessions_revoked} session(s) of ${a.email} ended.`);
+    } catch (err) { say(err.message); }
+  };
+  const roleCell = (a) => {
+    if (!rights.setRole || a.id === me.id) return a.role;
+    const select = h('select', { 'aria-label': `Role of ${a.email}`, class: 'role-select' },
+      ROLES.map((r) => h('option', { value: r, selected: r === a.role }, r)));
+    const save = h('button', { type: 'button', class: 'secondary' }, 'Set role');
+    save.addEventListener('click', () => update(a, { role: select.value }, `${a.email} is now ${select.value}.`));
+    return h('span', { class: 'row-actions' }, select, save);
+  };
+  const actions = (a) => {
+    if (a.id === me.id || !rights.disable.includes(a.role)) return '';
+    const toggle = h('button', { type: 'button', class: a.disabled ? 'secondary' : 'danger' }, a.disabled ? 'Enable' : 'Disable');
+    toggle.setAttribute('aria-label', `${a.disabled ? 'Enable' : 'Disable'} ${a.email}`);
+    toggle.addEventListener('click', () => update(a, { disabled: !a.disabled }, `${a.email} ${a.disabled ? 'enabled' : 'disabled'}.`));
+    const end = h('button', { type: 'button', class: 'secondary', 'aria-label': `End the sessions of ${a.email}` }, 'End sessions');
+    end.addEventListener('click', () => endSessions(a));
+    return h('span', { class: 'row-actions' }, toggle, end);
+  };
+  const draw = () => {
+    const q = search.value.trim().toLowerCase();
+    const shown = q ? accounts.filter((a) => a.email.toLowerCase().includes(q) || a.full_name.toLowerCase().includes(q)) : accounts;
+    list.replaceChildren(
+      h('p', { class: 'muted' }, `${shown.length} of ${accounts.length} loaded account(s).`),
+      table([
+        { title: 'Email', wrap: true, cell: (a) => a.email },
+        { title: 'Name', wrap: true, cell: (a) => h('span', { class: 'user-name' }, a.full_name) },
+        { title: 'Role', cell: roleCell },
+        { title: 'Status', cell: (a) => (a.disabled ? h('span', { class: 'bad' }, 'disabled') : 'active') },
+        { title: 'Last login', cell: (a) => when(a.last_login) },
+        { title: 'Actions', cell: actions },
+      ], shown, 'Accounts'));
+  };
+  const load = async () => {
+    const q = new URLSearchParams({ limit: '100' });
+    if (cursor) q.set('cursor', cursor);
+    const page = await api('GET', `/api/v1/users?${q}`);
+    accounts.push(...page.items);
+    cursor = page.next_cursor;
+    more.hidden = !cursor;
+    draw();
+  };
+  search.addEventListener('input', draw);
+  more.addEventListener('click', () => load().catch((e) => say(e.message)));
+  await load();
+  return [
+    h('form', { class: 'inline', role: 'search', onsubmit: (e) => e.preventDefault() },
+      h('div', {}, h('label', { for: 'user-search' }, 'Search the loaded accounts'), search)),
+    list,
+    h('div', { class: 'pager' }, more),
+  ];
+}
+
+// ---------------------------------------------------------------- audit trail
+
+async function audit() {
+  const holder = h('div', {});
+  const cursors = [null];
+  const show = async (index) => {
+    const q = new URLSearchParams({ limit: '50' });
+    if (cursors[index]) q.set('cursor', cursors[index]);
+    const page = await api('GET', `/api/v1/audit?${q}`);
+    cursors[index + 1] = page.next_cursor;
+    const c = page.chain;
+    const banner = c.verified
+      ? h('p', { class: 'banner ok', id: 'chain-check' }, `Chain intact: ${c.rows} rows and ${c.checkpoints} signed checkpoints checked; ${c.unsealed} not sealed yet.`)
+      : h('p', { class: 'banner bad', id: 'chain-check', role: 'alert' }, c.first_problem
+        ? `Chain BROKEN at row ${c.first_problem.seq} (${c.first_problem.kind}): ${c.first_problem.message}`
+        : 'Chain check failed.');
+    const newer = h('button', { type: 'button', class: 'secondary', disabled: index === 0 }, 'Newer');
+    const older = h('button', { type: 'button', class: 'secondary', disabled: !page.next_cursor }, 'Older');
+    newer.addEventListener('click', () => show(index - 1).catch((e) => say(e.message)));
+    older.addEventListener('click', () => show(index + 1).catch((e) => say(e.message)));
+    holder.replaceChildren(banner, h('p', { class: 'muted' }, `Page ${index + 1}, newest first.`),
+      eventTable(page.items, 'Audit trail'), h('div', { class: 'pager' }, newer, older));
+  };
+  await show(0);
+  return holder;
+}
+
+// ---------------------------------------------------------------- access review
+
+async function accessReview() {
+  const holder = h('div', {});
+  const days = h('input', { id: 'review-days', type: 'number', min: '1', max: '3650', value: '90' });
+  const form = h('form', { class: 'inline', 'aria-label': 'Review settings' },
+    h('div', {}, h('label', { for: 'review-days' }, 'Dormant after (days)'), days),
+    h('div', {}, h('button', { type: 'submit' }, 'Review')));
+  const show = async () => {
+    const r = await api('GET', `/api/v1/access-review?dormant_days=${encodeURIComponent(days.value || '90')}`);
+    holder.replaceChildren(
+      h('p', { class: 'muted' }, `${r.items.length} account(s) to review: every admin and manager, and accounts not used for ${r.dormant_days} days or never.`),
+      table([
+        { title: 'Email', wrap: true, cell: (f) => f.email },
+        { title: 'Name', wrap: true, cell: (f) => f.full_name },
+        { title: 'Role', cell: (f) => f.role },
+        { title: 'Status', cell: (f) => (f.disabled ? 'disabled' : 'active') },
+        { title: 'Last login', cell: (f) => when(f.last_login) },
+        { title: 'Why listed', cell: (f) => f.flags.join(', ') },
+      ], r.items, 'Access review'));
+  };
+  form.addEventListener('submit', (e) => { e.preventDefault(); show().catch((err) => say(err.message)); });
+  await show();
+  return [form, holder];
+}
+
+// ---------------------------------------------------------------- start
+
+function start() {
+  $('signin-form').addEventListener('submit', signIn);
+  $('signout').addEventListener('click', () => signOut('Signed out.'));
+  window.addEventListener('hashchange', route);
+  $('signin-email').focus();
+}
+
+start();

@@ -1,0 +1,73 @@
+//! `/console`: the security console for admins and managers, served from assets built into the
+//! binary (no CDN, no build step). The page holds the access token in memory only and calls the
+//! same API, under the same policy, as any client; it runs under its own strict
+//! Content-Security-Policy (`middleware::CONSOLE_CSP`): no inline script or style.
+
+use axum::Router;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+
+use crate::state::AppState;
+
+const INDEX: &str = include_str!("assets/index.html");
+const SCRIPT: &str = include_str!("assets/console.js");
+const STYLE: &str = include_str!("assets/console.css");
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/console", get(index))
+        .route(
+            "/console/",
+            get(|| async { Redirect::permanent("/console") }),
+        )
+        .route("/console/console.js", get(script))
+        .route("/console/console.css", get(style))
+}
+
+async fn index(headers: HeaderMap) -> Response {
+    asset(&headers, INDEX, "text/html; charset=utf-8")
+}
+
+async fn script(headers: HeaderMap) -> Response {
+    asset(&headers, SCRIPT, "text/javascript; charset=utf-8")
+}
+
+async fn style(headers: HeaderMap) -> Response {
+    asset(&headers, STYLE, "text/css; charset=utf-8")
+}
+
+/// A strong validator for an asset: its content hash, so a new build is fetched at once.
+fn etag(body: &str) -> String {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, body.as_bytes());
+    let hex: String = digest.as_ref()[..12]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("\"{hex}\"")
+}
+
+/// Assets hold no data, only code: browsers keep them and revalidate each use (`no-cache` with an
+/// ETag, so a reload costs a 304). The data itself comes from the API, which answers `no-store`.
+fn asset(headers: &HeaderMap, body: &'static str, content_type: &'static str) -> Response {
+    let tag = etag(body);
+    let fresh = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == tag));
+    let mut res = if fresh {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        (
+            [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))],
+            body,
+        )
+            .into_response()
+    };
+    let h = res.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    if let Ok(v) = HeaderValue::from_str(&tag) {
+        h.insert(header::ETAG, v);
+    }
+    res
+}
