@@ -68,6 +68,10 @@ pub struct Config {
     pub database_url: Option<Secret>,
     pub db_max_connections: u32,
     pub db_acquire_timeout: Duration,
+    /// Shared state of the replicas (`redis://`); `None`: this process only.
+    pub redis_url: Option<Secret>,
+    /// Put before every Redis key and channel, so that several deployments can share a server.
+    pub redis_prefix: String,
     pub jwt_secret: Option<Secret>,
     /// The signing keyring `KID:ALG:BASE64,...` (newest first), and where it came from.
     pub jwt_keys: Option<(Secret, Source)>,
@@ -139,6 +143,8 @@ const KEYS: &[Key] = &[
     s("database_url"),
     k("db_max_connections"),
     k("db_acquire_timeout"),
+    s("redis_url"),
+    k("redis_prefix"),
     s("jwt_secret"),
     s("jwt_keys"),
     s("data_keys"),
@@ -392,6 +398,23 @@ impl Config {
                 5,
                 1..=300,
             )?),
+            redis_url: match raw.get("redis_url") {
+                Some(u) if u.starts_with("redis://") => Some(Secret::new(u.to_owned())),
+                // TLS to Redis would need a second TLS stack in the build; not offered yet.
+                Some(_) => bail!("IMANGOR_REDIS_URL must start with redis:// (TLS is not supported)"),
+                None => None,
+            },
+            redis_prefix: match raw.get("redis_prefix").unwrap_or("imangor:") {
+                p if !p.is_empty()
+                    && p.len() <= 64
+                    && p.bytes().all(|b| b.is_ascii_graphic() && b != b'*') =>
+                {
+                    p.to_owned()
+                }
+                other => bail!(
+                    "IMANGOR_REDIS_PREFIX: {other:?} must be 1..64 printable characters without `*`"
+                ),
+            },
             jwt_secret: raw.get("jwt_secret").map(|s| Secret::new(s.to_owned())),
             jwt_keys: raw
                 .get("jwt_keys")

@@ -17,6 +17,7 @@ pub mod http;
 pub mod limits;
 pub mod metrics;
 pub mod service;
+pub mod shared;
 pub mod startup;
 pub mod state;
 pub mod telemetry;

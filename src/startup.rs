@@ -13,8 +13,8 @@ use crate::auth::password::Hasher;
 use crate::config::{self, Config, Secret};
 use crate::db::{Db, DbOptions};
 use crate::http::server::ConnLimits;
-use crate::limits::MemoryLimiter;
-use crate::limits::login::LoginGuard;
+use crate::limits::Limiter;
+use crate::limits::login::Logins;
 use crate::state::AppState;
 
 /// A built application: its listener is bound, so the address is known before it serves.
@@ -42,7 +42,18 @@ pub async fn state(config: Config) -> anyhow::Result<AppState> {
     db.migrate().await?;
     let hasher = Hasher::new(config.hash_concurrency, config.hash_queue)?;
     let cursors = Cursors::derive(keys.cursor_key());
-    let logins = LoginGuard::new(config.login);
+    let shared = match &config.redis_url {
+        Some(url) => {
+            let s = crate::shared::Shared::connect(url.expose(), &config.redis_prefix).await?;
+            if !s.is_up() {
+                tracing::error!(target: "security", "Redis (IMANGOR_REDIS_URL) does not answer: starting with this replica's own limits until it does");
+            }
+            crate::shared::set_announcer(s.clone());
+            Some(s)
+        }
+        None => None,
+    };
+    let logins = Logins::new(config.login, shared.clone());
     let alerts = crate::alerts::Alerts::start(
         config
             .alert_webhook_url
@@ -60,8 +71,10 @@ pub async fn state(config: Config) -> anyhow::Result<AppState> {
         keys: Arc::new(keys),
         hasher: Arc::new(hasher),
         cursors: Arc::new(cursors),
-        limiter: Arc::new(MemoryLimiter::default()),
+        limiter: Arc::new(Limiter::new(shared.clone())),
         logins: Arc::new(logins),
+        shared,
+        auth_cache: Arc::default(),
         metrics: Arc::default(),
         alerts,
         events,
@@ -145,6 +158,9 @@ impl App {
             db.clone(),
             state.blocks.clone(),
         ));
+        if let Some(shared) = state.shared.clone() {
+            share(&state, shared);
+        }
         let sealing = state.clone();
         tracing::info!(
             addr = %listener.local_addr()?,
@@ -192,6 +208,38 @@ impl App {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// The tasks of a replica that shares state: probing Redis while it is down, recording each
+/// outage and recovery (the detector opens a high incident), and applying what other replicas announce.
+fn share(state: &AppState, shared: Arc<crate::shared::Shared>) {
+    tokio::spawn(shared.clone().probe_loop());
+    let mut health = shared.watch();
+    let app = state.clone();
+    tokio::spawn(async move {
+        let meta = crate::service::RequestMeta::default();
+        if !*health.borrow_and_update() {
+            crate::service::shared_state_changed(&app, false, &meta).await;
+        }
+        while health.changed().await.is_ok() {
+            let up = *health.borrow_and_update();
+            crate::service::shared_state_changed(&app, up, &meta).await;
+        }
+    });
+    let (db, blocks) = (state.db.clone(), state.blocks.clone());
+    tokio::spawn(shared.listen(move |change| {
+        let (db, blocks) = (db.clone(), blocks.clone());
+        async move {
+            match change {
+                crate::shared::Change::Auth => crate::auth::cache::bump(),
+                crate::shared::Change::Blocks => {
+                    if let Err(e) = blocks.refresh(&db).await {
+                        tracing::warn!(error = %e, "reloading blocked addresses failed");
+                    }
+                }
+            }
+        }
+    }));
 }
 
 pub async fn observe_keys(state: &AppState) -> anyhow::Result<()> {

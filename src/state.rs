@@ -8,8 +8,8 @@ use crate::auth::token::TokenKeys;
 use crate::config::Config;
 use crate::crypto::data::DataKeyring;
 use crate::db::Db;
-use crate::limits::RateStore;
-use crate::limits::login::LoginGuard;
+use crate::limits::Limiter;
+use crate::limits::login::Logins;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -20,8 +20,12 @@ pub struct AppState {
     pub keys: Arc<DataKeyring>,
     pub hasher: Arc<Hasher>,
     pub cursors: Arc<Cursors>,
-    pub limiter: Arc<dyn RateStore>,
-    pub logins: Arc<LoginGuard>,
+    pub limiter: Arc<Limiter>,
+    pub logins: Arc<Logins>,
+    /// The store the replicas share (Redis), when configured.
+    pub shared: Option<Arc<crate::shared::Shared>>,
+    /// The state behind access tokens, for at most a second.
+    pub auth_cache: Arc<crate::auth::cache::AuthCache>,
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Writes events that go with no change, off the request path.
     pub events: crate::audit::EventSink,

@@ -1,5 +1,6 @@
 //! Authentication primitives: password hashing and access/refresh tokens.
 
+pub mod cache;
 pub mod cursor;
 pub mod password;
 pub mod token;

@@ -65,7 +65,7 @@ where
 /// Opens the sealing transaction: one sealer at a time, across every replica.
 pub async fn begin_sealing(db: &Db) -> sqlx::Result<Tx> {
     let mut tx = db.begin_write().await?;
-    if let Tx::Postgres(t) = &mut tx {
+    if let crate::db::TxConn::Postgres(t) = &mut tx.conn {
         // A transaction-scoped lock, released at commit or rollback.
         sqlx::query("select pg_advisory_xact_lock(7242011)")
             .execute(&mut **t)

@@ -168,6 +168,7 @@ pub async fn block(
     now: Timestamp,
     expires_at: Timestamp,
 ) -> sqlx::Result<()> {
+    tx.blocks_changed();
     on_tx!(tx, c => sqlx::query(
         "insert into blocked_addresses (cidr, reason, created_by, created_at, expires_at) values ($1, $2, $3, $4, $5)
          on conflict (cidr) do update set reason = excluded.reason, created_by = excluded.created_by,

@@ -30,8 +30,15 @@ pub enum Db {
     Postgres(PgPool),
 }
 
-/// A transaction on one of the two backends.
-pub enum Tx {
+/// A transaction on one of the two backends, and what it changed that other replicas must hear
+/// of once it commits (see `shared::announce`).
+pub struct Tx {
+    pub(crate) conn: TxConn,
+    auth_changed: bool,
+    blocks_changed: bool,
+}
+
+pub enum TxConn {
     Sqlite(Transaction<'static, Sqlite>),
     Postgres(Transaction<'static, Postgres>),
 }
@@ -40,12 +47,12 @@ pub enum Tx {
 /// each arm is type-checked on its own.
 macro_rules! on_tx {
     ($tx:expr, $c:ident => $body:expr) => {
-        match $tx {
-            $crate::db::Tx::Sqlite(t) => {
+        match &mut $tx.conn {
+            $crate::db::TxConn::Sqlite(t) => {
                 let $c = &mut **t;
                 $body
             }
-            $crate::db::Tx::Postgres(t) => {
+            $crate::db::TxConn::Postgres(t) => {
                 let $c = &mut **t;
                 $body
             }
@@ -132,9 +139,10 @@ impl Db {
     /// A transaction for reads, or for writes whose conflicts are settled by constraints.
     pub async fn begin(&self) -> sqlx::Result<Tx> {
         Ok(match self {
-            Db::Sqlite(p) => Tx::Sqlite(p.begin().await?),
-            Db::Postgres(p) => Tx::Postgres(p.begin().await?),
-        })
+            Db::Sqlite(p) => TxConn::Sqlite(p.begin().await?),
+            Db::Postgres(p) => TxConn::Postgres(p.begin().await?),
+        }
+        .into())
     }
 
     /// A transaction that writes after reading. On SQLite it takes the write lock at once
@@ -142,9 +150,10 @@ impl Db {
     /// on PostgreSQL the statements lock the rows they need (`for update`).
     pub async fn begin_write(&self) -> sqlx::Result<Tx> {
         Ok(match self {
-            Db::Sqlite(p) => Tx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
-            Db::Postgres(p) => Tx::Postgres(p.begin().await?),
-        })
+            Db::Sqlite(p) => TxConn::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
+            Db::Postgres(p) => TxConn::Postgres(p.begin().await?),
+        }
+        .into())
     }
 
     /// Readiness: the database answers a trivial query.
@@ -163,12 +172,40 @@ impl Db {
     }
 }
 
-impl Tx {
-    pub async fn commit(self) -> sqlx::Result<()> {
-        match self {
-            Tx::Sqlite(t) => t.commit().await,
-            Tx::Postgres(t) => t.commit().await,
+impl From<TxConn> for Tx {
+    fn from(conn: TxConn) -> Tx {
+        Tx {
+            conn,
+            auth_changed: false,
+            blocks_changed: false,
         }
+    }
+}
+
+impl Tx {
+    /// This transaction changes who may do what (a role, an account's status, a session, a
+    /// denied token): once committed, cached authentication state is dropped everywhere.
+    pub(crate) fn auth_changed(&mut self) {
+        self.auth_changed = true;
+    }
+
+    /// This transaction changes the blocked addresses: once committed, every replica reloads them.
+    pub(crate) fn blocks_changed(&mut self) {
+        self.blocks_changed = true;
+    }
+
+    pub async fn commit(self) -> sqlx::Result<()> {
+        match self.conn {
+            TxConn::Sqlite(t) => t.commit().await?,
+            TxConn::Postgres(t) => t.commit().await?,
+        }
+        if self.auth_changed {
+            crate::shared::announce(crate::shared::Change::Auth).await;
+        }
+        if self.blocks_changed {
+            crate::shared::announce(crate::shared::Change::Blocks).await;
+        }
+        Ok(())
     }
 }
 

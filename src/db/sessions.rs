@@ -110,6 +110,7 @@ pub async fn revoke(
     reason: &str,
     now: Timestamp,
 ) -> sqlx::Result<bool> {
+    tx.auth_changed();
     let done = on_tx!(tx, c => sqlx::query(
         "update sessions set revoked_at = $1, revoked_reason = $2 where id = $3 and revoked_at is null")
         .bind(now.micros()).bind(reason).bind(session.to_string()).execute(c).await.map(|r| r.rows_affected()))?;
@@ -124,6 +125,7 @@ pub async fn revoke_all_of(
     reason: &str,
     now: Timestamp,
 ) -> sqlx::Result<u64> {
+    tx.auth_changed();
     let keep = keep.map(|k| k.to_string()).unwrap_or_default();
     let done = on_tx!(tx, c => sqlx::query(
         "update sessions set revoked_at = $1, revoked_reason = $2
@@ -134,6 +136,7 @@ pub async fn revoke_all_of(
 
 /// Denies one access token until it expires (RFC 7009 revocation of an access token).
 pub async fn deny_jti(tx: &mut Tx, jti: &str, expires_at: Timestamp) -> sqlx::Result<()> {
+    tx.auth_changed();
     on_tx!(tx, c => sqlx::query("insert into denied_tokens (jti, expires_at) values ($1, $2) on conflict (jti) do nothing")
         .bind(jti).bind(expires_at.micros()).execute(c).await.map(|r| r.rows_affected()))?;
     Ok(())

@@ -2,7 +2,7 @@
 
 use sqlx::Row;
 
-use super::{Db, Tx, decode_err, on_db, on_tx};
+use super::{Db, Tx, TxConn, decode_err, on_db, on_tx};
 use crate::authz::{Action, Authorized, Guarded, Sealed, Visibility};
 use crate::domain::{Role, Timestamp, UserId};
 
@@ -112,9 +112,9 @@ pub async fn find(tx: &mut Tx, id: UserId) -> sqlx::Result<Option<User>> {
 
 /// An account to act on, sealed until the policy allows it. Locks the row for the rest of the transaction on PostgreSQL (SQLite's `BEGIN IMMEDIATE` already holds the lock).
 pub async fn find_for_update(tx: &mut Tx, id: UserId) -> sqlx::Result<Option<Sealed<User>>> {
-    let sql = match tx {
-        Tx::Sqlite(_) => concat!("select ", columns!(), " from users where id = $1"),
-        Tx::Postgres(_) => concat!(
+    let sql = match &tx.conn {
+        TxConn::Sqlite(_) => concat!("select ", columns!(), " from users where id = $1"),
+        TxConn::Postgres(_) => concat!(
             "select ",
             columns!(),
             " from users where id = $1 for update"
@@ -152,9 +152,9 @@ pub async fn list(
 /// PostgreSQL two admins demoting each other at once would otherwise lock their rows in
 /// opposite orders and deadlock (a 500) instead of one of them getting the last-admin 409.
 pub async fn lock_account_changes(tx: &mut Tx) -> sqlx::Result<()> {
-    match tx {
-        Tx::Sqlite(_) => Ok(()),
-        Tx::Postgres(t) => sqlx::query("select pg_advisory_xact_lock(7270001)")
+    match &mut tx.conn {
+        TxConn::Sqlite(_) => Ok(()),
+        TxConn::Postgres(t) => sqlx::query("select pg_advisory_xact_lock(7270001)")
             .execute(&mut **t)
             .await
             .map(drop),
@@ -164,14 +164,14 @@ pub async fn lock_account_changes(tx: &mut Tx) -> sqlx::Result<()> {
 /// The number of admins who can still log in. On PostgreSQL their rows are locked, so two
 /// concurrent demotions cannot both see "another admin is left".
 pub async fn count_active_admins(tx: &mut Tx) -> sqlx::Result<i64> {
-    match tx {
-        Tx::Sqlite(t) => {
+    match &mut tx.conn {
+        TxConn::Sqlite(t) => {
             sqlx::query("select count(*) as n from users where role = 'admin' and not disabled")
                 .fetch_one(&mut **t)
                 .await?
                 .try_get("n")
         }
-        Tx::Postgres(t) => {
+        TxConn::Postgres(t) => {
             let rows = sqlx::query(
                 "select id from users where role = 'admin' and not disabled for update",
             )
@@ -221,6 +221,7 @@ pub async fn set_role(
 ) -> crate::error::Result<()> {
     target.require(Action::AccountSetRole)?;
     let id = target.object().id;
+    tx.auth_changed();
     on_tx!(tx, c => sqlx::query("update users set role = $1, updated_at = $2 where id = $3")
         .bind(role.as_str()).bind(now.micros()).bind(id.to_string()).execute(c).await.map(|r| r.rows_affected()))?;
     Ok(())
@@ -234,6 +235,7 @@ pub async fn set_disabled(
 ) -> crate::error::Result<()> {
     target.require_any(&[Action::AccountDisableUser, Action::AccountDisableStaff])?;
     let id = target.object().id;
+    tx.auth_changed();
     on_tx!(tx, c => sqlx::query("update users set disabled = $1, updated_at = $2 where id = $3")
         .bind(disabled).bind(now.micros()).bind(id.to_string()).execute(c).await.map(|r| r.rows_affected()))?;
     Ok(())

@@ -43,6 +43,9 @@ pub fn problem(
     res
 }
 
+/// `Retry-After` of a 503 when a backing service is unreachable.
+const UNAVAILABLE_RETRY_S: u64 = 2;
+
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let (status, code) = match &self {
@@ -91,6 +94,10 @@ impl IntoResponse for AppError {
             }
             AppError::RateLimited { retry_after_s } | AppError::Busy { retry_after_s } => {
                 h.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_s));
+            }
+            // The database is unreachable: a client (or a load balancer) should come back soon.
+            AppError::Unavailable(_) => {
+                h.insert(header::RETRY_AFTER, HeaderValue::from(UNAVAILABLE_RETRY_S));
             }
             _ => {}
         }
@@ -176,7 +183,7 @@ impl From<AppError> for OAuthError {
                         "server_error"
                     },
                     "the server could not complete the request",
-                    None,
+                    (status == StatusCode::SERVICE_UNAVAILABLE).then_some(UNAVAILABLE_RETRY_S),
                 )
             }
         };

@@ -87,7 +87,7 @@ pub async fn rate_limit(State(app): State<AppState>, mut req: Request, next: Nex
         .map(|v| format!("user:{}", v.user))
         .or(address)
         .unwrap_or_else(|| "ip:unknown".to_owned());
-    let verdict = app.limiter.check(&format!("{class}:{who}"), quota);
+    let verdict = app.limiter.check(&format!("{class}:{who}"), quota).await;
     let mut res = if verdict.allowed {
         next.run(req).await
     } else {

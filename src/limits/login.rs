@@ -11,10 +11,11 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::bucket_ip;
+use crate::shared::{Lua, Shared};
 
 #[derive(Debug, Clone, Copy)]
 pub struct LoginPolicy {
@@ -209,6 +210,167 @@ impl LoginGuard {
                 acct.known.remove(0);
             }
             acct.known.push(ip);
+        }
+    }
+}
+
+/// The login defence of every replica: the counters live in Redis when the replicas share state
+/// (so an attacker gets one budget, not one per replica), in this process otherwise and while
+/// Redis is down. The rules are the same in both (`LoginGuard` documents them).
+pub struct Logins {
+    memory: LoginGuard,
+    shared: Option<Arc<Shared>>,
+}
+
+/// `LoginGuard::begin` on Redis, in one atomic step (milliseconds, on Redis's clock).
+/// KEYS: pair, account, known addresses. Returns {locked, retry_after_s | delay_ms, first}.
+static BEGIN: Lua = Lua::new(
+    r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local lock_after, slow_after, hard_cap = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local forget, max_lock, max_delay, ip = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7]
+local pf = tonumber(redis.call('HGET', KEYS[1], 'f')) or 0
+local pl = tonumber(redis.call('HGET', KEYS[1], 'l')) or now
+if now - pl >= forget then pf = 0 end
+if pf >= lock_after then
+  local untl = pl + math.min(30000 * 2 ^ math.min(pf - lock_after, 16), max_lock)
+  if untl > now then
+    local first = 1
+    if redis.call('HGET', KEYS[1], 'r') == '1' then first = 0 end
+    redis.call('HSET', KEYS[1], 'r', '1')
+    return {1, math.ceil((untl - now) / 1000), first}
+  end
+end
+local af = tonumber(redis.call('HGET', KEYS[2], 'f')) or 0
+local al = tonumber(redis.call('HGET', KEYS[2], 'l')) or now
+if now - al >= forget then af = 0 end
+if af >= hard_cap and not redis.call('ZSCORE', KEYS[3], ip) then
+  local first = 1
+  if redis.call('HGET', KEYS[2], 'r') == '1' then first = 0 end
+  redis.call('HSET', KEYS[2], 'r', '1')
+  return {1, math.max(1, math.ceil((al + forget - now) / 1000)), first}
+end
+redis.call('HSET', KEYS[2], 'f', af + 1, 'l', now, 'r', '0')
+redis.call('PEXPIRE', KEYS[2], forget)
+redis.call('HSET', KEYS[1], 'f', pf + 1, 'l', now, 'r', '0')
+redis.call('PEXPIRE', KEYS[1], forget)
+local delay = 0
+if af >= slow_after then delay = math.min(250 * 2 ^ math.min(af - slow_after, 16), max_delay) end
+return {0, delay, 0}
+",
+);
+
+/// `LoginGuard::succeeded`: KEYS pair, account, known; ARGV address, how long it is known (ms).
+static SUCCEEDED: Lua = Lua::new(
+    r"
+redis.call('DEL', KEYS[1], KEYS[2])
+local t = redis.call('TIME')
+redis.call('ZADD', KEYS[3], tonumber(t[1]), ARGV[1])
+redis.call('ZREMRANGEBYRANK', KEYS[3], 0, -(tonumber(ARGV[3]) + 1))
+redis.call('PEXPIRE', KEYS[3], tonumber(ARGV[2]))
+return 1
+",
+);
+
+/// `LoginGuard::not_attempted`: KEYS pair, account.
+static NOT_ATTEMPTED: Lua = Lua::new(
+    r"
+for i = 1, 2 do
+  local f = tonumber(redis.call('HGET', KEYS[i], 'f')) or 0
+  if f > 0 then redis.call('HSET', KEYS[i], 'f', f - 1) end
+end
+return 1
+",
+);
+
+/// How long an account remembers the addresses it logged in from.
+const KNOWN_FOR: Duration = Duration::from_secs(90 * 86_400);
+
+impl Logins {
+    pub fn new(policy: LoginPolicy, shared: Option<Arc<Shared>>) -> Self {
+        Self {
+            memory: LoginGuard::new(policy),
+            shared,
+        }
+    }
+
+    fn keys(s: &Shared, account: &str, ip: IpAddr) -> [String; 3] {
+        let ip = bucket_ip(ip).to_string();
+        [
+            s.key(&["login", "pair", &ip, account]),
+            s.key(&["login", "account", account]),
+            s.key(&["login", "known", account]),
+        ]
+    }
+
+    /// Counts an attempt (as a failure until `succeeded` says otherwise) and says whether it may go on.
+    pub async fn begin(&self, account: &str, ip: IpAddr) -> Gate {
+        if let Some(s) = &self.shared {
+            let p = &self.memory.policy;
+            let [pair, acct, known] = Self::keys(s, account, ip);
+            let args = [
+                p.lock_after.to_string(),
+                p.slow_after.to_string(),
+                p.hard_cap.to_string(),
+                p.forget_after.as_millis().to_string(),
+                p.max_lock.as_millis().to_string(),
+                p.max_delay.as_millis().to_string(),
+                bucket_ip(ip).to_string(),
+            ];
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            if let Some(r) = s
+                .run::<Vec<i64>>(&BEGIN, &[&pair, &acct, &known], &args)
+                .await
+                && let [locked, n, first] = r[..]
+            {
+                return if locked == 1 {
+                    Gate::Locked {
+                        retry_after_s: n.max(1) as u64,
+                        first: first == 1,
+                    }
+                } else {
+                    Gate::Open {
+                        delay: Duration::from_millis(n.max(0) as u64),
+                    }
+                };
+            }
+        }
+        self.memory.begin(account, ip)
+    }
+
+    /// A success forgets the failures and remembers the address (in both stores, so that a
+    /// fallback to memory keeps letting the owner in).
+    pub async fn succeeded(&self, account: &str, ip: IpAddr) {
+        self.memory.succeeded(account, ip);
+        if let Some(s) = &self.shared {
+            let [pair, acct, known] = Self::keys(s, account, ip);
+            let args = [
+                bucket_ip(ip).to_string(),
+                KNOWN_FOR.as_millis().to_string(),
+                MAX_KNOWN.to_string(),
+            ];
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let _ = s
+                .run::<i64>(&SUCCEEDED, &[&pair, &acct, &known], &args)
+                .await;
+        }
+    }
+
+    /// Takes back an attempt that never reached a verdict. Called from `Drop`, so the shared
+    /// store is updated off the caller's path.
+    pub fn not_attempted(&self, account: &str, ip: IpAddr) {
+        self.memory.not_attempted(account, ip);
+        if let Some(s) = &self.shared
+            && let Ok(rt) = tokio::runtime::Handle::try_current()
+        {
+            let s = s.clone();
+            let [pair, acct, _] = Self::keys(&s, account, ip);
+            rt.spawn(async move {
+                let _ = s
+                    .run::<i64>(&NOT_ATTEMPTED, &[&pair, &acct], &[])
+                    .await;
+            });
         }
     }
 }

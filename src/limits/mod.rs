@@ -1,14 +1,16 @@
 //! Protection against too many requests: GCRA rate limits per client and route class, and the
-//! brute-force defence of the login. The stores are in memory, bounded, behind small interfaces
-//! so that a shared store (Redis) can take their place when imangor runs as several replicas.
+//! brute-force defence of the login. In memory (bounded) for one replica; in Redis when several
+//! replicas share state (`shared`), with this replica's memory as the fallback while Redis is down.
 
 pub mod address;
 pub mod login;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use crate::shared::{Lua, Shared};
 
 /// `n` requests per `per` (a burst of `n`, refilled evenly over `per`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,14 +68,64 @@ pub fn bucket_ip(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// Where rate-limit buckets live: this process now, a shared store when replicas must agree.
-pub trait RateStore: Send + Sync {
-    fn check(&self, key: &str, quota: Quota) -> Verdict;
+/// Where rate-limit buckets live: Redis when the replicas share state and it answers, this
+/// process's memory otherwise (each replica then allows the limit on its own).
+pub struct Limiter {
+    memory: MemoryLimiter,
+    shared: Option<Arc<Shared>>,
 }
 
-impl RateStore for MemoryLimiter {
-    fn check(&self, key: &str, quota: Quota) -> Verdict {
-        MemoryLimiter::check(self, key, quota)
+/// GCRA in one atomic step on Redis's clock (all replicas agree on time). Microseconds.
+/// Returns {allowed, remaining, reset, retry}; the key expires when its bucket is full again.
+static GCRA: Lua = Lua::new(
+    r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local interval = tonumber(ARGV[1])
+local per = tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1])) or now
+if tat < now then tat = now end
+local new_tat = tat + interval
+if new_tat - now > per then
+  return {0, 0, tat - now, new_tat - now - per}
+end
+redis.call('SET', KEYS[1], new_tat, 'PX', math.floor((new_tat - now) / 1000) + 1)
+return {1, math.floor((per - (new_tat - now)) / interval), new_tat - now, 0}
+",
+);
+
+impl Limiter {
+    pub fn new(shared: Option<Arc<Shared>>) -> Self {
+        Self {
+            memory: MemoryLimiter::default(),
+            shared,
+        }
+    }
+
+    pub async fn check(&self, key: &str, q: Quota) -> Verdict {
+        if let Some(s) = &self.shared {
+            let interval = (q.per / q.n).as_micros().to_string();
+            let per = q.per.as_micros().to_string();
+            let k = s.key(&["rl", key]);
+            if let Some(r) = s
+                .run::<Vec<i64>>(&GCRA, &[&k], &[&interval, &per])
+                .await
+                && let [allowed, remaining, reset_us, retry_us] = r[..]
+            {
+                return Verdict {
+                    allowed: allowed == 1,
+                    limit: q.n,
+                    remaining: remaining.clamp(0, i64::from(q.n)) as u32,
+                    reset_s: ceil_s(Duration::from_micros(reset_us.max(0) as u64)),
+                    retry_after_s: if allowed == 1 {
+                        0
+                    } else {
+                        ceil_s(Duration::from_micros(retry_us.max(0) as u64)).max(1)
+                    },
+                };
+            }
+        }
+        self.memory.check(key, q)
     }
 }
 

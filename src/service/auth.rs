@@ -56,7 +56,7 @@ pub async fn login(
         .map(|e| e.as_str().to_owned())
         .unwrap_or_else(|| "\0not-an-email".to_owned());
     let ip = client(meta);
-    let slowed = match app.logins.begin(&account, ip) {
+    let slowed = match app.logins.begin(&account, ip).await {
         Gate::Locked {
             retry_after_s,
             first,
@@ -131,7 +131,7 @@ pub async fn login(
         }
     };
     let (user, rehash) = user;
-    app.logins.succeeded(&account, ip);
+    app.logins.succeeded(&account, ip).await;
     app.metrics.auth(AuthStatus::Success);
     // The new hash is computed before the transaction opens: no lock is held while hashing.
     let new_hash = if rehash {
@@ -259,7 +259,7 @@ pub async fn revoke(app: &AppState, token: &str, meta: &RequestMeta) -> Result<(
 
 /// A login attempt counted by the guard; dropped before its verdict, the count is taken back.
 struct Pending<'a> {
-    guard: &'a crate::limits::login::LoginGuard,
+    guard: &'a crate::limits::login::Logins,
     account: &'a str,
     ip: std::net::IpAddr,
     settled: bool,
@@ -295,11 +295,19 @@ pub async fn authenticate(
 
 /// The second half of `authenticate`, for a token whose signature and claims were already
 /// checked in this request (by the rate-limit layer): the account and session state.
+/// The state is read from the database, or from the cache of the last second (`auth::cache`).
 pub async fn authenticate_verified(app: &AppState, v: Verified) -> Result<Principal> {
-    let now = Timestamp::now();
-    let state = sessions::auth_state(&app.db, v.user, v.session, &v.jti, now)
-        .await?
-        .ok_or_else(AppError::invalid_token)?;
+    let state = match app.auth_cache.get(&v.jti) {
+        Some(s) => s,
+        None => {
+            let epoch = crate::auth::cache::epoch();
+            let s = sessions::auth_state(&app.db, v.user, v.session, &v.jti, Timestamp::now())
+                .await?
+                .ok_or_else(AppError::invalid_token)?;
+            app.auth_cache.put(&v.jti, s.clone(), epoch);
+            s
+        }
+    };
     if state.disabled || !state.session_active || state.jti_denied {
         return Err(AppError::invalid_token());
     }

@@ -333,6 +333,23 @@ async fn single(
             )
             .await?;
         }
+        ("shared_state.unavailable", _) => {
+            let d = row.detail.clone().unwrap_or_default();
+            raise(
+                tx,
+                NewIncident {
+                    kind: "shared_state_unavailable",
+                    level: "high",
+                    subject: Some("redis"),
+                    description: &d,
+                    reported_by: None,
+                },
+                at,
+                1,
+                out,
+            )
+            .await?;
+        }
         ("secret.decrypt", "failure") => {
             let subject = row.target.clone().unwrap_or_default();
             let d = format!(

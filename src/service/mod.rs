@@ -35,6 +35,20 @@ pub async fn record_denial(
     Ok(())
 }
 
+/// Records that the shared store (Redis) stopped or started answering. An outage is critical:
+/// until it ends, each replica throttles logins on its own (the detector opens a high incident).
+pub async fn shared_state_changed(app: &crate::state::AppState, up: bool, meta: &RequestMeta) {
+    let e = if up {
+        Event::new("shared_state.restored", "success")
+            .detail("Redis answers again: rate limits and login counters are shared again")
+    } else {
+        Event::new("shared_state.unavailable", "failure")
+            .critical()
+            .detail("Redis does not answer: each replica now applies rate limits and login throttling on its own")
+    };
+    e.target("redis").emit(app, meta).await;
+}
+
 /// Where a request came from, for the security event log.
 #[derive(Debug, Clone, Default)]
 pub struct RequestMeta {

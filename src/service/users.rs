@@ -118,7 +118,7 @@ pub async fn update_me(
             // Guessing the current password with a stolen access token is throttled like a login.
             let guard_key = format!("password-change:{}", who.user_id());
             let ip = super::auth::client(meta);
-            match app.logins.begin(&guard_key, ip) {
+            match app.logins.begin(&guard_key, ip).await {
                 Gate::Locked { retry_after_s, .. } => {
                     return Err(AppError::RateLimited { retry_after_s });
                 }
@@ -137,7 +137,7 @@ pub async fn update_me(
                     .await;
                 return Err(AppError::WrongPassword);
             }
-            app.logins.succeeded(&guard_key, ip);
+            app.logins.succeeded(&guard_key, ip).await;
             Some(app.hasher.hash(new.expose()).await?)
         }
     };

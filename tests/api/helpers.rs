@@ -24,6 +24,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub state: AppState,
     pub admin: Account,
+    /// Where its data lives; another server given this URL shares it (a second replica).
+    pub database_url: String,
     _dir: tempfile::TempDir,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     /// Set when registration is admin-only: fixtures then register accounts as the admin.
@@ -84,13 +86,16 @@ impl TestApp {
     /// Starts a server configured through the operator contract's names, plus `extra`.
     pub async fn spawn_with(extra: &[(&str, &str)]) -> TestApp {
         let dir = tempfile::tempdir().expect("temp dir");
-        let db = database_url(dir.path()).await;
+        let db = match extra.iter().find(|(k, _)| *k == "IMANGOR_DATABASE_URL") {
+            Some((_, url)) => url.to_string(),
+            None => database_url(dir.path()).await,
+        };
         let data_dir = dir.path().join("data");
         let mut vars: Vec<(String, String)> = vec![
             ("IMANGOR_LISTEN".into(), "127.0.0.1:0".into()),
             ("IMANGOR_METRICS_LISTEN".into(), "127.0.0.1:0".into()),
             ("IMANGOR_DATA_DIR".into(), data_dir.display().to_string()),
-            ("IMANGOR_DATABASE_URL".into(), db),
+            ("IMANGOR_DATABASE_URL".into(), db.clone()),
             ("IMANGOR_JWT_SECRET".into(), JWT_SECRET.into()),
             ("IMANGOR_BOOTSTRAP_ADMIN_EMAIL".into(), ADMIN_EMAIL.into()),
             (
@@ -134,6 +139,7 @@ impl TestApp {
                 email: ADMIN_EMAIL.into(),
                 password: ADMIN_PASSWORD.into(),
             },
+            database_url: db,
             _dir: dir,
             shutdown: Some(tx),
             registrar: None,

@@ -15,6 +15,7 @@ mod process;
 mod protection;
 mod resources;
 mod secrets;
+mod shared_state;
 mod surface;
 mod tokens;
 mod users;

@@ -1,0 +1,101 @@
+//! The state behind an access token (its user's role and status, its session, whether the token
+//! was denied), kept for at most one second so that a request costs one database statement, not
+//! two. Every committed change to that state drops the whole cache of this process at once (an
+//! epoch), and is announced to the other replicas (`shared::announce`); a replica that misses an
+//! announcement serves the old state for at most `TTL`.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::db::sessions::AuthState;
+
+/// The longest a cached state is used: also the bound on how late another replica (or an
+/// operator's command) is applied when an announcement is lost.
+pub const TTL: Duration = Duration::from_secs(1);
+const MAX_ENTRIES: usize = 50_000;
+
+static EPOCH: AtomicU64 = AtomicU64::new(0);
+
+/// Drops every cached state of this process (a change was committed).
+pub fn bump() {
+    EPOCH.fetch_add(1, Ordering::SeqCst);
+}
+
+/// The current epoch: read it before the database, give it to `put`.
+pub fn epoch() -> u64 {
+    EPOCH.load(Ordering::SeqCst)
+}
+
+struct Entry {
+    state: AuthState,
+    at: Instant,
+    epoch: u64,
+}
+
+/// Authentication state by token id.
+#[derive(Default)]
+pub struct AuthCache {
+    entries: Mutex<HashMap<String, Entry>>,
+}
+
+impl AuthCache {
+    pub fn get(&self, jti: &str) -> Option<AuthState> {
+        let now = epoch();
+        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        entries
+            .get(jti)
+            .filter(|e| e.epoch == now && e.at.elapsed() < TTL)
+            .map(|e| e.state.clone())
+    }
+
+    /// Keeps `state`, read from the database after `epoch` was taken; a change committed in
+    /// between makes the entry stale at once.
+    pub fn put(&self, jti: &str, state: AuthState, epoch: u64) {
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if entries.len() >= MAX_ENTRIES && !entries.contains_key(jti) {
+            let now = self::epoch();
+            entries.retain(|_, e| e.epoch == now && e.at.elapsed() < TTL);
+            if entries.len() >= MAX_ENTRIES {
+                entries.clear();
+            }
+        }
+        entries.insert(
+            jti.to_owned(),
+            Entry {
+                state,
+                at: Instant::now(),
+                epoch,
+            },
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Role;
+
+    fn state() -> AuthState {
+        AuthState {
+            role: Role::User,
+            disabled: false,
+            session_active: true,
+            jti_denied: false,
+        }
+    }
+
+    #[test]
+    fn a_change_committed_while_reading_leaves_nothing_stale() {
+        let c = AuthCache::default();
+        let e = epoch();
+        c.put("a", state(), e);
+        assert!(c.get("a").is_some());
+        bump();
+        assert!(c.get("a").is_none(), "a change drops what was cached");
+        // A state read before the change, stored after it, is never used.
+        c.put("b", state(), e);
+        assert!(c.get("b").is_none());
+    }
+}

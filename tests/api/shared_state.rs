@@ -1,0 +1,289 @@
+//! Replicas that share state through Redis: one rate limit and one login budget for all of
+//! them, revocations applied everywhere within a second, and the documented fallback while
+//! Redis is down (each replica on its own, a high incident), then recovery without a restart.
+//! Redis: `IMANGOR_TEST_REDIS_URL` (default redis://127.0.0.1:6379); each test has its own key
+//! prefix. The outage test runs a private `redis-server` on a free loopback port.
+
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::helpers::*;
+use crate::process::{Server, base_env};
+
+fn redis_url() -> String {
+    std::env::var("IMANGOR_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+fn prefix() -> String {
+    format!("t{}:", uuid::Uuid::new_v4().simple())
+}
+
+/// Two replicas on one database and one Redis prefix, with `extra` settings.
+async fn pair(redis: &str, extra: &[(&str, &str)]) -> (TestApp, TestApp) {
+    let prefix = prefix();
+    let mut vars: Vec<(&str, &str)> = vec![
+        ("IMANGOR_REDIS_URL", redis),
+        ("IMANGOR_REDIS_PREFIX", &prefix),
+        ("IMANGOR_DATA_KEYS", DATA_KEYS),
+    ];
+    vars.extend_from_slice(extra);
+    let a = TestApp::spawn_with(&vars).await;
+    let db = a.database_url.clone();
+    vars.push(("IMANGOR_DATABASE_URL", &db));
+    let b = TestApp::spawn_with(&vars).await;
+    (a, b)
+}
+
+/// A private Redis on a free loopback port, killed on drop.
+struct PrivateRedis {
+    port: u16,
+    child: Option<std::process::Child>,
+}
+
+impl PrivateRedis {
+    fn start_on(port: u16) -> PrivateRedis {
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server is installed (Debian package redis-server)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        PrivateRedis {
+            port,
+            child: Some(child),
+        }
+    }
+
+    fn start() -> PrivateRedis {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        Self::start_on(port)
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().ok();
+            c.wait().ok();
+        }
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+async fn status_of(app: &TestApp, token: &str) -> StatusCode {
+    app.get("/api/v1/users/me", token).await.status()
+}
+
+/// ASVS 5.0 V2.4.1 / API4:2023: the limit is the limit of the service, not of one replica.
+#[tokio::test]
+async fn a_rate_limit_holds_across_replicas_api4() {
+    let (a, b) = pair(&redis_url(), &[("IMANGOR_RATE_LIMIT_API", "6/60")]).await;
+    let u = a.register("shared-limit@example.com").await;
+    let t = a.login(&u).await;
+    let mut passed = 0;
+    for i in 0..12 {
+        let app = if i % 2 == 0 { &a } else { &b };
+        let res = app.get("/api/v1/users/me", &t.access).await;
+        match res.status() {
+            StatusCode::OK => passed += 1,
+            StatusCode::TOO_MANY_REQUESTS => {
+                assert!(res.headers().contains_key("retry-after"));
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!(passed, 6, "six in all, not six per replica");
+}
+
+/// ASVS 5.0 V6.3.1: the failures of one (account, address) pair are counted by every replica.
+#[tokio::test]
+async fn login_failures_lock_a_pair_across_replicas_v6_3_1() {
+    let (a, b) = pair(&redis_url(), &[("IMANGOR_LOGIN_LOCK_AFTER", "4")]).await;
+    let u = a.register("shared-lock@example.com").await;
+    let wrong = |app: &TestApp| {
+        let email = u.email.clone();
+        let client = app.client.clone();
+        let url = app.url("/api/v1/token");
+        async move {
+            client
+                .post(url)
+                .form(&[
+                    ("grant_type", "password"),
+                    ("username", email.as_str()),
+                    ("password", "not the password at all"),
+                ])
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    for app in [&a, &b, &a, &b] {
+        assert_eq!(wrong(app).await, StatusCode::UNAUTHORIZED);
+    }
+    // The fifth attempt is refused on either replica: four failures were counted in one place.
+    let res = a
+        .token(&[
+            ("grant_type", "password"),
+            ("username", &u.email),
+            ("password", &u.password),
+        ])
+        .await;
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(res.headers().contains_key("retry-after"));
+    assert_eq!(wrong(&b).await, StatusCode::TOO_MANY_REQUESTS);
+}
+
+/// While Redis is down each replica limits on its own, no request fails because of it, and a
+/// high incident is opened; when Redis returns, the limits are shared again without a restart.
+#[tokio::test]
+async fn a_redis_outage_falls_back_per_replica_opens_an_incident_and_recovers() {
+    let mut redis = PrivateRedis::start();
+    let (a, b) = pair(&redis.url(), &[("IMANGOR_RATE_LIMIT_API", "4/60")]).await;
+    let admin = a.admin_tokens().await;
+    let shared_limit = |user: &'static str| {
+        let (a, b) = (&a, &b);
+        async move {
+            let u = a.register(user).await;
+            let t = a.login(&u).await;
+            let mut passed = 0;
+            for i in 0..8 {
+                let app = if i % 2 == 0 { a } else { b };
+                match status_of(app, &t.access).await {
+                    StatusCode::OK => passed += 1,
+                    StatusCode::TOO_MANY_REQUESTS => {}
+                    other => panic!("unexpected {other} (a fallback must not fail requests)"),
+                }
+            }
+            passed
+        }
+    };
+    assert_eq!(shared_limit("before@example.com").await, 4);
+
+    let port = redis.port;
+    redis.kill();
+    let started = Instant::now();
+    // Each replica now allows the limit on its own: 4 + 4.
+    assert_eq!(shared_limit("during@example.com").await, 8);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "requests do not wait for a Redis that is down"
+    );
+    imangor::audit::seal_and_detect(&a.state).await.unwrap();
+    let page: Value = a
+        .get("/api/v1/incidents?limit=100", &admin.access)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let found: Vec<&Value> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["kind"] == "shared_state_unavailable")
+        .collect();
+    assert_eq!(found.len(), 1, "one incident for the outage: {page}");
+    assert_eq!(found[0]["level"], "high");
+
+    let _redis = PrivateRedis::start_on(port);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !(a.state.shared.as_ref().unwrap().is_up() && b.state.shared.as_ref().unwrap().is_up())
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the replicas use Redis again by themselves"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(shared_limit("after@example.com").await, 4);
+    let restored = events(&a)
+        .await
+        .into_iter()
+        .filter(|e| e.action == "shared_state.restored")
+        .count();
+    assert!(restored >= 1, "the recovery is recorded");
+}
+
+/// A token revoked on one replica (another process) is refused by the others within a second:
+/// the revocation is announced through Redis and the cached state is dropped.
+#[tokio::test]
+async fn a_revocation_on_one_replica_applies_on_another_within_a_second() {
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = prefix();
+    let mut env = base_env(dir.path()).await;
+    env.extend([
+        ("IMANGOR_REDIS_URL", redis_url()),
+        ("IMANGOR_REDIS_PREFIX", prefix),
+        ("IMANGOR_DATA_KEYS", DATA_KEYS.to_owned()),
+        ("IMANGOR_JWT_SECRET", JWT_SECRET.to_owned()),
+        ("IMANGOR_BOOTSTRAP_ADMIN_EMAIL", ADMIN_EMAIL.to_owned()),
+        ("IMANGOR_BOOTSTRAP_ADMIN_PASSWORD", ADMIN_PASSWORD.to_owned()),
+    ]);
+    let a = Server::start(&env).await;
+    let b = Server::start(&env).await;
+    let client = reqwest::Client::new();
+    let res = client
+        .post(a.url("/api/v1/token"))
+        .form(&[
+            ("grant_type", "password"),
+            ("username", ADMIN_EMAIL),
+            ("password", ADMIN_PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let t = tokens(res).await;
+    let me = |s: &Server| {
+        client
+            .get(s.url("/api/v1/users/me"))
+            .bearer_auth(&t.access)
+            .send()
+    };
+    // Both replicas now hold the token's state in their caches.
+    assert_eq!(me(&a).await.unwrap().status(), StatusCode::OK);
+    assert_eq!(me(&b).await.unwrap().status(), StatusCode::OK);
+    let res = client
+        .post(a.url("/api/v1/token/revoke"))
+        .form(&[("token", t.refresh.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let revoked = Instant::now();
+    loop {
+        let s = me(&b).await.unwrap().status();
+        if s == StatusCode::UNAUTHORIZED {
+            break;
+        }
+        assert_eq!(s, StatusCode::OK);
+        assert!(
+            revoked.elapsed() < Duration::from_secs(1),
+            "the other replica refuses within a second"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    println!(
+        "cross-replica revocation applied after {:?}",
+        revoked.elapsed()
+    );
+    a.stop().await;
+    b.stop().await;
+}
