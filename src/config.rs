@@ -401,7 +401,9 @@ impl Config {
             redis_url: match raw.get("redis_url") {
                 Some(u) if u.starts_with("redis://") => Some(Secret::new(u.to_owned())),
                 // TLS to Redis would need a second TLS stack in the build; not offered yet.
-                Some(_) => bail!("IMANGOR_REDIS_URL must start with redis:// (TLS is not supported)"),
+                Some(_) => {
+                    bail!("IMANGOR_REDIS_URL must start with redis:// (TLS is not supported)")
+                }
                 None => None,
             },
             redis_prefix: match raw.get("redis_prefix").unwrap_or("imangor:") {

@@ -367,9 +367,7 @@ impl Logins {
             let s = s.clone();
             let [pair, acct, _] = Self::keys(&s, account, ip);
             rt.spawn(async move {
-                let _ = s
-                    .run::<i64>(&NOT_ATTEMPTED, &[&pair, &acct], &[])
-                    .await;
+                let _ = s.run::<i64>(&NOT_ATTEMPTED, &[&pair, &acct], &[]).await;
             });
         }
     }

@@ -107,9 +107,7 @@ impl Limiter {
             let interval = (q.per / q.n).as_micros().to_string();
             let per = q.per.as_micros().to_string();
             let k = s.key(&["rl", key]);
-            if let Some(r) = s
-                .run::<Vec<i64>>(&GCRA, &[&k], &[&interval, &per])
-                .await
+            if let Some(r) = s.run::<Vec<i64>>(&GCRA, &[&k], &[&interval, &per]).await
                 && let [allowed, remaining, reset_us, retry_us] = r[..]
             {
                 return Verdict {
