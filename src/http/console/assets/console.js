@@ -306,7 +306,7 @@ function legend() {
 
 /** Stacked bars drawn as SVG elements (no chart library, no inline style). */
 function loginChart(hours) {
-  const W = 720; const H = 220; const left = 34; const bottom = 22; const top = 8;
+  const W = 960; const H = 240; const left = 34; const bottom = 22; const top = 8;
   const max = Math.max(1, ...hours.map((x) => x.success + x.failure + x.throttled));
   const step = (W - left) / hours.length;
   const scale = (H - bottom - top) / max;

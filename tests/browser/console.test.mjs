@@ -1,0 +1,354 @@
+// The security console in Debian's Chromium, driven by playwright-core. scripts/browser-test
+// starts the server and the accounts, then runs this file with:
+//   BASE_URL, ADMIN_EMAIL, MANAGER_EMAIL, USER_EMAIL, VICTIM_EMAIL, TARGET_EMAIL, XSS_EMAIL,
+//   PASSWORD (every account's), XSS_NAME (the full name the XSS account was given), ARTIFACTS;
+//   SCREENSHOTS=always keeps the screenshots of passing scenarios too.
+// Each scenario asserts what it claims; on a failure the screenshots of the pages it visited are
+// written to ARTIFACTS. Every page is watched for console errors, page errors, CSP violations
+// and the XSS payload's marker.
+
+import assert from 'node:assert/strict';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+
+const env = (k) => {
+  const v = process.env[k];
+  if (!v) throw new Error(`${k} is not set (run scripts/browser-test)`);
+  return v;
+};
+const BASE = env('BASE_URL');
+const PASSWORD = env('PASSWORD');
+const ACCOUNTS = {
+  admin: env('ADMIN_EMAIL'),
+  manager: env('MANAGER_EMAIL'),
+  user: env('USER_EMAIL'),
+  victim: env('VICTIM_EMAIL'),
+  target: env('TARGET_EMAIL'),
+  xss: env('XSS_EMAIL'),
+};
+const XSS_NAME = env('XSS_NAME');
+const XSS_DESCRIPTION = 'Phishing mail <script>window.__xss = "description"; console.log("XSS-RAN")</script>'
+  + ' then <img src=x onerror="window.__xss = \'img\'; console.log(\'XSS-RAN\')"> & "quotes"';
+const ARTIFACTS = env('ARTIFACTS');
+const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+  + "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+// ------------------------------------------------------------------ the API, as a plain client
+
+async function token(email, password = PASSWORD) {
+  const res = await fetch(`${BASE}/api/v1/token`, {
+    method: 'POST',
+    body: new URLSearchParams({ grant_type: 'password', username: email, password }),
+  });
+  return { status: res.status, body: await res.json() };
+}
+
+async function apiCall(method, path, accessToken, json) {
+  const res = await fetch(`${BASE}${path}`, {
+    method,
+    headers: { Authorization: `Bearer ${accessToken}`, ...(json ? { 'Content-Type': 'application/json' } : {}) },
+    body: json ? JSON.stringify(json) : undefined,
+  });
+  const type = res.headers.get('content-type') || '';
+  return { status: res.status, body: type.includes('json') ? await res.json() : null };
+}
+
+async function access(email) {
+  const t = await token(email);
+  assert.equal(t.status, 200, `login of ${email}`);
+  return t.body.access_token;
+}
+
+// ------------------------------------------------------------------ the browser
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
+});
+
+/** A fresh browser context (nothing shared with the others) with its watchers. */
+async function open(name, viewport = { width: 1280, height: 800 }) {
+  const context = await browser.newContext({ viewport });
+  const page = await context.newPage();
+  page.setDefaultTimeout(10_000);
+  const watch = { name, page, context, errors: [], logs: [], shots: [] };
+  page.on('console', (m) => {
+    watch.logs.push(`${m.type()}: ${m.text()}`);
+    if (m.type() === 'error') watch.errors.push(`console error: ${m.text()}`);
+  });
+  page.on('pageerror', (e) => watch.errors.push(`page error: ${e.message}`));
+  // Playwright injects this through the DevTools protocol, so the page's CSP does not stop it.
+  await page.addInitScript(() => {
+    document.addEventListener('securitypolicyviolation', (e) => {
+      console.error(`CSP violation: ${e.violatedDirective} ${e.blockedURI}`);
+    });
+  });
+  return watch;
+}
+
+async function shot(w, label) {
+  try {
+    w.shots.push([label, await w.page.screenshot({ fullPage: true })]);
+  } catch (_) { /* a closed page has no picture */ }
+}
+
+async function clean(w) {
+  // Nothing logged an error, no CSP violation, and no payload ran.
+  const marker = await w.page.evaluate(() => window.__xss).catch(() => undefined);
+  assert.equal(marker, undefined, `${w.name}: an XSS payload ran (window.__xss = ${marker})`);
+  assert.ok(!w.logs.some((l) => l.includes('XSS-RAN')), `${w.name}: an XSS payload logged`);
+  assert.deepEqual(w.errors, [], `${w.name}: errors on the page`);
+}
+
+async function signIn(w, email) {
+  const res = await w.page.goto(`${BASE}/console`);
+  assert.equal(res.status(), 200);
+  assert.equal(res.headers()['content-security-policy'], CSP, 'the console CSP');
+  // Keyboard only: type, then Enter submits the form.
+  await w.page.locator('#signin-email').fill(email);
+  await w.page.locator('#signin-password').fill(PASSWORD);
+  await w.page.locator('#signin-password').press('Enter');
+}
+
+async function goTo(w, hash, label) {
+  await w.page.evaluate((h) => { location.hash = h; }, hash);
+  await w.page.locator('#view [aria-busy]').waitFor({ state: 'detached' });
+  await shot(w, label);
+}
+
+/** Waits for the status line to say something matching `re`. */
+async function status(w, re) {
+  await w.page.locator('#status').filter({ hasText: re }).waitFor();
+}
+
+/** Writes a scenario's screenshots and console log to ARTIFACTS; returns the folder. */
+function save(w) {
+  const dir = join(ARTIFACTS, w.name.replace(/[^a-z0-9]+/gi, '-'));
+  mkdirSync(dir, { recursive: true });
+  w.shots.forEach(([label, png], i) => writeFileSync(join(dir, `${String(i).padStart(2, '0')}-${label}.png`), png));
+  writeFileSync(join(dir, 'console.log'), w.logs.join('\n'));
+  return dir;
+}
+
+const results = [];
+async function scenario(name, fn, viewport) {
+  const w = await open(name, viewport);
+  const started = Date.now();
+  try {
+    await fn(w);
+    await clean(w);
+    results.push([name, 'ok', Date.now() - started]);
+    console.log(`ok   ${name} (${Date.now() - started} ms)`);
+    if (process.env.SCREENSHOTS === 'always') save(w);
+  } catch (e) {
+    results.push([name, 'FAILED', Date.now() - started]);
+    console.log(`FAIL ${name}\n     ${String(e.stack || e).split('\n').join('\n     ')}`);
+    await shot(w, 'at-failure');
+    console.log(`     screenshots and the console log: ${save(w)}`);
+  } finally {
+    await w.context.close();
+  }
+}
+
+// ------------------------------------------------------------------ scenarios
+
+let dashboardBytes = null;
+
+await scenario('admin sees the brute-force incident of ten failed logins, contains and resolves it', async (w) => {
+  // Ten failed logins on one account, through the API; the detector runs in the server's sealer
+  // loop (every half second): the incident exists within a few seconds.
+  for (let i = 0; i < 10; i += 1) {
+    const t = await token(ACCOUNTS.victim, 'not the password at all');
+    assert.equal(t.status, 400, 'a wrong password is invalid_grant');
+  }
+  const api = await access(ACCOUNTS.admin);
+  let raised = false;
+  for (let i = 0; i < 40 && !raised; i += 1) {
+    const list = await apiCall('GET', '/api/v1/incidents?status=open', api);
+    raised = list.body.items.some((x) => x.kind === 'brute_force');
+    if (!raised) await new Promise((r) => { setTimeout(r, 250); });
+  }
+  assert.ok(raised, 'the detector raised brute_force within 10 s');
+  // Bytes over the wire for a cold load of the dashboard: the page, its script and style, the
+  // sign-in and the figures (headers included), measured by the browser's network events.
+  const cdp = await w.context.newCDPSession(w.page);
+  await cdp.send('Network.enable');
+  let bytes = 0;
+  const requests = [];
+  cdp.on('Network.loadingFinished', (e) => { bytes += e.encodedDataLength; });
+  cdp.on('Network.requestWillBeSent', (e) => requests.push(`${e.request.method} ${new URL(e.request.url).pathname}`));
+  await signIn(w, ACCOUNTS.admin);
+  await w.page.locator('#nav').waitFor();
+  await w.page.locator('#view [aria-busy]').waitFor({ state: 'detached' });
+  await w.page.locator('svg.chart rect').first().waitFor();
+  await w.page.waitForLoadState('networkidle');
+  dashboardBytes = { bytes, requests: requests.slice() };
+  await cdp.detach();
+  await shot(w, 'dashboard');
+  assert.equal(await w.page.locator('#signin').isHidden(), true);
+  assert.match(await w.page.locator('#who').textContent(), /\(admin\)$/);
+  // The chart shows the ten failures of this hour (the detector needs a moment, the chart does not).
+  assert.match(await w.page.locator('#view').textContent(), /\b10 failed\b/);
+  assert.ok(await w.page.locator('svg.chart rect.bar-failure').count() >= 1, 'a failure bar');
+
+  await goTo(w, '#/incidents?status=open', 'incidents');
+  const row = w.page.locator('tbody tr', { hasText: 'brute_force' });
+  assert.equal(await row.count(), 1, 'one brute_force incident');
+  assert.match(await row.textContent(), /high/);
+  await row.getByRole('link', { name: 'brute_force' }).click();
+  await w.page.locator('#incident-description').waitFor();
+  await w.page.locator('#view [aria-busy]').waitFor({ state: 'detached' });
+  await shot(w, 'incident');
+  assert.match(await w.page.locator('#incident-description').textContent(), /10 or more failed logins/);
+  assert.equal(await w.page.locator('#incident-status').textContent(), 'open');
+  // Its events: the failed logins themselves.
+  assert.ok(await w.page.locator('tbody tr', { hasText: 'auth.login' }).count() >= 10, 'the failed logins are listed');
+
+  // Containment: the subject is the attacked account; end its sessions.
+  assert.equal(await w.page.locator('#contain-action').inputValue(), 'revoke_sessions');
+  await w.page.getByRole('button', { name: 'Apply' }).click();
+  await status(w, /session\(s\) ended/);
+
+  await w.page.locator('#incident-next').selectOption('contained');
+  await w.page.locator('#incident-note').fill('Sessions of the account ended; watching.');
+  await w.page.getByRole('button', { name: 'Save' }).click();
+  await w.page.locator('#incident-status', { hasText: 'contained' }).waitFor();
+  await w.page.locator('#incident-next').selectOption('resolved');
+  await w.page.locator('#incident-note').fill('The owner changed the password.');
+  await w.page.getByRole('button', { name: 'Save' }).click();
+  await w.page.locator('#incident-status', { hasText: 'resolved' }).waitFor();
+  await shot(w, 'incident-resolved');
+  assert.equal(await w.page.locator('#incident-next').count(), 0, 'a resolved incident offers no next step');
+  const notes = w.page.locator('tbody tr', { hasText: 'The owner changed the password.' });
+  assert.equal(await notes.count(), 1);
+
+  // The API agrees.
+  const admin = await access(ACCOUNTS.admin);
+  const list = await apiCall('GET', '/api/v1/incidents?status=resolved', admin);
+  const done = list.body.items.find((i) => i.kind === 'brute_force');
+  assert.ok(done, 'resolved through the API');
+  const one = await apiCall('GET', `/api/v1/incidents/${done.id}`, admin);
+  assert.deepEqual(one.body.notes.map((n) => n.status), ['contained', 'resolved']);
+});
+
+await scenario('admin changes a user\'s role; the audit trail shows it with its chain check', async (w) => {
+  await access(ACCOUNTS.target); // a login, so that the list has one to show
+  await signIn(w, ACCOUNTS.admin);
+  await w.page.locator('#nav').waitFor();
+  await goTo(w, '#/users', 'users');
+  await w.page.locator('#user-search').fill(ACCOUNTS.target);
+  const row = w.page.locator('tbody tr', { hasText: ACCOUNTS.target });
+  assert.equal(await row.count(), 1);
+  assert.doesNotMatch(await row.textContent(), /never/, 'the last login is shown');
+  await row.getByRole('combobox', { name: `Role of ${ACCOUNTS.target}` }).selectOption('manager');
+  await row.getByRole('button', { name: 'Set role' }).click();
+  await status(w, /is now manager/);
+  const admin = await access(ACCOUNTS.admin);
+  const users = await apiCall('GET', '/api/v1/users?limit=100', admin);
+  assert.equal(users.body.items.find((u) => u.email === ACCOUNTS.target).role, 'manager');
+
+  // The change is in the trail once sealed (within a second).
+  let sealed = 0;
+  for (let i = 0; i < 10 && !sealed; i += 1) {
+    await w.page.waitForTimeout(300);
+    await goTo(w, '#/audit', 'audit');
+    sealed = await w.page.locator('tbody tr', { hasText: 'user.role_change' }).count();
+  }
+  assert.ok(sealed >= 1, 'the role change is in the audit trail');
+  assert.match(await w.page.locator('#chain-check').textContent(), /^Chain intact/);
+  await goTo(w, '#/access-review', 'access-review');
+  assert.ok(await w.page.locator('tbody tr', { hasText: ACCOUNTS.target }).count() === 1, 'the new manager is reviewed');
+});
+
+await scenario('a manager cannot change roles: no control, and the API refuses', async (w) => {
+  await signIn(w, ACCOUNTS.manager);
+  await w.page.locator('#nav').waitFor();
+  assert.match(await w.page.locator('#who').textContent(), /\(manager\)$/);
+  // The pages the policy keeps from managers are not offered.
+  assert.equal(await w.page.getByRole('link', { name: 'Audit trail' }).isVisible(), false);
+  assert.equal(await w.page.getByRole('link', { name: 'Access review' }).isVisible(), false);
+  await shot(w, 'dashboard');
+  await goTo(w, '#/users', 'users');
+  assert.equal(await w.page.locator('select.role-select').count(), 0, 'no role control');
+  assert.equal(await w.page.getByRole('button', { name: 'Set role' }).count(), 0);
+  // A manager may disable a plain user, not an admin.
+  const userRow = w.page.locator('tbody tr', { hasText: ACCOUNTS.user });
+  assert.equal(await userRow.getByRole('button', { name: `Disable ${ACCOUNTS.user}` }).count(), 1);
+  const adminRow = w.page.locator('tbody tr', { hasText: ACCOUNTS.admin });
+  assert.equal(await adminRow.getByRole('button').count(), 0, 'no control on an admin');
+  // Even typed in by hand, the audit page shows nothing.
+  await goTo(w, '#/audit', 'audit-refused');
+  assert.match(await w.page.locator('#view').textContent(), /does not give access/);
+
+  // And the API refuses the manager's token whatever the page shows.
+  const manager = await access(ACCOUNTS.manager);
+  const admin = await access(ACCOUNTS.admin);
+  const users = await apiCall('GET', '/api/v1/users?limit=100', admin);
+  const target = users.body.items.find((u) => u.email === ACCOUNTS.user);
+  const res = await apiCall('PATCH', `/api/v1/users/${target.id}`, manager, { role: 'admin' });
+  assert.equal(res.status, 403, 'PATCH role with a manager token');
+  assert.equal((await apiCall('GET', '/api/v1/audit', manager)).status, 403);
+});
+
+await scenario('a plain user is refused the console', async (w) => {
+  await signIn(w, ACCOUNTS.user);
+  await w.page.locator('#signin-error', { hasText: /role is user/ }).waitFor();
+  await shot(w, 'refused');
+  assert.equal(await w.page.locator('#nav').isHidden(), true);
+  assert.equal(await w.page.locator('#view').isHidden(), true);
+  // The skip link comes before the form for a keyboard user.
+  await w.page.locator('#signin-email').focus();
+  await w.page.keyboard.press('Shift+Tab');
+  assert.equal(await w.page.evaluate(() => document.activeElement.textContent), 'Skip to content');
+  // Nothing of the console's data was fetched with that token.
+  const user = await access(ACCOUNTS.user);
+  assert.equal((await apiCall('GET', '/api/v1/security/summary', user)).status, 403);
+});
+
+await scenario('XSS: a full name and an incident description with markup are shown as text', async (w) => {
+  const xss = await access(ACCOUNTS.xss);
+  const report = await apiCall('POST', '/api/v1/incidents', xss, { description: XSS_DESCRIPTION, level: 'critical' });
+  assert.equal(report.status, 201);
+  await signIn(w, ACCOUNTS.admin);
+  await w.page.locator('#nav').waitFor();
+  await goTo(w, '#/users', 'users');
+  await w.page.locator('#user-search').fill(ACCOUNTS.xss);
+  assert.equal(await w.page.locator('tbody tr .user-name').first().textContent(), XSS_NAME);
+  await goTo(w, '#/incidents?level=critical', 'incidents');
+  const row = w.page.locator('tbody tr', { hasText: 'user_report' }).first();
+  assert.match(await row.textContent(), /<script>window.__xss/);
+  await row.getByRole('link', { name: 'user_report' }).click();
+  await w.page.locator('#incident-description').waitFor();
+  await w.page.locator('#view [aria-busy]').waitFor({ state: 'detached' });
+  await shot(w, 'incident');
+  assert.equal(await w.page.locator('#incident-description').textContent(), XSS_DESCRIPTION);
+  // The markup never became elements.
+  const counts = await w.page.evaluate(() => ({
+    img: document.querySelectorAll('img').length,
+    scripts: document.querySelectorAll('script').length,
+  }));
+  assert.deepEqual(counts, { img: 0, scripts: 1 });
+  await w.page.waitForTimeout(300);
+});
+
+await scenario('phone-sized screen: the dashboard and the incidents fit the width', async (w) => {
+  await signIn(w, ACCOUNTS.manager);
+  await w.page.locator('#nav').waitFor();
+  await w.page.locator('#view [aria-busy]').waitFor({ state: 'detached' });
+  await shot(w, 'dashboard-phone');
+  for (const [hash, label] of [['#/incidents', 'incidents-phone'], ['#/users', 'users-phone']]) {
+    await goTo(w, hash, label);
+    const { scroll, width } = await w.page.evaluate(() => ({ scroll: document.documentElement.scrollWidth, width: window.innerWidth }));
+    assert.ok(scroll <= width + 1, `${label}: ${scroll} px wide on a ${width} px screen`);
+  }
+}, { width: 390, height: 844 });
+
+await browser.close();
+
+if (dashboardBytes) {
+  console.log(`dashboard page weight: ${dashboardBytes.bytes} bytes transferred (cold load, sign-in included): ${dashboardBytes.requests.join(', ')}`);
+}
+const failed = results.filter(([, r]) => r !== 'ok');
+console.log(`${results.length - failed.length} of ${results.length} scenarios passed`);
+process.exit(failed.length ? 1 : 0);
