@@ -36,12 +36,22 @@ async fn healthz() -> Json<serde_json::Value> {
     Json(serde_json::json!({ "status": "ok" }))
 }
 
-/// The process can serve: the database answers.
+/// The process can serve: the database answers. Also says whether the shared store (Redis) is
+/// in use (`up`), unreachable (`down`: this replica limits on its own) or not configured (`off`).
 #[utoipa::path(get, path = "/readyz", tag = "health", responses((status = 200), (status = 503)))]
 async fn readyz(State(app): State<AppState>) -> Response {
     match tokio::time::timeout(std::time::Duration::from_secs(2), app.db.ping()).await {
-        Ok(Ok(())) => Json(serde_json::json!({ "status": "ready", "database": app.db.backend() }))
-            .into_response(),
+        // Redis down does not make a replica unready: it falls back to its own limits.
+        Ok(Ok(())) => Json(serde_json::json!({
+            "status": "ready",
+            "database": app.db.backend(),
+            "shared_state": match &app.shared {
+                None => "off",
+                Some(s) if s.is_up() => "up",
+                Some(_) => "down",
+            },
+        }))
+        .into_response(),
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "readiness: database error");
             problem(

@@ -183,6 +183,12 @@ async fn a_redis_outage_falls_back_per_replica_opens_an_incident_and_recovers() 
     let started = Instant::now();
     // Each replica now allows the limit on its own: 4 + 4.
     assert_eq!(shared_limit("during@example.com").await, 8);
+    let ready: Value = a.get_anon("/readyz").await.json().await.unwrap();
+    assert_eq!(
+        ready["status"], "ready",
+        "a replica without Redis still serves"
+    );
+    assert_eq!(ready["shared_state"], "down");
     assert!(
         started.elapsed() < Duration::from_secs(5),
         "requests do not wait for a Redis that is down"
@@ -213,6 +219,8 @@ async fn a_redis_outage_falls_back_per_replica_opens_an_incident_and_recovers() 
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(shared_limit("after@example.com").await, 4);
+    let ready: Value = b.get_anon("/readyz").await.json().await.unwrap();
+    assert_eq!(ready["shared_state"], "up");
     let restored = events(&a)
         .await
         .into_iter()
