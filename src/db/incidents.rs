@@ -240,9 +240,11 @@ pub async fn unresolved_by_level(db: &Db) -> sqlx::Result<Vec<(String, String, i
     })
 }
 
-/// The events tied to an incident: those naming it (its opening, reports, status changes) and,
-/// for a detector's incident, the events of its subject (account or address) from ten minutes
-/// before it was first seen until it was last seen. Newest first, at most `limit`.
+/// The events tied to an incident, in its time window (ten minutes before it was first seen,
+/// until a minute after it was last raised or changed): those naming it (its opening, report,
+/// status changes) and those of its subject (an account or an address: the failures that raised
+/// it, the containment of it). Newest first, at most `limit`. The window bounds the scan by the
+/// index on `at`, whatever the size of the trail.
 pub async fn related_events(
     db: &Db,
     incident: &Incident,
@@ -251,13 +253,13 @@ pub async fn related_events(
     let target = format!("incident:{}", incident.id);
     let subject = incident.subject.as_deref();
     let since = incident.first_seen.micros() - 600 * 1_000_000;
-    let until = incident.last_seen.micros() + 1_000_000;
+    let until = incident.last_seen.max(incident.updated_at).micros() + 60 * 1_000_000;
     on_db!(db, p => {
         let rows = sqlx::query(
             "select id, seq, at, action, outcome, severity, actor_id, target, ip, request_id, detail, prev_hash, hash
              from security_events
-             where target = $1
-                or ($2 is not null and (actor_id = $2 or ip = $2 or target = $2) and at >= $3 and at <= $4)
+             where at >= $3 and at <= $4
+               and (target = $1 or ($2 is not null and (actor_id = $2 or ip = $2 or target = $2)))
              order by at desc, id desc limit $5")
             .bind(&target).bind(subject).bind(since).bind(until).bind(limit).fetch_all(p).await?;
         rows.iter().map(super::audit::row).collect()

@@ -139,11 +139,17 @@ pub struct AccountView {
     created_at: String,
 }
 
-/// An account in the list: with its last login (the newest session it opened; null: never).
+/// An account in the list: as `AccountView`, with its last login.
 #[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct AccountListItem {
-    #[serde(flatten)]
-    account: AccountView,
+    id: UserId,
+    email: String,
+    full_name: String,
+    role: Role,
+    disabled: bool,
+    created_at: String,
+    /// The newest session the account opened; null if it never logged in.
     last_login: Option<String>,
 }
 
@@ -301,7 +307,12 @@ async fn list(
         items: rows
             .into_iter()
             .map(|(u, last)| AccountListItem {
-                account: u.into(),
+                id: u.id,
+                email: u.email,
+                full_name: u.full_name,
+                role: u.role,
+                disabled: u.disabled,
+                created_at: u.created_at.rfc3339(),
                 last_login: last.map(|t| t.rfc3339()),
             })
             .collect(),

@@ -337,6 +337,21 @@ async fn the_account_list_shows_each_accounts_last_login() {
     };
     assert!(last(&active.id).as_str().unwrap().ends_with('Z'));
     assert_eq!(last(&unused.id), Value::Null);
+    // The documented fields, no more (the schema is closed: V15.3.1).
+    let mut keys: Vec<_> = page["items"][0].as_object().unwrap().keys().collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            "created_at",
+            "disabled",
+            "email",
+            "full_name",
+            "id",
+            "last_login",
+            "role"
+        ]
+    );
 }
 
 #[tokio::test]
@@ -382,7 +397,28 @@ async fn an_incident_shows_its_events_to_admins_and_not_to_managers() {
     );
 
     // A manager handles the incident without reading the audit trail.
-    let seen: Value = app.get(&path, &manager.access).await.json().await.unwrap();
-    assert_eq!(seen["id"], id.as_str());
+    let res = app
+        .patch_json(
+            &path,
+            &manager.access,
+            &json!({"status": "contained", "note": "watching"}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let seen: Value = res.json().await.unwrap();
+    assert_eq!(seen["status"], "contained");
     assert!(seen.get("events").is_none(), "{seen}");
+    let seen: Value = app.get(&path, &manager.access).await.json().await.unwrap();
+    assert!(seen.get("events").is_none(), "{seen}");
+
+    // The admin sees the change among the incident's events.
+    let seen: Value = app.get(&path, &admin.access).await.json().await.unwrap();
+    assert!(
+        seen["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "incident.update" && e["detail"] == "open -> contained"),
+        "{seen}"
+    );
 }

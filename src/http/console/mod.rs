@@ -3,6 +3,8 @@
 //! same API, under the same policy, as any client; it runs under its own strict
 //! Content-Security-Policy (`middleware::CONSOLE_CSP`): no inline script or style.
 
+use std::sync::OnceLock;
+
 use axum::Router;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -26,35 +28,49 @@ pub fn router() -> Router<AppState> {
 }
 
 async fn index(headers: HeaderMap) -> Response {
-    asset(&headers, INDEX, "text/html; charset=utf-8")
+    static TAG: OnceLock<HeaderValue> = OnceLock::new();
+    asset(&headers, INDEX, &TAG, "text/html; charset=utf-8")
 }
 
 async fn script(headers: HeaderMap) -> Response {
-    asset(&headers, SCRIPT, "text/javascript; charset=utf-8")
+    static TAG: OnceLock<HeaderValue> = OnceLock::new();
+    asset(&headers, SCRIPT, &TAG, "text/javascript; charset=utf-8")
 }
 
 async fn style(headers: HeaderMap) -> Response {
-    asset(&headers, STYLE, "text/css; charset=utf-8")
+    static TAG: OnceLock<HeaderValue> = OnceLock::new();
+    asset(&headers, STYLE, &TAG, "text/css; charset=utf-8")
 }
 
 /// A strong validator for an asset: its content hash, so a new build is fetched at once.
-fn etag(body: &str) -> String {
-    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, body.as_bytes());
-    let hex: String = digest.as_ref()[..12]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("\"{hex}\"")
+/// Computed once per asset and process.
+fn etag(body: &str, cache: &'static OnceLock<HeaderValue>) -> HeaderValue {
+    cache
+        .get_or_init(|| {
+            let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, body.as_bytes());
+            let hex: String = digest.as_ref()[..12]
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            HeaderValue::from_str(&format!("\"{hex}\""))
+                .expect("hex digits in quotes are a valid header value")
+        })
+        .clone()
 }
 
 /// Assets hold no data, only code: browsers keep them and revalidate each use (`no-cache` with an
 /// ETag, so a reload costs a 304). The data itself comes from the API, which answers `no-store`.
-fn asset(headers: &HeaderMap, body: &'static str, content_type: &'static str) -> Response {
-    let tag = etag(body);
+fn asset(
+    headers: &HeaderMap,
+    body: &'static str,
+    tag: &'static OnceLock<HeaderValue>,
+    content_type: &'static str,
+) -> Response {
+    let tag = etag(body, tag);
     let fresh = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == tag));
+        .is_some_and(|v| v.split(',').any(|t| t.trim().as_bytes() == tag.as_bytes()));
     let mut res = if fresh {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
@@ -66,8 +82,6 @@ fn asset(headers: &HeaderMap, body: &'static str, content_type: &'static str) ->
     };
     let h = res.headers_mut();
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    if let Ok(v) = HeaderValue::from_str(&tag) {
-        h.insert(header::ETAG, v);
-    }
+    h.insert(header::ETAG, tag);
     res
 }
