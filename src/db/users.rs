@@ -128,23 +128,42 @@ pub async fn find_for_update(tx: &mut Tx, id: UserId) -> sqlx::Result<Option<Sea
     })
 }
 
-/// A page of users in creation order (ids are UUIDv7, so id order is creation order).
+/// A page of users in creation order (ids are UUIDv7, so id order is creation order), each with
+/// its last login (the newest session it opened). `search`, when given, keeps the accounts whose
+/// email or full name contains it, ignoring case (ASCII case on SQLite, Unicode on PostgreSQL);
+/// `%`, `_` and `\` in it are matched literally.
 pub async fn list(
     tx: &mut Tx,
     grant: &Authorized<()>,
+    search: Option<&str>,
     after: Option<UserId>,
     limit: u32,
-) -> crate::error::Result<Vec<User>> {
+) -> crate::error::Result<Vec<(User, Option<Timestamp>)>> {
     grant.require(Action::AccountList)?;
     let after = after.map(|a| a.to_string()).unwrap_or_default();
+    let pattern = search.map(|q| {
+        let escaped = q
+            .to_lowercase()
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        format!("%{escaped}%")
+    });
     let sql: &str = concat!(
         "select ",
         columns!(),
-        " from users where id > $1 order by id limit $2"
+        ", (select max(s.created_at) from sessions s where s.user_id = users.id) as last_login
+         from users where id > $1
+           and ($3 is null or lower(email) like $3 escape '\\' or lower(full_name) like $3 escape '\\')
+         order by id limit $2"
     );
     on_tx!(tx, c => {
-        let rows = sqlx::query(sql).bind(after).bind(i64::from(limit)).fetch_all(c).await?;
-        Ok(rows.iter().map(|r| Ok(user_row!(r))).collect::<sqlx::Result<Vec<User>>>()?)
+        let rows = sqlx::query(sql).bind(after).bind(i64::from(limit)).bind(pattern)
+            .fetch_all(c).await?;
+        Ok(rows.iter().map(|r| {
+            let last: Option<i64> = r.try_get("last_login")?;
+            Ok((user_row!(r), last.map(Timestamp::from_micros)))
+        }).collect::<sqlx::Result<Vec<_>>>()?)
     })
 }
 
@@ -253,27 +272,5 @@ pub async fn with_last_login(db: &Db) -> sqlx::Result<Vec<(User, Option<Timestam
             let last: Option<i64> = r.try_get("last_login")?;
             Ok((user_row!(r), last.map(Timestamp::from_micros)))
         }).collect()
-    })
-}
-
-/// The last login (the newest session opened) of each account on the page `list` returns for
-/// the same `after` and `limit`; accounts that never logged in are absent.
-pub async fn last_logins(
-    tx: &mut Tx,
-    grant: &Authorized<()>,
-    after: Option<UserId>,
-    limit: u32,
-) -> crate::error::Result<Vec<(String, Timestamp)>> {
-    grant.require(Action::AccountList)?;
-    let after = after.map(|a| a.to_string()).unwrap_or_default();
-    on_tx!(tx, c => {
-        let rows = sqlx::query(
-            "select s.user_id, max(s.created_at) as last_login from sessions s
-             where s.user_id in (select id from users where id > $1 order by id limit $2)
-             group by s.user_id")
-            .bind(after).bind(i64::from(limit)).fetch_all(c).await?;
-        Ok(rows.iter().map(|r| {
-            Ok((r.try_get("user_id")?, Timestamp::from_micros(r.try_get("last_login")?)))
-        }).collect::<sqlx::Result<Vec<_>>>()?)
     })
 }

@@ -4,12 +4,12 @@ use axum::Json;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::extract::AppJson;
-use super::page::{self, PageQuery};
+use super::page;
 use crate::authz::Principal;
 use crate::db::users::User;
 use crate::domain::{Email, FullName, Password, Role, UserId};
@@ -284,17 +284,72 @@ async fn update_me(
     Ok(Json(user.into()))
 }
 
-/// Accounts, in creation order (admins and managers).
-#[utoipa::path(get, path = "/users", tag = "identity", security(("bearer" = [])), params(PageQuery),
-    responses((status = 200, body = AccountPage), (status = 403, description = "not an admin or manager")))]
+/// The list's query: a search besides `limit` and `cursor`.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct UserQuery {
+    /// Only accounts whose email or full name contains this, ignoring case: 1..=100 characters.
+    #[param(
+        nullable = false,
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$"
+    )]
+    q: Option<String>,
+    /// Items per page, 1..=100 (default 50).
+    #[param(minimum = 1, maximum = 100, nullable = false)]
+    limit: Option<u32>,
+    /// The `next_cursor` of the previous page (of the same search).
+    #[param(nullable = false)]
+    cursor: Option<String>,
+}
+
+/// Accounts, in creation order, with their last login; `q` searches emails and names (admins
+/// and managers).
+#[utoipa::path(get, path = "/users", tag = "identity", security(("bearer" = [])), params(UserQuery),
+    responses((status = 200, body = AccountPage), (status = 403, description = "not an admin or manager"),
+        (status = 422, description = "bad q, limit or cursor")))]
 async fn list(
     State(app): State<AppState>,
     who: Principal,
     RawQuery(query): RawQuery,
 ) -> Result<Json<AccountPage>> {
-    let req = page::parse(query.as_deref(), &app.cursors, LIST, who.user_id())?;
-    let rows =
-        service::users::list(&app, &who, req.after.map(UserId::from_uuid), req.limit).await?;
+    // The policy first: a refused caller learns nothing from the validation of the query.
+    crate::authz::authorize_plain(Some(&who), crate::authz::Action::AccountList)?;
+    let pairs: Vec<(String, String)> =
+        serde_urlencoded::from_str(query.as_deref().unwrap_or(""))
+            .map_err(|_| ValidationError::field("query", "is not a valid query string"))?;
+    let (search, rest): (Vec<_>, Vec<_>) = pairs.into_iter().partition(|(k, _)| k == "q");
+    let mut errors = ValidationError::default();
+    let search = match search.as_slice() {
+        [] => None,
+        [(_, q)] if (1..=100).contains(&q.chars().count()) && !q.chars().any(char::is_control) => {
+            Some(q.clone())
+        }
+        [_] => {
+            errors.push(
+                "q",
+                "must be 1 to 100 characters, without control characters",
+            );
+            None
+        }
+        _ => {
+            errors.push("q", "is given more than once");
+            None
+        }
+    };
+    errors.into_result()?;
+    let rest = serde_urlencoded::to_string(&rest).unwrap_or_default();
+    let req = page::parse(Some(&rest), &app.cursors, LIST, who.user_id())?;
+    let rows = service::users::list(
+        &app,
+        &who,
+        search.as_deref(),
+        req.after.map(UserId::from_uuid),
+        req.limit,
+    )
+    .await?;
     let (rows, next_cursor) = page::finish(
         rows,
         req,

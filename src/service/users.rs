@@ -169,27 +169,21 @@ pub async fn update_me(
     Ok(user)
 }
 
-/// A page of accounts with their last login (admins and managers), in creation order; `limit + 1` rows are fetched so
-/// the caller knows whether more follow.
+/// A page of accounts with their last login (admins and managers), in creation order, optionally
+/// only those whose email or name contains `search`; `limit + 1` rows are fetched so the caller
+/// knows whether more follow.
 pub async fn list(
     app: &AppState,
     who: &Principal,
+    search: Option<&str>,
     after: Option<UserId>,
     limit: u32,
 ) -> Result<Vec<(User, Option<Timestamp>)>> {
     let grant = authz::authorize_plain(Some(who), Action::AccountList)?;
     let mut tx = app.db.begin().await?;
-    let page = users::list(&mut tx, &grant, after, limit + 1).await?;
-    let last = users::last_logins(&mut tx, &grant, after, limit + 1).await?;
+    let page = users::list(&mut tx, &grant, search, after, limit + 1).await?;
     tx.commit().await?;
-    Ok(page
-        .into_iter()
-        .map(|u| {
-            let id = u.id.to_string();
-            let at = last.iter().find(|(u, _)| *u == id).map(|(_, t)| *t);
-            (u, at)
-        })
-        .collect())
+    Ok(page)
 }
 
 /// Role and status changes, as the policy allows them: admins change both; managers only

@@ -422,3 +422,82 @@ async fn an_incident_shows_its_events_to_admins_and_not_to_managers() {
         "{seen}"
     );
 }
+
+#[tokio::test]
+async fn the_account_list_searches_emails_and_names_with_wildcards_taken_literally_v1_2_4() {
+    let app = TestApp::spawn().await;
+    for email in [
+        "ann.search@example.com",
+        "bob_search@example.com",
+        "carl@example.com",
+    ] {
+        app.register(email).await;
+    }
+    let admin = app.admin_tokens().await;
+    let emails = |q: &str| {
+        let path = format!("/api/v1/users?limit=1&q={}", urlencode(q));
+        let (app, token) = (&app, admin.access.clone());
+        async move {
+            let mut found = Vec::new();
+            let mut cursor: Option<String> = None;
+            // One account a page: the cursor walks the search's pages, not the whole list.
+            loop {
+                let url = match &cursor {
+                    Some(c) => format!("{path}&cursor={c}"),
+                    None => path.clone(),
+                };
+                let res = app.get(&url, &token).await;
+                assert_eq!(res.status(), StatusCode::OK, "{url}");
+                let page: Value = res.json().await.unwrap();
+                for i in page["items"].as_array().unwrap() {
+                    found.push(i["email"].as_str().unwrap().to_owned());
+                }
+                match page["next_cursor"].as_str() {
+                    Some(c) => cursor = Some(c.to_owned()),
+                    None => return found,
+                }
+            }
+        }
+    };
+    assert_eq!(
+        emails("SEARCH").await,
+        ["ann.search@example.com", "bob_search@example.com"]
+    );
+    // `_` and `%` are letters here, not LIKE wildcards.
+    assert_eq!(emails("_search").await, ["bob_search@example.com"]);
+    assert_eq!(emails("%").await, Vec::<String>::new());
+    // The name is searched too (every fixture account is "Test Person").
+    assert_eq!(emails("test person").await.len(), 3);
+    assert_eq!(emails("' or '1'='1").await, Vec::<String>::new());
+
+    for q in ["", "x&q=y"] {
+        let q = if q.is_empty() {
+            "q=".to_owned()
+        } else {
+            format!("q={q}")
+        };
+        invalid_fields(
+            app.get(&format!("/api/v1/users?{q}"), &admin.access).await,
+            &["q"],
+        )
+        .await;
+    }
+    // A plain user is refused before the query is looked at.
+    let (_, user) = app.user_with_role("plain-search@example.com", "user").await;
+    problem(
+        app.get("/api/v1/users?q=", &user.access).await,
+        StatusCode::FORBIDDEN,
+    )
+    .await;
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

@@ -119,6 +119,13 @@ async function goTo(w, hash, label) {
   await shot(w, label);
 }
 
+/** Searches the accounts (the server does) and waits for the answer. */
+async function searchUsers(w, text) {
+  await w.page.locator('#user-search').fill(text);
+  await w.page.locator('#user-search').press('Enter');
+  await w.page.locator('#view p.muted', { hasText: `match “${text}”` }).waitFor();
+}
+
 /** Waits for the status line to say something matching `re`. */
 async function status(w, re) {
   await w.page.locator('#status').filter({ hasText: re }).waitFor();
@@ -239,7 +246,7 @@ await scenario('admin changes a user\'s role; the audit trail shows it with its 
   await signIn(w, ACCOUNTS.admin);
   await w.page.locator('#nav').waitFor();
   await goTo(w, '#/users', 'users');
-  await w.page.locator('#user-search').fill(ACCOUNTS.target);
+  await searchUsers(w, ACCOUNTS.target);
   const row = w.page.locator('tbody tr', { hasText: ACCOUNTS.target });
   assert.equal(await row.count(), 1);
   assert.doesNotMatch(await row.textContent(), /never/, 'the last login is shown');
@@ -315,7 +322,7 @@ await scenario('XSS: a full name and an incident description with markup are sho
   await signIn(w, ACCOUNTS.admin);
   await w.page.locator('#nav').waitFor();
   await goTo(w, '#/users', 'users');
-  await w.page.locator('#user-search').fill(ACCOUNTS.xss);
+  await searchUsers(w, ACCOUNTS.xss);
   assert.equal(await w.page.locator('tbody tr .user-name').first().textContent(), XSS_NAME);
   await goTo(w, '#/incidents?level=critical', 'incidents');
   const row = w.page.locator('tbody tr', { hasText: 'user_report' }).first();

@@ -500,9 +500,10 @@ function eventTable(items, caption) {
 async function users() {
   const me = session.me;
   const rights = RIGHTS[me.role];
-  const accounts = [];
+  let accounts = [];
   let cursor = null;
-  const search = h('input', { id: 'user-search', type: 'search', autocomplete: 'off', placeholder: 'email or name' });
+  let query = '';
+  const search = h('input', { id: 'user-search', type: 'search', autocomplete: 'off', placeholder: 'email or name', maxlength: '100' });
   const list = h('div', {});
   const more = h('button', { type: 'button', class: 'secondary', hidden: true }, 'Load more');
 
@@ -538,10 +539,10 @@ async function users() {
     return h('span', { class: 'row-actions' }, toggle, end);
   };
   const draw = () => {
-    const q = search.value.trim().toLowerCase();
-    const shown = q ? accounts.filter((a) => a.email.toLowerCase().includes(q) || a.full_name.toLowerCase().includes(q)) : accounts;
+    const shown = accounts;
     list.replaceChildren(
-      h('p', { class: 'muted' }, `${shown.length} of ${accounts.length} loaded account(s).`),
+      h('p', { class: 'muted' }, query ? `${shown.length} account(s) match “${query}”${cursor ? ' so far' : ''}.`
+        : `${shown.length} account(s)${cursor ? ' so far' : ''}.`),
       table([
         { title: 'Email', wrap: true, cell: (a) => a.email },
         { title: 'Name', wrap: true, cell: (a) => h('span', { class: 'user-name' }, a.full_name) },
@@ -551,21 +552,36 @@ async function users() {
         { title: 'Actions', cell: actions },
       ], shown, 'Accounts'));
   };
+  let generation = 0;
   const load = async () => {
+    const mine = ++generation;
     const q = new URLSearchParams({ limit: '100' });
+    if (query) q.set('q', query);
     if (cursor) q.set('cursor', cursor);
     const page = await api('GET', `/api/v1/users?${q}`);
+    if (mine !== generation) return; // a newer search answered first, or will
     accounts.push(...page.items);
     cursor = page.next_cursor;
     more.hidden = !cursor;
     draw();
   };
-  search.addEventListener('input', draw);
+  // The server searches every account; a new search starts from the first page.
+  const find = () => {
+    const wanted = search.value.trim();
+    if (wanted === query) return;
+    query = wanted;
+    accounts = [];
+    cursor = null;
+    load().catch((e) => say(e.message));
+  };
+  let typing;
+  search.addEventListener('input', () => { clearTimeout(typing); typing = setTimeout(find, 250); });
   more.addEventListener('click', () => load().catch((e) => say(e.message)));
   await load();
   return [
-    h('form', { class: 'inline', role: 'search', onsubmit: (e) => e.preventDefault() },
-      h('div', {}, h('label', { for: 'user-search' }, 'Search the loaded accounts'), search)),
+    h('form', { class: 'inline', role: 'search', onsubmit: (e) => { e.preventDefault(); clearTimeout(typing); find(); } },
+      h('div', {}, h('label', { for: 'user-search' }, 'Search accounts (email or name)'), search),
+      h('div', {}, h('button', { type: 'submit', class: 'secondary' }, 'Search'))),
     list,
     h('div', { class: 'pager' }, more),
   ];
