@@ -5,12 +5,16 @@
 //   SCREENSHOTS=always keeps the screenshots of passing scenarios too.
 // Each scenario asserts what it claims; on a failure the screenshots of the pages it visited are
 // written to ARTIFACTS. Every page is watched for console errors, page errors, CSP violations
-// and the XSS payload's marker.
+// and the XSS payload's marker, and checked with axe-core for WCAG 2 A/AA violations.
 
 import assert from 'node:assert/strict';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
+
+// axe-core checks each page against WCAG 2 A and AA (labels, names, contrast, structure).
+const AXE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
 
 const env = (k) => {
   const v = process.env[k];
@@ -114,9 +118,23 @@ async function signIn(w, email) {
 }
 
 async function goTo(w, hash, label) {
-  await w.page.evaluate((h) => { location.hash = h; }, hash);
+  // The same page again is a click on Refresh (setting the same hash changes nothing).
+  if (await w.page.evaluate(() => location.hash) === hash) await w.page.getByRole('button', { name: 'Refresh' }).click();
+  else await w.page.evaluate((h) => { location.hash = h; }, hash);
   await w.page.locator('#view [aria-busy]').waitFor({ state: 'detached' });
   await shot(w, label);
+  await accessible(w, label);
+}
+
+/** No WCAG 2 A/AA violation that axe-core finds on the page as it is now. The engine is put in
+ * the page through the DevTools protocol (the page's CSP would refuse it as a script, rightly). */
+async function accessible(w, label) {
+  if (!(await w.page.evaluate(() => 'axe' in window))) await w.page.evaluate(AXE);
+  const found = await w.page.evaluate(async () => {
+    const r = await window.axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] } });
+    return r.violations.map((v) => `${v.id} (${v.impact}): ${v.help}; ${v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join(' | ')}`);
+  });
+  assert.deepEqual(found, [], `${label}: accessibility violations`);
 }
 
 /** Searches the accounts (the server does) and waits for the answer. */
@@ -195,6 +213,7 @@ await scenario('admin sees the brute-force incident of ten failed logins, contai
   dashboardBytes = { bytes, requests: requests.slice() };
   await cdp.detach();
   await shot(w, 'dashboard');
+  await accessible(w, 'dashboard');
   assert.equal(await w.page.locator('#signin').isHidden(), true);
   assert.match(await w.page.locator('#who').textContent(), /\(admin\)$/);
   // The chart shows the ten failures of this hour (the detector needs a moment, the chart does not).
@@ -209,6 +228,7 @@ await scenario('admin sees the brute-force incident of ten failed logins, contai
   await w.page.locator('#incident-description').waitFor();
   await w.page.locator('#view [aria-busy]').waitFor({ state: 'detached' });
   await shot(w, 'incident');
+  await accessible(w, 'incident');
   assert.match(await w.page.locator('#incident-description').textContent(), /10 or more failed logins/);
   assert.equal(await w.page.locator('#incident-status').textContent(), 'open');
   // Its events: the failed logins themselves.
@@ -304,6 +324,7 @@ await scenario('a plain user is refused the console', async (w) => {
   await signIn(w, ACCOUNTS.user);
   await w.page.locator('#signin-error', { hasText: /role is user/ }).waitFor();
   await shot(w, 'refused');
+  await accessible(w, 'sign-in refused');
   assert.equal(await w.page.locator('#nav').isHidden(), true);
   assert.equal(await w.page.locator('#view').isHidden(), true);
   // The skip link comes before the form for a keyboard user.
@@ -346,6 +367,7 @@ await scenario('phone-sized screen: the dashboard and the incidents fit the widt
   await w.page.locator('#nav').waitFor();
   await w.page.locator('#view [aria-busy]').waitFor({ state: 'detached' });
   await shot(w, 'dashboard-phone');
+  await accessible(w, 'dashboard-phone');
   for (const [hash, label] of [['#/incidents', 'incidents-phone'], ['#/users', 'users-phone']]) {
     await goTo(w, hash, label);
     const { scroll, width } = await w.page.evaluate(() => ({ scroll: document.documentElement.scrollWidth, width: window.innerWidth }));

@@ -237,7 +237,9 @@ async function route() {
   }
   const view = $('view');
   const heading = h('h1', { tabindex: '-1' }, page.title);
-  view.replaceChildren(heading);
+  // A reload of the browser signs out (the token is in memory only): this reloads the figures.
+  const again = h('button', { type: 'button', class: 'secondary refresh', onclick: () => route() }, 'Refresh');
+  view.replaceChildren(h('div', { class: 'page-head' }, heading, again));
   document.title = `${page.title} · imangor console`;
   if (page.needs && !rights[page.needs]) {
     append(view, [h('p', { class: 'error' }, 'Your role does not give access to this page.')]);
@@ -534,7 +536,7 @@ async function users() {
     const toggle = h('button', { type: 'button', class: a.disabled ? 'secondary' : 'danger' }, a.disabled ? 'Enable' : 'Disable');
     toggle.setAttribute('aria-label', `${a.disabled ? 'Enable' : 'Disable'} ${a.email}`);
     toggle.addEventListener('click', () => update(a, { disabled: !a.disabled }, `${a.email} ${a.disabled ? 'enabled' : 'disabled'}.`));
-    const end = h('button', { type: 'button', class: 'secondary', 'aria-label': `End the sessions of ${a.email}` }, 'End sessions');
+    const end = h('button', { type: 'button', class: 'secondary', 'aria-label': `End sessions of ${a.email}` }, 'End sessions');
     end.addEventListener('click', () => endSessions(a));
     return h('span', { class: 'row-actions' }, toggle, end);
   };
