@@ -501,3 +501,34 @@ fn urlencode(s: &str) -> String {
         })
         .collect()
 }
+
+#[tokio::test]
+async fn the_summary_counts_requests_refused_by_the_rate_limits_v16_3_3() {
+    let app = TestApp::spawn_with(&[("IMANGOR_RATE_LIMIT_API", "4/60")]).await;
+    let (_, manager) = app
+        .user_with_role("limits-manager@example.com", "manager")
+        .await;
+    let (_, user) = app.user_with_role("limits-user@example.com", "user").await;
+    let mut refused = 0;
+    for _ in 0..6 {
+        if app.get("/api/v1/users/me", &user.access).await.status() == StatusCode::TOO_MANY_REQUESTS
+        {
+            refused += 1;
+        }
+    }
+    assert_eq!(refused, 2);
+    let s: Value = app
+        .get("/api/v1/security/summary", &manager.access)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let api = s["throttled"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["limit"] == "api")
+        .unwrap()["requests"]
+        .clone();
+    assert_eq!(api, 2, "{s}");
+}
