@@ -110,8 +110,12 @@ async function call(method, path, { form, json } = {}) {
 
 /** An API call as the signed-in person; one refresh when the access token has expired. */
 async function api(method, path, options) {
+  const sent = session && session.access;
   let { res, data } = await call(method, path, options);
-  if (res.status === 401 && session && await refresh()) ({ res, data } = await call(method, path, options));
+  // Expired: refresh once (unless another call already did) and send again.
+  if (res.status === 401 && session && (session.access !== sent || await refresh())) {
+    ({ res, data } = await call(method, path, options));
+  }
   if (res.status === 401) {
     signOut('Your session ended; sign in again.');
     throw new ApiError(401, data);
@@ -120,13 +124,23 @@ async function api(method, path, options) {
   return data;
 }
 
-async function refresh() {
-  const current = session;
-  const { res, data } = await call('POST', '/api/v1/token', { form: { grant_type: 'refresh_token', refresh_token: current.refresh } });
-  if (!res.ok || session !== current) return false;
-  session.access = data.access_token;
-  session.refresh = data.refresh_token;
-  return true;
+// One refresh at a time: a refresh token is single-use, and presenting a spent one again is
+// treated by the server as theft (the session is revoked and an incident raised).
+let refreshing = null;
+function refresh() {
+  if (!refreshing) {
+    const current = session;
+    refreshing = call('POST', '/api/v1/token', { form: { grant_type: 'refresh_token', refresh_token: current.refresh } })
+      .then(({ res, data }) => {
+        if (!res.ok || session !== current) return false;
+        current.access = data.access_token;
+        current.refresh = data.refresh_token;
+        return true;
+      })
+      .catch(() => false)
+      .finally(() => { refreshing = null; });
+  }
+  return refreshing;
 }
 
 // ---------------------------------------------------------------- signing in and out
