@@ -95,7 +95,8 @@ class ApiError extends Error {
 
 async function call(method, path, { form, json } = {}) {
   const headers = { Accept: 'application/json' };
-  if (session) headers.Authorization = `Bearer ${session.access}`;
+  // The token endpoints take credentials in the form, never the bearer token.
+  if (session && !path.startsWith('/api/v1/token')) headers.Authorization = `Bearer ${session.access}`;
   let body;
   if (form) body = new URLSearchParams(form);
   else if (json !== undefined) {
@@ -170,7 +171,7 @@ async function signIn(event) {
     }
     session = { access: data.access_token, refresh: data.refresh_token, me: null };
     const me = await api('GET', '/api/v1/users/me');
-    if (!RIGHTS[me.role]) {
+    if (!Object.hasOwn(RIGHTS, me.role)) {
       // A plain user gets no console: end the session that was just opened.
       await revoke();
       session = null;
