@@ -23,6 +23,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 /// The longest a request waits for Redis before it uses its fallback.
 pub const CALL_TIMEOUT: Duration = Duration::from_millis(250);
 const PROBE_EVERY: Duration = Duration::from_millis(500);
+const SUBSCRIPTION_PING: Duration = Duration::from_secs(5);
 
 /// What changed, announced to every replica.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,7 +65,9 @@ impl Lua {
 /// A connection to the shared store, with its health.
 pub struct Shared {
     client: redis::Client,
-    conn: ConnectionManager,
+    /// Replaced by a new one when a probe fails: a manager keeps replaying a failed connection
+    /// attempt that was not an I/O error, and keeps a socket that only times out.
+    conn: std::sync::RwLock<ConnectionManager>,
     prefix: String,
     up: AtomicBool,
     health: tokio::sync::watch::Sender<bool>,
@@ -76,16 +79,11 @@ impl Shared {
     pub async fn connect(url: &str, prefix: &str) -> anyhow::Result<Arc<Shared>> {
         let client = redis::Client::open(url)
             .map_err(|e| anyhow::anyhow!("IMANGOR_REDIS_URL is not a valid Redis URL: {e}"))?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(CALL_TIMEOUT))
-            .set_response_timeout(Some(CALL_TIMEOUT))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_millis(200));
-        let conn = ConnectionManager::new_lazy_with_config(client.clone(), config)?;
+        let conn = manager(&client)?;
         let (health, _) = tokio::sync::watch::channel(true);
         let shared = Arc::new(Shared {
             client,
-            conn,
+            conn: std::sync::RwLock::new(conn),
             prefix: prefix.to_owned(),
             up: AtomicBool::new(true),
             health,
@@ -94,6 +92,35 @@ impl Shared {
             shared.set_up(false);
         }
         Ok(shared)
+    }
+
+    fn conn(&self) -> ConnectionManager {
+        self.conn.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Starts over with a new connection (the old one is dropped with its last handle).
+    fn renew(&self) {
+        match manager(&self.client) {
+            Ok(m) => *self.conn.write().unwrap_or_else(|e| e.into_inner()) = m,
+            Err(e) => tracing::warn!(error = %e, "preparing a new Redis connection failed"),
+        }
+    }
+
+    /// A failed call: an unreachable Redis marks it down (every request then uses its fallback
+    /// until a probe finds it back); any other error (a script error, out of memory) is only
+    /// this call's, answered by the fallback without flipping the whole replica.
+    fn failed(&self, e: &redis::RedisError) {
+        if e.is_io_error()
+            || e.is_timeout()
+            || e.is_connection_dropped()
+            || e.is_connection_refusal()
+            || e.is_unrecoverable_error()
+        {
+            tracing::warn!(error = %e, "shared state unreachable");
+            self.set_up(false);
+        } else {
+            tracing::warn!(error = %e, "shared state call failed");
+        }
     }
 
     pub fn key(&self, parts: &[&str]) -> String {
@@ -133,7 +160,7 @@ impl Shared {
     }
 
     async fn ping(&self) -> bool {
-        let mut c = self.conn.clone();
+        let mut c = self.conn();
         let r = tokio::time::timeout(
             CALL_TIMEOUT,
             redis::cmd("PING").query_async::<String>(&mut c),
@@ -160,12 +187,11 @@ impl Shared {
         for a in args {
             inv.arg(*a);
         }
-        let mut c = self.conn.clone();
+        let mut c = self.conn();
         match tokio::time::timeout(CALL_TIMEOUT, inv.invoke_async::<T>(&mut c)).await {
             Ok(Ok(v)) => Some(v),
             Ok(Err(e)) => {
-                tracing::warn!(error = %e, "shared state call failed");
-                self.set_up(false);
+                self.failed(&e);
                 None
             }
             Err(_) => {
@@ -181,12 +207,14 @@ impl Shared {
         if !self.is_up() {
             return;
         }
-        let mut c = self.conn.clone();
+        let mut c = self.conn();
         let mut cmd = redis::cmd("PUBLISH");
         cmd.arg(self.channel()).arg(change.as_str());
         let publish = cmd.query_async::<i64>(&mut c);
-        if !matches!(tokio::time::timeout(CALL_TIMEOUT, publish).await, Ok(Ok(_))) {
-            self.set_up(false);
+        match tokio::time::timeout(CALL_TIMEOUT, publish).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => self.failed(&e),
+            Err(_) => self.set_up(false),
         }
     }
 
@@ -196,14 +224,19 @@ impl Shared {
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             every.tick().await;
-            if !self.is_up() && self.ping().await {
-                self.set_up(true);
+            if !self.is_up() {
+                if self.ping().await {
+                    self.set_up(true);
+                } else {
+                    self.renew();
+                }
             }
         }
     }
 
-    /// Receives the announcements and calls `on` with each; after a lost subscription (messages
-    /// may have been missed) it calls `on` with every kind of change, then subscribes again.
+    /// Receives the announcements and calls `on` with each. Whenever a subscription starts
+    /// (messages may have been missed before it), `on` is called with every kind of change. A
+    /// subscription is pinged every few seconds, so a half-dead connection is noticed.
     pub async fn listen<F, Fut>(self: Arc<Self>, on: F)
     where
         F: Fn(Change) -> Fut,
@@ -215,33 +248,52 @@ impl Shared {
             let subscribed = async {
                 let mut ps = self.client.get_async_pubsub().await?;
                 ps.subscribe(&channel).await?;
-                Ok::<_, redis::RedisError>(ps)
+                Ok::<_, redis::RedisError>(ps.split())
             };
-            match tokio::time::timeout(CALL_TIMEOUT * 4, subscribed).await {
-                Ok(Ok(ps)) => {
-                    let mut stream = ps.into_on_message();
-                    // Whatever was missed while not subscribed is now out of date.
-                    on(Change::Auth).await;
-                    on(Change::Blocks).await;
-                    while let Some(msg) =
-                        std::future::poll_fn(|cx| std::pin::Pin::new(&mut stream).poll_next(cx))
-                            .await
-                    {
-                        match msg.get_payload::<String>().as_deref() {
+            let Ok(Ok((mut sink, mut stream))) =
+                tokio::time::timeout(CALL_TIMEOUT * 4, subscribed).await
+            else {
+                tokio::time::sleep(PROBE_EVERY).await;
+                continue;
+            };
+            on(Change::Auth).await;
+            on(Change::Blocks).await;
+            let mut ping = tokio::time::interval(SUBSCRIPTION_PING);
+            ping.tick().await;
+            loop {
+                let next = std::future::poll_fn(|cx| std::pin::Pin::new(&mut stream).poll_next(cx));
+                tokio::select! {
+                    msg = next => match msg {
+                        Some(msg) => match msg.get_payload::<String>().as_deref() {
                             Ok("auth") => on(Change::Auth).await,
                             Ok("blocks") => on(Change::Blocks).await,
                             _ => {}
+                        },
+                        None => break,
+                    },
+                    _ = ping.tick() => {
+                        let alive = tokio::time::timeout(CALL_TIMEOUT * 4, sink.ping::<String>()).await;
+                        if !matches!(alive, Ok(Ok(_))) {
+                            break;
                         }
                     }
-                    tracing::warn!("shared state subscription ended; subscribing again");
                 }
-                Ok(Err(e)) => tracing::debug!(error = %e, "subscribing to shared state failed"),
-                Err(_) => tracing::debug!("subscribing to shared state timed out"),
             }
+            tracing::warn!("shared state subscription lost; subscribing again");
+            // What was announced from now until the next subscription is missed.
             on(Change::Auth).await;
             tokio::time::sleep(PROBE_EVERY).await;
         }
     }
+}
+
+/// A connection manager that connects on first use and never waits long for Redis.
+fn manager(client: &redis::Client) -> redis::RedisResult<ConnectionManager> {
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(CALL_TIMEOUT))
+        .set_response_timeout(Some(CALL_TIMEOUT))
+        .set_number_of_retries(0);
+    ConnectionManager::new_lazy_with_config(client.clone(), config)
 }
 
 /// The store this process announces changes on (set once, by the server or the command line).

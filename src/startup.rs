@@ -53,7 +53,11 @@ pub async fn state(config: Config) -> anyhow::Result<AppState> {
         }
         None => None,
     };
-    let logins = Logins::new(config.login, shared.clone());
+    let logins = Logins::new(
+        config.login,
+        shared.clone(),
+        &crate::crypto::derive::<32>(keys.cursor_key(), b"imangor redis account names v1")[..],
+    );
     let alerts = crate::alerts::Alerts::start(
         config
             .alert_webhook_url
@@ -217,13 +221,26 @@ fn share(state: &AppState, shared: Arc<crate::shared::Shared>) {
     let mut health = shared.watch();
     let app = state.clone();
     tokio::spawn(async move {
+        // One event per outage, and at most one a minute: a Redis that flaps must not raise
+        // an alert per flip. `restored` only follows a recorded outage.
+        const QUIET: Duration = Duration::from_secs(60);
         let meta = crate::service::RequestMeta::default();
-        if !*health.borrow_and_update() {
-            crate::service::shared_state_changed(&app, false, &meta).await;
-        }
-        while health.changed().await.is_ok() {
-            let up = *health.borrow_and_update();
-            crate::service::shared_state_changed(&app, up, &meta).await;
+        let mut last_outage: Option<std::time::Instant> = None;
+        let mut reported = false;
+        let mut up = *health.borrow_and_update();
+        loop {
+            if !up && !reported && last_outage.is_none_or(|t| t.elapsed() >= QUIET) {
+                crate::service::shared_state_changed(&app, false, &meta).await;
+                last_outage = Some(std::time::Instant::now());
+                reported = true;
+            } else if up && reported {
+                crate::service::shared_state_changed(&app, true, &meta).await;
+                reported = false;
+            }
+            if health.changed().await.is_err() {
+                break;
+            }
+            up = *health.borrow_and_update();
         }
     });
     let (db, blocks) = (state.db.clone(), state.blocks.clone());
@@ -232,10 +249,13 @@ fn share(state: &AppState, shared: Arc<crate::shared::Shared>) {
         async move {
             match change {
                 crate::shared::Change::Auth => crate::auth::cache::bump(),
+                // Off the listener's path, so that the next announcement is not held up.
                 crate::shared::Change::Blocks => {
-                    if let Err(e) = blocks.refresh(&db).await {
-                        tracing::warn!(error = %e, "reloading blocked addresses failed");
-                    }
+                    tokio::spawn(async move {
+                        if let Err(e) = blocks.refresh(&db).await {
+                            tracing::warn!(error = %e, "reloading blocked addresses failed");
+                        }
+                    });
                 }
             }
         }

@@ -23,9 +23,23 @@ pub fn bump() {
     EPOCH.fetch_add(1, Ordering::SeqCst);
 }
 
-/// The current epoch: read it before the database, give it to `put`.
-pub fn epoch() -> u64 {
+fn epoch() -> u64 {
     EPOCH.load(Ordering::SeqCst)
+}
+
+/// Taken before the database is read, given to `put` with what was read: the entry is dated
+/// from before the read, and a change committed meanwhile makes it stale at once.
+#[derive(Debug, Clone, Copy)]
+pub struct Ticket {
+    epoch: u64,
+    at: Instant,
+}
+
+pub fn ticket() -> Ticket {
+    Ticket {
+        epoch: epoch(),
+        at: Instant::now(),
+    }
 }
 
 struct Entry {
@@ -50,9 +64,8 @@ impl AuthCache {
             .map(|e| e.state.clone())
     }
 
-    /// Keeps `state`, read from the database after `epoch` was taken; a change committed in
-    /// between makes the entry stale at once.
-    pub fn put(&self, jti: &str, state: AuthState, epoch: u64) {
+    /// Keeps `state`, read from the database after `ticket` was taken.
+    pub fn put(&self, jti: &str, state: AuthState, ticket: Ticket) {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         if entries.len() >= MAX_ENTRIES && !entries.contains_key(jti) {
             let now = self::epoch();
@@ -65,8 +78,8 @@ impl AuthCache {
             jti.to_owned(),
             Entry {
                 state,
-                at: Instant::now(),
-                epoch,
+                at: ticket.at,
+                epoch: ticket.epoch,
             },
         );
     }
@@ -89,13 +102,13 @@ mod tests {
     #[test]
     fn a_change_committed_while_reading_leaves_nothing_stale() {
         let c = AuthCache::default();
-        let e = epoch();
-        c.put("a", state(), e);
+        let t = ticket();
+        c.put("a", state(), t);
         assert!(c.get("a").is_some());
         bump();
         assert!(c.get("a").is_none(), "a change drops what was cached");
         // A state read before the change, stored after it, is never used.
-        c.put("b", state(), e);
+        c.put("b", state(), t);
         assert!(c.get("b").is_none());
     }
 }

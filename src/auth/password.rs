@@ -73,6 +73,9 @@ fn lower_priority() {
     }
 }
 
+/// How long a hashing job waits for a place in a full queue before it is shed (503).
+pub const SHED_AFTER: std::time::Duration = std::time::Duration::from_millis(250);
+
 pub struct Hasher {
     running: Arc<Semaphore>,
     admitted: Arc<Semaphore>,
@@ -112,11 +115,16 @@ impl Hasher {
     }
 
     async fn run<T: Send + 'static>(&self, job: impl FnOnce() -> T + Send + 'static) -> Result<T> {
-        let admitted = self
-            .admitted
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| AppError::Busy { retry_after_s: 1 })?;
+        // Over capacity, a job waits a moment for a place in the queue, then is shed: a flood of
+        // logins costs a timer per connection instead of a full answer every few microseconds,
+        // which kept the core from serving everyone else.
+        let admitted = match self.admitted.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => tokio::time::timeout(SHED_AFTER, self.admitted.clone().acquire_owned())
+                .await
+                .map_err(|_| AppError::Busy { retry_after_s: 1 })?
+                .map_err(|e| AppError::Internal(e.into()))?,
+        };
         self.waiting.fetch_add(1, Ordering::Relaxed);
         let waiting = self.waiting.clone();
         let _done = scopeguard(move || {
@@ -282,10 +290,21 @@ mod tests {
     async fn unknown_accounts_never_match_and_a_full_queue_is_busy() {
         let h = Hasher::new(1, 0).unwrap();
         assert_eq!(h.verify("anything", None).await.unwrap(), Verdict::Mismatch);
-        let _held = h.admitted.clone().try_acquire_owned().unwrap();
+        let held = h.admitted.clone().try_acquire_owned().unwrap();
+        let started = std::time::Instant::now();
         assert!(matches!(
             h.hash("whatever").await,
             Err(AppError::Busy { .. })
         ));
+        assert!(
+            started.elapsed() >= SHED_AFTER,
+            "shed after waiting for a place"
+        );
+        // A place that frees up within the wait is taken.
+        tokio::spawn(async move {
+            tokio::time::sleep(SHED_AFTER / 5).await;
+            drop(held);
+        });
+        assert!(h.hash("whatever").await.is_ok());
     }
 }

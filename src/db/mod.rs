@@ -194,18 +194,20 @@ impl Tx {
         self.blocks_changed = true;
     }
 
+    /// Commits, then announces what changed. Also after a failed commit, whose outcome may be
+    /// unknown (the server may have committed): dropping caches is always safe.
     pub async fn commit(self) -> sqlx::Result<()> {
-        match self.conn {
-            TxConn::Sqlite(t) => t.commit().await?,
-            TxConn::Postgres(t) => t.commit().await?,
-        }
+        let done = match self.conn {
+            TxConn::Sqlite(t) => t.commit().await,
+            TxConn::Postgres(t) => t.commit().await,
+        };
         if self.auth_changed {
             crate::shared::announce(crate::shared::Change::Auth).await;
         }
         if self.blocks_changed {
             crate::shared::announce(crate::shared::Change::Blocks).await;
         }
-        Ok(())
+        done
     }
 }
 

@@ -110,10 +110,13 @@ pub async fn revoke(
     reason: &str,
     now: Timestamp,
 ) -> sqlx::Result<bool> {
-    tx.auth_changed();
     let done = on_tx!(tx, c => sqlx::query(
         "update sessions set revoked_at = $1, revoked_reason = $2 where id = $3 and revoked_at is null")
         .bind(now.micros()).bind(reason).bind(session.to_string()).execute(c).await.map(|r| r.rows_affected()))?;
+    // Only a real change drops the replicas' caches (a repeated revocation must not).
+    if done > 0 {
+        tx.auth_changed();
+    }
     Ok(done > 0)
 }
 
@@ -125,20 +128,24 @@ pub async fn revoke_all_of(
     reason: &str,
     now: Timestamp,
 ) -> sqlx::Result<u64> {
-    tx.auth_changed();
     let keep = keep.map(|k| k.to_string()).unwrap_or_default();
     let done = on_tx!(tx, c => sqlx::query(
         "update sessions set revoked_at = $1, revoked_reason = $2
          where user_id = $3 and revoked_at is null and id <> $4")
         .bind(now.micros()).bind(reason).bind(user.to_string()).bind(keep).execute(c).await.map(|r| r.rows_affected()))?;
+    if done > 0 {
+        tx.auth_changed();
+    }
     Ok(done)
 }
 
 /// Denies one access token until it expires (RFC 7009 revocation of an access token).
 pub async fn deny_jti(tx: &mut Tx, jti: &str, expires_at: Timestamp) -> sqlx::Result<()> {
-    tx.auth_changed();
-    on_tx!(tx, c => sqlx::query("insert into denied_tokens (jti, expires_at) values ($1, $2) on conflict (jti) do nothing")
+    let added = on_tx!(tx, c => sqlx::query("insert into denied_tokens (jti, expires_at) values ($1, $2) on conflict (jti) do nothing")
         .bind(jti).bind(expires_at.micros()).execute(c).await.map(|r| r.rows_affected()))?;
+    if added > 0 {
+        tx.auth_changed();
+    }
     Ok(())
 }
 
@@ -176,10 +183,13 @@ pub async fn auth_state(
     })
 }
 
-/// Deletes what can no longer be used: expired denied ids and refresh tokens of expired sessions.
+/// Deletes what can no longer be used: denied ids of tokens past their expiry and its leeway,
+/// and refresh tokens of expired sessions.
 pub async fn prune(db: &Db, now: Timestamp) -> sqlx::Result<u64> {
     let n = on_db!(db, c => {
-        let a = sqlx::query("delete from denied_tokens where expires_at < $1").bind(now.micros()).execute(c).await?;
+        // A token is accepted up to the leeway past its `exp`: its denial must outlive that.
+        let a = sqlx::query("delete from denied_tokens where expires_at < $1")
+            .bind(now.micros() - crate::config::JWT_LEEWAY_S as i64 * 1_000_000).execute(c).await?;
         let b = sqlx::query("delete from refresh_tokens where expires_at < $1").bind(now.micros()).execute(c).await?;
         a.rows_affected() + b.rows_affected()
     });

@@ -43,23 +43,11 @@ pub async fn serve(
         .max_buf_size(MAX_HEAD_BYTES)
         .max_headers(MAX_HEADERS);
     tokio::pin!(shutdown);
-    loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    // Out of file descriptors and the like: wait a little rather than spin.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = &mut shutdown => break,
-        };
+    let serve_one = |stream: tokio::net::TcpStream, peer: SocketAddr| {
         let Ok(slot) = slots.clone().try_acquire_owned() else {
             tracing::warn!(peer = %peer, "connection limit reached; closing the new connection");
             drop(stream);
-            continue;
+            return;
         };
         let _ = stream.set_nodelay(true);
         let service =
@@ -77,6 +65,28 @@ pub async fn serve(
             }
             drop(slot);
         });
+    };
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait a little rather than spin.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        serve_one(stream, peer);
+    }
+    // Connections the kernel completed but nobody accepted yet would be reset when the
+    // listener closes, after their client sent a request (a load balancer cannot retry a POST
+    // then): serve them too. A client that connects after the close is refused, and retries.
+    while let Ok(Ok((stream, peer))) = tokio::time::timeout(Duration::ZERO, listener.accept()).await
+    {
+        serve_one(stream, peer);
     }
     drop(listener);
     tracing::info!("shutdown signal: draining in-flight requests");

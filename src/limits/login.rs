@@ -220,6 +220,8 @@ impl LoginGuard {
 pub struct Logins {
     memory: LoginGuard,
     shared: Option<Arc<Shared>>,
+    /// Names accounts in Redis keys by an HMAC, never by their email address.
+    names: aws_lc_rs::hmac::Key,
 }
 
 /// `LoginGuard::begin` on Redis, in one atomic step (milliseconds, on Redis's clock).
@@ -288,19 +290,26 @@ return 1
 const KNOWN_FOR: Duration = Duration::from_secs(90 * 86_400);
 
 impl Logins {
-    pub fn new(policy: LoginPolicy, shared: Option<Arc<Shared>>) -> Self {
+    /// `name_key`: 32 secret bytes the replicas share (derived from the data keyring).
+    pub fn new(policy: LoginPolicy, shared: Option<Arc<Shared>>, name_key: &[u8]) -> Self {
         Self {
             memory: LoginGuard::new(policy),
             shared,
+            names: aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, name_key),
         }
     }
 
-    fn keys(s: &Shared, account: &str, ip: IpAddr) -> [String; 3] {
+    fn keys(&self, s: &Shared, account: &str, ip: IpAddr) -> [String; 3] {
         let ip = bucket_ip(ip).to_string();
+        let tag = aws_lc_rs::hmac::sign(&self.names, account.as_bytes());
+        let name: String = tag.as_ref()[..16]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
         [
-            s.key(&["login", "pair", &ip, account]),
-            s.key(&["login", "account", account]),
-            s.key(&["login", "known", account]),
+            s.key(&["login", "pair", &ip, &name]),
+            s.key(&["login", "account", &name]),
+            s.key(&["login", "known", &name]),
         ]
     }
 
@@ -308,7 +317,7 @@ impl Logins {
     pub async fn begin(&self, account: &str, ip: IpAddr) -> Gate {
         if let Some(s) = &self.shared {
             let p = &self.memory.policy;
-            let [pair, acct, known] = Self::keys(s, account, ip);
+            let [pair, acct, known] = self.keys(s, account, ip);
             let args = [
                 p.lock_after.to_string(),
                 p.slow_after.to_string(),
@@ -344,7 +353,7 @@ impl Logins {
     pub async fn succeeded(&self, account: &str, ip: IpAddr) {
         self.memory.succeeded(account, ip);
         if let Some(s) = &self.shared {
-            let [pair, acct, known] = Self::keys(s, account, ip);
+            let [pair, acct, known] = self.keys(s, account, ip);
             let args = [
                 bucket_ip(ip).to_string(),
                 KNOWN_FOR.as_millis().to_string(),
@@ -365,7 +374,7 @@ impl Logins {
             && let Ok(rt) = tokio::runtime::Handle::try_current()
         {
             let s = s.clone();
-            let [pair, acct, _] = Self::keys(&s, account, ip);
+            let [pair, acct, _] = self.keys(&s, account, ip);
             rt.spawn(async move {
                 let _ = s.run::<i64>(&NOT_ATTEMPTED, &[&pair, &acct], &[]).await;
             });

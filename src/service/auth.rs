@@ -300,11 +300,11 @@ pub async fn authenticate_verified(app: &AppState, v: Verified) -> Result<Princi
     let state = match app.auth_cache.get(&v.jti) {
         Some(s) => s,
         None => {
-            let epoch = crate::auth::cache::epoch();
+            let ticket = crate::auth::cache::ticket();
             let s = sessions::auth_state(&app.db, v.user, v.session, &v.jti, Timestamp::now())
                 .await?
                 .ok_or_else(AppError::invalid_token)?;
-            app.auth_cache.put(&v.jti, s.clone(), epoch);
+            app.auth_cache.put(&v.jti, s.clone(), ticket);
             s
         }
     };
