@@ -159,6 +159,8 @@ async function signIn(event) {
   }
   const button = form.querySelector('button');
   button.disabled = true;
+  // Whatever happens next, the password does not stay in the page.
+  form.elements.password.value = '';
   try {
     const { res, data } = await call('POST', '/api/v1/token', { form: { grant_type: 'password', username, password } });
     if (res.status === 429) {
