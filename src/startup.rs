@@ -68,7 +68,7 @@ pub async fn state(config: Config) -> anyhow::Result<AppState> {
     let events = crate::audit::EventSink::start(db.clone());
     let blocks = crate::service::containment::Blocklist::default();
     blocks.refresh(&db).await?;
-    Ok(AppState {
+    Ok(AppState::new(crate::state::Services {
         db,
         config: Arc::new(config),
         tokens: Arc::new(tokens),
@@ -84,7 +84,7 @@ pub async fn state(config: Config) -> anyhow::Result<AppState> {
         events,
         blocks: Arc::new(blocks),
         token_watch: Arc::default(),
-    })
+    }))
 }
 
 impl App {
