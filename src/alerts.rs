@@ -66,12 +66,7 @@ pub fn signature(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
     ctx.update(timestamp.to_string().as_bytes());
     ctx.update(b".");
     ctx.update(body);
-    let hex: String = ctx
-        .sign()
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let hex = crate::crypto::hex(ctx.sign().as_ref());
     format!("t={timestamp},v1={hex}")
 }
 

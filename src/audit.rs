@@ -51,11 +51,7 @@ pub fn chain_hash(prev: &str, seq: i64, r: &AuditRow) -> String {
             None => ctx.update(b"-\n"),
         }
     }
-    ctx.finish()
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::crypto::hex(ctx.finish().as_ref())
 }
 
 fn signer(keys: &DataKeyring, key_id: &str) -> Option<Ed25519KeyPair> {

@@ -19,5 +19,5 @@ pub fn random_token(n: usize) -> anyhow::Result<String> {
 /// SHA-256 as lower-case hex: how refresh tokens are stored (they carry 256 random bits, so no salt or stretching is needed).
 pub fn sha256_hex(s: &str) -> String {
     let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, s.as_bytes());
-    d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+    crate::crypto::hex(d.as_ref())
 }

@@ -143,7 +143,7 @@ pub fn render(entries: &[Entry], separator: &str) -> Zeroizing<String> {
 pub fn new_id(prefix: &str) -> anyhow::Result<String> {
     let today = time::OffsetDateTime::now_utc().date();
     let rand = crate::crypto::random_key(3)?;
-    let hex: String = rand.iter().map(|b| format!("{b:02x}")).collect();
+    let hex = crate::crypto::hex(&rand);
     Ok(format!(
         "{prefix}-{:04}{:02}{:02}-{hex}",
         today.year(),

@@ -11,6 +11,17 @@ pub mod keyring;
 
 use aws_lc_rs::hkdf;
 
+/// Lower-case hex of `bytes` (digests, MACs, key ids): one allocation, not one per byte.
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(DIGITS[usize::from(b >> 4)] as char);
+        s.push(DIGITS[usize::from(b & 0xf)] as char);
+    }
+    s
+}
+
 /// Derives `N` bytes for one use (`info`) from a key, so that one key never serves two algorithms.
 pub fn derive<const N: usize>(key: &[u8], info: &[u8]) -> zeroize::Zeroizing<[u8; N]> {
     struct Len(usize);
@@ -37,6 +48,12 @@ pub fn random_key(n: usize) -> anyhow::Result<zeroize::Zeroizing<Vec<u8>>> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn hex_is_lower_case_two_digits_per_byte() {
+        assert_eq!(super::hex(&[0x00, 0x0f, 0xa5, 0xff]), "000fa5ff");
+        assert_eq!(super::hex(&[]), "");
+    }
+
     #[test]
     fn derivation_separates_uses() {
         let k = [7u8; 32];

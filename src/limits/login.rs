@@ -302,10 +302,7 @@ impl Logins {
     fn keys(&self, s: &Shared, account: &str, ip: IpAddr) -> [String; 3] {
         let ip = bucket_ip(ip).to_string();
         let tag = aws_lc_rs::hmac::sign(&self.names, account.as_bytes());
-        let name: String = tag.as_ref()[..16]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let name = crate::crypto::hex(&tag.as_ref()[..16]);
         [
             s.key(&["login", "pair", &ip, &name]),
             s.key(&["login", "account", &name]),

@@ -48,10 +48,7 @@ fn etag(body: &str, cache: &'static OnceLock<HeaderValue>) -> HeaderValue {
     cache
         .get_or_init(|| {
             let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, body.as_bytes());
-            let hex: String = digest.as_ref()[..12]
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect();
+            let hex = crate::crypto::hex(&digest.as_ref()[..12]);
             HeaderValue::from_str(&format!("\"{hex}\""))
                 .expect("hex digits in quotes are a valid header value")
         })
