@@ -3,11 +3,11 @@
 //! algorithm pinned to it. Every claim is required, at most `JWT_LEEWAY_S` of clock skew is
 //! allowed, and header members such as `jku`, `x5u` and `jwk` are never used to find a key (RFC 8725).
 
-use std::collections::HashSet;
+use std::borrow::Cow;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 
@@ -18,6 +18,9 @@ use crate::domain::{Role, SessionId, Timestamp, UserId};
 /// The longest bearer token looked at; anything longer is refused before parsing.
 pub const MAX_TOKEN_LEN: usize = 4096;
 pub const ACCESS_TOKEN_TYPE: &str = "at+jwt";
+/// The most members a JOSE header or claims set may have; more is refused unparsed. Ours carry
+/// three and nine; the cap keeps the duplicate check linear in a token's length.
+const MAX_MEMBERS: usize = 32;
 
 /// Claims of an access token. `sid` names the session (refresh-token family) it was issued from.
 #[derive(Debug, Serialize, Deserialize)]
@@ -58,16 +61,68 @@ pub enum TokenError {
     Expired,
 }
 
+impl TokenError {
+    /// The reason as the request's log line names it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenError::Malformed => "malformed token",
+            TokenError::Header => "unexpected header",
+            TokenError::Signature => "bad signature",
+            TokenError::Claims => "invalid claims",
+            TokenError::Expired => "expired",
+        }
+    }
+}
+
 /// One key of the signing keyring, its algorithm pinned: a token is checked only with the
 /// algorithm of the key its `kid` names (no HS/EdDSA confusion, RFC 8725 2.1).
 struct SigningKey {
     kid: String,
     alg: Algorithm,
     encoding: EncodingKey,
-    decoding: DecodingKey,
-    validation: Validation,
+    /// Prepared once: the HMAC key or the parsed public key that checks signatures.
+    verifier: Verifier,
     /// The public half of an EdDSA key, base64url (the JWK `x`); none for HMAC keys.
     public_x: Option<String>,
+}
+
+/// What checks a signature made with one key.
+enum Verifier {
+    /// Boxed: the key holds its prepared inner and outer SHA-256 states (over a kilobyte).
+    Hs256(Box<aws_lc_rs::hmac::Key>),
+    EdDsa(aws_lc_rs::signature::ParsedPublicKey),
+}
+
+impl Verifier {
+    /// The `alg` header value of tokens this key signs.
+    fn alg(&self) -> &'static str {
+        match self {
+            Verifier::Hs256(_) => "HS256",
+            Verifier::EdDsa(_) => "EdDSA",
+        }
+    }
+
+    /// Checks `signature` over `message` (constant time for HMAC).
+    fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
+        match self {
+            Verifier::Hs256(key) => aws_lc_rs::hmac::verify(key, message, signature).is_ok(),
+            Verifier::EdDsa(key) => key.verify_sig(message, signature).is_ok(),
+        }
+    }
+}
+
+/// The members of a JOSE header that `verify` reads; others are ignored, and never used to
+/// find a key. Known members appearing twice are refused by serde, unknown ones by `unique_members`.
+#[derive(Deserialize)]
+struct JoseHeader<'a> {
+    #[serde(borrow)]
+    alg: Cow<'a, str>,
+    #[serde(borrow, default)]
+    typ: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    kid: Option<Cow<'a, str>>,
+    #[serde(default)]
+    crit: Option<serde::de::IgnoredAny>,
 }
 
 /// The signing keyring: the first key signs, every key verifies until it is retired.
@@ -116,23 +171,31 @@ impl TokenKeys {
     ) -> anyhow::Result<Self> {
         let mut keys = Vec::with_capacity(entries.len());
         for e in entries {
-            let (alg, encoding, decoding, public_x) = match e.alg.as_deref() {
+            let (alg, encoding, verifier, public_x) = match e.alg.as_deref() {
                 Some("HS256") => {
                     crate::crypto::keyring::check_strength(var, &e.id, &e.key, 32)?;
                     (
                         Algorithm::HS256,
                         EncodingKey::from_secret(&e.key),
-                        DecodingKey::from_secret(&e.key),
+                        Verifier::Hs256(Box::new(aws_lc_rs::hmac::Key::new(
+                            aws_lc_rs::hmac::HMAC_SHA256,
+                            &e.key,
+                        ))),
                         None,
                     )
                 }
                 Some("EdDSA") => {
                     let public = ed25519_public(&e.key)
                         .map_err(|err| anyhow::anyhow!("{var}: key {}: {err}", e.id))?;
+                    let parsed = aws_lc_rs::signature::ParsedPublicKey::new(
+                        &aws_lc_rs::signature::ED25519,
+                        &public,
+                    )
+                    .map_err(|err| anyhow::anyhow!("{var}: key {}: {err}", e.id))?;
                     (
                         Algorithm::EdDSA,
                         EncodingKey::from_ed_der(&e.key),
-                        DecodingKey::from_ed_der(&public),
+                        Verifier::EdDsa(parsed),
                         Some(URL_SAFE_NO_PAD.encode(&public)),
                     )
                 }
@@ -147,8 +210,7 @@ impl TokenKeys {
                 kid: e.id.clone(),
                 alg,
                 encoding,
-                decoding,
-                validation: validation(alg, issuer, audience),
+                verifier,
                 public_x,
             });
         }
@@ -182,16 +244,7 @@ impl TokenKeys {
     pub fn describe(&self) -> Vec<(&str, &'static str)> {
         self.keys
             .iter()
-            .map(|k| {
-                (
-                    k.kid.as_str(),
-                    if k.alg == Algorithm::EdDSA {
-                        "EdDSA"
-                    } else {
-                        "HS256"
-                    },
-                )
-            })
+            .map(|k| (k.kid.as_str(), k.verifier.alg()))
             .collect()
     }
 
@@ -239,56 +292,55 @@ impl TokenKeys {
         Ok((jsonwebtoken::encode(&header, &claims, &key.encoding)?, jti))
     }
 
-    /// Checks structure, header, signature and claims of an access token.
+    /// Checks structure, header, signature and claims of an access token, in that order: the
+    /// claims of a token whose signature fails are never parsed, so a forged token costs one
+    /// header parse and one signature check.
     pub fn verify(&self, token: &str, now: Timestamp) -> Result<Verified, TokenError> {
         if token.len() > MAX_TOKEN_LEN {
             return Err(TokenError::Malformed);
         }
-        let parts: Vec<&str> = token.split('.').collect();
-        let [h, p, s] = parts[..] else {
+        let mut parts = token.splitn(3, '.');
+        let (Some(h), Some(p), Some(s)) = (parts.next(), parts.next(), parts.next()) else {
             return Err(TokenError::Malformed);
         };
-        if h.is_empty() || p.is_empty() || s.is_empty() {
+        if h.is_empty() || p.is_empty() || s.is_empty() || s.contains('.') {
             return Err(TokenError::Malformed);
         }
-        for part in [h, p] {
-            let json = URL_SAFE_NO_PAD
-                .decode(part)
-                .map_err(|_| TokenError::Malformed)?;
-            // RFC 8725 3.7 / RFC 7515 4: duplicate members are refused, not resolved one way or the other.
-            if !unique_members(&json) {
-                return Err(TokenError::Malformed);
-            }
-        }
-        let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Header)?;
+        let header = decode_part(h)?;
+        let header: JoseHeader = serde_json::from_slice(&header).map_err(|_| TokenError::Header)?;
         // The key is chosen by an exact `kid` match among configured keys only (never a path,
-        // URL or query), and its own algorithm is the only one accepted.
+        // URL or query), and its own algorithm is the only one accepted (RFC 8725 2.1, 3.1).
         let key = header
             .kid
             .as_deref()
             .and_then(|kid| self.keys.iter().find(|k| k.kid == kid))
             .ok_or(TokenError::Header)?;
-        if header.alg != key.alg
-            || header
+        if header.alg != key.verifier.alg()
+            || !header
                 .typ
                 .as_deref()
-                .map(str::to_ascii_lowercase)
-                .as_deref()
-                != Some(ACCESS_TOKEN_TYPE)
+                .is_some_and(|t| t.eq_ignore_ascii_case(ACCESS_TOKEN_TYPE))
             || header.crit.is_some()
         {
             return Err(TokenError::Header);
         }
-        let data =
-            jsonwebtoken::decode::<Claims>(token, &key.decoding, &key.validation).map_err(|e| {
-                use jsonwebtoken::errors::ErrorKind as K;
-                match e.kind() {
-                    K::InvalidSignature => TokenError::Signature,
-                    K::ExpiredSignature | K::ImmatureSignature => TokenError::Expired,
-                    _ => TokenError::Claims,
-                }
-            })?;
-        let c = data.claims;
+        let signature = URL_SAFE_NO_PAD
+            .decode(s)
+            .map_err(|_| TokenError::Malformed)?;
+        let signed = &token.as_bytes()[..h.len() + 1 + p.len()];
+        if !key.verifier.verify(signed, &signature) {
+            return Err(TokenError::Signature);
+        }
+        let claims = decode_part(p)?;
+        let c: Claims = serde_json::from_slice(&claims).map_err(|_| TokenError::Claims)?;
+        let audience_matches = match &c.aud {
+            serde_json::Value::String(a) => *a == self.audience,
+            serde_json::Value::Array(all) => all.iter().any(|a| *a == *self.audience),
+            _ => false,
+        };
+        if c.iss != self.issuer || !audience_matches {
+            return Err(TokenError::Claims);
+        }
         let (t, skew) = (now.unix_seconds(), JWT_LEEWAY_S as i64);
         if c.exp < t - skew || c.nbf.is_some_and(|nbf| nbf > t + skew) {
             return Err(TokenError::Expired);
@@ -309,24 +361,41 @@ impl TokenKeys {
     }
 }
 
-/// Claims every token must carry, checked against one algorithm. Time claims are checked in
-/// `verify` against the caller's clock, with one leeway for all three.
-fn validation(alg: Algorithm, issuer: &str, audience: &str) -> Validation {
-    let mut v = Validation::new(alg);
-    v.algorithms = vec![alg];
-    v.validate_exp = false;
-    v.validate_nbf = false;
-    v.set_issuer(&[issuer]);
-    v.set_audience(&[audience]);
-    v.required_spec_claims = ["exp", "iss", "aud", "sub"]
-        .into_iter()
-        .map(String::from)
-        .collect::<HashSet<_>>();
-    v
+/// One base64url part of a token, decoded, if it is a JSON object whose members have distinct
+/// names (RFC 8725 3.7 / RFC 7515 4: duplicates are refused, not resolved one way or the other).
+fn decode_part(part: &str) -> Result<Vec<u8>, TokenError> {
+    let json = URL_SAFE_NO_PAD
+        .decode(part)
+        .map_err(|_| TokenError::Malformed)?;
+    if unique_members(&json) {
+        Ok(json)
+    } else {
+        Err(TokenError::Malformed)
+    }
 }
 
-/// True when `json` is an object whose members all have distinct names.
+/// True when `json` is an object of at most `MAX_MEMBERS` members, all with distinct names.
 fn unique_members(json: &[u8]) -> bool {
+    /// A member name, borrowed from the input unless it holds escapes.
+    struct Name<'de>(Cow<'de, str>);
+    impl<'de> Deserialize<'de> for Name<'de> {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl<'de> serde::de::Visitor<'de> for V {
+                type Value = Name<'de>;
+                fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                    f.write_str("a member name")
+                }
+                fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Name<'de>, E> {
+                    Ok(Name(Cow::Borrowed(s)))
+                }
+                fn visit_str<E>(self, s: &str) -> Result<Name<'de>, E> {
+                    Ok(Name(Cow::Owned(s.to_owned())))
+                }
+            }
+            d.deserialize_str(V)
+        }
+    }
     struct Unique;
     impl<'de> serde::de::Visitor<'de> for Unique {
         type Value = ();
@@ -334,11 +403,12 @@ fn unique_members(json: &[u8]) -> bool {
             f.write_str("a JSON object")
         }
         fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-            let mut seen = HashSet::new();
-            while let Some(k) = map.next_key::<String>()? {
-                if !seen.insert(k) {
-                    return Err(serde::de::Error::custom("duplicate member"));
+            let mut seen: Vec<Name<'de>> = Vec::new();
+            while let Some(k) = map.next_key::<Name<'de>>()? {
+                if seen.len() == MAX_MEMBERS || seen.iter().any(|s| s.0 == k.0) {
+                    return Err(serde::de::Error::custom("duplicate or too many members"));
                 }
+                seen.push(k);
                 map.next_value::<serde::de::IgnoredAny>()?;
             }
             Ok(())
@@ -472,5 +542,19 @@ mod tests {
         assert!(unique_members(br#"{"alg":"HS256","typ":"at+jwt"}"#));
         assert!(!unique_members(br#"{"alg":"HS256","alg":"none"}"#));
         assert!(!unique_members(b"[1]"));
+        assert!(
+            !unique_members(br#"{"a\u006cg":1,"alg":2}"#),
+            "an escaped name is the same name"
+        );
+    }
+
+    #[test]
+    fn a_part_with_more_members_than_the_cap_is_refused() {
+        let object = |n: usize| {
+            let members: Vec<String> = (0..n).map(|i| format!("\"m{i}\":0")).collect();
+            format!("{{{}}}", members.join(","))
+        };
+        assert!(unique_members(object(MAX_MEMBERS).as_bytes()));
+        assert!(!unique_members(object(MAX_MEMBERS + 1).as_bytes()));
     }
 }
