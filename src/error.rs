@@ -61,9 +61,13 @@ impl std::error::Error for ValidationError {}
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
-    /// No credentials, or credentials that did not verify.
+    /// No credentials, or credentials that did not verify. `refused` says why a presented token
+    /// was refused: it goes to the request's log line, never to the client.
     #[error("authentication required")]
-    Unauthenticated { token_presented: bool },
+    Unauthenticated {
+        token_presented: bool,
+        refused: &'static str,
+    },
     /// The authorization policy refused (403) or hid (404) the object.
     #[error("{}", if .0.decision == crate::authz::Decision::Hide { "not found" } else { "not allowed" })]
     Denied(crate::authz::Denial),
@@ -97,11 +101,14 @@ impl AppError {
     pub fn unauthenticated() -> Self {
         AppError::Unauthenticated {
             token_presented: false,
+            refused: "",
         }
     }
-    pub fn invalid_token() -> Self {
+    /// A presented token (or `Authorization` header) that is refused, and why.
+    pub fn invalid_token(refused: &'static str) -> Self {
         AppError::Unauthenticated {
             token_presented: true,
+            refused,
         }
     }
 }

@@ -15,7 +15,10 @@ pub fn init(format: LogFormat) {
         LogFormat::Json => builder
             .json()
             .flatten_event(true)
-            .with_current_span(true)
+            // `spans` lists every enclosing span with its fields, the current one last;
+            // a separate `span` member would repeat it on every line.
+            .with_current_span(false)
+            .with_span_list(true)
             .try_init(),
         LogFormat::Pretty => builder.try_init(),
     };

@@ -81,11 +81,13 @@ impl IntoResponse for AppError {
         match &self {
             AppError::Unauthenticated {
                 token_presented: false,
+                ..
             } => {
                 h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
             AppError::Unauthenticated {
                 token_presented: true,
+                ..
             } => {
                 h.insert(
                     header::WWW_AUTHENTICATE,
@@ -101,13 +103,28 @@ impl IntoResponse for AppError {
             }
             _ => {}
         }
-        if let AppError::Denied(d) = self {
+        match self {
             // Read by the `record_denials` middleware, which writes the security event.
-            res.extensions_mut().insert(d);
+            AppError::Denied(d) => {
+                res.extensions_mut().insert(d);
+            }
+            // Read by the access log, which names the reason on the request's one line.
+            AppError::Unauthenticated {
+                token_presented: true,
+                refused,
+            } => {
+                res.extensions_mut().insert(TokenRefused(refused));
+            }
+            _ => {}
         }
         res
     }
 }
+
+/// Why this response refused a presented token ("bad signature", "session ended", ...): the
+/// access log writes it on the request's line (`token_refused`); the client is never told.
+#[derive(Debug, Clone, Copy)]
+pub struct TokenRefused(pub &'static str);
 
 /// An OAuth2 error (RFC 6749 section 5.2), answered by the token endpoints.
 #[derive(Debug)]

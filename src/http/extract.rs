@@ -24,9 +24,11 @@ pub(crate) fn bearer(headers: &HeaderMap) -> Result<Option<&str>, AppError> {
         return Ok(None);
     };
     if values.next().is_some() {
-        return Err(AppError::invalid_token());
+        return Err(AppError::invalid_token("several authorization headers"));
     }
-    let value = value.to_str().map_err(|_| AppError::invalid_token())?;
+    let value = value
+        .to_str()
+        .map_err(|_| AppError::invalid_token("authorization header is not text"))?;
     let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
     // Auth schemes are case-insensitive (RFC 9110 section 11.1).
     if !scheme.eq_ignore_ascii_case("bearer") {
@@ -34,7 +36,7 @@ pub(crate) fn bearer(headers: &HeaderMap) -> Result<Option<&str>, AppError> {
     }
     let token = token.trim();
     if token.is_empty() {
-        return Err(AppError::invalid_token());
+        return Err(AppError::invalid_token("empty bearer token"));
     }
     Ok(Some(token))
 }
@@ -49,7 +51,6 @@ fn client(parts: &Parts) -> Option<std::net::IpAddr> {
 impl FromRequestParts<AppState> for Principal {
     type Rejection = AppError;
 
-    #[tracing::instrument(name = "authn", skip_all)]
     async fn from_request_parts(
         parts: &mut Parts,
         app: &AppState,

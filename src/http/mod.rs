@@ -179,7 +179,12 @@ pub fn router(app: AppState) -> Router {
                 })
                 .on_request(())
                 .on_response(|res: &axum::response::Response, latency: std::time::Duration, _: &tracing::Span| {
-                    tracing::info!(status = res.status().as_u16(), latency_ms = latency.as_millis() as u64, "answered");
+                    let (status, latency_ms) = (res.status().as_u16(), latency.as_millis() as u64);
+                    // One line per request; a refused token's reason rides on it rather than on a line of its own.
+                    match res.extensions().get::<error::TokenRefused>() {
+                        Some(r) => tracing::info!(status, latency_ms, token_refused = r.0, "answered"),
+                        None => tracing::info!(status, latency_ms, "answered"),
+                    }
                 }),
         )
         .layer(axum::middleware::from_fn_with_state(app.clone(), protect::client_address))

@@ -281,14 +281,13 @@ pub async fn authenticate(
     ip: Option<std::net::IpAddr>,
 ) -> Result<Principal> {
     let v = app.tokens.verify(token, Timestamp::now()).map_err(|e| {
-        tracing::info!(target: "security", reason = %e, "access token refused");
         if e != crate::auth::token::TokenError::Expired
             && let Some(ip) = ip
             && app.token_watch.refused(ip)
         {
             crate::service::containment::forged_tokens_seen(app, ip);
         }
-        AppError::invalid_token()
+        AppError::invalid_token(e.as_str())
     })?;
     authenticate_verified(app, v).await
 }
@@ -303,13 +302,19 @@ pub async fn authenticate_verified(app: &AppState, v: Verified) -> Result<Princi
             let ticket = crate::auth::cache::ticket();
             let s = sessions::auth_state(&app.db, v.user, v.session, &v.jti, Timestamp::now())
                 .await?
-                .ok_or_else(AppError::invalid_token)?;
+                .ok_or(AppError::invalid_token("no such account or session"))?;
             app.auth_cache.put(&v.jti, s.clone(), ticket);
             s
         }
     };
-    if state.disabled || !state.session_active || state.jti_denied {
-        return Err(AppError::invalid_token());
+    if state.disabled {
+        return Err(AppError::invalid_token("account disabled"));
+    }
+    if !state.session_active {
+        return Err(AppError::invalid_token("session ended"));
+    }
+    if state.jti_denied {
+        return Err(AppError::invalid_token("token revoked"));
     }
     Ok(Principal::new(v.user, state.role, v.session, v.expires_at))
 }

@@ -51,24 +51,6 @@ fn env_of<'a>(envs: &'a [(&str, String)], key: &str) -> &'a str {
     &envs.iter().find(|(k, _)| *k == key).unwrap().1
 }
 
-async fn login(s: &Server, email: &str, password: &str) -> String {
-    let res = reqwest::Client::new()
-        .post(s.url("/api/v1/token"))
-        .form(&[
-            ("grant_type", "password"),
-            ("username", email),
-            ("password", password),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
-    res.json::<Value>().await.unwrap()["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
-
 /// A server environment with a data keyring in a file, one account, and its token.
 async fn setup(dir: &Path) -> (Vec<(&'static str, String)>, std::path::PathBuf) {
     let keys = dir.join("data-keys");
@@ -129,7 +111,7 @@ async fn a_data_key_rotation_under_concurrent_writes_loses_nothing_v11_2_2() {
     let dir = tempfile::tempdir().unwrap();
     let (envs, keyfile) = setup(dir.path()).await;
     let s1 = Server::start(&envs).await;
-    let token = login(&s1, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let token = s1.access_token(ADMIN_EMAIL, ADMIN_PASSWORD).await;
     let kept = Arc::new(Mutex::new(BTreeMap::new()));
 
     // Rows under the first key, written by four clients at once.
@@ -277,7 +259,7 @@ async fn a_retired_signing_key_is_refused_and_jwks_follows_the_rotation_v11_2_2(
     envs.push(("IMANGOR_JWT_KEYS_FILE", signing.display().to_string()));
 
     let s = Server::start(&envs).await;
-    let old_token = login(&s, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let old_token = s.access_token(ADMIN_EMAIL, ADMIN_PASSWORD).await;
     s.stop().await;
     let (ok, _, err) = imangor(&envs, &["keys", "rotate-signing", "--alg", "EdDSA"]).await;
     assert!(ok, "{err}");
@@ -292,7 +274,7 @@ async fn a_retired_signing_key_is_refused_and_jwks_follows_the_rotation_v11_2_2(
             .send()
     };
     assert_eq!(me(&s, &old_token).await.unwrap().status(), StatusCode::OK);
-    let new_token = login(&s, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let new_token = s.access_token(ADMIN_EMAIL, ADMIN_PASSWORD).await;
     let jwks: Value = c
         .get(s.url("/.well-known/jwks.json"))
         .send()
@@ -397,7 +379,7 @@ async fn a_reencryption_killed_midway_leaves_every_row_readable_and_resumes_v11_
     let dir = tempfile::tempdir().unwrap();
     let (envs, _) = setup(dir.path()).await;
     let s = Server::start(&envs).await;
-    let token = login(&s, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let token = s.access_token(ADMIN_EMAIL, ADMIN_PASSWORD).await;
     let c = reqwest::Client::new();
     let mut values = BTreeMap::new();
     for i in 0..300 {

@@ -88,6 +88,47 @@ impl Server {
         }
     }
 
+    /// Registers an account and logs it in with the password grant; the token response.
+    pub(crate) async fn signed_up(
+        &self,
+        c: &reqwest::Client,
+        email: &str,
+        password: &str,
+    ) -> Value {
+        let res = c
+            .post(self.url("/api/v1/users"))
+            .json(&json!({"email": email, "password": password, "full_name": "Log"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::CREATED);
+        self.login(email, password).await
+    }
+
+    /// The password grant's token response; panics unless 200.
+    pub(crate) async fn login(&self, email: &str, password: &str) -> Value {
+        let res = reqwest::Client::new()
+            .post(self.url("/api/v1/token"))
+            .form(&[
+                ("grant_type", "password"),
+                ("username", email),
+                ("password", password),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK, "login of {email}");
+        res.json().await.unwrap()
+    }
+
+    /// The access token of a password grant; panics unless 200.
+    pub(crate) async fn access_token(&self, email: &str, password: &str) -> String {
+        self.login(email, password).await["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
     pub(crate) fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }
@@ -345,13 +386,7 @@ async fn logs_never_contain_passwords_or_tokens_and_stay_one_json_object_a_line_
     let c = reqwest::Client::new();
     let pw = "log canary passphrase 77";
     let wrong = "wrong canary passphrase 88";
-    let res = c
-        .post(s.url("/api/v1/users"))
-        .json(&json!({"email": "log@example.com", "password": pw, "full_name": "Log"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::CREATED);
+    let t = s.signed_up(&c, "log@example.com", pw).await;
     let bad = c
         .post(s.url("/api/v1/token"))
         .form(&[
@@ -363,19 +398,6 @@ async fn logs_never_contain_passwords_or_tokens_and_stay_one_json_object_a_line_
         .await
         .unwrap();
     assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
-    let t: Value = c
-        .post(s.url("/api/v1/token"))
-        .form(&[
-            ("grant_type", "password"),
-            ("username", "log@example.com"),
-            ("password", pw),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
     let (access, refresh) = (
         t["access_token"].as_str().unwrap().to_owned(),
         t["refresh_token"].as_str().unwrap().to_owned(),
@@ -461,6 +483,63 @@ async fn logs_never_contain_passwords_or_tokens_and_stay_one_json_object_a_line_
         let v: Value =
             serde_json::from_str(line).unwrap_or_else(|_| panic!("not one JSON object: {line}"));
         assert_ne!(v["msg"], "forged");
+    }
+}
+
+/// V16.3.3: a refused access token is logged with the reason, on the request's one access line
+/// (request id, method and path in its `spans`); the client gets the same 401 whatever the reason.
+#[tokio::test]
+async fn a_refused_token_is_logged_with_its_reason_on_the_requests_one_line_v16_3_3() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut envs = base_env(dir.path()).await;
+    envs.push(("IMANGOR_JWT_SECRET", JWT_SECRET.to_owned()));
+    envs.push(("IMANGOR_DATA_KEYS", DATA_KEYS.to_owned()));
+    let s = Server::start(&envs).await;
+    let c = reqwest::Client::new();
+    let t = s
+        .signed_up(&c, "refused@example.com", "refused log passphrase 1")
+        .await;
+    let access = t["access_token"].as_str().unwrap();
+    let (signed, _) = access.rsplit_once('.').unwrap();
+    let forged = format!("{signed}.{}", "A".repeat(43));
+    let mut ids = Vec::new();
+    for (token, reason) in [
+        (forged.as_str(), "bad signature"),
+        ("not-a-token", "malformed token"),
+        (access, ""),
+    ] {
+        let res = c
+            .get(s.url("/api/v1/users/me"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        let want = if reason.is_empty() { 200 } else { 401 };
+        assert_eq!(res.status().as_u16(), want);
+        let id = res.headers()["x-request-id"].to_str().unwrap().to_owned();
+        ids.push((id, reason));
+    }
+    let (out, _) = s.stop().await;
+    for (id, reason) in ids {
+        let lines: Vec<Value> = out
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|v| {
+                v["spans"]
+                    .as_array()
+                    .is_some_and(|s| s.iter().any(|s| s["request_id"] == id.as_str()))
+            })
+            .collect();
+        assert_eq!(lines.len(), 1, "one line for request {id}: {lines:?}");
+        let line = &lines[0];
+        assert_eq!(line["message"], "answered");
+        assert_eq!(line["spans"][0]["path"], "/api/v1/users/me");
+        if reason.is_empty() {
+            assert!(line.get("token_refused").is_none(), "{line}");
+        } else {
+            assert_eq!(line["token_refused"], reason, "{line}");
+            assert_eq!(line["status"], 401);
+        }
     }
 }
 
@@ -665,27 +744,8 @@ async fn operators_review_access_and_contain_from_the_command_line() {
             .unwrap();
         assert_eq!(res.status(), StatusCode::CREATED);
     }
-    let login = |email: &'static str, password: &'static str| {
-        let c = c.clone();
-        let url = s.url("/api/v1/token");
-        async move {
-            let res = c
-                .post(url)
-                .form(&[
-                    ("grant_type", "password"),
-                    ("username", email),
-                    ("password", password),
-                ])
-                .send()
-                .await
-                .unwrap();
-            res.json::<Value>().await.unwrap()["access_token"]
-                .as_str()
-                .map(str::to_owned)
-        }
-    };
-    let admin = login(ADMIN_EMAIL, ADMIN_PASSWORD).await.unwrap();
-    let user = login("=cmd@example.com", PASSWORD).await.unwrap();
+    let admin = s.access_token(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let user = s.access_token("=cmd@example.com", PASSWORD).await;
     let run = |args: Vec<&'static str>| {
         let envs = envs.clone();
         async move {
