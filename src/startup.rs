@@ -33,12 +33,15 @@ pub async fn state(config: Config) -> anyhow::Result<AppState> {
         Some(u) => u.clone(),
         None => Secret::new(format!("sqlite://{}", config.sqlite_path().display())),
     };
+    // IMANGOR_DB_MAX_CONNECTIONS counts both: the pool, and the connections held for reads.
+    let held = crate::db::readers::held_of(config.db_max_connections);
     let db = Db::connect(DbOptions {
         url: url.expose(),
-        max_connections: config.db_max_connections,
+        max_connections: config.db_max_connections - held,
         acquire_timeout: config.db_acquire_timeout,
     })
     .await?;
+    let readers = crate::db::readers::Readers::new(db.clone(), held, config.db_acquire_timeout);
     db.migrate().await?;
     let hasher = Hasher::new(config.hash_concurrency, config.hash_queue)?;
     let cursors = Cursors::derive(keys.cursor_key());
@@ -70,6 +73,7 @@ pub async fn state(config: Config) -> anyhow::Result<AppState> {
     blocks.refresh(&db).await?;
     Ok(AppState::new(crate::state::Services {
         db,
+        readers: Arc::new(readers),
         config: Arc::new(config),
         tokens: Arc::new(tokens),
         keys: Arc::new(keys),

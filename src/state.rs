@@ -31,6 +31,8 @@ impl std::ops::Deref for AppState {
 
 pub struct Services {
     pub db: Db,
+    /// Connections held for the hot single-statement reads (`db::readers`).
+    pub readers: Arc<crate::db::readers::Readers>,
     pub config: Arc<Config>,
     pub tokens: Arc<TokenKeys>,
     /// Seals and opens sensitive values (secrets).

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod events;
 pub mod incidents;
 pub mod keys;
+pub mod readers;
 pub mod resources;
 pub mod secrets;
 pub mod sessions;

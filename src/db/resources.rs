@@ -3,7 +3,8 @@
 
 use sqlx::Row;
 
-use super::{Db, Tx, decode_err, on_db, on_tx};
+use super::readers::{Readers, on_reader};
+use super::{Tx, decode_err, on_tx};
 use crate::authz::{Action, Authorized, Guarded, ListScope, ReadScope, Sealed, Visibility};
 use crate::domain::{Content, ResourceId, Timestamp, Title, UserId};
 
@@ -108,9 +109,9 @@ pub async fn find(tx: &mut Tx, id: ResourceId) -> sqlx::Result<Option<Sealed<Res
     })
 }
 
-/// `find` outside a transaction: one statement, for a read that needs no other.
-pub async fn find_one(db: &Db, id: ResourceId) -> sqlx::Result<Option<Sealed<Resource>>> {
-    on_db!(db, p => {
+/// `find` outside a transaction, on a held connection: one statement, for a read that needs no other.
+pub async fn find_one(readers: &Readers, id: ResourceId) -> sqlx::Result<Option<Sealed<Resource>>> {
+    on_reader!(readers, p => {
         match sqlx::query(FIND).bind(id.to_string()).fetch_optional(p).await? {
             None => Ok(None),
             Some(r) => Ok(Some(Sealed::new(resource_row!(&r)))),

@@ -2,6 +2,7 @@
 
 use sqlx::Row;
 
+use super::readers::{Readers, on_reader};
 use super::{Db, Tx, decode_err, on_db, on_tx};
 use crate::domain::{Role, SessionId, Timestamp, UserId};
 
@@ -152,13 +153,13 @@ pub async fn deny_jti(tx: &mut Tx, jti: &str, expires_at: Timestamp) -> sqlx::Re
 /// One query per authenticated request: the user's role and status, the session's liveness
 /// and whether the token's id was denied. `None` when the user or the session does not exist.
 pub async fn auth_state(
-    db: &Db,
+    readers: &Readers,
     user: UserId,
     session: SessionId,
     jti: &str,
     now: Timestamp,
 ) -> sqlx::Result<Option<AuthState>> {
-    on_db!(db, c => {
+    on_reader!(readers, c => {
         let row = sqlx::query(
             "select u.role, u.disabled, s.revoked_at, s.expires_at,
                     (select count(*) from denied_tokens d where d.jti = $3) as denied

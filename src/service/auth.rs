@@ -300,7 +300,7 @@ pub async fn authenticate_verified(app: &AppState, v: Verified) -> Result<Princi
         Some(s) => s,
         None => {
             let ticket = crate::auth::cache::ticket();
-            let s = sessions::auth_state(&app.db, v.user, v.session, &v.jti, Timestamp::now())
+            let s = sessions::auth_state(&app.readers, v.user, v.session, &v.jti, Timestamp::now())
                 .await?
                 .ok_or(AppError::invalid_token("no such account or session"))?;
             app.auth_cache.put(&v.jti, s.clone(), ticket);

@@ -17,7 +17,7 @@ pub async fn create(app: &AppState, who: &Principal, fields: ResourceFields) -> 
 }
 
 pub async fn get(app: &AppState, who: &Principal, id: ResourceId) -> Result<Resource> {
-    let sealed = resources::find_one(&app.db, id)
+    let sealed = resources::find_one(&app.readers, id)
         .await?
         .ok_or(AppError::NotFound)?;
     Ok(authz::authorize(Some(who), Action::ResourceRead, sealed)?.into_object())

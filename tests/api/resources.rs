@@ -457,3 +457,55 @@ fn urlencode(s: &str) -> String {
         })
         .collect()
 }
+
+/// The hot reads run on connections held outside the pool (`db::readers`); one that the
+/// database ended while it was idle is replaced, and the client never sees it (on PostgreSQL
+/// the test ends it with `pg_terminate_backend`).
+#[tokio::test]
+async fn a_held_read_connection_the_database_ended_is_replaced_unseen() {
+    use imangor::db::readers::{ReadConn, Settled};
+    let app = TestApp::spawn().await;
+    let (_, t) = app.user_with_role("held@example.com", "user").await;
+    let r = create(&app, &t.access, "held", false).await;
+    let path = format!("/api/v1/resources/{}", r["id"].as_str().unwrap());
+    assert_eq!(app.get(&path, &t.access).await.status(), StatusCode::OK);
+    let readers = &app.state.readers;
+    assert!(readers.open_count() >= 1, "the read kept its connection");
+    if !on_postgres() {
+        return;
+    }
+    let backend = || async {
+        let mut held = readers.hold().await.unwrap();
+        let ReadConn::Postgres(c) = held.conn().unwrap() else {
+            unreachable!()
+        };
+        let pid: i32 = sqlx::query_scalar("select pg_backend_pid()")
+            .fetch_one(c)
+            .await
+            .unwrap();
+        assert!(matches!(
+            held.settle(Ok(())).await.unwrap(),
+            Settled::Done(Ok(()))
+        ));
+        pid
+    };
+    let before = backend().await;
+    let imangor::db::Db::Postgres(p) = &app.state.db else {
+        unreachable!()
+    };
+    let ended: bool = sqlx::query_scalar("select pg_terminate_backend($1)")
+        .bind(before)
+        .fetch_one(p)
+        .await
+        .unwrap();
+    assert!(ended);
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let res = app.get(&path, &t.access).await;
+    assert_eq!(
+        res.status(),
+        StatusCode::OK,
+        "{}",
+        res.text().await.unwrap()
+    );
+    assert_ne!(backend().await, before, "a fresh connection took its slot");
+}
