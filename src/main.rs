@@ -23,10 +23,11 @@ async fn main() -> std::process::ExitCode {
     }
 }
 
-/// Each argon2id hash allocates 19 MiB. glibc raises its mmap threshold after the first such block
-/// is freed, so later ones come from (and stay in) the arena of whichever thread hashed: the
-/// resident size grows by 19 MiB per thread and never shrinks. A fixed threshold keeps large
-/// blocks in mmap, returned on free.
+/// glibc raises its mmap threshold after the first large block is freed, so later ones come from
+/// (and stay in) the arena of whichever thread allocated them: with argon2's 19 MiB per hash the
+/// resident size grew by 19 MiB per thread and never shrank. A fixed threshold keeps large
+/// blocks in mmap, returned on free. (The hashing threads now keep one argon2 memory each, see
+/// `auth::password`; this still bounds every other large allocation, such as a hash at start-up.)
 fn keep_memory_small() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only sets a malloc tunable; it is called before the server allocates much
