@@ -61,13 +61,10 @@ impl std::error::Error for ValidationError {}
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
-    /// No credentials, or credentials that did not verify. `refused` says why a presented token
-    /// was refused: it goes to the request's log line, never to the client.
+    /// No credentials (`token_refused: None`), or a presented token that did not verify, and
+    /// why: the reason goes to the request's log line, never to the client.
     #[error("authentication required")]
-    Unauthenticated {
-        token_presented: bool,
-        refused: &'static str,
-    },
+    Unauthenticated { token_refused: Option<&'static str> },
     /// The authorization policy refused (403) or hid (404) the object.
     #[error("{}", if .0.decision == crate::authz::Decision::Hide { "not found" } else { "not allowed" })]
     Denied(crate::authz::Denial),
@@ -100,15 +97,13 @@ pub type Result<T, E = AppError> = std::result::Result<T, E>;
 impl AppError {
     pub fn unauthenticated() -> Self {
         AppError::Unauthenticated {
-            token_presented: false,
-            refused: "",
+            token_refused: None,
         }
     }
     /// A presented token (or `Authorization` header) that is refused, and why.
     pub fn invalid_token(refused: &'static str) -> Self {
         AppError::Unauthenticated {
-            token_presented: true,
-            refused,
+            token_refused: Some(refused),
         }
     }
 }

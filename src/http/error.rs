@@ -80,14 +80,12 @@ impl IntoResponse for AppError {
         let h = res.headers_mut();
         match &self {
             AppError::Unauthenticated {
-                token_presented: false,
-                ..
+                token_refused: None,
             } => {
                 h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
             AppError::Unauthenticated {
-                token_presented: true,
-                ..
+                token_refused: Some(_),
             } => {
                 h.insert(
                     header::WWW_AUTHENTICATE,
@@ -110,10 +108,9 @@ impl IntoResponse for AppError {
             }
             // Read by the access log, which names the reason on the request's one line.
             AppError::Unauthenticated {
-                token_presented: true,
-                refused,
+                token_refused: Some(reason),
             } => {
-                res.extensions_mut().insert(TokenRefused(refused));
+                res.extensions_mut().insert(TokenRefused(reason));
             }
             _ => {}
         }
