@@ -9,11 +9,11 @@ use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 
 use super::error::problem;
-use crate::auth::token::Verified;
+use crate::auth::token::{TokenError, Verified};
 use crate::authz::Principal;
 use crate::error::{AppError, ValidationError};
 use crate::service::RequestMeta;
-use crate::service::auth::{authenticate, authenticate_verified};
+use crate::service::auth::{authenticate, authenticate_checked};
 use crate::state::AppState;
 
 /// The bearer token of a request: `Ok(None)` without an `Authorization` header, an error when the
@@ -48,6 +48,19 @@ fn client(parts: &Parts) -> Option<std::net::IpAddr> {
         .map(|c| c.0)
 }
 
+/// The outcome of checking a request's bearer token, kept on the request by the rate-limit
+/// layer (`protect::rate_limit`).
+#[derive(Clone)]
+pub(crate) struct CheckedBearer(pub(crate) Result<Verified, TokenError>);
+
+/// The caller behind `token`, checking the token only if the rate-limit layer did not already.
+async fn principal(parts: &Parts, app: &AppState, token: &str) -> Result<Principal, AppError> {
+    match parts.extensions.get::<CheckedBearer>().cloned() {
+        Some(checked) => authenticate_checked(app, checked.0, client(parts)).await,
+        None => authenticate(app, token, client(parts)).await,
+    }
+}
+
 impl FromRequestParts<AppState> for Principal {
     type Rejection = AppError;
 
@@ -56,11 +69,7 @@ impl FromRequestParts<AppState> for Principal {
         app: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let token = bearer(&parts.headers)?.ok_or_else(AppError::unauthenticated)?;
-        match parts.extensions.get::<Verified>().cloned() {
-            // The rate-limit layer already checked this request's token: do not check it twice.
-            Some(v) => authenticate_verified(app, v).await,
-            None => authenticate(app, token, client(parts)).await,
-        }
+        principal(parts, app, token).await
     }
 }
 
@@ -74,10 +83,7 @@ impl OptionalFromRequestParts<AppState> for Principal {
     ) -> Result<Option<Self>, Self::Rejection> {
         match bearer(&parts.headers)? {
             None => Ok(None),
-            Some(t) => match parts.extensions.get::<Verified>().cloned() {
-                Some(v) => authenticate_verified(app, v).await.map(Some),
-                None => authenticate(app, t, client(parts)).await.map(Some),
-            },
+            Some(t) => principal(parts, app, t).await.map(Some),
         }
     }
 }

@@ -8,7 +8,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 
 use super::error::problem;
-use crate::auth::token::Verified;
+use super::extract::CheckedBearer;
 use crate::domain::Timestamp;
 use crate::limits::address::{client_ip, forwarded_for_hops};
 use crate::limits::{Quota, Verdict, bucket_ip};
@@ -79,8 +79,10 @@ pub async fn rate_limit(State(app): State<AppState>, mut req: Request, next: Nex
     let by_user = if matches!(class, "token" | "register") {
         None
     } else {
-        verified_bearer(&app, &req).inspect(|v| {
-            req.extensions_mut().insert(v.clone());
+        checked_bearer(&app, &req).and_then(|checked| {
+            let verified = checked.0.as_ref().ok().cloned();
+            req.extensions_mut().insert(checked);
+            verified
         })
     };
     let who = by_user
@@ -127,12 +129,12 @@ fn rate_headers(h: &mut HeaderMap, v: &Verdict) {
     );
 }
 
-/// The bearer token of the request, if it verifies (signature and claims; no database look-up:
-/// a throttling key, never an authentication). Kept on the request so the `Principal`
-/// extractor does not verify it a second time.
-fn verified_bearer(app: &AppState, req: &Request) -> Option<Verified> {
+/// The outcome of checking the request's bearer token, if it has one (signature and claims; no
+/// database look-up: a verified one is a throttling key, never an authentication). Kept on the
+/// request so the `Principal` extractor does not check it a second time.
+fn checked_bearer(app: &AppState, req: &Request) -> Option<CheckedBearer> {
     let token = super::extract::bearer(req.headers()).ok().flatten()?;
-    app.tokens.verify(token, Timestamp::now()).ok()
+    Some(CheckedBearer(app.tokens.verify(token, Timestamp::now())))
 }
 
 const CORS_METHODS: &str = "GET, POST, PUT, PATCH, DELETE";

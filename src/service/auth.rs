@@ -280,7 +280,18 @@ pub async fn authenticate(
     token: &str,
     ip: Option<std::net::IpAddr>,
 ) -> Result<Principal> {
-    let v = app.tokens.verify(token, Timestamp::now()).map_err(|e| {
+    authenticate_checked(app, app.tokens.verify(token, Timestamp::now()), ip).await
+}
+
+/// `authenticate` for a token whose signature and claims were already checked in this request
+/// (by the rate-limit layer), with that check's outcome: a refused token is counted and refused
+/// without being verified a second time.
+pub async fn authenticate_checked(
+    app: &AppState,
+    checked: std::result::Result<Verified, crate::auth::token::TokenError>,
+    ip: Option<std::net::IpAddr>,
+) -> Result<Principal> {
+    let v = checked.map_err(|e| {
         if e != crate::auth::token::TokenError::Expired
             && let Some(ip) = ip
             && app.token_watch.refused(ip)
@@ -292,10 +303,9 @@ pub async fn authenticate(
     authenticate_verified(app, v).await
 }
 
-/// The second half of `authenticate`, for a token whose signature and claims were already
-/// checked in this request (by the rate-limit layer): the account and session state.
-/// The state is read from the database, or from the cache of the last second (`auth::cache`).
-pub async fn authenticate_verified(app: &AppState, v: Verified) -> Result<Principal> {
+/// The second half of `authenticate`: the account and session state behind a verified token,
+/// read from the database, or from the cache of the last second (`auth::cache`).
+async fn authenticate_verified(app: &AppState, v: Verified) -> Result<Principal> {
     let state = match app.auth_cache.get(&v.jti) {
         Some(s) => s,
         None => {
