@@ -1,15 +1,20 @@
 //! The state behind an access token (its user's role and status, its session, whether the token
 //! was denied), kept for at most one second so that a request costs one database statement, not
-//! two. Every committed change to that state drops the whole cache of this process at once (an
+//! two. An entry is keyed on everything the state was read for: the token's id, user and session
+//! (`sub`, `sid`, `jti`), so a token that shares another's `jti` but names another user or
+//! session never gets that token's state. Every committed change to that state drops the whole cache of this process at once (an
 //! epoch), and is announced to the other replicas (`shared::announce`); a replica that misses an
 //! announcement serves the old state for at most `TTL`.
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::db::sessions::AuthState;
+use crate::domain::{SessionId, UserId};
 
 /// The longest a cached state is used: also the bound on how late another replica (or an
 /// operator's command) is applied when an announcement is lost.
@@ -48,26 +53,94 @@ struct Entry {
     epoch: u64,
 }
 
-/// Authentication state by token id.
+/// What a state was read for: a token's user, session and id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Key<'a> {
+    pub user: UserId,
+    pub session: SessionId,
+    pub jti: &'a str,
+}
+
+/// A stored key, which owns its `jti`.
+#[derive(PartialEq, Eq)]
+struct Owned {
+    user: UserId,
+    session: SessionId,
+    jti: Box<str>,
+}
+
+/// A key as a lookup sees it, borrowed or owned: a lookup borrows the token's `jti` instead of
+/// copying it (no allocation on the request path).
+trait AsKey {
+    fn key(&self) -> Key<'_>;
+}
+
+impl AsKey for Owned {
+    fn key(&self) -> Key<'_> {
+        Key {
+            user: self.user,
+            session: self.session,
+            jti: &self.jti,
+        }
+    }
+}
+
+impl AsKey for Key<'_> {
+    fn key(&self) -> Key<'_> {
+        *self
+    }
+}
+
+impl<'a> Borrow<dyn AsKey + 'a> for Owned {
+    fn borrow(&self) -> &(dyn AsKey + 'a) {
+        self
+    }
+}
+
+impl PartialEq for dyn AsKey + '_ {
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+    }
+}
+
+impl Eq for dyn AsKey + '_ {}
+
+/// The same hash for an owned key and a borrowed one (`Borrow`'s contract).
+impl Hash for dyn AsKey + '_ {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        let k = self.key();
+        k.jti.hash(h);
+        k.user.hash(h);
+        k.session.hash(h);
+    }
+}
+
+impl Hash for Owned {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        (self as &dyn AsKey).hash(h);
+    }
+}
+
+/// Authentication state by (user, session, token id).
 #[derive(Default)]
 pub struct AuthCache {
-    entries: Mutex<HashMap<String, Entry>>,
+    entries: Mutex<HashMap<Owned, Entry>>,
 }
 
 impl AuthCache {
-    pub fn get(&self, jti: &str) -> Option<AuthState> {
+    pub fn get(&self, key: Key<'_>) -> Option<AuthState> {
         let now = epoch();
         let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         entries
-            .get(jti)
+            .get(&key as &dyn AsKey)
             .filter(|e| e.epoch == now && e.at.elapsed() < TTL)
             .map(|e| e.state.clone())
     }
 
-    /// Keeps `state`, read from the database after `ticket` was taken.
-    pub fn put(&self, jti: &str, state: AuthState, ticket: Ticket) {
+    /// Keeps `state`, read from the database for `key` after `ticket` was taken.
+    pub fn put(&self, key: Key<'_>, state: AuthState, ticket: Ticket) {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        if entries.len() >= MAX_ENTRIES && !entries.contains_key(jti) {
+        if entries.len() >= MAX_ENTRIES && !entries.contains_key(&key as &dyn AsKey) {
             let now = self::epoch();
             entries.retain(|_, e| e.epoch == now && e.at.elapsed() < TTL);
             if entries.len() >= MAX_ENTRIES {
@@ -75,7 +148,11 @@ impl AuthCache {
             }
         }
         entries.insert(
-            jti.to_owned(),
+            Owned {
+                user: key.user,
+                session: key.session,
+                jti: key.jti.into(),
+            },
             Entry {
                 state,
                 at: ticket.at,
@@ -99,16 +176,43 @@ mod tests {
         }
     }
 
+    fn key(jti: &str, user: UserId, session: SessionId) -> Key<'_> {
+        Key { user, session, jti }
+    }
+
     #[test]
     fn a_change_committed_while_reading_leaves_nothing_stale() {
         let c = AuthCache::default();
+        let (u, s) = (UserId::new(), SessionId::new());
         let t = ticket();
-        c.put("a", state(), t);
-        assert!(c.get("a").is_some());
+        c.put(key("a", u, s), state(), t);
+        assert!(c.get(key("a", u, s)).is_some());
         bump();
-        assert!(c.get("a").is_none(), "a change drops what was cached");
+        assert!(
+            c.get(key("a", u, s)).is_none(),
+            "a change drops what was cached"
+        );
         // A state read before the change, stored after it, is never used.
-        c.put("b", state(), t);
-        assert!(c.get("b").is_none());
+        c.put(key("b", u, s), state(), t);
+        assert!(c.get(key("b", u, s)).is_none());
+    }
+
+    #[test]
+    fn an_entry_answers_only_for_the_user_session_and_id_it_was_read_for() {
+        let c = AuthCache::default();
+        let (u, s) = (UserId::new(), SessionId::new());
+        c.put(key("a", u, s), state(), ticket());
+        assert!(c.get(key("a", u, s)).is_some());
+        assert!(c.get(key("a", UserId::new(), s)).is_none(), "another sub");
+        assert!(
+            c.get(key("a", u, SessionId::new())).is_none(),
+            "another sid"
+        );
+        assert!(c.get(key("b", u, s)).is_none(), "another jti");
+        // Another token under the same jti has an entry of its own and evicts nothing.
+        let other = UserId::new();
+        c.put(key("a", other, s), state(), ticket());
+        assert!(c.get(key("a", u, s)).is_some());
+        assert!(c.get(key("a", other, s)).is_some());
     }
 }

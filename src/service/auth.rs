@@ -306,14 +306,21 @@ pub async fn authenticate_checked(
 /// The second half of `authenticate`: the account and session state behind a verified token,
 /// read from the database, or from the cache of the last second (`auth::cache`).
 async fn authenticate_verified(app: &AppState, v: Verified) -> Result<Principal> {
-    let state = match app.auth_cache.get(&v.jti) {
+    // Everything the state is read for keys it: a token sharing another's `jti` but naming
+    // another user or session is looked up on its own (and refused when they do not resolve).
+    let key = crate::auth::cache::Key {
+        user: v.user,
+        session: v.session,
+        jti: &v.jti,
+    };
+    let state = match app.auth_cache.get(key) {
         Some(s) => s,
         None => {
             let ticket = crate::auth::cache::ticket();
             let s = sessions::auth_state(&app.readers, v.user, v.session, &v.jti, Timestamp::now())
                 .await?
                 .ok_or(AppError::invalid_token("no such account or session"))?;
-            app.auth_cache.put(&v.jti, s.clone(), ticket);
+            app.auth_cache.put(key, s.clone(), ticket);
             s
         }
     };

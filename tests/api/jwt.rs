@@ -537,6 +537,64 @@ async fn vector_33_tokens_in_the_url_or_a_cookie_are_not_accepted_v14_2_1() {
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
 }
 
+/// The state behind a token is cached for a second under everything it was read for: a token
+/// that shares the `jti` of a token just accepted, but names another user or session, is judged
+/// on its own claims (issue 16 item 6; ASVS V9.2.1, V7.2.1).
+#[tokio::test]
+async fn a_token_sharing_a_cached_jti_with_another_sub_or_sid_is_401() {
+    let f = Fixture::new().await;
+    let other = f.app.register("other@example.com").await;
+    let other_token = f.app.login(&other).await.access;
+    let other_sid = part(&other_token, 1)["sid"].clone();
+    let nobody = json!(uuid::Uuid::now_v7().to_string());
+    let forged = [
+        (
+            "sub of no user",
+            f.with_claims(|c| {
+                c.insert("sub".into(), nobody.clone());
+            }),
+        ),
+        (
+            "sid of no session",
+            f.with_claims(|c| {
+                c.insert("sid".into(), nobody.clone());
+            }),
+        ),
+        (
+            "another user's sub",
+            f.with_claims(|c| {
+                c.insert("sub".into(), json!(other.id));
+            }),
+        ),
+        (
+            "another user's sid",
+            f.with_claims(|c| {
+                c.insert("sid".into(), other_sid.clone());
+            }),
+        ),
+    ];
+    for (what, token) in &forged {
+        // The real token first, so that its state is cached under the shared jti.
+        assert_eq!(f.status(&f.token).await, StatusCode::OK, "{what}");
+        f.refused(token, what).await;
+        let res = f.app.get("/api/v1/users/me", &f.token).await;
+        assert_eq!(res.status(), StatusCode::OK, "the real token after {what}");
+        let me: Value = res.json().await.unwrap();
+        assert_eq!(me["email"], "victim@example.com");
+    }
+    // Both users' real tokens under another user's jti: each still answers for its own user.
+    let mixed = {
+        let mut c = part(&other_token, 1);
+        c["jti"] = f.claims["jti"].clone();
+        forge(&f.header, &c, JWT_SECRET.as_bytes())
+    };
+    assert_eq!(f.status(&f.token).await, StatusCode::OK);
+    let res = f.app.get("/api/v1/users/me", &mixed).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let me: Value = res.json().await.unwrap();
+    assert_eq!(me["email"], "other@example.com");
+}
+
 #[tokio::test]
 async fn vector_10_a_demoted_admin_loses_admin_rights_at_once() {
     let app = TestApp::spawn().await;
