@@ -93,6 +93,20 @@ pub async fn find_credentials(db: &Db, email: &str) -> sqlx::Result<Option<(User
     })
 }
 
+/// The id of the user with this (normalised) email, on a held reader connection: what a login
+/// refused by the guard is recorded against (one indexed read, no password hash).
+pub async fn id_by_email(
+    readers: &super::readers::Readers,
+    email: &str,
+) -> sqlx::Result<Option<UserId>> {
+    let id: Option<String> = super::readers::on_reader!(readers, c => {
+        sqlx::query_scalar("select id from users where email = $1")
+            .bind(email).fetch_optional(c).await
+    })?;
+    id.map(|id| id.parse().map_err(|_| decode_err("user id", &id)))
+        .transpose()
+}
+
 /// The password hash of a user (for a password change).
 pub async fn password_hash(tx: &mut Tx, id: UserId) -> sqlx::Result<Option<String>> {
     on_tx!(tx, c => sqlx::query("select password_hash from users where id = $1")

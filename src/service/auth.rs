@@ -62,15 +62,28 @@ pub async fn login(
             first,
         } => {
             app.metrics.auth(AuthStatus::Locked);
-            // One event per lock, not one per refusal: a flood of refused attempts writes nothing.
-            if first {
-                Event::new("auth.login", "throttled")
-                    .detail(format!(
-                        "too many failures from this address; locked for {retry_after_s} s"
-                    ))
-                    .emit(app, meta)
-                    .await;
-            }
+            // A refused guess is still a guess: each refusal is an event against the account it
+            // aimed at, which the brute-force detector counts with the failures (ASVS V16.3.1).
+            // Queued off the request path, and bounded by the per-address `/token` limit.
+            let detail = if first {
+                format!("too many failures from this address; locked for {retry_after_s} s")
+            } else {
+                format!("refused: this address stays locked for {retry_after_s} s")
+            };
+            let mut e = Event::new("auth.login", "throttled").detail(detail);
+            e = match &email {
+                Some(em) => match users::id_by_email(&app.readers, em.as_str()).await {
+                    Ok(Some(id)) => e.actor(id).target(id),
+                    Ok(None) => e.target(format!("login:{}", &sha256_hex(&account)[..16])),
+                    Err(err) => {
+                        // The 429 stands; the event is kept without its account.
+                        tracing::warn!(error = %err, "looking up a locked account failed");
+                        e
+                    }
+                },
+                None => e,
+            };
+            e.emit(app, meta).await;
             return Err(AppError::RateLimited { retry_after_s });
         }
         Gate::Open { delay } => delay,

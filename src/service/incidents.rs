@@ -3,7 +3,7 @@
 //!
 //! | kind | raised when | level | automatic containment |
 //! |---|---|---|---|
-//! | brute_force | 10 failed logins on one account in 10 minutes | high | (the login guard already slows the account) |
+//! | brute_force | 10 failed logins on one account in 10 minutes (guesses the login guard refused count) | high | (the login guard already slows the account) |
 //! | credential_stuffing | failed logins on 10 different accounts from one address in 10 minutes | high | block the address (IMANGOR_CONTAIN_STUFFING_BLOCK seconds, default 900) |
 //! | refresh_reuse | a spent refresh token presented again | high | the session is revoked; with IMANGOR_CONTAIN_REFRESH_REUSE=all, every session of the user |
 //! | authz_probing | 20 refusals of the policy for one account in 10 minutes | medium | |
@@ -114,6 +114,12 @@ pub async fn detect(
     let mut groups: Groups = Vec::new();
     for row in rows {
         match (row.action.as_str(), row.outcome.as_str()) {
+            // A guess the login guard refused (429) is still a guess on that account.
+            ("auth.login", "throttled") => {
+                if let Some(actor) = &row.actor_id {
+                    group(&mut groups, "brute_force", actor, row);
+                }
+            }
             ("auth.login", "failure") => {
                 if let Some(actor) = &row.actor_id {
                     group(&mut groups, "brute_force", actor, row);
@@ -138,11 +144,21 @@ pub async fn detect(
                 let cap = BRUTE_FORCE_FAILURES + n;
                 let total =
                     incidents::count_by_actor(tx, "auth.login", "failure", subject, since, at, cap)
+                        .await?
+                        + incidents::count_by_actor(
+                            tx,
+                            "auth.login",
+                            "throttled",
+                            subject,
+                            since,
+                            at,
+                            cap,
+                        )
                         .await?;
                 let occ = occurrences(total, BRUTE_FORCE_FAILURES, n);
                 if occ > 0 {
                     let d = format!(
-                        "{BRUTE_FORCE_FAILURES} or more failed logins on one account within 10 minutes"
+                        "{BRUTE_FORCE_FAILURES} or more failed or refused logins on one account within 10 minutes"
                     );
                     raise(
                         tx,

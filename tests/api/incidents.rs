@@ -78,6 +78,70 @@ async fn brute_force_on_one_account_is_one_incident_with_a_count() {
     assert_eq!(metric(&app, "high", "brute_force"), 3);
 }
 
+/// The (account, address) lock refuses guesses 6 to 10 from one address; each refusal is still a
+/// guess and counts toward the brute-force detector (ASVS V16.3.1, issue 16 item 7). The server
+/// keeps its default lock threshold (5) and nothing but its own sealer runs the detector.
+#[tokio::test]
+async fn guesses_refused_by_the_pair_lock_still_raise_brute_force_v16_3_1() {
+    let app = TestApp::spawn_with(&[("IMANGOR_LOGIN_LOCK_AFTER", "5")]).await;
+    let admin = app.admin_tokens().await;
+    let a = app.register("victim@example.com").await;
+    let mut statuses = Vec::new();
+    for _ in 0..10 {
+        statuses.push(wrong_login(&app, &a.email).await);
+    }
+    let (wrong, locked) = statuses.split_at(5);
+    assert!(
+        wrong.iter().all(|s| *s == StatusCode::BAD_REQUEST),
+        "{statuses:?}"
+    );
+    assert!(
+        locked.iter().all(|s| *s == StatusCode::TOO_MANY_REQUESTS),
+        "{statuses:?}"
+    );
+    let started = std::time::Instant::now();
+    let deadline = started + std::time::Duration::from_secs(2);
+    let found = loop {
+        let page: Value = app
+            .get("/api/v1/incidents?limit=100", &admin.access)
+            .await
+            .json()
+            .await
+            .unwrap();
+        let found: Vec<Value> = page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|i| i["kind"] == "brute_force")
+            .cloned()
+            .collect();
+        if !found.is_empty() || std::time::Instant::now() >= deadline {
+            break found;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        found.len(),
+        1,
+        "one brute-force incident within 2 s: {found:?}"
+    );
+    assert_eq!(
+        (&found[0]["level"], &found[0]["subject"], &found[0]["count"]),
+        (&json!("high"), &json!(a.id), &json!(1))
+    );
+    // Each refusal is in the trail, with the account it was aimed at.
+    let refused = events(&app)
+        .await
+        .into_iter()
+        .filter(|e| {
+            e.action == "auth.login"
+                && e.outcome == "throttled"
+                && e.actor_id.as_deref() == Some(a.id.as_str())
+        })
+        .count();
+    assert_eq!(refused, 5);
+}
+
 #[tokio::test]
 async fn credential_stuffing_blocks_the_address() {
     let app = TestApp::spawn().await;
