@@ -289,6 +289,76 @@ pub struct ContainOutcome {
     blocked_until: Option<String>,
 }
 
+/// A containment request whose every field was checked.
+enum Contain<'a> {
+    RevokeSessions(UserId),
+    DisableUser(UserId),
+    BlockAddress {
+        cidr: crate::limits::address::Cidr,
+        seconds: u64,
+        reason: &'a str,
+    },
+}
+
+/// Checks every field of a containment body against its documented schema, whatever the
+/// action, and the fields the action needs: one 422 naming them all, before the policy, any
+/// lookup or any business rule runs.
+fn check_contain(req: &ContainInput) -> Result<Contain<'_>> {
+    let mut errors = ValidationError::default();
+    let action = req.action.as_str();
+    if !["revoke_sessions", "disable_user", "block_address"].contains(&action) {
+        errors.push(
+            "action",
+            "must be revoke_sessions, disable_user or block_address",
+        );
+    }
+    if matches!(action, "revoke_sessions" | "disable_user") && req.user_id.is_none() {
+        errors.push("user_id", "is required for this action");
+    }
+    let cidr = match req
+        .cidr
+        .as_deref()
+        .map(str::parse::<crate::limits::address::Cidr>)
+    {
+        Some(Ok(c)) => Some(c),
+        Some(Err(e)) => {
+            errors.push("cidr", e);
+            None
+        }
+        None => {
+            if action == "block_address" {
+                errors.push("cidr", "is required for this action");
+            }
+            None
+        }
+    };
+    if req
+        .seconds
+        .is_some_and(|s| !(1..=service::containment::MAX_BLOCK_S).contains(&s))
+    {
+        errors.push("seconds", "must be 1..=2592000");
+    }
+    if let Some(Err(e)) = req
+        .reason
+        .as_deref()
+        .map(|r| crate::domain::text::one_line(r, "reason", 200))
+    {
+        errors.errors.extend(e.errors);
+    }
+    errors.into_result()?;
+    let checked = match (action, req.user_id, cidr) {
+        ("revoke_sessions", Some(user), _) => Contain::RevokeSessions(user),
+        ("disable_user", Some(user), _) => Contain::DisableUser(user),
+        ("block_address", _, Some(cidr)) => Contain::BlockAddress {
+            cidr,
+            seconds: req.seconds.unwrap_or(900),
+            reason: req.reason.as_deref().unwrap_or("containment"),
+        },
+        _ => return Err(AppError::Internal(anyhow::anyhow!("checked above"))),
+    };
+    Ok(checked)
+}
+
 /// Containment: end every session of a user, disable a user (the rights of disabling that
 /// account), or block an address or network for a while (admins and managers).
 #[utoipa::path(post, path = "/containment", tag = "security operations", security(("bearer" = [])), request_body = ContainInput,
@@ -300,79 +370,42 @@ async fn contain(
     meta: RequestMeta,
     AppJson(req): AppJson<ContainInput>,
 ) -> Result<Json<ContainOutcome>> {
-    let need_user = || {
-        req.user_id.ok_or_else(|| {
-            AppError::from(ValidationError::field(
-                "user_id",
-                "is required for this action",
-            ))
-        })
-    };
-    let outcome = match req.action.as_str() {
-        "revoke_sessions" => {
+    let checked = check_contain(&req)?;
+    let outcome = match checked {
+        Contain::RevokeSessions(user) => {
             let n =
-                service::containment::revoke_sessions(&app, By::Person(&who), need_user()?, &meta)
-                    .await?;
+                service::containment::revoke_sessions(&app, By::Person(&who), user, &meta).await?;
             ContainOutcome {
                 action: req.action,
                 sessions_revoked: Some(n),
                 blocked_until: None,
             }
         }
-        "disable_user" => {
+        Contain::DisableUser(user) => {
             let change = service::users::AccountChange {
                 role: None,
                 disabled: Some(true),
             };
-            service::users::update(&app, &who, need_user()?, change, &meta).await?;
+            service::users::update(&app, &who, user, change, &meta).await?;
             ContainOutcome {
                 action: req.action,
                 sessions_revoked: None,
                 blocked_until: None,
             }
         }
-        "block_address" => {
-            let mut errors = ValidationError::default();
-            let cidr = match req
-                .cidr
-                .as_deref()
-                .map(str::parse::<crate::limits::address::Cidr>)
-            {
-                Some(Ok(c)) => Some(c),
-                Some(Err(e)) => {
-                    errors.push("cidr", e);
-                    None
-                }
-                None => {
-                    errors.push("cidr", "is required for this action");
-                    None
-                }
-            };
-            let seconds = req.seconds.unwrap_or(900);
-            if !(1..=service::containment::MAX_BLOCK_S).contains(&seconds) {
-                errors.push("seconds", "must be 1..=2592000");
-            }
-            let reason = req.reason.unwrap_or_else(|| "containment".to_owned());
-            if let Err(e) = crate::domain::text::one_line(&reason, "reason", 200) {
-                errors.errors.extend(e.errors);
-            }
-            errors.into_result()?;
-            let cidr = cidr.ok_or_else(|| AppError::Internal(anyhow::anyhow!("checked above")))?;
+        Contain::BlockAddress {
+            cidr,
+            seconds,
+            reason,
+        } => {
             let until =
-                service::containment::block(&app, By::Person(&who), cidr, seconds, &reason, &meta)
+                service::containment::block(&app, By::Person(&who), cidr, seconds, reason, &meta)
                     .await?;
             ContainOutcome {
                 action: req.action,
                 sessions_revoked: None,
                 blocked_until: Some(until.rfc3339()),
             }
-        }
-        _ => {
-            return Err(ValidationError::field(
-                "action",
-                "must be revoke_sessions, disable_user or block_address",
-            )
-            .into());
         }
     };
     Ok(Json(outcome))

@@ -242,27 +242,31 @@ async fn update_me(
         .full_name
         .as_deref()
         .and_then(|n| errors.collect(FullName::parse(n)));
-    let password = match (req.current_password, req.new_password.as_deref()) {
-        (None, None) => None,
-        (None, Some(_)) => {
+    // A new password is checked whenever it is given, with or without `current_password`, so
+    // that one answer names every field that breaks the schema.
+    let new = match req.new_password.as_deref() {
+        None => None,
+        Some(new) => {
+            let email = service::users::me(&app, &who).await?.email;
+            errors.collect(Password::parse(
+                new,
+                &app.config.password_policy,
+                "new_password",
+                Some(&email),
+            ))
+        }
+    };
+    let password = match (req.current_password, req.new_password.is_some()) {
+        (None, false) => None,
+        (None, true) => {
             errors.push("current_password", "is required to change the password");
             None
         }
-        (Some(_), None) => {
+        (Some(_), false) => {
             errors.push("new_password", "is required with current_password");
             None
         }
-        (Some(current), Some(new)) => {
-            let email = service::users::me(&app, &who).await?.email;
-            errors
-                .collect(Password::parse(
-                    new,
-                    &app.config.password_policy,
-                    "new_password",
-                    Some(&email),
-                ))
-                .map(|p| (current, p))
-        }
+        (Some(current), true) => new.map(|p| (current, p)),
     };
     if errors.is_empty() && full_name.is_none() && password.is_none() {
         errors.push(

@@ -143,6 +143,13 @@ pub async fn revoke_sessions(
     user: UserId,
     meta: &RequestMeta,
 ) -> Result<u64> {
+    // The policy first: a caller who may contain no account learns nothing about which exist.
+    if let By::Person(who) = &by {
+        authz::authorize_any(
+            Some(who),
+            &[Action::AccountDisableUser, Action::AccountDisableStaff],
+        )?;
+    }
     let now = Timestamp::now();
     let mut tx = app.db.begin_write().await?;
     let sealed = users::find_for_update(&mut tx, user)

@@ -96,6 +96,41 @@ async fn a_password_change_needs_the_current_password_v6_2_2_v6_2_3() {
     app.login(&a).await;
 }
 
+/// A profile change is checked whole against its documented shapes before anything else: a new
+/// password that breaks the rules is named even when `current_password` is missing too (ASVS
+/// V2.2.1; issue 16 item 15).
+#[tokio::test]
+async fn a_profile_change_names_every_invalid_field_whatever_its_shape_v2_2_1() {
+    let app = TestApp::spawn().await;
+    let a = app.register("whole@example.com").await;
+    let t = app.login(&a).await;
+    let cases: [(Value, &[&str]); 4] = [
+        (
+            json!({"new_password": "short"}),
+            &["current_password", "new_password"],
+        ),
+        (
+            json!({"new_password": "whole@example.com"}),
+            &["current_password", "new_password"],
+        ),
+        (
+            json!({"full_name": "", "new_password": "password1"}),
+            &["full_name", "current_password", "new_password"],
+        ),
+        (
+            json!({"full_name": "", "current_password": "x"}),
+            &["full_name", "new_password"],
+        ),
+    ];
+    for (body, fields) in cases {
+        let res = app.patch_json("/api/v1/users/me", &t.access, &body).await;
+        let p = invalid_fields(res, fields).await;
+        assert_eq!(p["type"], "urn:imangor:problem:invalid", "{body}");
+    }
+    // Nothing changed.
+    app.login(&a).await;
+}
+
 #[tokio::test]
 async fn a_password_change_ends_every_other_session_v7_4_3() {
     let app = TestApp::spawn().await;

@@ -513,6 +513,115 @@ async fn containment_actions_follow_the_roles() {
     problem(res, StatusCode::FORBIDDEN).await;
 }
 
+/// A plain user asking for containment is refused by the policy before any account is looked
+/// up: the same answer for an account that exists and one that does not (ASVS V8.2.1, V6.3.8;
+/// issue 16 item 11).
+#[tokio::test]
+async fn containment_tells_a_plain_user_nothing_about_which_accounts_exist_v8_2_1() {
+    let app = TestApp::spawn().await;
+    let (other, _) = app.user_with_role("other@example.com", "user").await;
+    let (_, u) = app.user_with_role("plain@example.com", "user").await;
+    let nobody = uuid::Uuid::now_v7().to_string();
+    for action in ["revoke_sessions", "disable_user"] {
+        let mut answers = Vec::new();
+        for id in [other.id.as_str(), app.admin.id.as_str(), nobody.as_str()] {
+            let res = app
+                .post_json(
+                    "/api/v1/containment",
+                    Some(&u.access),
+                    &json!({"action": action, "user_id": id}),
+                )
+                .await;
+            answers.push(problem(res, StatusCode::FORBIDDEN).await);
+        }
+        assert_eq!(answers[0], answers[1], "{action}: a user and an admin");
+        assert_eq!(answers[0], answers[2], "{action}: an account and none");
+        assert_eq!(answers[0]["type"], "urn:imangor:problem:forbidden");
+    }
+    // The accounts are untouched.
+    let admin = app.admin_tokens().await;
+    assert_eq!(
+        app.get("/api/v1/users/me", &admin.access).await.status(),
+        StatusCode::OK
+    );
+}
+
+/// Every field of a containment body is checked against its documented schema whatever the
+/// action, before the policy, a lookup or a business rule runs (ASVS V2.2.1; issue 16 item 15):
+/// containing one's own account with `seconds: 0` is a 422 naming `seconds`, not the 409 of
+/// the rule.
+#[tokio::test]
+async fn containment_bodies_are_validated_whole_before_any_rule_v2_2_1() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_tokens().await;
+    let (_, m) = app.user_with_role("m@example.com", "manager").await;
+    let (_, u) = app.user_with_role("u@example.com", "user").await;
+    let nobody = uuid::Uuid::now_v7().to_string();
+    let long = "r".repeat(201);
+    let cases: Vec<(&Tokens, Value, &[&str])> = vec![
+        // The rule would say 409 (one's own account).
+        (
+            &admin,
+            json!({"action": "revoke_sessions", "user_id": app.admin.id, "seconds": 0}),
+            &["seconds"],
+        ),
+        (
+            &admin,
+            json!({"action": "disable_user", "user_id": app.admin.id, "seconds": 2_592_001}),
+            &["seconds"],
+        ),
+        // The lookup would say 404.
+        (
+            &admin,
+            json!({"action": "revoke_sessions", "user_id": nobody, "reason": long}),
+            &["reason"],
+        ),
+        (
+            &m,
+            json!({"action": "disable_user", "user_id": nobody, "cidr": "not-a-net"}),
+            &["cidr"],
+        ),
+        (
+            &m,
+            json!({"action": "revoke_sessions", "seconds": 0}),
+            &["user_id", "seconds"],
+        ),
+        // The rule would say 409 (the caller's own address).
+        (
+            &m,
+            json!({"action": "block_address", "cidr": "127.0.0.0/8", "reason": "two\nlines"}),
+            &["reason"],
+        ),
+        (
+            &admin,
+            json!({"action": "shutdown", "seconds": 0}),
+            &["action", "seconds"],
+        ),
+        // The policy would say 403.
+        (
+            &u,
+            json!({"action": "revoke_sessions", "user_id": app.admin.id, "seconds": 0}),
+            &["seconds"],
+        ),
+    ];
+    for (who, body, fields) in cases {
+        let res = app
+            .post_json("/api/v1/containment", Some(&who.access), &body)
+            .await;
+        let p = invalid_fields(res, fields).await;
+        assert_eq!(p["type"], "urn:imangor:problem:invalid", "{body}");
+    }
+    // Nothing was contained.
+    assert_eq!(
+        app.get("/api/v1/users/me", &admin.access).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.get("/api/v1/users/me", &m.access).await.status(),
+        StatusCode::OK
+    );
+}
+
 #[tokio::test]
 async fn alerts_reach_the_webhook_signed_and_retried() {
     use axum::routing::post;
