@@ -110,6 +110,20 @@ pub async fn find(tx: &mut Tx, id: UserId) -> sqlx::Result<Option<User>> {
     })
 }
 
+/// Holds the account's quota lock until the transaction ends, so that two creates of one account
+/// count and insert one after the other (a quota is never overshot by concurrent creates).
+/// PostgreSQL: `for no key update` on the account's row, which does not wait on inserts that only
+/// reference it; SQLite: `BEGIN IMMEDIATE` already serialises every writer.
+pub async fn lock_for_quota(tx: &mut Tx, id: UserId) -> sqlx::Result<()> {
+    if let TxConn::Postgres(t) = &mut tx.conn {
+        sqlx::query("select id from users where id = $1 for no key update")
+            .bind(id.to_string())
+            .fetch_optional(&mut **t)
+            .await?;
+    }
+    Ok(())
+}
+
 /// An account to act on, sealed until the policy allows it. Locks the row for the rest of the transaction on PostgreSQL (SQLite's `BEGIN IMMEDIATE` already holds the lock).
 pub async fn find_for_update(tx: &mut Tx, id: UserId) -> sqlx::Result<Option<Sealed<User>>> {
     let sql = match &tx.conn {
