@@ -67,12 +67,6 @@ macro_rules! resource_row {
     }};
 }
 
-/// How many resources `owner` holds (its quota's count; through the `resources_owner` index).
-pub async fn count_owned(tx: &mut Tx, owner: UserId) -> sqlx::Result<i64> {
-    on_tx!(tx, c => sqlx::query_scalar("select count(*) from resources where owner_id = $1")
-        .bind(owner.to_string()).fetch_one(c).await)
-}
-
 /// Creates a resource owned by the caller the policy allowed.
 pub async fn insert(
     tx: &mut Tx,

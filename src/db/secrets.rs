@@ -87,12 +87,6 @@ pub async fn insert(
     Ok(())
 }
 
-/// How many secrets `owner` holds (its quota's count; through the `secrets_owner` index).
-pub async fn count_owned(tx: &mut Tx, owner: UserId) -> sqlx::Result<i64> {
-    on_tx!(tx, c => sqlx::query_scalar("select count(*) from secrets where owner_id = $1")
-        .bind(owner.to_string()).fetch_one(c).await)
-}
-
 fn owner_of(grant: &Authorized<()>) -> crate::error::Result<UserId> {
     grant
         .by()

@@ -11,8 +11,9 @@ use crate::state::AppState;
 pub async fn create(app: &AppState, who: &Principal, fields: ResourceFields) -> Result<Resource> {
     let grant = authz::authorize_plain(Some(who), Action::ResourceCreate)?;
     let mut tx = app.db.begin_write().await?;
-    crate::db::users::lock_for_quota(&mut tx, who.user_id()).await?;
-    let held = resources::count_owned(&mut tx, who.user_id()).await?;
+    let held = crate::db::users::holdings_for_create(&mut tx, who.user_id())
+        .await?
+        .resources;
     if u64::try_from(held).unwrap_or(0) >= app.config.quota_resources {
         return Err(AppError::QuotaExceeded {
             what: "resources",

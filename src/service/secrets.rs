@@ -29,8 +29,9 @@ pub async fn create(
     drop(value);
     let now = Timestamp::now();
     let mut tx = app.db.begin_write().await?;
-    crate::db::users::lock_for_quota(&mut tx, who.user_id()).await?;
-    let held = secrets::count_owned(&mut tx, who.user_id()).await?;
+    let held = crate::db::users::holdings_for_create(&mut tx, who.user_id())
+        .await?
+        .secrets;
     if u64::try_from(held).unwrap_or(0) >= app.config.quota_secrets {
         return Err(AppError::QuotaExceeded {
             what: "secrets",

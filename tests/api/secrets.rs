@@ -472,6 +472,17 @@ async fn the_create_past_the_secret_quota_is_refused_with_403_quota_exceeded() {
         .await;
     problem(res, StatusCode::FORBIDDEN).await;
     create(&app, &b.access, "b's own", "v").await;
+    // A deleted secret frees its place.
+    let gone = listed["items"][0]["id"].as_str().unwrap();
+    let res = app
+        .client
+        .delete(app.url(&format!("/api/v1/secrets/{gone}")))
+        .bearer_auth(&a.access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    create(&app, &a.access, "in the freed place", "v").await;
 }
 
 /// An imported Fernet value is bound to no row; its first read seals it under the AEAD bound to
