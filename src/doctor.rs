@@ -126,6 +126,18 @@ pub async fn examine(config: &Config, deployment: Deployment) -> Vec<Finding> {
             "IMANGOR_BOOTSTRAP_ADMIN_PASSWORD is set: remove it once the first admin has changed the password",
         );
     }
+    let generated = config
+        .data_dir
+        .join(crate::service::users::BOOTSTRAP_PASSWORD_FILE);
+    if generated.exists() {
+        warn(
+            &mut out,
+            format!(
+                "{} still holds the generated bootstrap admin password: log in, change it, then delete the file",
+                generated.display()
+            ),
+        );
+    }
     permissions(&config.data_dir, &mut out);
     if let Some(db) = connect(config, &mut out).await {
         key_ages(config, &db, &mut out).await;

@@ -431,6 +431,16 @@ async fn production_keeps_a_generated_bootstrap_password_in_a_private_file_never
         .unwrap_or_else(|| panic!("the start says where the password is: {out}"));
     assert_eq!(logged["path"], file.display().to_string());
     assert_eq!(logged["email"], "admin@imangor.local");
+    // Until it is deleted, the doctor reminds the operator of the file (and never shows it).
+    let doctor = command(&envs).arg("doctor").output().await.unwrap();
+    let report = String::from_utf8_lossy(&doctor.stdout);
+    assert!(
+        report.lines().any(|l| l.starts_with("WARN")
+            && l.contains(&file.display().to_string())
+            && l.contains("bootstrap admin password")),
+        "{report}"
+    );
+    assert!(!report.contains(&password), "{report}");
 
     // A second start finds the admin and writes nothing.
     std::fs::remove_file(&file).unwrap();
