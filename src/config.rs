@@ -68,8 +68,11 @@ pub struct Config {
     pub database_url: Option<Secret>,
     pub db_max_connections: u32,
     pub db_acquire_timeout: Duration,
-    /// Shared state of the replicas (`redis://`); `None`: this process only.
+    /// Shared state of the replicas (`redis://` or `rediss://`); `None`: this process only.
     pub redis_url: Option<Secret>,
+    /// The operator says the network to PostgreSQL and Redis is trusted (a NetworkPolicy, a
+    /// private link): production then accepts links that are not verified TLS (ASVS V12.3.1).
+    pub allow_plaintext_backends: bool,
     /// Put before every Redis key and channel, so that several deployments can share a server.
     pub redis_prefix: String,
     pub jwt_secret: Option<Secret>,
@@ -114,6 +117,9 @@ pub struct Config {
     pub max_connections: usize,
     /// Time a client has to send a request's headers (slowloris defence; also closes idle keep-alive).
     pub header_timeout: Duration,
+    /// Resources and secrets one account may hold; the create past it is refused (403).
+    pub quota_resources: u64,
+    pub quota_secrets: u64,
 }
 
 /// Clock skew allowed when checking `exp`, `nbf` and `iat` (RFC 8725 advice: small and fixed).
@@ -145,6 +151,7 @@ const KEYS: &[Key] = &[
     k("db_acquire_timeout"),
     s("redis_url"),
     k("redis_prefix"),
+    k("allow_plaintext_backends"),
     s("jwt_secret"),
     s("jwt_keys"),
     s("data_keys"),
@@ -179,6 +186,8 @@ const KEYS: &[Key] = &[
     k("cors_credentials"),
     k("max_connections"),
     k("header_timeout"),
+    k("quota_resources"),
+    k("quota_secrets"),
 ];
 
 /// Raw settings by key, before typing. Holds secrets too, so `Debug` is not derived. Remembers
@@ -399,13 +408,13 @@ impl Config {
                 1..=300,
             )?),
             redis_url: match raw.get("redis_url") {
-                Some(u) if u.starts_with("redis://") => Some(Secret::new(u.to_owned())),
-                // TLS to Redis would need a second TLS stack in the build; not offered yet.
-                Some(_) => {
-                    bail!("IMANGOR_REDIS_URL must start with redis:// (TLS is not supported)")
+                Some(u) if u.starts_with("redis://") || u.starts_with("rediss://") => {
+                    Some(Secret::new(u.to_owned()))
                 }
+                Some(_) => bail!("IMANGOR_REDIS_URL must start with redis:// or rediss:// (TLS)"),
                 None => None,
             },
+            allow_plaintext_backends: parse(raw, "allow_plaintext_backends", false)?,
             redis_prefix: match raw.get("redis_prefix").unwrap_or("imangor:") {
                 p if !p.is_empty()
                     && p.len() <= 64
@@ -503,6 +512,8 @@ impl Config {
             cors_credentials: parse(raw, "cors_credentials", false)?,
             max_connections: parse(raw, "max_connections", 1024usize)?.clamp(1, 1_000_000),
             header_timeout: Duration::from_secs(seconds(raw, "header_timeout", 10, 1..=300)?),
+            quota_resources: seconds(raw, "quota_resources", 10_000, 1..=100_000_000)?,
+            quota_secrets: seconds(raw, "quota_secrets", 1_000, 1..=100_000_000)?,
         };
         config.check_production()?;
         Ok(config)
@@ -574,6 +585,31 @@ impl Config {
         if self.cors_credentials && self.cors_origins.iter().any(|o| o == "*") {
             out.push("IMANGOR_CORS_ORIGINS=* with IMANGOR_CORS_CREDENTIALS=true is refused in production: list the origins".into());
         }
+        if !self.allow_plaintext_backends {
+            for link in self.plaintext_links() {
+                out.push(format!(
+                    "{link}: refused in production; use verified TLS, or set IMANGOR_ALLOW_PLAINTEXT_BACKENDS=true where the network to it is trusted (ASVS V12.3.1)"
+                ));
+            }
+        }
+        out
+    }
+
+    /// The links to PostgreSQL and Redis that leave this host without verified TLS, each named by
+    /// its variable, host and why (never the URL: it may hold a password). A link to a loopback
+    /// address or a Unix socket stays on the host and is not listed.
+    pub fn plaintext_links(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(url) = &self.database_url
+            && let Some(link) = postgres_link(url.expose())
+        {
+            out.push(link);
+        }
+        if let Some(url) = &self.redis_url
+            && let Some(link) = redis_link(url.expose())
+        {
+            out.push(link);
+        }
         out
     }
 
@@ -584,6 +620,75 @@ impl Config {
     pub fn sqlite_path(&self) -> PathBuf {
         self.data_dir.join("imangor.db")
     }
+}
+
+/// True for a host name that stays on this machine: `localhost`, a loopback address, or a path
+/// (a Unix socket).
+fn is_local_host(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.is_empty()
+        || host.starts_with('/')
+        || host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// A PostgreSQL URL that reaches another host without `sslmode=verify-full` or `verify-ca`:
+/// what is wrong with it, without the URL itself. `None` for SQLite, a local link, or verified TLS.
+fn postgres_link(url: &str) -> Option<String> {
+    use sqlx::postgres::{PgConnectOptions, PgSslMode};
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        return None;
+    }
+    // A URL that does not parse is reported when connecting, naming the variable.
+    let opts: PgConnectOptions = url.parse().ok()?;
+    if opts.get_socket().is_some() || is_local_host(opts.get_host()) {
+        return None;
+    }
+    let mode = opts.get_ssl_mode();
+    if matches!(mode, PgSslMode::VerifyFull | PgSslMode::VerifyCa) {
+        return None;
+    }
+    let mode = match mode {
+        PgSslMode::Disable => "disable",
+        PgSslMode::Allow => "allow",
+        PgSslMode::Prefer => "prefer (the default)",
+        _ => "require (encrypted, but the server is not verified)",
+    };
+    Some(format!(
+        "IMANGOR_DATABASE_URL: the link to PostgreSQL at {}:{} is not verified TLS (sslmode={mode}; verify-full or verify-ca is needed)",
+        opts.get_host(),
+        opts.get_port()
+    ))
+}
+
+/// A Redis URL that reaches another host without verified TLS (`rediss://`, never `#insecure`).
+fn redis_link(url: &str) -> Option<String> {
+    use redis::{ConnectionAddr, IntoConnectionInfo};
+    let info = url.into_connection_info().ok()?;
+    let (host, port, why) = match info.addr() {
+        ConnectionAddr::Tcp(host, port) => {
+            (host, *port, "redis:// is plaintext; rediss:// is needed")
+        }
+        ConnectionAddr::TcpTls {
+            host,
+            port,
+            insecure: true,
+            ..
+        } => (
+            host,
+            *port,
+            "rediss://...#insecure does not verify the server",
+        ),
+        _ => return None,
+    };
+    if is_local_host(host) {
+        return None;
+    }
+    Some(format!(
+        "IMANGOR_REDIS_URL: the link to Redis at {host}:{port} is not verified TLS ({why})"
+    ))
 }
 
 /// `IMANGOR_CORS_ORIGINS`: comma-separated `scheme://host[:port]` origins, or `*`.
@@ -742,6 +847,16 @@ pub fn ensure_data_dir(dir: &Path) -> anyhow::Result<()> {
         set_mode(dir, 0o700)?;
     }
     Ok(())
+}
+
+/// Writes `content` to a new file readable by this user only (0600), replacing any file there.
+pub fn replace_private(path: &Path, content: &[u8]) -> anyhow::Result<()> {
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("replacing {}", path.display())),
+    }
+    write_private(path, content)
 }
 
 fn write_private(path: &Path, content: &[u8]) -> anyhow::Result<()> {

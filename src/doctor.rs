@@ -58,6 +58,17 @@ pub async fn examine(config: &Config, deployment: Deployment) -> Vec<Finding> {
     for why in config.refusals() {
         fail(&mut out, why);
     }
+    // A plaintext link the operator allowed is still named, so that the reviewer sees it.
+    if config.allow_plaintext_backends {
+        for link in config.plaintext_links() {
+            warn(
+                &mut out,
+                format!(
+                    "{link}: allowed by IMANGOR_ALLOW_PLAINTEXT_BACKENDS=true; only a closed network (a NetworkPolicy, a private link) keeps a listener on the path from reading or changing it"
+                ),
+            );
+        }
+    }
     keyrings(config, &mut out);
     if deployment.behind_proxy && config.trusted_proxies.is_empty() {
         fail(
@@ -113,6 +124,18 @@ pub async fn examine(config: &Config, deployment: Deployment) -> Vec<Finding> {
         warn(
             &mut out,
             "IMANGOR_BOOTSTRAP_ADMIN_PASSWORD is set: remove it once the first admin has changed the password",
+        );
+    }
+    let generated = config
+        .data_dir
+        .join(crate::service::users::BOOTSTRAP_PASSWORD_FILE);
+    if generated.exists() {
+        warn(
+            &mut out,
+            format!(
+                "{} still holds the generated bootstrap admin password: log in, change it, then delete the file",
+                generated.display()
+            ),
         );
     }
     permissions(&config.data_dir, &mut out);

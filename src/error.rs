@@ -78,6 +78,13 @@ pub enum AppError {
     /// A rule of the domain refused the operation (for example: the last admin cannot be demoted).
     #[error("{0}")]
     Refused(&'static str),
+    /// The account holds as many of these as its quota allows (`var` sets the limit).
+    #[error("quota exceeded: an account may hold at most {limit} {what} ({var})")]
+    QuotaExceeded {
+        what: &'static str,
+        limit: u64,
+        var: &'static str,
+    },
     #[error(transparent)]
     Invalid(#[from] ValidationError),
     #[error("too many requests")]

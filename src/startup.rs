@@ -102,14 +102,24 @@ impl App {
         record_start(&state).await?;
         if let Some((email, password)) = crate::service::users::bootstrap_admin(&state)
             .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .map_err(|e| match e {
+                crate::error::AppError::Internal(e) => e.context("creating the bootstrap admin"),
+                e => anyhow::anyhow!("{e}"),
+            })?
         {
+            use crate::service::users::BootstrapPassword;
             match password {
-                // Printed once, on stderr, never logged.
-                Some(p) => eprintln!(
+                // Development: printed once, on stderr, never logged.
+                BootstrapPassword::Generated(p) => eprintln!(
                     "\n==== imangor: bootstrap admin created ====\n  email:    {email}\n  password: {p}\n  This password is shown once. Log in and change it.\n==========================================\n"
                 ),
-                None => {
+                // Production: the password stays in its 0600 file; only the path is logged.
+                BootstrapPassword::Written(path) => tracing::warn!(
+                    email = %email,
+                    path = %path.display(),
+                    "bootstrap admin created: its generated password is in this file (0600); log in, change it, then delete the file"
+                ),
+                BootstrapPassword::Configured => {
                     tracing::info!(email = %email, "bootstrap admin created from IMANGOR_BOOTSTRAP_ADMIN_*")
                 }
             }
@@ -321,21 +331,34 @@ async fn prune_loop(db: Db) {
     }
 }
 
-/// Resolves on SIGTERM or Ctrl-C.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Resolves on SIGTERM or Ctrl-C. The handlers are installed when this is called, not when the
+/// future is first polled: a SIGTERM that arrives just after "imangor serving" is logged drains
+/// the server instead of killing it.
+pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
+    let (term, int) = {
+        use tokio::signal::unix::{SignalKind, signal};
+        (
+            signal(SignalKind::terminate()).ok(),
+            signal(SignalKind::interrupt()).ok(),
+        )
     };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    async move {
+        #[cfg(unix)]
+        {
+            let wait = |s: Option<tokio::signal::unix::Signal>| async move {
+                match s {
+                    Some(mut s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! { _ = wait(term) => {}, _ = wait(int) => {} }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
 }

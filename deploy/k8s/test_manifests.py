@@ -295,6 +295,11 @@ def check_config(docs):
     for key in data:
         if key in SECRET_SETTINGS:
             bad.append(f"ConfigMap: holds the secret {key}")
+    # Plaintext links to PostgreSQL and Redis are only acceptable on a closed network.
+    if data.get("IMANGOR_ALLOW_PLAINTEXT_BACKENDS") == "true" and not any(
+        p["metadata"]["name"] == "default-deny-all" for p in of_kind(docs, "NetworkPolicy")
+    ):
+        bad.append("ConfigMap: IMANGOR_ALLOW_PLAINTEXT_BACKENDS=true with no default-deny NetworkPolicy")
     return bad
 
 
@@ -587,6 +592,7 @@ BREAKAGES = [
     ("development mode", lambda d: of_kind(d, "ConfigMap")[0]["data"].update(IMANGOR_ENV="development"), "IMANGOR_ENV"),
     ("no trusted proxies", lambda d: of_kind(d, "ConfigMap")[0]["data"].pop("IMANGOR_TRUSTED_PROXIES"), "TRUSTED_PROXIES"),
     ("secret in the ConfigMap", lambda d: of_kind(d, "ConfigMap")[0]["data"].update(IMANGOR_DATABASE_URL="postgres://u:p@db/x"), "IMANGOR_DATABASE_URL"),
+    ("plaintext backends on an open network", lambda d: [d.remove(p) for p in of_kind(d, "NetworkPolicy")], "IMANGOR_ALLOW_PLAINTEXT_BACKENDS"),
     ("a rendered Secret", lambda d: d.append({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "imangor-secrets", "namespace": NAMESPACE}, "stringData": {"jwt-keys": "x"}}), "Secret"),
     ("no default deny", lambda d: d.remove(next(p for p in of_kind(d, "NetworkPolicy") if p["metadata"]["name"] == "default-deny-all")), "default-deny"),
     ("API open to every namespace", lambda d: policy(d)["ingress"][0]["from"].append({"namespaceSelector": {}}), "ingress allows more"),

@@ -148,7 +148,9 @@ pub async fn count_by_key(tx: &mut Tx) -> sqlx::Result<Vec<(String, i64)>> {
     })
 }
 
-/// The next rows not sealed under `current`, in id order after `after` (rotation's cursor).
+/// The next rows not sealed under `current` by the AEAD, in id order after `after` (rotation's
+/// cursor): rows under older keys, and imported Fernet tokens (`gAAAAA...`, bound to no row)
+/// whatever key they name.
 pub async fn not_under(
     tx: &mut Tx,
     current: &str,
@@ -158,8 +160,8 @@ pub async fn not_under(
     on_tx!(tx, c => {
         let rows = sqlx::query(
             "select id, owner_id, name, key_id, ciphertext, created_at from secrets
-             where key_id <> $1 and id > $2 order by id limit $3")
-            .bind(current).bind(after).bind(i64::from(limit)).fetch_all(c).await?;
+             where (key_id <> $1 or substr(ciphertext, 1, 6) = $4) and id > $2 order by id limit $3")
+            .bind(current).bind(after).bind(i64::from(limit)).bind(&b"gAAAAA"[..]).fetch_all(c).await?;
         rows.iter().map(|r| Ok(secret_row!(r))).collect()
     })
 }

@@ -124,6 +124,36 @@ pub async fn find(tx: &mut Tx, id: UserId) -> sqlx::Result<Option<User>> {
     })
 }
 
+/// What an account holds, against its quotas.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Holdings {
+    pub resources: i64,
+    pub secrets: i64,
+}
+
+/// How many resources and secrets the account holds (counts kept by triggers, migration 0008),
+/// and its quota lock until the transaction ends, so that two creates of one account read and
+/// insert one after the other (a quota is never overshot by concurrent creates). PostgreSQL:
+/// `for no key update` on the account's row (it does not wait on inserts that only reference
+/// the row); SQLite: `BEGIN IMMEDIATE` already serialises every writer.
+pub async fn holdings_for_create(tx: &mut Tx, id: UserId) -> sqlx::Result<Holdings> {
+    let sql = match &tx.conn {
+        TxConn::Sqlite(_) => "select resource_count, secret_count from users where id = $1",
+        TxConn::Postgres(_) => {
+            "select resource_count, secret_count from users where id = $1 for no key update"
+        }
+    };
+    on_tx!(tx, c => {
+        match sqlx::query(sql).bind(id.to_string()).fetch_optional(c).await? {
+            None => Ok(Holdings::default()),
+            Some(r) => Ok(Holdings {
+                resources: r.try_get("resource_count")?,
+                secrets: r.try_get("secret_count")?,
+            }),
+        }
+    })
+}
+
 /// An account to act on, sealed until the policy allows it. Locks the row for the rest of the transaction on PostgreSQL (SQLite's `BEGIN IMMEDIATE` already holds the lock).
 pub async fn find_for_update(tx: &mut Tx, id: UserId) -> sqlx::Result<Option<Sealed<User>>> {
     let sql = match &tx.conn {

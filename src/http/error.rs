@@ -55,6 +55,7 @@ impl IntoResponse for AppError {
             }
             AppError::Denied(_) => (StatusCode::FORBIDDEN, "forbidden"),
             AppError::WrongPassword => (StatusCode::FORBIDDEN, "wrong_password"),
+            AppError::QuotaExceeded { .. } => (StatusCode::FORBIDDEN, "quota_exceeded"),
             AppError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
             AppError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             AppError::Refused(_) => (StatusCode::CONFLICT, "refused"),
@@ -164,7 +165,7 @@ impl From<AppError> for OAuthError {
                 "the credentials or the refresh token are not valid",
                 None,
             ),
-            AppError::Invalid(_) | AppError::Conflict(_) => (
+            AppError::Invalid(_) | AppError::Conflict(_) | AppError::QuotaExceeded { .. } => (
                 StatusCode::BAD_REQUEST,
                 "invalid_request",
                 "the request is malformed",

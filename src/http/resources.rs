@@ -100,7 +100,9 @@ fn resource_id(raw: &str) -> Result<ResourceId> {
 
 /// Create a resource owned by the caller.
 #[utoipa::path(post, path = "/resources", tag = "resources", security(("bearer" = [])), request_body = ResourceInput,
-    responses((status = 201, body = ResourceView), (status = 401), (status = 422, description = "invalid input")))]
+    responses((status = 201, body = ResourceView), (status = 401),
+        (status = 403, description = "quota_exceeded: the caller holds IMANGOR_QUOTA_RESOURCES resources already", body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "invalid input")))]
 async fn create(
     State(app): State<AppState>,
     who: Principal,

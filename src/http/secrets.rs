@@ -84,7 +84,9 @@ fn secret_id(raw: &str) -> Result<SecretId> {
 
 /// Store a secret. The value is encrypted (AES-256-GCM, bound to its owner and id) before it is stored.
 #[utoipa::path(post, path = "/secrets", tag = "secrets", security(("bearer" = [])), request_body = SecretInput,
-    responses((status = 201, body = SecretSummary), (status = 401), (status = 409, description = "the caller has a secret of this name"),
+    responses((status = 201, body = SecretSummary), (status = 401),
+        (status = 403, description = "quota_exceeded: the caller holds IMANGOR_QUOTA_SECRETS secrets already", body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "the caller has a secret of this name"),
         (status = 422, description = "invalid input")))]
 async fn create(
     State(app): State<AppState>,

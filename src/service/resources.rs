@@ -10,7 +10,17 @@ use crate::state::AppState;
 #[tracing::instrument(skip_all, fields(user_id = %who.user_id()))]
 pub async fn create(app: &AppState, who: &Principal, fields: ResourceFields) -> Result<Resource> {
     let grant = authz::authorize_plain(Some(who), Action::ResourceCreate)?;
-    let mut tx = app.db.begin().await?;
+    let mut tx = app.db.begin_write().await?;
+    let held = crate::db::users::holdings_for_create(&mut tx, who.user_id())
+        .await?
+        .resources;
+    if u64::try_from(held).unwrap_or(0) >= app.config.quota_resources {
+        return Err(AppError::QuotaExceeded {
+            what: "resources",
+            limit: app.config.quota_resources,
+            var: "IMANGOR_QUOTA_RESOURCES",
+        });
+    }
     let r = resources::insert(&mut tx, &grant, &fields, Timestamp::now()).await?;
     tx.commit().await?;
     Ok(r)

@@ -6,6 +6,7 @@
 use super::{Event, RequestMeta};
 use crate::authz::{self, Action, Principal};
 use crate::crypto::data::{DataKeyring, OpenError};
+use crate::crypto::fernet;
 use crate::db::secrets::{self, SecretEntry, SecretRow, binding};
 use crate::db::{Db, Tx};
 use crate::domain::{SecretId, SecretName, SecretValue, Timestamp};
@@ -27,7 +28,17 @@ pub async fn create(
         .seal(value.expose().as_bytes(), &binding(who.user_id(), id))?;
     drop(value);
     let now = Timestamp::now();
-    let mut tx = app.db.begin().await?;
+    let mut tx = app.db.begin_write().await?;
+    let held = crate::db::users::holdings_for_create(&mut tx, who.user_id())
+        .await?
+        .secrets;
+    if u64::try_from(held).unwrap_or(0) >= app.config.quota_secrets {
+        return Err(AppError::QuotaExceeded {
+            what: "secrets",
+            limit: app.config.quota_secrets,
+            var: "IMANGOR_QUOTA_SECRETS",
+        });
+    }
     secrets::insert(&mut tx, &grant, id, &name, &sealed, now).await?;
     Event::new("secret.create", "success")
         .actor(who.user_id())
@@ -73,11 +84,17 @@ pub async fn open(
     row: &SecretRow,
     meta: &RequestMeta,
 ) -> Result<SecretValue> {
-    let fault = match keys.open(&row.key_id, &row.ciphertext, &binding(row.owner_id, row.id)) {
-        Ok(bytes) => match SecretValue::from_stored(bytes) {
-            Some(v) => return Ok(v),
-            None => "the opened value is not UTF-8".to_owned(),
-        },
+    let aad = binding(row.owner_id, row.id);
+    let fault = match keys.open(&row.key_id, &row.ciphertext, &aad) {
+        Ok(bytes) => {
+            if fernet::looks_like(&row.ciphertext) {
+                reseal_imported(db, keys, row, &bytes, &aad, meta).await;
+            }
+            match SecretValue::from_stored(bytes) {
+                Some(v) => return Ok(v),
+                None => "the opened value is not UTF-8".to_owned(),
+            }
+        }
         Err(e @ (OpenError::Tampered | OpenError::UnknownKey(_))) => e.to_string(),
     };
     let mut tx = db.begin().await?;
@@ -92,6 +109,44 @@ pub async fn open(
         "secret {} did not open: {fault}",
         row.id
     )))
+}
+
+/// An imported Fernet value is bound to no row: the first read seals it under the newest key with
+/// its row's binding, in a transaction that replaces it only if it is still the value read (a
+/// concurrent `keys reencrypt` or delete wins). A failure leaves the value as it was, readable,
+/// for `imangor keys reencrypt` to reseal; the read itself still answers.
+async fn reseal_imported(
+    db: &Db,
+    keys: &DataKeyring,
+    row: &SecretRow,
+    plain: &[u8],
+    aad: &[u8],
+    meta: &RequestMeta,
+) {
+    let resealed = async {
+        let sealed = keys.seal(plain, aad)?;
+        let mut tx = db.begin_write().await?;
+        if secrets::reseal(&mut tx, row, &sealed).await? {
+            Event::new("secret.reseal", "success")
+                .target(format!("secret:{}", row.id))
+                .detail(format!(
+                    "imported Fernet value (key {}) sealed under key {}, bound to its row",
+                    row.key_id, sealed.key_id
+                ))
+                .record(&mut tx, meta)
+                .await?;
+        }
+        tx.commit().await?;
+        anyhow::Ok(())
+    }
+    .await;
+    if let Err(e) = resealed {
+        tracing::warn!(
+            secret = %row.id,
+            error = %format!("{e:#}"),
+            "resealing an imported Fernet value failed; `imangor keys reencrypt` reseals it"
+        );
+    }
 }
 
 /// Deletes a secret: its owner, or an admin containing an incident (who never reads it).

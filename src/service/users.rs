@@ -292,8 +292,22 @@ fn disable_action(target_role: Role) -> Action {
     }
 }
 
-/// Creates the first admin when no admin exists. Returns the generated password, if one was made.
-pub async fn bootstrap_admin(app: &AppState) -> Result<Option<(String, Option<String>)>> {
+/// Where the first admin's password is (no `Debug`: it may hold the password).
+pub enum BootstrapPassword {
+    /// `IMANGOR_BOOTSTRAP_ADMIN_PASSWORD(_FILE)` gave it.
+    Configured,
+    /// Generated; development shows it once on stderr.
+    Generated(String),
+    /// Generated and written to this 0600 file of the data dir (production: never printed, so
+    /// it never reaches a log pipeline).
+    Written(std::path::PathBuf),
+}
+
+/// The file of the data dir that holds a generated bootstrap password in production.
+pub const BOOTSTRAP_PASSWORD_FILE: &str = "bootstrap-admin-password";
+
+/// Creates the first admin when no admin exists, and says where its password is.
+pub async fn bootstrap_admin(app: &AppState) -> Result<Option<(String, BootstrapPassword)>> {
     let mut tx = app.db.begin().await?;
     let exists = users::any_admin(&mut tx).await?;
     tx.commit().await?;
@@ -318,6 +332,12 @@ pub async fn bootstrap_admin(app: &AppState) -> Result<Option<(String, Option<St
     )?;
     let hash = app.hasher.hash(checked.expose()).await?;
     let name = FullName::parse("Administrator")?;
+    // Written before the account exists: an admin whose password was lost is never created.
+    let file = (generated && app.config.is_production())
+        .then(|| app.config.data_dir.join(BOOTSTRAP_PASSWORD_FILE));
+    if let Some(path) = &file {
+        crate::config::replace_private(path, format!("{password}\n").as_bytes())?;
+    }
     let mut tx = app.db.begin().await?;
     match insert(&mut tx, &email, &name, &hash, Role::Admin).await {
         Ok(u) => {
@@ -326,11 +346,26 @@ pub async fn bootstrap_admin(app: &AppState) -> Result<Option<(String, Option<St
                 .record(&mut tx, &RequestMeta::default())
                 .await?;
             tx.commit().await?;
-            Ok(Some((u.email, generated.then_some(password))))
+            let where_ = match file {
+                Some(path) => BootstrapPassword::Written(path),
+                None if generated => BootstrapPassword::Generated(password),
+                None => BootstrapPassword::Configured,
+            };
+            Ok(Some((u.email, where_)))
         }
-        // Another replica created it first.
-        Err(AppError::Conflict(_)) => Ok(None),
-        Err(e) => Err(e),
+        // Another replica created it first: this replica's password opens nothing.
+        Err(AppError::Conflict(_)) => {
+            if let Some(path) = &file {
+                let _ = std::fs::remove_file(path);
+            }
+            Ok(None)
+        }
+        Err(e) => {
+            if let Some(path) = &file {
+                let _ = std::fs::remove_file(path);
+            }
+            Err(e)
+        }
     }
 }
 

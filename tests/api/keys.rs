@@ -35,6 +35,47 @@ pub(crate) async fn sql(url: &str, statement: &str) {
     }
 }
 
+/// Every secret row as stored: (id, key id, ciphertext).
+async fn stored_rows(url: &str) -> Vec<(String, String, Vec<u8>)> {
+    use sqlx::{Connection, Row};
+    let q = "select id, key_id, ciphertext from secrets order by id";
+    let rows: Vec<(String, String, Vec<u8>)> = if url.starts_with("postgres") {
+        let mut c = sqlx::PgConnection::connect(url).await.unwrap();
+        sqlx::query(q)
+            .fetch_all(&mut c)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect()
+    } else {
+        let mut c = sqlx::SqliteConnection::connect(url).await.unwrap();
+        sqlx::query(q)
+            .fetch_all(&mut c)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect()
+    };
+    rows
+}
+
+/// Stores `ciphertext` under `key_id` in the row `id`, as an import (or an attacker) would.
+async fn set_stored(url: &str, id: &str, key_id: &str, ciphertext: &[u8]) {
+    use sqlx::Connection;
+    let q = "update secrets set key_id = $1, ciphertext = $2 where id = $3";
+    if url.starts_with("postgres") {
+        let mut c = sqlx::PgConnection::connect(url).await.unwrap();
+        let q = sqlx::query(q).bind(key_id).bind(ciphertext).bind(id);
+        assert_eq!(q.execute(&mut c).await.unwrap().rows_affected(), 1);
+    } else {
+        let mut c = sqlx::SqliteConnection::connect(url).await.unwrap();
+        let q = sqlx::query(q).bind(key_id).bind(ciphertext).bind(id);
+        assert_eq!(q.execute(&mut c).await.unwrap().rows_affected(), 1);
+    }
+}
+
 /// The one number a query answers.
 async fn count(url: &str, query: &str) -> i64 {
     use sqlx::Connection;
@@ -429,9 +470,12 @@ async fn a_reencryption_killed_midway_leaves_every_row_readable_and_resumes_v11_
         .unwrap()
         .parse()
         .unwrap();
+    // Killed part of the way: some rows moved, some did not (a run that moved nothing, or one
+    // that finished before the kill, proves nothing about resuming).
+    let moved = count(&url, "select count(*) from secrets where key_id <> 't1'").await;
     assert!(
-        t1_rows < 300,
-        "the killed run re-encrypted some rows: {out}"
+        (1..300).contains(&t1_rows) && moved == 300 - t1_rows,
+        "the killed run moved {moved} rows and left {t1_rows}: {out}"
     );
     // Every row reads back, under whichever key it is now.
     let s = Server::start(&envs).await;
@@ -457,4 +501,182 @@ async fn a_reencryption_killed_midway_leaves_every_row_readable_and_resumes_v11_
     );
     let (ok, _, err) = imangor(&envs, &["keys", "retire", "t1"]).await;
     assert!(ok, "{err}");
+}
+
+/// Creates a secret through the API; its id.
+async fn new_secret(s: &Server, token: &str, name: &str, value: &str) -> String {
+    let res = reqwest::Client::new()
+        .post(s.url("/api/v1/secrets"))
+        .bearer_auth(token)
+        .json(&json!({"name": name, "value": value}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    res.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// A secret read through the API: (status, value).
+async fn read_secret(s: &Server, token: &str, id: &str) -> (StatusCode, Value) {
+    let res = reqwest::Client::new()
+        .get(s.url(&format!("/api/v1/secrets/{id}")))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    let status = res.status();
+    (status, res.json::<Value>().await.unwrap()["value"].clone())
+}
+
+/// `keys add --standby` puts a key last, where it only decrypts: servers keep sealing with the old
+/// key, and a server started with it reads what a server with the promoted key sealed (the
+/// rolling-restart window). `keys promote` moves it first; a server then seals with it.
+#[tokio::test]
+async fn a_standby_data_key_decrypts_only_until_promoted_v11_2_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let (envs, keyfile) = setup(dir.path()).await;
+    let url = env_of(&envs, "IMANGOR_DATABASE_URL").to_owned();
+    let key_of = |rows: Vec<(String, String, Vec<u8>)>, id: &str| {
+        rows.into_iter().find(|r| r.0 == id).unwrap().1
+    };
+    // A server on the keyring before the standby key exists.
+    let before = Server::start(&envs).await;
+    let token = before.access_token(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let a = new_secret(&before, &token, "a", "value a").await;
+
+    let (ok, _, err) = imangor(&envs, &["keys", "add", "--standby"]).await;
+    assert!(ok, "{err}");
+    assert!(err.contains("(standby: decrypts only)"), "{err}");
+    let new_id = err.split_whitespace().nth(2).unwrap().to_owned();
+    let ring = std::fs::read_to_string(&keyfile).unwrap();
+    let ids: Vec<&str> = ring.lines().map(|l| l.split(':').next().unwrap()).collect();
+    assert_eq!(ids, ["t1", new_id.as_str()], "standby goes last");
+    let (ok, out, _) = imangor(&envs, &["keys", "status"]).await;
+    assert!(ok);
+    let role = |out: &str, id: &str| {
+        out.lines()
+            .find(|l| l.trim_start().starts_with(id))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(role(&out, "t1"), "encrypts", "{out}");
+    assert_eq!(role(&out, &new_id), "decrypts", "{out}");
+
+    // A server started with the standby key still seals with t1.
+    let standby = Server::start(&envs).await;
+    let b = new_secret(&standby, &token, "b", "value b").await;
+    assert_eq!(key_of(stored_rows(&url).await, &b), "t1");
+
+    let (ok, _, err) = imangor(&envs, &["keys", "promote", "d-no-such-key"]).await;
+    assert!(
+        !ok && err.contains("no data key has the id d-no-such-key"),
+        "{err}"
+    );
+    let (ok, _, err) = imangor(&envs, &["keys", "promote", &new_id]).await;
+    assert!(ok, "{err}");
+    let ring = std::fs::read_to_string(&keyfile).unwrap();
+    let ids: Vec<&str> = ring.lines().map(|l| l.split(':').next().unwrap()).collect();
+    assert_eq!(ids, [new_id.as_str(), "t1"], "promoted first, t1 kept");
+    let (_, out, _) = imangor(&envs, &["keys", "status"]).await;
+    assert_eq!(role(&out, &new_id), "encrypts", "{out}");
+    assert_eq!(role(&out, "t1"), "decrypts", "{out}");
+
+    // A server started after the promotion seals with the new key and reads the old rows.
+    let promoted = Server::start(&envs).await;
+    let c = new_secret(&promoted, &token, "c", "value c").await;
+    assert_eq!(key_of(stored_rows(&url).await, &c), new_id);
+    for (id, v) in [(&a, "value a"), (&b, "value b"), (&c, "value c")] {
+        assert_eq!(
+            read_secret(&promoted, &token, id).await,
+            (StatusCode::OK, json!(v))
+        );
+    }
+    // The server still on the standby keyring reads it: that is what standby is for.
+    assert_eq!(
+        read_secret(&standby, &token, &c).await,
+        (StatusCode::OK, json!("value c"))
+    );
+    // One that never had the key cannot (the window `--standby` closes).
+    assert_eq!(
+        read_secret(&before, &token, &c).await.0,
+        StatusCode::INTERNAL_SERVER_ERROR
+    );
+    before.stop().await;
+    standby.stop().await;
+    promoted.stop().await;
+}
+
+/// Imported Fernet values (bound to no row) are resealed by `keys reencrypt` under the AEAD with
+/// their row's binding, even when the key their row names is the one that encrypts; none is left,
+/// every value still reads, and a resealed value moved to another row no longer opens (V11.3.2).
+#[tokio::test]
+async fn reencrypt_reseals_imported_fernet_values_bound_to_their_rows_v11_3_2() {
+    let fixture: Value = serde_json::from_str(include_str!("../fixtures/fernet.json")).unwrap();
+    let plaintext = fixture["plaintext"].as_str().unwrap();
+    let token_bytes = fixture["token"].as_str().unwrap().as_bytes();
+    let dir = tempfile::tempdir().unwrap();
+    let (envs, keyfile) = setup(dir.path()).await;
+    // The Python stack's key encrypts here too (the operator kept it): its id is the current one.
+    std::fs::write(
+        &keyfile,
+        format!("legacy:{}\n{DATA_KEYS}\n", fixture["key"].as_str().unwrap()),
+    )
+    .unwrap();
+    let url = env_of(&envs, "IMANGOR_DATABASE_URL").to_owned();
+    let s = Server::start(&envs).await;
+    let token = s.access_token(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let imported: Vec<String> = [
+        new_secret(&s, &token, "imported 1", "placeholder").await,
+        new_secret(&s, &token, "imported 2", "placeholder").await,
+    ]
+    .into();
+    let other = new_secret(&s, &token, "native", "native value").await;
+    s.stop().await;
+    for id in &imported {
+        set_stored(&url, id, "legacy", token_bytes).await;
+    }
+    let fernet = |rows: &[(String, String, Vec<u8>)]| {
+        rows.iter().filter(|r| r.2.starts_with(b"gAAAAA")).count()
+    };
+    assert_eq!(fernet(&stored_rows(&url).await), 2);
+
+    let (ok, out, err) = imangor(&envs, &["keys", "reencrypt"]).await;
+    assert!(ok, "{out} {err}");
+    assert!(
+        out.contains("re-encrypted 2 rows under key legacy"),
+        "{out}"
+    );
+    let rows = stored_rows(&url).await;
+    assert_eq!(fernet(&rows), 0, "no Fernet value left");
+    for id in &imported {
+        let row = rows.iter().find(|r| &r.0 == id).unwrap();
+        assert_eq!(
+            (row.1.as_str(), row.2[0]),
+            ("legacy", 1),
+            "format v1 (AES-256-GCM)"
+        );
+    }
+    // A second pass finds nothing to do.
+    let (ok, out, _) = imangor(&envs, &["keys", "reencrypt"]).await;
+    assert!(ok && out.contains("re-encrypted 0 rows"), "{out}");
+
+    let s = Server::start(&envs).await;
+    for id in &imported {
+        assert_eq!(
+            read_secret(&s, &token, id).await,
+            (StatusCode::OK, json!(plaintext))
+        );
+    }
+    // Moved into another row, the resealed value does not open there.
+    let moved = rows.iter().find(|r| r.0 == imported[0]).unwrap();
+    set_stored(&url, &other, &moved.1, &moved.2).await;
+    assert_eq!(
+        read_secret(&s, &token, &other).await.0,
+        StatusCode::INTERNAL_SERVER_ERROR
+    );
+    s.stop().await;
 }

@@ -150,8 +150,12 @@ impl Server {
             .await
             .expect("exits after SIGTERM")
             .unwrap();
-        assert!(status.success(), "clean exit: {status:?}");
         tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(
+            status.success(),
+            "clean exit: {status:?}\n{}",
+            self.stderr.lock().unwrap()
+        );
         let out = self.stdout.lock().unwrap().clone();
         let err = self.stderr.lock().unwrap().clone();
         (out, err)
@@ -237,6 +241,212 @@ async fn production_refuses_missing_short_or_predictable_secrets_v11_2_3_v13_2_3
     ])
     .await;
     assert!(err.contains("IMANGOR_JWT_SECRET_FILE"), "{err}");
+}
+
+/// The settings `vars` give, typed and checked as `imangor serve` does: `Err` with the message
+/// production stops with.
+fn settings(vars: &[(&str, &str)]) -> Result<imangor::config::Config, String> {
+    let raw = imangor::config::RawSettings::gather(
+        None,
+        vars.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+    )
+    .map_err(|e| format!("{e:#}"))?;
+    imangor::config::Config::from_raw(&raw).map_err(|e| format!("{e:#}"))
+}
+
+/// ASVS V12.3.1: production refuses a link to PostgreSQL or Redis on another host that is not
+/// verified TLS, naming the variable and never printing the URL (it holds the password), unless
+/// the operator says the network is trusted; a link on this host is accepted; `imangor doctor`
+/// names the link either way.
+#[tokio::test]
+async fn production_refuses_plaintext_links_to_postgres_and_redis_v12_3_1() {
+    let prod = [
+        ("IMANGOR_ENV", "production"),
+        ("IMANGOR_JWT_SECRET", JWT_SECRET),
+        ("IMANGOR_DATA_KEYS", DATA_KEYS),
+    ];
+    let with = |extra: &[(&'static str, &'static str)]| {
+        let mut v = prod.to_vec();
+        v.extend_from_slice(extra);
+        settings(&v)
+    };
+    let remote = "postgres://app:pg-pass-Zq81@db.internal.example:5432/app";
+    for url in [
+        remote.to_owned(),
+        format!("{remote}?sslmode=disable"),
+        format!("{remote}?sslmode=prefer"),
+        format!("{remote}?sslmode=require"),
+        "postgresql://app:pg-pass-Zq81@10.1.2.3/app".to_owned(),
+    ] {
+        let url: &'static str = url.leak();
+        let err = with(&[("IMANGOR_DATABASE_URL", url)]).unwrap_err();
+        assert!(
+            err.contains("IMANGOR_DATABASE_URL") && err.contains("verify-full"),
+            "{url}: {err}"
+        );
+        assert!(
+            !err.contains("pg-pass-Zq81"),
+            "the password is never printed: {err}"
+        );
+        // The operator's word that the network is trusted.
+        assert!(
+            with(&[
+                ("IMANGOR_DATABASE_URL", url),
+                ("IMANGOR_ALLOW_PLAINTEXT_BACKENDS", "true")
+            ])
+            .is_ok(),
+            "{url}"
+        );
+    }
+    for ok in [
+        "postgres://app:pg-pass-Zq81@db.internal.example:5432/app?sslmode=verify-full",
+        "postgres://app:pg-pass-Zq81@db.internal.example:5432/app?sslmode=verify-ca",
+        "postgres://app:pg-pass-Zq81@127.0.0.1:5432/app",
+        "postgres://app:pg-pass-Zq81@localhost/app?sslmode=disable",
+        "postgres://app:pg-pass-Zq81@[::1]:5432/app",
+        "postgres://app@/app?host=/var/run/postgresql",
+    ] {
+        assert!(
+            with(&[("IMANGOR_DATABASE_URL", ok)]).is_ok(),
+            "{ok}: {:?}",
+            with(&[("IMANGOR_DATABASE_URL", ok)]).err()
+        );
+    }
+    let db = ("IMANGOR_DATABASE_URL", "postgres://app@127.0.0.1/app");
+    for refused in [
+        "redis://:redis-pass-Jw42@cache.internal.example:6379",
+        "redis://10.1.2.4:6379/0",
+        "rediss://:redis-pass-Jw42@cache.internal.example:6379/#insecure",
+    ] {
+        let err = with(&[db, ("IMANGOR_REDIS_URL", refused)]).unwrap_err();
+        assert!(
+            err.contains("IMANGOR_REDIS_URL") && err.contains("rediss://"),
+            "{refused}: {err}"
+        );
+        assert!(!err.contains("redis-pass-Jw42"), "{err}");
+        assert!(
+            with(&[
+                db,
+                ("IMANGOR_REDIS_URL", refused),
+                ("IMANGOR_ALLOW_PLAINTEXT_BACKENDS", "true")
+            ])
+            .is_ok()
+        );
+    }
+    for ok in [
+        "rediss://:redis-pass-Jw42@cache.internal.example:6379",
+        "redis://127.0.0.1:6379",
+        "redis://localhost:6379/2",
+    ] {
+        assert!(with(&[db, ("IMANGOR_REDIS_URL", ok)]).is_ok(), "{ok}");
+    }
+    // Development takes any link.
+    assert!(settings(&[("IMANGOR_DATABASE_URL", remote)]).is_ok());
+
+    // The binary stops with the same message, and no password in it.
+    let err = refused_start(&[
+        ("IMANGOR_ENV", "production".to_owned()),
+        ("IMANGOR_JWT_SECRET", JWT_SECRET.to_owned()),
+        ("IMANGOR_DATA_KEYS", DATA_KEYS.to_owned()),
+        ("IMANGOR_DATABASE_URL", remote.to_owned()),
+    ])
+    .await;
+    assert!(err.contains("IMANGOR_DATABASE_URL"), "{err}");
+    assert!(!err.contains("pg-pass-Zq81"), "{err}");
+
+    // The doctor names the link: a failure when refused, a warning when the operator allowed it.
+    let dir = tempfile::tempdir().unwrap();
+    let mut envs = vec![
+        ("IMANGOR_ENV", "production".to_owned()),
+        ("IMANGOR_DATA_DIR", dir.path().display().to_string()),
+        ("IMANGOR_JWT_SECRET", JWT_SECRET.to_owned()),
+        ("IMANGOR_DATA_KEYS", DATA_KEYS.to_owned()),
+        // `.invalid` never resolves: the doctor's connection fails at once.
+        (
+            "IMANGOR_DATABASE_URL",
+            "postgres://app:pg-pass-Zq81@db.invalid/app".to_owned(),
+        ),
+    ];
+    let doctor = |envs: Vec<(&'static str, String)>| async move {
+        let out = command(&envs).arg("doctor").output().await.unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let out = doctor(envs.clone()).await;
+    let line = out
+        .lines()
+        .find(|l| l.contains("link to PostgreSQL at db.invalid"))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(line.starts_with("FAIL"), "{out}");
+    envs.push(("IMANGOR_ALLOW_PLAINTEXT_BACKENDS", "true".to_owned()));
+    let out = doctor(envs).await;
+    let line = out
+        .lines()
+        .find(|l| l.contains("link to PostgreSQL at db.invalid"))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        line.starts_with("WARN") && line.contains("IMANGOR_ALLOW_PLAINTEXT_BACKENDS=true"),
+        "{out}"
+    );
+    assert!(!out.contains("pg-pass-Zq81"), "{out}");
+}
+
+/// Production never prints a generated bootstrap password (it would reach the log pipeline): it
+/// is written to a 0600 file of the data dir, and only that file's path is logged.
+#[tokio::test]
+async fn production_keeps_a_generated_bootstrap_password_in_a_private_file_never_in_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut envs = base_env(dir.path()).await;
+    envs.extend([
+        ("IMANGOR_ENV", "production".to_owned()),
+        ("IMANGOR_JWT_SECRET", JWT_SECRET.to_owned()),
+        ("IMANGOR_DATA_KEYS", DATA_KEYS.to_owned()),
+    ]);
+    let s = Server::start(&envs).await;
+    let file = dir.path().join("data").join("bootstrap-admin-password");
+    let password = std::fs::read_to_string(&file)
+        .unwrap_or_else(|e| panic!("{}: {e}", file.display()))
+        .trim_end()
+        .to_owned();
+    assert!(password.len() >= 20, "a generated password");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+    s.login("admin@imangor.local", &password).await;
+    let (out, err) = s.stop().await;
+    assert!(
+        !out.contains(&password) && !err.contains(&password),
+        "the password is in no log: {out} {err}"
+    );
+    let logged = out
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| {
+            v["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("bootstrap admin created"))
+        })
+        .unwrap_or_else(|| panic!("the start says where the password is: {out}"));
+    assert_eq!(logged["path"], file.display().to_string());
+    assert_eq!(logged["email"], "admin@imangor.local");
+    // Until it is deleted, the doctor reminds the operator of the file (and never shows it).
+    let doctor = command(&envs).arg("doctor").output().await.unwrap();
+    let report = String::from_utf8_lossy(&doctor.stdout);
+    assert!(
+        report.lines().any(|l| l.starts_with("WARN")
+            && l.contains(&file.display().to_string())
+            && l.contains("bootstrap admin password")),
+        "{report}"
+    );
+    assert!(!report.contains(&password), "{report}");
+
+    // A second start finds the admin and writes nothing.
+    std::fs::remove_file(&file).unwrap();
+    let s = Server::start(&envs).await;
+    s.stop().await;
+    assert!(!file.exists());
 }
 
 #[tokio::test]

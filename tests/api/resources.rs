@@ -509,3 +509,91 @@ async fn a_held_read_connection_the_database_ended_is_replaced_unseen() {
     );
     assert_ne!(backend().await, before, "a fresh connection took its slot");
 }
+
+/// `IMANGOR_QUOTA_RESOURCES`: the create past an account's quota is a 403 problem naming the
+/// limit, whichever database, and however many creates arrive at once (counted and inserted
+/// under the account's lock); other accounts and a freed place are unaffected.
+#[tokio::test]
+async fn the_create_past_the_resource_quota_is_refused_with_403_quota_exceeded() {
+    let app = TestApp::spawn_with(&[("IMANGOR_QUOTA_RESOURCES", "3")]).await;
+    let (_, a) = app.user_with_role("quota-a@example.com", "user").await;
+    let (_, b) = app.user_with_role("quota-b@example.com", "user").await;
+    let body = json!({"title": "t", "content": "c", "is_public": false});
+    // Ten creates at once on an empty account: exactly three fit.
+    let tries: Vec<_> = (0..10)
+        .map(|_| {
+            let (c, url, token, body) = (
+                app.client.clone(),
+                app.url("/api/v1/resources"),
+                a.access.clone(),
+                body.clone(),
+            );
+            tokio::spawn(async move {
+                c.post(url)
+                    .bearer_auth(token)
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut created = Vec::new();
+    let mut refused = 0;
+    for t in tries {
+        let res = t.await.unwrap();
+        if res.status() == StatusCode::CREATED {
+            created.push(res.json::<Value>().await.unwrap()["id"].clone());
+        } else {
+            let p = problem(res, StatusCode::FORBIDDEN).await;
+            assert!(
+                p["type"].as_str().unwrap().ends_with("quota_exceeded"),
+                "{p}"
+            );
+            let detail = p["detail"].as_str().unwrap();
+            assert!(
+                detail.contains('3') && detail.contains("IMANGOR_QUOTA_RESOURCES"),
+                "the detail names the limit: {detail}"
+            );
+            refused += 1;
+        }
+    }
+    assert_eq!((created.len(), refused), (3, 7), "exactly the quota fits");
+    let mine: Value = app
+        .get("/api/v1/resources?limit=100", &a.access)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let owned = mine["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| created.contains(&r["id"]))
+        .count();
+    assert_eq!(owned, 3);
+    // Sequentially: the fourth is refused, another account is not, a freed place is taken again.
+    let p = problem(
+        app.post_json("/api/v1/resources", Some(&a.access), &body)
+            .await,
+        StatusCode::FORBIDDEN,
+    )
+    .await;
+    assert_eq!(p["type"], "urn:imangor:problem:quota_exceeded");
+    create(&app, &b.access, "b's own", false).await;
+    let res = delete(&app, &a.access, created[0].as_str().unwrap()).await;
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    create(&app, &a.access, "in the freed place", false).await;
+
+    // The contract documents the refusal.
+    let doc: Value = app.get_anon("/openapi.json").await.json().await.unwrap();
+    for path in ["/api/v1/resources", "/api/v1/secrets"] {
+        let r403 = &doc["paths"][path]["post"]["responses"]["403"];
+        assert!(
+            r403["description"]
+                .as_str()
+                .is_some_and(|d| d.contains("quota_exceeded")),
+            "POST {path} documents 403: {r403}"
+        );
+    }
+}

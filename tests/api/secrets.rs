@@ -416,3 +416,124 @@ async fn a_fernet_token_made_by_python_decrypts() {
     assert_eq!(key, "t1");
     assert_eq!(ct[0], 1, "format v1 (AES-256-GCM)");
 }
+
+/// `IMANGOR_QUOTA_SECRETS`: the create past an account's quota is a 403 problem naming the limit,
+/// also when the creates arrive at once; other accounts keep their own quota.
+#[tokio::test]
+async fn the_create_past_the_secret_quota_is_refused_with_403_quota_exceeded() {
+    let app = TestApp::spawn_with(&[("IMANGOR_QUOTA_SECRETS", "3")]).await;
+    let (_, a) = app.user_with_role("sq-a@example.com", "user").await;
+    let (_, b) = app.user_with_role("sq-b@example.com", "user").await;
+    let tries: Vec<_> = (0..8)
+        .map(|i| {
+            let (c, url, token) = (
+                app.client.clone(),
+                app.url("/api/v1/secrets"),
+                a.access.clone(),
+            );
+            tokio::spawn(async move {
+                c.post(url)
+                    .bearer_auth(token)
+                    .json(&json!({"name": format!("s{i}"), "value": "v"}))
+                    .send()
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut created = 0;
+    for t in tries {
+        let res = t.await.unwrap();
+        if res.status() == StatusCode::CREATED {
+            created += 1;
+            continue;
+        }
+        let p = problem(res, StatusCode::FORBIDDEN).await;
+        assert_eq!(p["type"], "urn:imangor:problem:quota_exceeded");
+        assert_eq!(
+            p["detail"],
+            "quota exceeded: an account may hold at most 3 secrets (IMANGOR_QUOTA_SECRETS)"
+        );
+    }
+    assert_eq!(created, 3, "exactly the quota fits");
+    let listed: Value = app
+        .get("/api/v1/secrets?limit=100", &a.access)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["items"].as_array().unwrap().len(), 3);
+    let res = app
+        .post_json(
+            "/api/v1/secrets",
+            Some(&a.access),
+            &json!({"name": "one more", "value": "v"}),
+        )
+        .await;
+    problem(res, StatusCode::FORBIDDEN).await;
+    create(&app, &b.access, "b's own", "v").await;
+    // A deleted secret frees its place.
+    let gone = listed["items"][0]["id"].as_str().unwrap();
+    let res = app
+        .client
+        .delete(app.url(&format!("/api/v1/secrets/{gone}")))
+        .bearer_auth(&a.access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    create(&app, &a.access, "in the freed place", "v").await;
+}
+
+/// An imported Fernet value is bound to no row; its first read seals it under the AEAD bound to
+/// its row, after which it no longer opens anywhere else (ASVS V11.3.2).
+#[tokio::test]
+async fn the_first_read_of_an_imported_fernet_value_binds_it_to_its_row_v11_3_2() {
+    let fixture: Value = serde_json::from_str(include_str!("../fixtures/fernet.json")).unwrap();
+    let plaintext = fixture["plaintext"].as_str().unwrap();
+    let ring = format!("{DATA_KEYS},legacy:{}", fixture["key"].as_str().unwrap());
+    let app = TestApp::spawn_with(&[("IMANGOR_DATA_KEYS", &ring)]).await;
+    let (_, owner) = app.user_with_role("fernet-owner@example.com", "user").await;
+    let (_, thief) = app.user_with_role("fernet-thief@example.com", "user").await;
+    let id = create(&app, &owner.access, "imported", "placeholder").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    set_stored(
+        &app,
+        &id,
+        "legacy",
+        fixture["token"].as_str().unwrap().as_bytes(),
+    )
+    .await;
+    let res = app
+        .get(&format!("/api/v1/secrets/{id}"), &owner.access)
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.json::<Value>().await.unwrap()["value"], plaintext);
+    // Resealed by that read: the newest key, format v1 (AES-256-GCM), no Fernet left.
+    let (key, ct) = stored(&app, &id).await;
+    assert_eq!(key, "t1");
+    assert_eq!(ct[0], 1, "format v1");
+    assert!(!ct.starts_with(b"gAAAAA"));
+    let res = app
+        .get(&format!("/api/v1/secrets/{id}"), &owner.access)
+        .await;
+    assert_eq!(res.json::<Value>().await.unwrap()["value"], plaintext);
+    // The resealed ciphertext moved into the thief's own row does not open there.
+    let theirs = create(&app, &thief.access, "mine", "x").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    set_stored(&app, &theirs, &key, &ct).await;
+    let res = app
+        .get(&format!("/api/v1/secrets/{theirs}"), &thief.access)
+        .await;
+    problem(res, StatusCode::INTERNAL_SERVER_ERROR).await;
+    let resealed: Vec<_> = events(&app)
+        .await
+        .into_iter()
+        .filter(|e| e.action == "secret.reseal")
+        .collect();
+    assert_eq!(resealed.len(), 1, "one reseal, recorded in the audit trail");
+}
