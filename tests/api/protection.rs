@@ -658,6 +658,8 @@ async fn refused_logins_write_at_most_ten_events_per_account_however_many_addres
         }),
         "{throttled:?}"
     );
+    let last = throttled[9].detail.as_deref().unwrap_or_default();
+    assert!(last.ends_with("later ones are only counted"), "{last}");
     assert_eq!(metric(&app, locked) - locked_before, 205);
     assert_eq!(metric(&app, skipped) - skipped_before, 195);
 }
