@@ -67,6 +67,10 @@ pub enum AuthStatus {
 
 const AUTH_STATUSES: [&str; 4] = ["success", "failure", "locked", "rate_limited"];
 
+/// The actions of `security_events_skipped_total{action}`: refusals of the login guard past
+/// their account's cap of events (`limits::login::RefusalEvents`).
+pub const SKIPPED_ACTIONS: [&str; 2] = ["auth.login", "user.password_change"];
+
 /// Histograms by route template, then by (method, status): looking a route up borrows its
 /// name, so a request allocates nothing once its route has been seen.
 type ByRoute = std::collections::HashMap<String, BTreeMap<(&'static str, u16), Histogram>>;
@@ -77,6 +81,7 @@ pub struct Metrics {
     requests: Mutex<ByRoute>,
     auth: [AtomicU64; 4],
     throttled: Mutex<BTreeMap<&'static str, u64>>,
+    skipped: [AtomicU64; SKIPPED_ACTIONS.len()],
     incidents: Mutex<BTreeMap<(String, String), u64>>,
 }
 
@@ -152,6 +157,13 @@ impl Metrics {
             .into_iter()
             .map(|class| (class, map.get(class).copied().unwrap_or(0)))
             .collect()
+    }
+
+    /// A refusal that wrote no security event (`action` is one of `SKIPPED_ACTIONS`).
+    pub fn event_skipped(&self, action: &'static str) {
+        if let Some(i) = SKIPPED_ACTIONS.iter().position(|a| *a == action) {
+            self.skipped[i].fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     pub fn incident(&self, level: &str, kind: &str, n: u64) {
@@ -248,6 +260,20 @@ impl Metrics {
                 .copied()
                 .unwrap_or(0);
             let _ = writeln!(out, "throttled_requests_total{{limit=\"{class}\"}} {n}");
+        }
+
+        head(
+            &mut out,
+            "security_events_skipped_total",
+            "counter",
+            "Refusals of the login guard that wrote no security event: past their account's cap for the window, or aimed at no account.",
+        );
+        for (i, action) in SKIPPED_ACTIONS.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "security_events_skipped_total{{action=\"{action}\"}} {}",
+                self.skipped[i].load(Ordering::Relaxed)
+            );
         }
 
         head(

@@ -81,6 +81,7 @@ pub async fn state(config: Config) -> anyhow::Result<AppState> {
         cursors: Arc::new(cursors),
         limiter: Arc::new(Limiter::new(shared.clone())),
         logins: Arc::new(logins),
+        refusals: Arc::default(),
         shared,
         auth_cache: Arc::default(),
         metrics: Arc::default(),

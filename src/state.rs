@@ -41,6 +41,8 @@ pub struct Services {
     pub cursors: Arc<Cursors>,
     pub limiter: Arc<Limiter>,
     pub logins: Arc<Logins>,
+    /// How many of each account's refusals by the login guard were written as events.
+    pub refusals: Arc<crate::limits::login::RefusalEvents>,
     /// The store the replicas share (Redis), when configured.
     pub shared: Option<Arc<crate::shared::Shared>>,
     /// The state behind access tokens, for at most a second.

@@ -379,6 +379,49 @@ impl Logins {
     }
 }
 
+/// Refusals of the guard written as security events, per account and window: the brute-force
+/// detector needs 10 guesses in 10 minutes, so 10 rows say all there is to say.
+pub const REFUSAL_EVENTS: u32 = 10;
+/// The window of `REFUSAL_EVENTS`, from an account's first recorded refusal.
+pub const REFUSAL_WINDOW: Duration = Duration::from_secs(600);
+
+/// How many refusals of the guard each account had recorded in its current window, in this
+/// process. Past the lock a refusal costs the attacker nothing (no hash), and an address-spread
+/// attack would otherwise write one row per refusal; with this cap the rows grow with the
+/// accounts attacked, not with the requests. Bounded like the guard's own maps.
+#[derive(Debug, Default)]
+pub struct RefusalEvents {
+    /// By (action, account key): when the window started, events written in it.
+    seen: Mutex<HashMap<(&'static str, String), (Instant, u32)>>,
+}
+
+impl RefusalEvents {
+    /// Counts one refusal of `action` aimed at `account`: `Some(n)` when it is the n-th of its
+    /// window and should be written (n is at most `REFUSAL_EVENTS`), `None` past the cap.
+    pub fn record(&self, action: &'static str, account: &str) -> Option<u32> {
+        self.record_at(action, account, Instant::now())
+    }
+
+    fn record_at(&self, action: &'static str, account: &str, now: Instant) -> Option<u32> {
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        let live = |(start, _): &(Instant, u32)| now.duration_since(*start) < REFUSAL_WINDOW;
+        let key = (action, account.to_owned());
+        if let Some(w) = seen.get_mut(&key) {
+            if !live(w) {
+                *w = (now, 0);
+            }
+            if w.1 >= REFUSAL_EVENTS {
+                return None;
+            }
+            w.1 += 1;
+            return Some(w.1);
+        }
+        prune(&mut seen, live);
+        seen.insert(key, (now, 1));
+        Some(1)
+    }
+}
+
 /// Keeps a map bounded: expired entries go first; if it is still full, half of the rest.
 fn prune<K: std::hash::Hash + Eq, V>(m: &mut HashMap<K, V>, live: impl Fn(&V) -> bool) {
     if m.len() >= MAX_ENTRIES {
@@ -396,6 +439,23 @@ fn prune<K: std::hash::Hash + Eq, V>(m: &mut HashMap<K, V>, live: impl Fn(&V) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refusal_events_are_capped_per_action_and_account_within_their_window() {
+        let r = RefusalEvents::default();
+        let t = Instant::now();
+        let written: Vec<Option<u32>> = (0..12)
+            .map(|_| r.record_at("auth.login", "a@x.io", t))
+            .collect();
+        assert_eq!(written[..10], (1..=10).map(Some).collect::<Vec<_>>()[..]);
+        assert_eq!(written[10..], [None, None]);
+        // Another account, or another action on the same key, has its own cap.
+        assert_eq!(r.record_at("auth.login", "b@x.io", t), Some(1));
+        assert_eq!(r.record_at("user.password_change", "a@x.io", t), Some(1));
+        // A new window starts once the last one is over.
+        let later = t + REFUSAL_WINDOW;
+        assert_eq!(r.record_at("auth.login", "a@x.io", later), Some(1));
+    }
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()

@@ -62,28 +62,7 @@ pub async fn login(
             first,
         } => {
             app.metrics.auth(AuthStatus::Locked);
-            // A refused guess is still a guess: each refusal is an event against the account it
-            // aimed at, which the brute-force detector counts with the failures (ASVS V16.3.1).
-            // Queued off the request path, and bounded by the per-address `/token` limit.
-            let detail = if first {
-                format!("too many failures from this address; locked for {retry_after_s} s")
-            } else {
-                format!("refused: this address stays locked for {retry_after_s} s")
-            };
-            let mut e = Event::new("auth.login", "throttled").detail(detail);
-            e = match &email {
-                Some(em) => match users::id_by_email(&app.readers, em.as_str()).await {
-                    Ok(Some(id)) => e.actor(id).target(id),
-                    Ok(None) => e.target(format!("login:{}", &sha256_hex(&account)[..16])),
-                    Err(err) => {
-                        // The 429 stands; the event is kept without its account.
-                        tracing::warn!(error = %err, "looking up a locked account failed");
-                        e
-                    }
-                },
-                None => e,
-            };
-            e.emit(app, meta).await;
+            record_refusal(app, email.as_ref(), first, retry_after_s, meta).await;
             return Err(AppError::RateLimited { retry_after_s });
         }
         Gate::Open { delay } => delay,
@@ -181,6 +160,45 @@ pub async fn login(
         .await?;
     tx.commit().await?;
     pair(app, user.id, user.role, session, now, refresh_token)
+}
+
+/// A guess the login guard refused is still a guess: an `auth.login` `throttled` event against
+/// the account it aimed at, which the brute-force detector counts with the failures (ASVS
+/// V16.3.1). Past the lock a refusal costs the attacker no hash, so only the first
+/// `REFUSAL_EVENTS` per account and window are written, and the account is looked up only for
+/// those; the others, and every refusal of a name that is not an email address (it aims at no
+/// account, and all such names share one key), are counted in `security_events_skipped_total`.
+async fn record_refusal(
+    app: &AppState,
+    email: Option<&Email>,
+    first: bool,
+    retry_after_s: u64,
+    meta: &RequestMeta,
+) {
+    const ACTION: &str = "auth.login";
+    let Some(email) = email else {
+        app.metrics.event_skipped(ACTION);
+        return;
+    };
+    let Some(note) = super::refusal_recorded(app, ACTION, email.as_str()) else {
+        return;
+    };
+    let detail = if first {
+        format!("too many failures from this address; locked for {retry_after_s} s{note}")
+    } else {
+        format!("refused: this address stays locked for {retry_after_s} s{note}")
+    };
+    let mut e = Event::new(ACTION, "throttled").detail(detail);
+    e = match users::id_by_email(&app.readers, email.as_str()).await {
+        Ok(Some(id)) => e.actor(id).target(id),
+        Ok(None) => e.target(format!("login:{}", &sha256_hex(email.as_str())[..16])),
+        Err(err) => {
+            // The 429 stands; the event is kept without its account.
+            tracing::warn!(error = %err, "looking up a locked account failed");
+            e
+        }
+    };
+    e.emit(app, meta).await;
 }
 
 /// The client address of a request (unspecified when unknown, which then shares one budget).

@@ -56,6 +56,28 @@ pub struct RequestMeta {
     pub request_id: Option<String>,
 }
 
+/// Whether a refusal of the login guard aimed at `key` (an account) is written as an `action`
+/// event: at most `REFUSAL_EVENTS` per account and window (`limits::login::RefusalEvents`), so
+/// the rows grow with the accounts attacked, not with the requests; one not written is counted
+/// in `security_events_skipped_total`. `Some(note)`: what the event's detail ends with.
+pub(crate) fn refusal_recorded(
+    app: &crate::state::AppState,
+    action: &'static str,
+    key: &str,
+) -> Option<&'static str> {
+    use crate::limits::login::REFUSAL_EVENTS;
+    match app.refusals.record(action, key) {
+        None => {
+            app.metrics.event_skipped(action);
+            None
+        }
+        Some(n) if n == REFUSAL_EVENTS => Some(
+            "; the last recorded for this account within 10 minutes, later ones are only counted",
+        ),
+        Some(_) => Some(""),
+    }
+}
+
 /// A security event about to be recorded.
 pub(crate) struct Event {
     pub action: &'static str,

@@ -120,6 +120,20 @@ pub async fn update_me(
             let ip = super::auth::client(meta);
             match app.logins.begin(&guard_key, ip).await {
                 Gate::Locked { retry_after_s, .. } => {
+                    // A refused guess is still a guess: recorded like a refused login, and capped
+                    // the same way (ASVS V16.3.1).
+                    const ACTION: &str = "user.password_change";
+                    let id = who.user_id();
+                    if let Some(note) = super::refusal_recorded(app, ACTION, &id.to_string()) {
+                        Event::new(ACTION, "throttled")
+                            .actor(id)
+                            .target(id)
+                            .detail(format!(
+                                "too many wrong current passwords; refused for {retry_after_s} s{note}"
+                            ))
+                            .emit(app, meta)
+                            .await;
+                    }
                     return Err(AppError::RateLimited { retry_after_s });
                 }
                 Gate::Open { delay } if !delay.is_zero() => tokio::time::sleep(delay).await,

@@ -590,3 +590,76 @@ async fn the_forwarded_header_of_a_trusted_proxy_names_the_client() {
         .unwrap();
     assert_eq!(e.ip.as_deref(), Some("2001:db8::42"));
 }
+
+/// One series of this server's metrics, read in process.
+fn metric(app: &TestApp, series: &str) -> u64 {
+    let text = app.state.metrics.render(&imangor::metrics::Gauges {
+        active_sessions: None,
+        hash_queue_depth: 0,
+        hashing: Default::default(),
+    });
+    let series = format!("{series} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&series))
+        .map(|v| v.parse().unwrap())
+        .unwrap_or(0)
+}
+
+/// Past its lock every guess aimed at an account is refused without hashing, so an attacker
+/// spreading over many addresses (an IPv6 /48 holds 65 536 /64s) could write one audit row, and
+/// look the account up, per refusal. At most 10 refusals per account per 10 minutes are written
+/// (what the brute-force detector needs), the rest are counted in
+/// `security_events_skipped_total`, and a name that is not an email address aims at no account
+/// and writes none (ASVS V16.3.1, V6.3.1; issue 16 review F1).
+#[tokio::test]
+async fn refused_logins_write_at_most_ten_events_per_account_however_many_addresses_v16_3_1() {
+    let app = TestApp::spawn_with(&[
+        ("IMANGOR_LOGIN_LOCK_AFTER", "1"),
+        ("IMANGOR_TRUSTED_PROXIES", "127.0.0.1"),
+        ("IMANGOR_RATE_LIMIT_TOKEN", "1000/60"),
+    ])
+    .await;
+    let victim = app.register("flood@example.com").await;
+    let locked = r#"auth_attempts_total{status="locked"}"#;
+    let skipped = r#"security_events_skipped_total{action="auth.login"}"#;
+    let (locked_before, skipped_before) = (metric(&app, locked), metric(&app, skipped));
+    let mut refused = Vec::new();
+    for i in 0..10 {
+        let from = format!("198.51.100.{i}");
+        let res = login_from(&app, &victim.email, "guess guess guess", Some(&from)).await;
+        oauth_error(res, StatusCode::BAD_REQUEST, "invalid_grant").await;
+        for _ in 0..20 {
+            refused.push(
+                login_from(&app, &victim.email, "guess guess guess", Some(&from))
+                    .await
+                    .status(),
+            );
+        }
+    }
+    assert_eq!(refused, [StatusCode::TOO_MANY_REQUESTS; 200]);
+    // A name that is not an email address: locked like any other, recorded never.
+    let from = Some("192.0.2.77");
+    let res = login_from(&app, "not-an-email", "guess guess guess", from).await;
+    oauth_error(res, StatusCode::BAD_REQUEST, "invalid_grant").await;
+    for _ in 0..5 {
+        let res = login_from(&app, "not-an-email", "guess guess guess", from).await;
+        assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    }
+    let throttled: Vec<EventRow> = events(&app)
+        .await
+        .into_iter()
+        .filter(|e| e.action == "auth.login" && e.outcome == "throttled")
+        .collect();
+    assert_eq!(throttled.len(), 10, "one row per refusal up to the cap");
+    assert!(
+        throttled.iter().all(|e| {
+            e.actor_id.as_deref() == Some(victim.id.as_str())
+                && e.target.as_deref() == Some(victim.id.as_str())
+        }),
+        "{throttled:?}"
+    );
+    let last = throttled[9].detail.as_deref().unwrap_or_default();
+    assert!(last.ends_with("later ones are only counted"), "{last}");
+    assert_eq!(metric(&app, locked) - locked_before, 205);
+    assert_eq!(metric(&app, skipped) - skipped_before, 195);
+}
