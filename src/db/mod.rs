@@ -239,6 +239,11 @@ pub const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "incidents",
         include_str!("../../migrations/sqlite/0005_incidents.sql"),
     ),
+    (
+        6,
+        "incidents triage",
+        include_str!("../../migrations/sqlite/0006_incidents_triage.sql"),
+    ),
 ];
 pub const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -265,6 +270,11 @@ pub const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         5,
         "incidents",
         include_str!("../../migrations/postgres/0005_incidents.sql"),
+    ),
+    (
+        6,
+        "incidents triage",
+        include_str!("../../migrations/postgres/0006_incidents_triage.sql"),
     ),
 ];
 

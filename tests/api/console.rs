@@ -133,7 +133,7 @@ async fn the_console_script_keeps_the_token_in_memory_and_never_writes_markup() 
 
 #[tokio::test]
 async fn the_security_summary_counts_incidents_logins_and_sessions_for_admins_and_managers() {
-    // Arrange: two failed and one good login, a high report, a manager and a user.
+    // Arrange: two failed and one good login, a manager's high report, a manager and a user.
     let app = TestApp::spawn().await;
     let (_, manager) = app
         .user_with_role("console-manager@example.com", "manager")
@@ -145,7 +145,7 @@ async fn the_security_summary_counts_incidents_logins_and_sessions_for_admins_an
     let res = app
         .post_json(
             "/api/v1/incidents",
-            Some(&user.access),
+            Some(&manager.access),
             &json!({"description": "my laptop was stolen", "level": "high"}),
         )
         .await;
@@ -186,7 +186,7 @@ async fn the_security_summary_counts_incidents_logins_and_sessions_for_admins_an
         .iter()
         .map(|t| t["limit"].as_str().unwrap())
         .collect();
-    assert_eq!(limits, ["api", "token", "register"]);
+    assert_eq!(limits, ["api", "token", "register", "report"]);
 
     // Managers read it too; a plain user is refused (and the refusal is an audit event).
     let res = app.get("/api/v1/security/summary", &manager.access).await;
