@@ -532,3 +532,58 @@ async fn the_summary_counts_requests_refused_by_the_rate_limits_v16_3_3() {
         .clone();
     assert_eq!(api, 2, "{s}");
 }
+
+/// Issue 16 item 9 (ASVS V14.2.1, sensitive data never in URLs): the sign-in form posts to
+/// `/console` (not a GET with the password in the query) when the script has not run; the route
+/// answers 303 to the page without reading the body, and it signs no one in.
+#[tokio::test]
+async fn the_sign_in_form_posted_without_the_script_is_sent_back_unread_v14_2_1() {
+    let app = TestApp::spawn().await;
+    let page = app.get_anon("/console").await.text().await.unwrap();
+    assert!(
+        page.contains(r#"<form id="signin-form" method="post" action="/console" novalidate>"#),
+        "the form posts to /console"
+    );
+    let logins = |e: &Vec<EventRow>| e.iter().filter(|e| e.action == "auth.login").count();
+    let before = logins(&events(&app).await);
+    // The bootstrap admin's real credentials: still no sign-in.
+    let res = app
+        .client
+        .post(app.url("/console"))
+        .form(&[("username", ADMIN_EMAIL), ("password", ADMIN_PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(header(&res, "location"), "/console");
+    assert_eq!(header(&res, "cache-control"), "no-store");
+    assert_eq!(header(&res, "content-security-policy"), CONSOLE_CSP);
+    assert!(res.headers().get("set-cookie").is_none());
+    assert_eq!(header(&res, "content-length"), "0");
+    let body = res.text().await.unwrap();
+    assert_eq!(body, "", "nothing of the body comes back");
+    assert_eq!(
+        logins(&events(&app).await),
+        before,
+        "no login was attempted"
+    );
+    // Whatever the body (none, JSON, a large one), the answer is the same.
+    for (ct, body) in [
+        (
+            "application/json",
+            r#"{"username":"a","password":"b"}"#.to_owned(),
+        ),
+        ("text/plain", "x".repeat(100_000)),
+    ] {
+        let res = app
+            .client
+            .post(app.url("/console"))
+            .header("content-type", ct)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::SEE_OTHER, "{ct}");
+        assert_eq!(header(&res, "location"), "/console");
+    }
+}
