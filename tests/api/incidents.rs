@@ -983,6 +983,25 @@ async fn affected_systems_are_validated_updated_and_filtered_exactly() {
     .await;
     assert_eq!(res.status(), StatusCode::CREATED, "16 names of 32 are fine");
 
+    // The schema says the same, so that clients and the contract fuzzer know the rule.
+    let doc: Value = app.get_anon("/openapi.json").await.json().await.unwrap();
+    let schemas = &doc["components"]["schemas"];
+    assert_eq!(
+        schemas["SystemName"]["pattern"], "^[a-z0-9_-]{1,32}$",
+        "{}",
+        schemas["SystemName"]
+    );
+    for input in ["ReportInput", "UpdateInput"] {
+        let field = &schemas[input]["properties"]["affected_systems"];
+        assert_eq!(field["maxItems"], 16, "{input}: {field}");
+        assert!(
+            field
+                .to_string()
+                .contains("#/components/schemas/SystemName"),
+            "{field}"
+        );
+    }
+
     // An update replaces the list.
     let res = app
         .patch_json(

@@ -384,15 +384,15 @@ await scenario('scripts blocked: Enter in the sign-in form puts no credential in
   await w.page.locator('#signin-password').fill(PASSWORD);
   // Enter submits the form as the markup says: no script runs to stop it (had one run, it would
   // have prevented the post, and this wait would time out).
-  const [answer] = await Promise.all([
-    w.page.waitForResponse((r) => r.request().method() === 'POST'),
+  const [sent] = await Promise.all([
+    w.page.waitForRequest((r) => r.isNavigationRequest()),
     w.page.locator('#signin-password').press('Enter'),
   ]);
   await w.page.waitForLoadState('load');
   await shot(w, 'after-enter');
-  assert.equal(answer.url(), `${BASE}/console`, 'posted to /console, no query');
-  assert.equal(answer.status(), 303, 'sent back to the page unread');
-  assert.match(answer.request().postData() || '', /(^|&)password=/, 'the password went in the body');
+  assert.equal(`${sent.method()} ${sent.url()}`, `POST ${BASE}/console`, 'the form posts to /console, no query');
+  assert.match(sent.postData() || '', /(^|&)password=/, 'the password went in the body');
+  assert.equal((await sent.response()).status(), 303, 'sent back to the page unread');
   assert.equal(w.page.url(), `${BASE}/console`, 'the page the browser keeps in its history');
   const secrets = [PASSWORD, encodeURIComponent(PASSWORD), new URLSearchParams({ p: PASSWORD }).toString().slice(2),
     ACCOUNTS.admin, encodeURIComponent(ACCOUNTS.admin)];
