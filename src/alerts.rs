@@ -1,8 +1,11 @@
 //! Alerts: incidents at or above `IMANGOR_ALERT_MIN_LEVEL` are posted to a webhook as JSON,
 //! signed with HMAC-SHA256 over `TIMESTAMP.BODY` (header `X-Imangor-Signature: t=TIMESTAMP,
 //! v1=HEX`), retried with backoff (1, 2, 4, 8, 16 s), never on the request path: `send` only
-//! queues. When the queue is full an alert is dropped and logged, never blocking a request.
+//! queues (`IMANGOR_ALERT_QUEUE` alerts at most). An alert is never lost silently: one that
+//! finds the queue full, or that the webhook refuses on every attempt, is logged and counted in
+//! `security_alerts_dropped_total{reason}`, never blocking a request.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_lc_rs::hmac;
@@ -10,21 +13,48 @@ use tokio::sync::mpsc;
 
 use crate::config::Secret;
 use crate::db::incidents::Incident;
+use crate::metrics::{AlertDropped, Metrics};
 
-const QUEUE: usize = 1024;
 const ATTEMPTS: u32 = 6;
 
+/// Why an incident alerts: its `event` in the webhook's body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Alert {
+    /// A new incident (`incident.opened`).
+    Opened,
+    /// An unresolved incident raised again (`incident.raised`).
+    Raised,
+    /// An admin or a manager raised its level to the alert level or above (`incident.escalated`).
+    Escalated,
+}
+
+impl Alert {
+    fn event(self) -> &'static str {
+        match self {
+            Alert::Opened => "incident.opened",
+            Alert::Raised => "incident.raised",
+            Alert::Escalated => "incident.escalated",
+        }
+    }
+}
+
 /// The queue to the alert sender; a no-op when no webhook is configured.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Alerts {
     tx: Option<mpsc::Sender<serde_json::Value>>,
+    metrics: Arc<Metrics>,
 }
 
 impl Alerts {
-    /// Starts the sender task when a webhook URL is configured.
-    pub fn start(url: Option<String>, secret: Option<Secret>) -> anyhow::Result<Self> {
+    /// Starts the sender task when a webhook URL is configured; `queue` alerts wait at most.
+    pub fn start(
+        url: Option<String>,
+        secret: Option<Secret>,
+        queue: usize,
+        metrics: Arc<Metrics>,
+    ) -> anyhow::Result<Self> {
         let Some(url) = url else {
-            return Ok(Self::default());
+            return Ok(Self { tx: None, metrics });
         };
         let secret = secret.ok_or_else(|| {
             anyhow::anyhow!("IMANGOR_ALERT_WEBHOOK_URL needs IMANGOR_ALERT_WEBHOOK_SECRET (the HMAC key receivers check)")
@@ -33,29 +63,46 @@ impl Alerts {
             .timeout(Duration::from_secs(10))
             .redirect(reqwest::redirect::Policy::none())
             .build()?;
-        let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(deliver(client, url, secret, rx));
-        Ok(Self { tx: Some(tx) })
+        let (tx, rx) = mpsc::channel(queue.max(1));
+        tokio::spawn(deliver(client, url, secret, rx, metrics.clone()));
+        Ok(Self {
+            tx: Some(tx),
+            metrics,
+        })
     }
 
-    pub fn send(&self, incident: &Incident, opened: bool) {
+    /// Queues the alert of `incident`; never waits.
+    pub fn send(&self, incident: &Incident, why: Alert) {
         let Some(tx) = &self.tx else { return };
         let body = serde_json::json!({
-            "event": if opened { "incident.opened" } else { "incident.raised" },
+            "event": why.event(),
             "incident": {
                 "id": incident.id,
                 "kind": incident.kind,
                 "level": incident.level,
+                "requested_level": incident.requested_level,
                 "status": incident.status,
                 "subject": incident.subject,
                 "description": incident.description,
+                "affected_systems": incident.affected_systems,
                 "count": incident.count,
                 "first_seen": incident.first_seen.rfc3339(),
                 "last_seen": incident.last_seen.rfc3339(),
             }
         });
-        if tx.try_send(body).is_err() {
-            tracing::error!(incident = %incident.id, "the alert queue is full: alert dropped");
+        if let Err(e) = tx.try_send(body) {
+            let reason = match e {
+                mpsc::error::TrySendError::Full(_) => "the alert queue is full",
+                mpsc::error::TrySendError::Closed(_) => "the alert sender has stopped",
+            };
+            self.metrics.alert_dropped(AlertDropped::QueueFull);
+            tracing::error!(
+                target: "security",
+                incident = %incident.id,
+                level = %incident.level,
+                reason,
+                "alert dropped (counted in security_alerts_dropped_total)"
+            );
         }
     }
 }
@@ -75,6 +122,7 @@ async fn deliver(
     url: String,
     secret: Secret,
     mut rx: mpsc::Receiver<serde_json::Value>,
+    metrics: Arc<Metrics>,
 ) {
     while let Some(body) = rx.recv().await {
         let bytes = serde_json::to_vec(&body).unwrap_or_default();
@@ -99,7 +147,13 @@ async fn deliver(
                         Err(e) => e.without_url().to_string(),
                     };
                     if attempt == ATTEMPTS {
-                        tracing::error!(attempt, why, "alert not delivered; giving up");
+                        metrics.alert_dropped(AlertDropped::Undelivered);
+                        tracing::error!(
+                            target: "security",
+                            attempt,
+                            why,
+                            "alert not delivered; giving up (counted in security_alerts_dropped_total)"
+                        );
                         break;
                     }
                     tracing::warn!(attempt, why, "alert not delivered; retrying");

@@ -86,6 +86,8 @@ pub struct Config {
     pub alert_webhook_url: Option<Secret>,
     pub alert_webhook_secret: Option<Secret>,
     pub alert_min_level: String,
+    /// Alerts waiting for the webhook, at most; past it an alert is dropped and counted.
+    pub alert_queue: usize,
     /// Automatic containment per detector.
     pub containment: crate::service::incidents::Containment,
     pub jwt_issuer: String,
@@ -108,6 +110,8 @@ pub struct Config {
     pub rate_limit_api: Quota,
     pub rate_limit_token: Quota,
     pub rate_limit_register: Quota,
+    /// Incident reports per account (`POST /api/v1/incidents`), whatever the role.
+    pub rate_limit_report: Quota,
     pub login: LoginPolicy,
     pub trusted_proxies: Vec<Cidr>,
     /// Exact origins allowed to call from a browser; `*` means any (never with credentials in production).
@@ -159,6 +163,7 @@ const KEYS: &[Key] = &[
     s("alert_webhook_url"),
     s("alert_webhook_secret"),
     k("alert_min_level"),
+    k("alert_queue"),
     k("contain_stuffing_block"),
     k("contain_refresh_reuse"),
     k("jwt_issuer"),
@@ -179,6 +184,7 @@ const KEYS: &[Key] = &[
     k("rate_limit_api"),
     k("rate_limit_token"),
     k("rate_limit_register"),
+    k("rate_limit_report"),
     k("login_lock_after"),
     k("login_slow_after"),
     k("trusted_proxies"),
@@ -446,6 +452,7 @@ impl Config {
                     "IMANGOR_ALERT_MIN_LEVEL: {other:?} is not one of low, medium, high, critical"
                 ),
             },
+            alert_queue: parse(raw, "alert_queue", 1024usize)?.clamp(1, 100_000),
             containment: crate::service::incidents::Containment {
                 stuffing_block_s: seconds(raw, "contain_stuffing_block", 900, 0..=30 * 86_400)?,
                 reuse_revokes_all: match raw.get("contain_refresh_reuse").unwrap_or("session") {
@@ -499,6 +506,14 @@ impl Config {
                 Quota {
                     n: 5,
                     per: Duration::from_secs(60),
+                },
+            )?,
+            rate_limit_report: parse(
+                raw,
+                "rate_limit_report",
+                Quota {
+                    n: 10,
+                    per: Duration::from_secs(3600),
                 },
             )?,
             login: LoginPolicy {

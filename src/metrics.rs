@@ -70,6 +70,19 @@ const AUTH_STATUSES: [&str; 4] = ["success", "failure", "locked", "rate_limited"
 /// The actions of `security_events_skipped_total{action}`: refusals of the login guard past
 /// their account's cap of events (`limits::login::RefusalEvents`).
 pub const SKIPPED_ACTIONS: [&str; 2] = ["auth.login", "user.password_change"];
+/// Why an incident alert was lost: `security_alerts_dropped_total{reason}`.
+#[derive(Debug, Clone, Copy)]
+pub enum AlertDropped {
+    /// The queue to the webhook sender was full (or the sender had stopped).
+    QueueFull,
+    /// The webhook refused or did not answer every attempt.
+    Undelivered,
+}
+
+const ALERT_DROP_REASONS: [&str; 2] = ["queue_full", "undelivered"];
+
+/// The limits `throttled_requests_total{limit}` counts.
+const THROTTLE_CLASSES: [&str; 4] = ["api", "token", "register", "report"];
 
 /// Histograms by route template, then by (method, status): looking a route up borrows its
 /// name, so a request allocates nothing once its route has been seen.
@@ -83,6 +96,7 @@ pub struct Metrics {
     throttled: Mutex<BTreeMap<&'static str, u64>>,
     skipped: [AtomicU64; SKIPPED_ACTIONS.len()],
     incidents: Mutex<BTreeMap<(String, String), u64>>,
+    alerts_dropped: [AtomicU64; 2],
 }
 
 /// Values read at scrape time from elsewhere in the process.
@@ -140,7 +154,12 @@ impl Metrics {
         self.auth[s as usize].fetch_add(1, Ordering::Relaxed);
     }
 
-    /// A request refused by a rate limit of `class` (`api`, `token`, `register`).
+    /// An incident alert that was lost, and why.
+    pub fn alert_dropped(&self, why: AlertDropped) {
+        self.alerts_dropped[why as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A request refused by a rate limit of `class` (`api`, `token`, `register`, `report`).
     pub fn throttled(&self, class: &'static str) {
         *self
             .throttled
@@ -153,7 +172,7 @@ impl Metrics {
     /// Requests refused by each rate limit since the process started (the security summary).
     pub fn throttled_counts(&self) -> Vec<(&'static str, u64)> {
         let map = self.throttled.lock().unwrap_or_else(|e| e.into_inner());
-        ["api", "token", "register"]
+        THROTTLE_CLASSES
             .into_iter()
             .map(|class| (class, map.get(class).copied().unwrap_or(0)))
             .collect()
@@ -251,7 +270,7 @@ impl Metrics {
             "counter",
             "Requests refused by a rate limit, by limit.",
         );
-        for class in ["api", "token", "register"] {
+        for class in THROTTLE_CLASSES {
             let n = self
                 .throttled
                 .lock()
@@ -293,6 +312,20 @@ impl Metrics {
                 "security_incidents_total{{level=\"{}\",type=\"{}\"}} {n}",
                 escape(level),
                 escape(kind)
+            );
+        }
+
+        head(
+            &mut out,
+            "security_alerts_dropped_total",
+            "counter",
+            "Incident alerts lost, by reason: the queue to the webhook was full, or the webhook refused every attempt.",
+        );
+        for (i, reason) in ALERT_DROP_REASONS.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "security_alerts_dropped_total{{reason=\"{reason}\"}} {}",
+                self.alerts_dropped[i].load(Ordering::Relaxed)
             );
         }
 

@@ -61,12 +61,15 @@ pub async fn state(config: Config) -> anyhow::Result<AppState> {
         shared.clone(),
         &crate::crypto::derive::<32>(keys.cursor_key(), b"imangor redis account names v1")[..],
     );
+    let metrics = Arc::new(crate::metrics::Metrics::default());
     let alerts = crate::alerts::Alerts::start(
         config
             .alert_webhook_url
             .as_ref()
             .map(|u| u.expose().to_owned()),
         config.alert_webhook_secret.clone(),
+        config.alert_queue,
+        metrics.clone(),
     )?;
     let events = crate::audit::EventSink::start(db.clone());
     let blocks = crate::service::containment::Blocklist::default();
@@ -84,7 +87,7 @@ pub async fn state(config: Config) -> anyhow::Result<AppState> {
         refusals: Arc::default(),
         shared,
         auth_cache: Arc::default(),
-        metrics: Arc::default(),
+        metrics,
         alerts,
         events,
         blocks: Arc::new(blocks),

@@ -14,6 +14,10 @@ pub struct Incident {
     pub subject: Option<String>,
     pub description: String,
     pub reported_by: Option<String>,
+    /// The level a plain user's report asked for, when it was stored lower (for triage).
+    pub requested_level: Option<String>,
+    /// Short names of the systems it touches (`auth`, `secrets`, ...).
+    pub affected_systems: Vec<String>,
     pub count: i64,
     pub first_seen: Timestamp,
     pub last_seen: Timestamp,
@@ -30,7 +34,7 @@ pub struct Note {
 
 macro_rules! columns {
     () => {
-        "id, kind, level, status, subject, description, reported_by, count, first_seen, last_seen, updated_at"
+        "id, kind, level, status, subject, description, reported_by, count, first_seen, last_seen, updated_at, requested_level, affected_systems"
     };
 }
 
@@ -45,12 +49,25 @@ macro_rules! incident_row {
             subject: r.try_get("subject")?,
             description: r.try_get("description")?,
             reported_by: r.try_get("reported_by")?,
+            requested_level: r.try_get("requested_level")?,
+            affected_systems: systems_of(r.try_get("affected_systems")?)?,
             count: r.try_get("count")?,
             first_seen: Timestamp::from_micros(r.try_get("first_seen")?),
             last_seen: Timestamp::from_micros(r.try_get("last_seen")?),
             updated_at: Timestamp::from_micros(r.try_get("updated_at")?),
         }
     }};
+}
+
+/// The stored list of affected systems (a JSON array of names).
+fn systems_of(raw: String) -> sqlx::Result<Vec<String>> {
+    serde_json::from_str(&raw).map_err(|e| sqlx::Error::Decode(Box::new(e)))
+}
+
+/// A list of affected systems as it is stored.
+fn systems_json<S: AsRef<str>>(names: &[S]) -> String {
+    let names: Vec<&str> = names.iter().map(AsRef::as_ref).collect();
+    serde_json::to_string(&names).unwrap_or_else(|_| "[]".to_owned())
 }
 
 /// What a new incident says.
@@ -60,6 +77,9 @@ pub struct NewIncident<'a> {
     pub subject: Option<&'a str>,
     pub description: &'a str,
     pub reported_by: Option<&'a str>,
+    /// The level a report asked for, when `level` is lower (triage decides).
+    pub requested_level: Option<&'a str>,
+    pub affected_systems: &'a [&'a str],
 }
 
 /// Raises the unresolved incident of this (kind, subject) again (`by` more occurrences), or opens
@@ -90,14 +110,17 @@ pub async fn raise(
         subject: n.subject.map(str::to_owned),
         description: n.description.to_owned(),
         reported_by: n.reported_by.map(str::to_owned),
+        requested_level: n.requested_level.map(str::to_owned),
+        affected_systems: n.affected_systems.iter().map(|s| (*s).to_owned()).collect(),
         count: by,
         first_seen: now,
         last_seen: now,
         updated_at: now,
     };
-    on_tx!(tx, c => sqlx::query(concat!("insert into incidents (", columns!(), ") values ($1, $2, $3, $4, $5, $6, $7, $9, $8, $8, $8)"))
+    on_tx!(tx, c => sqlx::query(concat!("insert into incidents (", columns!(), ") values ($1, $2, $3, $4, $5, $6, $7, $9, $8, $8, $8, $10, $11)"))
         .bind(&i.id).bind(&i.kind).bind(&i.level).bind(&i.status).bind(i.subject.as_deref())
         .bind(&i.description).bind(i.reported_by.as_deref()).bind(now.micros()).bind(by)
+        .bind(i.requested_level.as_deref()).bind(systems_json(&i.affected_systems))
         .execute(c).await.map(drop))?;
     Ok((i, true))
 }
@@ -110,27 +133,60 @@ pub async fn find(tx: &mut Tx, id: &str) -> sqlx::Result<Option<Incident>> {
     })
 }
 
-/// A page of incidents, newest first, filtered by level and status when given.
+/// What a page of incidents is filtered on (each when given).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Filter<'a> {
+    pub level: Option<&'a str>,
+    pub status: Option<&'a str>,
+    /// One name of `affected_systems` (`[a-z0-9_-]`, checked by the caller).
+    pub system: Option<&'a str>,
+}
+
+/// The `like` pattern that finds `name` in a stored list: the name with its JSON quotes, so that
+/// `auth` does not match `oauth` or `auth2`, and `_` escaped (it is a wildcard of `like`).
+fn system_pattern(name: &str) -> String {
+    format!(
+        "%\"{}\"%",
+        name.replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_")
+    )
+}
+
+/// A page of incidents, newest first, filtered as asked.
 pub async fn list(
     db: &Db,
-    level: Option<&str>,
-    status: Option<&str>,
+    filter: Filter<'_>,
     before: Option<&str>,
     limit: i64,
 ) -> sqlx::Result<Vec<Incident>> {
     let before = before.unwrap_or("g");
+    let system = filter.system.map(system_pattern);
     on_db!(db, p => {
         let rows = sqlx::query(concat!("select ", columns!(), " from incidents
             where id < $1 and ($2 is null or level = $2) and ($3 is null or status = $3)
+              and ($5 is null or affected_systems like $5 escape '\\')
             order by id desc limit $4"))
-            .bind(before).bind(level).bind(status).bind(limit).fetch_all(p).await?;
+            .bind(before).bind(filter.level).bind(filter.status).bind(limit).bind(system)
+            .fetch_all(p).await?;
         rows.iter().map(|r| Ok(incident_row!(r))).collect()
     })
 }
 
-pub async fn set_status(tx: &mut Tx, id: &str, status: &str, now: Timestamp) -> sqlx::Result<()> {
-    on_tx!(tx, c => sqlx::query("update incidents set status = $1, updated_at = $2 where id = $3")
-        .bind(status).bind(now.micros()).bind(id).execute(c).await.map(drop))
+/// Sets an incident's status, and its level and affected systems when given.
+pub async fn set_status(
+    tx: &mut Tx,
+    id: &str,
+    status: &str,
+    level: Option<&str>,
+    systems: Option<&[String]>,
+    now: Timestamp,
+) -> sqlx::Result<()> {
+    let systems = systems.map(systems_json);
+    on_tx!(tx, c => sqlx::query("update incidents set status = $1, updated_at = $2,
+            level = coalesce($4, level), affected_systems = coalesce($5, affected_systems) where id = $3")
+        .bind(status).bind(now.micros()).bind(id).bind(level).bind(systems.as_deref())
+        .execute(c).await.map(drop))
 }
 
 pub async fn add_note(

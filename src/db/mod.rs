@@ -240,6 +240,11 @@ pub const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0005_incidents.sql"),
     ),
     (
+        6,
+        "incidents triage",
+        include_str!("../../migrations/sqlite/0006_incidents_triage.sql"),
+    ),
+    (
         8,
         "quota counts",
         include_str!("../../migrations/sqlite/0008_quota_counts.sql"),
@@ -270,6 +275,11 @@ pub const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         5,
         "incidents",
         include_str!("../../migrations/postgres/0005_incidents.sql"),
+    ),
+    (
+        6,
+        "incidents triage",
+        include_str!("../../migrations/postgres/0006_incidents_triage.sql"),
     ),
     (
         8,

@@ -12,7 +12,7 @@ use utoipa_axum::routes;
 use super::extract::AppJson;
 use super::page;
 use crate::authz::Principal;
-use crate::db::incidents::{Incident, Note};
+use crate::db::incidents::{Filter, Incident, Note};
 use crate::domain::UserId;
 use crate::error::{AppError, Result, ValidationError};
 use crate::service::containment::By;
@@ -29,15 +29,25 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(contain))
 }
 
+/// The short name of a system an incident touches: `auth`, `secrets`, `audit`, ...
+#[derive(ToSchema)]
+#[schema(pattern = "^[a-z0-9_-]{1,32}$", min_length = 1, max_length = 32)]
+#[allow(dead_code)]
+pub struct SystemName(String);
+
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReportInput {
     /// 1..=2000 characters; line breaks allowed, other control characters not.
     #[schema(min_length = 1, max_length = 2000)]
     description: String,
-    /// low, medium (default), high or critical.
+    /// low, medium (default), high or critical. A plain user's report above medium is stored
+    /// as medium, the level asked kept as `requested_level` for triage.
     #[schema(pattern = "^(low|medium|high|critical)$")]
     level: Option<String>,
+    /// The systems it touches: at most 16 names, none twice.
+    #[schema(value_type = Option<Vec<SystemName>>, max_items = 16)]
+    affected_systems: Option<Vec<String>>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -48,6 +58,13 @@ pub struct UpdateInput {
     /// Why: 1..=2000 characters.
     #[schema(min_length = 1, max_length = 2000)]
     note: String,
+    /// A new level (triage): low, medium, high or critical. Raised to the alert level or above,
+    /// the incident alerts (`incident.escalated`).
+    #[schema(pattern = "^(low|medium|high|critical)$")]
+    level: Option<String>,
+    /// Replaces the list of systems it touches: at most 16 names, none twice.
+    #[schema(value_type = Option<Vec<SystemName>>, max_items = 16)]
+    affected_systems: Option<Vec<String>>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -64,7 +81,13 @@ pub struct IncidentView {
     /// brute_force, credential_stuffing, refresh_reuse, authz_probing, forged_tokens, role_escalation, data_integrity or user_report.
     kind: String,
     level: String,
+    /// The level a plain user's report asked for when it was stored lower (`medium`), for
+    /// triage; null otherwise.
+    requested_level: Option<String>,
     status: String,
+    /// Short names of the systems it touches (`auth`, `secrets`, ...).
+    #[schema(value_type = Vec<SystemName>)]
+    affected_systems: Vec<String>,
     /// What a detector keyed it on (an account id, an address, a secret); none for reports.
     subject: Option<String>,
     description: String,
@@ -93,7 +116,9 @@ fn view(i: Incident, notes: Option<Vec<Note>>) -> IncidentView {
         id: i.id,
         kind: i.kind,
         level: i.level,
+        requested_level: i.requested_level,
         status: i.status,
+        affected_systems: i.affected_systems,
         subject: i.subject,
         description: i.description,
         reported_by: i.reported_by,
@@ -124,9 +149,12 @@ fn incident_id(raw: &str) -> Result<String> {
 }
 
 /// Report a security incident (any role). The report is audited and alerts like any incident.
+/// A plain user's report above `medium` is stored as `medium` (it does not page the on-call),
+/// with the level asked kept as `requested_level` until an admin or a manager raises it.
 #[utoipa::path(post, path = "/incidents", tag = "security operations", security(("bearer" = [])), request_body = ReportInput,
     responses((status = 201, body = IncidentView), (status = 401),
-        (status = 409, description = "the caller already has five unresolved reports"), (status = 422, description = "invalid input")))]
+        (status = 409, description = "the caller already has five unresolved reports"), (status = 422, description = "invalid input"),
+        (status = 429, description = "too many reports from this account (IMANGOR_RATE_LIMIT_REPORT); see Retry-After")))]
 async fn report(
     State(app): State<AppState>,
     who: Principal,
@@ -139,8 +167,11 @@ async fn report(
     if !LEVELS.contains(&level.as_str()) {
         errors.push("level", "must be low, medium, high or critical");
     }
+    let systems = req.affected_systems.unwrap_or_default();
+    errors.collect(service::incidents::systems("affected_systems", &systems));
     errors.into_result()?;
-    let i = service::incidents::report(&app, &who, &req.description, &level, &meta).await?;
+    let i =
+        service::incidents::report(&app, &who, &req.description, &level, &systems, &meta).await?;
     Ok((StatusCode::CREATED, Json(view(i, None))))
 }
 
@@ -155,6 +186,9 @@ pub struct IncidentQuery {
     /// open, contained or resolved.
     #[param(nullable = false, pattern = "^(open|contained|resolved)$")]
     status: Option<String>,
+    /// Incidents whose `affected_systems` name this system (exactly: `auth` does not match `oauth`).
+    #[param(nullable = false, pattern = "^[a-z0-9_-]{1,32}$")]
+    affected_system: Option<String>,
     /// Items per page, 1..=100 (default 50).
     #[param(minimum = 1, maximum = 100, nullable = false)]
     limit: Option<u32>,
@@ -163,7 +197,7 @@ pub struct IncidentQuery {
     cursor: Option<String>,
 }
 
-/// Incidents, newest first, filtered by level and status: admins and managers.
+/// Incidents, newest first, filtered by level, status and affected system: admins and managers.
 #[utoipa::path(get, path = "/incidents", tag = "security operations", security(("bearer" = [])), params(IncidentQuery),
     responses((status = 200, body = IncidentPage), (status = 401), (status = 403), (status = 422, description = "bad filter, limit or cursor")))]
 async fn list(
@@ -176,18 +210,26 @@ async fn list(
         serde_urlencoded::from_str(query.as_deref().unwrap_or(""))
             .map_err(|_| ValidationError::field("query", "is not a valid query string"))?;
     let mut errors = ValidationError::default();
-    let (mut level, mut status, mut rest) = (None, None, Vec::new());
+    let (mut level, mut status, mut system, mut rest) = (None, None, None, Vec::new());
     for (k, v) in pairs {
-        let (slot, allowed): (&mut Option<String>, &[&str]) = match k.as_str() {
-            "level" => (&mut level, &LEVELS),
-            "status" => (&mut status, &STATUSES),
+        let (slot, valid): (&mut Option<String>, Result<(), String>) = match k.as_str() {
+            "level" => (&mut level, one_of(&v, &LEVELS)),
+            "status" => (&mut status, one_of(&v, &STATUSES)),
+            "affected_system" => (
+                &mut system,
+                if service::incidents::system_name(&v) {
+                    Ok(())
+                } else {
+                    Err("must be 1..=32 characters of a-z, 0-9, _ and -".to_owned())
+                },
+            ),
             _ => {
                 rest.push((k, v));
                 continue;
             }
         };
-        if !allowed.contains(&v.as_str()) {
-            errors.push(k.as_str(), format!("must be one of {}", allowed.join(", ")));
+        if let Err(why) = valid {
+            errors.push(k.as_str(), why);
         } else if slot.replace(v).is_some() {
             errors.push(k.as_str(), "is given more than once");
         }
@@ -196,15 +238,12 @@ async fn list(
     let rest = serde_urlencoded::to_string(&rest).unwrap_or_default();
     let req = page::parse(Some(&rest), &app.cursors, LIST, who.user_id())?;
     let before = req.after.map(|u| u.hyphenated().to_string());
-    let rows = service::incidents::list(
-        &app,
-        &who,
-        level.as_deref(),
-        status.as_deref(),
-        before.as_deref(),
-        req.limit,
-    )
-    .await?;
+    let filter = Filter {
+        level: level.as_deref(),
+        status: status.as_deref(),
+        system: system.as_deref(),
+    };
+    let rows = service::incidents::list(&app, &who, filter, before.as_deref(), req.limit).await?;
     let (rows, next_cursor) = page::finish(
         rows,
         req,
@@ -217,6 +256,14 @@ async fn list(
         items: rows.into_iter().map(|i| view(i, None)).collect(),
         next_cursor,
     }))
+}
+
+fn one_of(v: &str, allowed: &[&str]) -> Result<(), String> {
+    if allowed.contains(&v) {
+        Ok(())
+    } else {
+        Err(format!("must be one of {}", allowed.join(", ")))
+    }
 }
 
 /// One incident with its notes: admins and managers.
@@ -236,7 +283,9 @@ async fn show(
     Ok(Json(v))
 }
 
-/// Contain or resolve an incident, with a note (open -> contained -> resolved): admins and managers.
+/// Contain or resolve an incident, with a note (open -> contained -> resolved), and triage it:
+/// set its `level` (raised to the alert level or above, it alerts) and its `affected_systems`.
+/// Admins and managers.
 #[utoipa::path(patch, path = "/incidents/{id}", tag = "security operations", security(("bearer" = [])), request_body = UpdateInput,
     params(("id" = String, Path, description = "the incident's id")),
     responses((status = 200, body = IncidentView), (status = 401), (status = 403), (status = 404),
@@ -255,8 +304,22 @@ async fn update(
         errors.push("status", "must be open, contained or resolved");
     }
     errors.collect(service::incidents::text("note", &req.note));
+    if let Some(l) = &req.level
+        && !LEVELS.contains(&l.as_str())
+    {
+        errors.push("level", "must be low, medium, high or critical");
+    }
+    if let Some(systems) = &req.affected_systems {
+        errors.collect(service::incidents::systems("affected_systems", systems));
+    }
     errors.into_result()?;
-    service::incidents::update(&app, &who, &id, &req.status, &req.note, &meta).await?;
+    let change = service::incidents::Change {
+        status: &req.status,
+        note: &req.note,
+        level: req.level.as_deref(),
+        affected_systems: req.affected_systems.as_deref(),
+    };
+    service::incidents::update(&app, &who, &id, change, &meta).await?;
     let (i, notes) = service::incidents::get(&app, &who, &id).await?;
     Ok(Json(view(i, Some(notes))))
 }

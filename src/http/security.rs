@@ -41,7 +41,7 @@ pub struct HourView {
 
 #[derive(Serialize, ToSchema)]
 pub struct ThrottledView {
-    /// The rate limit: api, token or register.
+    /// The rate limit: api, token, register or report.
     limit: &'static str,
     requests: u64,
 }

@@ -1,21 +1,23 @@
 //! Incidents: detectors that read the audit trail as it is sealed, user reports, and the
 //! open -> contained -> resolved workflow with notes. Levels: low, medium, high, critical.
 //!
-//! | kind | raised when | level | automatic containment |
-//! |---|---|---|---|
-//! | brute_force | 10 failed logins on one account in 10 minutes (guesses the login guard refused count) | high | (the login guard already slows the account) |
-//! | credential_stuffing | failed logins on 10 different accounts from one address in 10 minutes | high | block the address (IMANGOR_CONTAIN_STUFFING_BLOCK seconds, default 900) |
-//! | refresh_reuse | a spent refresh token presented again | high | the session is revoked; with IMANGOR_CONTAIN_REFRESH_REUSE=all, every session of the user |
-//! | authz_probing | 20 refusals of the policy for one account in 10 minutes | medium | |
-//! | forged_tokens | 50 access tokens that fail verification from one address in a minute | high | |
-//! | role_escalation | an account made admin | high | |
-//! | data_integrity | a stored secret fails authentication | critical | |
-//! | user_report | `POST /api/v1/incidents` | as reported (default medium) | |
+//! | kind | raised when | level | affected systems | automatic containment |
+//! |---|---|---|---|---|
+//! | brute_force | 10 failed logins on one account in 10 minutes (guesses the login guard refused count) | high | auth | (the login guard already slows the account) |
+//! | credential_stuffing | failed logins on 10 different accounts from one address in 10 minutes | high | auth, network | block the address (IMANGOR_CONTAIN_STUFFING_BLOCK seconds, default 900) |
+//! | refresh_reuse | a spent refresh token presented again | high | auth, sessions | the session is revoked; with IMANGOR_CONTAIN_REFRESH_REUSE=all, every session of the user |
+//! | authz_probing | 20 refusals of the policy for one account in 10 minutes | medium | authz | |
+//! | forged_tokens | 50 access tokens that fail verification from one address in a minute | high | auth, tokens | |
+//! | role_escalation | an account made admin | high | users, authz | |
+//! | shared_state_unavailable | Redis stops answering | high | redis, rate_limits | |
+//! | data_integrity | a stored secret fails authentication | critical | secrets, keys | |
+//! | user_report | `POST /api/v1/incidents` | as reported (default medium); a plain user's above medium is stored as medium, the level asked kept as `requested_level` | as reported | |
 //!
 //! A detector raises the unresolved incident of the same (kind, subject) again (its count grows)
 //! instead of opening another.
 
 use super::{Event, RequestMeta};
+use crate::alerts::Alert;
 use crate::authz::{self, Action, Principal};
 use crate::db::Tx;
 use crate::db::audit::AuditRow;
@@ -32,6 +34,10 @@ pub const STUFFING_ACCOUNTS: i64 = 10;
 pub const PROBING_DENIALS: i64 = 20;
 /// Unresolved reports one account may have at once.
 pub const MAX_OPEN_REPORTS: i64 = 5;
+/// The highest level a plain user's report is stored at; what it asked above waits for triage.
+pub const USER_REPORT_MAX_LEVEL: &str = "medium";
+/// Names in `affected_systems`, at most.
+pub const MAX_SYSTEMS: usize = 16;
 
 pub fn level_rank(level: &str) -> usize {
     LEVELS.iter().position(|l| *l == level).unwrap_or(0)
@@ -168,6 +174,8 @@ pub async fn detect(
                             subject: Some(subject),
                             description: &d,
                             reported_by: None,
+                            requested_level: None,
+                            affected_systems: &["auth"],
                         },
                         at,
                         occ,
@@ -211,6 +219,8 @@ pub async fn detect(
                             subject: Some(subject),
                             description: &d,
                             reported_by: None,
+                            requested_level: None,
+                            affected_systems: &["authz"],
                         },
                         at,
                         occ,
@@ -242,6 +252,8 @@ pub async fn detect(
                             subject: Some(subject),
                             description: &d,
                             reported_by: None,
+                            requested_level: None,
+                            affected_systems: &["auth", "network"],
                         },
                         at,
                         occurrences(accounts, STUFFING_ACCOUNTS, n),
@@ -288,7 +300,7 @@ async fn single(
                 None => None,
             };
             let subject = owner.unwrap_or_else(|| "unknown".into());
-            raise(tx, NewIncident { kind: "refresh_reuse", level: "high", subject: Some(&subject), description: "a spent refresh token was presented again: its session was revoked", reported_by: None }, at, 1, out).await?;
+            raise(tx, NewIncident { kind: "refresh_reuse", level: "high", subject: Some(&subject), description: "a spent refresh token was presented again: its session was revoked", reported_by: None, requested_level: None, affected_systems: &["auth", "sessions"] }, at, 1, out).await?;
             if contain.reuse_revokes_all
                 && let Ok(user) = subject.parse()
             {
@@ -318,6 +330,8 @@ async fn single(
                     subject: Some(&subject),
                     description: &d,
                     reported_by: None,
+                    requested_level: None,
+                    affected_systems: &["auth", "tokens"],
                 },
                 at,
                 1,
@@ -342,6 +356,8 @@ async fn single(
                     subject: Some(&subject),
                     description: &d,
                     reported_by: None,
+                    requested_level: None,
+                    affected_systems: &["users", "authz"],
                 },
                 at,
                 1,
@@ -359,6 +375,8 @@ async fn single(
                     subject: Some("redis"),
                     description: &d,
                     reported_by: None,
+                    requested_level: None,
+                    affected_systems: &["redis", "rate_limits"],
                 },
                 at,
                 1,
@@ -380,6 +398,8 @@ async fn single(
                     subject: Some(&subject),
                     description: &d,
                     reported_by: None,
+                    requested_level: None,
+                    affected_systems: &["secrets", "keys"],
                 },
                 at,
                 1,
@@ -407,52 +427,87 @@ pub fn after_commit(app: &AppState, raised: &[Raised]) {
         app.metrics
             .incident(&r.incident.level, &r.incident.kind, r.occurrences as u64);
         if level_rank(&r.incident.level) >= level_rank(&app.config.alert_min_level) {
-            app.alerts.send(&r.incident, r.opened);
+            app.alerts.send(
+                &r.incident,
+                if r.opened {
+                    Alert::Opened
+                } else {
+                    Alert::Raised
+                },
+            );
         }
     }
 }
 
-/// A user's report: an incident of kind `user_report`.
+/// A user's report: an incident of kind `user_report`. Whoever may not triage incidents (a plain
+/// user) cannot page the on-call: a level above `medium` is stored as `medium`, and the level
+/// asked is kept as `requested_level` until an admin or a manager raises it.
 pub async fn report(
     app: &AppState,
     who: &Principal,
     description: &str,
     level: &str,
+    affected_systems: &[String],
     meta: &RequestMeta,
 ) -> Result<Incident> {
     authz::authorize_plain(Some(who), Action::IncidentReport)?;
-    // One account cannot flood the incident list and the alert queue with reports.
+    // One account cannot flood the incident list and the alert queue with reports: a budget of
+    // reports per account (IMANGOR_RATE_LIMIT_REPORT), and a cap on the unresolved ones.
+    if app.config.rate_limits {
+        let key = format!("report:user:{}", who.user_id());
+        let verdict = app.limiter.check(&key, app.config.rate_limit_report).await;
+        if !verdict.allowed {
+            tracing::warn!(target: "security", class = "report", client = %who.user_id(), "rate limited");
+            app.metrics.throttled("report");
+            return Err(AppError::RateLimited {
+                retry_after_s: verdict.retry_after_s,
+            });
+        }
+    }
     let by = who.user_id().to_string();
     if incidents::open_reports_by(&app.db, &by).await? >= MAX_OPEN_REPORTS {
         return Err(AppError::Refused(
             "you have too many unresolved reports; wait until they are handled",
         ));
     }
+    let triage = authz::authorize_plain(Some(who), Action::IncidentUpdate).is_ok();
+    let (stored, requested) = if !triage && level_rank(level) > level_rank(USER_REPORT_MAX_LEVEL) {
+        (USER_REPORT_MAX_LEVEL, Some(level))
+    } else {
+        (level, None)
+    };
+    let systems: Vec<&str> = affected_systems.iter().map(String::as_str).collect();
     let now = Timestamp::now();
     let mut tx = app.db.begin().await?;
     let (incident, _) = incidents::raise(
         &mut tx,
         &NewIncident {
             kind: "user_report",
-            level,
+            level: stored,
             subject: None,
             description,
             reported_by: Some(&by),
+            requested_level: requested,
+            affected_systems: &systems,
         },
         now,
         1,
     )
     .await?;
+    let detail = match requested {
+        Some(asked) => format!("level {stored} (asked {asked}, kept for triage)"),
+        None => format!("level {stored}"),
+    };
     Event::new("incident.report", "success")
         .actor(who.user_id())
         .target(format!("incident:{}", incident.id))
-        .detail(format!("level {level}"))
+        .detail(detail)
         .record(&mut tx, meta)
         .await?;
     tx.commit().await?;
     app.metrics.incident(&incident.level, &incident.kind, 1);
-    if level_rank(level) >= level_rank(&app.config.alert_min_level) {
-        app.alerts.send(&incident, true);
+    if level_rank(stored) >= level_rank(&app.config.alert_min_level) {
+        app.alerts.send(&incident, Alert::Opened);
     }
     Ok(incident)
 }
@@ -460,13 +515,12 @@ pub async fn report(
 pub async fn list(
     app: &AppState,
     who: &Principal,
-    level: Option<&str>,
-    status: Option<&str>,
+    filter: incidents::Filter<'_>,
     before: Option<&str>,
     limit: u32,
 ) -> Result<Vec<Incident>> {
     authz::authorize_plain(Some(who), Action::IncidentList)?;
-    Ok(incidents::list(&app.db, level, status, before, i64::from(limit) + 1).await?)
+    Ok(incidents::list(&app.db, filter, before, i64::from(limit) + 1).await?)
 }
 
 pub async fn get(
@@ -499,16 +553,32 @@ pub async fn events(
     ))
 }
 
-/// Moves an incident on: open -> contained -> resolved (or open -> resolved), with a note.
-/// A resolved incident is closed; a new occurrence opens a new one.
+/// What a PATCH of an incident asks: the next status with its note, and (triage) a new level
+/// and list of affected systems.
+pub struct Change<'a> {
+    pub status: &'a str,
+    pub note: &'a str,
+    pub level: Option<&'a str>,
+    pub affected_systems: Option<&'a [String]>,
+}
+
+/// Moves an incident on: open -> contained -> resolved (or open -> resolved), with a note, and
+/// sets its level and affected systems when asked (triage). An incident raised to the alert
+/// level or above from below it alerts. A resolved incident is closed; a new occurrence opens a
+/// new one.
 pub async fn update(
     app: &AppState,
     who: &Principal,
     id: &str,
-    status: &str,
-    note: &str,
+    change: Change<'_>,
     meta: &RequestMeta,
 ) -> Result<Incident> {
+    let Change {
+        status,
+        note,
+        level,
+        affected_systems,
+    } = change;
     authz::authorize_plain(Some(who), Action::IncidentUpdate)?;
     let now = Timestamp::now();
     let mut tx = app.db.begin_write().await?;
@@ -524,20 +594,61 @@ pub async fn update(
             "an incident moves open -> contained -> resolved, and a resolved one stays resolved",
         ));
     }
-    incidents::set_status(&mut tx, id, status, now).await?;
+    incidents::set_status(&mut tx, id, status, level, affected_systems, now).await?;
     let by = who.user_id().to_string();
     incidents::add_note(&mut tx, id, Some(&by), status, note, now).await?;
+    let mut detail = format!("{} -> {status}", before.status);
+    if let Some(l) = level.filter(|l| *l != before.level) {
+        detail.push_str(&format!("; level {} -> {l}", before.level));
+    }
+    if let Some(systems) = affected_systems {
+        detail.push_str(&format!("; affected systems [{}]", systems.join(", ")));
+    }
     Event::new("incident.update", "success")
         .actor(who.user_id())
         .target(format!("incident:{id}"))
-        .detail(format!("{} -> {status}", before.status))
+        .detail(detail)
         .record(&mut tx, meta)
         .await?;
     let after = incidents::find(&mut tx, id)
         .await?
         .ok_or(AppError::NotFound)?;
     tx.commit().await?;
+    let alert_at = level_rank(&app.config.alert_min_level);
+    if level_rank(&before.level) < alert_at && level_rank(&after.level) >= alert_at {
+        app.alerts.send(&after, Alert::Escalated);
+    }
     Ok(after)
+}
+
+/// Checks a list of affected systems: at most 16 names, each `[a-z0-9_-]{1,32}`, none twice.
+pub fn systems(field: &str, names: &[String]) -> std::result::Result<(), ValidationError> {
+    if names.len() > MAX_SYSTEMS {
+        return Err(ValidationError::field(
+            field,
+            format!("must name at most {MAX_SYSTEMS} systems"),
+        ));
+    }
+    let mut errors = ValidationError::default();
+    for (i, name) in names.iter().enumerate() {
+        if !system_name(name) {
+            errors.push(
+                format!("{field}[{i}]"),
+                "must be 1..=32 characters of a-z, 0-9, _ and -",
+            );
+        } else if names[..i].contains(name) {
+            errors.push(format!("{field}[{i}]"), "names a system twice");
+        }
+    }
+    errors.into_result()
+}
+
+/// A short name of a system: 1..=32 characters of `a-z`, `0-9`, `_` and `-`.
+pub fn system_name(name: &str) -> bool {
+    (1..=32).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
 }
 
 /// Checks a report's or a note's text: 1..=2000 characters, no control characters but line breaks.

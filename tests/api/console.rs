@@ -133,7 +133,7 @@ async fn the_console_script_keeps_the_token_in_memory_and_never_writes_markup() 
 
 #[tokio::test]
 async fn the_security_summary_counts_incidents_logins_and_sessions_for_admins_and_managers() {
-    // Arrange: two failed and one good login, a high report, a manager and a user.
+    // Arrange: two failed and one good login, a manager's high report, a manager and a user.
     let app = TestApp::spawn().await;
     let (_, manager) = app
         .user_with_role("console-manager@example.com", "manager")
@@ -145,7 +145,7 @@ async fn the_security_summary_counts_incidents_logins_and_sessions_for_admins_an
     let res = app
         .post_json(
             "/api/v1/incidents",
-            Some(&user.access),
+            Some(&manager.access),
             &json!({"description": "my laptop was stolen", "level": "high"}),
         )
         .await;
@@ -186,7 +186,7 @@ async fn the_security_summary_counts_incidents_logins_and_sessions_for_admins_an
         .iter()
         .map(|t| t["limit"].as_str().unwrap())
         .collect();
-    assert_eq!(limits, ["api", "token", "register"]);
+    assert_eq!(limits, ["api", "token", "register", "report"]);
 
     // Managers read it too; a plain user is refused (and the refusal is an audit event).
     let res = app.get("/api/v1/security/summary", &manager.access).await;
@@ -531,4 +531,59 @@ async fn the_summary_counts_requests_refused_by_the_rate_limits_v16_3_3() {
         .unwrap()["requests"]
         .clone();
     assert_eq!(api, 2, "{s}");
+}
+
+/// Issue 16 item 9 (ASVS V14.2.1, sensitive data never in URLs): the sign-in form posts to
+/// `/console` (not a GET with the password in the query) when the script has not run; the route
+/// answers 303 to the page without reading the body, and it signs no one in.
+#[tokio::test]
+async fn the_sign_in_form_posted_without_the_script_is_sent_back_unread_v14_2_1() {
+    let app = TestApp::spawn().await;
+    let page = app.get_anon("/console").await.text().await.unwrap();
+    assert!(
+        page.contains(r#"<form id="signin-form" method="post" action="/console" novalidate>"#),
+        "the form posts to /console"
+    );
+    let logins = |e: &Vec<EventRow>| e.iter().filter(|e| e.action == "auth.login").count();
+    let before = logins(&events(&app).await);
+    // The bootstrap admin's real credentials: still no sign-in.
+    let res = app
+        .client
+        .post(app.url("/console"))
+        .form(&[("username", ADMIN_EMAIL), ("password", ADMIN_PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(header(&res, "location"), "/console");
+    assert_eq!(header(&res, "cache-control"), "no-store");
+    assert_eq!(header(&res, "content-security-policy"), CONSOLE_CSP);
+    assert!(res.headers().get("set-cookie").is_none());
+    assert_eq!(header(&res, "content-length"), "0");
+    let body = res.text().await.unwrap();
+    assert_eq!(body, "", "nothing of the body comes back");
+    assert_eq!(
+        logins(&events(&app).await),
+        before,
+        "no login was attempted"
+    );
+    // Whatever the body (none, JSON, a large one), the answer is the same.
+    for (ct, body) in [
+        (
+            "application/json",
+            r#"{"username":"a","password":"b"}"#.to_owned(),
+        ),
+        ("text/plain", "x".repeat(100_000)),
+    ] {
+        let res = app
+            .client
+            .post(app.url("/console"))
+            .header("content-type", ct)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::SEE_OTHER, "{ct}");
+        assert_eq!(header(&res, "location"), "/console");
+    }
 }

@@ -66,8 +66,20 @@ async fn brute_force_on_one_account_is_one_incident_with_a_count() {
     let found = incidents_of(&app, &admin, "brute_force").await;
     assert_eq!(found.len(), 1, "{found:?}");
     assert_eq!(
-        (&found[0]["level"], &found[0]["subject"], &found[0]["count"]),
-        (&json!("high"), &json!(a.id), &json!(1))
+        (
+            &found[0]["level"],
+            &found[0]["subject"],
+            &found[0]["count"],
+            &found[0]["affected_systems"],
+            &found[0]["requested_level"]
+        ),
+        (
+            &json!("high"),
+            &json!(a.id),
+            &json!(1),
+            &json!(["auth"]),
+            &Value::Null
+        )
     );
     for _ in 0..2 {
         wrong_login(&app, &a.email).await;
@@ -150,7 +162,7 @@ async fn credential_stuffing_blocks_the_address() {
     }
     sealed(&app).await;
     // Read from the database: the address the test calls from is blocked now, admins included.
-    let found: Vec<_> = imangor::db::incidents::list(&app.state.db, None, None, None, 100)
+    let found: Vec<_> = imangor::db::incidents::list(&app.state.db, Default::default(), None, 100)
         .await
         .unwrap()
         .into_iter()
@@ -161,6 +173,7 @@ async fn credential_stuffing_blocks_the_address() {
         (found[0].level.as_str(), found[0].subject.as_deref()),
         ("high", Some("127.0.0.1"))
     );
+    assert_eq!(found[0].affected_systems, ["auth", "network"]);
     assert_eq!(metric(&app, "high", "credential_stuffing"), 1);
     // Contained automatically: this address is refused at the door; probes still answer.
     let res = app.get_anon("/api/v1/users/me").await;
@@ -191,8 +204,17 @@ async fn refresh_reuse_opens_an_incident_and_can_revoke_every_session() {
     );
     let found = incidents_of(&app, &admin, "refresh_reuse").await;
     assert_eq!(
-        (&found[0]["level"], &found[0]["subject"]),
-        (&json!("high"), &json!(a.id))
+        found.len(),
+        1,
+        "one incident, not one per detection: {found:?}"
+    );
+    assert_eq!(
+        (
+            &found[0]["level"],
+            &found[0]["subject"],
+            &found[0]["affected_systems"]
+        ),
+        (&json!("high"), &json!(a.id), &json!(["auth", "sessions"]))
     );
     invalid_token(app.get("/api/v1/users/me", &other_session.access).await).await;
 }
@@ -225,8 +247,17 @@ async fn authorization_probing_is_a_medium_incident() {
     }
     let found = incidents_of(&app, &admin, "authz_probing").await;
     assert_eq!(
-        (&found[0]["level"], &found[0]["subject"]),
-        (&json!("medium"), &json!(prober.id))
+        found.len(),
+        1,
+        "one incident, not one per detection: {found:?}"
+    );
+    assert_eq!(
+        (
+            &found[0]["level"],
+            &found[0]["subject"],
+            &found[0]["affected_systems"]
+        ),
+        (&json!("medium"), &json!(prober.id), &json!(["authz"]))
     );
     assert_eq!(metric(&app, "medium", "authz_probing"), 1);
 }
@@ -250,8 +281,21 @@ async fn forged_tokens_at_volume_are_an_incident() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     assert_eq!(
-        (&found[0]["level"], &found[0]["subject"]),
-        (&json!("high"), &json!("127.0.0.1"))
+        found.len(),
+        1,
+        "one incident, not one per detection: {found:?}"
+    );
+    assert_eq!(
+        (
+            &found[0]["level"],
+            &found[0]["subject"],
+            &found[0]["affected_systems"]
+        ),
+        (
+            &json!("high"),
+            &json!("127.0.0.1"),
+            &json!(["auth", "tokens"])
+        )
     );
 }
 
@@ -262,8 +306,17 @@ async fn making_an_account_admin_is_an_incident_to_review() {
     let (u, _) = app.user_with_role("promoted@example.com", "admin").await;
     let found = incidents_of(&app, &admin, "role_escalation").await;
     assert_eq!(
-        (&found[0]["level"], &found[0]["subject"]),
-        (&json!("high"), &json!(u.id))
+        found.len(),
+        1,
+        "one incident, not one per detection: {found:?}"
+    );
+    assert_eq!(
+        (
+            &found[0]["level"],
+            &found[0]["subject"],
+            &found[0]["affected_systems"]
+        ),
+        (&json!("high"), &json!(u.id), &json!(["users", "authz"]))
     );
 }
 
@@ -297,8 +350,21 @@ async fn a_secret_that_fails_to_open_is_a_critical_incident_v11_3_2() {
     );
     let found = incidents_of(&app, &admin, "data_integrity").await;
     assert_eq!(
-        (&found[0]["level"], &found[0]["subject"]),
-        (&json!("critical"), &json!(format!("secret:{id}")))
+        found.len(),
+        1,
+        "one incident, not one per detection: {found:?}"
+    );
+    assert_eq!(
+        (
+            &found[0]["level"],
+            &found[0]["subject"],
+            &found[0]["affected_systems"]
+        ),
+        (
+            &json!("critical"),
+            &json!(format!("secret:{id}")),
+            &json!(["secrets", "keys"])
+        )
     );
 }
 
@@ -622,11 +688,21 @@ async fn containment_bodies_are_validated_whole_before_any_rule_v2_2_1() {
     );
 }
 
-#[tokio::test]
-async fn alerts_reach_the_webhook_signed_and_retried() {
+/// (signature header, body) of each delivery a webhook receiver accepted.
+type Deliveries = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
+
+/// A webhook receiver on a port of its own: it answers 503 to the first `fail_first` calls and
+/// 204 to the next, or (`hang`) never answers at all. `calls` counts every call that arrived.
+struct Hook {
+    url: String,
+    got: Deliveries,
+    calls: Arc<std::sync::atomic::AtomicU32>,
+}
+
+const HOOK_SECRET: &str = "webhook-secret-for-tests-0123456789";
+
+async fn hook(fail_first: u32, hang: bool) -> Hook {
     use axum::routing::post;
-    /// (signature header, body) of each delivery.
-    type Deliveries = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
     let got: Deliveries = Arc::default();
     let calls = Arc::new(std::sync::atomic::AtomicU32::new(0));
     let (g, c) = (got.clone(), calls.clone());
@@ -636,8 +712,11 @@ async fn alerts_reach_the_webhook_signed_and_retried() {
             move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
                 let (g, c) = (g.clone(), c.clone());
                 async move {
-                    // The first delivery fails: the sender must retry.
-                    if c.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+                    let n = c.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    if hang {
+                        std::future::pending::<()>().await;
+                    }
+                    if n < fail_first {
                         return StatusCode::SERVICE_UNAVAILABLE;
                     }
                     let sig = headers["x-imangor-signature"].to_str().unwrap().to_owned();
@@ -650,36 +729,68 @@ async fn alerts_reach_the_webhook_signed_and_retried() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/hook", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, receiver).await.unwrap() });
-    let secret = "webhook-secret-for-tests-0123456789";
-    let app = TestApp::spawn_with(&[
-        ("IMANGOR_ALERT_WEBHOOK_URL", &url),
-        ("IMANGOR_ALERT_WEBHOOK_SECRET", secret),
-        ("IMANGOR_ALERT_MIN_LEVEL", "high"),
-    ])
-    .await;
-    let (_, u) = app.user_with_role("r@example.com", "user").await;
-    // Below the level: no alert. At the level: one.
-    app.post_json(
-        "/api/v1/incidents",
-        Some(&u.access),
-        &json!({"description": "low one", "level": "low"}),
-    )
-    .await;
-    app.post_json(
-        "/api/v1/incidents",
-        Some(&u.access),
-        &json!({"description": "laptop stolen", "level": "critical"}),
-    )
-    .await;
-    for _ in 0..60 {
-        if !got.lock().unwrap().is_empty() {
-            break;
+    Hook { url, got, calls }
+}
+
+impl Hook {
+    /// The bodies delivered so far, once there are at least `n` (waits up to 6 s).
+    async fn bodies(&self, n: usize) -> Vec<Value> {
+        for _ in 0..60 {
+            if self.got.lock().unwrap().len() >= n {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        self.got
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, b)| serde_json::from_slice(b).unwrap())
+            .collect()
     }
-    let got = got.lock().unwrap().clone();
+
+    fn calls(&self) -> u32 {
+        self.calls.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+async fn alerting_app(hook: &Hook, extra: &[(&str, &str)]) -> TestApp {
+    let mut vars = vec![
+        ("IMANGOR_ALERT_WEBHOOK_URL", hook.url.as_str()),
+        ("IMANGOR_ALERT_WEBHOOK_SECRET", HOOK_SECRET),
+        ("IMANGOR_ALERT_MIN_LEVEL", "high"),
+    ];
+    vars.extend_from_slice(extra);
+    TestApp::spawn_with(&vars).await
+}
+
+async fn report(app: &TestApp, token: &str, body: Value) -> reqwest::Response {
+    app.post_json("/api/v1/incidents", Some(token), &body).await
+}
+
+#[tokio::test]
+async fn alerts_reach_the_webhook_signed_and_retried() {
+    // The first delivery fails: the sender must retry.
+    let hook = hook(1, false).await;
+    let app = alerting_app(&hook, &[]).await;
+    let (_, m) = app.user_with_role("r@example.com", "manager").await;
+    // Below the level: no alert. At the level: one.
+    report(
+        &app,
+        &m.access,
+        json!({"description": "low one", "level": "low"}),
+    )
+    .await;
+    report(
+        &app,
+        &m.access,
+        json!({"description": "laptop stolen", "level": "critical"}),
+    )
+    .await;
+    hook.bodies(1).await;
+    let got = hook.got.lock().unwrap().clone();
     assert_eq!(got.len(), 1, "one alert, delivered on the retry");
-    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2);
+    assert_eq!(hook.calls(), 2);
     let (sig, body) = &got[0];
     let t: i64 = sig
         .strip_prefix("t=")
@@ -691,7 +802,7 @@ async fn alerts_reach_the_webhook_signed_and_retried() {
         .unwrap();
     assert_eq!(
         sig,
-        &imangor::alerts::signature(secret.as_bytes(), t, body),
+        &imangor::alerts::signature(HOOK_SECRET.as_bytes(), t, body),
         "HMAC-SHA256 over t.body"
     );
     let v: Value = serde_json::from_slice(body).unwrap();
@@ -707,4 +818,389 @@ async fn alerts_reach_the_webhook_signed_and_retried() {
             &json!("laptop stolen")
         )
     );
+}
+
+/// Issue 16 item 10 (API6, ASVS V2.4.1): a plain user cannot page the on-call. Their report
+/// above `medium` is stored as `medium` with `requested_level` kept for triage and alerts no one;
+/// a manager's report keeps its level; an admin raising the user's report alerts then.
+#[tokio::test]
+async fn a_plain_users_critical_report_waits_for_triage_and_pages_no_one() {
+    let hook = hook(0, false).await;
+    let app = alerting_app(&hook, &[]).await;
+    let admin = app.admin_tokens().await;
+    let (_, u) = app.user_with_role("plain@example.com", "user").await;
+    let (_, m) = app.user_with_role("boss@example.com", "manager").await;
+
+    let res = report(
+        &app,
+        &u.access,
+        json!({"description": "the pager, from anyone", "level": "critical"}),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let mine: Value = res.json().await.unwrap();
+    assert_eq!(
+        (&mine["level"], &mine["requested_level"], &mine["kind"]),
+        (&json!("medium"), &json!("critical"), &json!("user_report"))
+    );
+    // At or below medium, nothing is held back.
+    let res = report(
+        &app,
+        &u.access,
+        json!({"description": "meh", "level": "low"}),
+    )
+    .await;
+    let low: Value = res.json().await.unwrap();
+    assert_eq!(
+        (&low["level"], &low["requested_level"]),
+        (&json!("low"), &Value::Null)
+    );
+    // A manager's report keeps its level, and alerts.
+    let res = report(
+        &app,
+        &m.access,
+        json!({"description": "manager says critical", "level": "critical"}),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let theirs: Value = res.json().await.unwrap();
+    assert_eq!(
+        (&theirs["level"], &theirs["requested_level"]),
+        (&json!("critical"), &Value::Null)
+    );
+    // The queue is first in, first out: had the user's report alerted, it would come first.
+    let got = hook.bodies(1).await;
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(
+        (&got[0]["event"], &got[0]["incident"]["id"]),
+        (&json!("incident.opened"), &theirs["id"])
+    );
+    // Triage sees what was asked, and the audit trail says so.
+    let path = format!("/api/v1/incidents/{}", mine["id"].as_str().unwrap());
+    let seen: Value = app.get(&path, &m.access).await.json().await.unwrap();
+    assert_eq!(
+        (&seen["level"], &seen["requested_level"]),
+        (&json!("medium"), &json!("critical"))
+    );
+    assert!(
+        events(&app)
+            .await
+            .iter()
+            .any(|e| e.action == "incident.report"
+                && e.detail.as_deref() == Some("level medium (asked critical, kept for triage)"))
+    );
+    // A plain user cannot raise it; a bad level is a 422.
+    let res = app
+        .patch_json(
+            &path,
+            &u.access,
+            &json!({"status": "open", "note": "please", "level": "critical"}),
+        )
+        .await;
+    problem(res, StatusCode::FORBIDDEN).await;
+    let res = app
+        .patch_json(
+            &path,
+            &admin.access,
+            &json!({"status": "open", "note": "x", "level": "severe"}),
+        )
+        .await;
+    invalid_fields(res, &["level"]).await;
+    // The admin raises it: stored, and now it alerts.
+    let res = app
+        .patch_json(
+            &path,
+            &admin.access,
+            &json!({"status": "open", "note": "confirmed: the pager is right", "level": "critical"}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let raised: Value = res.json().await.unwrap();
+    assert_eq!(
+        (
+            &raised["level"],
+            &raised["requested_level"],
+            &raised["status"]
+        ),
+        (&json!("critical"), &json!("critical"), &json!("open"))
+    );
+    let got = hook.bodies(2).await;
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!(
+        (
+            &got[1]["event"],
+            &got[1]["incident"]["id"],
+            &got[1]["incident"]["level"]
+        ),
+        (
+            &json!("incident.escalated"),
+            &mine["id"],
+            &json!("critical")
+        )
+    );
+    assert!(
+        events(&app)
+            .await
+            .iter()
+            .any(|e| e.action == "incident.update"
+                && e.detail.as_deref() == Some("open -> open; level medium -> critical"))
+    );
+    // A manager may lower a level too; that pages no one.
+    let res = app
+        .patch_json(
+            &path,
+            &m.access,
+            &json!({"status": "contained", "note": "handled", "level": "high"}),
+        )
+        .await;
+    assert_eq!(res.json::<Value>().await.unwrap()["level"], "high");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(hook.bodies(2).await.len(), 2, "no third alert");
+}
+
+/// Issue 16 item 10 (API4, ASVS V2.4.1): reports are limited per account, whatever the role:
+/// past the budget a report is 429 with Retry-After, and another account is not affected.
+#[tokio::test]
+async fn reports_past_the_per_account_budget_are_refused_with_429() {
+    let app = TestApp::spawn_with(&[("IMANGOR_RATE_LIMIT_REPORT", "3/3600")]).await;
+    let (_, u) = app.user_with_role("flood@example.com", "user").await;
+    let (_, other) = app.user_with_role("other@example.com", "user").await;
+    for i in 0..3 {
+        let res = report(&app, &u.access, json!({"description": format!("r{i}")})).await;
+        assert_eq!(res.status(), StatusCode::CREATED);
+    }
+    // The fourth: within the five unresolved reports an account may have, but past the budget.
+    let res = report(&app, &u.access, json!({"description": "r3"})).await;
+    let retry: u64 = res.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=1200).contains(&retry), "Retry-After: {retry}");
+    let p = problem(res, StatusCode::TOO_MANY_REQUESTS).await;
+    assert_eq!(p["type"], "urn:imangor:problem:rate_limited");
+    let res = report(&app, &other.access, json!({"description": "mine"})).await;
+    assert_eq!(res.status(), StatusCode::CREATED, "per account");
+    // The first account's three and the other's one: the refused report was not stored.
+    let mine = imangor::db::incidents::list(&app.state.db, Default::default(), None, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|i| i.kind == "user_report")
+        .count();
+    assert_eq!(mine, 4);
+    let m = crate::metrics::scrape(&app).await;
+    assert_eq!(
+        crate::metrics::value(&m, r#"throttled_requests_total{limit="report"}"#),
+        1.0
+    );
+}
+
+/// Issue 16 item 10 (ASVS V16.3.3): an alert the queue cannot take is counted, on the scrape
+/// listener, and logged; none is lost silently. A webhook that never answers holds the sender on
+/// the first alert; a queue of one holds the second; the third is shed.
+#[tokio::test]
+async fn alerts_the_queue_sheds_are_counted_on_the_scrape_listener() {
+    let hook = hook(0, true).await;
+    let app = alerting_app(&hook, &[("IMANGOR_ALERT_QUEUE", "1")]).await;
+    let before = crate::metrics::scrape(&app).await;
+    for reason in ["queue_full", "undelivered"] {
+        let series = format!("security_alerts_dropped_total{{reason=\"{reason}\"}}");
+        assert_eq!(before.get(&series), Some(&0.0), "{series} is exported");
+    }
+    let (_, m) = app.user_with_role("pager@example.com", "manager").await;
+    let critical = |d: &str| json!({"description": d, "level": "critical"});
+    assert_eq!(
+        report(&app, &m.access, critical("one")).await.status(),
+        StatusCode::CREATED
+    );
+    // The sender has taken the first alert once the webhook has its call.
+    for _ in 0..100 {
+        if hook.calls() == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(hook.calls(), 1);
+    for d in ["two", "three"] {
+        assert_eq!(
+            report(&app, &m.access, critical(d)).await.status(),
+            StatusCode::CREATED,
+            "a full queue never refuses or slows the request"
+        );
+    }
+    let after = crate::metrics::scrape(&app).await;
+    assert_eq!(
+        crate::metrics::value(
+            &after,
+            r#"security_alerts_dropped_total{reason="queue_full"}"#
+        ),
+        1.0
+    );
+}
+
+/// Issue 16 item 14: `affected_systems` on incidents: reports and updates set it (validated),
+/// the list filters on one name exactly (`auth` is not `oauth`, and `_` is no wildcard).
+#[tokio::test]
+async fn affected_systems_are_validated_updated_and_filtered_exactly() {
+    let app = TestApp::spawn().await;
+    let (_, u) = app.user_with_role("sys@example.com", "user").await;
+    let (_, m) = app
+        .user_with_role("sys-manager@example.com", "manager")
+        .await;
+    let mut ids = Vec::new();
+    for (d, systems) in [
+        ("r1", json!(["auth", "secrets"])),
+        ("r2", json!(["oauth", "auth2"])),
+        ("r3", json!(["a-th"])),
+    ] {
+        let res = report(
+            &app,
+            &u.access,
+            json!({"description": d, "affected_systems": systems}),
+        )
+        .await;
+        assert_eq!(res.status(), StatusCode::CREATED);
+        let v: Value = res.json().await.unwrap();
+        assert_eq!(v["affected_systems"], systems);
+        ids.push(v["id"].as_str().unwrap().to_owned());
+    }
+    let res = report(&app, &u.access, json!({"description": "none"})).await;
+    assert_eq!(
+        res.json::<Value>().await.unwrap()["affected_systems"],
+        json!([])
+    );
+
+    let filtered = |q: &'static str| {
+        let app = &app;
+        let token = m.access.clone();
+        async move {
+            let res = app.get(&format!("/api/v1/incidents?{q}"), &token).await;
+            assert_eq!(res.status(), StatusCode::OK, "{q}");
+            let page: Value = res.json().await.unwrap();
+            page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| i["id"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(filtered("affected_system=auth").await, [ids[0].clone()]);
+    assert_eq!(filtered("affected_system=secrets").await, [ids[0].clone()]);
+    assert_eq!(filtered("affected_system=oauth").await, [ids[1].clone()]);
+    assert_eq!(filtered("affected_system=a-th").await, [ids[2].clone()]);
+    assert!(filtered("affected_system=uth").await.is_empty());
+    assert!(
+        filtered("affected_system=a_th").await.is_empty(),
+        "`_` is a letter here"
+    );
+    assert_eq!(
+        filtered("affected_system=auth&status=open&level=medium").await,
+        [ids[0].clone()]
+    );
+    invalid_fields(
+        app.get("/api/v1/incidents?affected_system=Auth", &m.access)
+            .await,
+        &["affected_system"],
+    )
+    .await;
+    invalid_fields(
+        app.get(
+            "/api/v1/incidents?affected_system=auth&affected_system=audit",
+            &m.access,
+        )
+        .await,
+        &["affected_system"],
+    )
+    .await;
+
+    // Validation: at most 16 names, each [a-z0-9_-]{1,32}, none twice; 422 with the errors.
+    let seventeen: Vec<String> = (0..17).map(|i| format!("s{i}")).collect();
+    let bad = [
+        (json!(seventeen), vec!["affected_systems"]),
+        (
+            json!(["ok", "", "Auth", "x".repeat(33), "a b", "ok"]),
+            vec![
+                "affected_systems[1]",
+                "affected_systems[2]",
+                "affected_systems[3]",
+                "affected_systems[4]",
+                "affected_systems[5]",
+            ],
+        ),
+    ];
+    for (systems, fields) in &bad {
+        let res = report(
+            &app,
+            &u.access,
+            json!({"description": "x", "affected_systems": systems}),
+        )
+        .await;
+        invalid_fields(res, fields).await;
+        let res = app
+            .patch_json(
+                &format!("/api/v1/incidents/{}", ids[0]),
+                &m.access,
+                &json!({"status": "open", "note": "x", "affected_systems": systems}),
+            )
+            .await;
+        invalid_fields(res, fields).await;
+    }
+    let sixteen: Vec<String> = (0..16).map(|i| format!("{}-{i}", "y".repeat(28))).collect();
+    let res = report(
+        &app,
+        &u.access,
+        json!({"description": "sixteen", "affected_systems": sixteen}),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::CREATED, "16 names of 32 are fine");
+
+    // The schema says the same, so that clients and the contract fuzzer know the rule.
+    let doc: Value = app.get_anon("/openapi.json").await.json().await.unwrap();
+    let schemas = &doc["components"]["schemas"];
+    assert_eq!(
+        schemas["SystemName"]["pattern"], "^[a-z0-9_-]{1,32}$",
+        "{}",
+        schemas["SystemName"]
+    );
+    for input in ["ReportInput", "UpdateInput"] {
+        let field = &schemas[input]["properties"]["affected_systems"];
+        assert_eq!(field["maxItems"], 16, "{input}: {field}");
+        assert!(
+            field
+                .to_string()
+                .contains("#/components/schemas/SystemName"),
+            "{field}"
+        );
+    }
+
+    // An update replaces the list.
+    let res = app
+        .patch_json(
+            &format!("/api/v1/incidents/{}", ids[0]),
+            &m.access,
+            &json!({"status": "contained", "note": "moved", "affected_systems": ["audit"]}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let v: Value = res.json().await.unwrap();
+    assert_eq!(
+        (&v["affected_systems"], &v["status"]),
+        (&json!(["audit"]), &json!("contained"))
+    );
+    assert!(filtered("affected_system=auth").await.is_empty());
+    assert_eq!(filtered("affected_system=audit").await, [ids[0].clone()]);
+    // Without the field, the list stays as it was.
+    let v: Value = app
+        .patch_json(
+            &format!("/api/v1/incidents/{}", ids[0]),
+            &m.access,
+            &json!({"status": "resolved", "note": "done"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["affected_systems"], json!(["audit"]));
 }

@@ -36,7 +36,7 @@ fn parse(text: &str) -> BTreeMap<String, f64> {
     out
 }
 
-async fn scrape(app: &TestApp) -> BTreeMap<String, f64> {
+pub async fn scrape(app: &TestApp) -> BTreeMap<String, f64> {
     let res = app
         .client
         .get(format!("http://{}/metrics", app.metrics_addr.unwrap()))
@@ -53,7 +53,7 @@ async fn scrape(app: &TestApp) -> BTreeMap<String, f64> {
     parse(&res.text().await.unwrap())
 }
 
-fn value(m: &BTreeMap<String, f64>, series: &str) -> f64 {
+pub fn value(m: &BTreeMap<String, f64>, series: &str) -> f64 {
     m.get(series).copied().unwrap_or(0.0)
 }
 

@@ -73,12 +73,14 @@ const browser = await chromium.launch({
     '--no-first-run', '--disable-component-update', '--disable-sync'],
 });
 
-/** A fresh browser context (nothing shared with the others) with its watchers. */
-async function open(name, viewport = { width: 1280, height: 800 }) {
-  const context = await browser.newContext({ viewport });
+/** A fresh browser context (nothing shared with the others) with its watchers; `options` are
+ * Playwright's context options (`javaScriptEnabled: false` blocks every script of the page). */
+async function open(name, viewport = { width: 1280, height: 800 }, options = {}) {
+  const context = await browser.newContext({ viewport, ...options });
   const page = await context.newPage();
   page.setDefaultTimeout(10_000);
-  const watch = { name, page, context, errors: [], logs: [], shots: [] };
+  const scripts = options.javaScriptEnabled !== false;
+  const watch = { name, page, context, scripts, errors: [], logs: [], shots: [] };
   page.on('console', (m) => {
     watch.logs.push(`${m.type()}: ${m.text()}`);
     if (m.type() === 'error') watch.errors.push(`console error: ${m.text()}`);
@@ -101,7 +103,7 @@ async function shot(w, label) {
 
 async function clean(w) {
   // Nothing logged an error, no CSP violation, and no payload ran.
-  const marker = await w.page.evaluate(() => window.__xss).catch(() => undefined);
+  const marker = w.scripts ? await w.page.evaluate(() => window.__xss).catch(() => undefined) : undefined;
   assert.equal(marker, undefined, `${w.name}: an XSS payload ran (window.__xss = ${marker})`);
   assert.ok(!w.logs.some((l) => l.includes('XSS-RAN')), `${w.name}: an XSS payload logged`);
   assert.deepEqual(w.errors, [], `${w.name}: errors on the page`);
@@ -159,8 +161,8 @@ function save(w) {
 }
 
 const results = [];
-async function scenario(name, fn, viewport) {
-  const w = await open(name, viewport);
+async function scenario(name, fn, viewport, options) {
+  const w = await open(name, viewport, options);
   const started = Date.now();
   try {
     await fn(w);
@@ -231,6 +233,7 @@ await scenario('admin sees the brute-force incident of ten failed logins, contai
   await accessible(w, 'incident');
   assert.match(await w.page.locator('#incident-description').textContent(), /10 or more failed logins/);
   assert.equal(await w.page.locator('#incident-status').textContent(), 'open');
+  assert.equal(await w.page.locator('#incident-systems').textContent(), 'auth', 'the detector named the system');
   // Its events: the failed logins themselves.
   assert.ok(await w.page.locator('tbody tr', { hasText: 'auth.login' }).count() >= 10, 'the failed logins are listed');
 
@@ -338,21 +341,30 @@ await scenario('a plain user is refused the console', async (w) => {
 
 await scenario('XSS: a full name and an incident description with markup are shown as text', async (w) => {
   const xss = await access(ACCOUNTS.xss);
-  const report = await apiCall('POST', '/api/v1/incidents', xss, { description: XSS_DESCRIPTION, level: 'critical' });
+  const report = await apiCall('POST', '/api/v1/incidents', xss,
+    { description: XSS_DESCRIPTION, level: 'critical', affected_systems: ['auth', 'secrets'] });
   assert.equal(report.status, 201);
+  // A plain user's report pages no one: stored as medium, what it asked kept for triage.
+  assert.deepEqual([report.body.level, report.body.requested_level], ['medium', 'critical']);
   await signIn(w, ACCOUNTS.admin);
   await w.page.locator('#nav').waitFor();
   await goTo(w, '#/users', 'users');
   await searchUsers(w, ACCOUNTS.xss);
   assert.equal(await w.page.locator('tbody tr .user-name').first().textContent(), XSS_NAME);
-  await goTo(w, '#/incidents?level=critical', 'incidents');
-  const row = w.page.locator('tbody tr', { hasText: 'user_report' }).first();
+  await goTo(w, '#/incidents?level=medium&affected_system=secrets', 'incidents');
+  const row = w.page.locator('tbody tr', { hasText: 'user_report' });
+  assert.equal(await row.count(), 1, 'the report, found by its level and one of its systems');
   assert.match(await row.textContent(), /<script>window.__xss/);
+  assert.match(await row.textContent(), /medium \(asked: critical\)/);
+  assert.match(await row.textContent(), /auth, secrets/);
+  assert.equal(await w.page.locator('#filter-system').inputValue(), 'secrets');
   await row.getByRole('link', { name: 'user_report' }).click();
   await w.page.locator('#incident-description').waitFor();
   await w.page.locator('#view [aria-busy]').waitFor({ state: 'detached' });
   await shot(w, 'incident');
   assert.equal(await w.page.locator('#incident-description').textContent(), XSS_DESCRIPTION);
+  assert.equal(await w.page.locator('#incident-systems').textContent(), 'auth, secrets');
+  assert.equal(await w.page.locator('#incident-level').textContent(), 'medium (asked: critical)');
   // The markup never became elements.
   const counts = await w.page.evaluate(() => ({
     img: document.querySelectorAll('img').length,
@@ -361,6 +373,39 @@ await scenario('XSS: a full name and an incident description with markup are sho
   assert.deepEqual(counts, { img: 0, scripts: 1 });
   await w.page.waitForTimeout(300);
 });
+
+await scenario('scripts blocked: Enter in the sign-in form puts no credential in any URL (issue 16, ASVS V14.2.1)', async (w) => {
+  const seen = [];
+  w.page.on('request', (r) => seen.push(r));
+  const res = await w.page.goto(`${BASE}/console`);
+  assert.equal(res.status(), 200);
+  assert.equal(res.headers()['content-security-policy'], CSP, 'the console CSP');
+  await w.page.locator('#signin-email').fill(ACCOUNTS.admin);
+  await w.page.locator('#signin-password').fill(PASSWORD);
+  // Enter submits the form as the markup says: no script runs to stop it (had one run, it would
+  // have prevented the post, and this wait would time out).
+  const [sent] = await Promise.all([
+    w.page.waitForRequest((r) => r.isNavigationRequest()),
+    w.page.locator('#signin-password').press('Enter'),
+  ]);
+  await w.page.waitForLoadState('load');
+  await shot(w, 'after-enter');
+  assert.equal(`${sent.method()} ${sent.url()}`, `POST ${BASE}/console`, 'the form posts to /console, no query');
+  assert.match(sent.postData() || '', /(^|&)password=/, 'the password went in the body');
+  assert.equal((await sent.response()).status(), 303, 'sent back to the page unread');
+  assert.equal(w.page.url(), `${BASE}/console`, 'the page the browser keeps in its history');
+  const secrets = [PASSWORD, encodeURIComponent(PASSWORD), new URLSearchParams({ p: PASSWORD }).toString().slice(2),
+    ACCOUNTS.admin, encodeURIComponent(ACCOUNTS.admin)];
+  const urls = seen.map((r) => r.url());
+  assert.ok(urls.length >= 3, `the page, the post and the page again: ${urls.join(', ')}`);
+  for (const url of urls) {
+    for (const secret of secrets) assert.ok(!url.includes(secret), `a credential in the URL ${url}`);
+    assert.equal(new URL(url).search, '', `no query string: ${url}`);
+  }
+  assert.deepEqual(seen.filter((r) => r.resourceType() === 'document').map((r) => `${r.method()} ${new URL(r.url()).pathname}`),
+    ['GET /console', 'POST /console', 'GET /console']);
+  assert.ok(!urls.some((u) => u.includes('/api/')), 'no API call: nobody signed in');
+}, undefined, { javaScriptEnabled: false });
 
 await scenario('phone-sized screen: the dashboard and the incidents fit the width', async (w) => {
   await signIn(w, ACCOUNTS.manager);

@@ -2,6 +2,11 @@
 //! binary (no CDN, no build step). The page holds the access token in memory only and calls the
 //! same API, under the same policy, as any client; it runs under its own strict
 //! Content-Security-Policy (`middleware::CONSOLE_CSP`): no inline script or style.
+//!
+//! The sign-in form is `method="post" action="/console"`, for the moment before the script runs
+//! (or when scripts are blocked): pressing Enter then posts the form here instead of putting the
+//! password in a URL (`GET /console?username=..&password=..`, kept in history and access logs).
+//! `POST /console` is not a way to sign in: it never reads the body and answers 303 to the page.
 
 use std::sync::OnceLock;
 
@@ -18,7 +23,7 @@ const STYLE: &str = include_str!("assets/console.css");
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/console", get(index))
+        .route("/console", get(index).post(form_without_script))
         .route(
             "/console/",
             get(|| async { Redirect::permanent("/console") }),
@@ -30,6 +35,13 @@ pub fn router() -> Router<AppState> {
 async fn index(headers: HeaderMap) -> Response {
     static TAG: OnceLock<HeaderValue> = OnceLock::new();
     asset(&headers, INDEX, &TAG, "text/html; charset=utf-8")
+}
+
+/// The sign-in form posted before the script ran: the body (the credentials) is neither read nor
+/// logged, nothing is checked, and the browser is sent back to the page (303, so a reload does
+/// not post again). Signing in is the script's call to `POST /api/v1/token`, under its limits.
+async fn form_without_script() -> Redirect {
+    Redirect::to("/console")
 }
 
 async fn script(headers: HeaderMap) -> Response {

@@ -18,6 +18,8 @@ const RIGHTS = {
 const LEVELS = ['low', 'medium', 'high', 'critical'];
 const STATUSES = ['open', 'contained', 'resolved'];
 const ROLES = ['user', 'manager', 'admin'];
+// A name of an affected system, as the API checks it.
+const SYSTEM = /^[a-z0-9_-]{1,32}$/;
 
 const $ = (id) => document.getElementById(id);
 
@@ -80,6 +82,18 @@ function say(message) {
 
 function levelBadge(level) {
   return h('span', { class: `level level-${LEVELS.includes(level) ? level : 'low'}` }, level);
+}
+
+/** An incident's level, and the level a plain user's report asked for while it waits for triage. */
+function levelOf(i) {
+  return i.requested_level && i.requested_level !== i.level
+    ? [levelBadge(i.level), ` (asked: ${i.requested_level})`]
+    : levelBadge(i.level);
+}
+
+/** The affected systems, as text. */
+function systemsOf(i) {
+  return (i.affected_systems || []).join(', ') || '—';
 }
 
 // ---------------------------------------------------------------- the API
@@ -363,6 +377,7 @@ async function incidents() {
   const wanted = hashQuery();
   const level = LEVELS.includes(wanted.get('level')) ? wanted.get('level') : '';
   const status = STATUSES.includes(wanted.get('status')) ? wanted.get('status') : '';
+  const system = SYSTEM.test(wanted.get('affected_system') || '') ? wanted.get('affected_system') : '';
   const choice = (id, label, values, current) => h('div', {},
     h('label', { for: id }, label),
     h('select', { id, name: id.replace('filter-', '') },
@@ -371,12 +386,22 @@ async function incidents() {
   const form = h('form', { class: 'inline', 'aria-label': 'Filter incidents' },
     choice('filter-level', 'Level', LEVELS, level),
     choice('filter-status', 'Status', STATUSES, status),
+    h('div', {},
+      h('label', { for: 'filter-system' }, 'Affected system'),
+      h('input', { id: 'filter-system', name: 'system', value: system, size: '12', maxlength: '32' })),
     h('div', {}, h('button', { type: 'submit' }, 'Filter')));
   form.addEventListener('submit', (e) => {
     e.preventDefault();
     const q = new URLSearchParams();
     if (form.elements.level.value) q.set('level', form.elements.level.value);
     if (form.elements.status.value) q.set('status', form.elements.status.value);
+    const wantedSystem = form.elements.system.value.trim();
+    if (wantedSystem && !SYSTEM.test(wantedSystem)) {
+      say('An affected system is 1 to 32 characters of a-z, 0-9, _ and -.');
+      form.elements.system.focus();
+      return;
+    }
+    if (wantedSystem) q.set('affected_system', wantedSystem);
     const next = `#/incidents${q.toString() ? `?${q}` : ''}`;
     if (location.hash === next) route(); else location.hash = next;
   });
@@ -388,6 +413,7 @@ async function incidents() {
     const q = new URLSearchParams({ limit: '50' });
     if (level) q.set('level', level);
     if (status) q.set('status', status);
+    if (system) q.set('affected_system', system);
     if (cursor) q.set('cursor', cursor);
     const page = await api('GET', `/api/v1/incidents?${q}`);
     rows.push(...page.items);
@@ -396,8 +422,9 @@ async function incidents() {
     list.replaceChildren(table([
       { title: 'Last seen', cell: (i) => when(i.last_seen) },
       { title: 'Kind', cell: (i) => h('a', { href: `#/incidents/${encodeURIComponent(i.id)}` }, i.kind) },
-      { title: 'Level', cell: (i) => levelBadge(i.level) },
+      { title: 'Level', cell: (i) => levelOf(i) },
       { title: 'Status', cell: (i) => i.status },
+      { title: 'Systems', wrap: true, cell: (i) => systemsOf(i) },
       { title: 'Count', num: true, cell: (i) => i.count },
       { title: 'Description', wrap: true, cell: (i) => (i.description.length > 160 ? `${i.description.slice(0, 160)}…` : i.description) },
     ], rows, 'Incidents'));
@@ -414,8 +441,9 @@ async function incident(parts) {
     h('p', {}, h('a', { href: '#/incidents' }, '← All incidents')),
     h('dl', { class: 'fields' },
       h('dt', {}, 'Kind'), h('dd', {}, i.kind),
-      h('dt', {}, 'Level'), h('dd', {}, levelBadge(i.level)),
+      h('dt', {}, 'Level'), h('dd', { id: 'incident-level' }, levelOf(i)),
       h('dt', {}, 'Status'), h('dd', { id: 'incident-status' }, i.status),
+      h('dt', {}, 'Affected systems'), h('dd', { id: 'incident-systems' }, systemsOf(i)),
       h('dt', {}, 'Subject'), h('dd', {}, i.subject || '—'),
       h('dt', {}, 'Reported by'), h('dd', {}, i.reported_by || 'a detector'),
       h('dt', {}, 'Count'), h('dd', {}, i.count),
@@ -429,6 +457,9 @@ async function incident(parts) {
       h('h2', { id: 'workflow-title' }, 'Contain or resolve'),
       h('label', { for: 'incident-next' }, 'New status'),
       h('select', { id: 'incident-next', name: 'status' }, next.map((v) => h('option', { value: v }, v))),
+      h('label', { for: 'incident-new-level' }, 'Level (triage)'),
+      h('select', { id: 'incident-new-level', name: 'level' },
+        LEVELS.map((v) => h('option', { value: v, selected: v === i.level }, v))),
       h('label', { for: 'incident-note' }, 'Note (why; required)'),
       h('textarea', { id: 'incident-note', name: 'note', required: true, maxlength: '2000' }),
       h('div', {}, h('button', { type: 'submit' }, 'Save')));
@@ -436,8 +467,10 @@ async function incident(parts) {
       e.preventDefault();
       const note = form.elements.note.value;
       if (!note.trim()) { say('A note is required.'); form.elements.note.focus(); return; }
+      const json = { status: form.elements.status.value, note };
+      if (form.elements.level.value !== i.level) json.level = form.elements.level.value;
       try {
-        await api('PATCH', `/api/v1/incidents/${encodeURIComponent(i.id)}`, { json: { status: form.elements.status.value, note } });
+        await api('PATCH', `/api/v1/incidents/${encodeURIComponent(i.id)}`, { json });
         say(`Incident ${form.elements.status.value}.`);
         route();
       } catch (err) { say(err.message); }
