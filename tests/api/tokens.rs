@@ -263,6 +263,8 @@ async fn refresh_rotates_and_reuse_revokes_the_whole_family_v10_4_5() {
     let app = TestApp::spawn().await;
     let a = app.register("rot@example.com").await;
     let t1 = app.login(&a).await;
+    // A second session of the same account, logged in before the reuse: it must survive it.
+    let other = app.login(&a).await;
     let res = app.refresh(&t1.refresh).await;
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(res.headers()["cache-control"], "no-store");
@@ -288,10 +290,17 @@ async fn refresh_rotates_and_reuse_revokes_the_whole_family_v10_4_5() {
     .await;
     invalid_token(app.get("/api/v1/users/me", &t2.access).await).await;
     invalid_token(app.get("/api/v1/users/me", &t1.access).await).await;
-    // Another session of the same account is untouched.
-    let other = app.login(&a).await;
+    // The session from before the reuse is untouched: its access token still works and its
+    // refresh token still rotates.
     assert_eq!(
         app.get("/api/v1/users/me", &other.access).await.status(),
+        StatusCode::OK
+    );
+    let res = app.refresh(&other.refresh).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let rotated = tokens(res).await;
+    assert_eq!(
+        app.get("/api/v1/users/me", &rotated.access).await.status(),
         StatusCode::OK
     );
 }
@@ -410,14 +419,19 @@ async fn revocation_answers_200_for_unknown_tokens_and_400_without_one_v10_4_9()
 
 #[tokio::test]
 async fn refresh_tokens_expire_when_idle_and_sessions_absolutely_v7_3_1_v7_3_2() {
+    use std::time::{Duration, Instant};
+    const IDLE: Duration = Duration::from_secs(2);
+    const ABSOLUTE: Duration = Duration::from_secs(5);
     let app = TestApp::spawn_with(&[
-        ("IMANGOR_REFRESH_TOKEN_TTL", "1"),
-        ("IMANGOR_SESSION_MAX_AGE", "3"),
+        ("IMANGOR_REFRESH_TOKEN_TTL", "2"),
+        ("IMANGOR_SESSION_MAX_AGE", "5"),
     ])
     .await;
     let a = app.register("idle@example.com").await;
+
+    // Idle: a refresh token unused for longer than its lifetime is refused.
     let t = app.login(&a).await;
-    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    tokio::time::sleep(IDLE + Duration::from_millis(300)).await;
     oauth_error(
         app.refresh(&t.refresh).await,
         StatusCode::BAD_REQUEST,
@@ -425,24 +439,45 @@ async fn refresh_tokens_expire_when_idle_and_sessions_absolutely_v7_3_1_v7_3_2()
     )
     .await;
 
-    // Rotating within the idle window cannot outlive the absolute lifetime.
+    // Absolute: rotating every 300 ms keeps the session alive well past the idle lifetime, every
+    // refresh answered before the absolute lifetime succeeds, and every one sent after it fails.
+    // The session's end lies between `login_sent + ABSOLUTE` and `login_done + ABSOLUTE`.
+    let login_sent = Instant::now();
     let mut r = app.login(&a).await.refresh;
-    let started = std::time::Instant::now();
-    let mut last = StatusCode::OK;
-    while started.elapsed() < std::time::Duration::from_secs(5) && last == StatusCode::OK {
-        tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    let login_done = Instant::now();
+    let mut successes_past_idle = 0;
+    let mut refusals_past_end = 0;
+    while login_sent.elapsed() < ABSOLUTE + Duration::from_millis(1500) {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let sent = Instant::now();
         let res = app.refresh(&r).await;
-        last = res.status();
-        if last == StatusCode::OK {
+        let done = Instant::now();
+        let status = res.status();
+        if status == StatusCode::OK {
             r = tokens(res).await.refresh;
+            assert!(
+                sent < login_done + ABSOLUTE,
+                "a refresh sent {:?} after the login succeeded past the absolute lifetime",
+                sent - login_done
+            );
+            if sent > login_done + IDLE {
+                successes_past_idle += 1;
+            }
+        } else {
+            oauth_error(res, StatusCode::BAD_REQUEST, "invalid_grant").await;
+            assert!(
+                done >= login_sent + ABSOLUTE,
+                "a refresh answered {:?} after the login failed before the absolute lifetime",
+                done - login_sent
+            );
+            refusals_past_end += 1;
         }
     }
-    assert_eq!(
-        last,
-        StatusCode::BAD_REQUEST,
-        "the session ended at its absolute lifetime"
+    assert!(
+        successes_past_idle >= 3,
+        "rotation kept the session alive past one refresh token's lifetime ({successes_past_idle} successes)"
     );
-    assert!(started.elapsed() < std::time::Duration::from_millis(4500));
+    assert!(refusals_past_end >= 2, "refreshes after the end were tried");
 }
 
 #[tokio::test]
