@@ -71,6 +71,7 @@ pub async fn state(config: Config) -> anyhow::Result<AppState> {
     let events = crate::audit::EventSink::start(db.clone());
     let blocks = crate::service::containment::Blocklist::default();
     blocks.refresh(&db).await?;
+    let auth_cache = crate::auth::cache::AuthCache::new(config.auth_cache_ttl);
     Ok(AppState::new(crate::state::Services {
         db,
         readers: Arc::new(readers),
@@ -82,7 +83,7 @@ pub async fn state(config: Config) -> anyhow::Result<AppState> {
         limiter: Arc::new(Limiter::new(shared.clone())),
         logins: Arc::new(logins),
         shared,
-        auth_cache: Arc::default(),
+        auth_cache: Arc::new(auth_cache),
         metrics: Arc::default(),
         alerts,
         events,
