@@ -65,6 +65,95 @@ async fn wrong_password_and_unknown_account_get_the_same_answer_v6_3_8() {
     assert_eq!(w, i);
 }
 
+/// V6.3.8: an unknown account, a wrong password and a disabled account take the same time to
+/// refuse: a password hash runs in each case (a dummy hash for an unknown account), so timing
+/// does not reveal which accounts exist or are disabled. In each round the three kinds are sent
+/// at the same moment, each hashed on its own thread (`IMANGOR_HASH_CONCURRENCY=3`), so that
+/// whatever else loads the machine loads all three alike; over 25 rounds the medians of each
+/// kind's time relative to its round are within 20% of each other.
+#[tokio::test]
+async fn login_failures_take_the_same_time_whatever_the_reason_v6_3_8() {
+    use std::time::{Duration, Instant};
+    let app = TestApp::spawn_with(&[("IMANGOR_HASH_CONCURRENCY", "3")]).await;
+    app.register("wrong@example.com").await;
+    let disabled = app.register("disabled@example.com").await;
+    let admin = app.admin_tokens().await;
+    let res = app
+        .patch_json(
+            &format!("/api/v1/users/{}", disabled.id),
+            &admin.access,
+            &serde_json::json!({"disabled": true}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let attempt = |user: &'static str, password: &'static str| {
+        let app = &app;
+        async move {
+            let started = Instant::now();
+            let res = app
+                .token(&[
+                    ("grant_type", "password"),
+                    ("username", user),
+                    ("password", password),
+                ])
+                .await;
+            let took = started.elapsed();
+            oauth_error(res, StatusCode::BAD_REQUEST, "invalid_grant").await;
+            took
+        }
+    };
+    const ROUNDS: usize = 25;
+    let mut times: [Vec<Duration>; 3] = Default::default();
+    // One warm-up round, not counted (first connections, first statements).
+    for round in 0..=ROUNDS {
+        let (unknown, wrong, off) = tokio::join!(
+            attempt("nobody-here@example.com", PASSWORD),
+            attempt("wrong@example.com", "not the password at all"),
+            // The right password of a disabled account: the one case that would otherwise differ.
+            attempt("disabled@example.com", PASSWORD),
+        );
+        if round > 0 {
+            for (i, t) in [unknown, wrong, off].into_iter().enumerate() {
+                times[i].push(t);
+            }
+        }
+    }
+    // Each time as a fraction of its round's mean: the three of a round ran side by side, so
+    // a burst of load on the machine (which moves raw times by a third from one second to the
+    // next on shared cores) divides out.
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let mut relative: [Vec<f64>; 3] = Default::default();
+    for r in 0..ROUNDS {
+        let mean = times.iter().map(|t| t[r].as_secs_f64()).sum::<f64>() / 3.0;
+        for (k, t) in times.iter().enumerate() {
+            relative[k].push(t[r].as_secs_f64() / mean);
+        }
+    }
+    let relative: Vec<f64> = relative.iter_mut().map(median).collect();
+    let raw: Vec<Duration> = times
+        .iter_mut()
+        .map(|t| {
+            t.sort();
+            t[t.len() / 2]
+        })
+        .collect();
+    println!(
+        "login failure medians ({ROUNDS} rounds; unknown, wrong password, disabled): {raw:?}; \
+         relative to their round: {relative:.3?}"
+    );
+    let (lo, hi) = (
+        relative.iter().copied().fold(f64::MAX, f64::min),
+        relative.iter().copied().fold(f64::MIN, f64::max),
+    );
+    assert!(
+        hi <= lo * 1.2,
+        "medians within 20% (unknown, wrong password, disabled): relative {relative:.3?}, raw {raw:?}"
+    );
+}
+
 #[tokio::test]
 async fn passwords_are_verified_whole_and_exactly_v6_2_8() {
     let app = TestApp::spawn().await;
