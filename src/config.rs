@@ -95,6 +95,8 @@ pub struct Config {
     pub access_token_ttl: u64,
     pub refresh_token_ttl: u64,
     pub session_max_age: u64,
+    /// How long the state behind an access token is cached, seconds (0: not cached).
+    pub auth_cache_ttl: Duration,
     pub bootstrap_admin_email: Option<String>,
     pub bootstrap_admin_password: Option<Secret>,
     pub registration: Registration,
@@ -171,6 +173,7 @@ const KEYS: &[Key] = &[
     k("access_token_ttl"),
     k("refresh_token_ttl"),
     k("session_max_age"),
+    k("auth_cache_ttl"),
     k("bootstrap_admin_email"),
     s("bootstrap_admin_password"),
     k("registration"),
@@ -388,6 +391,8 @@ impl Config {
         let access_token_ttl = seconds(raw, "access_token_ttl", 900, 1..=86_400)?;
         let refresh_token_ttl = seconds(raw, "refresh_token_ttl", 1_209_600, 1..=31_536_000)?;
         let session_max_age = seconds(raw, "session_max_age", 2_592_000, 1..=31_536_000)?;
+        // The bound on how late a change reaches a replica that missed its announcement.
+        let auth_cache_ttl = Duration::from_secs(seconds(raw, "auth_cache_ttl", 1, 0..=60)?);
         if raw.get("jwt_secret").is_some() && raw.get("jwt_keys").is_some() {
             bail!(
                 "IMANGOR_JWT_SECRET and IMANGOR_JWT_KEYS are both set: a keyring replaces the single secret, set only one"
@@ -468,6 +473,7 @@ impl Config {
             access_token_ttl,
             refresh_token_ttl,
             session_max_age,
+            auth_cache_ttl,
             bootstrap_admin_email,
             bootstrap_admin_password: raw
                 .get("bootstrap_admin_password")

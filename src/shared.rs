@@ -6,7 +6,7 @@
 //! that may be missed. So every use has a fallback, chosen per use (docs/operations.md):
 //! - rate limits and login-failure counters fall back to this replica's own memory, and the
 //!   outage is recorded (`shared_state.unavailable`), which opens a high incident;
-//! - cached authentication state lives at most `auth::cache::TTL` (one second), so a missed
+//! - cached authentication state lives at most `IMANGOR_AUTH_CACHE_TTL` (one second), so a missed
 //!   announcement delays a revocation by at most that; the database is read after it;
 //! - blocked addresses are reloaded from the database every second anyway.
 //!

@@ -74,6 +74,7 @@ pub async fn state(config: Config) -> anyhow::Result<AppState> {
     let events = crate::audit::EventSink::start(db.clone());
     let blocks = crate::service::containment::Blocklist::default();
     blocks.refresh(&db).await?;
+    let auth_cache = crate::auth::cache::AuthCache::new(config.auth_cache_ttl);
     Ok(AppState::new(crate::state::Services {
         db,
         readers: Arc::new(readers),
@@ -86,7 +87,7 @@ pub async fn state(config: Config) -> anyhow::Result<AppState> {
         logins: Arc::new(logins),
         refusals: Arc::default(),
         shared,
-        auth_cache: Arc::default(),
+        auth_cache: Arc::new(auth_cache),
         metrics,
         alerts,
         events,

@@ -4,7 +4,7 @@
 //! (`sub`, `sid`, `jti`), so a token that shares another's `jti` but names another user or
 //! session never gets that token's state. Every committed change to that state drops the whole cache of this process at once (an
 //! epoch), and is announced to the other replicas (`shared::announce`); a replica that misses an
-//! announcement serves the old state for at most `TTL`.
+//! announcement serves the old state for at most the cache's TTL (`IMANGOR_AUTH_CACHE_TTL`).
 
 use std::borrow::Borrow;
 use std::collections::HashMap;
@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 use crate::db::sessions::AuthState;
 use crate::domain::{SessionId, UserId};
 
-/// The longest a cached state is used: also the bound on how late another replica (or an
-/// operator's command) is applied when an announcement is lost.
+/// The longest a cached state is used by default: also the bound on how late another replica
+/// (or an operator's command) is applied when an announcement is lost.
 pub const TTL: Duration = Duration::from_secs(1);
 const MAX_ENTRIES: usize = 50_000;
 
@@ -123,18 +123,32 @@ impl Hash for Owned {
 }
 
 /// Authentication state by (user, session, token id).
-#[derive(Default)]
 pub struct AuthCache {
     entries: Mutex<HashMap<Owned, Entry>>,
+    ttl: Duration,
+}
+
+impl Default for AuthCache {
+    fn default() -> AuthCache {
+        AuthCache::new(TTL)
+    }
 }
 
 impl AuthCache {
+    /// A cache whose entries live at most `ttl` (zero: nothing is kept).
+    pub fn new(ttl: Duration) -> AuthCache {
+        AuthCache {
+            entries: Mutex::default(),
+            ttl,
+        }
+    }
+
     pub fn get(&self, key: Key<'_>) -> Option<AuthState> {
         let now = epoch();
         let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         entries
             .get(&key as &dyn AsKey)
-            .filter(|e| e.epoch == now && e.at.elapsed() < TTL)
+            .filter(|e| e.epoch == now && e.at.elapsed() < self.ttl)
             .map(|e| e.state.clone())
     }
 
@@ -143,7 +157,8 @@ impl AuthCache {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         if entries.len() >= MAX_ENTRIES && !entries.contains_key(&key as &dyn AsKey) {
             let now = self::epoch();
-            entries.retain(|_, e| e.epoch == now && e.at.elapsed() < TTL);
+            let ttl = self.ttl;
+            entries.retain(|_, e| e.epoch == now && e.at.elapsed() < ttl);
             if entries.len() >= MAX_ENTRIES {
                 entries.clear();
             }

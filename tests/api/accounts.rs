@@ -466,3 +466,111 @@ async fn refused_guesses_of_the_current_password_are_recorded_at_most_ten_times_
     );
     assert_eq!(metric(&app, skipped) - skipped_before, 5);
 }
+
+/// Two admins, each demoting the other at the same moment: the last active admin rule holds
+/// under concurrency (the account changes are serialized in one write transaction, with the
+/// admins' rows locked on PostgreSQL). Exactly one demotion succeeds; the other is refused,
+/// with 409 when it was authenticated before the first committed (the rule), or 403 when its
+/// token already carried the demoted role; exactly one active admin is left. Repeated so that
+/// both orders of arrival are likely to occur.
+#[tokio::test]
+async fn two_admins_demoting_each_other_at_once_leave_exactly_one_admin() {
+    let app = TestApp::spawn().await;
+    let root = app.admin_tokens().await;
+    // Whoever is the admin now: promotes the next pair (the bootstrap admin at first).
+    let mut boss = root.clone();
+    let mut conflicts = 0;
+    for round in 0..6 {
+        let mut pair = Vec::new();
+        for who in ["a", "b"] {
+            let acc = app
+                .register(&format!("race-{who}{round}@example.com"))
+                .await;
+            let res = app
+                .patch_json(
+                    &format!("/api/v1/users/{}", acc.id),
+                    &boss.access,
+                    &json!({"role": "admin"}),
+                )
+                .await;
+            assert_eq!(res.status(), StatusCode::OK);
+            let t = app.login(&acc).await;
+            pair.push((acc, t));
+        }
+        let ((a, at), (b, bt)) = (pair[0].clone(), pair[1].clone());
+        // Only these two are admins: every other steps down to manager.
+        let others: Vec<Value> = app
+            .get("/api/v1/users?limit=100", &at.access)
+            .await
+            .json::<Value>()
+            .await
+            .unwrap()["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|u| {
+                u["role"] == "admin" && u["id"] != a.id.as_str() && u["id"] != b.id.as_str()
+            })
+            .cloned()
+            .collect();
+        for o in others {
+            let res = app
+                .patch_json(
+                    &format!("/api/v1/users/{}", o["id"].as_str().unwrap()),
+                    &at.access,
+                    &json!({"role": "manager"}),
+                )
+                .await;
+            assert_eq!(res.status(), StatusCode::OK);
+        }
+        let (path_a, path_b) = (
+            format!("/api/v1/users/{}", a.id),
+            format!("/api/v1/users/{}", b.id),
+        );
+        let demote = json!({"role": "user"});
+        let (ra, rb) = tokio::join!(
+            app.patch_json(&path_b, &at.access, &demote),
+            app.patch_json(&path_a, &bt.access, &demote),
+        );
+        let (sa, sb) = (ra.status(), rb.status());
+        let mut statuses = [sa, sb];
+        statuses.sort();
+        assert!(
+            statuses == [StatusCode::OK, StatusCode::CONFLICT]
+                || statuses == [StatusCode::OK, StatusCode::FORBIDDEN],
+            "round {round}: exactly one demotion succeeds: {statuses:?}"
+        );
+        let loser = if sa == StatusCode::OK { rb } else { ra };
+        if statuses[1] == StatusCode::CONFLICT {
+            conflicts += 1;
+            let v = problem(loser, StatusCode::CONFLICT).await;
+            assert_eq!(
+                v["detail"],
+                "the last active admin cannot be demoted or disabled"
+            );
+        } else {
+            problem(loser, StatusCode::FORBIDDEN).await;
+        }
+        // Exactly one active admin is left, and it is one of the two.
+        let list: Value = app
+            .get("/api/v1/users?limit=100", &root.access)
+            .await
+            .json()
+            .await
+            .unwrap();
+        let admins: Vec<&Value> = list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|u| u["role"] == "admin" && u["disabled"] == false)
+            .collect();
+        assert_eq!(admins.len(), 1, "round {round}: {list}");
+        boss = if admins[0]["id"] == a.id.as_str() {
+            at
+        } else {
+            assert_eq!(admins[0]["id"], b.id.as_str(), "{list}");
+            bt
+        };
+    }
+    println!("refused with 409 in {conflicts} of 6 rounds (else 403)");
+}

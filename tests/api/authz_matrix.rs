@@ -511,3 +511,449 @@ async fn a_denial_event_names_the_action_and_the_target() {
         )]
     );
 }
+
+/// Which object a row of the hand-written table acts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum On {
+    /// No object (a collection, the caller's own profile, a probe).
+    Nothing,
+    /// Registration when it is admin-only (`IMANGOR_REGISTRATION=admin`).
+    Closed,
+    /// The caller's own object; for accounts, the caller's own account.
+    Own,
+    OwnPublic,
+    OwnPrivate,
+    /// Another account's object (a plain user's).
+    Other,
+    OtherPublic,
+    OtherPrivate,
+    /// `PATCH /users/{id}` with `disabled` on another manager's account.
+    OtherStaff,
+}
+
+/// Expected statuses for anonymous, user, manager and admin.
+type Want = [u16; 4];
+
+/// The contract's rows (`../shared/API.md`), written by hand from its text, independently of
+/// `policy::decide`: the role columns ("any role", "admin, manager", "owner only", "owner,
+/// admin"), the resource rules (read = admin, manager, owner or public; write = admin or owner;
+/// readable but not writable 403; not readable 404), and 401 for no token. The rows the
+/// contract leaves to the project (containment, the security summary, the access review) follow
+/// README.md and docs/security-operations.md. PATCH /users/{id} sends changes that change
+/// nothing (the same role, `disabled: false`), so the policy answers and no business rule does.
+const CONTRACT: &[(&str, On, &str, Want)] = &[
+    // Identity.
+    (
+        "POST /api/v1/users",
+        On::Nothing,
+        "role",
+        [201, 201, 201, 201],
+    ),
+    (
+        "POST /api/v1/users",
+        On::Closed,
+        "role",
+        [401, 403, 403, 201],
+    ),
+    ("POST /api/v1/token", On::Nothing, "", [200, 200, 200, 200]),
+    (
+        "POST /api/v1/token/revoke",
+        On::Nothing,
+        "",
+        [200, 200, 200, 200],
+    ),
+    (
+        "GET /api/v1/users/me",
+        On::Nothing,
+        "",
+        [401, 200, 200, 200],
+    ),
+    (
+        "PATCH /api/v1/users/me",
+        On::Nothing,
+        "",
+        [401, 200, 200, 200],
+    ),
+    ("GET /api/v1/users", On::Nothing, "", [401, 403, 200, 200]),
+    (
+        "PATCH /api/v1/users/{id}",
+        On::Own,
+        "role",
+        [401, 403, 403, 200],
+    ),
+    (
+        "PATCH /api/v1/users/{id}",
+        On::Other,
+        "role",
+        [401, 403, 403, 200],
+    ),
+    (
+        "PATCH /api/v1/users/{id}",
+        On::Own,
+        "disabled",
+        [401, 403, 403, 200],
+    ),
+    (
+        "PATCH /api/v1/users/{id}",
+        On::Other,
+        "disabled",
+        [401, 403, 200, 200],
+    ),
+    (
+        "PATCH /api/v1/users/{id}",
+        On::OtherStaff,
+        "disabled",
+        [401, 403, 403, 200],
+    ),
+    (
+        "GET /.well-known/jwks.json",
+        On::Nothing,
+        "",
+        [200, 200, 200, 200],
+    ),
+    // Resources.
+    (
+        "POST /api/v1/resources",
+        On::Nothing,
+        "",
+        [401, 201, 201, 201],
+    ),
+    (
+        "GET /api/v1/resources",
+        On::Nothing,
+        "",
+        [401, 200, 200, 200],
+    ),
+    (
+        "GET /api/v1/resources/{id}",
+        On::OwnPublic,
+        "",
+        [401, 200, 200, 200],
+    ),
+    (
+        "GET /api/v1/resources/{id}",
+        On::OwnPrivate,
+        "",
+        [401, 200, 200, 200],
+    ),
+    (
+        "GET /api/v1/resources/{id}",
+        On::OtherPublic,
+        "",
+        [401, 200, 200, 200],
+    ),
+    (
+        "GET /api/v1/resources/{id}",
+        On::OtherPrivate,
+        "",
+        [401, 404, 200, 200],
+    ),
+    (
+        "PUT /api/v1/resources/{id}",
+        On::OwnPublic,
+        "",
+        [401, 200, 200, 200],
+    ),
+    (
+        "PUT /api/v1/resources/{id}",
+        On::OwnPrivate,
+        "",
+        [401, 200, 200, 200],
+    ),
+    (
+        "PUT /api/v1/resources/{id}",
+        On::OtherPublic,
+        "",
+        [401, 403, 403, 200],
+    ),
+    (
+        "PUT /api/v1/resources/{id}",
+        On::OtherPrivate,
+        "",
+        [401, 404, 403, 200],
+    ),
+    (
+        "DELETE /api/v1/resources/{id}",
+        On::OwnPublic,
+        "",
+        [401, 204, 204, 204],
+    ),
+    (
+        "DELETE /api/v1/resources/{id}",
+        On::OwnPrivate,
+        "",
+        [401, 204, 204, 204],
+    ),
+    (
+        "DELETE /api/v1/resources/{id}",
+        On::OtherPublic,
+        "",
+        [401, 403, 403, 204],
+    ),
+    (
+        "DELETE /api/v1/resources/{id}",
+        On::OtherPrivate,
+        "",
+        [401, 404, 403, 204],
+    ),
+    // Sensitive data.
+    (
+        "POST /api/v1/secrets",
+        On::Nothing,
+        "",
+        [401, 201, 201, 201],
+    ),
+    ("GET /api/v1/secrets", On::Nothing, "", [401, 200, 200, 200]),
+    (
+        "GET /api/v1/secrets/{id}",
+        On::Own,
+        "",
+        [401, 200, 200, 200],
+    ),
+    (
+        "GET /api/v1/secrets/{id}",
+        On::Other,
+        "",
+        [401, 404, 404, 404],
+    ),
+    (
+        "DELETE /api/v1/secrets/{id}",
+        On::Own,
+        "",
+        [401, 204, 204, 204],
+    ),
+    (
+        "DELETE /api/v1/secrets/{id}",
+        On::Other,
+        "",
+        [401, 404, 404, 204],
+    ),
+    // Security operations.
+    (
+        "POST /api/v1/incidents",
+        On::Nothing,
+        "",
+        [401, 201, 201, 201],
+    ),
+    (
+        "GET /api/v1/incidents",
+        On::Nothing,
+        "",
+        [401, 403, 200, 200],
+    ),
+    (
+        "GET /api/v1/incidents/{id}",
+        On::Nothing,
+        "",
+        [401, 403, 200, 200],
+    ),
+    (
+        "PATCH /api/v1/incidents/{id}",
+        On::Nothing,
+        "",
+        [401, 403, 200, 200],
+    ),
+    ("GET /api/v1/audit", On::Nothing, "", [401, 403, 403, 200]),
+    ("GET /healthz", On::Nothing, "", [200, 200, 200, 200]),
+    ("GET /readyz", On::Nothing, "", [200, 200, 200, 200]),
+    // The project's own rows.
+    (
+        "POST /api/v1/containment",
+        On::Nothing,
+        "block_address",
+        [401, 403, 200, 200],
+    ),
+    (
+        "GET /api/v1/security/summary",
+        On::Nothing,
+        "",
+        [401, 403, 200, 200],
+    ),
+    (
+        "GET /api/v1/access-review",
+        On::Nothing,
+        "",
+        [401, 403, 403, 200],
+    ),
+];
+
+const ACTORS_IN_ORDER: [Actor; 4] = [Actor::Anonymous, Actor::User, Actor::Manager, Actor::Admin];
+
+impl World {
+    /// Performs one row of the hand-written table as `actor`, with requests written out here (not
+    /// `perform`, whose cases follow the policy's actions).
+    async fn contract_row(&self, actor: Actor, op: &str, on: On, variant: &str) -> StatusCode {
+        let (token, my_id) = self.who(actor);
+        let n = self.fresh();
+        // Anonymous owns nothing: its "own" object is another's (the answer is 401 either way).
+        let own_token = |public| async move {
+            let owner = token.unwrap_or(self.stranger.1.access.as_str());
+            self.resource(owner, public).await
+        };
+        let (method, path) = op.split_once(' ').unwrap();
+        let method: Method = method.parse().unwrap();
+        match (op, on) {
+            ("POST /api/v1/users", _) => {
+                let body = json!({"email": format!("hand{n}@example.com"), "password": PASSWORD, "full_name": "New"});
+                self.send(method, path, token, Some(body)).await
+            }
+            ("POST /api/v1/token", _) => {
+                let s = &self.stranger.0;
+                let mut r = self.app.client.post(self.app.url(path)).form(&[
+                    ("grant_type", "password"),
+                    ("username", s.email.as_str()),
+                    ("password", s.password.as_str()),
+                ]);
+                if let Some(t) = token {
+                    r = r.bearer_auth(t);
+                }
+                r.send().await.unwrap().status()
+            }
+            ("POST /api/v1/token/revoke", _) => {
+                let mut r = self
+                    .app
+                    .client
+                    .post(self.app.url(path))
+                    .form(&[("token", format!("not-a-token-{n}"))]);
+                if let Some(t) = token {
+                    r = r.bearer_auth(t);
+                }
+                r.send().await.unwrap().status()
+            }
+            ("PATCH /api/v1/users/me", _) => {
+                self.send(method, path, token, Some(json!({"full_name": "Same"})))
+                    .await
+            }
+            ("PATCH /api/v1/users/{id}", _) => {
+                let (target, role) = match on {
+                    On::Own if token.is_some() => (my_id.to_owned(), role_of(actor)),
+                    On::OtherStaff => (self.account("manager").await, "manager"),
+                    _ => (self.account("user").await, "user"),
+                };
+                let body = if variant == "role" {
+                    json!({"role": role})
+                } else {
+                    json!({"disabled": false})
+                };
+                self.send(
+                    method,
+                    &format!("/api/v1/users/{target}"),
+                    token,
+                    Some(body),
+                )
+                .await
+            }
+            ("POST /api/v1/resources", _) => {
+                let body = json!({"title": "t", "content": "c", "is_public": false});
+                self.send(method, path, token, Some(body)).await
+            }
+            (_, On::OwnPublic | On::OwnPrivate | On::OtherPublic | On::OtherPrivate)
+                if path.starts_with("/api/v1/resources/") =>
+            {
+                let public = matches!(on, On::OwnPublic | On::OtherPublic);
+                let id = if matches!(on, On::OwnPublic | On::OwnPrivate) {
+                    own_token(public).await
+                } else {
+                    self.resource(&self.stranger.1.access, public).await
+                };
+                let body = (method == Method::PUT)
+                    .then(|| json!({"title": "u", "content": "u", "is_public": public}));
+                self.send(method, &format!("/api/v1/resources/{id}"), token, body)
+                    .await
+            }
+            ("POST /api/v1/secrets", _) => {
+                let body = json!({"name": format!("hand{n}"), "value": "v"});
+                self.send(method, path, token, Some(body)).await
+            }
+            (_, On::Own | On::Other) if path.starts_with("/api/v1/secrets/") => {
+                let owner = match (on, token) {
+                    (On::Own, Some(t)) => t,
+                    _ => self.stranger.1.access.as_str(),
+                };
+                let id = self.secret(owner).await;
+                self.send(method, &format!("/api/v1/secrets/{id}"), token, None)
+                    .await
+            }
+            ("POST /api/v1/incidents", _) => {
+                let body = json!({"description": format!("hand report {n}"), "level": "low"});
+                self.send(method, path, token, Some(body)).await
+            }
+            ("GET /api/v1/incidents/{id}", _) => {
+                let id = self.incident().await;
+                self.send(method, &format!("/api/v1/incidents/{id}"), token, None)
+                    .await
+            }
+            ("PATCH /api/v1/incidents/{id}", _) => {
+                let id = self.incident().await;
+                let body = json!({"status": "contained", "note": "looking"});
+                self.send(
+                    method,
+                    &format!("/api/v1/incidents/{id}"),
+                    token,
+                    Some(body),
+                )
+                .await
+            }
+            ("POST /api/v1/containment", _) => {
+                let body = json!({"action": variant, "cidr": format!("203.0.113.{}", n % 250), "seconds": 60});
+                self.send(method, path, token, Some(body)).await
+            }
+            (_, On::Nothing) if method == Method::GET => self.send(method, path, token, None).await,
+            _ => panic!("no request written for {op} on {on:?}"),
+        }
+    }
+}
+
+/// The hand-written contract table, checked over HTTP for every actor, beside the matrix that
+/// takes its expectations from `policy::decide` (V8.2.1, V8.2.2; API1, API5): a wrong row of the
+/// policy table cannot pass both. Every operation of the OpenAPI document has a row.
+#[tokio::test]
+async fn the_contract_table_written_by_hand_holds_over_http_v8_2_1_v8_2_2() {
+    let open = World::new(&[]).await;
+    let closed = World::new(&[("IMANGOR_REGISTRATION", "admin")]).await;
+    let mut failures = Vec::new();
+    for &(op, on, variant, want) in CONTRACT {
+        let world = if on == On::Closed { &closed } else { &open };
+        for (actor, want) in ACTORS_IN_ORDER.into_iter().zip(want) {
+            let got = world.contract_row(actor, op, on, variant).await;
+            if got.as_u16() != want {
+                failures.push(format!(
+                    "{op} {on:?} {variant} as {actor:?}: {got}, want {want}"
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+
+    let doc: Value = open
+        .app
+        .get_anon("/openapi.json")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let rows: BTreeSet<&str> = CONTRACT.iter().map(|(op, ..)| *op).collect();
+    let mut documented = BTreeSet::new();
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        for method in ops.as_object().unwrap().keys() {
+            documented.insert(format!("{} {path}", method.to_uppercase()));
+        }
+    }
+    let missing: Vec<_> = documented
+        .iter()
+        .filter(|op| !rows.contains(op.as_str()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "operations without a row in the hand table: {missing:?}"
+    );
+    // And the table names nothing the server does not document.
+    let extra: Vec<_> = rows
+        .iter()
+        .filter(|op| !documented.contains(**op))
+        .collect();
+    assert!(
+        extra.is_empty(),
+        "rows for undocumented operations: {extra:?}"
+    );
+}

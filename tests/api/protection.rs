@@ -663,3 +663,77 @@ async fn refused_logins_write_at_most_ten_events_per_account_however_many_addres
     assert_eq!(metric(&app, locked) - locked_before, 205);
     assert_eq!(metric(&app, skipped) - skipped_before, 195);
 }
+
+/// `IMANGOR_CORS_CREDENTIALS=true` (V3.4.2): an allowlisted origin gets
+/// `Access-Control-Allow-Credentials: true` with its own origin echoed exactly (never `*`), on
+/// preflights and on answers; an unlisted origin gets no `Access-Control-*` header at all.
+#[tokio::test]
+async fn cors_with_credentials_echoes_listed_origins_exactly_and_no_one_else_v3_4_2() {
+    let app = TestApp::spawn_with(&[
+        (
+            "IMANGOR_CORS_ORIGINS",
+            "https://app.example.com,https://ops.example.com",
+        ),
+        ("IMANGOR_CORS_CREDENTIALS", "true"),
+    ])
+    .await;
+    let t = app.admin_tokens().await;
+    let preflight = |origin: &'static str| {
+        app.client
+            .request(reqwest::Method::OPTIONS, app.url("/api/v1/users/me"))
+            .header("origin", origin)
+            .header("access-control-request-method", "GET")
+            .header("access-control-request-headers", "authorization")
+            .send()
+    };
+    let answer = |origin: &'static str| {
+        app.client
+            .get(app.url("/api/v1/users/me"))
+            .bearer_auth(&t.access)
+            .header("origin", origin)
+            .send()
+    };
+    for origin in ["https://app.example.com", "https://ops.example.com"] {
+        let res = preflight(origin).await.unwrap();
+        assert_eq!(res.status(), StatusCode::NO_CONTENT, "{origin}");
+        assert_eq!(header(&res, "access-control-allow-origin"), origin);
+        assert_eq!(header(&res, "access-control-allow-credentials"), "true");
+        assert!(header(&res, "vary").contains("Origin"));
+        let res = answer(origin).await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK, "{origin}");
+        assert_eq!(header(&res, "access-control-allow-origin"), origin);
+        assert_eq!(header(&res, "access-control-allow-credentials"), "true");
+        assert_eq!(
+            res.headers()
+                .get_all("access-control-allow-origin")
+                .iter()
+                .count(),
+            1,
+            "one origin, echoed"
+        );
+    }
+    for evil in [
+        "https://evil.example",
+        "null",
+        "https://app.example.com.evil.example",
+        "http://app.example.com",
+    ] {
+        let res = preflight(evil).await.unwrap();
+        assert_eq!(res.status(), StatusCode::FORBIDDEN, "{evil}");
+        let res2 = answer(evil).await.unwrap();
+        assert_eq!(
+            res2.status(),
+            StatusCode::OK,
+            "{evil}: the request itself is served"
+        );
+        for r in [&res, &res2] {
+            assert!(
+                r.headers()
+                    .keys()
+                    .all(|k| !k.as_str().starts_with("access-control-")),
+                "{evil}: {:?}",
+                r.headers()
+            );
+        }
+    }
+}

@@ -389,3 +389,50 @@ async fn admin_only_registration_refuses_anonymous_and_users_api6() {
         .await;
     problem(res, StatusCode::FORBIDDEN).await;
 }
+
+/// `IMANGOR_PASSWORD_MIN_LENGTH` above the default 8 (V6.2.1): with 15, 14 characters are
+/// refused with a 422 naming `password`, 15 are accepted (multibyte characters count as one).
+#[tokio::test]
+async fn a_higher_password_minimum_is_enforced_exactly_v6_2_1() {
+    let app = TestApp::spawn_with(&[("IMANGOR_PASSWORD_MIN_LENGTH", "15")]).await;
+    let cases: &[(&str, &str, StatusCode)] = &[
+        ("min14", "zqxwvuytsrpkjh", StatusCode::UNPROCESSABLE_ENTITY),
+        ("min15", "zqxwvuytsrpkjhg", StatusCode::CREATED),
+        ("mb14", "ñøß∂ƒ©˙∆zqxwvu", StatusCode::UNPROCESSABLE_ENTITY),
+        ("mb15", "ñøß∂ƒ©˙∆zqxwvuy", StatusCode::CREATED),
+    ];
+    for (name, pw, want) in cases {
+        let email = format!("{name}@example.com");
+        let res = app
+            .post_json("/api/v1/users", None, &body(&email, pw, "Min"))
+            .await;
+        assert_eq!(res.status(), *want, "{} characters", pw.chars().count());
+        if *want == StatusCode::CREATED {
+            app.login(&Account {
+                id: String::new(),
+                email,
+                password: pw.to_string(),
+            })
+            .await;
+        } else {
+            let v = invalid_fields(res, &["password"]).await;
+            assert!(
+                v["errors"][0]["message"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .contains("15"),
+                "the message names the minimum: {v}"
+            );
+        }
+    }
+    // A password change is held to the same minimum.
+    let (a, t) = app.user_with_role("changer@example.com", "user").await;
+    let res = app
+        .patch_json(
+            "/api/v1/users/me",
+            &t.access,
+            &json!({"current_password": a.password, "new_password": "zqxwvuytsrpkjh"}),
+        )
+        .await;
+    invalid_fields(res, &["new_password"]).await;
+}
