@@ -78,7 +78,13 @@ pub struct Metrics {
     auth: [AtomicU64; 4],
     throttled: Mutex<BTreeMap<&'static str, u64>>,
     incidents: Mutex<BTreeMap<(String, String), u64>>,
+    /// Connections closed on arrival: over an address's share, over the server's cap.
+    refused: [AtomicU64; 2],
+    /// Database checks of the readiness probe (`/readyz` itself makes none).
+    readiness_checks: AtomicU64,
 }
+
+const REFUSED: [&str; 2] = ["per_address", "capacity"];
 
 /// Values read at scrape time from elsewhere in the process.
 pub struct Gauges {
@@ -135,7 +141,19 @@ impl Metrics {
         self.auth[s as usize].fetch_add(1, Ordering::Relaxed);
     }
 
-    /// A request refused by a rate limit of `class` (`api`, `token`, `register`).
+    /// A connection closed on arrival, for `reason` (`per_address` or `capacity`).
+    pub fn connection_refused(&self, reason: &'static str) {
+        if let Some(i) = REFUSED.iter().position(|r| *r == reason) {
+            self.refused[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// One database check of the readiness probe.
+    pub fn readiness_check(&self) {
+        self.readiness_checks.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A request refused by a rate limit of `class` (`api`, `token`, `register`, `health`).
     pub fn throttled(&self, class: &'static str) {
         *self
             .throttled
@@ -239,7 +257,7 @@ impl Metrics {
             "counter",
             "Requests refused by a rate limit, by limit.",
         );
-        for class in ["api", "token", "register"] {
+        for class in ["api", "token", "register", "health"] {
             let n = self
                 .throttled
                 .lock()
@@ -249,6 +267,31 @@ impl Metrics {
                 .unwrap_or(0);
             let _ = writeln!(out, "throttled_requests_total{{limit=\"{class}\"}} {n}");
         }
+
+        head(
+            &mut out,
+            "connections_refused_total",
+            "counter",
+            "Connections closed on arrival: the address held its share, or the server was full.",
+        );
+        for (i, reason) in REFUSED.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "connections_refused_total{{reason=\"{reason}\"}} {}",
+                self.refused[i].load(Ordering::Relaxed)
+            );
+        }
+        head(
+            &mut out,
+            "readiness_checks_total",
+            "counter",
+            "Database checks of the readiness probe, one a second; GET /readyz makes none.",
+        );
+        let _ = writeln!(
+            out,
+            "readiness_checks_total {}",
+            self.readiness_checks.load(Ordering::Relaxed)
+        );
 
         head(
             &mut out,
