@@ -251,7 +251,29 @@ async fn a_client_that_stops_reading_is_cut_off_by_the_write_timeout() {
             _ => break,
         }
     }
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Wait until the server is stuck (it answers pipelined requests one after the other, so
+    // its count of answered requests stops), then past the write timeout.
+    let answered = || async {
+        let text = reqwest::get(format!("http://{}/metrics", app.metrics_addr.unwrap()))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .filter(|l| l.starts_with("http_requests_total{"))
+            .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+            .sum::<f64>()
+    };
+    let (mut last, mut since) = (answered().await, Instant::now());
+    while since.elapsed() < Duration::from_millis(1500) {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let now = answered().await;
+        if now != last {
+            (last, since) = (now, Instant::now());
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
     let started = Instant::now();
     let (got, ended) = read_all(&mut s, Duration::from_secs(20)).await;
     assert!(ended, "the server closed the connection");
