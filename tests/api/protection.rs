@@ -64,7 +64,7 @@ async fn past_its_quota_a_client_gets_429_with_retry_after_and_ratelimit_headers
         "security headers on a 429 too"
     );
     problem(res, StatusCode::TOO_MANY_REQUESTS).await;
-    // Probes are never limited.
+    // Probes have a bucket of their own: the exhausted registration budget does not touch them.
     assert_eq!(app.get_anon("/healthz").await.status(), StatusCode::OK);
 }
 
