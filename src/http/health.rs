@@ -72,7 +72,7 @@ impl Readiness {
         }
         match (now, error) {
             (READY, _) if before != UNKNOWN => {
-                tracing::warn!("readiness: the database answers again")
+                tracing::info!("readiness: the database answers again")
             }
             (READY, _) => {}
             (_, Some(e)) => tracing::warn!(error = %e, "readiness: database error; not ready"),
