@@ -13,7 +13,7 @@ use secrecy::{ExposeSecret, SecretBox, SecretString};
 use crate::crypto::keyring::{self, Source};
 use crate::domain::{Email, PasswordPolicy};
 use crate::limits::Quota;
-use crate::limits::address::{self, Cidr};
+use crate::limits::address::{self, Cidr, ClientIpHeader};
 use crate::limits::login::LoginPolicy;
 
 /// A secret value: never printed by `Debug`, zeroed when dropped.
@@ -116,16 +116,26 @@ pub struct Config {
     pub rate_limit_report: Quota,
     pub login: LoginPolicy,
     pub trusted_proxies: Vec<Cidr>,
+    /// The one forwarding header believed from a trusted proxy.
+    pub client_ip_header: ClientIpHeader,
     /// Exact origins allowed to call from a browser; `*` means any (never with credentials in production).
     pub cors_origins: Vec<String>,
     pub cors_credentials: bool,
     /// Open connections served at once; more are closed on arrival.
     pub max_connections: usize,
-    /// Time a client has to send a request's headers (slowloris defence; also closes idle keep-alive).
+    /// Connections one address may hold at once (a trusted proxy's own are not counted; its
+    /// clients' requests in flight are, by forwarded address).
+    pub max_connections_per_address: usize,
+    /// Time a client has to send a request's headers (slowloris defence), counted from the
+    /// moment the connection is ready for a request: it is also the idle keep-alive timeout.
     pub header_timeout: Duration,
     /// Resources and secrets one account may hold; the create past it is refused (403).
     pub quota_resources: u64,
     pub quota_secrets: u64,
+    /// Time a client has to send a request's body once its headers are in.
+    pub body_timeout: Duration,
+    /// Time to write one response out to the client.
+    pub write_timeout: Duration,
 }
 
 /// Clock skew allowed when checking `exp`, `nbf` and `iat` (RFC 8725 advice: small and fixed).
@@ -191,12 +201,16 @@ const KEYS: &[Key] = &[
     k("login_lock_after"),
     k("login_slow_after"),
     k("trusted_proxies"),
+    k("client_ip_header"),
     k("cors_origins"),
     k("cors_credentials"),
     k("max_connections"),
+    k("max_connections_per_address"),
     k("header_timeout"),
     k("quota_resources"),
     k("quota_secrets"),
+    k("body_timeout"),
+    k("write_timeout"),
 ];
 
 /// Raw settings by key, before typing. Holds secrets too, so `Debug` is not derived. Remembers
@@ -529,12 +543,17 @@ impl Config {
             },
             trusted_proxies: address::parse_list(raw.get("trusted_proxies").unwrap_or(""))
                 .map_err(|e| anyhow::anyhow!("IMANGOR_TRUSTED_PROXIES: {e}"))?,
+            client_ip_header: parse(raw, "client_ip_header", ClientIpHeader::XForwardedFor)?,
             cors_origins: cors_origins(raw.get("cors_origins").unwrap_or(""))?,
             cors_credentials: parse(raw, "cors_credentials", false)?,
             max_connections: parse(raw, "max_connections", 1024usize)?.clamp(1, 1_000_000),
+            max_connections_per_address: parse(raw, "max_connections_per_address", 64usize)?
+                .clamp(1, 1_000_000),
             header_timeout: Duration::from_secs(seconds(raw, "header_timeout", 10, 1..=300)?),
             quota_resources: seconds(raw, "quota_resources", 10_000, 1..=100_000_000)?,
             quota_secrets: seconds(raw, "quota_secrets", 1_000, 1..=100_000_000)?,
+            body_timeout: Duration::from_secs(seconds(raw, "body_timeout", 10, 1..=300)?),
+            write_timeout: Duration::from_secs(seconds(raw, "write_timeout", 10, 1..=300)?),
         };
         config.check_production()?;
         Ok(config)
@@ -990,6 +1009,10 @@ mod tests {
         );
         assert!(Config::from_raw(&raw(&[("IMANGOR_CORS_ORIGINS", "https://a.example/")])).is_err());
         assert!(Config::from_raw(&raw(&[("IMANGOR_TRUSTED_PROXIES", "10.0.0.0/99")])).is_err());
+        let err = Config::from_raw(&raw(&[("IMANGOR_CLIENT_IP_HEADER", "x-client-ip")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("IMANGOR_CLIENT_IP_HEADER:"), "{err}");
     }
 
     #[test]

@@ -82,7 +82,7 @@ pub enum AlertDropped {
 const ALERT_DROP_REASONS: [&str; 2] = ["queue_full", "undelivered"];
 
 /// The limits `throttled_requests_total{limit}` counts.
-const THROTTLE_CLASSES: [&str; 4] = ["api", "token", "register", "report"];
+const THROTTLE_CLASSES: [&str; 5] = ["api", "token", "register", "report", "health"];
 
 /// Histograms by route template, then by (method, status): looking a route up borrows its
 /// name, so a request allocates nothing once its route has been seen.
@@ -97,7 +97,13 @@ pub struct Metrics {
     skipped: [AtomicU64; SKIPPED_ACTIONS.len()],
     incidents: Mutex<BTreeMap<(String, String), u64>>,
     alerts_dropped: [AtomicU64; 2],
+    /// Connections closed on arrival: over an address's share, over the server's cap.
+    refused: [AtomicU64; 2],
+    /// Database checks of the readiness probe (`/readyz` itself makes none).
+    readiness_checks: AtomicU64,
 }
+
+const REFUSED: [&str; 2] = ["per_address", "capacity"];
 
 /// Values read at scrape time from elsewhere in the process.
 pub struct Gauges {
@@ -159,7 +165,19 @@ impl Metrics {
         self.alerts_dropped[why as usize].fetch_add(1, Ordering::Relaxed);
     }
 
-    /// A request refused by a rate limit of `class` (`api`, `token`, `register`, `report`).
+    /// A connection closed on arrival, for `reason` (`per_address` or `capacity`).
+    pub fn connection_refused(&self, reason: &'static str) {
+        if let Some(i) = REFUSED.iter().position(|r| *r == reason) {
+            self.refused[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// One database check of the readiness probe.
+    pub fn readiness_check(&self) {
+        self.readiness_checks.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A request refused by a rate limit of `class` (`api`, `token`, `register`, `report`, `health`).
     pub fn throttled(&self, class: &'static str) {
         *self
             .throttled
@@ -294,6 +312,30 @@ impl Metrics {
                 self.skipped[i].load(Ordering::Relaxed)
             );
         }
+        head(
+            &mut out,
+            "connections_refused_total",
+            "counter",
+            "Connections closed on arrival: the address held its share, or the server was full.",
+        );
+        for (i, reason) in REFUSED.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "connections_refused_total{{reason=\"{reason}\"}} {}",
+                self.refused[i].load(Ordering::Relaxed)
+            );
+        }
+        head(
+            &mut out,
+            "readiness_checks_total",
+            "counter",
+            "Database checks of the readiness probe, one a second; GET /readyz makes none.",
+        );
+        let _ = writeln!(
+            out,
+            "readiness_checks_total {}",
+            self.readiness_checks.load(Ordering::Relaxed)
+        );
 
         head(
             &mut out,

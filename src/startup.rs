@@ -75,6 +75,7 @@ pub async fn state(config: Config) -> anyhow::Result<AppState> {
     let blocks = crate::service::containment::Blocklist::default();
     blocks.refresh(&db).await?;
     let auth_cache = crate::auth::cache::AuthCache::new(config.auth_cache_ttl);
+    let shares = crate::limits::shares::Shares::new(config.max_connections_per_address);
     Ok(AppState::new(crate::state::Services {
         db,
         readers: Arc::new(readers),
@@ -93,6 +94,8 @@ pub async fn state(config: Config) -> anyhow::Result<AppState> {
         events,
         blocks: Arc::new(blocks),
         token_watch: Arc::default(),
+        shares,
+        readiness: Arc::default(),
     }))
 }
 
@@ -195,8 +198,15 @@ impl App {
         let limits = ConnLimits {
             max_connections: state.config.max_connections,
             header_timeout: state.config.header_timeout,
+            write_timeout: state.config.write_timeout,
             drain,
+            shares: state.shares.clone(),
+            trusted_proxies: state.config.trusted_proxies.clone(),
+            metrics: state.metrics.clone(),
         };
+        // Readiness is known before the first request, then checked each second in the background.
+        state.readiness.check(&state.db, &state.metrics).await;
+        tokio::spawn(crate::http::health::probe_loop(state.clone()));
         // One shutdown signal for both listeners.
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
@@ -297,7 +307,7 @@ async fn record_start(state: &AppState) -> anyhow::Result<()> {
         .map(|(k, a)| format!("{k} ({a})"))
         .collect();
     let summary = format!(
-        "version {}; env {:?}; database {}; registration {:?}; rate limits {}; cors origins {}; trusted proxies {}; data key {}; signing keys {}; metrics {}; alerts {}",
+        "version {}; env {:?}; database {}; registration {:?}; rate limits {}; cors origins {}; trusted proxies {} (client address from {}); data key {}; signing keys {}; metrics {}; alerts {}",
         env!("CARGO_PKG_VERSION"),
         c.env,
         state.db.backend(),
@@ -305,6 +315,7 @@ async fn record_start(state: &AppState) -> anyhow::Result<()> {
         if c.rate_limits { "on" } else { "off" },
         c.cors_origins.len(),
         c.trusted_proxies.len(),
+        c.client_ip_header.name(),
         state.keys.current(),
         signing.join(", "),
         c.metrics_listen

@@ -56,4 +56,8 @@ pub struct Services {
     pub blocks: Arc<crate::service::containment::Blocklist>,
     /// Invalid access tokens by address (the forged-token detector).
     pub token_watch: Arc<crate::service::containment::TokenWatch>,
+    /// Each address's share of the connections (and of forwarded requests in flight).
+    pub shares: Arc<crate::limits::shares::Shares>,
+    /// The readiness probe's last answer, which `/readyz` reports.
+    pub readiness: Arc<crate::http::health::Readiness>,
 }

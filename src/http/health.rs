@@ -1,4 +1,5 @@
-//! Liveness, readiness, and the public keys of the signing keyring.
+//! Liveness, readiness (answered from a background probe), and the public keys of the signing
+//! keyring.
 
 use axum::Json;
 use axum::extract::State;
@@ -7,7 +8,12 @@ use axum::response::{IntoResponse, Response};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::Duration;
+
 use super::error::problem;
+use crate::db::Db;
+use crate::metrics::Metrics;
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -36,13 +42,66 @@ async fn healthz() -> Json<serde_json::Value> {
     Json(serde_json::json!({ "status": "ok" }))
 }
 
-/// The process can serve: the database answers. Also says whether the shared store (Redis) is
-/// in use (`up`), unreachable (`down`: this replica limits on its own) or not configured (`off`).
+/// The database's last answer to the readiness probe.
+const UNKNOWN: u8 = 0;
+const READY: u8 = 1;
+const DB_ERROR: u8 = 2;
+const DB_SILENT: u8 = 3;
+
+/// How long the probe waits for the database.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The readiness probe's last result. The probe (`probe_loop`) asks the database once a second;
+/// `GET /readyz` reads the result and does no database work of its own, so that a flood of
+/// probes cannot take the pool's connections from the API (or fail readiness everywhere at once).
+#[derive(Debug, Default)]
+pub struct Readiness(AtomicU8);
+
+impl Readiness {
+    /// Asks the database once and keeps the answer; logs only a change, not every failed second.
+    pub async fn check(&self, db: &Db, metrics: &Metrics) {
+        metrics.readiness_check();
+        let (now, error) = match tokio::time::timeout(PROBE_TIMEOUT, db.ping()).await {
+            Ok(Ok(())) => (READY, None),
+            Ok(Err(e)) => (DB_ERROR, Some(e.to_string())),
+            Err(_) => (DB_SILENT, None),
+        };
+        let before = self.0.swap(now, Ordering::Relaxed);
+        if before == now {
+            return;
+        }
+        match (now, error) {
+            (READY, _) if before != UNKNOWN => {
+                tracing::info!("readiness: the database answers again")
+            }
+            (READY, _) => {}
+            (_, Some(e)) => tracing::warn!(error = %e, "readiness: database error; not ready"),
+            _ => tracing::warn!(
+                "readiness: the database did not answer within {PROBE_TIMEOUT:?}; not ready"
+            ),
+        }
+    }
+}
+
+/// Checks the database each second for as long as the server runs.
+pub async fn probe_loop(app: AppState) {
+    let mut every = tokio::time::interval(Duration::from_secs(1));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        app.readiness.check(&app.db, &app.metrics).await;
+    }
+}
+
+/// The process can serve: the database answered the last readiness probe (made each second in
+/// the background; this call itself does no database work). Also says whether the shared store
+/// (Redis) is in use (`up`), unreachable (`down`: this replica limits on its own) or not
+/// configured (`off`).
 #[utoipa::path(get, path = "/readyz", tag = "health", responses((status = 200), (status = 503)))]
 async fn readyz(State(app): State<AppState>) -> Response {
-    match tokio::time::timeout(std::time::Duration::from_secs(2), app.db.ping()).await {
+    match app.readiness.0.load(Ordering::Relaxed) {
         // Redis down does not make a replica unready: it falls back to its own limits.
-        Ok(Ok(())) => Json(serde_json::json!({
+        READY => Json(serde_json::json!({
             "status": "ready",
             "database": app.db.backend(),
             "shared_state": match &app.shared {
@@ -52,19 +111,23 @@ async fn readyz(State(app): State<AppState>) -> Response {
             },
         }))
         .into_response(),
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e, "readiness: database error");
-            problem(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "not_ready",
-                "the database is not reachable",
-                None,
-            )
-        }
-        Err(_) => problem(
+        // The cause goes to the log, never to the body (no SQL or driver text).
+        DB_SILENT => problem(
             StatusCode::SERVICE_UNAVAILABLE,
             "not_ready",
             "the database did not answer in time",
+            None,
+        ),
+        DB_ERROR => problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_ready",
+            "the database is not reachable",
+            None,
+        ),
+        _ => problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_ready",
+            "the database has not been checked yet",
             None,
         ),
     }

@@ -1,16 +1,22 @@
 //! Layers that protect the API: the client's address, rate limits and CORS.
 
 use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
 
+use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
+use hyper::body::{Frame, SizeHint};
 
 use super::error::problem;
 use super::extract::CheckedBearer;
 use crate::domain::Timestamp;
-use crate::limits::address::{client_ip, forwarded_for_hops};
+use crate::limits::address::{is_trusted, resolve};
 use crate::limits::{Quota, Verdict, bucket_ip};
 use crate::state::AppState;
 
@@ -20,21 +26,21 @@ pub struct ClientIp(pub IpAddr);
 
 pub async fn client_address(State(app): State<AppState>, mut req: Request, next: Next) -> Response {
     if let Some(ConnectInfo(peer)) = req.extensions().get::<ConnectInfo<SocketAddr>>().copied() {
-        let values = |name: &str| -> Vec<&str> {
-            req.headers()
-                .get_all(name)
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .collect()
-        };
-        // RFC 7239 `Forwarded` when the proxy sends it, else the de facto `X-Forwarded-For`.
-        let forwarded = forwarded_for_hops(&values("forwarded"));
-        let hops: Vec<&str> = if forwarded.is_empty() {
-            values("x-forwarded-for")
-        } else {
-            forwarded.iter().map(String::as_str).collect()
-        };
-        let ip = client_ip(peer.ip(), &hops, &app.config.trusted_proxies);
+        let headers = req.headers();
+        // Only the header the operator's proxy sets (IMANGOR_CLIENT_IP_HEADER); any other
+        // forwarding header could have been written by the client and passed on untouched.
+        let ip = resolve(
+            peer.ip(),
+            app.config.client_ip_header,
+            |name| {
+                headers
+                    .get_all(name)
+                    .iter()
+                    .filter_map(|v| v.to_str().ok())
+                    .collect()
+            },
+            &app.config.trusted_proxies,
+        );
         let probe = matches!(req.uri().path(), "/healthz" | "/readyz");
         if !probe && app.blocks.is_blocked(ip) {
             return problem(
@@ -44,16 +50,109 @@ pub async fn client_address(State(app): State<AppState>, mut req: Request, next:
                 None,
             );
         }
+        // Through a trusted proxy the client's connections are the proxy's, which are not
+        // counted (`http::server`): its requests in flight are, against the same share.
+        let trusted = &app.config.trusted_proxies;
+        let forwarded = is_trusted(peer.ip(), trusted) && !is_trusted(ip, trusted);
+        let share = if forwarded {
+            match app.shares.take(ip) {
+                Some(s) => Some(s),
+                None => {
+                    let mut r = problem(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        "too_many_connections",
+                        "too many requests in flight from this address; retry later",
+                        None,
+                    );
+                    r.headers_mut()
+                        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                    return r;
+                }
+            }
+        } else {
+            None
+        };
         req.extensions_mut().insert(ClientIp(ip));
+        let res = next.run(req).await;
+        drop(share);
+        return res;
     }
     next.run(req).await
 }
 
-/// Which limit a request falls under; probes and the documentation are not limited.
+/// The body of a request must be in within `IMANGOR_BODY_TIMEOUT` of its headers: with bodies of
+/// at most 128 KiB that is a minimum rate, and a client sending a byte at a time is answered
+/// 408 and its connection closed, instead of holding it for the whole request timeout.
+pub async fn body_deadline(State(app): State<AppState>, req: Request, next: Next) -> Response {
+    if req.body().is_end_stream() {
+        return next.run(req).await;
+    }
+    let late = Arc::new(AtomicBool::new(false));
+    let req = req.map(|body| {
+        Body::new(Deadline {
+            body,
+            deadline: Box::pin(tokio::time::sleep(app.config.body_timeout)),
+            late: late.clone(),
+        })
+    });
+    let res = next.run(req).await;
+    if !late.load(Ordering::Relaxed) {
+        return res;
+    }
+    let mut r = problem(
+        StatusCode::REQUEST_TIMEOUT,
+        "body_timeout",
+        "the request body did not arrive in time",
+        None,
+    );
+    // The rest of the body may still come: the connection cannot carry another request.
+    r.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    r
+}
+
+/// A request body that fails once its deadline has passed, and says so in `late`.
+struct Deadline {
+    body: Body,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+    late: Arc<AtomicBool>,
+}
+
+impl HttpBody for Deadline {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        if let Poll::Ready(frame) = Pin::new(&mut self.body).poll_frame(cx) {
+            return Poll::Ready(frame);
+        }
+        if self.deadline.as_mut().poll(cx).is_ready() {
+            self.late.store(true, Ordering::Relaxed);
+            return Poll::Ready(Some(Err(axum::Error::new("request body timeout"))));
+        }
+        Poll::Pending
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// Which limit a request falls under; the documentation is not limited.
 fn quota(app: &AppState, method: &Method, path: &str) -> Option<(&'static str, Quota)> {
     let c = &app.config;
     match (method, path) {
-        (_, "/healthz" | "/readyz") => None,
+        // Probes cost nothing (readiness answers the background probe's last result) but are
+        // still limited per address, in a bucket of their own, so that no flood of them from one
+        // address is free and no API traffic from a probe's address can fail the probe.
+        (_, "/healthz" | "/readyz") => Some(("health", c.rate_limit_api)),
         (_, p) if p.starts_with("/docs") || p == "/openapi.json" => None,
         (&Method::POST, "/api/v1/token") => Some(("token", c.rate_limit_token)),
         (&Method::POST, "/api/v1/users") => Some(("register", c.rate_limit_register)),
@@ -75,8 +174,8 @@ pub async fn rate_limit(State(app): State<AppState>, mut req: Request, next: Nex
         .get::<ClientIp>()
         .map(|ip| format!("ip:{}", bucket_ip(ip.0)));
     // Logging in and registering are limited per address whatever token comes along: a token
-    // must not buy a second budget of guesses or sign-ups.
-    let by_user = if matches!(class, "token" | "register") {
+    // must not buy a second budget of guesses or sign-ups. Probes never carry one.
+    let by_user = if matches!(class, "token" | "register" | "health") {
         None
     } else {
         checked_bearer(&app, &req).and_then(|checked| {

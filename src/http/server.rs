@@ -1,10 +1,15 @@
 //! The connection loop: HTTP/1.1 with a deadline for reading request headers (slow clients,
-//! "slowloris", are cut off), a cap on header size and count, a cap on open connections, and a
-//! graceful stop that lets requests in flight finish.
+//! "slowloris", are cut off; the same clock closes an idle keep-alive connection), a deadline for
+//! writing each response (a client that stops reading is cut off), a cap on header size and
+//! count, a cap on open connections and each address's share of them, and a graceful stop that
+//! lets requests in flight finish.
 
 use std::future::Future;
+use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
@@ -13,19 +18,33 @@ use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
+use tokio::time::Sleep;
 use tower::ServiceExt;
+
+use crate::limits::address::{Cidr, is_trusted};
+use crate::limits::shares::Shares;
+use crate::metrics::Metrics;
 
 /// Largest request head (request line and headers) read; a larger one is answered 431.
 pub const MAX_HEAD_BYTES: usize = 16 * 1024;
 pub const MAX_HEADERS: usize = 64;
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ConnLimits {
     pub max_connections: usize,
+    /// Time to send a request's headers, counted from the moment the connection is ready for
+    /// one: on a new connection and between the requests of a kept-alive one (the idle timeout).
     pub header_timeout: Duration,
+    /// Time to write one response out to a client that does not read it.
+    pub write_timeout: Duration,
     pub drain: Duration,
+    /// Each address's share of the connections; a trusted proxy's own are not counted.
+    pub shares: Arc<Shares>,
+    pub trusted_proxies: Vec<Cidr>,
+    pub metrics: Arc<Metrics>,
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves, then drains (at most `limits.drain`).
@@ -43,8 +62,24 @@ pub async fn serve(
         .max_buf_size(MAX_HEAD_BYTES)
         .max_headers(MAX_HEADERS);
     tokio::pin!(shutdown);
-    let serve_one = |stream: tokio::net::TcpStream, peer: SocketAddr| {
+    let serve_one = |stream: TcpStream, peer: SocketAddr| {
+        // A trusted proxy carries everyone's connections: its clients are counted per request
+        // instead (`protect::client_address`), where their forwarded address is known.
+        let share = if is_trusted(peer.ip(), &limits.trusted_proxies) {
+            None
+        } else {
+            match limits.shares.take(peer.ip()) {
+                Some(s) => Some(s),
+                None => {
+                    limits.metrics.connection_refused("per_address");
+                    tracing::debug!(peer = %peer, "the address holds its share of the connections; closing the new one");
+                    drop(stream);
+                    return;
+                }
+            }
+        };
         let Ok(slot) = slots.clone().try_acquire_owned() else {
+            limits.metrics.connection_refused("capacity");
             tracing::warn!(peer = %peer, "connection limit reached; closing the new connection");
             drop(stream);
             return;
@@ -57,13 +92,14 @@ pub async fn serve(
                     req.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
                     req
                 });
-        let conn = http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
+        let io = WriteDeadline::new(stream, limits.write_timeout);
+        let conn = http.serve_connection(TokioIo::new(io), TowerToHyperService::new(service));
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
             if let Err(e) = conn.await {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
-            drop(slot);
+            drop((slot, share));
         });
     };
     loop {
@@ -95,4 +131,103 @@ pub async fn serve(
         _ = tokio::time::sleep(limits.drain) => tracing::warn!("drain did not finish within IMANGOR_SHUTDOWN_TIMEOUT; exiting"),
     }
     Ok(())
+}
+
+/// A connection whose responses must be written within `timeout`: the clock starts at the first
+/// write after the last completed flush (hyper flushes after each response) and a write still
+/// blocked when it runs out fails the connection, which is then closed. A client that stops
+/// reading (or reads a byte at a time) holds its connection for at most that long per answer.
+struct WriteDeadline {
+    io: TcpStream,
+    timeout: Duration,
+    /// Made once per connection and reset for each response (a reset costs no allocation).
+    deadline: Pin<Box<Sleep>>,
+    running: bool,
+}
+
+impl WriteDeadline {
+    fn new(io: TcpStream, timeout: Duration) -> Self {
+        WriteDeadline {
+            io,
+            timeout,
+            deadline: Box::pin(tokio::time::sleep(timeout)),
+            running: false,
+        }
+    }
+
+    fn start(&mut self) {
+        if !self.running {
+            let at = tokio::time::Instant::now() + self.timeout;
+            self.deadline.as_mut().reset(at);
+            self.running = true;
+        }
+    }
+
+    /// What a write that could not go on now answers: wait, or fail once the time is up.
+    fn blocked<T>(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<T>> {
+        self.start();
+        match self.deadline.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the client did not read the response in time",
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl AsyncRead for WriteDeadline {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for WriteDeadline {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.start();
+        match Pin::new(&mut self.io).poll_write(cx, buf) {
+            Poll::Pending => self.blocked(cx),
+            done => done,
+        }
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.start();
+        match Pin::new(&mut self.io).poll_write_vectored(cx, bufs) {
+            Poll::Pending => self.blocked(cx),
+            done => done,
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match Pin::new(&mut self.io).poll_flush(cx) {
+            Poll::Ready(Ok(())) => {
+                // The response is out: the next one gets a fresh clock.
+                self.running = false;
+                Poll::Ready(Ok(()))
+            }
+            Poll::Pending => self.blocked(cx),
+            failed => failed,
+        }
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
 }

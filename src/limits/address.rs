@@ -1,6 +1,9 @@
 //! The client's address: the socket peer, or, when the peer is a trusted proxy, the rightmost
-//! address of `X-Forwarded-For` that is not itself a trusted proxy (anything left of it could
-//! have been written by the client).
+//! address of the one forwarding header the operator's proxy sets (`IMANGOR_CLIENT_IP_HEADER`)
+//! that is not itself a trusted proxy (anything left of it could have been written by the
+//! client). Every other forwarding header is ignored: a proxy passes on what it does not set
+//! (ingress-nginx forwards a client's `Forwarded` untouched), so believing two headers would let
+//! the client pick its own address (ASVS V4.1.3, V15.3.4).
 
 use std::net::IpAddr;
 
@@ -93,6 +96,68 @@ pub fn parse_list(s: &str) -> Result<Vec<Cidr>, String> {
         .filter(|p| !p.trim().is_empty())
         .map(str::parse)
         .collect()
+}
+
+/// The forwarding header believed from a trusted proxy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientIpHeader {
+    /// `X-Forwarded-For`, the proxy appending the peer it saw (nginx `$proxy_add_x_forwarded_for`).
+    XForwardedFor,
+    /// RFC 7239 `Forwarded`, its `for=` parameters.
+    Forwarded,
+    /// `X-Real-IP`, one address the proxy sets (replacing any the client sent).
+    XRealIp,
+}
+
+impl ClientIpHeader {
+    /// The header's name, lower case, as `HeaderMap` looks it up.
+    pub fn name(self) -> &'static str {
+        match self {
+            ClientIpHeader::XForwardedFor => "x-forwarded-for",
+            ClientIpHeader::Forwarded => "forwarded",
+            ClientIpHeader::XRealIp => "x-real-ip",
+        }
+    }
+}
+
+impl std::str::FromStr for ClientIpHeader {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "x-forwarded-for" => Ok(ClientIpHeader::XForwardedFor),
+            "forwarded" => Ok(ClientIpHeader::Forwarded),
+            "x-real-ip" => Ok(ClientIpHeader::XRealIp),
+            _ => Err("expected `x-forwarded-for`, `forwarded` or `x-real-ip`".into()),
+        }
+    }
+}
+
+/// The client address of a request from `peer`: `values(name)` gives the request's values of a
+/// header, and only `header`'s are ever asked for, only when the peer is a trusted proxy.
+pub fn resolve<'a>(
+    peer: IpAddr,
+    header: ClientIpHeader,
+    values: impl Fn(&str) -> Vec<&'a str>,
+    trusted: &[Cidr],
+) -> IpAddr {
+    if !is_trusted(peer, trusted) {
+        return canonical(peer);
+    }
+    let raw = values(header.name());
+    match header {
+        ClientIpHeader::Forwarded => {
+            let hops = forwarded_for_hops(&raw);
+            let hops: Vec<&str> = hops.iter().map(String::as_str).collect();
+            client_ip(peer, &hops, trusted)
+        }
+        ClientIpHeader::XForwardedFor | ClientIpHeader::XRealIp => client_ip(peer, &raw, trusted),
+    }
+}
+
+/// Whether `ip` is one of the trusted proxies.
+pub fn is_trusted(ip: IpAddr, trusted: &[Cidr]) -> bool {
+    let ip = canonical(ip);
+    trusted.iter().any(|c| c.contains(ip))
 }
 
 /// One hop of `X-Forwarded-For` or a `for=` of `Forwarded` (RFC 7239): an address, possibly
@@ -239,6 +304,53 @@ mod tests {
             client_ip(ip("10.0.0.1"), &["unknown"], &trusted),
             ip("10.0.0.1")
         );
+    }
+
+    /// A request carrying all three headers; `resolve` may read only the chosen one.
+    fn headers(name: &str) -> Vec<&'static str> {
+        match name {
+            "x-forwarded-for" => vec!["6.6.6.6, 198.51.100.7"],
+            "forwarded" => vec!["for=203.0.113.66"],
+            "x-real-ip" => vec!["192.0.2.44"],
+            other => panic!("asked for {other}"),
+        }
+    }
+
+    #[test]
+    fn only_the_configured_header_is_believed_v4_1_3_v15_3_4() {
+        let trusted = parse_list("10.0.0.0/8").unwrap();
+        let proxy = ip("10.0.0.1");
+        let by = |h: &str| resolve(proxy, h.parse().unwrap(), headers, &trusted);
+        // The client's own `Forwarded` (passed through by the proxy) never beats the proxy's XFF.
+        assert_eq!(by("x-forwarded-for"), ip("198.51.100.7"));
+        assert_eq!(by("forwarded"), ip("203.0.113.66"));
+        assert_eq!(by("X-Real-IP"), ip("192.0.2.44"));
+        // Without the chosen header the proxy itself is the client, whatever else came along.
+        let only_forwarded = |name: &str| match name {
+            "forwarded" => vec!["for=203.0.113.66"],
+            _ => vec![],
+        };
+        assert_eq!(
+            resolve(
+                proxy,
+                ClientIpHeader::XForwardedFor,
+                only_forwarded,
+                &trusted
+            ),
+            proxy
+        );
+        // From an untrusted peer no header is even read.
+        let untouched = |name: &str| -> Vec<&str> { panic!("read {name} from an untrusted peer") };
+        assert_eq!(
+            resolve(
+                ip("203.0.113.9"),
+                ClientIpHeader::Forwarded,
+                untouched,
+                &trusted
+            ),
+            ip("203.0.113.9")
+        );
+        assert!("x-client-ip".parse::<ClientIpHeader>().is_err());
     }
 
     #[test]

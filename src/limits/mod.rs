@@ -4,6 +4,7 @@
 
 pub mod address;
 pub mod login;
+pub mod shares;
 
 use std::collections::HashMap;
 use std::net::IpAddr;

@@ -64,7 +64,7 @@ async fn past_its_quota_a_client_gets_429_with_retry_after_and_ratelimit_headers
         "security headers on a 429 too"
     );
     problem(res, StatusCode::TOO_MANY_REQUESTS).await;
-    // Probes are never limited.
+    // Probes have a bucket of their own: the exhausted registration budget does not touch them.
     assert_eq!(app.get_anon("/healthz").await.status(), StatusCode::OK);
 }
 
@@ -569,8 +569,12 @@ async fn a_request_that_runs_past_the_timeout_gets_a_408_problem() {
 }
 
 #[tokio::test]
-async fn the_forwarded_header_of_a_trusted_proxy_names_the_client() {
-    let app = TestApp::spawn_with(&[("IMANGOR_TRUSTED_PROXIES", "127.0.0.1")]).await;
+async fn the_forwarded_header_of_a_trusted_proxy_names_the_client_when_it_is_the_chosen_one() {
+    let app = TestApp::spawn_with(&[
+        ("IMANGOR_TRUSTED_PROXIES", "127.0.0.1"),
+        ("IMANGOR_CLIENT_IP_HEADER", "forwarded"),
+    ])
+    .await;
     let res = app
         .client
         .post(app.url("/api/v1/users"))
@@ -578,6 +582,8 @@ async fn the_forwarded_header_of_a_trusted_proxy_names_the_client() {
             "forwarded",
             "for=6.6.6.6, for=\"[2001:db8::42]:4711\";proto=https",
         )
+        // Not the chosen header: ignored.
+        .header("x-forwarded-for", "198.51.100.99")
         .json(&json!({"email": "fwd@example.com", "password": PASSWORD, "full_name": "F"}))
         .send()
         .await
@@ -736,4 +742,104 @@ async fn cors_with_credentials_echoes_listed_origins_exactly_and_no_one_else_v3_
             );
         }
     }
+}
+
+/// Registers from behind a trusted proxy (127.0.0.1) with these extra headers.
+async fn register_with(app: &TestApp, email: &str, headers: &[(&str, &str)]) -> reqwest::Response {
+    let mut r = app
+        .client
+        .post(app.url("/api/v1/users"))
+        .json(&json!({"email": email, "password": PASSWORD, "full_name": "R"}));
+    for (k, v) in headers {
+        r = r.header(*k, *v);
+    }
+    r.send().await.unwrap()
+}
+
+#[tokio::test]
+async fn a_client_supplied_forwarded_header_never_beats_the_proxys_x_forwarded_for_v4_1_3_v15_3_4()
+{
+    // The default header is X-Forwarded-For; the proxy (127.0.0.1) appended 198.51.100.5 and
+    // passed the client's own `Forwarded` through untouched, as ingress-nginx does.
+    let app = TestApp::spawn_with(&[
+        ("IMANGOR_TRUSTED_PROXIES", "127.0.0.1"),
+        ("IMANGOR_RATE_LIMIT_REGISTER", "2/60"),
+    ])
+    .await;
+    let mut statuses = Vec::new();
+    for i in 0..4 {
+        let forwarded = format!("for=203.0.113.{i}");
+        let res = register_with(
+            &app,
+            &format!("rotate{i}@example.com"),
+            &[
+                ("forwarded", forwarded.as_str()),
+                ("x-real-ip", "192.0.2.77"),
+                ("x-forwarded-for", "198.51.100.5"),
+            ],
+        )
+        .await;
+        statuses.push(res.status());
+    }
+    assert_eq!(
+        statuses,
+        [
+            StatusCode::CREATED,
+            StatusCode::CREATED,
+            StatusCode::TOO_MANY_REQUESTS,
+            StatusCode::TOO_MANY_REQUESTS
+        ],
+        "rotating Forwarded values buy no new buckets"
+    );
+    let ips: Vec<Option<String>> = events(&app)
+        .await
+        .into_iter()
+        .filter(|e| e.action == "user.register")
+        .map(|e| e.ip)
+        .collect();
+    assert_eq!(
+        ips,
+        [Some("198.51.100.5".into()), Some("198.51.100.5".into())]
+    );
+}
+
+#[tokio::test]
+async fn x_real_ip_names_the_client_when_it_is_the_chosen_header_v4_1_3() {
+    let app = TestApp::spawn_with(&[
+        ("IMANGOR_TRUSTED_PROXIES", "127.0.0.1"),
+        ("IMANGOR_CLIENT_IP_HEADER", "x-real-ip"),
+        ("IMANGOR_RATE_LIMIT_REGISTER", "1/60"),
+    ])
+    .await;
+    let res = register_with(
+        &app,
+        "real1@example.com",
+        &[
+            ("x-real-ip", "192.0.2.10"),
+            ("x-forwarded-for", "198.51.100.1"),
+        ],
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    // Another X-Forwarded-For, the same X-Real-IP: the same client, past its quota.
+    let res = register_with(
+        &app,
+        "real2@example.com",
+        &[
+            ("x-real-ip", "192.0.2.10"),
+            ("x-forwarded-for", "198.51.100.2"),
+        ],
+    )
+    .await;
+    problem(res, StatusCode::TOO_MANY_REQUESTS).await;
+    // Another X-Real-IP: another client.
+    let res = register_with(&app, "real3@example.com", &[("x-real-ip", "192.0.2.11")]).await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let ips: Vec<Option<String>> = events(&app)
+        .await
+        .into_iter()
+        .filter(|e| e.action == "user.register")
+        .map(|e| e.ip)
+        .collect();
+    assert_eq!(ips, [Some("192.0.2.10".into()), Some("192.0.2.11".into())]);
 }
