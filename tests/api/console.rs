@@ -186,7 +186,7 @@ async fn the_security_summary_counts_incidents_logins_and_sessions_for_admins_an
         .iter()
         .map(|t| t["limit"].as_str().unwrap())
         .collect();
-    assert_eq!(limits, ["api", "token", "register", "report"]);
+    assert_eq!(limits, ["api", "token", "register", "report", "health"]);
 
     // Managers read it too; a plain user is refused (and the refusal is an audit event).
     let res = app.get("/api/v1/security/summary", &manager.access).await;
