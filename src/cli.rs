@@ -253,7 +253,8 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             let app = startup::state(config).await?;
             let result = match cmd {
                 AuditCommand::Verify => {
-                    let r = crate::audit::verify(&app.db, &app.keys).await?;
+                    let r = crate::audit::verify(&app.db, &app.keys, app.config.audit_checkpoints)
+                        .await?;
                     println!(
                         "{} rows and {} signed checkpoints checked; {} rows not sealed yet",
                         r.rows, r.checkpoints, r.unsealed
