@@ -1,11 +1,14 @@
 //! The tamper-evident audit trail. Security events are written in the transaction of the change
 //! they describe (or on their own); a sealer then gives each, in the order it meets them, the next
-//! sequence number and `hash = SHA-256(prev hash, seq, every field)`. At checkpoints the chain
-//! head is signed with an Ed25519 key derived from the newest data key, which the database does
-//! not hold: rewriting the whole table after a checkpoint breaks its signature, and every
-//! checkpoint is also written to the log, for a SIEM to keep.
+//! sequence number and `hash = SHA-256(prev hash, seq, every field)`. On a schedule (N rows or M
+//! seconds after the last one) the chain head is signed with an Ed25519 key derived from the
+//! newest data key, which the database does not hold: rewriting the table before a checkpoint
+//! breaks its signature, and every checkpoint is also written to the log, for a SIEM to keep.
 //!
-//! `verify` walks the chain and names the first edited, deleted or reordered row.
+//! `verify` walks the whole chain and names the first edited, deleted or reordered row;
+//! `check_recent` (the API's page) checks the rows after the newest checkpoint, in time that does
+//! not grow with the trail, and reports what `rewalk` (each server, every minute, the whole chain
+//! every hour) found before it.
 
 use std::time::Duration;
 
