@@ -452,6 +452,19 @@ async fn check_head(
     };
     let unsigned = head - last.seq;
     let age = Timestamp::now().micros().saturating_sub(last.at);
+    // A checkpoint signed before its time was covered can have it changed: one dated ahead
+    // (beyond any clock skew between replicas) would make any tail look young.
+    if -age > micros(FUTURE_SKEW) {
+        return Ok(problem(
+            last.seq,
+            "checkpoint",
+            format!(
+                "checkpoint {} is dated {} s in the future: its time was changed",
+                last.seq,
+                -age / 1_000_000
+            ),
+        ));
+    }
     if unsigned > schedule.events {
         return Ok(problem(
             last.seq + 1,
@@ -477,6 +490,9 @@ async fn check_head(
     }
     Ok(None)
 }
+
+/// How far ahead of this clock another replica's may be.
+const FUTURE_SKEW: Duration = Duration::from_secs(300);
 
 /// The problem with the lowest row: where the chain first breaks.
 fn first(problems: impl IntoIterator<Item = Option<Problem>>) -> Option<Problem> {
