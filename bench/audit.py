@@ -10,6 +10,17 @@ rate the audit path sustained; after the run the script waits for the sealer and
 many rows are still unsealed and whether `imangor audit verify` passes.
 
     python3 bench/audit.py [--duration 10] [--connections 32]
+
+--page (issue 16, item 4): the time of `GET /api/v1/audit?limit=50` (an admin's page with its
+chain check) with 10^3 and with 10^6 sealed events, which must stay within 1.5x. The events are
+inserted unsealed, straight into SQLite (an action no detector counts), in transactions of 50 000,
+and the server's own sealer seals and signs them, so the chain is the one a server makes. Each size
+is measured twice, sequentially over one connection after the server's periodic walk has caught up:
+with the head just signed, and with the longest unsigned tail the schedule allows (999 rows after
+the newest checkpoint, which the page hashes). IMANGOR_AUDIT_CHECKPOINT_INTERVAL is an hour during
+the run so that only the count rule (1000 rows) signs and the tails are the ones measured.
+
+    python3 bench/audit.py --page [--requests 200] [--sizes 1000,1000000]
 Environment: IMANGOR_BENCH_BIN (default target/bench/release/imangor).
 """
 import argparse, http.client, json, os, re, shutil, socket, sqlite3, subprocess, tempfile, time, urllib.parse, uuid
@@ -51,11 +62,127 @@ def wrk(port, path, token, duration, conns):
     return rps, float(p99.group(1)) * scale
 
 
+ADMIN, ADMIN_PASSWORD = "bench-admin@example.com", "bench admin passphrase 1"
+
+
+def insert_events(db, n):
+    """n unsealed rows, oldest first after every row already there, in transactions of 50 000."""
+    con = sqlite3.connect(db, timeout=60)
+    at = int(time.time() * 1e6)
+    done = 0
+    while done < n:
+        k = min(50_000, n - done)
+        rows = [(str(uuid.uuid4()), at + done + i, "bench.page", "success", "info", None, "bench", "127.0.0.1", None, None)
+                for i in range(k)]
+        with con:
+            con.executemany("insert into security_events (id, at, action, outcome, severity, actor_id, target, ip, request_id, detail)"
+                            " values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        done += k
+    con.close()
+
+
+def page_times(port, token, n):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    times, chain = [], None
+    for _ in range(n):
+        t0 = time.perf_counter()
+        c.request("GET", "/api/v1/audit?limit=50", headers={"authorization": f"Bearer {token}"})
+        r = c.getresponse()
+        body = r.read()
+        times.append((time.perf_counter() - t0) * 1000)
+        assert r.status == 200, body
+        chain = json.loads(body)["chain"]
+    times.sort()
+    return times[len(times) // 2], times[int(len(times) * 0.9)], chain
+
+
+def page_bench(a):
+    d = tempfile.mkdtemp(prefix="imangor-audit-page-")
+    port = free_port()
+    db = os.path.join(d, "imangor.db")
+    env = {"PATH": os.environ["PATH"], "IMANGOR_DATA_DIR": os.path.join(d, "data"), "IMANGOR_LISTEN": f"127.0.0.1:{port}",
+           "IMANGOR_METRICS_LISTEN": "off", "IMANGOR_DATABASE_URL": f"sqlite://{db}", "IMANGOR_RATE_LIMITS": "off",
+           "IMANGOR_LOG_FORMAT": "json", "RUST_LOG": "warn", "IMANGOR_BOOTSTRAP_ADMIN_EMAIL": ADMIN,
+           "IMANGOR_BOOTSTRAP_ADMIN_PASSWORD": ADMIN_PASSWORD, "IMANGOR_AUDIT_CHECKPOINT_INTERVAL": "3600"}
+    server = subprocess.Popen(["taskset", "-c", "0", BIN, "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    results = []
+    try:
+        for _ in range(400):
+            try:
+                if call(port, "GET", "/readyz")[0] == 200:
+                    break
+            except OSError:
+                time.sleep(0.05)
+        s, t = call(port, "POST", "/api/v1/token", {"grant_type": "password", "username": ADMIN, "password": ADMIN_PASSWORD}, form=True)
+        assert s == 200, t
+        token = t["access_token"]
+
+        def settle(want_unsigned, through_at_least):
+            """Waits until every row is sealed, `unsigned` rows follow the newest checkpoint and the
+            server's periodic walk (every minute) holds through `through_at_least`."""
+            deadline = time.monotonic() + 600
+            while True:
+                _, _, chain = page_times(port, token, 1)
+                if (chain["unsealed"] == 0 and chain["unsigned"] == want_unsigned
+                        and chain["verified_through"] >= through_at_least):
+                    return chain
+                assert chain["verified"], chain
+                assert time.monotonic() < deadline, chain
+                time.sleep(0.5)
+
+        for size in [int(x) for x in a.sizes.split(",")]:
+            _, _, chain = page_times(port, token, 1)
+            head = chain["since_seq"] + chain["unsigned"]
+            # Up to `size` rows, then to a signed head: the newest checkpoint's 1000-row rule.
+            grow = max(size - head, 0)
+            t0 = time.monotonic()
+            insert_events(db, grow)
+            inserted = time.monotonic() - t0
+            while True:
+                _, _, chain = page_times(port, token, 1)
+                if chain["unsealed"] == 0:
+                    break
+                time.sleep(0.5)
+            sealed = time.monotonic() - t0
+            if chain["unsigned"]:
+                insert_events(db, 1000 - chain["unsigned"])
+            chain = settle(0, 1)
+            head = chain["since_seq"]
+            chain = settle(0, head)
+            waited = time.monotonic() - t0
+            signed = page_times(port, token, a.requests)
+            insert_events(db, 999)
+            chain = settle(999, head)
+            tail = page_times(port, token, a.requests)
+            results.append((size, head, signed, tail))
+            print(f"{head:>9} events: signed head {signed[0]:7.2f} ms median, {signed[1]:7.2f} ms p90 "
+                  f"(rows hashed {signed[2]['rows']}); 999 unsigned {tail[0]:7.2f} ms median, {tail[1]:7.2f} ms p90 "
+                  f"(rows hashed {tail[2]['rows']}); verified={tail[2]['verified']}, through {tail[2]['verified_through']}"
+                  f" [{grow} rows inserted in {inserted:.1f} s, sealed after {sealed:.1f} s, walked after {waited:.1f} s]",
+                  flush=True)
+    finally:
+        server.terminate()
+        server.wait(60)
+    verify = subprocess.run([BIN, "audit", "verify"], env=env, capture_output=True, text=True)
+    print("audit verify:", " / ".join(verify.stdout.strip().splitlines()) if verify.stdout else verify.stderr.strip())
+    if len(results) >= 2:
+        small, large = results[0], results[-1]
+        for i, name in [(2, "signed head"), (3, "999 unsigned")]:
+            ratio = large[i][0] / small[i][0]
+            print(f"{name}: {large[1]} vs {small[1]} events: {ratio:.2f}x the median page time "
+                  f"({'within' if ratio <= 1.5 else 'OVER'} 1.5x)")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--duration", type=int, default=10)
     ap.add_argument("--connections", type=int, default=32)
+    ap.add_argument("--page", action="store_true", help="the audit page's time at 10^3 and 10^6 events (issue 16)")
+    ap.add_argument("--requests", type=int, default=200)
+    ap.add_argument("--sizes", default="1000,1000000")
     a = ap.parse_args()
+    if a.page:
+        return page_bench(a)
     if not shutil.which("wrk"):
         subprocess.run(["apt-get", "install", "-y", "wrk"], check=True)
     d = tempfile.mkdtemp(prefix="imangor-audit-bench-")

@@ -1,11 +1,14 @@
 //! The tamper-evident audit trail. Security events are written in the transaction of the change
 //! they describe (or on their own); a sealer then gives each, in the order it meets them, the next
-//! sequence number and `hash = SHA-256(prev hash, seq, every field)`. At checkpoints the chain
-//! head is signed with an Ed25519 key derived from the newest data key, which the database does
-//! not hold: rewriting the whole table after a checkpoint breaks its signature, and every
-//! checkpoint is also written to the log, for a SIEM to keep.
+//! sequence number and `hash = SHA-256(prev hash, seq, every field)`. On a schedule (N rows or M
+//! seconds after the last one) the chain head is signed with an Ed25519 key derived from the
+//! newest data key, which the database does not hold: rewriting the table before a checkpoint
+//! breaks its signature, and every checkpoint is also written to the log, for a SIEM to keep.
 //!
-//! `verify` walks the chain and names the first edited, deleted or reordered row.
+//! `verify` walks the whole chain and names the first edited, deleted or reordered row;
+//! `check_recent` (the API's page) checks the rows after the newest checkpoint, in time that does
+//! not grow with the trail, and reports what `rewalk` (each server, every minute, the whole chain
+//! every hour) found before it.
 
 use std::time::Duration;
 
@@ -13,6 +16,7 @@ use aws_lc_rs::signature::{self, Ed25519KeyPair, KeyPair};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
+use crate::config::CheckpointSchedule;
 use crate::crypto::data::DataKeyring;
 use crate::db::Db;
 use crate::db::audit::{self, AuditRow, Checkpoint};
@@ -59,28 +63,76 @@ fn signer(keys: &DataKeyring, key_id: &str) -> Option<Ed25519KeyPair> {
     Ed25519KeyPair::from_seed_unchecked(&seed[..]).ok()
 }
 
-fn signed_message(seq: i64, hash: &str) -> Vec<u8> {
+/// What a checkpoint's signature covers: its row, that row's hash, and when it was signed (so
+/// that the age of the newest checkpoint, which says how long the tail after it has waited, cannot
+/// be changed in the database).
+fn signed_message(seq: i64, hash: &str, at: i64) -> Vec<u8> {
+    format!("imangor audit checkpoint v2\n{seq}\n{hash}\n{at}").into_bytes()
+}
+
+/// Checkpoints signed before their time was covered (still verified; `at` is not covered).
+fn signed_message_v1(seq: i64, hash: &str) -> Vec<u8> {
     format!("imangor audit checkpoint v1\n{seq}\n{hash}").into_bytes()
 }
 
-/// Seals every row not sealed yet (in batches); signs a checkpoint when one is due. Returns how
-/// many rows were sealed. One sealer runs at a time across replicas (a database lock).
+/// Whether a sealing pass signs the head it leaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sign {
+    /// When the schedule says so: `IMANGOR_AUDIT_CHECKPOINT_EVENTS` rows or
+    /// `IMANGOR_AUDIT_CHECKPOINT_INTERVAL` since the newest checkpoint.
+    WhenDue,
+    /// Always (a server that stops leaves no unsigned row).
+    Now,
+}
+
+/// Whether the head is due for a checkpoint: rows follow the newest checkpoint (or there is
+/// none), and enough of them, or for long enough.
+fn due(
+    schedule: CheckpointSchedule,
+    sign: Sign,
+    head: i64,
+    last: Option<(i64, i64)>,
+    now: Timestamp,
+) -> bool {
+    let unsigned = head - last.map_or(0, |(seq, _)| seq);
+    unsigned > 0
+        && match (sign, last) {
+            (Sign::Now, _) | (_, None) => true,
+            (Sign::WhenDue, Some((_, at))) => {
+                unsigned >= schedule.events
+                    || now.micros().saturating_sub(at) >= micros(schedule.every)
+            }
+        }
+}
+
+fn micros(d: Duration) -> i64 {
+    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
+}
+
+/// Seals every row not sealed yet (in batches); signs a checkpoint when one is due. Returns the
+/// incidents the detectors raised. One sealer runs at a time across replicas (a database lock).
 pub async fn seal_pending(
     db: &Db,
     keys: &DataKeyring,
     contain: &crate::service::incidents::Containment,
+    schedule: CheckpointSchedule,
+    sign: Sign,
 ) -> anyhow::Result<Vec<crate::service::incidents::Raised>> {
-    let mut sealed = 0u64;
     let mut raised = Vec::new();
-    // A plain read first: the write lock is taken only when there is something to seal.
+    // Plain reads first: the write lock is taken only when there is something to seal, or a
+    // quiet tail of sealed rows has waited long enough for its checkpoint.
     if audit::count_unsealed(db).await? == 0 {
-        return Ok(raised);
+        let (head, last) = audit::tail(db).await?;
+        if !due(schedule, sign, head, last, Timestamp::now()) {
+            return Ok(raised);
+        }
     }
     loop {
         let mut tx = audit::begin_sealing(db).await?;
         let (mut seq, mut prev) = audit::head(&mut tx)
             .await?
             .unwrap_or((0, GENESIS.to_owned()));
+        let last = audit::last_checkpoint(&mut tx).await?;
         let rows = audit::unsealed(&mut tx, BATCH).await?;
         for r in &rows {
             seq += 1;
@@ -90,25 +142,25 @@ pub async fn seal_pending(
         }
         // The detectors read the events as they join the chain, in the same transaction.
         crate::service::incidents::detect(&mut tx, &rows, contain, &mut raised).await?;
-        // Every pass that sealed rows signs the new head (at most one checkpoint per pass).
+        // At most one checkpoint per transaction, on the schedule: a pass that seals a few rows
+        // leaves them to a later checkpoint (at most `schedule.events` rows, `schedule.every` old).
         let now = Timestamp::now();
-        if sealed + rows.len() as u64 > 0
-            && (rows.len() as i64) < BATCH
+        if due(schedule, sign, seq, last, now)
             && let Some(key) = signer(keys, keys.current())
         {
-            let sig = key.sign(&signed_message(seq, &prev));
+            let at = now.micros();
+            let sig = key.sign(&signed_message(seq, &prev, at));
             let c = Checkpoint {
                 seq,
                 hash: prev.clone(),
                 key_id: keys.current().to_owned(),
                 signature: URL_SAFE_NO_PAD.encode(sig.as_ref()),
-                at: now.micros(),
+                at,
             };
             audit::insert_checkpoint(&mut tx, &c).await?;
-            tracing::info!(target: "audit", seq, hash = %prev, key_id = %c.key_id, signature = %c.signature, "audit checkpoint");
+            tracing::info!(target: "audit", seq, hash = %prev, key_id = %c.key_id, signature = %c.signature, at, "audit checkpoint");
         }
         tx.commit().await?;
-        sealed += rows.len() as u64;
         if (rows.len() as i64) < BATCH {
             return Ok(raised);
         }
@@ -118,13 +170,24 @@ pub async fn seal_pending(
 /// One sealing pass of a server: seals, detects, then counts and alerts what was raised.
 /// The events the detectors wrote (incident openings, containment) are sealed by the next pass.
 pub async fn seal_and_detect(app: &crate::state::AppState) -> anyhow::Result<()> {
+    pass(app, Sign::WhenDue).await
+}
+
+/// The last sealing pass of a server that stops: seals and signs the head, whatever the schedule.
+pub async fn seal_and_sign(app: &crate::state::AppState) -> anyhow::Result<()> {
+    pass(app, Sign::Now).await
+}
+
+async fn pass(app: &crate::state::AppState, sign: Sign) -> anyhow::Result<()> {
     // Everything queued before this pass is written first, so the pass sees it.
     app.events.flush().await;
-    let raised = seal_pending(&app.db, &app.keys, &app.config.containment).await?;
+    let (db, keys, contain) = (&app.db, &app.keys, &app.config.containment);
+    let schedule = app.config.audit_checkpoints;
+    let raised = seal_pending(db, keys, contain, schedule, sign).await?;
     if !raised.is_empty() {
         crate::service::incidents::after_commit(app, &raised);
         app.blocks.refresh(&app.db).await?;
-        seal_pending(&app.db, &app.keys, &app.config.containment).await?;
+        seal_pending(db, keys, contain, schedule, sign).await?;
     }
     Ok(())
 }
@@ -202,46 +265,90 @@ pub struct Problem {
     pub message: String,
 }
 
-/// What a walk of the chain found.
+/// What a check of the chain found.
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct ChainReport {
     pub verified: bool,
-    /// Sealed rows checked.
+    /// Sealed rows hashed by this check.
     pub rows: u64,
-    /// Signed checkpoints checked.
+    /// Signed checkpoints checked by this check.
     pub checkpoints: u64,
     /// Rows written but not sealed yet (sealed within a second by a running server).
     pub unsealed: i64,
+    /// The check hashed the rows after this one (a signed checkpoint); 0: the whole chain.
+    pub since_seq: i64,
+    /// Sealed rows after the newest signed checkpoint (at most `IMANGOR_AUDIT_CHECKPOINT_EVENTS`,
+    /// signed within `IMANGOR_AUDIT_CHECKPOINT_INTERVAL`).
+    pub unsigned: i64,
+    /// The newest checkpoint up to which this process has walked the whole chain; 0: none yet.
+    pub verified_through: i64,
+    /// When this process last walked the whole chain (UTC); null: not yet since it started.
+    pub full_check_at: Option<String>,
     pub first_problem: Option<Problem>,
 }
 
-/// Walks the whole chain in order, checking every link, every hash and every checkpoint.
-pub async fn verify(db: &Db, keys: &DataKeyring) -> anyhow::Result<ChainReport> {
-    let checkpoints = audit::checkpoints(db).await?;
+/// A signed checkpoint a walk passed: where a later walk may start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Anchor {
+    seq: i64,
+    hash: String,
+    at: i64,
+}
+
+impl From<&Checkpoint> for Anchor {
+    fn from(c: &Checkpoint) -> Self {
+        Anchor {
+            seq: c.seq,
+            hash: c.hash.clone(),
+            at: c.at,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Walk {
+    rows: u64,
+    checkpoints: u64,
+    problem: Option<Problem>,
+    /// The newest checkpoint passed (or the one the walk started from).
+    last: Option<Anchor>,
+}
+
+fn problem(seq: i64, kind: &'static str, message: String) -> Option<Problem> {
+    Some(Problem { seq, kind, message })
+}
+
+/// Walks the sealed rows after `from` (from the genesis when none) up to `head`, checking every
+/// link, every hash and every checkpoint among them. `from` was checked by the caller.
+async fn walk(
+    db: &Db,
+    keys: &DataKeyring,
+    from: Option<&Anchor>,
+    head: i64,
+) -> anyhow::Result<Walk> {
+    let start = from.map_or(0, |a| a.seq);
+    let checkpoints = audit::checkpoints_between(db, start, head).await?;
     let mut cps = checkpoints.iter().peekable();
-    let mut report = ChainReport {
-        verified: true,
-        rows: 0,
-        checkpoints: 0,
-        unsealed: audit::count_unsealed(db).await?,
-        first_problem: None,
+    let mut w = Walk {
+        last: from.cloned(),
+        ..Walk::default()
     };
-    let mut expected = 1i64;
-    let mut prev = GENESIS.to_owned();
-    let fail = |report: &mut ChainReport, seq, kind, message: String| {
-        report.verified = false;
-        report.first_problem = Some(Problem { seq, kind, message });
-    };
-    'walk: loop {
-        let rows = audit::sealed_after(db, expected - 1, 2000).await?;
+    let mut expected = start + 1;
+    let mut prev = from.map_or_else(|| GENESIS.to_owned(), |a| a.hash.clone());
+    'walk: while expected <= head {
+        let rows = audit::sealed_between(db, expected - 1, head, 2000).await?;
         if rows.is_empty() {
+            w.problem = problem(
+                expected,
+                "deleted",
+                format!("rows {expected}..{head} are missing"),
+            );
             break;
         }
         for r in rows {
             let seq = r.seq.unwrap_or_default();
             if seq != expected {
-                fail(
-                    &mut report,
+                w.problem = problem(
                     expected,
                     "deleted",
                     format!("rows {expected}..{} are missing", seq - 1),
@@ -249,8 +356,7 @@ pub async fn verify(db: &Db, keys: &DataKeyring) -> anyhow::Result<ChainReport> 
                 break 'walk;
             }
             if r.prev_hash.as_deref() != Some(prev.as_str()) {
-                fail(
-                    &mut report,
+                w.problem = problem(
                     seq,
                     "reordered",
                     format!(
@@ -263,8 +369,7 @@ pub async fn verify(db: &Db, keys: &DataKeyring) -> anyhow::Result<ChainReport> 
             }
             let hash = chain_hash(&prev, seq, &r);
             if r.hash.as_deref() != Some(hash.as_str()) {
-                fail(
-                    &mut report,
+                w.problem = problem(
                     seq,
                     "edited",
                     format!("row {seq} ({}) was changed after it was sealed", r.id),
@@ -272,57 +377,359 @@ pub async fn verify(db: &Db, keys: &DataKeyring) -> anyhow::Result<ChainReport> 
                 break 'walk;
             }
             while let Some(c) = cps.next_if(|c| c.seq <= seq) {
-                report.checkpoints += 1;
+                w.checkpoints += 1;
                 if let Err(why) =
                     check_checkpoint(c, if c.seq == seq { Some(&hash) } else { None }, keys)
                 {
-                    fail(&mut report, c.seq, "checkpoint", why);
+                    w.problem = problem(c.seq, "checkpoint", why);
                     break 'walk;
                 }
+                w.last = Some(Anchor::from(c));
             }
             prev = hash;
             expected += 1;
-            report.rows += 1;
+            w.rows += 1;
         }
     }
-    if report.verified
-        && let Some(c) = cps.next()
-    {
-        fail(
-            &mut report,
-            expected,
+    Ok(w)
+}
+
+/// Checks a checkpoint a walk starts from: its row is there, with the signed hash, and the
+/// signature verifies.
+async fn check_start(
+    db: &Db,
+    keys: &DataKeyring,
+    c: &Checkpoint,
+) -> anyhow::Result<Option<Problem>> {
+    let row = audit::sealed_between(db, c.seq - 1, c.seq, 1).await?;
+    let Some(hash) = row.into_iter().next().and_then(|r| r.hash) else {
+        return Ok(problem(
+            c.seq,
             "deleted",
             format!(
-                "the chain ends at row {}, but a signed checkpoint names row {}: the rows after it were removed",
-                expected - 1,
-                c.seq
+                "row {} that signed checkpoint {} names is missing",
+                c.seq, c.seq
             ),
-        );
+        ));
+    };
+    Ok(check_checkpoint(c, Some(&hash), keys)
+        .err()
+        .and_then(|why| problem(c.seq, "checkpoint", why)))
+}
+
+/// What the rows cannot show: a checkpoint past the end of the chain (its newest rows cut off),
+/// and rows after the newest checkpoint that the schedule should have signed by now (checkpoints
+/// removed, or rows added outside the sealer). A tail younger and shorter than the schedule is
+/// normal: the sealer signs it in time.
+async fn check_head(
+    db: &Db,
+    head: i64,
+    last: Option<&Anchor>,
+    schedule: CheckpointSchedule,
+) -> anyhow::Result<Option<Problem>> {
+    if let Some(c) = audit::checkpoint_after(db, head).await? {
+        // The sealer may have sealed and signed more since `head` was read.
+        if audit::head_seq(db).await? < c.seq {
+            return Ok(problem(
+                head + 1,
+                "deleted",
+                format!(
+                    "the chain ends at row {head}, but a signed checkpoint names row {}: the rows after it were removed",
+                    c.seq
+                ),
+            ));
+        }
     }
-    // Every sealing pass signs its head: a chain whose newest rows no checkpoint covers had
-    // its checkpoints removed (or rows appended by hand).
-    if report.verified && report.rows > 0 && report.checkpoints == 0 {
-        fail(
-            &mut report,
+    let Some(last) = last else {
+        if head == 0 {
+            return Ok(None);
+        }
+        return Ok(problem(
             1,
             "checkpoint",
             "the chain has no signed checkpoint: they were removed".to_owned(),
-        );
-    } else if report.verified
-        && let Some(last) = checkpoints.last()
-        && last.seq != expected - 1
-    {
-        fail(
-            &mut report,
+        ));
+    };
+    let unsigned = head - last.seq;
+    let age = Timestamp::now().micros().saturating_sub(last.at);
+    // A checkpoint signed before its time was covered can have it changed: one dated ahead
+    // (beyond any clock skew between replicas) would make any tail look young.
+    if -age > micros(FUTURE_SKEW) {
+        return Ok(problem(
+            last.seq,
+            "checkpoint",
+            format!(
+                "checkpoint {} is dated {} s in the future: its time was changed",
+                last.seq,
+                -age / 1_000_000
+            ),
+        ));
+    }
+    if unsigned > schedule.events {
+        return Ok(problem(
             last.seq + 1,
             "checkpoint",
             format!(
-                "rows after {} are covered by no signed checkpoint: added or rewritten outside the sealer",
-                last.seq
+                "rows {}..{head} are covered by no signed checkpoint, but the sealer signs every {} rows: checkpoints were removed, or rows added outside the sealer",
+                last.seq + 1,
+                schedule.events
             ),
-        );
+        ));
     }
+    if unsigned > 0 && age > micros(schedule.stale_after()) {
+        return Ok(problem(
+            last.seq + 1,
+            "checkpoint",
+            format!(
+                "rows {}..{head} are covered by no signed checkpoint, and the newest is {} s old while the sealer signs within {} s: checkpoints were removed, rows added outside the sealer, or no server has sealed since",
+                last.seq + 1,
+                age / 1_000_000,
+                schedule.every.as_secs()
+            ),
+        ));
+    }
+    Ok(None)
+}
+
+/// How far ahead of this clock another replica's may be.
+const FUTURE_SKEW: Duration = Duration::from_secs(300);
+
+/// The problem with the lowest row: where the chain first breaks.
+fn first(problems: impl IntoIterator<Item = Option<Problem>>) -> Option<Problem> {
+    problems.into_iter().flatten().min_by_key(|p| p.seq)
+}
+
+/// Walks the whole chain in order, checking every link, every hash and every checkpoint, then the
+/// head (`imangor audit verify`, and the periodic check of every server).
+pub async fn verify(
+    db: &Db,
+    keys: &DataKeyring,
+    schedule: CheckpointSchedule,
+) -> anyhow::Result<ChainReport> {
+    let unsealed = audit::count_unsealed(db).await?;
+    let head = audit::head_seq(db).await?;
+    let w = walk(db, keys, None, head).await?;
+    let through = w.last.as_ref().map_or(0, |a| a.seq);
+    let intact = w.problem.is_none();
+    let first_problem = match w.problem {
+        Some(p) => Some(p),
+        None => check_head(db, head, w.last.as_ref(), schedule).await?,
+    };
+    Ok(ChainReport {
+        verified: first_problem.is_none(),
+        rows: w.rows,
+        checkpoints: w.checkpoints,
+        unsealed,
+        since_seq: 0,
+        unsigned: head - through,
+        verified_through: if intact { through } else { 0 },
+        full_check_at: Some(Timestamp::now().rfc3339()),
+        first_problem,
+    })
+}
+
+/// What this process has verified of the chain, in memory only: what writes the database cannot
+/// change. `through` is the newest checkpoint up to which the whole chain was walked (by
+/// `rewalk`); `problem`, what the last walk found before it, kept until a whole walk passes.
+#[derive(Default)]
+pub struct ChainWatch(std::sync::Mutex<Watched>);
+
+#[derive(Debug, Clone, Default)]
+struct Watched {
+    through: Option<Anchor>,
+    full_at: Option<Timestamp>,
+    problem: Option<Problem>,
+}
+
+impl ChainWatch {
+    fn get(&self) -> Watched {
+        self.0.lock().map(|w| w.clone()).unwrap_or_default()
+    }
+
+    fn update(&self, f: impl FnOnce(&mut Watched)) {
+        if let Ok(mut w) = self.0.lock() {
+            f(&mut w);
+        }
+    }
+}
+
+/// How often a server walks the rows sealed since its last walk.
+pub const REWALK_EVERY: Duration = Duration::from_secs(60);
+/// How often that walk is of the whole chain instead.
+pub const FULL_WALK_EVERY: Duration = Duration::from_secs(3600);
+
+/// The periodic check of a server: walks the whole chain (`whole`) or the rows after the last
+/// checkpoint it verified, remembers how far the chain holds, and keeps what it found for
+/// `GET /api/v1/audit` until a later whole walk passes.
+pub async fn rewalk(app: &crate::state::AppState, whole: bool) -> anyhow::Result<ChainReport> {
+    let (db, keys, schedule) = (&app.db, &app.keys, app.config.audit_checkpoints);
+    let seen = app.chain.get();
+    let from = if whole { None } else { seen.through.clone() };
+    let unsealed = audit::count_unsealed(db).await?;
+    let head = audit::head_seq(db).await?;
+    // Where an incremental walk starts must still be what this server verified.
+    let start = match &from {
+        None => None,
+        Some(f) => match audit::checkpoint_upto(db, f.seq).await? {
+            Some(c) if c.seq == f.seq && c.hash == f.hash => check_start(db, keys, &c).await?,
+            _ => problem(
+                f.seq,
+                "checkpoint",
+                format!(
+                    "checkpoint {}, which this server verified, was removed or changed",
+                    f.seq
+                ),
+            ),
+        },
+    };
+    let w = match start {
+        Some(p) => Walk {
+            problem: Some(p),
+            last: from.clone(),
+            ..Walk::default()
+        },
+        None => walk(db, keys, from.as_ref(), head).await?,
+    };
+    let now = Timestamp::now();
+    let found = w.problem.clone();
+    app.chain.update(|s| {
+        if from.is_none() {
+            // A whole walk says how the chain stands now, and how far it holds.
+            s.full_at = Some(now);
+            s.problem = found;
+            s.through = w.last.clone();
+        } else {
+            if let Some(p) = found
+                && s.problem.as_ref().is_none_or(|q| q.seq > p.seq)
+            {
+                s.problem = Some(p);
+            }
+            if let Some(l) = &w.last
+                && s.through.as_ref().is_none_or(|t| t.seq < l.seq)
+            {
+                s.through = Some(l.clone());
+            }
+        }
+    });
+    let after = app.chain.get();
+    let tail = match &w.problem {
+        Some(_) => None,
+        None => check_head(db, head, w.last.as_ref(), schedule).await?,
+    };
+    let first_problem = first([after.problem, w.problem, tail]);
+    let through = w.last.as_ref().map_or(0, |l| l.seq);
+    Ok(ChainReport {
+        verified: first_problem.is_none(),
+        rows: w.rows,
+        checkpoints: w.checkpoints + u64::from(from.is_some()),
+        unsealed,
+        since_seq: from.as_ref().map_or(0, |f| f.seq),
+        unsigned: head - through,
+        verified_through: after.through.as_ref().map_or(0, |t| t.seq),
+        full_check_at: after.full_at.map(Timestamp::rfc3339),
+        first_problem,
+    })
+}
+
+/// The chain check of an audit page, in time that does not grow with the trail: the rows after
+/// the newest signed checkpoint (at most `IMANGOR_AUDIT_CHECKPOINT_EVENTS`) are hashed, that
+/// checkpoint and the newest one this server verified are checked to be still there, and what
+/// the server's periodic walks found before them is reported with it.
+pub async fn check_recent(app: &crate::state::AppState) -> anyhow::Result<ChainReport> {
+    let (db, keys, schedule) = (&app.db, &app.keys, app.config.audit_checkpoints);
+    let seen = app.chain.get();
+    let unsealed = audit::count_unsealed(db).await?;
+    let head = audit::head_seq(db).await?;
+    let newest = audit::checkpoint_upto(db, head).await?;
+    let mut report = ChainReport {
+        verified: true,
+        rows: 0,
+        checkpoints: 0,
+        unsealed,
+        since_seq: newest.as_ref().map_or(0, |c| c.seq),
+        unsigned: head - newest.as_ref().map_or(0, |c| c.seq),
+        verified_through: seen.through.as_ref().map_or(0, |t| t.seq),
+        full_check_at: seen.full_at.map(Timestamp::rfc3339),
+        first_problem: None,
+    };
+    let mut found = vec![seen.problem.clone()];
+    // With no checkpoint at all nothing is hashed: the first sealing pass signs, so rows without
+    // one had theirs removed (`check_head` says so).
+    if let Some(c) = &newest {
+        report.checkpoints = 1;
+        let start = check_start(db, keys, c).await?;
+        if start.is_none() {
+            let w = walk(db, keys, Some(&Anchor::from(c)), head).await?;
+            report.rows = w.rows;
+            report.checkpoints += w.checkpoints;
+            found.push(w.problem);
+        }
+        found.push(start);
+    }
+    // The trail cut back to an older checkpoint, with the rows and checkpoints after it, still
+    // misses the checkpoint this server verified.
+    if let Some(t) = &seen.through {
+        let now = audit::checkpoint_upto(db, t.seq).await?;
+        if now
+            .as_ref()
+            .is_none_or(|c| c.seq != t.seq || c.hash != t.hash)
+        {
+            found.push(problem(
+                t.seq,
+                "checkpoint",
+                format!(
+                    "checkpoint {}, which this server verified, was removed or changed: the trail was cut back or rewritten",
+                    t.seq
+                ),
+            ));
+        } else if head < t.seq {
+            found.push(problem(
+                head + 1,
+                "deleted",
+                format!(
+                    "the chain ends at row {head}, but this server verified it up to row {}",
+                    t.seq
+                ),
+            ));
+        }
+    }
+    found.push(
+        check_head(
+            db,
+            head,
+            newest.as_ref().map(Anchor::from).as_ref(),
+            schedule,
+        )
+        .await?,
+    );
+    report.first_problem = first(found);
+    report.verified = report.first_problem.is_none();
     Ok(report)
+}
+
+/// Walks what was sealed since the last walk every `REWALK_EVERY`, and the whole chain at start
+/// and every `FULL_WALK_EVERY`, until the process stops.
+pub async fn watcher(app: crate::state::AppState) {
+    let mut every = tokio::time::interval(REWALK_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_whole: Option<std::time::Instant> = None;
+    loop {
+        every.tick().await;
+        let whole = last_whole.is_none_or(|t| t.elapsed() >= FULL_WALK_EVERY);
+        match rewalk(&app, whole).await {
+            Ok(r) => {
+                if whole {
+                    last_whole = Some(std::time::Instant::now());
+                }
+                if let Some(p) = r.first_problem {
+                    tracing::error!(target: "audit", seq = p.seq, kind = p.kind, problem = %p.message, "the audit trail was tampered with");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "checking the audit chain failed; retrying")
+            }
+        }
+    }
 }
 
 fn check_checkpoint(
@@ -351,8 +758,10 @@ fn check_checkpoint(
     let sig = URL_SAFE_NO_PAD
         .decode(&c.signature)
         .map_err(|_| format!("checkpoint {}: malformed signature", c.seq))?;
-    signature::UnparsedPublicKey::new(&signature::ED25519, key.public_key().as_ref())
-        .verify(&signed_message(c.seq, &c.hash), &sig)
+    let public = signature::UnparsedPublicKey::new(&signature::ED25519, key.public_key().as_ref());
+    public
+        .verify(&signed_message(c.seq, &c.hash, c.at), &sig)
+        .or_else(|_| public.verify(&signed_message_v1(c.seq, &c.hash), &sig))
         .map_err(|_| format!("checkpoint {}: the signature does not verify", c.seq))
 }
 
@@ -378,7 +787,7 @@ pub async fn resign_checkpoints(
     {
         check_checkpoint(&c, Some(&c.hash), keys)
             .map_err(|why| anyhow::anyhow!("{why}: run `imangor audit verify`"))?;
-        let sig = new_key.sign(&signed_message(c.seq, &c.hash));
+        let sig = new_key.sign(&signed_message(c.seq, &c.hash, c.at));
         audit::resign(db, c.seq, current, &URL_SAFE_NO_PAD.encode(sig.as_ref())).await?;
         n += 1;
     }

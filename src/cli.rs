@@ -253,10 +253,11 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             let app = startup::state(config).await?;
             let result = match cmd {
                 AuditCommand::Verify => {
-                    let r = crate::audit::verify(&app.db, &app.keys).await?;
+                    let r = crate::audit::verify(&app.db, &app.keys, app.config.audit_checkpoints)
+                        .await?;
                     println!(
-                        "{} rows and {} signed checkpoints checked; {} rows not sealed yet",
-                        r.rows, r.checkpoints, r.unsealed
+                        "{} rows and {} signed checkpoints checked; {} rows after the newest checkpoint; {} rows not sealed yet",
+                        r.rows, r.checkpoints, r.unsigned, r.unsealed
                     );
                     match r.first_problem {
                         None => {

@@ -136,6 +136,25 @@ pub struct Config {
     pub body_timeout: Duration,
     /// Time to write one response out to the client.
     pub write_timeout: Duration,
+    /// When the audit sealer signs the chain's head.
+    pub audit_checkpoints: CheckpointSchedule,
+}
+
+/// When the audit sealer signs the head of the chain: once `events` sealed rows follow the newest
+/// checkpoint, or once that checkpoint is `every` old and a row follows it, whichever comes first
+/// (and always when a server stops). At most `events` rows, none older than `every`, are unsigned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CheckpointSchedule {
+    pub events: i64,
+    pub every: Duration,
+}
+
+impl CheckpointSchedule {
+    /// How old the newest checkpoint may be, with rows after it, before a check calls the tail
+    /// stale: the schedule plus the time a late sealing pass may take (the interval, at most 10 s).
+    pub fn stale_after(&self) -> Duration {
+        self.every + self.every.min(Duration::from_secs(10))
+    }
 }
 
 /// Clock skew allowed when checking `exp`, `nbf` and `iat` (RFC 8725 advice: small and fixed).
@@ -211,6 +230,8 @@ const KEYS: &[Key] = &[
     k("quota_secrets"),
     k("body_timeout"),
     k("write_timeout"),
+    k("audit_checkpoint_events"),
+    k("audit_checkpoint_interval"),
 ];
 
 /// Raw settings by key, before typing. Holds secrets too, so `Debug` is not derived. Remembers
@@ -554,6 +575,15 @@ impl Config {
             quota_secrets: seconds(raw, "quota_secrets", 1_000, 1..=100_000_000)?,
             body_timeout: Duration::from_secs(seconds(raw, "body_timeout", 10, 1..=300)?),
             write_timeout: Duration::from_secs(seconds(raw, "write_timeout", 10, 1..=300)?),
+            audit_checkpoints: CheckpointSchedule {
+                events: seconds(raw, "audit_checkpoint_events", 1000, 1..=1_000_000)? as i64,
+                every: Duration::from_secs(seconds(
+                    raw,
+                    "audit_checkpoint_interval",
+                    60,
+                    1..=86_400,
+                )?),
+            },
         };
         config.check_production()?;
         Ok(config)

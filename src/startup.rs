@@ -91,6 +91,7 @@ pub async fn state(config: Config) -> anyhow::Result<AppState> {
         auth_cache: Arc::new(auth_cache),
         metrics,
         alerts,
+        chain: Arc::default(),
         events,
         blocks: Arc::new(blocks),
         token_watch: Arc::default(),
@@ -180,6 +181,7 @@ impl App {
         let db = state.db.clone();
         tokio::spawn(prune_loop(db.clone()));
         let sealer = tokio::spawn(crate::audit::sealer(state.clone()));
+        tokio::spawn(crate::audit::watcher(state.clone()));
         tokio::spawn(crate::service::containment::refresh_loop(
             db.clone(),
             state.blocks.clone(),
@@ -234,7 +236,7 @@ impl App {
         // Every event of the drained requests is written and in the chain before the process ends.
         sealing.events.flush().await;
         sealer.abort();
-        if let Err(e) = crate::audit::seal_and_detect(&sealing).await {
+        if let Err(e) = crate::audit::seal_and_sign(&sealing).await {
             tracing::error!(error = %format!("{e:#}"), "sealing the audit trail at shutdown failed; the next start seals it");
         }
         db.close().await;

@@ -48,6 +48,8 @@ pub struct Services {
     /// The state behind access tokens, for at most a second.
     pub auth_cache: Arc<crate::auth::cache::AuthCache>,
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// How far this process has verified the audit chain (in memory: see `audit::ChainWatch`).
+    pub chain: Arc<crate::audit::ChainWatch>,
     /// Writes events that go with no change, off the request path.
     pub events: crate::audit::EventSink,
     /// Sends incident alerts to the webhook, off the request path.

@@ -97,6 +97,35 @@ pub async fn seal(tx: &mut Tx, id: &str, seq: i64, prev: &str, hash: &str) -> sq
         .bind(seq).bind(prev).bind(hash).bind(id).execute(c).await.map(drop))
 }
 
+/// The newest checkpoint's (seq, at), if any: when the next one is due.
+pub async fn last_checkpoint(tx: &mut Tx) -> sqlx::Result<Option<(i64, i64)>> {
+    on_tx!(tx, c => {
+        let r = sqlx::query("select seq, at from audit_checkpoints order by seq desc limit 1")
+            .fetch_optional(c).await?;
+        r.map(|r| Ok((r.try_get("seq")?, r.try_get("at")?))).transpose()
+    })
+}
+
+/// The last sealed row's seq (0 when none is sealed) and the newest checkpoint's (seq, at), read
+/// without the sealing lock: whether a quiet tail is due for a checkpoint.
+pub async fn tail(db: &Db) -> sqlx::Result<(i64, Option<(i64, i64)>)> {
+    let head = head_seq(db).await?;
+    on_db!(db, p => {
+        let r = sqlx::query("select seq, at from audit_checkpoints order by seq desc limit 1")
+            .fetch_optional(p).await?;
+        let last = r.map(|r| Ok::<_, sqlx::Error>((r.try_get("seq")?, r.try_get("at")?))).transpose()?;
+        Ok((head, last))
+    })
+}
+
+/// The last sealed row's seq; 0 when none is sealed.
+pub async fn head_seq(db: &Db) -> sqlx::Result<i64> {
+    on_db!(db, p => {
+        let head: Option<i64> = sqlx::query_scalar("select max(seq) from security_events").fetch_one(p).await?;
+        Ok(head.unwrap_or(0))
+    })
+}
+
 pub async fn insert_checkpoint(tx: &mut Tx, c: &Checkpoint) -> sqlx::Result<()> {
     on_tx!(tx, conn => sqlx::query("insert into audit_checkpoints (seq, hash, key_id, signature, at) values ($1, $2, $3, $4, $5)")
         .bind(c.seq).bind(&c.hash).bind(&c.key_id).bind(&c.signature).bind(c.at)
@@ -107,10 +136,49 @@ pub async fn checkpoints(db: &Db) -> sqlx::Result<Vec<Checkpoint>> {
     on_db!(db, p => {
         let rows = sqlx::query("select seq, hash, key_id, signature, at from audit_checkpoints order by seq")
             .fetch_all(p).await?;
-        rows.iter().map(|r| Ok(Checkpoint {
-            seq: r.try_get("seq")?, hash: r.try_get("hash")?, key_id: r.try_get("key_id")?,
-            signature: r.try_get("signature")?, at: r.try_get("at")?,
-        })).collect()
+        rows.iter().map(checkpoint).collect()
+    })
+}
+
+fn checkpoint<R: Row>(r: &R) -> sqlx::Result<Checkpoint>
+where
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> i64: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+{
+    Ok(Checkpoint {
+        seq: r.try_get("seq")?,
+        hash: r.try_get("hash")?,
+        key_id: r.try_get("key_id")?,
+        signature: r.try_get("signature")?,
+        at: r.try_get("at")?,
+    })
+}
+
+/// Checkpoints with `after < seq <= upto`, in order.
+pub async fn checkpoints_between(db: &Db, after: i64, upto: i64) -> sqlx::Result<Vec<Checkpoint>> {
+    on_db!(db, p => {
+        let rows = sqlx::query("select seq, hash, key_id, signature, at from audit_checkpoints where seq > $1 and seq <= $2 order by seq")
+            .bind(after).bind(upto).fetch_all(p).await?;
+        rows.iter().map(checkpoint).collect()
+    })
+}
+
+/// The newest checkpoint at or below `upto`.
+pub async fn checkpoint_upto(db: &Db, upto: i64) -> sqlx::Result<Option<Checkpoint>> {
+    on_db!(db, p => {
+        let r = sqlx::query("select seq, hash, key_id, signature, at from audit_checkpoints where seq <= $1 order by seq desc limit 1")
+            .bind(upto).fetch_optional(p).await?;
+        r.as_ref().map(checkpoint).transpose()
+    })
+}
+
+/// The oldest checkpoint above `after`.
+pub async fn checkpoint_after(db: &Db, after: i64) -> sqlx::Result<Option<Checkpoint>> {
+    on_db!(db, p => {
+        let r = sqlx::query("select seq, hash, key_id, signature, at from audit_checkpoints where seq > $1 order by seq limit 1")
+            .bind(after).fetch_optional(p).await?;
+        r.as_ref().map(checkpoint).transpose()
     })
 }
 
@@ -119,6 +187,20 @@ pub async fn sealed_after(db: &Db, after_seq: i64, limit: i64) -> sqlx::Result<V
     on_db!(db, p => {
         let rows = sqlx::query(concat!("select ", columns!(), " from security_events where seq > $1 order by seq limit $2"))
             .bind(after_seq).bind(limit).fetch_all(p).await?;
+        rows.iter().map(row).collect()
+    })
+}
+
+/// Sealed rows with `after < seq <= upto`, in chain order, at most `limit`.
+pub async fn sealed_between(
+    db: &Db,
+    after: i64,
+    upto: i64,
+    limit: i64,
+) -> sqlx::Result<Vec<AuditRow>> {
+    on_db!(db, p => {
+        let rows = sqlx::query(concat!("select ", columns!(), " from security_events where seq > $1 and seq <= $2 order by seq limit $3"))
+            .bind(after).bind(upto).bind(limit).fetch_all(p).await?;
         rows.iter().map(row).collect()
     })
 }

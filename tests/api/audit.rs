@@ -1,14 +1,46 @@
 //! The audit trail (ASVS V16.2.1, V16.3.1, V16.4.2): every security event sealed into a hash
-//! chain with signed checkpoints; an edited, deleted, swapped or rewritten row is found, by the
-//! API's chain check and by `imangor audit verify`.
+//! chain with signed checkpoints on a schedule; an edited, deleted, swapped or rewritten row is
+//! found by `imangor audit verify` and the server's periodic walk, and the API's page checks the
+//! rows after the newest checkpoint in time that does not grow with the trail.
 
 use reqwest::StatusCode;
 use serde_json::Value;
 
 use crate::helpers::*;
 
+/// A sealing pass: signs the head only when the schedule says so.
 async fn seal(app: &TestApp) {
     imangor::audit::seal_and_detect(&app.state).await.unwrap();
+}
+
+/// The last pass of a server that stops: the head is signed.
+async fn seal_and_sign(app: &TestApp) {
+    imangor::audit::seal_and_sign(&app.state).await.unwrap();
+}
+
+/// The server's periodic walk: of the whole chain, or of the rows since its last walk.
+async fn rewalk(app: &TestApp, whole: bool) -> imangor::audit::ChainReport {
+    imangor::audit::rewalk(&app.state, whole).await.unwrap()
+}
+
+/// The last sealed row and the newest checkpoint's row.
+async fn tail(app: &TestApp) -> (i64, i64) {
+    let (head, last) = imangor::db::audit::tail(&app.state.db).await.unwrap();
+    (head, last.map_or(0, |(seq, _)| seq))
+}
+
+async fn checkpoint_count(app: &TestApp) -> usize {
+    imangor::db::audit::checkpoints(&app.state.db)
+        .await
+        .unwrap()
+        .len()
+}
+
+async fn chain(app: &TestApp, admin: &Tokens) -> Value {
+    let res = app.get("/api/v1/audit?limit=5", &admin.access).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let page: Value = res.json().await.unwrap();
+    page["chain"].clone()
 }
 
 async fn exec(app: &TestApp, sql: &str) {
@@ -20,12 +52,17 @@ async fn exec(app: &TestApp, sql: &str) {
 }
 
 async fn check(app: &TestApp) -> imangor::audit::ChainReport {
-    imangor::audit::verify(&app.state.db, &app.state.keys)
-        .await
-        .unwrap()
+    imangor::audit::verify(
+        &app.state.db,
+        &app.state.keys,
+        app.state.config.audit_checkpoints,
+    )
+    .await
+    .unwrap()
 }
 
-/// An app with a dozen sealed events: failed and successful logins, registrations.
+/// An app with a dozen sealed events (failed and successful logins, registrations), its head
+/// signed as a server's stop signs it.
 async fn with_events() -> TestApp {
     let app = TestApp::spawn().await;
     for i in 0..4 {
@@ -38,7 +75,7 @@ async fn with_events() -> TestApp {
         .await;
         app.login(&a).await;
     }
-    seal(&app).await;
+    seal_and_sign(&app).await;
     app
 }
 
@@ -54,7 +91,11 @@ async fn every_event_is_sealed_and_admins_read_the_trail_with_its_chain_check_v1
         .await
         .unwrap();
     assert_eq!(page["chain"]["verified"], true, "{page}");
-    assert!(page["chain"]["rows"].as_u64().unwrap() >= 13);
+    // The page hashed the rows after the newest checkpoint and checked that checkpoint.
+    let (head, signed) = tail(&app).await;
+    assert_eq!(page["chain"]["since_seq"], signed, "{page}");
+    assert_eq!(page["chain"]["unsigned"], head - signed, "{page}");
+    assert_eq!(page["chain"]["rows"], head - signed, "{page}");
     assert!(
         page["chain"]["checkpoints"].as_u64().unwrap() >= 1,
         "a signed checkpoint"
@@ -76,10 +117,9 @@ async fn every_event_is_sealed_and_admins_read_the_trail_with_its_chain_check_v1
             && login["hash"].is_string()
     );
     // Both outcomes of authentication are in the trail.
-    let all = imangor::audit::verify(&app.state.db, &app.state.keys)
-        .await
-        .unwrap();
+    let all = check(&app).await;
     assert!(all.verified);
+    assert!(all.rows >= 13);
     let next: Value = app
         .get(
             &format!(
@@ -131,15 +171,18 @@ async fn an_edited_row_is_found_v16_4_2() {
     let r = check(&app).await;
     let p = r.first_problem.unwrap();
     assert_eq!((p.seq, p.kind), (3, "edited"));
+    // Row 3 lies before the newest checkpoint: the server's whole walk finds it, and every page
+    // reports it from then on.
     let admin = app.admin_tokens().await;
-    let page: Value = app
-        .get("/api/v1/audit", &admin.access)
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(page["chain"]["verified"], false);
-    assert_eq!(page["chain"]["first_problem"]["seq"], 3);
+    let r = rewalk(&app, true).await;
+    assert_eq!(
+        r.first_problem.map(|p| (p.seq, p.kind)),
+        Some((3, "edited"))
+    );
+    let c = chain(&app, &admin).await;
+    assert_eq!(c["verified"], false, "{c}");
+    assert_eq!(c["first_problem"]["seq"], 3);
+    assert_eq!(c["first_problem"]["kind"], "edited");
 }
 
 #[tokio::test]
@@ -194,6 +237,12 @@ async fn a_whole_rewritten_chain_fails_its_signed_checkpoint_v16_4_2() {
     // A forged checkpoint does not help: its signature needs a key the database does not hold.
     let cp_sql = "update audit_checkpoints set hash = (select hash from security_events e where e.seq = audit_checkpoints.seq)";
     exec(&app, cp_sql).await;
+    let p = check(&app).await.first_problem.expect("caught");
+    assert_eq!(p.kind, "checkpoint");
+    assert!(p.message.contains("signature"), "{p:?}");
+    // Nor does a checkpoint made younger: its time is signed too.
+    let app = with_events().await;
+    exec(&app, "update audit_checkpoints set at = at + 1").await;
     let p = check(&app).await.first_problem.expect("caught");
     assert_eq!(p.kind, "checkpoint");
     assert!(p.message.contains("signature"), "{p:?}");
@@ -274,19 +323,305 @@ async fn a_rewrite_that_also_deletes_the_checkpoints_is_found_v16_4_2() {
     exec(&app, "delete from audit_checkpoints").await;
     let p = check(&app).await.first_problem.expect("caught");
     assert_eq!(p.kind, "checkpoint", "{p:?}");
-    // The newest rows cut off together with their checkpoints: the head is no longer signed.
+    // The newest checkpoint removed, after the server verified it: every page says so.
     let app = with_events().await;
-    let last: i64 = imangor::db::audit::checkpoints(&app.state.db)
-        .await
-        .unwrap()
-        .last()
-        .unwrap()
-        .seq;
+    let admin = app.admin_tokens().await;
+    rewalk(&app, true).await;
+    let (_, last) = tail(&app).await;
     exec(
         &app,
         &format!("delete from audit_checkpoints where seq = {last}"),
     )
     .await;
-    let p = check(&app).await.first_problem.expect("caught");
-    assert_eq!(p.kind, "checkpoint", "{p:?}");
+    let c = chain(&app, &admin).await;
+    assert_eq!(c["verified"], false, "{c}");
+    assert_eq!(c["first_problem"]["kind"], "checkpoint", "{c}");
+    assert_eq!(c["first_problem"]["seq"], last, "{c}");
+    // The newest rows cut off together with their checkpoints: the server verified further.
+    let app = with_events().await;
+    let admin = app.admin_tokens().await;
+    rewalk(&app, true).await;
+    exec(&app, "delete from security_events where seq >= 10").await;
+    exec(&app, "delete from audit_checkpoints where seq >= 10").await;
+    let c = chain(&app, &admin).await;
+    assert_eq!(c["verified"], false, "{c}");
+    assert_eq!(c["first_problem"]["kind"], "checkpoint", "{c}");
+}
+
+/// Issue 16, item 4: a page hashes only the rows after the newest checkpoint (at most
+/// `IMANGOR_AUDIT_CHECKPOINT_EVENTS`); rows before it are the periodic walk's, whose finding the
+/// page then reports, and `imangor audit verify`'s (V16.4.2).
+#[tokio::test]
+async fn the_page_hashes_the_rows_after_the_newest_checkpoint_and_the_periodic_walk_the_rest_v16_4_2()
+ {
+    let app = with_events().await;
+    let admin = app.admin_tokens().await;
+    let whole = rewalk(&app, true).await;
+    assert!(whole.verified, "{whole:?}");
+    // The login above, sealed but not signed yet (a few rows, younger than a minute).
+    seal(&app).await;
+    let (head, signed) = tail(&app).await;
+    assert!(head > signed, "an unsigned tail: {head} {signed}");
+    let c = chain(&app, &admin).await;
+    assert_eq!(c["verified"], true, "{c}");
+    assert_eq!(c["since_seq"], signed, "{c}");
+    assert_eq!(c["rows"], head - signed, "{c}");
+    assert_eq!(c["verified_through"], signed, "{c}");
+    assert!(c["full_check_at"].as_str().unwrap().ends_with('Z'), "{c}");
+
+    // A row after the newest checkpoint edited: the very next page says so; put back, it holds.
+    let row = imangor::db::audit::sealed_after(&app.state.db, head - 1, 1)
+        .await
+        .unwrap()
+        .remove(0);
+    exec(
+        &app,
+        &format!("update security_events set outcome = 'forged' where seq = {head}"),
+    )
+    .await;
+    let c = chain(&app, &admin).await;
+    assert_eq!(c["verified"], false, "{c}");
+    assert_eq!(c["first_problem"]["seq"], head, "{c}");
+    assert_eq!(c["first_problem"]["kind"], "edited", "{c}");
+    exec(
+        &app,
+        &format!(
+            "update security_events set outcome = '{}' where seq = {head}",
+            row.outcome
+        ),
+    )
+    .await;
+    assert_eq!(chain(&app, &admin).await["verified"], true);
+
+    // Newer rows signed; one between the checkpoint the server walked to and the newest edited:
+    // the page does not hash it (that is what keeps it short), the next periodic walk finds it,
+    // and from then on every page reports it.
+    for i in 0..3 {
+        app.register(&format!("later{i}@example.com")).await;
+    }
+    seal_and_sign(&app).await;
+    let (_, newest) = tail(&app).await;
+    assert!(newest > head);
+    exec(
+        &app,
+        &format!("update security_events set detail = 'quiet' where seq = {head}"),
+    )
+    .await;
+    let c = chain(&app, &admin).await;
+    assert_eq!(c["since_seq"], newest, "{c}");
+    let r = rewalk(&app, false).await;
+    assert_eq!(r.since_seq, signed);
+    let p = r.first_problem.expect("the periodic walk finds it");
+    assert_eq!((p.seq, p.kind), (head, "edited"));
+    let c = chain(&app, &admin).await;
+    assert_eq!(c["verified"], false, "{c}");
+    assert_eq!(c["first_problem"]["seq"], head, "{c}");
+
+    // An edit before everything the incremental walk covers: found by a whole walk (the server
+    // runs one every hour) and by `imangor audit verify`.
+    exec(
+        &app,
+        "update security_events set detail = 'quiet' where seq = 2",
+    )
+    .await;
+    let p = check(&app).await.first_problem.unwrap();
+    assert_eq!((p.seq, p.kind), (2, "edited"));
+    let p = rewalk(&app, true).await.first_problem.unwrap();
+    assert_eq!((p.seq, p.kind), (2, "edited"));
+    let c = chain(&app, &admin).await;
+    assert_eq!(c["first_problem"]["seq"], 2, "{c}");
+}
+
+/// Issue 16, item 4: checkpoints on a schedule (`IMANGOR_AUDIT_CHECKPOINT_EVENTS` rows or
+/// `IMANGOR_AUDIT_CHECKPOINT_INTERVAL`), not one per sealing pass; never more than N rows
+/// unsigned, and a quiet tail is signed once it has waited the interval.
+#[tokio::test]
+async fn checkpoints_follow_the_schedule_and_leave_at_most_n_rows_unsigned_v16_4_2() {
+    // Failed logins on a dozen accounts make events fast; no address block in the way.
+    let app = TestApp::spawn_with(&[
+        ("IMANGOR_AUDIT_CHECKPOINT_EVENTS", "5"),
+        ("IMANGOR_CONTAIN_STUFFING_BLOCK", "0"),
+    ])
+    .await;
+    seal_and_sign(&app).await;
+    let (start, _) = tail(&app).await;
+    let before = checkpoint_count(&app).await;
+    let passes = 12;
+    for i in 0..passes {
+        let res = app
+            .token(&[
+                ("grant_type", "password"),
+                ("username", &format!("nobody{i}@example.com")),
+                ("password", "wrong wrong wrong"),
+            ])
+            .await;
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+        seal(&app).await;
+        let (head, signed) = tail(&app).await;
+        assert!(
+            head - signed <= 5,
+            "at most 5 rows unsigned: {head} {signed}"
+        );
+    }
+    let (head, _) = tail(&app).await;
+    let rows = head - start;
+    let written = checkpoint_count(&app).await - before;
+    assert!(rows >= passes, "{rows}");
+    // One checkpoint per 5 rows (the minute's interval does not come due), not one per pass.
+    assert!(
+        written >= 1 && written < passes as usize,
+        "{written} checkpoints for {rows} rows"
+    );
+    assert!(
+        written as i64 <= rows / 5,
+        "{written} checkpoints for {rows} rows"
+    );
+    let r = check(&app).await;
+    assert!(r.verified, "{r:?}");
+    assert!(r.unsigned < 5, "{r:?}");
+}
+
+/// Issue 16, item 4: a tail too short for the count rule is signed once the newest checkpoint is
+/// `IMANGOR_AUDIT_CHECKPOINT_INTERVAL` old, by a pass with nothing new to seal.
+#[tokio::test]
+async fn a_quiet_unsigned_tail_is_signed_when_the_interval_comes_due_v16_4_2() {
+    let app = TestApp::spawn_with(&[("IMANGOR_AUDIT_CHECKPOINT_INTERVAL", "3")]).await;
+    seal_and_sign(&app).await;
+    let res = app
+        .token(&[
+            ("grant_type", "password"),
+            ("username", "nobody@example.com"),
+            ("password", "wrong wrong wrong"),
+        ])
+        .await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    seal(&app).await;
+    let (head, signed) = tail(&app).await;
+    assert!(head > signed, "sealed, not signed yet: {head} {signed}");
+    assert!(check(&app).await.verified, "a young tail is normal");
+    tokio::time::sleep(std::time::Duration::from_millis(3100)).await;
+    seal(&app).await;
+    let (now_head, now_signed) = tail(&app).await;
+    assert_eq!(now_head, now_signed, "the quiet tail is signed");
+    assert!(now_head >= head);
+}
+
+/// A stopped server's trail, its database URL, and the environment to run `imangor` on it.
+async fn stopped_server_with_failed_logins(
+    dir: &std::path::Path,
+    extra: &[(&'static str, &str)],
+) -> (Vec<(&'static str, String)>, String) {
+    use crate::process::{Server, base_env};
+    let mut envs = base_env(dir).await;
+    envs.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
+    let s = Server::start(&envs).await;
+    let c = reqwest::Client::new();
+    for i in 0..5 {
+        let res = c
+            .post(s.url("/api/v1/token"))
+            .form(&[
+                ("grant_type", "password"),
+                ("username", &format!("nobody{i}@example.com")),
+                ("password", "x"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    }
+    s.stop().await;
+    let url = envs
+        .iter()
+        .find(|(k, _)| *k == "IMANGOR_DATABASE_URL")
+        .unwrap()
+        .1
+        .clone();
+    (envs, url)
+}
+
+fn json_lines(out: &std::process::Output) -> Vec<Value> {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// `imangor audit export --after SEQ` resumes an export: exactly the sealed rows after SEQ, oldest
+/// first, one JSON object a line (V16.4.2: the trail leaves for a SIEM without gaps or repeats).
+#[tokio::test]
+async fn audit_export_after_writes_exactly_the_rows_after_it_v16_4_2() {
+    use crate::process::command;
+    let dir = tempfile::tempdir().unwrap();
+    let (envs, _) = stopped_server_with_failed_logins(dir.path(), &[]).await;
+    let export = |after: Option<String>| {
+        let envs = envs.clone();
+        async move {
+            let mut c = command(&envs);
+            c.args(["audit", "export"]);
+            if let Some(a) = after {
+                c.args(["--after", &a]);
+            }
+            c.output().await.unwrap()
+        }
+    };
+    let all = json_lines(&export(None).await);
+    let head = all.len() as i64;
+    assert!(head >= 6, "the start and five failed logins: {head}");
+    let seqs = |lines: &[Value]| -> Vec<i64> {
+        lines.iter().map(|l| l["seq"].as_i64().unwrap()).collect()
+    };
+    assert_eq!(seqs(&all), (1..=head).collect::<Vec<_>>());
+    let after = json_lines(&export(Some("3".to_owned())).await);
+    assert_eq!(seqs(&after), (4..=head).collect::<Vec<_>>());
+    // The same rows, field for field, as the full export's.
+    assert_eq!(after[..], all[3..]);
+    let last = export(Some(head.to_string())).await;
+    assert!(json_lines(&last).is_empty());
+    assert!(String::from_utf8_lossy(&last.stderr).contains("0 rows exported"));
+    let one = json_lines(&export(Some((head - 1).to_string())).await);
+    assert_eq!(seqs(&one), vec![head]);
+}
+
+/// Removing the newest checkpoint of a stopped server's trail (which signs its head when it stops)
+/// leaves rows unsigned longer than the schedule allows: `imangor audit verify` says so once the
+/// interval (1 s here) and its margin have passed (V16.4.2).
+#[tokio::test]
+async fn a_removed_newest_checkpoint_leaves_a_stale_unsigned_tail_that_verify_finds_v16_4_2() {
+    use crate::process::command;
+    let dir = tempfile::tempdir().unwrap();
+    let (envs, url) = stopped_server_with_failed_logins(
+        dir.path(),
+        &[("IMANGOR_AUDIT_CHECKPOINT_INTERVAL", "1")],
+    )
+    .await;
+    let verify = || async {
+        command(&envs)
+            .args(["audit", "verify"])
+            .output()
+            .await
+            .unwrap()
+    };
+    let out = verify().await;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("0 rows after the newest checkpoint"),
+        "{text}"
+    );
+    crate::keys::sql(
+        &url,
+        "delete from audit_checkpoints where seq = (select max(seq) from audit_checkpoints)",
+    )
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let out = verify().await;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("(checkpoint)"), "{text}");
+    assert!(text.contains("covered by no signed checkpoint"), "{text}");
 }

@@ -651,7 +651,9 @@ async function audit() {
     cursors[index + 1] = page.next_cursor;
     const c = page.chain;
     const banner = c.verified
-      ? h('p', { class: 'banner ok', id: 'chain-check' }, `Chain intact: ${c.rows} rows and ${c.checkpoints} signed checkpoints checked; ${c.unsealed} not sealed yet.`)
+      ? h('p', { class: 'banner ok', id: 'chain-check' }, `Chain intact: ${c.rows} rows after checkpoint ${c.since_seq} hashed now`
+        + ` (${c.unsigned} awaiting a checkpoint, ${c.unsealed} not sealed yet); `
+        + (c.full_check_at ? `whole chain walked by this server at ${c.full_check_at}, holds through row ${c.verified_through}.` : 'whole-chain walk of this server pending.'))
       : h('p', { class: 'banner bad', id: 'chain-check', role: 'alert' }, c.first_problem
         ? `Chain BROKEN at row ${c.first_problem.seq} (${c.first_problem.kind}): ${c.first_problem.message}`
         : 'Chain check failed.');
