@@ -237,6 +237,9 @@ impl App {
         if let Err(e) = crate::audit::seal_and_detect(&sealing).await {
             tracing::error!(error = %format!("{e:#}"), "sealing the audit trail at shutdown failed; the next start seals it");
         }
+        // Queued alerts (the last pass's among them) are delivered within the same deadline; what
+        // is left then is counted (`security_alerts_dropped_total{reason="shutdown"}`).
+        sealing.alerts.shutdown(drain).await;
         db.close().await;
         tracing::info!("stopped");
         Ok(())
