@@ -1,15 +1,24 @@
 //! Alerts: incidents at or above `IMANGOR_ALERT_MIN_LEVEL` are posted to a webhook as JSON,
 //! signed with HMAC-SHA256 over `TIMESTAMP.BODY` (header `X-Imangor-Signature: t=TIMESTAMP,
 //! v1=HEX`), retried with backoff (1, 2, 4, 8, 16 s), never on the request path: `send` only
-//! queues (`IMANGOR_ALERT_QUEUE` alerts at most). An alert is never lost silently: one that
-//! finds the queue full, or that the webhook refuses on every attempt, is logged and counted in
-//! `security_alerts_dropped_total{reason}`, never blocking a request.
+//! queues (`IMANGOR_ALERT_QUEUE` alerts at most, both lanes together).
+//!
+//! Two lanes: opened, escalated and critical alerts go first; re-raises of an open incident wait
+//! in the other lane and are sent only when the first is empty. When the queue is full, an
+//! urgent alert takes the place of the oldest queued re-raise (which is dropped, reason
+//! `displaced`); it is itself dropped (`queue_full`) only when every queued alert is urgent.
+//!
+//! An alert is never lost silently: every drop is logged with its incident and level and counted
+//! in `security_alerts_dropped_total{reason}`: `queue_full`, `displaced`, `undelivered` (the
+//! webhook refused every attempt), `closed` (sent after the sender stopped) and `shutdown`
+//! (still queued or being delivered when the shutdown deadline passed). Never blocks a request.
 
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_lc_rs::hmac;
-use tokio::sync::mpsc;
+use tokio::sync::Notify;
 
 use crate::config::Secret;
 use crate::db::incidents::Incident;
@@ -38,11 +47,58 @@ impl Alert {
     }
 }
 
+/// One alert waiting for the sender.
+struct Queued {
+    body: serde_json::Value,
+    incident: String,
+    level: String,
+}
+
+/// The two lanes, their shared capacity, and where the sender stands.
+struct Lanes {
+    /// Opened, escalated and critical alerts.
+    urgent: VecDeque<Queued>,
+    /// Re-raises of an open incident below critical.
+    raised: VecDeque<Queued>,
+    capacity: usize,
+    /// No alert is taken any more (shutdown began).
+    closed: bool,
+    /// The alert the sender is delivering now (incident, level).
+    in_flight: Option<(String, String)>,
+    /// The shutdown deadline passed: what was left was counted, the sender counts nothing more.
+    abandoned: bool,
+}
+
+struct Queue {
+    lanes: Mutex<Lanes>,
+    /// Wakes the sender (an alert queued, or the queue closed).
+    wake: Notify,
+    /// Wakes a shutdown waiting for the sender to finish.
+    idle: Notify,
+}
+
+impl Queue {
+    fn lanes(&self) -> std::sync::MutexGuard<'_, Lanes> {
+        self.lanes.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
 /// The queue to the alert sender; a no-op when no webhook is configured.
 #[derive(Clone)]
 pub struct Alerts {
-    tx: Option<mpsc::Sender<serde_json::Value>>,
+    queue: Option<Arc<Queue>>,
     metrics: Arc<Metrics>,
+}
+
+fn dropped(metrics: &Metrics, why: AlertDropped, incident: &str, level: &str, reason: &str) {
+    metrics.alert_dropped(why);
+    tracing::error!(
+        target: "security",
+        incident,
+        level,
+        reason,
+        "alert dropped (counted in security_alerts_dropped_total)"
+    );
 }
 
 impl Alerts {
@@ -54,7 +110,10 @@ impl Alerts {
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<Self> {
         let Some(url) = url else {
-            return Ok(Self { tx: None, metrics });
+            return Ok(Self {
+                queue: None,
+                metrics,
+            });
         };
         let secret = secret.ok_or_else(|| {
             anyhow::anyhow!("IMANGOR_ALERT_WEBHOOK_URL needs IMANGOR_ALERT_WEBHOOK_SECRET (the HMAC key receivers check)")
@@ -63,17 +122,29 @@ impl Alerts {
             .timeout(Duration::from_secs(10))
             .redirect(reqwest::redirect::Policy::none())
             .build()?;
-        let (tx, rx) = mpsc::channel(queue.max(1));
-        tokio::spawn(deliver(client, url, secret, rx, metrics.clone()));
+        let q = Arc::new(Queue {
+            lanes: Mutex::new(Lanes {
+                urgent: VecDeque::new(),
+                raised: VecDeque::new(),
+                capacity: queue.max(1),
+                closed: false,
+                in_flight: None,
+                abandoned: false,
+            }),
+            wake: Notify::new(),
+            idle: Notify::new(),
+        });
+        tokio::spawn(deliver(client, url, secret, q.clone(), metrics.clone()));
         Ok(Self {
-            tx: Some(tx),
+            queue: Some(q),
             metrics,
         })
     }
 
-    /// Queues the alert of `incident`; never waits.
+    /// Queues the alert of `incident`; never waits. An opened, escalated or critical alert goes
+    /// in the urgent lane, and takes the place of a queued re-raise when the queue is full.
     pub fn send(&self, incident: &Incident, why: Alert) {
-        let Some(tx) = &self.tx else { return };
+        let Some(q) = &self.queue else { return };
         let body = serde_json::json!({
             "event": why.event(),
             "incident": {
@@ -90,18 +161,97 @@ impl Alerts {
                 "last_seen": incident.last_seen.rfc3339(),
             }
         });
-        if let Err(e) = tx.try_send(body) {
-            let reason = match e {
-                mpsc::error::TrySendError::Full(_) => "the alert queue is full",
-                mpsc::error::TrySendError::Closed(_) => "the alert sender has stopped",
+        let item = Queued {
+            body,
+            incident: incident.id.clone(),
+            level: incident.level.clone(),
+        };
+        let urgent = why != Alert::Raised || incident.level == "critical";
+        let mut lanes = q.lanes();
+        if lanes.closed {
+            drop(lanes);
+            return dropped(
+                &self.metrics,
+                AlertDropped::Closed,
+                &incident.id,
+                &incident.level,
+                "the alert sender has stopped",
+            );
+        }
+        if lanes.urgent.len() + lanes.raised.len() >= lanes.capacity {
+            let displaced = if urgent {
+                lanes.raised.pop_front()
+            } else {
+                None
             };
-            self.metrics.alert_dropped(AlertDropped::QueueFull);
-            tracing::error!(
-                target: "security",
-                incident = %incident.id,
-                level = %incident.level,
-                reason,
-                "alert dropped (counted in security_alerts_dropped_total)"
+            match displaced {
+                Some(old) => dropped(
+                    &self.metrics,
+                    AlertDropped::Displaced,
+                    &old.incident,
+                    &old.level,
+                    "a re-raise made room for an urgent alert in the full queue",
+                ),
+                None => {
+                    drop(lanes);
+                    return dropped(
+                        &self.metrics,
+                        AlertDropped::QueueFull,
+                        &incident.id,
+                        &incident.level,
+                        "the alert queue is full",
+                    );
+                }
+            }
+        }
+        if urgent {
+            lanes.urgent.push_back(item);
+        } else {
+            lanes.raised.push_back(item);
+        }
+        drop(lanes);
+        q.wake.notify_one();
+    }
+
+    /// At shutdown: takes no more alerts (`closed`), lets the sender deliver what is queued
+    /// until `deadline`, then counts what is left (queued or being delivered) as `shutdown`.
+    pub async fn shutdown(&self, deadline: Duration) {
+        let Some(q) = &self.queue else { return };
+        q.lanes().closed = true;
+        q.wake.notify_one();
+        let drained = async {
+            loop {
+                let idle = q.idle.notified();
+                {
+                    let l = q.lanes();
+                    if l.urgent.is_empty() && l.raised.is_empty() && l.in_flight.is_none() {
+                        return;
+                    }
+                }
+                idle.await;
+            }
+        };
+        if tokio::time::timeout(deadline, drained).await.is_ok() {
+            return;
+        }
+        let mut lanes = q.lanes();
+        let l = &mut *lanes;
+        l.abandoned = true;
+        let queued = l.urgent.drain(..).chain(l.raised.drain(..));
+        let left: Vec<(String, String)> = l
+            .in_flight
+            .take()
+            .into_iter()
+            .chain(queued.map(|a| (a.incident, a.level)))
+            .collect();
+        drop(lanes);
+        for (incident, level) in left {
+            dropped(
+                &self.metrics,
+                AlertDropped::Shutdown,
+                &incident,
+                &level,
+                "still queued when the shutdown deadline passed",
             );
         }
     }
@@ -121,46 +271,82 @@ async fn deliver(
     client: reqwest::Client,
     url: String,
     secret: Secret,
-    mut rx: mpsc::Receiver<serde_json::Value>,
+    q: Arc<Queue>,
     metrics: Arc<Metrics>,
 ) {
-    while let Some(body) = rx.recv().await {
-        let bytes = serde_json::to_vec(&body).unwrap_or_default();
-        let mut wait = Duration::from_secs(1);
-        for attempt in 1..=ATTEMPTS {
-            let t = crate::domain::Timestamp::now().unix_seconds();
-            let res = client
-                .post(&url)
-                .header("content-type", "application/json")
-                .header(
-                    "x-imangor-signature",
-                    signature(secret.expose().as_bytes(), t, &bytes),
-                )
-                .body(bytes.clone())
-                .send()
-                .await;
-            match res {
-                Ok(r) if r.status().is_success() => break,
-                other => {
-                    let why = match other {
-                        Ok(r) => format!("status {}", r.status()),
-                        Err(e) => e.without_url().to_string(),
-                    };
-                    if attempt == ATTEMPTS {
-                        metrics.alert_dropped(AlertDropped::Undelivered);
-                        tracing::error!(
-                            target: "security",
-                            attempt,
-                            why,
-                            "alert not delivered; giving up (counted in security_alerts_dropped_total)"
-                        );
-                        break;
-                    }
-                    tracing::warn!(attempt, why, "alert not delivered; retrying");
-                    tokio::time::sleep(wait).await;
-                    wait *= 2;
+    loop {
+        let wake = q.wake.notified();
+        let next = {
+            let mut l = q.lanes();
+            let next = l.urgent.pop_front().or_else(|| l.raised.pop_front());
+            match next {
+                Some(a) => {
+                    l.in_flight = Some((a.incident.clone(), a.level.clone()));
+                    Some(a)
                 }
+                None if l.closed => return,
+                None => None,
             }
+        };
+        let Some(alert) = next else {
+            wake.await;
+            continue;
+        };
+        let failed = post(&client, &url, &secret, &alert.body).await;
+        let mut l = q.lanes();
+        if l.abandoned {
+            // Counted by the shutdown that gave up waiting.
+            return;
         }
+        l.in_flight = None;
+        drop(l);
+        if let Some(why) = failed {
+            metrics.alert_dropped(AlertDropped::Undelivered);
+            tracing::error!(
+                target: "security",
+                incident = %alert.incident,
+                level = %alert.level,
+                attempts = ATTEMPTS,
+                why,
+                "alert not delivered; giving up (counted in security_alerts_dropped_total)"
+            );
+        }
+        q.idle.notify_waiters();
     }
+}
+
+/// Posts one alert, retrying with backoff; the last failure when every attempt failed.
+async fn post(
+    client: &reqwest::Client,
+    url: &str,
+    secret: &Secret,
+    body: &serde_json::Value,
+) -> Option<String> {
+    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    let mut wait = Duration::from_secs(1);
+    for attempt in 1..=ATTEMPTS {
+        let t = crate::domain::Timestamp::now().unix_seconds();
+        let res = client
+            .post(url)
+            .header("content-type", "application/json")
+            .header(
+                "x-imangor-signature",
+                signature(secret.expose().as_bytes(), t, &bytes),
+            )
+            .body(bytes.clone())
+            .send()
+            .await;
+        let why = match res {
+            Ok(r) if r.status().is_success() => return None,
+            Ok(r) => format!("status {}", r.status()),
+            Err(e) => e.without_url().to_string(),
+        };
+        if attempt == ATTEMPTS {
+            return Some(why);
+        }
+        tracing::warn!(attempt, why, "alert not delivered; retrying");
+        tokio::time::sleep(wait).await;
+        wait *= 2;
+    }
+    None
 }

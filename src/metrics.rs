@@ -68,18 +68,32 @@ pub enum AuthStatus {
 const AUTH_STATUSES: [&str; 4] = ["success", "failure", "locked", "rate_limited"];
 
 /// The actions of `security_events_skipped_total{action}`: refusals of the login guard past
-/// their account's cap of events (`limits::login::RefusalEvents`).
-pub const SKIPPED_ACTIONS: [&str; 2] = ["auth.login", "user.password_change"];
+/// their account's cap of events (`limits::login::RefusalEvents`), and replays of a spent refresh token whose session was already revoked (refused, never
+/// written again: a replay must not raise the incident and page the on-call each time).
+pub const SKIPPED_ACTIONS: [&str; 3] = ["auth.login", "user.password_change", "auth.refresh_reuse"];
 /// Why an incident alert was lost: `security_alerts_dropped_total{reason}`.
 #[derive(Debug, Clone, Copy)]
 pub enum AlertDropped {
-    /// The queue to the webhook sender was full (or the sender had stopped).
+    /// The queue to the webhook sender was full (of opened, escalated and critical alerts, or
+    /// of re-raises when the alert was a re-raise).
     QueueFull,
     /// The webhook refused or did not answer every attempt.
     Undelivered,
+    /// A queued re-raise made room for an opened, escalated or critical alert.
+    Displaced,
+    /// The sender had stopped (the server is shutting down).
+    Closed,
+    /// Still queued (or being delivered) when the shutdown deadline passed.
+    Shutdown,
 }
 
-const ALERT_DROP_REASONS: [&str; 2] = ["queue_full", "undelivered"];
+const ALERT_DROP_REASONS: [&str; 5] = [
+    "queue_full",
+    "undelivered",
+    "displaced",
+    "closed",
+    "shutdown",
+];
 
 /// The limits `throttled_requests_total{limit}` counts.
 const THROTTLE_CLASSES: [&str; 5] = ["api", "token", "register", "report", "health"];
@@ -96,7 +110,7 @@ pub struct Metrics {
     throttled: Mutex<BTreeMap<&'static str, u64>>,
     skipped: [AtomicU64; SKIPPED_ACTIONS.len()],
     incidents: Mutex<BTreeMap<(String, String), u64>>,
-    alerts_dropped: [AtomicU64; 2],
+    alerts_dropped: [AtomicU64; ALERT_DROP_REASONS.len()],
     /// Connections closed on arrival: over an address's share, over the server's cap.
     refused: [AtomicU64; 2],
     /// Database checks of the readiness probe (`/readyz` itself makes none).

@@ -211,8 +211,11 @@ impl App {
         tokio::spawn(crate::http::health::probe_loop(state.clone()));
         // One shutdown signal for both listeners.
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let stopping = Arc::new(std::sync::OnceLock::new());
+        let stop_at = stopping.clone();
         tokio::spawn(async move {
             shutdown.await;
+            let _ = stop_at.set(std::time::Instant::now());
             let _ = stop_tx.send(true);
         });
         let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
@@ -239,6 +242,13 @@ impl App {
         if let Err(e) = crate::audit::seal_and_sign(&sealing).await {
             tracing::error!(error = %format!("{e:#}"), "sealing the audit trail at shutdown failed; the next start seals it");
         }
+        // Queued alerts (the last pass's among them) are delivered in what is left of the same
+        // deadline (the orchestrator's grace period counts from the signal); what is left then
+        // is counted (`security_alerts_dropped_total{reason="shutdown"}`).
+        let left = stopping.get().map_or(drain, |t: &std::time::Instant| {
+            drain.saturating_sub(t.elapsed())
+        });
+        sealing.alerts.shutdown(left).await;
         db.close().await;
         tracing::info!("stopped");
         Ok(())

@@ -2,7 +2,7 @@
 
 use sqlx::Row;
 
-use super::{Db, Tx, on_db, on_tx};
+use super::{Db, Tx, TxConn, on_db, on_tx};
 use crate::domain::Timestamp;
 
 #[derive(Debug, Clone)]
@@ -143,13 +143,15 @@ pub struct Filter<'a> {
 }
 
 /// The `like` pattern that finds `name` in a stored list: the name with its JSON quotes, so that
-/// `auth` does not match `oauth` or `auth2`, and `_` escaped (it is a wildcard of `like`).
+/// `auth` does not match `oauth` or `auth2`, and `_` escaped (it is a wildcard of `like`). The
+/// escape character is `!` (`escape '!'`): unlike a backslash, it means the same on SQLite and on
+/// PostgreSQL whatever `standard_conforming_strings` says.
 fn system_pattern(name: &str) -> String {
     format!(
         "%\"{}\"%",
-        name.replace('\\', "\\\\")
-            .replace('%', "\\%")
-            .replace('_', "\\_")
+        name.replace('!', "!!")
+            .replace('%', "!%")
+            .replace('_', "!_")
     )
 }
 
@@ -165,7 +167,7 @@ pub async fn list(
     on_db!(db, p => {
         let rows = sqlx::query(concat!("select ", columns!(), " from incidents
             where id < $1 and ($2 is null or level = $2) and ($3 is null or status = $3)
-              and ($5 is null or affected_systems like $5 escape '\\')
+              and ($5 is null or affected_systems like $5 escape '!')
             order by id desc limit $4"))
             .bind(before).bind(filter.level).bind(filter.status).bind(limit).bind(system)
             .fetch_all(p).await?;
@@ -200,6 +202,25 @@ pub async fn add_note(
     on_tx!(tx, c => sqlx::query("insert into incident_notes (id, incident_id, at, author_id, status, note) values ($1, $2, $3, $4, $5, $6)")
         .bind(uuid::Uuid::now_v7().to_string()).bind(incident).bind(now.micros()).bind(author).bind(status).bind(note)
         .execute(c).await.map(drop))
+}
+
+/// Locks an incident's row for the rest of the transaction on PostgreSQL (SQLite's
+/// `BEGIN IMMEDIATE` already serialises writers), so that two updates read it in turn.
+pub async fn lock(tx: &mut Tx, id: &str) -> sqlx::Result<()> {
+    if let TxConn::Postgres(t) = &mut tx.conn {
+        sqlx::query("select id from incidents where id = $1 for update")
+            .bind(id)
+            .execute(&mut **t)
+            .await?;
+    }
+    Ok(())
+}
+
+/// The texts of an incident's notes written by the server itself (no author).
+pub async fn system_notes(tx: &mut Tx, incident: &str) -> sqlx::Result<Vec<String>> {
+    on_tx!(tx, c => sqlx::query_scalar(
+        "select note from incident_notes where incident_id = $1 and author_id is null")
+        .bind(incident).fetch_all(c).await)
 }
 
 pub async fn notes(db: &Db, incident: &str) -> sqlx::Result<Vec<Note>> {
@@ -278,11 +299,19 @@ pub async fn distinct_targets_by_ip(
         .bind(action).bind(ip).bind(outcome).bind(since.micros()).bind(until.micros()).bind(scan).fetch_one(c).await)
 }
 
-/// Unresolved user reports by one account.
-pub async fn open_reports_by(db: &Db, reporter: &str) -> sqlx::Result<i64> {
-    on_db!(db, p => sqlx::query_scalar(
+/// Unresolved user reports by one account, in a write transaction. On PostgreSQL the reporter's
+/// reports are serialised first (a transaction-scoped advisory lock on the account), so two
+/// parallel reports cannot both count below the cap; SQLite's `BEGIN IMMEDIATE` already does.
+pub async fn open_reports_by(tx: &mut Tx, reporter: &str) -> sqlx::Result<i64> {
+    if let TxConn::Postgres(t) = &mut tx.conn {
+        sqlx::query("select pg_advisory_xact_lock(7270002, hashtext($1))")
+            .bind(reporter)
+            .execute(&mut **t)
+            .await?;
+    }
+    on_tx!(tx, c => sqlx::query_scalar(
         "select count(*) from incidents where kind = 'user_report' and reported_by = $1 and status <> 'resolved'")
-        .bind(reporter).fetch_one(p).await)
+        .bind(reporter).fetch_one(c).await)
 }
 
 /// Unresolved incidents counted by (level, status), for the security summary.

@@ -220,8 +220,14 @@ pub async fn refresh(app: &AppState, token: &str, meta: &RequestMeta) -> Result<
         let reused = sessions::find_refresh(&mut tx, &hash)
             .await?
             .filter(|r| r.spent);
+        // Only a reuse that finds its family live revokes it and is recorded (the detector
+        // raises an incident on each record); a replay against a family already revoked is
+        // refused the same way and only counted, so that replays cannot page the on-call.
         if let Some(r) = reused {
-            sessions::revoke(&mut tx, r.session, "refresh token reuse", now).await?;
+            if !sessions::revoke(&mut tx, r.session, "refresh token reuse", now).await? {
+                app.metrics.event_skipped("auth.refresh_reuse");
+                return Err(invalid_grant());
+            }
             Event::new("auth.refresh_reuse", "session_revoked")
                 .target(r.session)
                 .detail("a spent refresh token was presented again; its whole family is revoked")

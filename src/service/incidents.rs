@@ -5,13 +5,13 @@
 //! |---|---|---|---|---|
 //! | brute_force | 10 failed logins on one account in 10 minutes (guesses the login guard refused count) | high | auth | (the login guard already slows the account) |
 //! | credential_stuffing | failed logins on 10 different accounts from one address in 10 minutes | high | auth, network | block the address (IMANGOR_CONTAIN_STUFFING_BLOCK seconds, default 900) |
-//! | refresh_reuse | a spent refresh token presented again | high | auth, sessions | the session is revoked; with IMANGOR_CONTAIN_REFRESH_REUSE=all, every session of the user |
+//! | refresh_reuse | a spent refresh token presented again while its session is live (a replay on a revoked one is refused, only counted) | high | auth, sessions | the session is revoked; with IMANGOR_CONTAIN_REFRESH_REUSE=all, every session of the user |
 //! | authz_probing | 20 refusals of the policy for one account in 10 minutes | medium | authz | |
 //! | forged_tokens | 50 access tokens that fail verification from one address in a minute | high | auth, tokens | |
 //! | role_escalation | an account made admin | high | users, authz | |
 //! | shared_state_unavailable | Redis stops answering | high | redis, rate_limits | |
 //! | data_integrity | a stored secret fails authentication | critical | secrets, keys | |
-//! | user_report | `POST /api/v1/incidents` | as reported (default medium); a plain user's above medium is stored as medium, the level asked kept as `requested_level` | as reported | |
+//! | user_report | `POST /api/v1/incidents` | as reported (default medium); a plain user's above one level below the alert level (at most medium) is stored at that level, the level asked kept as `requested_level` | as reported | |
 //!
 //! A detector raises the unresolved incident of the same (kind, subject) again (its count grows)
 //! instead of opening another.
@@ -34,7 +34,8 @@ pub const STUFFING_ACCOUNTS: i64 = 10;
 pub const PROBING_DENIALS: i64 = 20;
 /// Unresolved reports one account may have at once.
 pub const MAX_OPEN_REPORTS: i64 = 5;
-/// The highest level a plain user's report is stored at; what it asked above waits for triage.
+/// The highest level a plain user's report is ever stored at (lower when the alert level is
+/// `medium` or `low`: `user_report_max_level`); what it asked above waits for triage.
 pub const USER_REPORT_MAX_LEVEL: &str = "medium";
 /// Names in `affected_systems`, at most.
 pub const MAX_SYSTEMS: usize = 16;
@@ -421,27 +422,52 @@ fn host_cidr(ip: &str) -> String {
     }
 }
 
-/// What happens after a sealing pass committed: metrics count every occurrence.
+/// Whether a raise by `by` occurrences that brought an incident to `count` crossed a power of
+/// ten (10, 100, 1000, ...): the only re-raises that alert, so that a detector firing on every
+/// request pages at most a few times per incident, whichever replica raised it.
+pub fn raise_alerts(count: i64, by: i64) -> bool {
+    let mut at = 10i64;
+    while at <= count {
+        if at > count - by {
+            return true;
+        }
+        at = at.saturating_mul(10);
+    }
+    false
+}
+
+/// What happens after a sealing pass committed: metrics count every occurrence; an incident at
+/// the alert level alerts when it opens, and when raised again only as its count reaches 10,
+/// 100, 1000, ...
 pub fn after_commit(app: &AppState, raised: &[Raised]) {
     for r in raised {
         app.metrics
             .incident(&r.incident.level, &r.incident.kind, r.occurrences as u64);
-        if level_rank(&r.incident.level) >= level_rank(&app.config.alert_min_level) {
-            app.alerts.send(
-                &r.incident,
-                if r.opened {
-                    Alert::Opened
-                } else {
-                    Alert::Raised
-                },
-            );
+        if level_rank(&r.incident.level) < level_rank(&app.config.alert_min_level) {
+            continue;
+        }
+        if r.opened {
+            app.alerts.send(&r.incident, Alert::Opened);
+        } else if raise_alerts(r.incident.count, r.occurrences) {
+            app.alerts.send(&r.incident, Alert::Raised);
         }
     }
 }
 
+/// The highest level a plain user's report is stored at: one below the alert level, never above
+/// `medium` (`low` when the alert level is `low`). A plain user's report never alerts: what it
+/// asked above waits for triage as `requested_level`.
+pub fn user_report_max_level(alert_min_level: &str) -> &'static str {
+    let rank = level_rank(alert_min_level)
+        .saturating_sub(1)
+        .min(level_rank(USER_REPORT_MAX_LEVEL));
+    LEVELS[rank]
+}
+
 /// A user's report: an incident of kind `user_report`. Whoever may not triage incidents (a plain
-/// user) cannot page the on-call: a level above `medium` is stored as `medium`, and the level
-/// asked is kept as `requested_level` until an admin or a manager raises it.
+/// user) cannot page the on-call: a level above `user_report_max_level` (one below the alert
+/// level, at most `medium`) is stored at that level, the level asked kept as `requested_level`
+/// until an admin or a manager raises it, and the report alerts no one.
 pub async fn report(
     app: &AppState,
     who: &Principal,
@@ -465,20 +491,23 @@ pub async fn report(
         }
     }
     let by = who.user_id().to_string();
-    if incidents::open_reports_by(&app.db, &by).await? >= MAX_OPEN_REPORTS {
-        return Err(AppError::Refused(
-            "you have too many unresolved reports; wait until they are handled",
-        ));
-    }
     let triage = authz::authorize_plain(Some(who), Action::IncidentUpdate).is_ok();
-    let (stored, requested) = if !triage && level_rank(level) > level_rank(USER_REPORT_MAX_LEVEL) {
-        (USER_REPORT_MAX_LEVEL, Some(level))
+    let cap = user_report_max_level(&app.config.alert_min_level);
+    let (stored, requested) = if !triage && level_rank(level) > level_rank(cap) {
+        (cap, Some(level))
     } else {
         (level, None)
     };
     let systems: Vec<&str> = affected_systems.iter().map(String::as_str).collect();
     let now = Timestamp::now();
-    let mut tx = app.db.begin().await?;
+    // Counted in the write transaction (and, on PostgreSQL, under the reporter's lock): parallel
+    // reports cannot all see the same count and pass the cap together.
+    let mut tx = app.db.begin_write().await?;
+    if incidents::open_reports_by(&mut tx, &by).await? >= MAX_OPEN_REPORTS {
+        return Err(AppError::Refused(
+            "you have too many unresolved reports; wait until they are handled",
+        ));
+    }
     let (incident, _) = incidents::raise(
         &mut tx,
         &NewIncident {
@@ -506,7 +535,7 @@ pub async fn report(
         .await?;
     tx.commit().await?;
     app.metrics.incident(&incident.level, &incident.kind, 1);
-    if level_rank(stored) >= level_rank(&app.config.alert_min_level) {
+    if triage && level_rank(stored) >= level_rank(&app.config.alert_min_level) {
         app.alerts.send(&incident, Alert::Opened);
     }
     Ok(incident)
@@ -562,10 +591,18 @@ pub struct Change<'a> {
     pub affected_systems: Option<&'a [String]>,
 }
 
+/// The note the server adds to an incident when an update escalated it to `level` and paged the
+/// on-call: the incident's own history of escalation alerts, read back by `update` on any replica.
+fn escalation_note(level: &str) -> String {
+    format!("the on-call was paged: escalated to {level}")
+}
+
 /// Moves an incident on: open -> contained -> resolved (or open -> resolved), with a note, and
 /// sets its level and affected systems when asked (triage). An incident raised to the alert
-/// level or above from below it alerts. A resolved incident is closed; a new occurrence opens a
-/// new one.
+/// level or above from below it alerts (`incident.escalated`), at most once per level reached
+/// (each such alert leaves a note without author, `escalation_note`, that later updates read),
+/// and never when the update resolves it. A resolved incident is closed; a new occurrence opens
+/// a new one.
 pub async fn update(
     app: &AppState,
     who: &Principal,
@@ -582,6 +619,7 @@ pub async fn update(
     authz::authorize_plain(Some(who), Action::IncidentUpdate)?;
     let now = Timestamp::now();
     let mut tx = app.db.begin_write().await?;
+    incidents::lock(&mut tx, id).await?;
     let before = incidents::find(&mut tx, id)
         .await?
         .ok_or(AppError::NotFound)?;
@@ -610,12 +648,33 @@ pub async fn update(
         .detail(detail)
         .record(&mut tx, meta)
         .await?;
+    let alert_at = level_rank(&app.config.alert_min_level);
+    let escalated = match level {
+        Some(l)
+            if status != "resolved"
+                && level_rank(&before.level) < alert_at
+                && level_rank(l) >= alert_at =>
+        {
+            // Paged once per level reached: not again for this level or a lower one.
+            let paged: Vec<String> = LEVELS[level_rank(l)..]
+                .iter()
+                .map(|l| escalation_note(l))
+                .collect();
+            let notes = incidents::system_notes(&mut tx, id).await?;
+            if notes.iter().any(|n| paged.contains(n)) {
+                false
+            } else {
+                incidents::add_note(&mut tx, id, None, status, &escalation_note(l), now).await?;
+                true
+            }
+        }
+        _ => false,
+    };
     let after = incidents::find(&mut tx, id)
         .await?
         .ok_or(AppError::NotFound)?;
     tx.commit().await?;
-    let alert_at = level_rank(&app.config.alert_min_level);
-    if level_rank(&before.level) < alert_at && level_rank(&after.level) >= alert_at {
+    if escalated {
         app.alerts.send(&after, Alert::Escalated);
     }
     Ok(after)

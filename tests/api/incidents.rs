@@ -1204,3 +1204,385 @@ async fn affected_systems_are_validated_updated_and_filtered_exactly() {
         .unwrap();
     assert_eq!(v["affected_systems"], json!(["audit"]));
 }
+
+/// `security_alerts_dropped_total{reason}` read from the server's state (works after it stopped).
+fn alerts_dropped(state: &imangor::state::AppState, reason: &str) -> f64 {
+    let text = state.metrics.render(&imangor::metrics::Gauges {
+        active_sessions: None,
+        hash_queue_depth: 0,
+        hashing: Default::default(),
+    });
+    let series = format!("security_alerts_dropped_total{{reason=\"{reason}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&series))
+        .map(|v| v.parse().unwrap())
+        .unwrap_or(-1.0)
+}
+
+/// A webhook receiver that holds every call until `open` is sent `true`, then answers 204.
+async fn gated_hook() -> (Hook, tokio::sync::watch::Sender<bool>) {
+    use axum::routing::post;
+    let (open, gate) = tokio::sync::watch::channel(false);
+    let got: Deliveries = Arc::default();
+    let calls = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let (g, c) = (got.clone(), calls.clone());
+    let receiver = axum::Router::new().route(
+        "/hook",
+        post(
+            move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+                let (g, c, mut gate) = (g.clone(), c.clone(), gate.clone());
+                async move {
+                    c.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let _ = gate.wait_for(|o| *o).await;
+                    let sig = headers["x-imangor-signature"].to_str().unwrap().to_owned();
+                    g.lock().unwrap().push((sig, body.to_vec()));
+                    StatusCode::NO_CONTENT
+                }
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, receiver).await.unwrap() });
+    (Hook { url, got, calls }, open)
+}
+
+/// A new session of `a`, refreshed once, whose spent refresh token is then presented again.
+async fn reuse_once(app: &TestApp, a: &Account) {
+    let t = app.login(a).await;
+    assert_eq!(app.refresh(&t.refresh).await.status(), StatusCode::OK);
+    oauth_error(
+        app.refresh(&t.refresh).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_grant",
+    )
+    .await;
+}
+
+/// Issue 16 review item 1 (ASVS V16.3.3): replaying a spent refresh token is refused each time,
+/// but only the first replay (which revokes the live family) is recorded: one incident, one page.
+#[tokio::test]
+async fn replaying_a_spent_refresh_token_ten_times_pages_once() {
+    let hook = hook(0, false).await;
+    let app = alerting_app(&hook, &[]).await;
+    let admin = app.admin_tokens().await;
+    let a = app.register("replayer@example.com").await;
+    let t = app.login(&a).await;
+    assert_eq!(app.refresh(&t.refresh).await.status(), StatusCode::OK);
+    for _ in 0..10 {
+        oauth_error(
+            app.refresh(&t.refresh).await,
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+        )
+        .await;
+    }
+    let found = incidents_of(&app, &admin, "refresh_reuse").await;
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(
+        (&found[0]["count"], &found[0]["level"]),
+        (&json!(1), &json!("high"))
+    );
+    hook.bodies(1).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let got = hook.bodies(1).await;
+    assert_eq!(got.len(), 1, "one page: {got:?}");
+    assert_eq!(
+        (&got[0]["event"], &got[0]["incident"]["id"]),
+        (&json!("incident.opened"), &found[0]["id"])
+    );
+    let m = crate::metrics::scrape(&app).await;
+    assert_eq!(
+        crate::metrics::value(
+            &m,
+            r#"security_events_skipped_total{action="auth.refresh_reuse"}"#
+        ),
+        9.0,
+        "the replays on the revoked family are counted, not recorded"
+    );
+}
+
+/// Issue 16 review item 1: an incident raised again pages only as its count reaches 10, 100,
+/// 1000, ...: ten reuses (ten live sessions of one account) are one opening and one re-raise.
+#[tokio::test]
+async fn a_re_raised_incident_pages_again_only_at_ten_occurrences() {
+    use imangor::service::incidents::raise_alerts;
+    assert!(!raise_alerts(9, 1) && raise_alerts(10, 1) && !raise_alerts(11, 1));
+    assert!(raise_alerts(12, 5) && raise_alerts(100, 1) && !raise_alerts(150, 40));
+    assert!(raise_alerts(1000, 1) && !raise_alerts(1001, 1));
+    let hook = hook(0, false).await;
+    let app = alerting_app(&hook, &[]).await;
+    let admin = app.admin_tokens().await;
+    let a = app.register("ten-sessions@example.com").await;
+    for _ in 0..10 {
+        reuse_once(&app, &a).await;
+        sealed(&app).await;
+    }
+    let found = incidents_of(&app, &admin, "refresh_reuse").await;
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0]["count"], 10);
+    hook.bodies(2).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let got = hook.bodies(2).await;
+    let seen: Vec<(&Value, &Value)> = got
+        .iter()
+        .map(|b| (&b["event"], &b["incident"]["count"]))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (&json!("incident.opened"), &json!(1)),
+            (&json!("incident.raised"), &json!(10))
+        ]
+    );
+}
+
+/// Issue 16 review item 2 (ASVS V16.3.3): a full queue drops a queued re-raise before an
+/// urgent (opened, escalated, critical) alert. The webhook holds the first alert; a queue of one
+/// holds a re-raise; a new incident's opening takes its place and is delivered on recovery.
+#[tokio::test]
+async fn an_urgent_alert_takes_the_place_of_a_queued_re_raise() {
+    let (hook, open) = gated_hook().await;
+    let app = alerting_app(&hook, &[("IMANGOR_ALERT_QUEUE", "1")]).await;
+    let a = app.register("flooded@example.com").await;
+    let b = app.register("victim@example.com").await;
+    // The opening of A's incident: the sender takes it and waits on the webhook.
+    reuse_once(&app, &a).await;
+    sealed(&app).await;
+    for _ in 0..100 {
+        if hook.calls() == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(hook.calls(), 1);
+    // Its tenth occurrence: a re-raise, queued (the queue is full).
+    for _ in 0..9 {
+        reuse_once(&app, &a).await;
+    }
+    sealed(&app).await;
+    // B's new incident: urgent, it displaces the re-raise.
+    reuse_once(&app, &b).await;
+    sealed(&app).await;
+    open.send(true).unwrap();
+    hook.bodies(2).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let got = hook.bodies(2).await;
+    let seen: Vec<(&Value, &Value)> = got
+        .iter()
+        .map(|v| (&v["event"], &v["incident"]["subject"]))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (&json!("incident.opened"), &json!(a.id)),
+            (&json!("incident.opened"), &json!(b.id))
+        ]
+    );
+    // The re-raise was the one dropped, and counted for it.
+    assert_eq!(alerts_dropped(&app.state, "displaced"), 1.0);
+    assert_eq!(alerts_dropped(&app.state, "queue_full"), 0.0);
+}
+
+/// Issue 16 review item 3 (API6): with IMANGOR_ALERT_MIN_LEVEL=medium a plain user's report is
+/// stored one level below it (`low`, the level asked kept) and pages no one; a manager's does.
+#[tokio::test]
+async fn a_plain_users_report_stays_below_a_medium_alert_level() {
+    use imangor::service::incidents::user_report_max_level;
+    let caps: Vec<&str> = ["low", "medium", "high", "critical"]
+        .iter()
+        .map(|l| user_report_max_level(l))
+        .collect();
+    assert_eq!(caps, ["low", "low", "medium", "medium"]);
+    let hook = hook(0, false).await;
+    let app = alerting_app(&hook, &[("IMANGOR_ALERT_MIN_LEVEL", "medium")]).await;
+    let (_, u) = app.user_with_role("plain-medium@example.com", "user").await;
+    let (_, m) = app
+        .user_with_role("boss-medium@example.com", "manager")
+        .await;
+    for asked in ["medium", "critical"] {
+        let res = report(
+            &app,
+            &u.access,
+            json!({"description": "mine", "level": asked}),
+        )
+        .await;
+        assert_eq!(res.status(), StatusCode::CREATED);
+        let v: Value = res.json().await.unwrap();
+        assert_eq!(
+            (&v["level"], &v["requested_level"]),
+            (&json!("low"), &json!(asked))
+        );
+    }
+    let res = report(
+        &app,
+        &m.access,
+        json!({"description": "theirs", "level": "medium"}),
+    )
+    .await;
+    let theirs: Value = res.json().await.unwrap();
+    assert_eq!(theirs["level"], "medium");
+    hook.bodies(1).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let got = hook.bodies(1).await;
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0]["incident"]["id"], theirs["id"]);
+}
+
+/// Issue 16 review item 4: a manager toggling a level pages once per level reached, and a
+/// PATCH that resolves an incident never pages.
+#[tokio::test]
+async fn escalation_pages_once_per_level_and_never_on_resolution() {
+    let hook = hook(0, false).await;
+    let app = alerting_app(&hook, &[]).await;
+    let (_, m) = app.user_with_role("toggler@example.com", "manager").await;
+    let new = |d: &'static str| {
+        let app = &app;
+        let m = &m;
+        async move {
+            let v: Value = report(app, &m.access, json!({"description": d, "level": "low"}))
+                .await
+                .json()
+                .await
+                .unwrap();
+            format!("/api/v1/incidents/{}", v["id"].as_str().unwrap())
+        }
+    };
+    let set = |path: String, status: &'static str, level: &'static str| {
+        let app = &app;
+        let m = &m;
+        async move {
+            let res = app
+                .patch_json(
+                    &path,
+                    &m.access,
+                    &json!({"status": status, "note": "triage", "level": level}),
+                )
+                .await;
+            assert_eq!(res.status(), StatusCode::OK);
+        }
+    };
+    let one = new("toggled").await;
+    for level in ["critical", "low", "critical", "low", "high", "critical"] {
+        set(one.clone(), "open", level).await;
+    }
+    let closed = new("closed at critical").await;
+    set(closed, "resolved", "critical").await;
+    let two = new("high, then critical").await;
+    for level in ["high", "low", "high", "low", "critical"] {
+        set(two.clone(), "contained", level).await;
+    }
+    hook.bodies(3).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let got = hook.bodies(3).await;
+    let seen: Vec<(&Value, &Value)> = got
+        .iter()
+        .map(|v| (&v["incident"]["description"], &v["incident"]["level"]))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (&json!("toggled"), &json!("critical")),
+            (&json!("high, then critical"), &json!("high")),
+            (&json!("high, then critical"), &json!("critical"))
+        ]
+    );
+    assert!(got.iter().all(|v| v["event"] == "incident.escalated"));
+    // The page is in the incident's history, as a note of the server's own.
+    let v: Value = app.get(&one, &m.access).await.json().await.unwrap();
+    let system: Vec<&Value> = v["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["author_id"].is_null())
+        .map(|n| &n["note"])
+        .collect();
+    assert_eq!(
+        system,
+        [&json!("the on-call was paged: escalated to critical")]
+    );
+}
+
+/// Issue 16 review item 5 (ASVS V16.3.3): at shutdown the sender is given the drain deadline;
+/// what it could not deliver by then is counted (`shutdown`), and an alert sent after it
+/// stopped is counted as `closed`, not as a full queue.
+#[tokio::test]
+async fn alerts_left_at_shutdown_are_counted() {
+    let hook = hook(0, true).await;
+    let app = alerting_app(
+        &hook,
+        &[
+            ("IMANGOR_ALERT_QUEUE", "4"),
+            ("IMANGOR_SHUTDOWN_TIMEOUT", "1"),
+        ],
+    )
+    .await;
+    let (_, m) = app.user_with_role("last@example.com", "manager").await;
+    for d in ["one", "two", "three"] {
+        let res = report(
+            &app,
+            &m.access,
+            json!({"description": d, "level": "critical"}),
+        )
+        .await;
+        assert_eq!(res.status(), StatusCode::CREATED);
+    }
+    let incident = imangor::db::incidents::list(&app.state.db, Default::default(), None, 1)
+        .await
+        .unwrap()
+        .remove(0);
+    let state = app.state.clone();
+    drop(app);
+    for _ in 0..100 {
+        if alerts_dropped(&state, "shutdown") > 0.0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(alerts_dropped(&state, "shutdown"), 3.0);
+    state.alerts.send(&incident, imangor::alerts::Alert::Opened);
+    assert_eq!(alerts_dropped(&state, "closed"), 1.0);
+    assert_eq!(alerts_dropped(&state, "queue_full"), 0.0);
+}
+
+/// Issue 16 review item 6 (API4): the cap of five unresolved reports per account is counted in
+/// the write transaction: ten parallel reports store exactly five.
+#[tokio::test]
+async fn ten_parallel_reports_store_exactly_five() {
+    let app = TestApp::spawn_with(&[("IMANGOR_RATE_LIMIT_REPORT", "100/3600")]).await;
+    let (_, u) = app.user_with_role("parallel@example.com", "user").await;
+    let mut set = tokio::task::JoinSet::new();
+    for i in 0..10 {
+        let (c, url, token) = (
+            app.client.clone(),
+            app.url("/api/v1/incidents"),
+            u.access.clone(),
+        );
+        set.spawn(async move {
+            c.post(url)
+                .bearer_auth(token)
+                .json(&json!({"description": format!("parallel {i}")}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        });
+    }
+    let mut statuses = set.join_all().await;
+    statuses.sort();
+    assert_eq!(
+        statuses,
+        [
+            [StatusCode::CREATED; 5].as_slice(),
+            [StatusCode::CONFLICT; 5].as_slice()
+        ]
+        .concat()
+    );
+    let stored = imangor::db::incidents::list(&app.state.db, Default::default(), None, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|i| i.kind == "user_report")
+        .count();
+    assert_eq!(stored, 5);
+}
