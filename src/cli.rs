@@ -474,14 +474,15 @@ async fn keys(cmd: KeysCommand, config: Config) -> anyhow::Result<()> {
                 }
             })
             .await?;
-            let n = done.resealed + done.skipped + done.failed;
+            let n = done.resealed + done.skipped + done.failed + done.unmatched;
             eprintln!("\r{}", progress_line(n, n, started.elapsed()));
             println!(
-                "re-encrypted {} rows under key {} ({} left alone because they changed meanwhile, {} did not open) in {:.1} s",
+                "re-encrypted {} rows under key {} ({} left alone because they changed meanwhile, {} did not open, {} not rewritten) in {:.1} s",
                 done.resealed,
                 app.keys.current(),
                 done.skipped,
                 done.failed,
+                done.unmatched,
                 started.elapsed().as_secs_f64()
             );
             app.db.close().await;
@@ -489,11 +490,17 @@ async fn keys(cmd: KeysCommand, config: Config) -> anyhow::Result<()> {
                 &config,
                 "keys.reencrypt",
                 format!(
-                    "{} rows resealed under {}, {} skipped, {} did not open",
-                    done.resealed, current, done.skipped, done.failed
+                    "{} rows resealed under {}, {} skipped, {} did not open, {} not rewritten",
+                    done.resealed, current, done.skipped, done.failed, done.unmatched
                 ),
             )
             .await?;
+            if done.unmatched > 0 {
+                anyhow::bail!(
+                    "{} rows opened but their reseal matched nothing: left as they are (see the log)",
+                    done.unmatched
+                );
+            }
             if done.failed > 0 {
                 anyhow::bail!(
                     "{} rows did not open: see the critical security events",

@@ -704,8 +704,12 @@ fn is_local_host(host: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
-/// A PostgreSQL URL that reaches another host without `sslmode=verify-full` or `verify-ca`:
-/// what is wrong with it, without the URL itself. `None` for SQLite, a local link, or verified TLS.
+/// A PostgreSQL URL that reaches another host without `sslmode=verify-full`: what is wrong with
+/// it, without the URL itself. `None` for SQLite, a local link, or verified TLS.
+///
+/// `verify-ca` is refused too: sqlx (rustls) starts its trust store from the public web CAs and
+/// adds `sslrootcert` to them, and verify-ca skips the host name check, so any public certificate
+/// for any domain would be accepted in the database's place.
 fn postgres_link(url: &str) -> Option<String> {
     use sqlx::postgres::{PgConnectOptions, PgSslMode};
     if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
@@ -716,18 +720,18 @@ fn postgres_link(url: &str) -> Option<String> {
     if opts.get_socket().is_some() || is_local_host(opts.get_host()) {
         return None;
     }
-    let mode = opts.get_ssl_mode();
-    if matches!(mode, PgSslMode::VerifyFull | PgSslMode::VerifyCa) {
-        return None;
-    }
-    let mode = match mode {
+    let mode = match opts.get_ssl_mode() {
+        PgSslMode::VerifyFull => return None,
+        PgSslMode::VerifyCa => {
+            "verify-ca, which does not check the host name, and the public web CAs are trusted beside sslrootcert: any public certificate for any domain would pass"
+        }
         PgSslMode::Disable => "disable",
         PgSslMode::Allow => "allow",
         PgSslMode::Prefer => "prefer (the default)",
-        _ => "require (encrypted, but the server is not verified)",
+        PgSslMode::Require => "require (encrypted, but the server is not verified)",
     };
     Some(format!(
-        "IMANGOR_DATABASE_URL: the link to PostgreSQL at {}:{} is not verified TLS (sslmode={mode}; verify-full or verify-ca is needed)",
+        "IMANGOR_DATABASE_URL: the link to PostgreSQL at {}:{} is not verified TLS (sslmode={mode}; verify-full is needed)",
         opts.get_host(),
         opts.get_port()
     ))
@@ -916,6 +920,40 @@ pub fn ensure_data_dir(dir: &Path) -> anyhow::Result<()> {
             .with_context(|| format!("creating data dir {}", dir.display()))?;
         set_mode(dir, 0o700)?;
     }
+    Ok(())
+}
+
+/// Refuses a directory another user could read or change: it must be owned by this process's
+/// user and closed to group and others (0700 or stricter). What a file of secrets needs around it.
+#[cfg(unix)]
+pub fn check_private_dir(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let meta = std::fs::metadata(dir).with_context(|| format!("reading {}", dir.display()))?;
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        bail!(
+            "data dir {} is open to other users (mode {mode:o}): make it 0700 (chmod 700) before a generated bootstrap password is written there, or give IMANGOR_BOOTSTRAP_ADMIN_PASSWORD_FILE",
+            dir.display()
+        );
+    }
+    // This process's user is the owner of a file it creates (no libc call on every target).
+    let probe = dir.join(format!(".owner-probe-{}", std::process::id()));
+    replace_private(&probe, b"")?;
+    let mine = std::fs::metadata(&probe).map(|m| m.uid());
+    std::fs::remove_file(&probe).with_context(|| format!("removing {}", probe.display()))?;
+    let mine = mine.with_context(|| format!("reading {}", probe.display()))?;
+    if mine != meta.uid() {
+        bail!(
+            "data dir {} is owned by uid {}, not by this server's uid {mine}: its owner could read or replace a generated bootstrap password; chown it, or give IMANGOR_BOOTSTRAP_ADMIN_PASSWORD_FILE",
+            dir.display(),
+            meta.uid()
+        );
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+pub fn check_private_dir(_: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 

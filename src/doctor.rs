@@ -276,6 +276,24 @@ async fn key_ages(config: &Config, db: &Db, out: &mut Vec<Finding>) {
             }
         }
     }
+    // Imported Fernet values are bound to no row (one copied into another row still opens), and
+    // the keys they name must stay in the keyring until they are resealed.
+    match crate::service::keys::fernet_rows_by_key(db).await {
+        Ok(rows) => {
+            for (id, n) in rows {
+                warn(
+                    out,
+                    format!(
+                        "{n} imported Fernet values under key {id} are not yet bound to their rows, and key {id} must stay in IMANGOR_DATA_KEYS for them: run `imangor keys reencrypt`"
+                    ),
+                );
+            }
+        }
+        Err(_) => warn(
+            out,
+            "the secrets could not be read for imported Fernet values",
+        ),
+    }
     if let (Some(_), Ok(rows)) = (
         &config.data_keys,
         crate::service::keys::rows_by_key(db).await,

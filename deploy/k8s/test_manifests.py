@@ -68,11 +68,12 @@ ALLOWED_INGRESS = [
     ("TCP", API_PORT, ns("ingress-nginx")),
     ("TCP", METRICS_PORT, ns("monitoring")),
 ]
+POSTGRES_PORT, REDIS_PORT = 5432, 6379
 ALLOWED_EGRESS = [
     ("UDP", 53, KUBE_DNS),
     ("TCP", 53, KUBE_DNS),
-    ("TCP", 5432, ns("imangor-data")),
-    ("TCP", 6379, ns("imangor-data")),
+    ("TCP", POSTGRES_PORT, ns("imangor-data")),
+    ("TCP", REDIS_PORT, ns("imangor-data")),
 ]
 
 
@@ -300,6 +301,21 @@ def check_config(docs):
         p["metadata"]["name"] == "default-deny-all" for p in of_kind(docs, "NetworkPolicy")
     ):
         bad.append("ConfigMap: IMANGOR_ALLOW_PLAINTEXT_BACKENDS=true with no default-deny NetworkPolicy")
+    # ... and only while the links stay in the cluster: an egress rule to the database or Redis
+    # ports with an `ipBlock` peer (or no peer: anywhere) crosses a network nobody here closes.
+    if data.get("IMANGOR_ALLOW_PLAINTEXT_BACKENDS") == "true":
+        for p in of_kind(docs, "NetworkPolicy"):
+            for rule in p["spec"].get("egress") or []:
+                ports = {port.get("port") for port in rule.get("ports") or [{}]}
+                if not ports & {None, POSTGRES_PORT, REDIS_PORT}:
+                    continue
+                peers = rule.get("to") or [{}]
+                if any("ipBlock" in peer or not peer for peer in peers):
+                    bad.append(
+                        f"ConfigMap: IMANGOR_ALLOW_PLAINTEXT_BACKENDS=true while NetworkPolicy {p['metadata']['name']} "
+                        "sends PostgreSQL or Redis traffic outside the cluster (an ipBlock or no peer): use "
+                        "sslmode=verify-full and rediss:// and drop the allowance"
+                    )
     return bad
 
 
@@ -593,6 +609,8 @@ BREAKAGES = [
     ("no trusted proxies", lambda d: of_kind(d, "ConfigMap")[0]["data"].pop("IMANGOR_TRUSTED_PROXIES"), "TRUSTED_PROXIES"),
     ("secret in the ConfigMap", lambda d: of_kind(d, "ConfigMap")[0]["data"].update(IMANGOR_DATABASE_URL="postgres://u:p@db/x"), "IMANGOR_DATABASE_URL"),
     ("plaintext backends on an open network", lambda d: [d.remove(p) for p in of_kind(d, "NetworkPolicy")], "IMANGOR_ALLOW_PLAINTEXT_BACKENDS"),
+    ("plaintext backends outside the cluster", lambda d: policy(d)["egress"][1].update(to=[{"ipBlock": {"cidr": "10.20.0.5/32"}}]), "IMANGOR_ALLOW_PLAINTEXT_BACKENDS=true while NetworkPolicy imangor-api"),
+    ("plaintext Redis to anywhere", lambda d: policy(d)["egress"][2].pop("to"), "IMANGOR_ALLOW_PLAINTEXT_BACKENDS=true while NetworkPolicy imangor-api"),
     ("a rendered Secret", lambda d: d.append({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "imangor-secrets", "namespace": NAMESPACE}, "stringData": {"jwt-keys": "x"}}), "Secret"),
     ("no default deny", lambda d: d.remove(next(p for p in of_kind(d, "NetworkPolicy") if p["metadata"]["name"] == "default-deny-all")), "default-deny"),
     ("API open to every namespace", lambda d: policy(d)["ingress"][0]["from"].append({"namespaceSelector": {}}), "ingress allows more"),

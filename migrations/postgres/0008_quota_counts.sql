@@ -1,6 +1,9 @@
 -- Per-account quotas (IMANGOR_QUOTA_RESOURCES, IMANGOR_QUOTA_SECRETS): how many resources and
 -- secrets each account holds, kept by triggers on every insert and delete whatever its path, so
 -- that a create reads one row instead of counting the account's rows.
+-- During a rolling upgrade the old replicas keep inserting and deleting: the share lock waits
+-- for their open writes and holds new ones until the triggers exist, so the backfill misses none.
+lock table resources, secrets in share mode;
 alter table users
     add column resource_count bigint not null default 0,
     add column secret_count bigint not null default 0;

@@ -148,31 +148,95 @@ pub async fn count_by_key(tx: &mut Tx) -> sqlx::Result<Vec<(String, i64)>> {
     })
 }
 
+/// Imported Fernet values (`gAAAAA...`, bound to no row) per key id they name: what
+/// `imangor doctor` warns about until `keys reencrypt` (or a read) reseals them.
+pub async fn fernet_by_key(tx: &mut Tx) -> sqlx::Result<Vec<(String, i64)>> {
+    let sql = match &tx.conn {
+        super::TxConn::Sqlite(_) => {
+            "select key_id, count(*) as n from secrets where substr(cast(ciphertext as blob), 1, 6) = $1 group by key_id order by key_id"
+        }
+        super::TxConn::Postgres(_) => {
+            "select key_id, count(*) as n from secrets where substr(ciphertext, 1, 6) = $1 group by key_id order by key_id"
+        }
+    };
+    on_tx!(tx, c => {
+        let rows = sqlx::query(sql).bind(&b"gAAAAA"[..]).fetch_all(c).await?;
+        rows.iter().map(|r| Ok((r.try_get("key_id")?, r.try_get("n")?))).collect()
+    })
+}
+
 /// The next rows not sealed under `current` by the AEAD, in id order after `after` (rotation's
 /// cursor): rows under older keys, and imported Fernet tokens (`gAAAAA...`, bound to no row)
-/// whatever key they name.
+/// whatever key they name. On SQLite an import may have stored the token as TEXT (Python's
+/// sqlite3 does), which never equals a blob: the comparison casts it.
 pub async fn not_under(
     tx: &mut Tx,
     current: &str,
     after: &str,
     limit: u32,
 ) -> sqlx::Result<Vec<SecretRow>> {
-    on_tx!(tx, c => {
-        let rows = sqlx::query(
+    let sql = match &tx.conn {
+        super::TxConn::Sqlite(_) => {
             "select id, owner_id, name, key_id, ciphertext, created_at from secrets
-             where (key_id <> $1 or substr(ciphertext, 1, 6) = $4) and id > $2 order by id limit $3")
+             where (key_id <> $1 or substr(cast(ciphertext as blob), 1, 6) = $4) and id > $2 order by id limit $3"
+        }
+        super::TxConn::Postgres(_) => {
+            "select id, owner_id, name, key_id, ciphertext, created_at from secrets
+             where (key_id <> $1 or substr(ciphertext, 1, 6) = $4) and id > $2 order by id limit $3"
+        }
+    };
+    on_tx!(tx, c => {
+        let rows = sqlx::query(sql)
             .bind(current).bind(after).bind(i64::from(limit)).bind(&b"gAAAAA"[..]).fetch_all(c).await?;
         rows.iter().map(|r| Ok(secret_row!(r))).collect()
     })
 }
 
+/// What [`reseal`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resealed {
+    /// The row now holds the new ciphertext.
+    Done,
+    /// The row was deleted or rewritten meanwhile, and is left as it is.
+    Changed,
+    /// The row still holds the value read, yet the update matched nothing: a fault (a stored
+    /// form the comparison does not know), never a race.
+    Unmatched,
+}
+
 /// Replaces a row's ciphertext if it is still the one that was read (a row deleted or rewritten
-/// meanwhile is left alone). Returns whether it was replaced.
-pub async fn reseal(tx: &mut Tx, row: &SecretRow, sealed: &Ciphertext) -> sqlx::Result<bool> {
-    let n = on_tx!(tx, c => sqlx::query(
-        "update secrets set key_id = $1, ciphertext = $2 where id = $3 and key_id = $4 and ciphertext = $5")
+/// meanwhile is left alone). On SQLite the stored value is compared as a blob, so that a Fernet
+/// token an import stored as TEXT matches the bytes it was read as.
+pub async fn reseal(tx: &mut Tx, row: &SecretRow, sealed: &Ciphertext) -> sqlx::Result<Resealed> {
+    let sql = match &tx.conn {
+        super::TxConn::Sqlite(_) => {
+            "update secrets set key_id = $1, ciphertext = $2
+             where id = $3 and key_id = $4 and cast(ciphertext as blob) = $5"
+        }
+        super::TxConn::Postgres(_) => {
+            "update secrets set key_id = $1, ciphertext = $2
+             where id = $3 and key_id = $4 and ciphertext = $5"
+        }
+    };
+    let n = on_tx!(tx, c => sqlx::query(sql)
         .bind(&sealed.key_id).bind(&sealed.bytes).bind(row.id.to_string())
         .bind(&row.key_id).bind(&row.ciphertext)
         .execute(c).await.map(|r| r.rows_affected()))?;
-    Ok(n == 1)
+    if n == 1 {
+        return Ok(Resealed::Done);
+    }
+    // Nothing replaced: tell a row that moved on from one the comparison missed.
+    let now = on_tx!(tx, c => {
+        match sqlx::query("select key_id, ciphertext from secrets where id = $1")
+            .bind(row.id.to_string()).fetch_optional(c).await? {
+            None => None,
+            Some(r) => Some((r.try_get::<String, _>("key_id")?, r.try_get::<Vec<u8>, _>("ciphertext")?)),
+        }
+    });
+    Ok(match now {
+        Some((key_id, ciphertext)) if key_id == row.key_id && ciphertext == row.ciphertext => {
+            Resealed::Unmatched
+        }
+        _ => Resealed::Changed,
+    })
 }

@@ -143,15 +143,39 @@ pub async fn holdings_for_create(tx: &mut Tx, id: UserId) -> sqlx::Result<Holdin
             "select resource_count, secret_count from users where id = $1 for no key update"
         }
     };
-    on_tx!(tx, c => {
+    let kept = on_tx!(tx, c => {
         match sqlx::query(sql).bind(id.to_string()).fetch_optional(c).await? {
-            None => Ok(Holdings::default()),
-            Some(r) => Ok(Holdings {
+            None => Holdings::default(),
+            Some(r) => Holdings {
                 resources: r.try_get("resource_count")?,
                 secrets: r.try_get("secret_count")?,
-            }),
+            },
         }
-    })
+    });
+    if kept.resources >= 0 && kept.secrets >= 0 {
+        return Ok(kept);
+    }
+    // A negative count is drift (a delete the triggers saw without its insert), never room: the
+    // account's rows are counted instead, and the kept counts set to them under the lock held.
+    let counted = on_tx!(tx, c => {
+        let r = sqlx::query(
+            "select (select count(*) from resources where owner_id = $1) as resources,
+                    (select count(*) from secrets where owner_id = $1) as secrets")
+            .bind(id.to_string()).fetch_one(c).await?;
+        Holdings { resources: r.try_get("resources")?, secrets: r.try_get("secrets")? }
+    });
+    tracing::warn!(
+        user_id = %id,
+        kept_resources = kept.resources,
+        kept_secrets = kept.secrets,
+        counted_resources = counted.resources,
+        counted_secrets = counted.secrets,
+        "an account's kept quota count was negative (drift): its rows were counted and the count repaired"
+    );
+    on_tx!(tx, c => sqlx::query("update users set resource_count = $1, secret_count = $2 where id = $3")
+        .bind(counted.resources).bind(counted.secrets).bind(id.to_string())
+        .execute(c).await.map(drop))?;
+    Ok(counted)
 }
 
 /// An account to act on, sealed until the policy allows it. Locks the row for the rest of the transaction on PostgreSQL (SQLite's `BEGIN IMMEDIATE` already holds the lock).

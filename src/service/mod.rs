@@ -112,13 +112,22 @@ impl Event {
         self.severity = "critical";
         self
     }
+    /// Marks an event worth a look (logged at warn level): a stored value rewritten by a read.
+    pub fn warning(mut self) -> Self {
+        self.severity = "warning";
+        self
+    }
     pub fn detail(mut self, d: impl Into<String>) -> Self {
         self.detail = Some(d.into());
         self
     }
 
     fn into_row(self, meta: &RequestMeta) -> db::events::NewEvent {
-        tracing::info!(target: "security", action = self.action, outcome = self.outcome, severity = self.severity, actor = ?self.actor, target_id = ?self.target, "security event");
+        if self.severity == "info" {
+            tracing::info!(target: "security", action = self.action, outcome = self.outcome, severity = self.severity, actor = ?self.actor, target_id = ?self.target, "security event");
+        } else {
+            tracing::warn!(target: "security", action = self.action, outcome = self.outcome, severity = self.severity, actor = ?self.actor, target_id = ?self.target, "security event");
+        }
         db::events::NewEvent {
             action: self.action,
             outcome: self.outcome,

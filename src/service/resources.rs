@@ -14,7 +14,10 @@ pub async fn create(app: &AppState, who: &Principal, fields: ResourceFields) -> 
     let held = crate::db::users::holdings_for_create(&mut tx, who.user_id())
         .await?
         .resources;
-    if u64::try_from(held).unwrap_or(0) >= app.config.quota_resources {
+    // Never negative: `holdings_for_create` counts the rows when a kept count drifted below 0.
+    if u64::try_from(held).unwrap_or(u64::MAX) >= app.config.quota_resources {
+        // Committed: a drifted count repaired while reading stays repaired.
+        tx.commit().await?;
         return Err(AppError::QuotaExceeded {
             what: "resources",
             limit: app.config.quota_resources,

@@ -7,9 +7,9 @@ use super::{Event, RequestMeta};
 use crate::authz::{self, Action, Principal};
 use crate::crypto::data::{DataKeyring, OpenError};
 use crate::crypto::fernet;
-use crate::db::secrets::{self, SecretEntry, SecretRow, binding};
+use crate::db::secrets::{self, Resealed, SecretEntry, SecretRow, binding};
 use crate::db::{Db, Tx};
-use crate::domain::{SecretId, SecretName, SecretValue, Timestamp};
+use crate::domain::{SecretId, SecretName, SecretValue, Timestamp, UserId};
 use crate::error::{AppError, Result};
 use crate::state::AppState;
 
@@ -32,7 +32,10 @@ pub async fn create(
     let held = crate::db::users::holdings_for_create(&mut tx, who.user_id())
         .await?
         .secrets;
-    if u64::try_from(held).unwrap_or(0) >= app.config.quota_secrets {
+    // Never negative: `holdings_for_create` counts the rows when a kept count drifted below 0.
+    if u64::try_from(held).unwrap_or(u64::MAX) >= app.config.quota_secrets {
+        // Committed: a drifted count repaired while reading stays repaired.
+        tx.commit().await?;
         return Err(AppError::QuotaExceeded {
             what: "secrets",
             limit: app.config.quota_secrets,
@@ -67,7 +70,7 @@ pub async fn read(
         .ok_or(AppError::NotFound)?;
     tx.commit().await?;
     let row = authz::authorize(Some(who), Action::SecretRead, sealed)?.into_object();
-    let value = open(&app.db, &app.keys, &row, meta).await?;
+    let value = open(&app.db, &app.keys, &row, Some(who.user_id()), meta).await?;
     // Every read of a plaintext is in the audit trail (written off the request path).
     Event::new("secret.read", "success")
         .actor(who.user_id())
@@ -78,17 +81,19 @@ pub async fn read(
 }
 
 /// Opens a stored value; a failure is recorded as a critical event and answered as a bare 500.
+/// `reader` is the account whose read this is (none for `keys reencrypt`).
 pub async fn open(
     db: &Db,
     keys: &DataKeyring,
     row: &SecretRow,
+    reader: Option<UserId>,
     meta: &RequestMeta,
 ) -> Result<SecretValue> {
     let aad = binding(row.owner_id, row.id);
     let fault = match keys.open(&row.key_id, &row.ciphertext, &aad) {
         Ok(bytes) => {
             if fernet::looks_like(&row.ciphertext) {
-                reseal_imported(db, keys, row, &bytes, &aad, meta).await;
+                reseal_imported(db, keys, row, reader, &bytes, &aad, meta).await;
             }
             match SecretValue::from_stored(bytes) {
                 Some(v) => return Ok(v),
@@ -119,6 +124,7 @@ async fn reseal_imported(
     db: &Db,
     keys: &DataKeyring,
     row: &SecretRow,
+    reader: Option<UserId>,
     plain: &[u8],
     aad: &[u8],
     meta: &RequestMeta,
@@ -126,26 +132,35 @@ async fn reseal_imported(
     let resealed = async {
         let sealed = keys.seal(plain, aad)?;
         let mut tx = db.begin_write().await?;
-        if secrets::reseal(&mut tx, row, &sealed).await? {
-            Event::new("secret.reseal", "success")
+        let done = secrets::reseal(&mut tx, row, &sealed).await?;
+        if done == Resealed::Done {
+            let mut event = Event::new("secret.reseal", "success")
+                .warning()
                 .target(format!("secret:{}", row.id))
                 .detail(format!(
                     "imported Fernet value (key {}) sealed under key {}, bound to its row",
                     row.key_id, sealed.key_id
-                ))
-                .record(&mut tx, meta)
-                .await?;
+                ));
+            if let Some(reader) = reader {
+                event = event.actor(reader);
+            }
+            event.record(&mut tx, meta).await?;
         }
         tx.commit().await?;
-        anyhow::Ok(())
+        anyhow::Ok(done)
     }
     .await;
-    if let Err(e) = resealed {
-        tracing::warn!(
+    match resealed {
+        Ok(Resealed::Done | Resealed::Changed) => {}
+        Ok(Resealed::Unmatched) => tracing::warn!(
+            secret = %row.id,
+            "an imported Fernet value was not resealed: its row still holds it but the update matched nothing; `imangor keys reencrypt` reports it"
+        ),
+        Err(e) => tracing::warn!(
             secret = %row.id,
             error = %format!("{e:#}"),
             "resealing an imported Fernet value failed; `imangor keys reencrypt` reseals it"
-        );
+        ),
     }
 }
 

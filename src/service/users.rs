@@ -180,7 +180,33 @@ pub async fn update_me(
         .await?
         .ok_or(AppError::NotFound)?;
     tx.commit().await?;
+    if let (Some((current, _)), Some(_)) = (&change.password, &new_hash) {
+        forget_bootstrap_password(app, current);
+    }
     Ok(user)
+}
+
+/// The generated bootstrap password file goes once the password it holds is changed: it opens
+/// nothing any more. (Only the replica that wrote it holds it.)
+fn forget_bootstrap_password(app: &AppState, replaced: &str) {
+    let path = app.config.data_dir.join(BOOTSTRAP_PASSWORD_FILE);
+    let Ok(held) = std::fs::read_to_string(&path) else {
+        return;
+    };
+    if held.trim_end() != replaced {
+        return;
+    }
+    match std::fs::remove_file(&path) {
+        Ok(()) => tracing::info!(
+            path = %path.display(),
+            "bootstrap admin password file removed: the bootstrap admin changed the password"
+        ),
+        Err(e) => tracing::warn!(
+            path = %path.display(),
+            error = %e,
+            "the bootstrap admin changed the password, but its old password file could not be removed: delete it"
+        ),
+    }
 }
 
 /// A page of accounts with their last login (admins and managers), in creation order, optionally
@@ -350,6 +376,8 @@ pub async fn bootstrap_admin(app: &AppState) -> Result<Option<(String, Bootstrap
     let file = (generated && app.config.is_production())
         .then(|| app.config.data_dir.join(BOOTSTRAP_PASSWORD_FILE));
     if let Some(path) = &file {
+        // Refused unless the data dir is this user's alone: another could read or swap the file.
+        crate::config::check_private_dir(&app.config.data_dir)?;
         crate::config::replace_private(path, format!("{password}\n").as_bytes())?;
     }
     let mut tx = app.db.begin().await?;

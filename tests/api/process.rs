@@ -277,6 +277,8 @@ async fn production_refuses_plaintext_links_to_postgres_and_redis_v12_3_1() {
         format!("{remote}?sslmode=prefer"),
         format!("{remote}?sslmode=require"),
         "postgresql://app:pg-pass-Zq81@10.1.2.3/app".to_owned(),
+        // No host name check, and sqlx trusts the public web CAs beside sslrootcert.
+        format!("{remote}?sslmode=verify-ca&sslrootcert=/etc/imangor/ca.crt"),
     ] {
         let url: &'static str = url.leak();
         let err = with(&[("IMANGOR_DATABASE_URL", url)]).unwrap_err();
@@ -288,6 +290,12 @@ async fn production_refuses_plaintext_links_to_postgres_and_redis_v12_3_1() {
             !err.contains("pg-pass-Zq81"),
             "the password is never printed: {err}"
         );
+        if url.contains("verify-ca") {
+            assert!(
+                err.contains("verify-ca, which does not check the host name"),
+                "{err}"
+            );
+        }
         // The operator's word that the network is trusted.
         assert!(
             with(&[
@@ -300,7 +308,6 @@ async fn production_refuses_plaintext_links_to_postgres_and_redis_v12_3_1() {
     }
     for ok in [
         "postgres://app:pg-pass-Zq81@db.internal.example:5432/app?sslmode=verify-full",
-        "postgres://app:pg-pass-Zq81@db.internal.example:5432/app?sslmode=verify-ca",
         "postgres://app:pg-pass-Zq81@127.0.0.1:5432/app",
         "postgres://app:pg-pass-Zq81@localhost/app?sslmode=disable",
         "postgres://app:pg-pass-Zq81@[::1]:5432/app",
@@ -442,11 +449,85 @@ async fn production_keeps_a_generated_bootstrap_password_in_a_private_file_never
     );
     assert!(!report.contains(&password), "{report}");
 
+    // The bootstrap admin's first password change removes the file (it opens nothing now).
+    let s = Server::start(&envs).await;
+    let token = s.access_token("admin@imangor.local", &password).await;
+    let res = reqwest::Client::new()
+        .patch(s.url("/api/v1/users/me"))
+        .bearer_auth(&token)
+        .json(&json!({"current_password": password, "new_password": "a fresh passphrase for ops 2026"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(!file.exists(), "removed by the password change");
+    let (out, _) = s.stop().await;
+    let removed = out
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| {
+            v["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("bootstrap admin password file removed"))
+        })
+        .unwrap_or_else(|| panic!("the removal is logged: {out}"));
+    assert_eq!(removed["path"], file.display().to_string());
+
     // A second start finds the admin and writes nothing.
-    std::fs::remove_file(&file).unwrap();
     let s = Server::start(&envs).await;
     s.stop().await;
     assert!(!file.exists());
+}
+
+/// Production writes a generated bootstrap password only into a data dir that is this user's
+/// alone (0700 or stricter, owned by the server's user): otherwise the start stops, saying why,
+/// and no file is written.
+#[cfg(unix)]
+#[tokio::test]
+async fn production_writes_the_bootstrap_password_only_into_a_private_data_dir() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let dir = tempfile::tempdir().unwrap();
+    let mut envs = base_env(dir.path()).await;
+    envs.extend([
+        ("IMANGOR_ENV", "production".to_owned()),
+        ("IMANGOR_JWT_SECRET", JWT_SECRET.to_owned()),
+        ("IMANGOR_DATA_KEYS", DATA_KEYS.to_owned()),
+    ]);
+    let data = dir.path().join("data");
+    let file = data.join("bootstrap-admin-password");
+    std::fs::create_dir(&data).unwrap();
+    for mode in [0o750, 0o707, 0o777] {
+        std::fs::set_permissions(&data, std::fs::Permissions::from_mode(mode)).unwrap();
+        let err = refused_start(&envs).await;
+        assert!(
+            err.contains(&format!(
+                "data dir {} is open to other users (mode {mode:o}): make it 0700",
+                data.display()
+            )),
+            "{mode:o}: {err}"
+        );
+        assert!(!file.exists());
+    }
+    // Owned by another user (only root can give it away).
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let me = std::fs::metadata(dir.path()).unwrap().uid();
+    if me == 0 {
+        std::os::unix::fs::chown(&data, Some(65534), None).unwrap();
+        let err = refused_start(&envs).await;
+        assert!(
+            err.contains(&format!(
+                "data dir {} is owned by uid 65534, not by this server's uid 0",
+                data.display()
+            )),
+            "{err}"
+        );
+        assert!(!file.exists());
+        std::os::unix::fs::chown(&data, Some(0), None).unwrap();
+    }
+    // Private: written, 0600.
+    let s = Server::start(&envs).await;
+    assert!(file.exists());
+    s.stop().await;
 }
 
 #[tokio::test]

@@ -640,3 +640,153 @@ async fn the_create_past_the_resource_quota_is_refused_with_403_quota_exceeded()
         );
     }
 }
+
+/// Runs one statement with string binds on the app's own database; the rows it changed.
+async fn exec(app: &TestApp, sql: &str, binds: &[&str]) -> u64 {
+    macro_rules! run {
+        ($pool:expr) => {{
+            let mut q = sqlx::query(sql);
+            for b in binds {
+                q = q.bind(*b);
+            }
+            q.execute($pool).await.unwrap().rows_affected()
+        }};
+    }
+    match &app.state.db {
+        imangor::db::Db::Sqlite(p) => run!(p),
+        imangor::db::Db::Postgres(p) => run!(p),
+    }
+}
+
+/// The kept (resource, secret) counts of an account.
+async fn kept_counts(app: &TestApp, user: &str) -> (i64, i64) {
+    let sql = "select resource_count, secret_count from users where id = $1";
+    macro_rules! get {
+        ($pool:expr) => {
+            sqlx::query_as(sql)
+                .bind(user)
+                .fetch_one($pool)
+                .await
+                .unwrap()
+        };
+    }
+    match &app.state.db {
+        imangor::db::Db::Sqlite(p) => get!(p),
+        imangor::db::Db::Postgres(p) => get!(p),
+    }
+}
+
+/// A kept count below zero is drift, never extra quota: the create counts the account's rows
+/// instead (and the refusal stands), and the kept counts are set back to the rows held.
+#[tokio::test]
+async fn a_negative_quota_count_is_drift_counted_from_the_rows_never_extra_quota() {
+    let app = TestApp::spawn_with(&[
+        ("IMANGOR_QUOTA_RESOURCES", "2"),
+        ("IMANGOR_QUOTA_SECRETS", "1"),
+    ])
+    .await;
+    let (account, a) = app.user_with_role("drift@example.com", "user").await;
+    create(&app, &a.access, "one", false).await;
+    create(&app, &a.access, "two", false).await;
+    let res = app
+        .post_json(
+            "/api/v1/secrets",
+            Some(&a.access),
+            &json!({"name": "only", "value": "v"}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    assert_eq!(kept_counts(&app, &account.id).await, (2, 1));
+    let drifted = "update users set resource_count = -5, secret_count = -1 where id = $1";
+    assert_eq!(exec(&app, drifted, &[&account.id]).await, 1);
+
+    let p = problem(
+        app.post_json(
+            "/api/v1/resources",
+            Some(&a.access),
+            &json!({"title": "three", "content": "c", "is_public": false}),
+        )
+        .await,
+        StatusCode::FORBIDDEN,
+    )
+    .await;
+    assert_eq!(p["type"], "urn:imangor:problem:quota_exceeded");
+    assert_eq!(kept_counts(&app, &account.id).await, (2, 1), "repaired");
+
+    assert_eq!(exec(&app, drifted, &[&account.id]).await, 1);
+    let p = problem(
+        app.post_json(
+            "/api/v1/secrets",
+            Some(&a.access),
+            &json!({"name": "second", "value": "v"}),
+        )
+        .await,
+        StatusCode::FORBIDDEN,
+    )
+    .await;
+    assert_eq!(p["type"], "urn:imangor:problem:quota_exceeded");
+    assert_eq!(kept_counts(&app, &account.id).await, (2, 1), "repaired");
+}
+
+/// Migration 0008 during a rolling upgrade: a delete an old replica has not yet committed when
+/// the backfill runs is waited for (PostgreSQL: `lock table ... in share mode`; SQLite: one
+/// writer at a time), so the kept count matches the rows once both are done.
+#[tokio::test]
+async fn the_quota_count_backfill_waits_for_writes_of_old_replicas() {
+    use sqlx::{Connection, Executor};
+    let dir = tempfile::tempdir().unwrap();
+    let url = database_url(dir.path()).await;
+    let pg = url.starts_with("postgres");
+    let migrations = if pg {
+        imangor::db::POSTGRES_MIGRATIONS
+    } else {
+        imangor::db::SQLITE_MIGRATIONS
+    };
+    let (before, last) = migrations.split_at(migrations.len() - 1);
+    assert_eq!(last[0].1, "quota counts");
+    let seed = "insert into users (id, email, full_name, password_hash, role, created_at, updated_at)
+                values ('u1', 'u1@example.com', 'U', 'x', 'user', 0, 0);
+                insert into resources (id, owner_id, title, content, is_public, created_at, updated_at)
+                values ('r1', 'u1', 't', 'c', false, 0, 0), ('r2', 'u1', 't', 'c', false, 0, 0);";
+    let migrate_last = last[0].2;
+    macro_rules! scenario {
+        ($conn:ty, $url:expr) => {{
+            let mut setup = <$conn>::connect($url).await.unwrap();
+            for (_, _, sql) in before {
+                setup.execute(sqlx::raw_sql(sql)).await.unwrap();
+            }
+            setup.execute(sqlx::raw_sql(seed)).await.unwrap();
+            // The old replica: a delete in flight.
+            let mut old = <$conn>::connect($url).await.unwrap();
+            let mut t = old.begin().await.unwrap();
+            t.execute("delete from resources where id = 'r1'")
+                .await
+                .unwrap();
+            let url = $url.to_owned();
+            let upgrade = tokio::spawn(async move {
+                let mut c = <$conn>::connect(&url).await.unwrap();
+                let mut t = c.begin().await.unwrap();
+                t.execute(sqlx::raw_sql(migrate_last)).await.unwrap();
+                t.commit().await.unwrap();
+            });
+            tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+            t.commit().await.unwrap();
+            upgrade.await.unwrap();
+            let kept: i64 = sqlx::query_scalar("select resource_count from users where id = 'u1'")
+                .fetch_one(&mut setup)
+                .await
+                .unwrap();
+            let rows: i64 =
+                sqlx::query_scalar("select count(*) from resources where owner_id = 'u1'")
+                    .fetch_one(&mut setup)
+                    .await
+                    .unwrap();
+            assert_eq!((kept, rows), (1, 1), "the kept count is the rows held");
+        }};
+    }
+    if pg {
+        scenario!(sqlx::PgConnection, &url);
+    } else {
+        scenario!(sqlx::SqliteConnection, &format!("{url}?mode=rwc"));
+    }
+}

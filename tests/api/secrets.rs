@@ -51,6 +51,31 @@ async fn stored(app: &TestApp, id: &str) -> (String, Vec<u8>) {
     }
 }
 
+/// Stores a Fernet token as an import would: on SQLite as TEXT (what Python's sqlite3 writes for
+/// a `str`), on PostgreSQL as bytea (the column's only type).
+async fn set_stored_as_text(app: &TestApp, id: &str, key_id: &str, token: &str) {
+    let sql = "update secrets set key_id = $1, ciphertext = $2 where id = $3";
+    match &app.state.db {
+        imangor::db::Db::Sqlite(p) => {
+            sqlx::query(sql)
+                .bind(key_id)
+                .bind(token)
+                .bind(id)
+                .execute(p)
+                .await
+                .unwrap();
+            let kind: String =
+                sqlx::query_scalar("select typeof(ciphertext) from secrets where id = $1")
+                    .bind(id)
+                    .fetch_one(p)
+                    .await
+                    .unwrap();
+            assert_eq!(kind, "text");
+        }
+        imangor::db::Db::Postgres(_) => set_stored(app, id, key_id, token.as_bytes()).await,
+    }
+}
+
 async fn set_stored(app: &TestApp, id: &str, key_id: &str, ciphertext: &[u8]) {
     let sql = "update secrets set key_id = $1, ciphertext = $2 where id = $3";
     macro_rules! set {
@@ -492,7 +517,7 @@ async fn the_first_read_of_an_imported_fernet_value_binds_it_to_its_row_v11_3_2(
     let plaintext = fixture["plaintext"].as_str().unwrap();
     let ring = format!("{DATA_KEYS},legacy:{}", fixture["key"].as_str().unwrap());
     let app = TestApp::spawn_with(&[("IMANGOR_DATA_KEYS", &ring)]).await;
-    let (_, owner) = app.user_with_role("fernet-owner@example.com", "user").await;
+    let (owner_account, owner) = app.user_with_role("fernet-owner@example.com", "user").await;
     let (_, thief) = app.user_with_role("fernet-thief@example.com", "user").await;
     let id = create(&app, &owner.access, "imported", "placeholder").await["id"]
         .as_str()
@@ -535,4 +560,51 @@ async fn the_first_read_of_an_imported_fernet_value_binds_it_to_its_row_v11_3_2(
         .filter(|e| e.action == "secret.reseal")
         .collect();
     assert_eq!(resealed.len(), 1, "one reseal, recorded in the audit trail");
+    assert_eq!(
+        resealed[0].actor_id.as_deref(),
+        Some(owner_account.id.as_str())
+    );
+    assert_eq!(resealed[0].severity, "warning");
+}
+
+/// An imported Fernet token stored as TEXT on SQLite (Python's sqlite3 writes a `str` so) is
+/// resealed by its first read as well, the reader named as the event's actor (ASVS V11.3.2).
+#[tokio::test]
+async fn the_first_read_of_an_imported_fernet_value_stored_as_text_reseals_it_v11_3_2() {
+    let fixture: Value = serde_json::from_str(include_str!("../fixtures/fernet.json")).unwrap();
+    let plaintext = fixture["plaintext"].as_str().unwrap();
+    let ring = format!("{DATA_KEYS},legacy:{}", fixture["key"].as_str().unwrap());
+    let app = TestApp::spawn_with(&[("IMANGOR_DATA_KEYS", &ring)]).await;
+    let (account, owner) = app.user_with_role("text-owner@example.com", "user").await;
+    let id = create(&app, &owner.access, "imported", "placeholder").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    set_stored_as_text(&app, &id, "legacy", fixture["token"].as_str().unwrap()).await;
+    let res = app
+        .get(&format!("/api/v1/secrets/{id}"), &owner.access)
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.json::<Value>().await.unwrap()["value"], plaintext);
+    let (key, ct) = stored(&app, &id).await;
+    assert_eq!(
+        (key.as_str(), ct[0]),
+        ("t1", 1),
+        "resealed: format v1 under t1"
+    );
+    let resealed: Vec<_> = events(&app)
+        .await
+        .into_iter()
+        .filter(|e| e.action == "secret.reseal")
+        .collect();
+    assert_eq!(resealed.len(), 1);
+    assert_eq!(resealed[0].actor_id.as_deref(), Some(account.id.as_str()));
+    assert_eq!(
+        resealed[0].target.as_deref(),
+        Some(format!("secret:{id}").as_str())
+    );
+    let res = app
+        .get(&format!("/api/v1/secrets/{id}"), &owner.access)
+        .await;
+    assert_eq!(res.json::<Value>().await.unwrap()["value"], plaintext);
 }
