@@ -391,9 +391,13 @@ pub const REFUSAL_WINDOW: Duration = Duration::from_secs(600);
 /// accounts attacked, not with the requests. Bounded like the guard's own maps.
 #[derive(Debug, Default)]
 pub struct RefusalEvents {
-    /// By (action, account key): when the window started, events written in it.
-    seen: Mutex<HashMap<(&'static str, String), (Instant, u32)>>,
+    seen: Mutex<HashMap<RefusalKey, RefusalWindow>>,
 }
+
+/// (action, account key).
+type RefusalKey = (&'static str, String);
+/// When the window started, and the events written in it.
+type RefusalWindow = (Instant, u32);
 
 impl RefusalEvents {
     /// Counts one refusal of `action` aimed at `account`: `Some(n)` when it is the n-th of its
