@@ -65,7 +65,7 @@ const STALE_AFTER: Duration = Duration::from_secs(3);
 /// of probes cannot take the pool's connections from the API.
 pub struct Readiness {
     state: AtomicU8,
-    /// When the last result came, in milliseconds since `born`.
+    /// When the check that made the last result started, in milliseconds since `born`.
     at_ms: AtomicU64,
     born: Instant,
     conn: tokio::sync::Mutex<Option<ReadConn>>,
@@ -95,12 +95,15 @@ impl Readiness {
     /// Asks the database once and keeps the answer; logs only a change, not every failed second.
     pub async fn check(&self, db: &Db, metrics: &Metrics) {
         metrics.readiness_check();
+        // A result is as old as the check that made it: checks start at most 2 s apart (one a
+        // second, each at most `PROBE_TIMEOUT`), so a live probe's result is never 3 s old.
+        let started = Instant::now();
         let (now, error) = match tokio::time::timeout(PROBE_TIMEOUT, self.ping(db)).await {
             Ok(Ok(())) => (READY, None),
             Ok(Err(e)) => (DB_ERROR, Some(e.to_string())),
             Err(_) => (DB_SILENT, None),
         };
-        self.stamp(Instant::now());
+        self.stamp(started);
         let before = self.state.swap(now, Ordering::Relaxed);
         if before == now {
             return;
