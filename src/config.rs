@@ -13,7 +13,7 @@ use secrecy::{ExposeSecret, SecretBox, SecretString};
 use crate::crypto::keyring::{self, Source};
 use crate::domain::{Email, PasswordPolicy};
 use crate::limits::Quota;
-use crate::limits::address::{self, Cidr, ClientIpHeader};
+use crate::limits::address::{self, Cidr, ClientIpHeader, Hops};
 use crate::limits::login::LoginPolicy;
 
 /// A secret value: never printed by `Debug`, zeroed when dropped.
@@ -118,6 +118,9 @@ pub struct Config {
     pub trusted_proxies: Vec<Cidr>,
     /// The one forwarding header believed from a trusted proxy.
     pub client_ip_header: ClientIpHeader,
+    /// How far into that header: past every trusted hop (unset), or exactly N hops
+    /// (`IMANGOR_TRUSTED_HOPS`).
+    pub trusted_hops: Hops,
     /// Exact origins allowed to call from a browser; `*` means any (never with credentials in production).
     pub cors_origins: Vec<String>,
     pub cors_credentials: bool,
@@ -221,6 +224,7 @@ const KEYS: &[Key] = &[
     k("login_slow_after"),
     k("trusted_proxies"),
     k("client_ip_header"),
+    k("trusted_hops"),
     k("cors_origins"),
     k("cors_credentials"),
     k("max_connections"),
@@ -565,6 +569,10 @@ impl Config {
             trusted_proxies: address::parse_list(raw.get("trusted_proxies").unwrap_or(""))
                 .map_err(|e| anyhow::anyhow!("IMANGOR_TRUSTED_PROXIES: {e}"))?,
             client_ip_header: parse(raw, "client_ip_header", ClientIpHeader::XForwardedFor)?,
+            trusted_hops: match raw.get("trusted_hops") {
+                None => Hops::Walk,
+                Some(_) => Hops::Exactly(seconds(raw, "trusted_hops", 1, 1..=16)? as usize),
+            },
             cors_origins: cors_origins(raw.get("cors_origins").unwrap_or(""))?,
             cors_credentials: parse(raw, "cors_credentials", false)?,
             max_connections: parse(raw, "max_connections", 1024usize)?.clamp(1, 1_000_000),
@@ -1081,6 +1089,16 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.starts_with("IMANGOR_CLIENT_IP_HEADER:"), "{err}");
+        let hops = |v: &str| Config::from_raw(&raw(&[("IMANGOR_TRUSTED_HOPS", v)]));
+        assert_eq!(hops("2").unwrap().trusted_hops, Hops::Exactly(2));
+        for bad in ["0", "17", "x"] {
+            let err = hops(bad).unwrap_err().to_string();
+            assert!(err.starts_with("IMANGOR_TRUSTED_HOPS:"), "{err}");
+        }
+        assert_eq!(
+            Config::from_raw(&raw(&[])).unwrap().trusted_hops,
+            Hops::Walk
+        );
     }
 
     #[test]

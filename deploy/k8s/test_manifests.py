@@ -10,6 +10,7 @@ Rendering: `kubectl kustomize` (kustomize built into kubectl) of the venv script
 or the one named by $KUBECTL.
 """
 
+import ipaddress
 import copy
 import json
 import os
@@ -212,12 +213,14 @@ def check_containers(docs):
     for c in containers:
         name = f"containers/{c.get('name')}"
         ports = {p.get("name"): p.get("containerPort") for p in c.get("ports") or []}
-        for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
+        # The probes go to the metrics listener, unlimited: on the public port they share the
+        # node address's rate limit and connection share with whatever else resolves to it.
+        for probe, path in (("startupProbe", "/healthz"), ("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
             get = (c.get(probe) or {}).get("httpGet") or {}
             port = get.get("port")
             port = ports.get(port, port)
-            if get.get("path") != path or port != API_PORT:
-                bad.append(f"{name}: {probe} is not GET {path} on port {API_PORT}")
+            if get.get("path") != path or port != METRICS_PORT:
+                bad.append(f"{name}: {probe} is not GET {path} on port {METRICS_PORT}")
         if ports.get("http") != API_PORT or ports.get("metrics") != METRICS_PORT:
             bad.append(f"{name}: ports are not http={API_PORT} and metrics={METRICS_PORT}: {ports}")
     migrate = [c for c in pod.get("initContainers") or [] if (c.get("args") or c.get("command") or [])[-1:] == ["migrate"]]
@@ -289,6 +292,18 @@ def check_config(docs):
             bad.append(f"ConfigMap: {key} is {data.get(key)!r}, not {value!r}")
     if not data.get("IMANGOR_TRUSTED_PROXIES"):
         bad.append("ConfigMap: IMANGOR_TRUSTED_PROXIES is empty (every client would share the proxy's address)")
+    # Only the ingress controller is trusted: a pod CIDR (/16) would let any pod, and the node's
+    # bridge address, name any client.
+    for cidr in (data.get("IMANGOR_TRUSTED_PROXIES") or "").split(","):
+        try:
+            net = ipaddress.ip_network(cidr.strip(), strict=False)
+        except ValueError:
+            bad.append(f"ConfigMap: IMANGOR_TRUSTED_PROXIES has {cidr!r}, not a CIDR")
+            continue
+        if net.prefixlen < (24 if net.version == 4 else 64):
+            bad.append(f"ConfigMap: IMANGOR_TRUSTED_PROXIES trusts all of {net} (a pod CIDR?), not only the ingress controller")
+    if data.get("IMANGOR_TRUSTED_HOPS") != "1":
+        bad.append("ConfigMap: IMANGOR_TRUSTED_HOPS is not 1 (only the address the ingress controller saw is believed)")
     if data.get("IMANGOR_RATE_LIMITS", "on") != "on":
         bad.append("ConfigMap: rate limits are off")
     if data.get("IMANGOR_CORS_ORIGINS", "").strip() == "*":
@@ -607,6 +622,9 @@ BREAKAGES = [
     ("secret files world-readable", lambda d: next(v for v in pod(d)["volumes"] if "secret" in v)["secret"].update(defaultMode=0o444), "readable by others"),
     ("development mode", lambda d: of_kind(d, "ConfigMap")[0]["data"].update(IMANGOR_ENV="development"), "IMANGOR_ENV"),
     ("no trusted proxies", lambda d: of_kind(d, "ConfigMap")[0]["data"].pop("IMANGOR_TRUSTED_PROXIES"), "TRUSTED_PROXIES"),
+    ("the whole pod CIDR trusted", lambda d: of_kind(d, "ConfigMap")[0]["data"].update(IMANGOR_TRUSTED_PROXIES="10.244.0.0/16"), "TRUSTED_PROXIES"),
+    ("no trusted hops", lambda d: of_kind(d, "ConfigMap")[0]["data"].pop("IMANGOR_TRUSTED_HOPS"), "TRUSTED_HOPS"),
+    ("readiness on the public port", lambda d: container(d)["readinessProbe"]["httpGet"].update(port="http"), "readinessProbe"),
     ("secret in the ConfigMap", lambda d: of_kind(d, "ConfigMap")[0]["data"].update(IMANGOR_DATABASE_URL="postgres://u:p@db/x"), "IMANGOR_DATABASE_URL"),
     ("plaintext backends on an open network", lambda d: [d.remove(p) for p in of_kind(d, "NetworkPolicy")], "IMANGOR_ALLOW_PLAINTEXT_BACKENDS"),
     ("plaintext backends outside the cluster", lambda d: policy(d)["egress"][1].update(to=[{"ipBlock": {"cidr": "10.20.0.5/32"}}]), "IMANGOR_ALLOW_PLAINTEXT_BACKENDS=true while NetworkPolicy imangor-api"),

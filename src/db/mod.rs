@@ -165,6 +165,16 @@ impl Db {
         }
     }
 
+    /// A connection of its own, opened from the pool's settings but never part of the pool: what
+    /// runs on it neither waits for the pool nor takes a connection from the API.
+    pub async fn connect_apart(&self) -> sqlx::Result<readers::ReadConn> {
+        use sqlx::ConnectOptions;
+        Ok(match self {
+            Db::Sqlite(p) => readers::ReadConn::Sqlite(p.connect_options().connect().await?),
+            Db::Postgres(p) => readers::ReadConn::Postgres(p.connect_options().connect().await?),
+        })
+    }
+
     pub async fn close(&self) {
         match self {
             Db::Sqlite(p) => p.close().await,

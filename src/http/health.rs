@@ -8,11 +8,12 @@ use axum::response::{IntoResponse, Response};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use std::sync::atomic::{AtomicU8, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use super::error::problem;
 use crate::db::Db;
+use crate::db::readers::ReadConn;
 use crate::metrics::Metrics;
 use crate::state::AppState;
 
@@ -47,26 +48,63 @@ const UNKNOWN: u8 = 0;
 const READY: u8 = 1;
 const DB_ERROR: u8 = 2;
 const DB_SILENT: u8 = 3;
+/// No answer recorded for longer than `STALE_AFTER`: the probe loop is dead or stuck.
+const STALE: u8 = 4;
 
-/// How long the probe waits for the database.
+/// How long the probe waits for the database (opening its connection included).
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// The readiness probe's last result. The probe (`probe_loop`) asks the database once a second;
-/// `GET /readyz` reads the result and does no database work of its own, so that a flood of
-/// probes cannot take the pool's connections from the API (or fail readiness everywhere at once).
-#[derive(Debug, Default)]
-pub struct Readiness(AtomicU8);
+/// A result older than this is not believed: the probe runs each second and waits at most
+/// `PROBE_TIMEOUT`, so a live probe is never this late.
+const STALE_AFTER: Duration = Duration::from_secs(3);
+
+/// The readiness probe's last result and when it came. The probe (`probe_loop`) asks the
+/// database once a second, on a connection of its own outside the pool: a saturated pool is an
+/// overloaded replica, not a dead database, and must not take every replica out of the Service
+/// at once. `GET /readyz` reads the result and does no database work of its own, so that a flood
+/// of probes cannot take the pool's connections from the API.
+pub struct Readiness {
+    state: AtomicU8,
+    /// When the check that made the last result started, in milliseconds since `born`.
+    at_ms: AtomicU64,
+    born: Instant,
+    conn: tokio::sync::Mutex<Option<ReadConn>>,
+}
+
+impl Default for Readiness {
+    fn default() -> Self {
+        Readiness {
+            state: AtomicU8::new(UNKNOWN),
+            at_ms: AtomicU64::new(0),
+            born: Instant::now(),
+            conn: tokio::sync::Mutex::new(None),
+        }
+    }
+}
+
+impl std::fmt::Debug for Readiness {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Readiness")
+            .field("state", &self.state)
+            .field("at_ms", &self.at_ms)
+            .finish_non_exhaustive()
+    }
+}
 
 impl Readiness {
     /// Asks the database once and keeps the answer; logs only a change, not every failed second.
     pub async fn check(&self, db: &Db, metrics: &Metrics) {
         metrics.readiness_check();
-        let (now, error) = match tokio::time::timeout(PROBE_TIMEOUT, db.ping()).await {
+        // A result is as old as the check that made it: checks start at most 2 s apart (one a
+        // second, each at most `PROBE_TIMEOUT`), so a live probe's result is never 3 s old.
+        let started = Instant::now();
+        let (now, error) = match tokio::time::timeout(PROBE_TIMEOUT, self.ping(db)).await {
             Ok(Ok(())) => (READY, None),
             Ok(Err(e)) => (DB_ERROR, Some(e.to_string())),
             Err(_) => (DB_SILENT, None),
         };
-        let before = self.0.swap(now, Ordering::Relaxed);
+        self.stamp(started);
+        let before = self.state.swap(now, Ordering::Relaxed);
         if before == now {
             return;
         }
@@ -81,6 +119,51 @@ impl Readiness {
             ),
         }
     }
+
+    /// `select 1` on the probe's own connection, opened when it has none; a connection that
+    /// failed (or whose ping was cut off by the timeout) is dropped and opened afresh next time.
+    async fn ping(&self, db: &Db) -> sqlx::Result<()> {
+        let mut slot = self.conn.lock().await;
+        let mut conn = match slot.take() {
+            Some(c) => c,
+            None => db.connect_apart().await?,
+        };
+        let q = "select 1";
+        match &mut conn {
+            ReadConn::Sqlite(c) => sqlx::query(q).execute(c).await.map(drop)?,
+            ReadConn::Postgres(c) => sqlx::query(q).execute(c).await.map(drop)?,
+        }
+        *slot = Some(conn);
+        Ok(())
+    }
+
+    /// When the result about to be stored came.
+    fn stamp(&self, at: Instant) {
+        let ms = at.saturating_duration_since(self.born).as_millis();
+        self.at_ms
+            .store(u64::try_from(ms).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    #[cfg(test)]
+    fn record(&self, state: u8, at: Instant) {
+        self.stamp(at);
+        self.state.store(state, Ordering::Relaxed);
+    }
+
+    /// The last result, unless it is older than `STALE_AFTER` at `now`.
+    fn at(&self, now: Instant) -> u8 {
+        let state = self.state.load(Ordering::Relaxed);
+        let at = self.born + Duration::from_millis(self.at_ms.load(Ordering::Relaxed));
+        if state != UNKNOWN && now.saturating_duration_since(at) > STALE_AFTER {
+            return STALE;
+        }
+        state
+    }
+
+    /// Whether the last result, still fresh, says ready.
+    pub fn is_ready(&self) -> bool {
+        self.at(Instant::now()) == READY
+    }
 }
 
 /// Checks the database each second for as long as the server runs.
@@ -94,12 +177,28 @@ pub async fn probe_loop(app: AppState) {
 }
 
 /// The process can serve: the database answered the last readiness probe (made each second in
-/// the background; this call itself does no database work). Also says whether the shared store
-/// (Redis) is in use (`up`), unreachable (`down`: this replica limits on its own) or not
-/// configured (`off`).
+/// the background; this call itself does no database work). The public answer says nothing
+/// more; the metrics listener's copy (`detailed`) names the database and the shared store.
 #[utoipa::path(get, path = "/readyz", tag = "health", responses((status = 200), (status = 503)))]
 async fn readyz(State(app): State<AppState>) -> Response {
-    match app.readiness.0.load(Ordering::Relaxed) {
+    if app.readiness.is_ready() {
+        Json(serde_json::json!({ "status": "ready" })).into_response()
+    } else {
+        // One text whatever the cause: the cause is in the log and on the metrics listener.
+        problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_ready",
+            "the service is not ready",
+            None,
+        )
+    }
+}
+
+/// `GET /readyz` on the metrics listener (unlimited, for the kubelet and the operator): the
+/// same verdict, with the database's backend and whether the shared store (Redis) is in use
+/// (`up`), unreachable (`down`: this replica limits on its own) or not configured (`off`).
+pub async fn detailed(State(app): State<AppState>) -> Response {
+    match app.readiness.at(Instant::now()) {
         // Redis down does not make a replica unready: it falls back to its own limits.
         READY => Json(serde_json::json!({
             "status": "ready",
@@ -112,23 +211,36 @@ async fn readyz(State(app): State<AppState>) -> Response {
         }))
         .into_response(),
         // The cause goes to the log, never to the body (no SQL or driver text).
-        DB_SILENT => problem(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "not_ready",
-            "the database did not answer in time",
-            None,
-        ),
-        DB_ERROR => problem(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "not_ready",
-            "the database is not reachable",
-            None,
-        ),
-        _ => problem(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "not_ready",
-            "the database has not been checked yet",
-            None,
-        ),
+        DB_SILENT => not_ready("the database did not answer in time"),
+        DB_ERROR => not_ready("the database is not reachable"),
+        STALE => not_ready("the readiness probe has not answered for more than 3 s"),
+        _ => not_ready("the database has not been checked yet"),
+    }
+}
+
+fn not_ready(detail: &str) -> Response {
+    problem(StatusCode::SERVICE_UNAVAILABLE, "not_ready", detail, None)
+}
+
+/// `GET /healthz` on the metrics listener: the process is up.
+pub async fn alive() -> Json<serde_json::Value> {
+    healthz().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_result_older_than_3_s_is_not_believed() {
+        let r = Readiness::default();
+        let t = r.born + Duration::from_secs(10);
+        assert_eq!(r.at(t), UNKNOWN, "never checked");
+        r.record(READY, t);
+        assert_eq!(r.at(t + Duration::from_millis(2900)), READY);
+        // The probe loop died after its last answer: no longer ready.
+        assert_eq!(r.at(t + Duration::from_millis(3100)), STALE);
+        r.record(DB_ERROR, t + Duration::from_secs(4));
+        assert_eq!(r.at(t + Duration::from_secs(5)), DB_ERROR);
     }
 }

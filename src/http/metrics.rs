@@ -1,5 +1,7 @@
-//! The scrape listener: `GET /metrics` in the Prometheus text format, and nothing else. It is
-//! a separate listener (`IMANGOR_METRICS_LISTEN`), so the public port never serves it.
+//! The scrape listener: `GET /metrics` in the Prometheus text format, and the probes (`/healthz`,
+//! `/readyz` with its details) for the kubelet, unlimited. It is a separate listener
+//! (`IMANGOR_METRICS_LISTEN`), so the public port never serves the metrics, and the probes here
+//! do not share a rate limit or a connection share with anything that reaches the public port.
 
 use std::time::Instant;
 
@@ -14,7 +16,11 @@ use crate::metrics::Gauges;
 use crate::state::AppState;
 
 pub fn router(app: AppState) -> Router {
-    Router::new().route("/metrics", get(scrape)).with_state(app)
+    Router::new()
+        .route("/metrics", get(scrape))
+        .route("/healthz", get(super::health::alive))
+        .route("/readyz", get(super::health::detailed))
+        .with_state(app)
 }
 
 async fn scrape(State(app): State<AppState>) -> Response {

@@ -29,18 +29,32 @@ pub async fn client_address(State(app): State<AppState>, mut req: Request, next:
         let headers = req.headers();
         // Only the header the operator's proxy sets (IMANGOR_CLIENT_IP_HEADER); any other
         // forwarding header could have been written by the client and passed on untouched.
-        let ip = resolve(
+        // Read as bytes: a client's byte outside ASCII, which the proxy passes on in the same
+        // line as the address it appends, spoils only its own part of the line.
+        let resolved = resolve(
             peer.ip(),
             app.config.client_ip_header,
             |name| {
                 headers
                     .get_all(name)
                     .iter()
-                    .filter_map(|v| v.to_str().ok())
+                    .map(|v| String::from_utf8_lossy(v.as_bytes()))
                     .collect()
             },
             &app.config.trusted_proxies,
+            app.config.trusted_hops,
         );
+        // A trusted proxy's request whose client cannot be read is refused: counted as the
+        // proxy's own it would share the proxy's budget and escape the connection share.
+        let Some(ip) = resolved else {
+            tracing::warn!(target: "security", peer = %peer.ip(), header = app.config.client_ip_header.name(), "a trusted proxy's forwarding header names no readable client; refused");
+            return problem(
+                StatusCode::BAD_REQUEST,
+                "invalid_forwarding_header",
+                "the client address cannot be read from the forwarding header",
+                None,
+            );
+        };
         let probe = matches!(req.uri().path(), "/healthz" | "/readyz");
         if !probe && app.blocks.is_blocked(ip) {
             return problem(

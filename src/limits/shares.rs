@@ -6,27 +6,50 @@
 //! HTTP/1.1 a request in flight is a connection held through the proxy). A trusted proxy's own
 //! connections are not counted at all: it carries everyone's traffic, and its clients are
 //! counted one by one at the request instead, where their address is known.
+//!
+//! An IPv6 address counts as its /64, and its /48 has a second share, four times as large: a
+//! host given a /56 (256 /64s) would otherwise hold 256 shares, every connection of the server.
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::sync::{Arc, Mutex};
 
 use super::bucket_ip;
 
-/// The table of addresses and what each holds; only addresses holding something are in it, so
-/// it is bounded by the connections and requests of the moment.
+/// The table of addresses (an IPv6 /64, or the /48 of the second share: the key's prefix length
+/// tells them apart) and what each holds; only addresses holding something are in it, so it is
+/// bounded by the connections and requests of the moment.
 #[derive(Debug)]
 pub struct Shares {
     per_address: usize,
-    held: Mutex<HashMap<IpAddr, usize>>,
+    held: Mutex<HashMap<(IpAddr, u8), usize>>,
 }
 
 /// One connection (or forwarded request) of an address, given back when dropped.
 #[derive(Debug)]
 pub struct Share {
     shares: Arc<Shares>,
-    ip: IpAddr,
+    keys: Vec<(IpAddr, u8)>,
+}
+
+/// How many /64 shares one /48 holds at most.
+const PER_48: usize = 4;
+
+/// The keys an address counts against, with their limits: its own (IPv6: its /64), and for
+/// IPv6 its /48.
+fn keys(ip: IpAddr, per_address: usize) -> Vec<((IpAddr, u8), usize)> {
+    let ip = bucket_ip(ip);
+    match ip {
+        IpAddr::V6(v6) => {
+            let net48 = Ipv6Addr::from(u128::from(v6) & !((1u128 << 80) - 1));
+            vec![
+                ((ip, 64), per_address),
+                ((IpAddr::V6(net48), 48), per_address.saturating_mul(PER_48)),
+            ]
+        }
+        v4 => vec![((v4, 32), per_address)],
+    }
 }
 
 impl Shares {
@@ -37,36 +60,45 @@ impl Shares {
         })
     }
 
-    /// One more for `ip` (an IPv6 address counts as its /64, as for the rate limits), unless it
-    /// already holds its share.
+    /// One more for `ip` (an IPv6 address counts as its /64, as for the rate limits, and its /48
+    /// too), unless it already holds its share.
     pub fn take(self: &Arc<Self>, ip: IpAddr) -> Option<Share> {
-        let ip = bucket_ip(ip);
+        let keys = keys(ip, self.per_address);
         let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
-        let n = held.entry(ip).or_insert(0);
-        if *n >= self.per_address {
+        if keys
+            .iter()
+            .any(|(k, limit)| held.get(k).copied().unwrap_or(0) >= *limit)
+        {
             return None;
         }
-        *n += 1;
+        for (k, _) in &keys {
+            *held.entry(*k).or_insert(0) += 1;
+        }
         Some(Share {
             shares: self.clone(),
-            ip,
+            keys: keys.into_iter().map(|(k, _)| k).collect(),
         })
     }
 
-    /// What `ip` holds now.
+    /// What `ip` holds now (its own share: an IPv6 address's /64).
     pub fn held(&self, ip: IpAddr) -> usize {
         let held = self.held.lock().unwrap_or_else(|e| e.into_inner());
-        held.get(&bucket_ip(ip)).copied().unwrap_or(0)
+        keys(ip, self.per_address)
+            .first()
+            .and_then(|(k, _)| held.get(k).copied())
+            .unwrap_or(0)
     }
 }
 
 impl Drop for Share {
     fn drop(&mut self) {
         let mut held = self.shares.held.lock().unwrap_or_else(|e| e.into_inner());
-        if let Entry::Occupied(mut e) = held.entry(self.ip) {
-            *e.get_mut() -= 1;
-            if *e.get() == 0 {
-                e.remove();
+        for k in &self.keys {
+            if let Entry::Occupied(mut e) = held.entry(*k) {
+                *e.get_mut() -= 1;
+                if *e.get() == 0 {
+                    e.remove();
+                }
             }
         }
     }
@@ -92,5 +124,26 @@ mod tests {
         let s3 = shares.take(a).unwrap();
         drop((s2, s3, b1, b2));
         assert!(shares.held.lock().unwrap().is_empty(), "nothing is kept");
+    }
+
+    #[test]
+    fn an_ipv6_48_holds_at_most_four_shares_so_a_56_cannot_take_every_connection() {
+        let shares = Shares::new(2);
+        // A /56: 256 /64s, each with a share of its own; its /48 caps them at 4 x 2.
+        let taken: Vec<Share> = (0..256u32)
+            .flat_map(|i| {
+                let ip: IpAddr = format!("2001:db8:0:{i:x}::1").parse().unwrap();
+                [shares.take(ip), shares.take(ip)]
+            })
+            .flatten()
+            .collect();
+        assert_eq!(taken.len(), 8);
+        // Another /48 is not touched, nor is IPv4.
+        assert!(shares.take("2001:db8:1::1".parse().unwrap()).is_some());
+        assert!(shares.take("192.0.2.1".parse().unwrap()).is_some());
+        drop(taken);
+        let again = shares.take("2001:db8:0:ff::1".parse().unwrap());
+        assert!(again.is_some(), "given back");
+        assert_eq!(shares.held("2001:db8:0:ff::9".parse().unwrap()), 1);
     }
 }

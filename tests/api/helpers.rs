@@ -173,6 +173,16 @@ impl TestApp {
             .unwrap()
     }
 
+    /// A GET on the metrics listener (its probes and the scrape), unlimited.
+    pub async fn get_internal(&self, path: &str) -> Response {
+        let addr = self.metrics_addr.expect("a metrics listener");
+        self.client
+            .get(format!("http://{addr}{path}"))
+            .send()
+            .await
+            .unwrap()
+    }
+
     pub async fn get_anon(&self, path: &str) -> Response {
         self.client.get(self.url(path)).send().await.unwrap()
     }

@@ -160,6 +160,118 @@ async fn behind_a_trusted_proxy_the_rightmost_untrusted_hop_is_the_client() {
     assert_eq!(e.ip.as_deref(), Some("198.51.100.2"));
 }
 
+/// A registration through the proxy with these raw bytes as its `X-Forwarded-For` line.
+async fn register_with_raw_xff(app: &TestApp, email: &str, line: &[u8]) -> reqwest::Response {
+    app.client
+        .post(app.url("/api/v1/users"))
+        .header(
+            "x-forwarded-for",
+            reqwest::header::HeaderValue::from_bytes(line).unwrap(),
+        )
+        .json(&json!({"email": email, "password": PASSWORD, "full_name": "R"}))
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_byte_outside_ascii_in_the_forwarding_header_never_makes_the_client_the_proxy_v4_1_3() {
+    let app = TestApp::spawn_with(&[
+        ("IMANGOR_RATE_LIMIT_REGISTER", "1/60"),
+        ("IMANGOR_TRUSTED_PROXIES", "127.0.0.1"),
+    ])
+    .await;
+    // nginx's `$proxy_add_x_forwarded_for` appends the real address to the client's own line,
+    // `\x80` and all: each client is still itself, with a bucket of its own.
+    for i in 0..2 {
+        let mut line = format!("?, 198.51.100.{i}").into_bytes();
+        line[0] = 0x80;
+        let res = register_with_raw_xff(&app, &format!("obs{i}@example.com"), &line).await;
+        assert_eq!(res.status(), StatusCode::CREATED, "client {i}");
+    }
+    let e = events(&app)
+        .await
+        .into_iter()
+        .rfind(|e| e.action == "user.register")
+        .unwrap();
+    assert_eq!(e.ip.as_deref(), Some("198.51.100.1"));
+    // A line whose rightmost hop itself cannot be read names no client: refused, never counted
+    // as the proxy's own request.
+    for line in [&b"\x80"[..], b"198.51.100.7, \x80", b"unknown"] {
+        let res = register_with_raw_xff(&app, "obs-bad@example.com", line).await;
+        let body = problem(res, StatusCode::BAD_REQUEST).await;
+        assert_eq!(
+            body["type"], "urn:imangor:problem:invalid_forwarding_header",
+            "{line:?}"
+        );
+        assert_eq!(
+            body["detail"],
+            "the client address cannot be read from the forwarding header"
+        );
+    }
+    assert_eq!(
+        register_from(&app, "obs-bad@example.com", Some("198.51.100.7"))
+            .await
+            .status(),
+        StatusCode::CREATED,
+        "the refused ones took nothing from the client's budget"
+    );
+}
+
+#[tokio::test]
+async fn with_trusted_hops_only_the_nth_address_from_the_right_is_believed_v4_1_3() {
+    // The proxy's whole network trusted (as a pod CIDR with the node's bridge in it) and one hop.
+    let app = TestApp::spawn_with(&[
+        ("IMANGOR_RATE_LIMIT_REGISTER", "1/60"),
+        ("IMANGOR_TRUSTED_PROXIES", "127.0.0.0/8"),
+        ("IMANGOR_TRUSTED_HOPS", "1"),
+    ])
+    .await;
+    // The proxy saw a trusted address (the node's, after SNAT) and appended it: the walk would
+    // skip it and believe whatever the client wrote left of it. One hop: the address the proxy saw.
+    let res = register_from(&app, "hops0@example.com", Some("198.51.100.20, 127.0.0.5")).await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let res = register_from(&app, "hops1@example.com", Some("198.51.100.21, 127.0.0.5")).await;
+    assert_eq!(
+        res.status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "the same peer of the proxy, whatever it wrote left of it"
+    );
+    let res = register_from(&app, "hops2@example.com", Some("127.0.0.9, 198.51.100.22")).await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let e = events(&app)
+        .await
+        .into_iter()
+        .rfind(|e| e.action == "user.register")
+        .unwrap();
+    assert_eq!(e.ip.as_deref(), Some("198.51.100.22"));
+    // Two hops: the second from the right, and a line with fewer is refused.
+    let two = TestApp::spawn_with(&[
+        ("IMANGOR_TRUSTED_PROXIES", "127.0.0.1"),
+        ("IMANGOR_TRUSTED_HOPS", "2"),
+    ])
+    .await;
+    let res = register_from(
+        &two,
+        "two@example.com",
+        Some("6.6.6.6, 198.51.100.30, 10.0.0.5"),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let e = events(&two)
+        .await
+        .into_iter()
+        .rfind(|e| e.action == "user.register")
+        .unwrap();
+    assert_eq!(e.ip.as_deref(), Some("198.51.100.30"));
+    let res = register_from(&two, "two-short@example.com", Some("198.51.100.31")).await;
+    let body = problem(res, StatusCode::BAD_REQUEST).await;
+    assert_eq!(
+        body["type"],
+        "urn:imangor:problem:invalid_forwarding_header"
+    );
+}
+
 #[tokio::test]
 async fn repeated_failures_lock_the_pair_but_never_the_victim_elsewhere_v6_3_1() {
     let app = TestApp::spawn_with(&[

@@ -9,12 +9,17 @@ use crate::helpers::*;
 async fn health_and_readiness_answer() {
     let app = TestApp::spawn().await;
     assert_eq!(app.get_anon("/healthz").await.status(), StatusCode::OK);
+    // The public answer says ready and nothing more (no backend, no shared-state outage that
+    // tells an attacker the limits are per replica); the metrics listener's copy has the details.
     let v: Value = app.get_anon("/readyz").await.json().await.unwrap();
+    assert_eq!(v, json!({"status": "ready"}));
+    let v: Value = app.get_internal("/readyz").await.json().await.unwrap();
     assert_eq!(v["status"], "ready");
     assert_eq!(
         v["database"],
         if on_postgres() { "postgres" } else { "sqlite" }
     );
+    assert_eq!(v["shared_state"], "off");
 }
 
 #[tokio::test]
