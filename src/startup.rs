@@ -17,6 +17,9 @@ use crate::limits::Limiter;
 use crate::limits::login::Logins;
 use crate::state::AppState;
 
+/// Connections the scrape listener (metrics and the kubelet's probes) serves at once.
+const SCRAPE_MAX_CONNECTIONS: usize = 64;
+
 /// A built application: its listener is bound, so the address is known before it serves.
 pub struct App {
     listener: TcpListener,
@@ -225,10 +228,18 @@ impl App {
             tracing::info!(addr = %l.local_addr()?, "metrics served");
             let scrape = crate::http::metrics::router(state.clone());
             let rx = stop_rx.clone();
+            // The probes and the scraper are few: the same header and write deadlines as the
+            // API, a small cap, and a share per address, so that slow connections from the
+            // monitoring network cannot hold the listener the kubelet's probes need.
+            let scrape_limits = ConnLimits {
+                max_connections: SCRAPE_MAX_CONNECTIONS,
+                shares: crate::limits::shares::Shares::new(SCRAPE_MAX_CONNECTIONS / 4),
+                trusted_proxies: Vec::new(),
+                ..limits.clone()
+            };
             tokio::spawn(async move {
-                if let Err(e) = axum::serve(l, scrape)
-                    .with_graceful_shutdown(stopped(rx))
-                    .await
+                if let Err(e) =
+                    crate::http::server::serve(l, scrape, scrape_limits, stopped(rx)).await
                 {
                     tracing::error!(error = %e, "the metrics listener failed");
                 }

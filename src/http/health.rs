@@ -54,9 +54,11 @@ const STALE: u8 = 4;
 /// How long the probe waits for the database (opening its connection included).
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// A result older than this is not believed: the probe runs each second and waits at most
-/// `PROBE_TIMEOUT`, so a live probe is never this late.
-const STALE_AFTER: Duration = Duration::from_secs(3);
+/// A result older than this is not believed. A result is stamped with its check's start and
+/// written at its end: a check starts at most `PROBE_TIMEOUT` after the one before (one a second,
+/// a late tick fires at once) and takes at most `PROBE_TIMEOUT`, so a live probe's newest result
+/// is at most 2 x `PROBE_TIMEOUT` = 4 s old when the next one lands, even on a slow database.
+const STALE_AFTER: Duration = Duration::from_secs(5);
 
 /// The readiness probe's last result and when it came. The probe (`probe_loop`) asks the
 /// database once a second, on a connection of its own outside the pool: a saturated pool is an
@@ -95,8 +97,7 @@ impl Readiness {
     /// Asks the database once and keeps the answer; logs only a change, not every failed second.
     pub async fn check(&self, db: &Db, metrics: &Metrics) {
         metrics.readiness_check();
-        // A result is as old as the check that made it: checks start at most 2 s apart (one a
-        // second, each at most `PROBE_TIMEOUT`), so a live probe's result is never 3 s old.
+        // A result is as old as the check that made it (see `STALE_AFTER`).
         let started = Instant::now();
         let (now, error) = match tokio::time::timeout(PROBE_TIMEOUT, self.ping(db)).await {
             Ok(Ok(())) => (READY, None),

@@ -236,10 +236,20 @@ pub fn client_ip(
         .collect();
     if let Hops::Exactly(n) = hops {
         // The Nth from the right, or nothing: fewer hops than the proxies add is a request
-        // that did not come through all of them.
-        return n
-            .checked_sub(1)
-            .and_then(|i| all.iter().rev().nth(i))
+        // that did not come through all of them. The N-1 hops right of it are the proxies
+        // behind the first one, and must be trusted ones: otherwise a client reached an inner
+        // proxy directly and wrote the "client" hop itself.
+        let i = n.checked_sub(1)?;
+        let inner_trusted = all.iter().rev().take(i).all(|hop| {
+            parse_hop(hop).is_some_and(|ip| trusted.iter().any(|c| c.contains(canonical(ip))))
+        });
+        if !inner_trusted {
+            return None;
+        }
+        return all
+            .iter()
+            .rev()
+            .nth(i)
             .and_then(|hop| parse_hop(hop))
             .map(canonical);
     }
@@ -386,6 +396,10 @@ mod tests {
         );
         // Fewer hops than the proxies add, or an unreadable one: no client.
         assert_eq!(exactly(2, &["198.51.100.7"]), None);
+        // With two proxies, a client that reached the inner one directly: the hop the inner
+        // proxy wrote (the client's own address) is not a trusted proxy, so nothing is believed.
+        assert_eq!(exactly(2, &["6.6.6.6, 203.0.113.50"]), None);
+        assert_eq!(exactly(2, &["6.6.6.6, unknown"]), None);
         assert_eq!(exactly(1, &["6.6.6.6, unknown"]), None);
         assert_eq!(exactly(0, &["198.51.100.7"]), None);
         // An untrusted peer is its own address whatever N is.

@@ -424,6 +424,52 @@ async fn probes_are_limited_per_address_in_a_bucket_of_their_own() {
     assert_eq!(res.headers()["ratelimit-remaining"], "2");
 }
 
+/// The scrape listener serves the kubelet's probes: slow connections from one address there
+/// (a pod of the monitoring network) are cut at their share and by the header deadline, and
+/// the probes from another address are still answered (issue 16, review of item 3).
+#[tokio::test]
+async fn slow_connections_to_the_scrape_listener_cannot_starve_the_probes_v15_2_2() {
+    let app = TestApp::spawn_with(&[("IMANGOR_HEADER_TIMEOUT", "2")]).await;
+    let scrape_addr = app.metrics_addr.expect("a scrape listener");
+    let mut held = Vec::new();
+    for _ in 0..100 {
+        let mut s = connect_from([127, 0, 0, 3], scrape_addr).await;
+        let _ = s
+            .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: 1")
+            .await;
+        held.push(s);
+    }
+    let mut open = 0;
+    for s in held.iter_mut() {
+        if !closed(s, Duration::from_millis(20)).await {
+            open += 1;
+        }
+    }
+    assert_eq!(
+        open, 16,
+        "an address holds at most 16 of the scrape listener's connections"
+    );
+    let prober = reqwest::Client::builder()
+        .local_address(IpAddr::from([127, 0, 0, 2]))
+        .build()
+        .unwrap();
+    for path in ["/healthz", "/readyz"] {
+        let res = prober
+            .get(format!("http://{scrape_addr}{path}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK, "{path}");
+    }
+    // The half-sent requests are cut by the header deadline.
+    for s in held.iter_mut() {
+        assert!(
+            closed(s, Duration::from_secs(5)).await,
+            "a slow connection outlived the deadline"
+        );
+    }
+}
+
 #[tokio::test]
 async fn the_metrics_listener_answers_the_probes_when_the_public_health_bucket_is_exhausted() {
     let app = TestApp::spawn_with(&[("IMANGOR_RATE_LIMIT_API", "2/60")]).await;

@@ -245,9 +245,11 @@ async fn with_trusted_hops_only_the_nth_address_from_the_right_is_believed_v4_1_
         .rfind(|e| e.action == "user.register")
         .unwrap();
     assert_eq!(e.ip.as_deref(), Some("198.51.100.22"));
-    // Two hops: the second from the right, and a line with fewer is refused.
+    // Two hops: the second from the right, behind an inner proxy that is itself trusted; a line
+    // with fewer hops, or whose nearer hop is not a trusted proxy (a client that reached the
+    // inner proxy directly and wrote the "client" hop itself), is refused.
     let two = TestApp::spawn_with(&[
-        ("IMANGOR_TRUSTED_PROXIES", "127.0.0.1"),
+        ("IMANGOR_TRUSTED_PROXIES", "127.0.0.1,10.0.0.0/8"),
         ("IMANGOR_TRUSTED_HOPS", "2"),
     ])
     .await;
@@ -264,12 +266,14 @@ async fn with_trusted_hops_only_the_nth_address_from_the_right_is_believed_v4_1_
         .rfind(|e| e.action == "user.register")
         .unwrap();
     assert_eq!(e.ip.as_deref(), Some("198.51.100.30"));
-    let res = register_from(&two, "two-short@example.com", Some("198.51.100.31")).await;
-    let body = problem(res, StatusCode::BAD_REQUEST).await;
-    assert_eq!(
-        body["type"],
-        "urn:imangor:problem:invalid_forwarding_header"
-    );
+    for line in ["198.51.100.31", "6.6.6.6, 198.51.100.31"] {
+        let res = register_from(&two, "two-short@example.com", Some(line)).await;
+        let body = problem(res, StatusCode::BAD_REQUEST).await;
+        assert_eq!(
+            body["type"], "urn:imangor:problem:invalid_forwarding_header",
+            "{line}"
+        );
+    }
 }
 
 #[tokio::test]
