@@ -1,12 +1,15 @@
 //! Alerts: incidents at or above `IMANGOR_ALERT_MIN_LEVEL` are posted to a webhook as JSON,
 //! signed with HMAC-SHA256 over `TIMESTAMP.BODY` (header `X-Imangor-Signature: t=TIMESTAMP,
 //! v1=HEX`), retried with backoff (1, 2, 4, 8, 16 s), never on the request path: `send` only
-//! queues (`IMANGOR_ALERT_QUEUE` alerts at most, both lanes together).
+//! queues (`IMANGOR_ALERT_QUEUE` alerts at most, all lanes together).
 //!
-//! Two lanes: opened, escalated and critical alerts go first; re-raises of an open incident wait
-//! in the other lane and are sent only when the first is empty. When the queue is full, an
-//! urgent alert takes the place of the oldest queued re-raise (which is dropped, reason
-//! `displaced`); it is itself dropped (`queue_full`) only when every queued alert is urgent.
+//! Three lanes, sent in this order: critical alerts (any event); other opened and escalated
+//! alerts (urgent); re-raises of an open incident below critical, sent only when the others are
+//! empty. When the queue is full, an urgent alert takes the place of the oldest queued re-raise,
+//! and a critical one that of the oldest re-raise or else of the newest queued urgent alert
+//! (the one displaced is dropped, reason `displaced`); an alert is itself dropped
+//! (`queue_full`) only when no queued alert ranks below it. So a flood of opened high alerts
+//! (one per address, say) neither delays nor drops a critical alert.
 //!
 //! An alert is never lost silently: every drop is logged with its incident and level and counted
 //! in `security_alerts_dropped_total{reason}`: `queue_full`, `displaced`, `undelivered` (the
@@ -54,9 +57,11 @@ struct Queued {
     level: String,
 }
 
-/// The two lanes, their shared capacity, and where the sender stands.
+/// The three lanes, their shared capacity, and where the sender stands.
 struct Lanes {
-    /// Opened, escalated and critical alerts.
+    /// Critical alerts, whatever their event.
+    critical: VecDeque<Queued>,
+    /// Opened and escalated alerts below critical.
     urgent: VecDeque<Queued>,
     /// Re-raises of an open incident below critical.
     raised: VecDeque<Queued>,
@@ -124,6 +129,7 @@ impl Alerts {
             .build()?;
         let q = Arc::new(Queue {
             lanes: Mutex::new(Lanes {
+                critical: VecDeque::new(),
                 urgent: VecDeque::new(),
                 raised: VecDeque::new(),
                 capacity: queue.max(1),
@@ -141,8 +147,9 @@ impl Alerts {
         })
     }
 
-    /// Queues the alert of `incident`; never waits. An opened, escalated or critical alert goes
-    /// in the urgent lane, and takes the place of a queued re-raise when the queue is full.
+    /// Queues the alert of `incident`; never waits. A critical alert goes first and, when the
+    /// queue is full, takes the place of a queued re-raise or else of the newest queued urgent
+    /// alert; an opened or escalated one goes next and takes the place of a queued re-raise.
     pub fn send(&self, incident: &Incident, why: Alert) {
         let Some(q) = &self.queue else { return };
         let body = serde_json::json!({
@@ -166,7 +173,8 @@ impl Alerts {
             incident: incident.id.clone(),
             level: incident.level.clone(),
         };
-        let urgent = why != Alert::Raised || incident.level == "critical";
+        let critical = incident.level == "critical";
+        let urgent = why != Alert::Raised;
         let mut lanes = q.lanes();
         if lanes.closed {
             drop(lanes);
@@ -178,8 +186,13 @@ impl Alerts {
                 "the alert sender has stopped",
             );
         }
-        if lanes.urgent.len() + lanes.raised.len() >= lanes.capacity {
-            let displaced = if urgent {
+        if lanes.critical.len() + lanes.urgent.len() + lanes.raised.len() >= lanes.capacity {
+            let displaced = if critical {
+                match lanes.raised.pop_front() {
+                    Some(old) => Some(old),
+                    None => lanes.urgent.pop_back(),
+                }
+            } else if urgent {
                 lanes.raised.pop_front()
             } else {
                 None
@@ -190,7 +203,7 @@ impl Alerts {
                     AlertDropped::Displaced,
                     &old.incident,
                     &old.level,
-                    "a re-raise made room for an urgent alert in the full queue",
+                    "a lower alert made room for a more urgent one in the full queue",
                 ),
                 None => {
                     drop(lanes);
@@ -204,7 +217,9 @@ impl Alerts {
                 }
             }
         }
-        if urgent {
+        if critical {
+            lanes.critical.push_back(item);
+        } else if urgent {
             lanes.urgent.push_back(item);
         } else {
             lanes.raised.push_back(item);
@@ -224,7 +239,11 @@ impl Alerts {
                 let idle = q.idle.notified();
                 {
                     let l = q.lanes();
-                    if l.urgent.is_empty() && l.raised.is_empty() && l.in_flight.is_none() {
+                    if l.critical.is_empty()
+                        && l.urgent.is_empty()
+                        && l.raised.is_empty()
+                        && l.in_flight.is_none()
+                    {
                         return;
                     }
                 }
@@ -237,7 +256,11 @@ impl Alerts {
         let mut lanes = q.lanes();
         let l = &mut *lanes;
         l.abandoned = true;
-        let queued = l.urgent.drain(..).chain(l.raised.drain(..));
+        let queued = l
+            .critical
+            .drain(..)
+            .chain(l.urgent.drain(..))
+            .chain(l.raised.drain(..));
         let left: Vec<(String, String)> = l
             .in_flight
             .take()
@@ -278,7 +301,11 @@ async fn deliver(
         let wake = q.wake.notified();
         let next = {
             let mut l = q.lanes();
-            let next = l.urgent.pop_front().or_else(|| l.raised.pop_front());
+            let next = l
+                .critical
+                .pop_front()
+                .or_else(|| l.urgent.pop_front())
+                .or_else(|| l.raised.pop_front());
             match next {
                 Some(a) => {
                     l.in_flight = Some((a.incident.clone(), a.level.clone()));

@@ -121,6 +121,23 @@ pub async fn revoke(
     Ok(done > 0)
 }
 
+/// The reason a session ended on a reused refresh token (a reuse is recorded once per session).
+pub const REUSE_REASON: &str = "refresh token reuse";
+
+/// Marks a session as ended by a refresh token reuse, whether or not it was already revoked
+/// (a thief may have revoked it first); true the first time only, so each session's reuse is
+/// recorded once however often the spent token is replayed.
+pub async fn mark_reused(tx: &mut Tx, session: SessionId, now: Timestamp) -> sqlx::Result<bool> {
+    let done = on_tx!(tx, c => sqlx::query(
+        "update sessions set revoked_reason = $1, revoked_at = coalesce(revoked_at, $2)
+         where id = $3 and (revoked_reason is null or revoked_reason <> $1)")
+        .bind(REUSE_REASON).bind(now.micros()).bind(session.to_string()).execute(c).await.map(|r| r.rows_affected()))?;
+    if done > 0 {
+        tx.auth_changed();
+    }
+    Ok(done > 0)
+}
+
 /// Ends every live session of a user, except `keep` (the caller's own, on a password change).
 pub async fn revoke_all_of(
     tx: &mut Tx,

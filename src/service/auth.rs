@@ -220,11 +220,13 @@ pub async fn refresh(app: &AppState, token: &str, meta: &RequestMeta) -> Result<
         let reused = sessions::find_refresh(&mut tx, &hash)
             .await?
             .filter(|r| r.spent);
-        // Only a reuse that finds its family live revokes it and is recorded (the detector
-        // raises an incident on each record); a replay against a family already revoked is
-        // refused the same way and only counted, so that replays cannot page the on-call.
+        // The first reuse in a session revokes it (if it is still live) and is recorded (the
+        // detector raises an incident on each record), whoever revoked the session before: a
+        // thief who refreshed first and then revoked the session still raises one. A replay in
+        // a session already ended for reuse is refused the same way and only counted, so that
+        // replays cannot page the on-call.
         if let Some(r) = reused {
-            if !sessions::revoke(&mut tx, r.session, "refresh token reuse", now).await? {
+            if !sessions::mark_reused(&mut tx, r.session, now).await? {
                 app.metrics.event_skipped("auth.refresh_reuse");
                 return Err(invalid_grant());
             }

@@ -61,7 +61,8 @@ pub async fn refresh_loop(db: Db, blocks: std::sync::Arc<Blocklist>) {
     }
 }
 
-/// Invalid access tokens by address, in a sliding minute.
+/// Invalid access tokens by address (an IPv6 address counts for its /64, `limits::bucket_ip`),
+/// in a sliding minute.
 #[derive(Debug, Default)]
 pub struct TokenWatch {
     /// By address: when its window started, refusals in it, whether it was reported.
@@ -71,11 +72,26 @@ pub struct TokenWatch {
 impl TokenWatch {
     /// Counts one refused token from `ip`; true when this one crosses the threshold (once per window).
     pub fn refused(&self, ip: IpAddr) -> bool {
+        let ip = crate::limits::bucket_ip(ip);
         let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
-        if seen.len() >= WATCHED_ADDRESSES {
+        if seen.len() >= WATCHED_ADDRESSES && !seen.contains_key(&ip) {
             seen.retain(|_, (start, _, _)| start.elapsed() < FORGED_WINDOW);
-            if seen.len() >= WATCHED_ADDRESSES {
-                seen.clear();
+            // Still (nearly) full of live windows: the addresses with the fewest refusals, the
+            // oldest first among equals, make room for a quarter of the watch, so that a spray
+            // of fresh addresses cannot wipe the count of one about to cross the threshold, and
+            // the scan runs once per quarter of new addresses, not once per refusal.
+            let over = seen
+                .len()
+                .saturating_sub(WATCHED_ADDRESSES - WATCHED_ADDRESSES / 4);
+            if over > 0 {
+                let mut least: Vec<(u32, Instant, IpAddr)> = seen
+                    .iter()
+                    .map(|(ip, (start, n, _))| (*n, *start, *ip))
+                    .collect();
+                least.select_nth_unstable(over - 1);
+                for (_, _, ip) in &least[..over] {
+                    seen.remove(ip);
+                }
             }
         }
         let e = seen.entry(ip).or_insert((Instant::now(), 0, false));

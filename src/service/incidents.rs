@@ -4,10 +4,10 @@
 //! | kind | raised when | level | affected systems | automatic containment |
 //! |---|---|---|---|---|
 //! | brute_force | 10 failed logins on one account in 10 minutes (guesses the login guard refused count) | high | auth | (the login guard already slows the account) |
-//! | credential_stuffing | failed logins on 10 different accounts from one address in 10 minutes | high | auth, network | block the address (IMANGOR_CONTAIN_STUFFING_BLOCK seconds, default 900) |
-//! | refresh_reuse | a spent refresh token presented again while its session is live (a replay on a revoked one is refused, only counted) | high | auth, sessions | the session is revoked; with IMANGOR_CONTAIN_REFRESH_REUSE=all, every session of the user |
+//! | credential_stuffing | failed logins on 10 different accounts from one address in 10 minutes (one incident per IPv6 /64) | high | auth, network | block the address, an IPv6 address's /64 (IMANGOR_CONTAIN_STUFFING_BLOCK seconds, default 900) |
+//! | refresh_reuse | a spent refresh token presented again, once per session, live or already revoked (a replay in a session already ended for a reuse is refused, only counted) | high | auth, sessions | the session is revoked; with IMANGOR_CONTAIN_REFRESH_REUSE=all, every session of the user |
 //! | authz_probing | 20 refusals of the policy for one account in 10 minutes | medium | authz | |
-//! | forged_tokens | 50 access tokens that fail verification from one address in a minute | high | auth, tokens | |
+//! | forged_tokens | 50 access tokens that fail verification from one address (an IPv6 /64) in a minute | high | auth, tokens | |
 //! | role_escalation | an account made admin | high | users, authz | |
 //! | shared_state_unavailable | Redis stops answering | high | redis, rate_limits | |
 //! | data_integrity | a stored secret fails authentication | critical | secrets, keys | |
@@ -245,12 +245,14 @@ pub async fn detect(
                     let d = format!(
                         "failed logins on {accounts} or more different accounts from {subject} within 10 minutes"
                     );
+                    // Counted by address; one incident (and one block) per IPv6 /64.
+                    let network = network_subject(subject);
                     raise(
                         tx,
                         NewIncident {
                             kind: rule,
                             level: "high",
-                            subject: Some(subject),
+                            subject: Some(&network),
                             description: &d,
                             reported_by: None,
                             requested_level: None,
@@ -262,7 +264,7 @@ pub async fn detect(
                     )
                     .await?;
                     if contain.stuffing_block_s > 0 {
-                        let cidr = host_cidr(subject);
+                        let cidr = block_cidr(subject);
                         incidents::block(
                             tx,
                             &cidr,
@@ -321,7 +323,11 @@ async fn single(
             }
         }
         ("auth.token_invalid", _) => {
-            let subject = row.ip.clone().unwrap_or_else(|| "unknown".into());
+            // One incident per IPv6 /64 (one host usually holds a whole /64).
+            let subject = row
+                .ip
+                .as_deref()
+                .map_or_else(|| "unknown".into(), network_subject);
             let d = row.detail.clone().unwrap_or_default();
             raise(
                 tx,
@@ -413,11 +419,22 @@ async fn single(
     Ok(())
 }
 
-/// A single address as a CIDR (`/32` or `/128`).
-fn host_cidr(ip: &str) -> String {
-    match ip.parse::<std::net::IpAddr>() {
-        Ok(std::net::IpAddr::V4(_)) => format!("{ip}/32"),
-        Ok(std::net::IpAddr::V6(_)) => format!("{ip}/128"),
+/// The subject of an incident about an address: an IPv4 address, or the /64 of an IPv6 one
+/// (`2001:db8:1:2::/64`; `limits::bucket_ip`), so that one host cannot open an incident (and an
+/// urgent page) per address of its /64.
+fn network_subject(ip: &str) -> String {
+    match ip.parse().map(crate::limits::bucket_ip) {
+        Ok(net @ std::net::IpAddr::V6(_)) => format!("{net}/64"),
+        Ok(v4) => v4.to_string(),
+        Err(_) => ip.to_owned(),
+    }
+}
+
+/// The network an address incident's automatic block covers: `/32` for IPv4, the /64 for IPv6.
+fn block_cidr(ip: &str) -> String {
+    match ip.parse().map(crate::limits::bucket_ip) {
+        Ok(std::net::IpAddr::V4(v4)) => format!("{v4}/32"),
+        Ok(net) => format!("{net}/64"),
         Err(_) => ip.to_owned(),
     }
 }
@@ -598,8 +615,8 @@ fn escalation_note(level: &str) -> String {
 }
 
 /// Moves an incident on: open -> contained -> resolved (or open -> resolved), with a note, and
-/// sets its level and affected systems when asked (triage). An incident raised to the alert
-/// level or above from below it alerts (`incident.escalated`), at most once per level reached
+/// sets its level and affected systems when asked (triage). An incident raised to a higher level
+/// at or above the alert level alerts (`incident.escalated`), at most once per level reached
 /// (each such alert leaves a note without author, `escalation_note`, that later updates read),
 /// and never when the update resolves it. A resolved incident is closed; a new occurrence opens
 /// a new one.
@@ -652,10 +669,12 @@ pub async fn update(
     let escalated = match level {
         Some(l)
             if status != "resolved"
-                && level_rank(&before.level) < alert_at
+                && level_rank(l) > level_rank(&before.level)
                 && level_rank(l) >= alert_at =>
         {
-            // Paged once per level reached: not again for this level or a lower one.
+            // Every rise to a level at or above the alert level pages, once per level reached:
+            // not again for this level or a lower one (an incident opened at the alert level
+            // was paged as opened, and pages again when raised above it).
             let paged: Vec<String> = LEVELS[level_rank(l)..]
                 .iter()
                 .map(|l| escalation_note(l))

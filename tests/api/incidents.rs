@@ -1586,3 +1586,254 @@ async fn ten_parallel_reports_store_exactly_five() {
         .count();
     assert_eq!(stored, 5);
 }
+
+/// Issue 16 second review item 1 (ASVS V7.4.1, V10.4.5): a thief who refreshes first with the
+/// victim's token, then revokes the session with the new one, still raises `refresh_reuse` when
+/// the victim presents the spent token: the session's reason is what counts, not its state.
+#[tokio::test]
+async fn a_thief_who_revokes_the_session_first_still_raises_refresh_reuse() {
+    let hook = hook(0, false).await;
+    let app = alerting_app(&hook, &[]).await;
+    let admin = app.admin_tokens().await;
+    let victim = app.register("robbed@example.com").await;
+    let t = app.login(&victim).await;
+    // The thief spends the victim's refresh token, then ends the session with the new one.
+    let res = app.refresh(&t.refresh).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let stolen: Value = res.json().await.unwrap();
+    let res = app.revoke(stolen["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    // The victim presents the spent token; so does the thief, again and again.
+    for _ in 0..3 {
+        oauth_error(
+            app.refresh(&t.refresh).await,
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+        )
+        .await;
+    }
+    let found = incidents_of(&app, &admin, "refresh_reuse").await;
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(
+        (&found[0]["count"], &found[0]["subject"]),
+        (&json!(1), &json!(victim.id))
+    );
+    hook.bodies(1).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let got = hook.bodies(1).await;
+    assert_eq!(got.len(), 1, "one page: {got:?}");
+    assert_eq!(got[0]["event"], "incident.opened");
+}
+
+/// Issue 16 second review item 2 (ASVS V16.3.3): a full queue of opened high alerts does not
+/// hold back a critical one: it takes the place of the newest queued non-critical alert and is
+/// sent before the others.
+#[tokio::test]
+async fn a_critical_alert_passes_a_queue_full_of_opened_high_alerts() {
+    let (hook, open) = gated_hook().await;
+    let app = alerting_app(&hook, &[("IMANGOR_ALERT_QUEUE", "2")]).await;
+    let (_, m) = app.user_with_role("pager@example.com", "manager").await;
+    let accounts = [
+        app.register("flood-a@example.com").await,
+        app.register("flood-b@example.com").await,
+        app.register("flood-c@example.com").await,
+    ];
+    // A's opening is taken by the sender, which waits on the webhook.
+    reuse_once(&app, &accounts[0]).await;
+    sealed(&app).await;
+    for _ in 0..100 {
+        if hook.calls() == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(hook.calls(), 1);
+    // B's and C's openings fill the queue.
+    for a in &accounts[1..] {
+        reuse_once(&app, a).await;
+        sealed(&app).await;
+    }
+    let res = report(
+        &app,
+        &m.access,
+        json!({"description": "the keys do not open", "level": "critical"}),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    open.send(true).unwrap();
+    hook.bodies(3).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let got = hook.bodies(3).await;
+    let seen: Vec<(&Value, &Value)> = got
+        .iter()
+        .map(|v| (&v["incident"]["level"], &v["incident"]["subject"]))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (&json!("high"), &json!(accounts[0].id)),
+            (&json!("critical"), &Value::Null),
+            (&json!("high"), &json!(accounts[1].id))
+        ]
+    );
+    assert_eq!(alerts_dropped(&app.state, "displaced"), 1.0);
+    assert_eq!(alerts_dropped(&app.state, "queue_full"), 0.0);
+}
+
+/// Issue 16 second review item 2: invalid tokens from two addresses of one IPv6 /64 count
+/// together, toward one incident whose subject is the /64.
+#[tokio::test]
+async fn forged_tokens_from_one_ipv6_64_count_toward_one_incident() {
+    let app = TestApp::spawn_with(&[("IMANGOR_TRUSTED_PROXIES", "127.0.0.0/8, ::1")]).await;
+    let admin = app.admin_tokens().await;
+    let forged =
+        "eyJhbGciOiJIUzI1NiIsInR5cCI6ImF0K2p3dCIsImtpZCI6Im5vcGUifQ.eyJzdWIiOiJ4In0.c2lnbmF0dXJl";
+    for i in 0..50 {
+        let client = format!("2001:db8:1:2::{}", 1 + i % 2);
+        let res = app
+            .client
+            .get(app.url("/api/v1/users/me"))
+            .bearer_auth(forged)
+            .header("x-forwarded-for", client)
+            .send()
+            .await
+            .unwrap();
+        invalid_token(res).await;
+    }
+    let mut found = Vec::new();
+    for _ in 0..50 {
+        found = incidents_of(&app, &admin, "forged_tokens").await;
+        if !found.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0]["subject"], "2001:db8:1:2::/64");
+}
+
+/// Issue 16 second review item 3: an incident opened at the alert level (paged as opened) and
+/// raised to critical by a manager pages `incident.escalated` once; back and forth, not again.
+#[tokio::test]
+async fn an_incident_opened_at_high_pages_again_when_raised_to_critical() {
+    let hook = hook(0, false).await;
+    let app = alerting_app(&hook, &[]).await;
+    let (_, m) = app.user_with_role("riser@example.com", "manager").await;
+    let v: Value = report(
+        &app,
+        &m.access,
+        json!({"description": "opened high", "level": "high"}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let path = format!("/api/v1/incidents/{}", v["id"].as_str().unwrap());
+    for level in ["critical", "high", "critical"] {
+        let res = app
+            .patch_json(
+                &path,
+                &m.access,
+                &json!({"status": "open", "note": "triage", "level": level}),
+            )
+            .await;
+        assert_eq!(res.status(), StatusCode::OK);
+    }
+    hook.bodies(2).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let got = hook.bodies(2).await;
+    let seen: Vec<(&Value, &Value)> = got
+        .iter()
+        .map(|v| (&v["event"], &v["incident"]["level"]))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (&json!("incident.opened"), &json!("high")),
+            (&json!("incident.escalated"), &json!("critical"))
+        ]
+    );
+}
+
+/// A failed login with a wrong password from `client` (through the trusted proxy).
+async fn wrong_login_from(app: &TestApp, email: &str, client: &str) -> StatusCode {
+    app.client
+        .post(app.url("/api/v1/token"))
+        .header("x-forwarded-for", client)
+        .form(&[
+            ("grant_type", "password"),
+            ("username", email),
+            ("password", "definitely not it"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+/// Issue 16 second review item 2: credential stuffing from two addresses of one IPv6 /64 is one
+/// incident (subject the /64, raised again), and its automatic block covers the /64.
+#[tokio::test]
+async fn credential_stuffing_from_one_ipv6_64_is_one_incident_and_blocks_the_64() {
+    for block in ["0", "900"] {
+        let app = TestApp::spawn_with(&[
+            ("IMANGOR_TRUSTED_PROXIES", "127.0.0.0/8, ::1"),
+            ("IMANGOR_RATE_LIMIT_TOKEN", "100/60"),
+            ("IMANGOR_CONTAIN_STUFFING_BLOCK", block),
+        ])
+        .await;
+        for host in ["a", "b"] {
+            for i in 0..10 {
+                let client = format!("2001:db8:1:2::{host}");
+                let got = wrong_login_from(&app, &format!("nobody{i}@example.com"), &client).await;
+                if block == "0" || host == "a" {
+                    assert_eq!(got, StatusCode::BAD_REQUEST, "{block} {host} {i}");
+                } else {
+                    assert_eq!(got, StatusCode::FORBIDDEN, "blocked: {host} {i}");
+                }
+            }
+            sealed(&app).await;
+        }
+        let found: Vec<_> =
+            imangor::db::incidents::list(&app.state.db, Default::default(), None, 100)
+                .await
+                .unwrap()
+                .into_iter()
+                .filter(|i| i.kind == "credential_stuffing")
+                .collect();
+        assert_eq!(found.len(), 1, "{block}: {found:?}");
+        assert_eq!(
+            (found[0].subject.as_deref(), found[0].count),
+            (Some("2001:db8:1:2::/64"), if block == "0" { 2 } else { 1 })
+        );
+        let blocks: Vec<Option<String>> = events(&app)
+            .await
+            .into_iter()
+            .filter(|e| e.action == "containment.block_address")
+            .map(|e| e.target)
+            .collect();
+        if block == "0" {
+            assert!(blocks.is_empty(), "{blocks:?}");
+        } else {
+            assert_eq!(blocks, [Some("2001:db8:1:2::/64".to_owned())]);
+        }
+    }
+}
+
+/// Issue 16 second review item 2: a spray of fresh addresses filling the watch of invalid tokens
+/// does not wipe the count of an address about to cross the threshold: the entries with the
+/// fewest refusals make room, not the whole watch.
+#[test]
+fn a_spray_of_addresses_does_not_reset_the_invalid_token_watch() {
+    use imangor::service::containment::{FORGED_TOKENS, TokenWatch};
+    use std::net::{IpAddr, Ipv4Addr};
+    let watch = TokenWatch::default();
+    let forger = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 7));
+    for _ in 1..FORGED_TOKENS {
+        assert!(!watch.refused(forger));
+    }
+    for i in 0..20_000u32 {
+        assert!(!watch.refused(IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i))));
+    }
+    assert!(watch.refused(forger), "the 50th refusal still crosses");
+}
