@@ -625,3 +625,159 @@ async fn a_removed_newest_checkpoint_leaves_a_stale_unsigned_tail_that_verify_fi
     assert!(text.contains("(checkpoint)"), "{text}");
     assert!(text.contains("covered by no signed checkpoint"), "{text}");
 }
+
+/// The attacker's rewrite: every row after `after` (0: all) recomputed from the row at `after`,
+/// as the algorithm is public, after `edit` changed one of them.
+async fn rewrite_after(app: &TestApp, after: i64, edit: &str) {
+    exec(app, edit).await;
+    let mut prev = match after {
+        0 => imangor::audit::GENESIS.to_owned(),
+        _ => imangor::db::audit::sealed_after(&app.state.db, after - 1, 1)
+            .await
+            .unwrap()
+            .remove(0)
+            .hash
+            .unwrap(),
+    };
+    for r in imangor::db::audit::sealed_after(&app.state.db, after, 10_000)
+        .await
+        .unwrap()
+    {
+        let seq = r.seq.unwrap();
+        let hash = imangor::audit::chain_hash(&prev, seq, &r);
+        let sql = format!(
+            "update security_events set prev_hash = '{prev}', hash = '{hash}' where seq = {seq}"
+        );
+        exec(app, &sql).await;
+        prev = hash;
+    }
+}
+
+/// Security review H1: a chain rewritten with its checkpoints removed (all of them, or those after
+/// an older one) is never signed by the sealer with the real key, in its passes or at a stop: it
+/// refuses, and the page and `imangor audit verify` report the tampering (V16.4.2).
+#[tokio::test]
+async fn the_sealer_never_signs_a_rewritten_chain_whose_checkpoints_were_removed_v16_4_2() {
+    let app = with_events().await;
+    let admin = app.admin_tokens().await;
+    exec(&app, "delete from audit_checkpoints").await;
+    rewrite_after(
+        &app,
+        0,
+        "update security_events set detail = 'rewritten' where seq = 2",
+    )
+    .await;
+    seal(&app).await;
+    seal_and_sign(&app).await;
+    assert_eq!(
+        checkpoint_count(&app).await,
+        0,
+        "the rewritten head is not signed"
+    );
+    let r = check(&app).await;
+    assert!(!r.verified, "{r:?}");
+    assert_eq!(r.first_problem.unwrap().kind, "checkpoint");
+    let c = chain(&app, &admin).await;
+    assert_eq!(c["verified"], false, "{c}");
+    assert_eq!(c["first_problem"]["kind"], "checkpoint", "{c}");
+
+    // Cut back to an older checkpoint K, the rows after it rewritten: not signed either.
+    let app = with_events().await;
+    let admin = app.admin_tokens().await;
+    let (_, older) = tail(&app).await;
+    for i in 0..3 {
+        app.register(&format!("later{i}@example.com")).await;
+    }
+    seal_and_sign(&app).await;
+    let (_, newest) = tail(&app).await;
+    assert!(newest > older);
+    exec(
+        &app,
+        &format!("delete from audit_checkpoints where seq > {older}"),
+    )
+    .await;
+    rewrite_after(
+        &app,
+        older,
+        &format!(
+            "update security_events set detail = 'rewritten' where seq = {}",
+            older + 1
+        ),
+    )
+    .await;
+    seal(&app).await;
+    seal_and_sign(&app).await;
+    assert_eq!(tail(&app).await.1, older, "nothing signed after K");
+    let c = chain(&app, &admin).await;
+    assert_eq!(c["verified"], false, "{c}");
+    assert_eq!(c["first_problem"]["kind"], "checkpoint", "{c}");
+    assert_eq!(c["first_problem"]["seq"], newest, "{c}");
+    // `imangor audit verify` remembers nothing: it sees a young, short unsigned tail after K (the
+    // SIEM's copy of the checkpoints shows the cut), but never a signature over the rewrite.
+    let (head, _) = tail(&app).await;
+    assert_eq!(check(&app).await.unsigned, head - older);
+}
+
+/// Security review H2: a whole walk over a trail cut back to an older checkpoint does not forget
+/// the newer one this server verified: `verified_through` never goes back, and the problem stays.
+#[tokio::test]
+async fn a_whole_walk_after_a_cut_back_still_reports_it_v16_4_2() {
+    let app = with_events().await;
+    let admin = app.admin_tokens().await;
+    let (_, older) = tail(&app).await;
+    for i in 0..3 {
+        app.register(&format!("later{i}@example.com")).await;
+    }
+    seal_and_sign(&app).await;
+    let (_, newest) = tail(&app).await;
+    let r = rewalk(&app, true).await;
+    assert!(r.verified, "{r:?}");
+    assert_eq!(r.verified_through, newest);
+    exec(
+        &app,
+        &format!("delete from security_events where seq > {older}"),
+    )
+    .await;
+    exec(
+        &app,
+        &format!("delete from audit_checkpoints where seq > {older}"),
+    )
+    .await;
+    for _ in 0..2 {
+        let r = rewalk(&app, true).await;
+        assert!(!r.verified, "{r:?}");
+        assert_eq!(r.verified_through, newest);
+        let p = r.first_problem.unwrap();
+        assert_eq!((p.seq, p.kind), (newest, "checkpoint"));
+    }
+    let c = chain(&app, &admin).await;
+    assert_eq!(c["verified"], false, "{c}");
+    assert_eq!(c["verified_through"], newest, "{c}");
+    assert_eq!(c["first_problem"]["seq"], newest, "{c}");
+    assert_eq!(c["first_problem"]["kind"], "checkpoint", "{c}");
+}
+
+/// Security review L6: forged checkpoints before the first row or past the head are reported by
+/// the page, and neither the page nor the sealer overflows on them (V16.4.2).
+#[tokio::test]
+async fn forged_checkpoints_out_of_range_are_reported_without_overflow_v16_4_2() {
+    for seq in [i64::MIN, 0, i64::MAX] {
+        let app = with_events().await;
+        let admin = app.admin_tokens().await;
+        exec(&app, "delete from audit_checkpoints").await;
+        exec(
+            &app,
+            &format!(
+                "insert into audit_checkpoints (seq, hash, key_id, signature, at) values ({seq}, 'x', 'k', 's', 0)"
+            ),
+        )
+        .await;
+        seal(&app).await;
+        seal_and_sign(&app).await;
+        let c = chain(&app, &admin).await;
+        assert_eq!(c["verified"], false, "{seq}: {c}");
+        let kind = c["first_problem"]["kind"].as_str().unwrap();
+        assert!(matches!(kind, "checkpoint" | "deleted"), "{seq}: {c}");
+        assert!(!check(&app).await.verified);
+    }
+}
