@@ -405,6 +405,8 @@ pub struct Problem {
 /// What a check of the chain found.
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct ChainReport {
+    /// No problem found, and this process has walked the whole chain since it started (until
+    /// then false with no `first_problem` and a null `full_check_at`: pending).
     pub verified: bool,
     /// Sealed rows hashed by this check.
     pub rows: u64,
