@@ -130,13 +130,15 @@ pub async fn seal_pending(
     }
     // Never sealed or signed over a chain this process cannot vouch for: an attacker who can
     // write the database must not get the real key's signature on a rewritten head.
-    let mut base = match sealing_base(db, keys, watch, schedule).await? {
+    let mut base = match sealing_base(db, keys, watch, schedule, false).await? {
         Ok(base) => base,
         Err(p) => {
             watch.tampered(p);
             return Ok(raised);
         }
     };
+    // Checks made again because the chain moved since the last one.
+    let mut rechecks = 0;
     loop {
         let mut tx = audit::begin_sealing(db).await?;
         let (mut seq, mut prev) = audit::head(&mut tx)
@@ -144,26 +146,61 @@ pub async fn seal_pending(
             .unwrap_or((0, GENESIS.to_owned()));
         let last = audit::last_checkpoint(&mut tx).await?;
         if (seq, prev.as_str(), last) != (base.seq, base.hash.as_str(), base.last) {
-            // Another replica sealed since the check (or the chain changed): the next pass checks
-            // again from what is there then.
-            return Ok(raised);
+            // Another sealer (a replica, or this server's own) sealed since the check, or the
+            // chain changed: checked again from what is there now (a stop still signs), a few
+            // times, then left to the next pass.
+            drop(tx);
+            rechecks += 1;
+            if rechecks > 3 {
+                return Ok(raised);
+            }
+            base = match sealing_base(db, keys, watch, schedule, false).await? {
+                Ok(base) => base,
+                Err(p) => {
+                    watch.tampered(p);
+                    return Ok(raised);
+                }
+            };
+            continue;
         }
         let rows = audit::unsealed(&mut tx, BATCH).await?;
+        // At most one checkpoint per transaction, on the schedule: a pass that seals a few rows
+        // leaves them to a later checkpoint (at most `schedule.events` rows, `schedule.every` old).
+        // Once tampering was found nothing is signed until the process restarts (rows are still
+        // sealed, for the detectors, where the chain allows it).
+        let now = Timestamp::now();
+        let signs = due(
+            schedule,
+            sign,
+            seq.saturating_add(rows.len() as i64),
+            last,
+            now,
+        ) && watch.get().lasting.is_none();
+        if signs && !base.hashed {
+            // About to sign: the rows after the newest checkpoint are hashed first (an edit leaves
+            // the head's hash as it was). Nothing is written yet; dropping `tx` rolls it back.
+            drop(tx);
+            base = match sealing_base(db, keys, watch, schedule, true).await? {
+                Ok(base) => base,
+                Err(p) => {
+                    watch.tampered(p);
+                    return Ok(raised);
+                }
+            };
+            continue;
+        }
         for r in &rows {
-            seq += 1;
+            seq = seq
+                .checked_add(1)
+                .ok_or_else(|| anyhow::anyhow!("the audit chain has no seq left after {seq}"))?;
             let hash = chain_hash(&prev, seq, r);
             audit::seal(&mut tx, &r.id, seq, &prev, &hash).await?;
             prev = hash;
         }
         // The detectors read the events as they join the chain, in the same transaction.
         crate::service::incidents::detect(&mut tx, &rows, contain, &mut raised).await?;
-        // At most one checkpoint per transaction, on the schedule: a pass that seals a few rows
-        // leaves them to a later checkpoint (at most `schedule.events` rows, `schedule.every` old).
-        let now = Timestamp::now();
         let mut signed = None;
-        if due(schedule, sign, seq, last, now)
-            && let Some(key) = signer(keys, keys.current())
-        {
+        if signs && let Some(key) = signer(keys, keys.current()) {
             let at = now.micros();
             let sig = key.sign(&signed_message(seq, &prev, at));
             let c = Checkpoint {
@@ -182,6 +219,9 @@ pub async fn seal_pending(
             seq,
             hash: prev,
             last: signed.as_ref().map(|a| (a.seq, a.at)).or(last),
+            // The rows this transaction sealed were hashed from what it read; a new checkpoint
+            // leaves no row after it.
+            hashed: base.hashed || signed.is_some(),
         };
         watch.sealed(base.seq, &base.hash, signed);
         if (rows.len() as i64) < BATCH {
@@ -196,31 +236,51 @@ struct Base {
     seq: i64,
     hash: String,
     last: Option<(i64, i64)>,
+    /// The rows after the newest checkpoint were hashed and linked by this pass.
+    hashed: bool,
 }
 
 /// Checks the chain the sealer is about to extend and sign: the newest checkpoint's signature and
 /// row, at or after the newest checkpoint this process signed or verified (still there, with its
-/// row), and every row after it (at most `schedule.events`: the schedule signs at least that
-/// often) hashed and linked, unless the head is the one this process sealed last. With no
+/// row), the head this process sealed or verified last still there with its hash (the rows up to
+/// it not cut back or rewritten), and every row after the newest checkpoint (at most
+/// `schedule.events`: the schedule signs at least that often) hashed and linked, unless the head
+/// is the one this process sealed last and it does not sign (`before_signing`). With no
 /// checkpoint at all, only a chain from the genesis row that this process never saw signed.
 async fn sealing_base(
     db: &Db,
     keys: &DataKeyring,
     watch: &ChainWatch,
     schedule: CheckpointSchedule,
+    before_signing: bool,
 ) -> anyhow::Result<Result<Base, Problem>> {
+    // What this process saw is read first: the chain only grows past it. The head and the newest
+    // checkpoint are read together, the checkpoint again after the head: another sealer that
+    // committed in between (rows and their checkpoint) makes them read again.
     let seen = watch.get();
-    let (seq, hash) = match audit::head_row(db).await? {
-        None => (0, Some(GENESIS.to_owned())),
-        Some(h) => h,
+    if let Some(c) = audit::checkpoint_upto(db, 0).await? {
+        return Ok(Err(out_of_range(&c)));
+    }
+    let mut tries = 0;
+    let (newest, (seq, hash)) = loop {
+        let newest = audit::checkpoint_upto(db, i64::MAX).await?;
+        let head = match audit::head_row(db).await? {
+            None => (0, Some(GENESIS.to_owned())),
+            Some(h) => h,
+        };
+        let again = audit::checkpoint_upto(db, i64::MAX).await?;
+        if again.as_ref().map(|c| c.seq) == newest.as_ref().map(|c| c.seq) {
+            break (newest, head);
+        }
+        tries += 1;
+        anyhow::ensure!(
+            tries < 5,
+            "the audit chain kept moving while it was checked"
+        );
     };
     let Some(hash) = hash else {
         return Ok(Err(broken(seq, "edited", format!("row {seq} has no hash"))));
     };
-    if let Some(c) = audit::checkpoint_upto(db, 0).await? {
-        return Ok(Err(out_of_range(&c)));
-    }
-    let newest = audit::checkpoint_upto(db, i64::MAX).await?;
     let known = [seen.through.clone(), seen.sealed.clone()]
         .into_iter()
         .flatten()
@@ -236,7 +296,7 @@ async fn sealing_base(
                 k.seq,
                 "checkpoint",
                 format!(
-                    "checkpoint {}, which this server signed or verified, was removed or changed: the trail was cut back or rewritten; nothing is sealed or signed until it is restored",
+                    "checkpoint {}, which this server signed or verified, was removed or changed: the trail was cut back or rewritten; this server seals nothing onto it, and signs nothing until it restarts",
                     k.seq
                 ),
             )));
@@ -261,19 +321,39 @@ async fn sealing_base(
         }
         None => None,
     };
+    // The rows this process sealed (or verified) are never removed or rehashed: a tail rewritten
+    // consistently after the newest checkpoint would otherwise pass the walk below.
+    if let Some(p) = cut_back(&seen, seq) {
+        return Ok(Err(p));
+    }
+    if let Some((s, h)) = &seen.head
+        && *s >= 1
+    {
+        let row = audit::sealed_between(db, s - 1, *s, 1).await?;
+        if row.first().and_then(|r| r.hash.as_deref()) != Some(h.as_str()) {
+            return Ok(Err(broken(
+                *s,
+                "edited",
+                format!(
+                    "row {s}, which this server sealed or verified, is missing or has another hash: the rows up to it were rewritten; this server seals nothing onto it, and signs nothing until it restarts"
+                ),
+            )));
+        }
+    }
     let start = from.as_ref().map_or(0, |a| a.seq);
-    if seq - start > schedule.events {
+    if seq.saturating_sub(start) > schedule.events {
         return Ok(Err(broken(
-            start + 1,
+            start.saturating_add(1),
             "checkpoint",
             format!(
                 "rows {}..{seq} are covered by no signed checkpoint, but the sealer signs every {} rows: checkpoints were removed, or rows added outside the sealer",
-                start + 1,
+                start.saturating_add(1),
                 schedule.events
             ),
         )));
     }
-    if seen.head.as_ref() != Some(&(seq, hash.clone())) {
+    let hashed = before_signing || seen.head.as_ref() != Some(&(seq, hash.clone()));
+    if hashed {
         let w = walk(db, keys, from.as_ref(), seq).await?;
         if let Some(p) = w.problem {
             return Ok(Err(p));
@@ -284,6 +364,7 @@ async fn sealing_base(
         seq,
         hash,
         last: newest.map(|c| (c.seq, c.at)),
+        hashed: hashed || seq == start,
     }))
 }
 
@@ -301,6 +382,21 @@ fn out_of_range(c: &Checkpoint) -> Problem {
             c.seq
         ),
     )
+}
+
+/// The chain ends before the head this process sealed or verified (read before `head`: a head
+/// only grows).
+fn cut_back(seen: &Watched, head: i64) -> Option<Problem> {
+    let (s, _) = seen.head.as_ref()?;
+    (head < *s).then(|| {
+        broken(
+            head.saturating_add(1),
+            "deleted",
+            format!(
+                "the chain ends at row {head}, but this server sealed or verified it up to row {s}: the rows after it were removed"
+            ),
+        )
+    })
 }
 
 /// One sealing pass of a server: seals, detects, then counts and alerts what was raised.
@@ -472,7 +568,7 @@ async fn walk(
         last: from.cloned(),
         ..Walk::default()
     };
-    let mut expected = start + 1;
+    let mut expected = start.saturating_add(1);
     let mut prev = from.map_or_else(|| GENESIS.to_owned(), |a| a.hash.clone());
     'walk: while expected <= head {
         let rows = audit::sealed_between(db, expected - 1, head, 2000).await?;
@@ -526,8 +622,12 @@ async fn walk(
                 w.last = Some(Anchor::from(c));
             }
             prev = hash;
-            expected += 1;
             w.rows += 1;
+            // A forged row at the largest seq ends the walk rather than overflow it.
+            let Some(next) = expected.checked_add(1) else {
+                break 'walk;
+            };
+            expected = next;
         }
     }
     Ok(w)
@@ -682,11 +782,13 @@ struct Watched {
     full_at: Option<Timestamp>,
     problem: Option<Problem>,
     /// Tampering no later walk clears (until the process restarts): the chain cut back below
-    /// `through`, or the sealer refusing to extend a chain it cannot vouch for.
+    /// `through` or below `head`, or the sealer refusing to extend a chain it cannot vouch for.
+    /// While it is set the sealer signs nothing.
     lasting: Option<Problem>,
     /// The newest checkpoint the sealer of this process signed or verified.
     sealed: Option<Anchor>,
-    /// The head (seq, hash) this process sealed or verified last.
+    /// The head (seq, hash) this process sealed or verified last: that row keeps its hash, and
+    /// the chain never ends before it.
     head: Option<(i64, String)>,
 }
 
@@ -789,6 +891,11 @@ pub async fn rewalk(app: &crate::state::AppState, whole: bool) -> anyhow::Result
         }
     }
     if let Some(p) = cut {
+        app.chain.tampered(p);
+    }
+    // Rows this process sealed or verified removed from the end, after the newest checkpoint too
+    // (no walk can tell: what is left links up).
+    if let Some(p) = cut_back(&seen, head) {
         app.chain.tampered(p);
     }
     app.chain.update(|s| {
@@ -900,6 +1007,7 @@ pub async fn check_recent(app: &crate::state::AppState) -> anyhow::Result<ChainR
             ));
         }
     }
+    found.push(cut_back(&seen, head));
     found.push(
         check_head(
             db,
@@ -914,6 +1022,49 @@ pub async fn check_recent(app: &crate::state::AppState) -> anyhow::Result<ChainR
     // vouched for: not verified, with no problem (`full_check_at` null says it is pending).
     report.verified = report.first_problem.is_none() && seen.full_at.is_some();
     Ok(report)
+}
+
+/// The rows a page shows that lie before the newest checkpoint (`lo..=hi`; `check_recent` hashes
+/// those after it): hashed from the checkpoint below `lo` (or the genesis) to the one at or after
+/// `hi`, both checked, when that span is at most twice the schedule's rows plus a page (the
+/// periodic walks cover longer spans). Adds what it found to `report`.
+pub async fn check_page(
+    app: &crate::state::AppState,
+    lo: i64,
+    hi: i64,
+    report: &mut ChainReport,
+) -> anyhow::Result<()> {
+    let (db, keys) = (&app.db, &app.keys);
+    let hi = hi.min(report.since_seq);
+    if lo < 1 || lo > hi {
+        return Ok(());
+    }
+    let from = audit::checkpoint_upto(db, lo - 1)
+        .await?
+        .filter(|c| c.seq >= 1);
+    let Some(to) = audit::checkpoint_after(db, hi - 1).await? else {
+        return Ok(());
+    };
+    let start = from.as_ref().map_or(0, |c| c.seq);
+    let bound = app.config.audit_checkpoints.events.saturating_mul(2) + 100;
+    if to.seq.saturating_sub(start) > bound {
+        return Ok(());
+    }
+    let mut found = match &from {
+        Some(c) => check_start(db, keys, c).await?,
+        None => None,
+    };
+    if found.is_none() {
+        let w = walk(db, keys, from.as_ref().map(Anchor::from).as_ref(), to.seq).await?;
+        report.rows += w.rows;
+        report.checkpoints += w.checkpoints;
+        found = w.problem;
+    }
+    if let Some(p) = found {
+        report.first_problem = first([report.first_problem.take(), Some(p)]);
+        report.verified = false;
+    }
+    Ok(())
 }
 
 /// Walks what was sealed since the last walk every `REWALK_EVERY`, and the whole chain at start
