@@ -94,7 +94,7 @@ fn due(
     last: Option<(i64, i64)>,
     now: Timestamp,
 ) -> bool {
-    let unsigned = head - last.map_or(0, |(seq, _)| seq);
+    let unsigned = head.saturating_sub(last.map_or(0, |(seq, _)| seq));
     unsigned > 0
         && match (sign, last) {
             (Sign::Now, _) | (_, None) => true,
@@ -114,6 +114,7 @@ fn micros(d: Duration) -> i64 {
 pub async fn seal_pending(
     db: &Db,
     keys: &DataKeyring,
+    watch: &ChainWatch,
     contain: &crate::service::incidents::Containment,
     schedule: CheckpointSchedule,
     sign: Sign,
@@ -127,27 +128,79 @@ pub async fn seal_pending(
             return Ok(raised);
         }
     }
+    // Never sealed or signed over a chain this process cannot vouch for: an attacker who can
+    // write the database must not get the real key's signature on a rewritten head.
+    let mut base = match sealing_base(db, keys, watch, schedule, false).await? {
+        Ok(base) => base,
+        Err(p) => {
+            watch.tampered(p);
+            return Ok(raised);
+        }
+    };
+    // Checks made again because the chain moved since the last one.
+    let mut rechecks = 0;
     loop {
         let mut tx = audit::begin_sealing(db).await?;
         let (mut seq, mut prev) = audit::head(&mut tx)
             .await?
             .unwrap_or((0, GENESIS.to_owned()));
         let last = audit::last_checkpoint(&mut tx).await?;
+        if (seq, prev.as_str(), last) != (base.seq, base.hash.as_str(), base.last) {
+            // Another sealer (a replica, or this server's own) sealed since the check, or the
+            // chain changed: checked again from what is there now (a stop still signs), a few
+            // times, then left to the next pass.
+            drop(tx);
+            rechecks += 1;
+            if rechecks > 3 {
+                return Ok(raised);
+            }
+            base = match sealing_base(db, keys, watch, schedule, false).await? {
+                Ok(base) => base,
+                Err(p) => {
+                    watch.tampered(p);
+                    return Ok(raised);
+                }
+            };
+            continue;
+        }
         let rows = audit::unsealed(&mut tx, BATCH).await?;
+        // At most one checkpoint per transaction, on the schedule: a pass that seals a few rows
+        // leaves them to a later checkpoint (at most `schedule.events` rows, `schedule.every` old).
+        // Once tampering was found nothing is signed until the process restarts (rows are still
+        // sealed, for the detectors, where the chain allows it).
+        let now = Timestamp::now();
+        let signs = due(
+            schedule,
+            sign,
+            seq.saturating_add(rows.len() as i64),
+            last,
+            now,
+        ) && watch.get().lasting.is_none();
+        if signs && !base.hashed {
+            // About to sign: the rows after the newest checkpoint are hashed first (an edit leaves
+            // the head's hash as it was). Nothing is written yet; dropping `tx` rolls it back.
+            drop(tx);
+            base = match sealing_base(db, keys, watch, schedule, true).await? {
+                Ok(base) => base,
+                Err(p) => {
+                    watch.tampered(p);
+                    return Ok(raised);
+                }
+            };
+            continue;
+        }
         for r in &rows {
-            seq += 1;
+            seq = seq
+                .checked_add(1)
+                .ok_or_else(|| anyhow::anyhow!("the audit chain has no seq left after {seq}"))?;
             let hash = chain_hash(&prev, seq, r);
             audit::seal(&mut tx, &r.id, seq, &prev, &hash).await?;
             prev = hash;
         }
         // The detectors read the events as they join the chain, in the same transaction.
         crate::service::incidents::detect(&mut tx, &rows, contain, &mut raised).await?;
-        // At most one checkpoint per transaction, on the schedule: a pass that seals a few rows
-        // leaves them to a later checkpoint (at most `schedule.events` rows, `schedule.every` old).
-        let now = Timestamp::now();
-        if due(schedule, sign, seq, last, now)
-            && let Some(key) = signer(keys, keys.current())
-        {
+        let mut signed = None;
+        if signs && let Some(key) = signer(keys, keys.current()) {
             let at = now.micros();
             let sig = key.sign(&signed_message(seq, &prev, at));
             let c = Checkpoint {
@@ -159,12 +212,191 @@ pub async fn seal_pending(
             };
             audit::insert_checkpoint(&mut tx, &c).await?;
             tracing::info!(target: "audit", seq, hash = %prev, key_id = %c.key_id, signature = %c.signature, at, "audit checkpoint");
+            signed = Some(Anchor::from(&c));
         }
         tx.commit().await?;
+        base = Base {
+            seq,
+            hash: prev,
+            last: signed.as_ref().map(|a| (a.seq, a.at)).or(last),
+            // The rows this transaction sealed were hashed from what it read; a new checkpoint
+            // leaves no row after it.
+            hashed: base.hashed || signed.is_some(),
+        };
+        watch.sealed(base.seq, &base.hash, signed);
         if (rows.len() as i64) < BATCH {
             return Ok(raised);
         }
     }
+}
+
+/// The head a sealing pass extends, as checked before it: its row, and the newest checkpoint's
+/// (seq, at).
+struct Base {
+    seq: i64,
+    hash: String,
+    last: Option<(i64, i64)>,
+    /// The rows after the newest checkpoint were hashed and linked by this pass.
+    hashed: bool,
+}
+
+/// Checks the chain the sealer is about to extend and sign: the newest checkpoint's signature and
+/// row, at or after the newest checkpoint this process signed or verified (still there, with its
+/// row), the head this process sealed or verified last still there with its hash (the rows up to
+/// it not cut back or rewritten), and every row after the newest checkpoint (at most
+/// `schedule.events`: the schedule signs at least that often) hashed and linked, unless the head
+/// is the one this process sealed last and it does not sign (`before_signing`). With no
+/// checkpoint at all, only a chain from the genesis row that this process never saw signed.
+async fn sealing_base(
+    db: &Db,
+    keys: &DataKeyring,
+    watch: &ChainWatch,
+    schedule: CheckpointSchedule,
+    before_signing: bool,
+) -> anyhow::Result<Result<Base, Problem>> {
+    // What this process saw is read first: the chain only grows past it. The head and the newest
+    // checkpoint are read together, the checkpoint again after the head: another sealer that
+    // committed in between (rows and their checkpoint) makes them read again.
+    let seen = watch.get();
+    if let Some(c) = audit::checkpoint_upto(db, 0).await? {
+        return Ok(Err(out_of_range(&c)));
+    }
+    let mut tries = 0;
+    let (newest, (seq, hash)) = loop {
+        let newest = audit::checkpoint_upto(db, i64::MAX).await?;
+        let head = match audit::head_row(db).await? {
+            None => (0, Some(GENESIS.to_owned())),
+            Some(h) => h,
+        };
+        let again = audit::checkpoint_upto(db, i64::MAX).await?;
+        if again.as_ref().map(|c| c.seq) == newest.as_ref().map(|c| c.seq) {
+            break (newest, head);
+        }
+        tries += 1;
+        anyhow::ensure!(
+            tries < 5,
+            "the audit chain kept moving while it was checked"
+        );
+    };
+    let Some(hash) = hash else {
+        return Ok(Err(broken(seq, "edited", format!("row {seq} has no hash"))));
+    };
+    let known = [seen.through.clone(), seen.sealed.clone()]
+        .into_iter()
+        .flatten()
+        .max_by_key(|a| a.seq);
+    if let Some(k) = &known {
+        let still = audit::checkpoint_upto(db, k.seq).await?;
+        let row = audit::sealed_between(db, k.seq.saturating_sub(1), k.seq, 1).await?;
+        if newest.as_ref().is_none_or(|c| c.seq < k.seq)
+            || still.is_none_or(|c| c.seq != k.seq || c.hash != k.hash)
+            || row.first().and_then(|r| r.hash.as_deref()) != Some(k.hash.as_str())
+        {
+            return Ok(Err(broken(
+                k.seq,
+                "checkpoint",
+                format!(
+                    "checkpoint {}, which this server signed or verified, was removed or changed: the trail was cut back or rewritten; this server seals nothing onto it, and signs nothing until it restarts",
+                    k.seq
+                ),
+            )));
+        }
+    }
+    let from = match &newest {
+        Some(c) if c.seq > seq => {
+            return Ok(Err(broken(
+                seq.saturating_add(1),
+                "deleted",
+                format!(
+                    "the chain ends at row {seq}, but a signed checkpoint names row {}",
+                    c.seq
+                ),
+            )));
+        }
+        Some(c) => {
+            if let Some(p) = check_start(db, keys, c).await? {
+                return Ok(Err(p));
+            }
+            Some(Anchor::from(c))
+        }
+        None => None,
+    };
+    // The rows this process sealed (or verified) are never removed or rehashed: a tail rewritten
+    // consistently after the newest checkpoint would otherwise pass the walk below.
+    if let Some(p) = cut_back(&seen, seq) {
+        return Ok(Err(p));
+    }
+    if let Some((s, h)) = &seen.head
+        && *s >= 1
+    {
+        let row = audit::sealed_between(db, s - 1, *s, 1).await?;
+        if row.first().and_then(|r| r.hash.as_deref()) != Some(h.as_str()) {
+            return Ok(Err(broken(
+                *s,
+                "edited",
+                format!(
+                    "row {s}, which this server sealed or verified, is missing or has another hash: the rows up to it were rewritten; this server seals nothing onto it, and signs nothing until it restarts"
+                ),
+            )));
+        }
+    }
+    let start = from.as_ref().map_or(0, |a| a.seq);
+    if seq.saturating_sub(start) > schedule.events {
+        return Ok(Err(broken(
+            start.saturating_add(1),
+            "checkpoint",
+            format!(
+                "rows {}..{seq} are covered by no signed checkpoint, but the sealer signs every {} rows: checkpoints were removed, or rows added outside the sealer",
+                start.saturating_add(1),
+                schedule.events
+            ),
+        )));
+    }
+    let hashed = before_signing || seen.head.as_ref() != Some(&(seq, hash.clone()));
+    if hashed {
+        let w = walk(db, keys, from.as_ref(), seq).await?;
+        if let Some(p) = w.problem {
+            return Ok(Err(p));
+        }
+    }
+    watch.sealed(seq, &hash, from);
+    Ok(Ok(Base {
+        seq,
+        hash,
+        last: newest.map(|c| (c.seq, c.at)),
+        hashed: hashed || seq == start,
+    }))
+}
+
+fn broken(seq: i64, kind: &'static str, message: String) -> Problem {
+    Problem { seq, kind, message }
+}
+
+/// A checkpoint no sealer writes: before the first row (rows start at 1).
+fn out_of_range(c: &Checkpoint) -> Problem {
+    broken(
+        c.seq,
+        "checkpoint",
+        format!(
+            "a checkpoint names row {}, before the first row: it was forged",
+            c.seq
+        ),
+    )
+}
+
+/// The chain ends before the head this process sealed or verified (read before `head`: a head
+/// only grows).
+fn cut_back(seen: &Watched, head: i64) -> Option<Problem> {
+    let (s, _) = seen.head.as_ref()?;
+    (head < *s).then(|| {
+        broken(
+            head.saturating_add(1),
+            "deleted",
+            format!(
+                "the chain ends at row {head}, but this server sealed or verified it up to row {s}: the rows after it were removed"
+            ),
+        )
+    })
 }
 
 /// One sealing pass of a server: seals, detects, then counts and alerts what was raised.
@@ -183,11 +415,12 @@ async fn pass(app: &crate::state::AppState, sign: Sign) -> anyhow::Result<()> {
     app.events.flush().await;
     let (db, keys, contain) = (&app.db, &app.keys, &app.config.containment);
     let schedule = app.config.audit_checkpoints;
-    let raised = seal_pending(db, keys, contain, schedule, sign).await?;
+    let watch = &app.chain;
+    let raised = seal_pending(db, keys, watch, contain, schedule, sign).await?;
     if !raised.is_empty() {
         crate::service::incidents::after_commit(app, &raised);
         app.blocks.refresh(&app.db).await?;
-        seal_pending(db, keys, contain, schedule, sign).await?;
+        seal_pending(db, keys, watch, contain, schedule, sign).await?;
     }
     Ok(())
 }
@@ -268,6 +501,8 @@ pub struct Problem {
 /// What a check of the chain found.
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct ChainReport {
+    /// No problem found, and this process has walked the whole chain since it started (until
+    /// then false with no `first_problem` and a null `full_check_at`: pending).
     pub verified: bool,
     /// Sealed rows hashed by this check.
     pub rows: u64,
@@ -333,7 +568,7 @@ async fn walk(
         last: from.cloned(),
         ..Walk::default()
     };
-    let mut expected = start + 1;
+    let mut expected = start.saturating_add(1);
     let mut prev = from.map_or_else(|| GENESIS.to_owned(), |a| a.hash.clone());
     'walk: while expected <= head {
         let rows = audit::sealed_between(db, expected - 1, head, 2000).await?;
@@ -351,7 +586,7 @@ async fn walk(
                 w.problem = problem(
                     expected,
                     "deleted",
-                    format!("rows {expected}..{} are missing", seq - 1),
+                    format!("rows {expected}..{} are missing", seq.saturating_sub(1)),
                 );
                 break 'walk;
             }
@@ -362,7 +597,7 @@ async fn walk(
                     format!(
                         "row {seq} ({}) does not follow row {}: moved, or the row before it was replaced",
                         r.id,
-                        seq - 1
+                        seq.saturating_sub(1)
                     ),
                 );
                 break 'walk;
@@ -387,8 +622,12 @@ async fn walk(
                 w.last = Some(Anchor::from(c));
             }
             prev = hash;
-            expected += 1;
             w.rows += 1;
+            // A forged row at the largest seq ends the walk rather than overflow it.
+            let Some(next) = expected.checked_add(1) else {
+                break 'walk;
+            };
+            expected = next;
         }
     }
     Ok(w)
@@ -401,6 +640,9 @@ async fn check_start(
     keys: &DataKeyring,
     c: &Checkpoint,
 ) -> anyhow::Result<Option<Problem>> {
+    if c.seq < 1 {
+        return Ok(Some(out_of_range(c)));
+    }
     let row = audit::sealed_between(db, c.seq - 1, c.seq, 1).await?;
     let Some(hash) = row.into_iter().next().and_then(|r| r.hash) else {
         return Ok(problem(
@@ -431,7 +673,7 @@ async fn check_head(
         // The sealer may have sealed and signed more since `head` was read.
         if audit::head_seq(db).await? < c.seq {
             return Ok(problem(
-                head + 1,
+                head.saturating_add(1),
                 "deleted",
                 format!(
                     "the chain ends at row {head}, but a signed checkpoint names row {}: the rows after it were removed",
@@ -450,7 +692,7 @@ async fn check_head(
             "the chain has no signed checkpoint: they were removed".to_owned(),
         ));
     };
-    let unsigned = head - last.seq;
+    let unsigned = head.saturating_sub(last.seq);
     let age = Timestamp::now().micros().saturating_sub(last.at);
     // A checkpoint signed before its time was covered can have it changed: one dated ahead
     // (beyond any clock skew between replicas) would make any tail look young.
@@ -467,22 +709,22 @@ async fn check_head(
     }
     if unsigned > schedule.events {
         return Ok(problem(
-            last.seq + 1,
+            last.seq.saturating_add(1),
             "checkpoint",
             format!(
                 "rows {}..{head} are covered by no signed checkpoint, but the sealer signs every {} rows: checkpoints were removed, or rows added outside the sealer",
-                last.seq + 1,
+                last.seq.saturating_add(1),
                 schedule.events
             ),
         ));
     }
     if unsigned > 0 && age > micros(schedule.stale_after()) {
         return Ok(problem(
-            last.seq + 1,
+            last.seq.saturating_add(1),
             "checkpoint",
             format!(
                 "rows {}..{head} are covered by no signed checkpoint, and the newest is {} s old while the sealer signs within {} s: checkpoints were removed, rows added outside the sealer, or no server has sealed since",
-                last.seq + 1,
+                last.seq.saturating_add(1),
                 age / 1_000_000,
                 schedule.every.as_secs()
             ),
@@ -521,7 +763,7 @@ pub async fn verify(
         checkpoints: w.checkpoints,
         unsealed,
         since_seq: 0,
-        unsigned: head - through,
+        unsigned: head.saturating_sub(through),
         verified_through: if intact { through } else { 0 },
         full_check_at: Some(Timestamp::now().rfc3339()),
         first_problem,
@@ -539,6 +781,15 @@ struct Watched {
     through: Option<Anchor>,
     full_at: Option<Timestamp>,
     problem: Option<Problem>,
+    /// Tampering no later walk clears (until the process restarts): the chain cut back below
+    /// `through` or below `head`, or the sealer refusing to extend a chain it cannot vouch for.
+    /// While it is set the sealer signs nothing.
+    lasting: Option<Problem>,
+    /// The newest checkpoint the sealer of this process signed or verified.
+    sealed: Option<Anchor>,
+    /// The head (seq, hash) this process sealed or verified last: that row keeps its hash, and
+    /// the chain never ends before it.
+    head: Option<(i64, String)>,
 }
 
 impl ChainWatch {
@@ -549,6 +800,32 @@ impl ChainWatch {
     fn update(&self, f: impl FnOnce(&mut Watched)) {
         if let Ok(mut w) = self.0.lock() {
             f(&mut w);
+        }
+    }
+
+    fn sealed(&self, seq: i64, hash: &str, anchor: Option<Anchor>) {
+        self.update(|w| {
+            w.head = Some((seq, hash.to_owned()));
+            if let Some(a) = anchor
+                && w.sealed.as_ref().is_none_or(|s| s.seq < a.seq)
+            {
+                w.sealed = Some(a);
+            }
+        });
+    }
+
+    /// Records tampering that stays reported (and is logged once, at error) until the process
+    /// restarts.
+    fn tampered(&self, p: Problem) {
+        let mut new = false;
+        self.update(|w| {
+            if w.lasting.as_ref().is_none_or(|q| q.seq > p.seq) {
+                new = w.lasting.as_ref() != Some(&p);
+                w.lasting = Some(p.clone());
+            }
+        });
+        if new {
+            tracing::error!(target: "audit", seq = p.seq, kind = p.kind, problem = %p.message, "the audit trail was tampered with; the sealer stops extending it");
         }
     }
 }
@@ -592,12 +869,45 @@ pub async fn rewalk(app: &crate::state::AppState, whole: bool) -> anyhow::Result
     };
     let now = Timestamp::now();
     let found = w.problem.clone();
+    // A whole walk that passes but ends below the checkpoint this server verified, or finds that
+    // checkpoint gone or changed: the trail was cut back (or rewritten), whatever it holds now.
+    let mut cut = None;
+    if from.is_none()
+        && w.problem.is_none()
+        && let Some(t) = &seen.through
+    {
+        let still = audit::checkpoint_upto(db, t.seq).await?;
+        if w.last.as_ref().is_none_or(|l| l.seq < t.seq)
+            || still.is_none_or(|c| c.seq != t.seq || c.hash != t.hash)
+        {
+            cut = problem(
+                t.seq,
+                "checkpoint",
+                format!(
+                    "checkpoint {}, which this server verified, was removed or changed: the trail was cut back or rewritten",
+                    t.seq
+                ),
+            );
+        }
+    }
+    if let Some(p) = cut {
+        app.chain.tampered(p);
+    }
+    // Rows this process sealed or verified removed from the end, after the newest checkpoint too
+    // (no walk can tell: what is left links up).
+    if let Some(p) = cut_back(&seen, head) {
+        app.chain.tampered(p);
+    }
     app.chain.update(|s| {
         if from.is_none() {
-            // A whole walk says how the chain stands now, and how far it holds.
+            // A whole walk says how the chain stands now; how far it held never goes back.
             s.full_at = Some(now);
             s.problem = found;
-            s.through = w.last.clone();
+            if let Some(l) = &w.last
+                && s.through.as_ref().is_none_or(|t| t.seq < l.seq)
+            {
+                s.through = Some(l.clone());
+            }
         } else {
             if let Some(p) = found
                 && s.problem.as_ref().is_none_or(|q| q.seq > p.seq)
@@ -616,15 +926,15 @@ pub async fn rewalk(app: &crate::state::AppState, whole: bool) -> anyhow::Result
         Some(_) => None,
         None => check_head(db, head, w.last.as_ref(), schedule).await?,
     };
-    let first_problem = first([after.problem, w.problem, tail]);
+    let first_problem = first([after.problem, after.lasting, w.problem, tail]);
     let through = w.last.as_ref().map_or(0, |l| l.seq);
     Ok(ChainReport {
-        verified: first_problem.is_none(),
+        verified: first_problem.is_none() && after.full_at.is_some(),
         rows: w.rows,
         checkpoints: w.checkpoints + u64::from(from.is_some()),
         unsealed,
         since_seq: from.as_ref().map_or(0, |f| f.seq),
-        unsigned: head - through,
+        unsigned: head.saturating_sub(through),
         verified_through: after.through.as_ref().map_or(0, |t| t.seq),
         full_check_at: after.full_at.map(Timestamp::rfc3339),
         first_problem,
@@ -647,12 +957,16 @@ pub async fn check_recent(app: &crate::state::AppState) -> anyhow::Result<ChainR
         checkpoints: 0,
         unsealed,
         since_seq: newest.as_ref().map_or(0, |c| c.seq),
-        unsigned: head - newest.as_ref().map_or(0, |c| c.seq),
+        unsigned: head.saturating_sub(newest.as_ref().map_or(0, |c| c.seq)),
         verified_through: seen.through.as_ref().map_or(0, |t| t.seq),
         full_check_at: seen.full_at.map(Timestamp::rfc3339),
         first_problem: None,
     };
-    let mut found = vec![seen.problem.clone()];
+    let mut found = vec![seen.problem.clone(), seen.lasting.clone()];
+    // Forged checkpoints the sealer never writes: before the first row.
+    if let Some(c) = audit::checkpoint_upto(db, 0).await? {
+        found.push(Some(out_of_range(&c)));
+    }
     // With no checkpoint at all nothing is hashed: the first sealing pass signs, so rows without
     // one had theirs removed (`check_head` says so).
     if let Some(c) = &newest {
@@ -684,7 +998,7 @@ pub async fn check_recent(app: &crate::state::AppState) -> anyhow::Result<ChainR
             ));
         } else if head < t.seq {
             found.push(problem(
-                head + 1,
+                head.saturating_add(1),
                 "deleted",
                 format!(
                     "the chain ends at row {head}, but this server verified it up to row {}",
@@ -693,6 +1007,7 @@ pub async fn check_recent(app: &crate::state::AppState) -> anyhow::Result<ChainR
             ));
         }
     }
+    found.push(cut_back(&seen, head));
     found.push(
         check_head(
             db,
@@ -703,8 +1018,53 @@ pub async fn check_recent(app: &crate::state::AppState) -> anyhow::Result<ChainR
         .await?,
     );
     report.first_problem = first(found);
-    report.verified = report.first_problem.is_none();
+    // Until this process has walked the whole chain once, nothing before the newest checkpoint is
+    // vouched for: not verified, with no problem (`full_check_at` null says it is pending).
+    report.verified = report.first_problem.is_none() && seen.full_at.is_some();
     Ok(report)
+}
+
+/// The rows a page shows that lie before the newest checkpoint (`lo..=hi`; `check_recent` hashes
+/// those after it): hashed from the checkpoint below `lo` (or the genesis) to the one at or after
+/// `hi`, both checked, when that span is at most twice the schedule's rows plus a page (the
+/// periodic walks cover longer spans). Adds what it found to `report`.
+pub async fn check_page(
+    app: &crate::state::AppState,
+    lo: i64,
+    hi: i64,
+    report: &mut ChainReport,
+) -> anyhow::Result<()> {
+    let (db, keys) = (&app.db, &app.keys);
+    let hi = hi.min(report.since_seq);
+    if lo < 1 || lo > hi {
+        return Ok(());
+    }
+    let from = audit::checkpoint_upto(db, lo - 1)
+        .await?
+        .filter(|c| c.seq >= 1);
+    let Some(to) = audit::checkpoint_after(db, hi - 1).await? else {
+        return Ok(());
+    };
+    let start = from.as_ref().map_or(0, |c| c.seq);
+    let bound = app.config.audit_checkpoints.events.saturating_mul(2) + 100;
+    if to.seq.saturating_sub(start) > bound {
+        return Ok(());
+    }
+    let mut found = match &from {
+        Some(c) => check_start(db, keys, c).await?,
+        None => None,
+    };
+    if found.is_none() {
+        let w = walk(db, keys, from.as_ref().map(Anchor::from).as_ref(), to.seq).await?;
+        report.rows += w.rows;
+        report.checkpoints += w.checkpoints;
+        found = w.problem;
+    }
+    if let Some(p) = found {
+        report.first_problem = first([report.first_problem.take(), Some(p)]);
+        report.verified = false;
+    }
+    Ok(())
 }
 
 /// Walks what was sealed since the last walk every `REWALK_EVERY`, and the whole chain at start

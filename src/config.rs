@@ -584,7 +584,7 @@ impl Config {
             body_timeout: Duration::from_secs(seconds(raw, "body_timeout", 10, 1..=300)?),
             write_timeout: Duration::from_secs(seconds(raw, "write_timeout", 10, 1..=300)?),
             audit_checkpoints: CheckpointSchedule {
-                events: seconds(raw, "audit_checkpoint_events", 1000, 1..=1_000_000)? as i64,
+                events: seconds(raw, "audit_checkpoint_events", 1000, 1..=10_000)? as i64,
                 every: Duration::from_secs(seconds(
                     raw,
                     "audit_checkpoint_interval",

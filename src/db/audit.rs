@@ -118,6 +118,16 @@ pub async fn tail(db: &Db) -> sqlx::Result<(i64, Option<(i64, i64)>)> {
     })
 }
 
+/// The last sealed row's seq and hash (absent where the row was tampered with), read without the
+/// sealing lock: what the sealer checks before it extends the chain.
+pub async fn head_row(db: &Db) -> sqlx::Result<Option<(i64, Option<String>)>> {
+    on_db!(db, p => {
+        let r = sqlx::query("select seq, hash from security_events where seq is not null order by seq desc limit 1")
+            .fetch_optional(p).await?;
+        r.map(|r| Ok((r.try_get("seq")?, r.try_get("hash")?))).transpose()
+    })
+}
+
 /// The last sealed row's seq; 0 when none is sealed.
 pub async fn head_seq(db: &Db) -> sqlx::Result<i64> {
     on_db!(db, p => {

@@ -26,8 +26,9 @@ pub struct AuditPage {
     items: Vec<Entry>,
     /// Pass as `cursor` for the next (older) page; null on the last page.
     next_cursor: Option<String>,
-    /// The chain check made for this answer: the rows after the newest signed checkpoint, and
-    /// what this server's periodic walks of the whole chain found (`full_check_at`).
+    /// The chain check made for this answer: the rows after the newest signed checkpoint, the
+    /// rows this page shows (from the checkpoints around them), and what this server's periodic
+    /// walks of the whole chain found (`full_check_at`).
     chain: ChainReport,
 }
 
@@ -54,7 +55,12 @@ async fn list(
         LIST,
         who.user_id(),
     );
-    let chain = crate::audit::check_recent(&app).await?;
+    let mut chain = crate::audit::check_recent(&app).await?;
+    // The rows shown that lie before the newest checkpoint are hashed too (bounded).
+    let seqs = rows.iter().filter_map(|r| r.seq);
+    if let (Some(lo), Some(hi)) = (seqs.clone().min(), seqs.max()) {
+        crate::audit::check_page(&app, lo, hi, &mut chain).await?;
+    }
     Ok(Json(AuditPage {
         items: rows.into_iter().map(Entry::from).collect(),
         next_cursor,

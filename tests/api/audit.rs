@@ -36,6 +36,25 @@ async fn checkpoint_count(app: &TestApp) -> usize {
         .len()
 }
 
+/// The rows `chain`'s page (the 5 newest) hashes: those after the newest checkpoint and, when it
+/// shows rows before that checkpoint, those from the checkpoint below them up to it.
+async fn page_hashes(app: &TestApp) -> i64 {
+    let (head, signed) = tail(app).await;
+    let lowest = head - 4;
+    if lowest > signed {
+        return head - signed;
+    }
+    let below = imangor::db::audit::checkpoints(&app.state.db)
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.seq)
+        .filter(|&s| s < lowest)
+        .max()
+        .unwrap_or(0);
+    head - below
+}
+
 async fn chain(app: &TestApp, admin: &Tokens) -> Value {
     let res = app.get("/api/v1/audit?limit=5", &admin.access).await;
     assert_eq!(res.status(), StatusCode::OK);
@@ -91,11 +110,16 @@ async fn every_event_is_sealed_and_admins_read_the_trail_with_its_chain_check_v1
         .await
         .unwrap();
     assert_eq!(page["chain"]["verified"], true, "{page}");
-    // The page hashed the rows after the newest checkpoint and checked that checkpoint.
+    // The page hashed the rows after the newest checkpoint and checked that checkpoint, and the
+    // rows it shows before it from the checkpoint below them.
     let (head, signed) = tail(&app).await;
     assert_eq!(page["chain"]["since_seq"], signed, "{page}");
     assert_eq!(page["chain"]["unsigned"], head - signed, "{page}");
-    assert_eq!(page["chain"]["rows"], head - signed, "{page}");
+    assert!(
+        head - 4 <= signed,
+        "the page shows rows before the checkpoint"
+    );
+    assert_eq!(page["chain"]["rows"], page_hashes(&app).await, "{page}");
     assert!(
         page["chain"]["checkpoints"].as_u64().unwrap() >= 1,
         "a signed checkpoint"
@@ -337,7 +361,8 @@ async fn a_rewrite_that_also_deletes_the_checkpoints_is_found_v16_4_2() {
     assert_eq!(c["verified"], false, "{c}");
     assert_eq!(c["first_problem"]["kind"], "checkpoint", "{c}");
     assert_eq!(c["first_problem"]["seq"], last, "{c}");
-    // The newest rows cut off together with their checkpoints: the server verified further.
+    // The newest rows cut off together with their checkpoints: the server sealed and verified
+    // further, and names the first row removed.
     let app = with_events().await;
     let admin = app.admin_tokens().await;
     rewalk(&app, true).await;
@@ -345,7 +370,8 @@ async fn a_rewrite_that_also_deletes_the_checkpoints_is_found_v16_4_2() {
     exec(&app, "delete from audit_checkpoints where seq >= 10").await;
     let c = chain(&app, &admin).await;
     assert_eq!(c["verified"], false, "{c}");
-    assert_eq!(c["first_problem"]["kind"], "checkpoint", "{c}");
+    assert_eq!(c["first_problem"]["kind"], "deleted", "{c}");
+    assert_eq!(c["first_problem"]["seq"], 10, "{c}");
 }
 
 /// Issue 16, item 4: a page hashes only the rows after the newest checkpoint (at most
@@ -365,7 +391,8 @@ async fn the_page_hashes_the_rows_after_the_newest_checkpoint_and_the_periodic_w
     let c = chain(&app, &admin).await;
     assert_eq!(c["verified"], true, "{c}");
     assert_eq!(c["since_seq"], signed, "{c}");
-    assert_eq!(c["rows"], head - signed, "{c}");
+    assert_eq!(c["unsigned"], head - signed, "{c}");
+    assert_eq!(c["rows"], page_hashes(&app).await, "{c}");
     assert_eq!(c["verified_through"], signed, "{c}");
     assert!(c["full_check_at"].as_str().unwrap().ends_with('Z'), "{c}");
 
@@ -624,4 +651,412 @@ async fn a_removed_newest_checkpoint_leaves_a_stale_unsigned_tail_that_verify_fi
     assert!(!out.status.success(), "{text}");
     assert!(text.contains("(checkpoint)"), "{text}");
     assert!(text.contains("covered by no signed checkpoint"), "{text}");
+}
+
+/// The attacker's rewrite: every row after `after` (0: all) recomputed from the row at `after`,
+/// as the algorithm is public, after `edit` changed one of them.
+async fn rewrite_after(app: &TestApp, after: i64, edit: &str) {
+    exec(app, edit).await;
+    let mut prev = match after {
+        0 => imangor::audit::GENESIS.to_owned(),
+        _ => imangor::db::audit::sealed_after(&app.state.db, after - 1, 1)
+            .await
+            .unwrap()
+            .remove(0)
+            .hash
+            .unwrap(),
+    };
+    for r in imangor::db::audit::sealed_after(&app.state.db, after, 10_000)
+        .await
+        .unwrap()
+    {
+        let seq = r.seq.unwrap();
+        let hash = imangor::audit::chain_hash(&prev, seq, &r);
+        let sql = format!(
+            "update security_events set prev_hash = '{prev}', hash = '{hash}' where seq = {seq}"
+        );
+        exec(app, &sql).await;
+        prev = hash;
+    }
+}
+
+/// Security review H1: a chain rewritten with its checkpoints removed (all of them, or those after
+/// an older one) is never signed by the sealer with the real key, in its passes or at a stop: it
+/// refuses, and the page and `imangor audit verify` report the tampering (V16.4.2).
+#[tokio::test]
+async fn the_sealer_never_signs_a_rewritten_chain_whose_checkpoints_were_removed_v16_4_2() {
+    let app = with_events().await;
+    let admin = app.admin_tokens().await;
+    exec(&app, "delete from audit_checkpoints").await;
+    rewrite_after(
+        &app,
+        0,
+        "update security_events set detail = 'rewritten' where seq = 2",
+    )
+    .await;
+    seal(&app).await;
+    seal_and_sign(&app).await;
+    assert_eq!(
+        checkpoint_count(&app).await,
+        0,
+        "the rewritten head is not signed"
+    );
+    let r = check(&app).await;
+    assert!(!r.verified, "{r:?}");
+    assert_eq!(r.first_problem.unwrap().kind, "checkpoint");
+    let c = chain(&app, &admin).await;
+    assert_eq!(c["verified"], false, "{c}");
+    assert_eq!(c["first_problem"]["kind"], "checkpoint", "{c}");
+
+    // Cut back to an older checkpoint K, the rows after it rewritten: not signed either.
+    let app = with_events().await;
+    let admin = app.admin_tokens().await;
+    let (_, older) = tail(&app).await;
+    for i in 0..3 {
+        app.register(&format!("later{i}@example.com")).await;
+    }
+    seal_and_sign(&app).await;
+    let (_, newest) = tail(&app).await;
+    assert!(newest > older);
+    exec(
+        &app,
+        &format!("delete from audit_checkpoints where seq > {older}"),
+    )
+    .await;
+    rewrite_after(
+        &app,
+        older,
+        &format!(
+            "update security_events set detail = 'rewritten' where seq = {}",
+            older + 1
+        ),
+    )
+    .await;
+    seal(&app).await;
+    seal_and_sign(&app).await;
+    assert_eq!(tail(&app).await.1, older, "nothing signed after K");
+    let c = chain(&app, &admin).await;
+    assert_eq!(c["verified"], false, "{c}");
+    assert_eq!(c["first_problem"]["kind"], "checkpoint", "{c}");
+    assert_eq!(c["first_problem"]["seq"], newest, "{c}");
+    // `imangor audit verify` remembers nothing: it sees a young, short unsigned tail after K (the
+    // SIEM's copy of the checkpoints shows the cut), but never a signature over the rewrite.
+    let (head, _) = tail(&app).await;
+    assert_eq!(check(&app).await.unsigned, head - older);
+}
+
+/// Security review H2: a whole walk over a trail cut back to an older checkpoint does not forget
+/// the newer one this server verified: `verified_through` never goes back, and the problem stays
+/// (the newest checkpoint removed; then the rows after the older one too).
+#[tokio::test]
+async fn a_whole_walk_after_a_cut_back_still_reports_it_v16_4_2() {
+    let app = with_events().await;
+    let admin = app.admin_tokens().await;
+    let (_, older) = tail(&app).await;
+    for i in 0..3 {
+        app.register(&format!("later{i}@example.com")).await;
+    }
+    seal_and_sign(&app).await;
+    let (_, newest) = tail(&app).await;
+    assert!(newest > older);
+    let r = rewalk(&app, true).await;
+    assert!(r.verified, "{r:?}");
+    assert_eq!(r.verified_through, newest);
+    // The newest checkpoint removed: what is left links up to the older one and is young.
+    exec(
+        &app,
+        &format!("delete from audit_checkpoints where seq > {older}"),
+    )
+    .await;
+    for _ in 0..2 {
+        let r = rewalk(&app, true).await;
+        assert!(!r.verified, "{r:?}");
+        assert_eq!(r.verified_through, newest);
+        let p = r.first_problem.unwrap();
+        assert_eq!((p.seq, p.kind), (newest, "checkpoint"));
+    }
+    let c = chain(&app, &admin).await;
+    assert_eq!(c["verified"], false, "{c}");
+    assert_eq!(c["verified_through"], newest, "{c}");
+    assert_eq!(c["first_problem"]["seq"], newest, "{c}");
+    assert_eq!(c["first_problem"]["kind"], "checkpoint", "{c}");
+    // The rows after the older checkpoint removed too: the first of them is named.
+    exec(
+        &app,
+        &format!("delete from security_events where seq > {older}"),
+    )
+    .await;
+    for _ in 0..2 {
+        let r = rewalk(&app, true).await;
+        assert!(!r.verified, "{r:?}");
+        assert_eq!(r.verified_through, newest);
+        let p = r.first_problem.unwrap();
+        assert_eq!((p.seq, p.kind), (older + 1, "deleted"));
+    }
+    let c = chain(&app, &admin).await;
+    assert_eq!(c["verified"], false, "{c}");
+    assert_eq!(c["verified_through"], newest, "{c}");
+    assert_eq!(c["first_problem"]["seq"], older + 1, "{c}");
+    assert_eq!(c["first_problem"]["kind"], "deleted", "{c}");
+}
+
+/// Security review H2: rows cut off the end after the newest checkpoint (what is left links up,
+/// and every checkpoint stands, so no walk of the rows can tell) are reported by the page and by
+/// every walk of this server, whole walks do not lower `verified_through`, and the sealer seals
+/// and signs nothing on the shorter chain (V16.4.2).
+#[tokio::test]
+async fn rows_cut_off_the_unsigned_tail_are_reported_and_never_signed_v16_4_2() {
+    let app = with_events().await;
+    let admin = app.admin_tokens().await;
+    for i in 0..3 {
+        app.register(&format!("later{i}@example.com")).await;
+    }
+    seal(&app).await;
+    let (head, signed) = tail(&app).await;
+    assert!(head > signed + 1, "an unsigned tail: {head} {signed}");
+    let r = rewalk(&app, true).await;
+    assert!(r.verified, "{r:?}");
+    assert_eq!(r.verified_through, signed);
+    exec(
+        &app,
+        &format!("delete from security_events where seq > {signed}"),
+    )
+    .await;
+    // What remembers nothing sees a trail that holds.
+    assert!(check(&app).await.verified);
+    let c = chain(&app, &admin).await;
+    assert_eq!(c["verified"], false, "{c}");
+    assert_eq!(c["first_problem"]["seq"], signed + 1, "{c}");
+    assert_eq!(c["first_problem"]["kind"], "deleted", "{c}");
+    for whole in [true, false, true] {
+        let r = rewalk(&app, whole).await;
+        assert!(!r.verified, "{r:?}");
+        assert_eq!(r.verified_through, signed, "{r:?}");
+        let p = r.first_problem.unwrap();
+        assert_eq!((p.seq, p.kind), (signed + 1, "deleted"));
+    }
+    app.register("after@example.com").await;
+    seal_and_sign(&app).await;
+    assert_eq!(
+        tail(&app).await,
+        (signed, signed),
+        "nothing sealed or signed"
+    );
+    let c = chain(&app, &admin).await;
+    assert_eq!(c["verified"], false, "{c}");
+    assert_eq!(c["first_problem"]["seq"], signed + 1, "{c}");
+    assert!(c["unsealed"].as_i64().unwrap() >= 1, "{c}");
+}
+
+/// Security review H2: a whole walk that finds an edit before the checkpoint the server verified
+/// reports it without lowering `verified_through` (V16.4.2).
+#[tokio::test]
+async fn a_whole_walk_that_finds_an_edit_keeps_verified_through_v16_4_2() {
+    let app = with_events().await;
+    let admin = app.admin_tokens().await;
+    let (_, signed) = tail(&app).await;
+    assert!(signed > 3);
+    let r = rewalk(&app, true).await;
+    assert!(r.verified, "{r:?}");
+    assert_eq!(r.verified_through, signed);
+    exec(
+        &app,
+        "update security_events set detail = 'quiet' where seq = 3",
+    )
+    .await;
+    let r = rewalk(&app, true).await;
+    assert!(!r.verified, "{r:?}");
+    assert_eq!(r.verified_through, signed);
+    let p = r.first_problem.unwrap();
+    assert_eq!((p.seq, p.kind), (3, "edited"));
+    let c = chain(&app, &admin).await;
+    assert_eq!(c["verified"], false, "{c}");
+    assert_eq!(c["verified_through"], signed, "{c}");
+    assert_eq!(c["first_problem"]["seq"], 3, "{c}");
+}
+
+/// Security review H2: until a server's first whole walk completes, its chain check is pending:
+/// `verified` false with no `first_problem` and no `full_check_at`; the walk makes it verified.
+#[tokio::test]
+async fn the_chain_check_is_pending_until_the_first_whole_walk_v16_4_2() {
+    let app = TestApp::spawn_with(&[("IMANGOR_DATA_KEYS", DATA_KEYS)]).await;
+    app.register("someone@example.com").await;
+    seal_and_sign(&app).await;
+    // A second server on the same trail, built but not started: its watcher has not walked yet.
+    let dir = tempfile::tempdir().unwrap();
+    let vars = [
+        ("IMANGOR_LISTEN", "127.0.0.1:0".to_owned()),
+        ("IMANGOR_DATA_DIR", dir.path().display().to_string()),
+        ("IMANGOR_DATABASE_URL", app.database_url.clone()),
+        ("IMANGOR_JWT_SECRET", JWT_SECRET.to_owned()),
+        ("IMANGOR_DATA_KEYS", DATA_KEYS.to_owned()),
+    ];
+    let raw = imangor::config::RawSettings::gather(
+        None,
+        vars.into_iter().map(|(k, v)| (k.to_owned(), v)),
+    )
+    .unwrap();
+    let config = imangor::config::Config::from_raw(&raw).unwrap();
+    let second = imangor::startup::App::build(config).await.unwrap();
+    let fresh = second.state();
+    let r = imangor::audit::check_recent(fresh).await.unwrap();
+    assert!(!r.verified, "{r:?}");
+    assert!(r.first_problem.is_none(), "{r:?}");
+    assert!(r.full_check_at.is_none(), "{r:?}");
+    assert_eq!(r.verified_through, 0);
+    let w = imangor::audit::rewalk(fresh, true).await.unwrap();
+    assert!(w.verified, "{w:?}");
+    let r = imangor::audit::check_recent(fresh).await.unwrap();
+    assert!(r.verified, "{r:?}");
+    assert!(r.full_check_at.is_some(), "{r:?}");
+    assert_eq!(r.verified_through, tail(&app).await.1);
+}
+
+/// Security review H1: a row after the newest checkpoint edited under a running server: the
+/// sealer hashes that tail before it signs, refuses, and reports it; no checkpoint covers the row,
+/// and the page says so, even once the row is put back, and nothing more is signed (V16.4.2).
+#[tokio::test]
+async fn the_sealer_never_signs_over_an_edited_unsigned_row_v16_4_2() {
+    let app = with_events().await;
+    let admin = app.admin_tokens().await;
+    for i in 0..3 {
+        app.register(&format!("later{i}@example.com")).await;
+    }
+    seal(&app).await;
+    assert!(rewalk(&app, true).await.verified);
+    let (head, signed) = tail(&app).await;
+    assert!(head > signed + 1, "an unsigned tail: {head} {signed}");
+    let edited = signed + 1;
+    let row = imangor::db::audit::sealed_after(&app.state.db, signed, 1)
+        .await
+        .unwrap()
+        .remove(0);
+    exec(
+        &app,
+        &format!("update security_events set outcome = 'forged' where seq = {edited}"),
+    )
+    .await;
+    // New rows are sealed on top (the head's hash is as sealed), but never signed.
+    app.register("after@example.com").await;
+    seal(&app).await;
+    seal_and_sign(&app).await;
+    let (now_head, now_signed) = tail(&app).await;
+    assert_eq!(now_signed, signed, "no checkpoint covers row {edited}");
+    assert!(now_head > head);
+    let c = chain(&app, &admin).await;
+    assert_eq!(c["verified"], false, "{c}");
+    assert_eq!(c["first_problem"]["seq"], edited, "{c}");
+    assert_eq!(c["first_problem"]["kind"], "edited", "{c}");
+    // Put back, the row hashes again; what the sealer found stays reported.
+    exec(
+        &app,
+        &format!(
+            "update security_events set outcome = '{}' where seq = {edited}",
+            row.outcome
+        ),
+    )
+    .await;
+    assert!(check(&app).await.verified);
+    let c = chain(&app, &admin).await;
+    assert_eq!(c["verified"], false, "{c}");
+    assert_eq!(c["first_problem"]["seq"], edited, "{c}");
+    assert_eq!(c["first_problem"]["kind"], "edited", "{c}");
+    // And this server signs nothing more until it restarts; new rows are still sealed.
+    app.register("later@example.com").await;
+    seal_and_sign(&app).await;
+    let (last_head, last_signed) = tail(&app).await;
+    assert_eq!(last_signed, signed);
+    assert!(last_head > now_head);
+}
+
+/// Security review H1: the unsigned tail rewritten consistently (an edit, every hash after it
+/// recomputed: it links up, and a check that remembers nothing passes it) is not signed: the
+/// sealer finds the head it sealed rehashed, refuses, and the page reports it (V16.4.2).
+#[tokio::test]
+async fn the_sealer_never_signs_a_rewritten_unsigned_tail_v16_4_2() {
+    let app = with_events().await;
+    let admin = app.admin_tokens().await;
+    for i in 0..3 {
+        app.register(&format!("later{i}@example.com")).await;
+    }
+    seal(&app).await;
+    let (head, signed) = tail(&app).await;
+    assert!(head > signed + 1, "an unsigned tail: {head} {signed}");
+    rewrite_after(
+        &app,
+        signed,
+        &format!(
+            "update security_events set detail = 'rewritten' where seq = {}",
+            signed + 1
+        ),
+    )
+    .await;
+    assert!(check(&app).await.verified, "the rewrite links up");
+    seal(&app).await;
+    seal_and_sign(&app).await;
+    assert_eq!(tail(&app).await, (head, signed), "nothing sealed or signed");
+    assert_eq!(
+        imangor::db::audit::checkpoint_after(&app.state.db, signed)
+            .await
+            .unwrap()
+            .map(|c| c.seq),
+        None
+    );
+    let c = chain(&app, &admin).await;
+    assert_eq!(c["verified"], false, "{c}");
+    assert_eq!(c["first_problem"]["seq"], head, "{c}");
+    assert_eq!(c["first_problem"]["kind"], "edited", "{c}");
+}
+
+/// Security review L6: forged checkpoints before the first row or past the head are reported by
+/// the page, and neither the page nor the sealer overflows on them (V16.4.2).
+#[tokio::test]
+async fn forged_checkpoints_out_of_range_are_reported_without_overflow_v16_4_2() {
+    for seq in [i64::MIN, 0, i64::MAX] {
+        let app = with_events().await;
+        let admin = app.admin_tokens().await;
+        exec(&app, "delete from audit_checkpoints").await;
+        exec(
+            &app,
+            &format!(
+                "insert into audit_checkpoints (seq, hash, key_id, signature, at) values ({seq}, 'x', 'k', 's', 0)"
+            ),
+        )
+        .await;
+        seal(&app).await;
+        seal_and_sign(&app).await;
+        let c = chain(&app, &admin).await;
+        assert_eq!(c["verified"], false, "{seq}: {c}");
+        let kind = c["first_problem"]["kind"].as_str().unwrap();
+        assert!(matches!(kind, "checkpoint" | "deleted"), "{seq}: {c}");
+        assert!(!check(&app).await.verified);
+    }
+}
+
+/// Security review M3: a row a page shows, older than the newest checkpoint, edited after the
+/// server's walks passed it, is reported on that page (hashed from the checkpoints around it).
+#[tokio::test]
+async fn a_page_hashes_the_rows_it_shows_before_the_newest_checkpoint_v16_4_2() {
+    let app = with_events().await;
+    let admin = app.admin_tokens().await;
+    let (_, older) = tail(&app).await;
+    for i in 0..3 {
+        app.register(&format!("later{i}@example.com")).await;
+    }
+    seal_and_sign(&app).await;
+    assert!(rewalk(&app, true).await.verified);
+    let edited = older + 1;
+    exec(
+        &app,
+        &format!("update security_events set detail = 'quiet' where seq = {edited}"),
+    )
+    .await;
+    // The page that shows the row says so (the periodic walks have not run since the edit).
+    let res = app.get("/api/v1/audit?limit=100", &admin.access).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let page: Value = res.json().await.unwrap();
+    let c = &page["chain"];
+    assert_eq!(c["verified"], false, "{c}");
+    assert_eq!(c["first_problem"]["seq"], edited, "{c}");
+    assert_eq!(c["first_problem"]["kind"], "edited", "{c}");
 }

@@ -1159,3 +1159,15 @@ async fn operators_review_access_and_contain_from_the_command_line() {
     }
     s.stop().await;
 }
+
+/// A page hashes up to `IMANGOR_AUDIT_CHECKPOINT_EVENTS` rows, and the sealer as many before it
+/// signs: more than 10 000 is refused at start, naming the variable.
+#[test]
+fn audit_checkpoint_events_is_capped_at_ten_thousand() {
+    assert!(settings(&[("IMANGOR_AUDIT_CHECKPOINT_EVENTS", "10000")]).is_ok());
+    let err = settings(&[("IMANGOR_AUDIT_CHECKPOINT_EVENTS", "10001")]).unwrap_err();
+    assert!(
+        err.contains("IMANGOR_AUDIT_CHECKPOINT_EVENTS") && err.contains("1..=10000"),
+        "{err}"
+    );
+}

@@ -650,7 +650,10 @@ async function audit() {
     const page = await api('GET', `/api/v1/audit?${q}`);
     cursors[index + 1] = page.next_cursor;
     const c = page.chain;
-    const banner = c.verified
+    const pending = !c.verified && !c.first_problem && !c.full_check_at;
+    const banner = pending
+      ? h('p', { class: 'banner', id: 'chain-check' }, 'Chain check pending: this server has not walked the whole chain since it started (it does within a minute).')
+      : c.verified
       ? h('p', { class: 'banner ok', id: 'chain-check' }, `Chain intact: ${c.rows} rows after checkpoint ${c.since_seq} hashed now`
         + ` (${c.unsigned} awaiting a checkpoint, ${c.unsealed} not sealed yet); `
         + (c.full_check_at ? `whole chain walked by this server at ${c.full_check_at}, holds through row ${c.verified_through}.` : 'whole-chain walk of this server pending.'))
