@@ -233,14 +233,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_result_older_than_3_s_is_not_believed() {
+    fn a_result_older_than_stale_after_is_not_believed() {
         let r = Readiness::default();
         let t = r.born + Duration::from_secs(10);
         assert_eq!(r.at(t), UNKNOWN, "never checked");
         r.record(READY, t);
-        assert_eq!(r.at(t + Duration::from_millis(2900)), READY);
+        // A slow but live probe: its result is up to 2 x PROBE_TIMEOUT old when the next lands.
+        assert_eq!(r.at(t + 2 * PROBE_TIMEOUT), READY);
+        assert_eq!(r.at(t + STALE_AFTER - Duration::from_millis(100)), READY);
         // The probe loop died after its last answer: no longer ready.
-        assert_eq!(r.at(t + Duration::from_millis(3100)), STALE);
+        assert_eq!(r.at(t + STALE_AFTER + Duration::from_millis(100)), STALE);
         r.record(DB_ERROR, t + Duration::from_secs(4));
         assert_eq!(r.at(t + Duration::from_secs(5)), DB_ERROR);
     }
