@@ -231,7 +231,7 @@ await scenario('admin sees the brute-force incident of ten failed logins, contai
   await w.page.locator('#view [aria-busy]').waitFor({ state: 'detached' });
   await shot(w, 'incident');
   await accessible(w, 'incident');
-  assert.match(await w.page.locator('#incident-description').textContent(), /10 or more failed logins/);
+  assert.match(await w.page.locator('#incident-description').textContent(), /10 or more failed or refused logins on one account/);
   assert.equal(await w.page.locator('#incident-status').textContent(), 'open');
   assert.equal(await w.page.locator('#incident-systems').textContent(), 'auth', 'the detector named the system');
   // Its events: the failed logins themselves.
