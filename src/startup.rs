@@ -17,8 +17,15 @@ use crate::limits::Limiter;
 use crate::limits::login::Logins;
 use crate::state::AppState;
 
-/// Connections the scrape listener (metrics and the kubelet's probes) serves at once.
-const SCRAPE_MAX_CONNECTIONS: usize = 64;
+/// Connections the scrape listener (metrics and the kubelet's probes) serves at once: enough
+/// that filling it takes `SCRAPE_MAX_CONNECTIONS / SCRAPE_SHARE` = 32 addresses of the monitoring
+/// network (the NetworkPolicy admits only the monitoring namespace and the node), few enough that
+/// no one exhausts the process's file descriptors through it.
+const SCRAPE_MAX_CONNECTIONS: usize = 256;
+
+/// Connections one address holds at once on the scrape listener. Prometheus keeps one, the
+/// kubelet opens one per probe and closes it.
+const SCRAPE_SHARE: usize = 8;
 
 /// A built application: its listener is bound, so the address is known before it serves.
 pub struct App {
@@ -233,7 +240,7 @@ impl App {
             // monitoring network cannot hold the listener the kubelet's probes need.
             let scrape_limits = ConnLimits {
                 max_connections: SCRAPE_MAX_CONNECTIONS,
-                shares: crate::limits::shares::Shares::new(SCRAPE_MAX_CONNECTIONS / 4),
+                shares: crate::limits::shares::Shares::new(SCRAPE_SHARE),
                 trusted_proxies: Vec::new(),
                 ..limits.clone()
             };

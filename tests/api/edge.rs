@@ -446,8 +446,8 @@ async fn slow_connections_to_the_scrape_listener_cannot_starve_the_probes_v15_2_
         }
     }
     assert_eq!(
-        open, 16,
-        "an address holds at most 16 of the scrape listener's connections"
+        open, 8,
+        "an address holds at most 8 of the scrape listener's connections"
     );
     let prober = reqwest::Client::builder()
         .local_address(IpAddr::from([127, 0, 0, 2]))
