@@ -115,7 +115,7 @@ pub async fn seal_pending(
     db: &Db,
     keys: &DataKeyring,
     watch: &ChainWatch,
-    contain: &crate::service::incidents::Containment,
+    contain: &crate::config::Containment,
     schedule: CheckpointSchedule,
     sign: Sign,
 ) -> anyhow::Result<Vec<crate::service::incidents::Raised>> {

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use secrecy::{ExposeSecret, SecretBox, SecretString};
+use secrecy::{ExposeSecret, SecretString};
 
 use crate::crypto::keyring::{self, Source};
 use crate::domain::{Email, PasswordPolicy};
@@ -35,8 +35,8 @@ impl std::fmt::Debug for Secret {
     }
 }
 
-/// Key material held as bytes (the HMAC key of HS256 tokens is used exactly as given).
-pub type KeyBytes = SecretBox<Vec<u8>>;
+pub use crate::auth::token::JWT_LEEWAY_S;
+pub use crate::crypto::KeyBytes;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Environment {
@@ -54,6 +54,15 @@ pub enum Registration {
 pub enum LogFormat {
     Json,
     Pretty,
+}
+
+/// Automatic containment, per detector.
+#[derive(Debug, Clone, Copy)]
+pub struct Containment {
+    /// Seconds an address doing credential stuffing is blocked (0: not blocked).
+    pub stuffing_block_s: u64,
+    /// Refresh-token reuse revokes every session of the user, not only the reused family.
+    pub reuse_revokes_all: bool,
 }
 
 /// Every setting the server runs with, typed and checked.
@@ -89,7 +98,7 @@ pub struct Config {
     /// Alerts waiting for the webhook, at most; past it an alert is dropped and counted.
     pub alert_queue: usize,
     /// Automatic containment per detector.
-    pub containment: crate::service::incidents::Containment,
+    pub containment: Containment,
     pub jwt_issuer: String,
     pub jwt_audience: String,
     pub access_token_ttl: u64,
@@ -159,9 +168,6 @@ impl CheckpointSchedule {
         self.every + self.every.min(Duration::from_secs(10))
     }
 }
-
-/// Clock skew allowed when checking `exp`, `nbf` and `iat` (RFC 8725 advice: small and fixed).
-pub const JWT_LEEWAY_S: u64 = 60;
 
 struct Key {
     name: &'static str,
@@ -491,13 +497,13 @@ impl Config {
                 .get("alert_webhook_secret")
                 .map(|s| Secret::new(s.to_owned())),
             alert_min_level: match raw.get("alert_min_level").unwrap_or("high") {
-                l if crate::service::incidents::LEVELS.contains(&l) => l.to_owned(),
+                l if crate::domain::incident::LEVELS.contains(&l) => l.to_owned(),
                 other => bail!(
                     "IMANGOR_ALERT_MIN_LEVEL: {other:?} is not one of low, medium, high, critical"
                 ),
             },
             alert_queue: parse(raw, "alert_queue", 1024usize)?.clamp(1, 100_000),
-            containment: crate::service::incidents::Containment {
+            containment: Containment {
                 stuffing_block_s: seconds(raw, "contain_stuffing_block", 900, 0..=30 * 86_400)?,
                 reuse_revokes_all: match raw.get("contain_refresh_reuse").unwrap_or("session") {
                     "session" => false,

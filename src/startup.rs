@@ -218,7 +218,11 @@ impl App {
         };
         // Readiness is known before the first request, then checked each second in the background.
         state.readiness.check(&state.db, &state.metrics).await;
-        tokio::spawn(crate::http::health::probe_loop(state.clone()));
+        tokio::spawn(crate::service::readiness::probe_loop(
+            state.readiness.clone(),
+            state.db.clone(),
+            state.metrics.clone(),
+        ));
         // One shutdown signal for both listeners.
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let stopping = Arc::new(std::sync::OnceLock::new());

@@ -61,5 +61,5 @@ pub struct Services {
     /// Each address's share of the connections (and of forwarded requests in flight).
     pub shares: Arc<crate::limits::shares::Shares>,
     /// The readiness probe's last answer, which `/readyz` reports.
-    pub readiness: Arc<crate::http::health::Readiness>,
+    pub readiness: Arc<crate::service::readiness::Readiness>,
 }

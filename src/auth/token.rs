@@ -11,9 +11,12 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 
-use crate::config::{JWT_LEEWAY_S, KeyBytes};
+use crate::crypto::KeyBytes;
 use crate::crypto::keyring::Entry;
 use crate::domain::{Role, SessionId, Timestamp, UserId};
+
+/// Clock skew allowed when checking `exp`, `nbf` and `iat` (RFC 8725 advice: small and fixed).
+pub const JWT_LEEWAY_S: u64 = 60;
 
 /// The longest bearer token looked at; anything longer is refused before parsing.
 pub const MAX_TOKEN_LEN: usize = 4096;

@@ -5,7 +5,7 @@
 
 pub mod policy;
 
-pub use policy::{Action, Actor, Decision, ReadScope, Relation, Visibility};
+pub use policy::{Action, Actor, Decision, Denial, ReadScope, Relation, Visibility};
 
 use crate::domain::{Role, SessionId, Timestamp, UserId};
 use crate::error::{AppError, Result};
@@ -117,15 +117,6 @@ impl<T> Authorized<T> {
             )))
         }
     }
-}
-
-/// A refusal by the policy, kept on the error so that it is recorded as a security event.
-#[derive(Debug, Clone)]
-pub struct Denial {
-    pub decision: Decision,
-    pub action: Action,
-    pub actor: Option<UserId>,
-    pub target: Option<String>,
 }
 
 fn verdict<T>(

@@ -4,6 +4,8 @@
 
 use std::fmt;
 
+use crate::domain::UserId;
+
 /// Who is asking: a role, or nobody (no valid token).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Actor {
@@ -79,6 +81,15 @@ pub enum Decision {
     Hide,
     /// 401: a token is needed.
     Unauthenticated,
+}
+
+/// A refusal by the policy, kept on the error so that it is recorded as a security event.
+#[derive(Debug, Clone)]
+pub struct Denial {
+    pub decision: Decision,
+    pub action: Action,
+    pub actor: Option<UserId>,
+    pub target: Option<String>,
 }
 
 /// Which columns of the table an action looks at.

@@ -11,6 +11,9 @@ pub mod keyring;
 
 use aws_lc_rs::hkdf;
 
+/// Key material held as bytes (the HMAC key of HS256 tokens is used exactly as given).
+pub type KeyBytes = secrecy::SecretBox<Vec<u8>>;
+
 /// Lower-case hex of `bytes` (digests, MACs, key ids): one allocation, not one per byte.
 pub fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";

@@ -207,7 +207,7 @@ pub async fn prune(db: &Db, now: Timestamp) -> sqlx::Result<u64> {
     let n = on_db!(db, c => {
         // A token is accepted up to the leeway past its `exp`: its denial must outlive that.
         let a = sqlx::query("delete from denied_tokens where expires_at < $1")
-            .bind(now.micros() - crate::config::JWT_LEEWAY_S as i64 * 1_000_000).execute(c).await?;
+            .bind(now.micros() - crate::auth::token::JWT_LEEWAY_S as i64 * 1_000_000).execute(c).await?;
         let b = sqlx::query("delete from refresh_tokens where expires_at < $1").bind(now.micros()).execute(c).await?;
         a.rows_affected() + b.rows_affected()
     });

@@ -1,6 +1,6 @@
 //! An email address, normalised to lower case so that uniqueness is case-insensitive.
 
-use crate::error::ValidationError;
+use super::ValidationError;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Email(String);

@@ -1,6 +1,6 @@
 //! A person's display name: 1..=100 characters after trimming, no control characters.
 
-use crate::error::ValidationError;
+use super::ValidationError;
 
 pub const MAX_CHARS: usize = 100;
 

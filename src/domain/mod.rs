@@ -3,12 +3,14 @@
 pub mod email;
 pub mod full_name;
 pub mod ids;
+pub mod incident;
 pub mod password;
 pub mod resource;
 pub mod role;
 pub mod secret;
 pub mod text;
 pub mod time;
+pub mod validation;
 
 pub use email::Email;
 pub use full_name::FullName;
@@ -18,3 +20,4 @@ pub use resource::{Content, Title};
 pub use role::Role;
 pub use secret::{SecretName, SecretValue};
 pub use time::Timestamp;
+pub use validation::{FieldError, ValidationError};

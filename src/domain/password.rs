@@ -6,7 +6,7 @@ use std::sync::LazyLock;
 
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::error::ValidationError;
+use super::ValidationError;
 
 /// The longest password accepted, in characters. It bounds the cost of hashing.
 pub const MAX_CHARS: usize = 100;

@@ -1,6 +1,6 @@
 //! The fields of a resource: a title of 1..=200 characters and content of at most 64 KiB.
 
-use crate::error::ValidationError;
+use super::ValidationError;
 
 pub const TITLE_MAX_CHARS: usize = 200;
 pub const CONTENT_MAX_BYTES: usize = 64 * 1024;

@@ -2,7 +2,7 @@
 
 use zeroize::Zeroizing;
 
-use crate::error::ValidationError;
+use super::ValidationError;
 
 pub const NAME_MAX_CHARS: usize = 100;
 pub const VALUE_MAX_BYTES: usize = 16 * 1024;

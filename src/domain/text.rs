@@ -1,6 +1,6 @@
 //! The rule shared by every short, single-line text a person names things with (titles, names).
 
-use crate::error::ValidationError;
+use super::ValidationError;
 
 /// `raw` as given when it is not blank, has at most `max_chars` characters, and holds no control
 /// character or line separator (which would let it forge log lines or headers).

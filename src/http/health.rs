@@ -8,13 +8,10 @@ use axum::response::{IntoResponse, Response};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::error::problem;
-use crate::db::Db;
-use crate::db::readers::ReadConn;
-use crate::metrics::Metrics;
+use crate::service::readiness::{DB_ERROR, DB_SILENT, READY, STALE, STALE_AFTER};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -41,140 +38,6 @@ async fn jwks(State(app): State<AppState>) -> Response {
 #[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200)))]
 async fn healthz() -> Json<serde_json::Value> {
     Json(serde_json::json!({ "status": "ok" }))
-}
-
-/// The database's last answer to the readiness probe.
-const UNKNOWN: u8 = 0;
-const READY: u8 = 1;
-const DB_ERROR: u8 = 2;
-const DB_SILENT: u8 = 3;
-/// No answer recorded for longer than `STALE_AFTER`: the probe loop is dead or stuck.
-const STALE: u8 = 4;
-
-/// How long the probe waits for the database (opening its connection included).
-const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// A result older than this is not believed. A result is stamped with its check's start and
-/// written at its end: a check starts at most `PROBE_TIMEOUT` after the one before (one a second,
-/// a late tick fires at once) and takes at most `PROBE_TIMEOUT`, so a live probe's newest result
-/// is at most 2 x `PROBE_TIMEOUT` = 4 s old when the next one lands, even on a slow database.
-const STALE_AFTER: Duration = Duration::from_secs(5);
-
-/// The readiness probe's last result and when it came. The probe (`probe_loop`) asks the
-/// database once a second, on a connection of its own outside the pool: a saturated pool is an
-/// overloaded replica, not a dead database, and must not take every replica out of the Service
-/// at once. `GET /readyz` reads the result and does no database work of its own, so that a flood
-/// of probes cannot take the pool's connections from the API.
-pub struct Readiness {
-    state: AtomicU8,
-    /// When the check that made the last result started, in milliseconds since `born`.
-    at_ms: AtomicU64,
-    born: Instant,
-    conn: tokio::sync::Mutex<Option<ReadConn>>,
-}
-
-impl Default for Readiness {
-    fn default() -> Self {
-        Readiness {
-            state: AtomicU8::new(UNKNOWN),
-            at_ms: AtomicU64::new(0),
-            born: Instant::now(),
-            conn: tokio::sync::Mutex::new(None),
-        }
-    }
-}
-
-impl std::fmt::Debug for Readiness {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Readiness")
-            .field("state", &self.state)
-            .field("at_ms", &self.at_ms)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Readiness {
-    /// Asks the database once and keeps the answer; logs only a change, not every failed second.
-    pub async fn check(&self, db: &Db, metrics: &Metrics) {
-        metrics.readiness_check();
-        // A result is as old as the check that made it (see `STALE_AFTER`).
-        let started = Instant::now();
-        let (now, error) = match tokio::time::timeout(PROBE_TIMEOUT, self.ping(db)).await {
-            Ok(Ok(())) => (READY, None),
-            Ok(Err(e)) => (DB_ERROR, Some(e.to_string())),
-            Err(_) => (DB_SILENT, None),
-        };
-        self.stamp(started);
-        let before = self.state.swap(now, Ordering::Relaxed);
-        if before == now {
-            return;
-        }
-        match (now, error) {
-            (READY, _) if before != UNKNOWN => {
-                tracing::info!("readiness: the database answers again")
-            }
-            (READY, _) => {}
-            (_, Some(e)) => tracing::warn!(error = %e, "readiness: database error; not ready"),
-            _ => tracing::warn!(
-                "readiness: the database did not answer within {PROBE_TIMEOUT:?}; not ready"
-            ),
-        }
-    }
-
-    /// `select 1` on the probe's own connection, opened when it has none; a connection that
-    /// failed (or whose ping was cut off by the timeout) is dropped and opened afresh next time.
-    async fn ping(&self, db: &Db) -> sqlx::Result<()> {
-        let mut slot = self.conn.lock().await;
-        let mut conn = match slot.take() {
-            Some(c) => c,
-            None => db.connect_apart().await?,
-        };
-        let q = "select 1";
-        match &mut conn {
-            ReadConn::Sqlite(c) => sqlx::query(q).execute(c).await.map(drop)?,
-            ReadConn::Postgres(c) => sqlx::query(q).execute(c).await.map(drop)?,
-        }
-        *slot = Some(conn);
-        Ok(())
-    }
-
-    /// When the result about to be stored came.
-    fn stamp(&self, at: Instant) {
-        let ms = at.saturating_duration_since(self.born).as_millis();
-        self.at_ms
-            .store(u64::try_from(ms).unwrap_or(u64::MAX), Ordering::Relaxed);
-    }
-
-    #[cfg(test)]
-    fn record(&self, state: u8, at: Instant) {
-        self.stamp(at);
-        self.state.store(state, Ordering::Relaxed);
-    }
-
-    /// The last result, unless it is older than `STALE_AFTER` at `now`.
-    fn at(&self, now: Instant) -> u8 {
-        let state = self.state.load(Ordering::Relaxed);
-        let at = self.born + Duration::from_millis(self.at_ms.load(Ordering::Relaxed));
-        if state != UNKNOWN && now.saturating_duration_since(at) > STALE_AFTER {
-            return STALE;
-        }
-        state
-    }
-
-    /// Whether the last result, still fresh, says ready.
-    pub fn is_ready(&self) -> bool {
-        self.at(Instant::now()) == READY
-    }
-}
-
-/// Checks the database each second for as long as the server runs.
-pub async fn probe_loop(app: AppState) {
-    let mut every = tokio::time::interval(Duration::from_secs(1));
-    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        every.tick().await;
-        app.readiness.check(&app.db, &app.metrics).await;
-    }
 }
 
 /// The process can serve: the database answered the last readiness probe (made each second in
@@ -214,7 +77,10 @@ pub async fn detailed(State(app): State<AppState>) -> Response {
         // The cause goes to the log, never to the body (no SQL or driver text).
         DB_SILENT => not_ready("the database did not answer in time"),
         DB_ERROR => not_ready("the database is not reachable"),
-        STALE => not_ready("the readiness probe has not answered for more than 3 s"),
+        STALE => not_ready(&format!(
+            "the readiness probe has not answered for more than {} s",
+            STALE_AFTER.as_secs()
+        )),
         _ => not_ready("the database has not been checked yet"),
     }
 }
@@ -226,24 +92,4 @@ fn not_ready(detail: &str) -> Response {
 /// `GET /healthz` on the metrics listener: the process is up.
 pub async fn alive() -> Json<serde_json::Value> {
     healthz().await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_result_older_than_stale_after_is_not_believed() {
-        let r = Readiness::default();
-        let t = r.born + Duration::from_secs(10);
-        assert_eq!(r.at(t), UNKNOWN, "never checked");
-        r.record(READY, t);
-        // A slow but live probe: its result is up to 2 x PROBE_TIMEOUT old when the next lands.
-        assert_eq!(r.at(t + 2 * PROBE_TIMEOUT), READY);
-        assert_eq!(r.at(t + STALE_AFTER - Duration::from_millis(100)), READY);
-        // The probe loop died after its last answer: no longer ready.
-        assert_eq!(r.at(t + STALE_AFTER + Duration::from_millis(100)), STALE);
-        r.record(DB_ERROR, t + Duration::from_secs(4));
-        assert_eq!(r.at(t + Duration::from_secs(5)), DB_ERROR);
-    }
 }

@@ -26,8 +26,8 @@ use crate::domain::Timestamp;
 use crate::error::{AppError, Result, ValidationError};
 use crate::state::AppState;
 
-pub const LEVELS: [&str; 4] = ["low", "medium", "high", "critical"];
-pub const STATUSES: [&str; 3] = ["open", "contained", "resolved"];
+pub use crate::config::Containment;
+pub use crate::domain::incident::{LEVELS, STATUSES, level_rank};
 const WINDOW_S: u64 = 600;
 pub const BRUTE_FORCE_FAILURES: i64 = 10;
 pub const STUFFING_ACCOUNTS: i64 = 10;
@@ -39,19 +39,6 @@ pub const MAX_OPEN_REPORTS: i64 = 5;
 pub const USER_REPORT_MAX_LEVEL: &str = "medium";
 /// Names in `affected_systems`, at most.
 pub const MAX_SYSTEMS: usize = 16;
-
-pub fn level_rank(level: &str) -> usize {
-    LEVELS.iter().position(|l| *l == level).unwrap_or(0)
-}
-
-/// Automatic containment, per detector.
-#[derive(Debug, Clone, Copy)]
-pub struct Containment {
-    /// Seconds an address doing credential stuffing is blocked (0: not blocked).
-    pub stuffing_block_s: u64,
-    /// Refresh-token reuse revokes every session of the user, not only the reused family.
-    pub reuse_revokes_all: bool,
-}
 
 /// An incident a detector opened or raised again, for what happens after commit (metrics, alerts).
 #[derive(Debug, Clone)]

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod containment;
 pub mod incidents;
 pub mod keys;
+pub mod readiness;
 pub mod resources;
 pub mod secrets;
 pub mod security;
