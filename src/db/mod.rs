@@ -259,6 +259,11 @@ pub const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "quota counts",
         include_str!("../../migrations/sqlite/0008_quota_counts.sql"),
     ),
+    (
+        9,
+        "session reuse",
+        include_str!("../../migrations/sqlite/0009_session_reuse.sql"),
+    ),
 ];
 pub const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -295,6 +300,11 @@ pub const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         8,
         "quota counts",
         include_str!("../../migrations/postgres/0008_quota_counts.sql"),
+    ),
+    (
+        9,
+        "session reuse",
+        include_str!("../../migrations/postgres/0009_session_reuse.sql"),
     ),
 ];
 

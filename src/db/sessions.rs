@@ -42,8 +42,10 @@ pub async fn insert_refresh(
     Ok(())
 }
 
-/// Marks an unspent, unexpired refresh token as spent and returns its session. Only one of
-/// several concurrent callers can win: the update is conditional on `used_at is null`.
+/// Marks an unspent, unexpired refresh token of a live session (not revoked, not expired, its
+/// user not disabled) as spent and returns its session. A token of an ended session is never
+/// spent, so a spent token is always one that was rotated while its session was live. Only one
+/// of several concurrent callers can win: the update is conditional on `used_at is null`.
 pub async fn spend_refresh(
     tx: &mut Tx,
     hash: &str,
@@ -53,6 +55,9 @@ pub async fn spend_refresh(
         let row = sqlx::query(
             "update refresh_tokens set used_at = $1
              where token_hash = $2 and used_at is null and expires_at > $1
+               and exists (select 1 from sessions s join users u on u.id = s.user_id
+                           where s.id = refresh_tokens.session_id and s.revoked_at is null
+                             and s.expires_at > $1 and not u.disabled)
              returning session_id")
             .bind(now.micros()).bind(hash).fetch_optional(c).await?;
         row.map(|r| session_id(r.try_get("session_id")?)).transpose()
@@ -121,21 +126,38 @@ pub async fn revoke(
     Ok(done > 0)
 }
 
-/// The reason a session ended on a reused refresh token (a reuse is recorded once per session).
+/// The reason a session ended on a reused refresh token, when the reuse is what ended it.
 pub const REUSE_REASON: &str = "refresh token reuse";
 
-/// Marks a session as ended by a refresh token reuse, whether or not it was already revoked
-/// (a thief may have revoked it first); true the first time only, so each session's reuse is
-/// recorded once however often the spent token is replayed.
-pub async fn mark_reused(tx: &mut Tx, session: SessionId, now: Timestamp) -> sqlx::Result<bool> {
-    let done = on_tx!(tx, c => sqlx::query(
-        "update sessions set revoked_reason = $1, revoked_at = coalesce(revoked_at, $2)
-         where id = $3 and (revoked_reason is null or revoked_reason <> $1)")
-        .bind(REUSE_REASON).bind(now.micros()).bind(session.to_string()).execute(c).await.map(|r| r.rows_affected()))?;
-    if done > 0 {
+/// Records a reuse of the spent refresh token `hash` against its session, once per session
+/// (`sessions.reuse_at` is set once) and only if the token was spent while the session was live:
+/// the session is live, or was revoked after the token was spent (a thief who refreshed first
+/// and then revoked the session). A live session ends with `REUSE_REASON`; an ended one keeps
+/// its first revocation time and reason. Returns the session when the reuse was recorded now.
+pub async fn mark_reused(
+    tx: &mut Tx,
+    hash: &str,
+    now: Timestamp,
+) -> sqlx::Result<Option<SessionId>> {
+    // In an update every column read is the row's value before it (both backends).
+    let recorded = on_tx!(tx, c => {
+        let row = sqlx::query(
+            "update sessions set reuse_at = $1,
+                    revoked_reason = case when revoked_at is null then $2 else revoked_reason end,
+                    revoked_at = coalesce(revoked_at, $1)
+             where reuse_at is null
+               and id = (select t.session_id from refresh_tokens t
+                         where t.token_hash = $3 and t.used_at is not null
+                           and (sessions.revoked_at is null or t.used_at < sessions.revoked_at))
+             returning id")
+            .bind(now.micros()).bind(REUSE_REASON).bind(hash).fetch_optional(c).await?;
+        row.map(|r| session_id(r.try_get("id")?)).transpose()
+    })?;
+    if recorded.is_some() {
+        // The session may have been live: the replicas drop their caches (once per session).
         tx.auth_changed();
     }
-    Ok(done > 0)
+    Ok(recorded)
 }
 
 /// Ends every live session of a user, except `keep` (the caller's own, on a password change).

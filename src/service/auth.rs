@@ -206,8 +206,9 @@ pub(crate) fn client(meta: &RequestMeta) -> std::net::IpAddr {
     meta.ip.unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]))
 }
 
-/// OAuth2 refresh grant: the refresh token is spent and a new one issued. Presenting a spent
-/// token again is taken as theft: the whole session (every token of the family) is revoked.
+/// OAuth2 refresh grant: the refresh token is spent and a new one issued. Presenting a token
+/// spent while its session was live again is taken as theft: the whole session (every token of
+/// the family) is revoked. A token of an ended session is refused and never spent.
 #[tracing::instrument(skip_all)]
 pub async fn refresh(app: &AppState, token: &str, meta: &RequestMeta) -> Result<TokenPair> {
     if token.len() != REFRESH_TOKEN_LEN {
@@ -217,31 +218,37 @@ pub async fn refresh(app: &AppState, token: &str, meta: &RequestMeta) -> Result<
     let now = Timestamp::now();
     let mut tx = app.db.begin_write().await?;
     let Some(session) = sessions::spend_refresh(&mut tx, &hash, now).await? else {
-        let reused = sessions::find_refresh(&mut tx, &hash)
+        let spent = sessions::find_refresh(&mut tx, &hash)
             .await?
-            .filter(|r| r.spent);
-        // The first reuse in a session revokes it (if it is still live) and is recorded (the
-        // detector raises an incident on each record), whoever revoked the session before: a
-        // thief who refreshed first and then revoked the session still raises one. A replay in
-        // a session already ended for reuse is refused the same way and only counted, so that
-        // replays cannot page the on-call.
-        if let Some(r) = reused {
-            if !sessions::mark_reused(&mut tx, r.session, now).await? {
-                app.metrics.event_skipped("auth.refresh_reuse");
-                return Err(invalid_grant());
-            }
-            Event::new("auth.refresh_reuse", "session_revoked")
-                .target(r.session)
-                .detail("a spent refresh token was presented again; its whole family is revoked")
-                .record(&mut tx, meta)
-                .await?;
-            tx.commit().await?;
-            tracing::warn!(target: "security", session = %r.session, "refresh token reuse: session revoked");
+            .is_some_and(|r| r.spent);
+        if !spent {
+            // Unknown, expired, or of an ended session (signed out, contained, disabled): no
+            // reuse, nothing to record.
+            return Err(invalid_grant());
         }
+        // The first replay of a token spent while its session was live is recorded (the
+        // detector raises an incident on each record) and ends the session if it is still live,
+        // whoever revoked it since: a thief who refreshed first and then revoked the session
+        // still raises one. The session keeps its first revocation reason. Any other replay (in
+        // a session whose reuse was already recorded, or of a token spent after its session
+        // ended) is refused the same way and only counted, so that replays cannot page the
+        // on-call.
+        let Some(reused) = sessions::mark_reused(&mut tx, &hash, now).await? else {
+            app.metrics.event_skipped("auth.refresh_reuse");
+            return Err(invalid_grant());
+        };
+        Event::new("auth.refresh_reuse", "session_revoked")
+            .target(reused)
+            .detail("a spent refresh token was presented again; its whole family is revoked")
+            .record(&mut tx, meta)
+            .await?;
+        tx.commit().await?;
+        tracing::warn!(target: "security", session = %reused, "refresh token reuse: session revoked");
         return Err(invalid_grant());
     };
     let Some(user_id) = sessions::live_session_user(&mut tx, session, now).await? else {
-        tx.commit().await?;
+        // Ended between the two statements (PostgreSQL reads each at its own start): the token
+        // is not spent (the transaction is rolled back).
         return Err(invalid_grant());
     };
     let user = users::find(&mut tx, user_id)

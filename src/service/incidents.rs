@@ -5,7 +5,7 @@
 //! |---|---|---|---|---|
 //! | brute_force | 10 failed logins on one account in 10 minutes (guesses the login guard refused count) | high | auth | (the login guard already slows the account) |
 //! | credential_stuffing | failed logins on 10 different accounts from one address in 10 minutes (one incident per IPv6 /64) | high | auth, network | block the address, an IPv6 address's /64 (IMANGOR_CONTAIN_STUFFING_BLOCK seconds, default 900) |
-//! | refresh_reuse | a spent refresh token presented again, once per session, live or already revoked (a replay in a session already ended for a reuse is refused, only counted) | high | auth, sessions | the session is revoked; with IMANGOR_CONTAIN_REFRESH_REUSE=all, every session of the user |
+//! | refresh_reuse | a refresh token spent while its session was live presented again, once per session (`sessions.reuse_at`), even if the session was revoked after the rotation; a token of an ended session is never spent, so it raises nothing; a further replay is refused, only counted | high | auth, sessions | the session is revoked; with IMANGOR_CONTAIN_REFRESH_REUSE=all, every session of the user |
 //! | authz_probing | 20 refusals of the policy for one account in 10 minutes | medium | authz | |
 //! | forged_tokens | 50 access tokens that fail verification from one address (an IPv6 /64) in a minute | high | auth, tokens | |
 //! | role_escalation | an account made admin | high | users, authz | |

@@ -1589,7 +1589,8 @@ async fn ten_parallel_reports_store_exactly_five() {
 
 /// Issue 16 second review item 1 (ASVS V7.4.1, V10.4.5): a thief who refreshes first with the
 /// victim's token, then revokes the session with the new one, still raises `refresh_reuse` when
-/// the victim presents the spent token: the session's reason is what counts, not its state.
+/// the victim presents the spent token: the token was spent while the session was live, which is
+/// what counts, not the session's state; the session keeps the thief's sign-out as its reason.
 #[tokio::test]
 async fn a_thief_who_revokes_the_session_first_still_raises_refresh_reuse() {
     let hook = hook(0, false).await;
@@ -1618,6 +1619,11 @@ async fn a_thief_who_revokes_the_session_first_still_raises_refresh_reuse() {
         (&found[0]["count"], &found[0]["subject"]),
         (&json!(1), &json!(victim.id))
     );
+    // The thief's sign-out stays on record: the reuse has its own column.
+    let s = sessions_of(&app, &victim.id).await;
+    assert_eq!(s.len(), 1);
+    assert_eq!(s[0].reason.as_deref(), Some("revoked by client"));
+    assert!(s[0].reuse_at.is_some_and(|r| r > s[0].revoked_at.unwrap()));
     hook.bodies(1).await;
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let got = hook.bodies(1).await;
@@ -1836,4 +1842,138 @@ fn a_spray_of_addresses_does_not_reset_the_invalid_token_watch() {
         assert!(!watch.refused(IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i))));
     }
     assert!(watch.refused(forger), "the 50th refusal still crosses");
+}
+
+/// A session as stored: when and why it ended, and when a reuse was recorded in it.
+struct StoredSession {
+    revoked_at: Option<i64>,
+    reason: Option<String>,
+    reuse_at: Option<i64>,
+}
+
+/// The sessions of an account, oldest first, read straight from the database.
+async fn sessions_of(app: &TestApp, user: &str) -> Vec<StoredSession> {
+    use sqlx::Row;
+    let sql = "select revoked_at, revoked_reason, reuse_at from sessions where user_id = $1 order by created_at";
+    macro_rules! rows {
+        ($pool:expr) => {
+            sqlx::query(sql)
+                .bind(user)
+                .fetch_all($pool)
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| StoredSession {
+                    revoked_at: r.get("revoked_at"),
+                    reason: r.get("revoked_reason"),
+                    reuse_at: r.get("reuse_at"),
+                })
+                .collect()
+        };
+    }
+    match &app.state.db {
+        imangor::db::Db::Sqlite(p) => rows!(p),
+        imangor::db::Db::Postgres(p) => rows!(p),
+    }
+}
+
+fn reuse_events(events: &[EventRow]) -> usize {
+    events
+        .iter()
+        .filter(|e| e.action == "auth.refresh_reuse")
+        .count()
+}
+
+/// Issue 16 third review (ASVS V7.4.1, V10.4.5): the refresh token of a session that ended
+/// normally (signed out, or its account disabled) is refused every time and never spent, so
+/// presenting it twice is no reuse: no event, no incident, no containment of the user's other
+/// sessions, and each session keeps the reason it ended with.
+#[tokio::test]
+async fn a_refresh_token_of_an_ended_session_presented_twice_raises_nothing_v7_4_1_v10_4_5() {
+    let app = TestApp::spawn_with(&[("IMANGOR_CONTAIN_REFRESH_REUSE", "all")]).await;
+    let admin = app.admin_tokens().await;
+    let a = app.register("signed-out@example.com").await;
+    let signed_out = app.login(&a).await;
+    let kept = app.login(&a).await;
+    assert_eq!(
+        app.revoke(&signed_out.refresh).await.status(),
+        StatusCode::OK
+    );
+    let b = app.register("disabled@example.com").await;
+    let disabled = app.login(&b).await;
+    let res = app
+        .patch_json(
+            &format!("/api/v1/users/{}", b.id),
+            &admin.access,
+            &json!({"disabled": true}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    for token in [&signed_out.refresh, &disabled.refresh] {
+        for _ in 0..2 {
+            oauth_error(
+                app.refresh(token).await,
+                StatusCode::BAD_REQUEST,
+                "invalid_grant",
+            )
+            .await;
+        }
+    }
+    assert_eq!(reuse_events(&events(&app).await), 0);
+    let found = incidents_of(&app, &admin, "refresh_reuse").await;
+    assert!(found.is_empty(), "{found:?}");
+    // No containment: the account's other session still works and still rotates.
+    assert_eq!(
+        app.get("/api/v1/users/me", &kept.access).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(app.refresh(&kept.refresh).await.status(), StatusCode::OK);
+    let s = sessions_of(&app, &a.id).await;
+    assert_eq!(
+        (s[0].reason.as_deref(), s[0].reuse_at),
+        (Some("revoked by client"), None)
+    );
+    let s = sessions_of(&app, &b.id).await;
+    assert_eq!(
+        (s[0].reason.as_deref(), s[0].reuse_at),
+        (Some("account disabled"), None)
+    );
+}
+
+/// Issue 16 third review (ASVS V10.4.5): the sessions a reuse contained
+/// (IMANGOR_CONTAIN_REFRESH_REUSE=all) end with the containment's reason, and their never-spent
+/// refresh tokens presented again and again raise nothing more: one event, one incident. The
+/// reused session itself ends with the reason `refresh token reuse`.
+#[tokio::test]
+async fn a_contained_session_does_not_raise_refresh_reuse_again_v10_4_5() {
+    let app = TestApp::spawn_with(&[("IMANGOR_CONTAIN_REFRESH_REUSE", "all")]).await;
+    let admin = app.admin_tokens().await;
+    let a = app.register("contained@example.com").await;
+    let other = app.login(&a).await;
+    reuse_once(&app, &a).await;
+    let found = incidents_of(&app, &admin, "refresh_reuse").await;
+    assert_eq!(found.len(), 1, "{found:?}");
+    for _ in 0..3 {
+        oauth_error(
+            app.refresh(&other.refresh).await,
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+        )
+        .await;
+    }
+    assert_eq!(reuse_events(&events(&app).await), 1);
+    let found = incidents_of(&app, &admin, "refresh_reuse").await;
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0]["count"], json!(1));
+    let s = sessions_of(&app, &a.id).await;
+    assert_eq!(s.len(), 2);
+    assert_eq!(
+        (s[0].reason.as_deref(), s[0].reuse_at.is_some()),
+        (Some("refresh token reuse (automatic containment)"), false)
+    );
+    assert_eq!(
+        (s[1].reason.as_deref(), s[1].reuse_at.is_some()),
+        (Some("refresh token reuse"), true)
+    );
+    assert_eq!(s[1].reuse_at, s[1].revoked_at);
 }
