@@ -742,8 +742,11 @@ async fn the_quota_count_backfill_waits_for_writes_of_old_replicas() {
     } else {
         imangor::db::SQLITE_MIGRATIONS
     };
-    let (before, last) = migrations.split_at(migrations.len() - 1);
-    assert_eq!(last[0].1, "quota counts");
+    let at = migrations
+        .iter()
+        .position(|m| m.1 == "quota counts")
+        .expect("the quota counts migration");
+    let (before, last) = migrations.split_at(at);
     let seed = "insert into users (id, email, full_name, password_hash, role, created_at, updated_at)
                 values ('u1', 'u1@example.com', 'U', 'x', 'user', 0, 0);
                 insert into resources (id, owner_id, title, content, is_public, created_at, updated_at)
