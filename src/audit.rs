@@ -4,6 +4,10 @@
 //! seconds after the last one) the chain head is signed with an Ed25519 key derived from the
 //! newest data key, which the database does not hold: rewriting the table before a checkpoint
 //! breaks its signature, and every checkpoint is also written to the log, for a SIEM to keep.
+//! Every pass that seals rows also signs the head it leaves (`audit_head`), so the rows after the
+//! newest checkpoint end at a signed row that every replica, and a restarted server, checks.
+//! Tampering stops signing, never sealing (the detectors keep running), and is raised once as an
+//! `audit_tampering` incident.
 //!
 //! `verify` walks the whole chain and names the first edited, deleted or reordered row;
 //! `check_recent` (the API's page) checks the rows after the newest checkpoint, in time that does
