@@ -4,6 +4,10 @@
 //! seconds after the last one) the chain head is signed with an Ed25519 key derived from the
 //! newest data key, which the database does not hold: rewriting the table before a checkpoint
 //! breaks its signature, and every checkpoint is also written to the log, for a SIEM to keep.
+//! Every pass that seals rows also signs the head it leaves (`audit_head`), so the rows after the
+//! newest checkpoint end at a signed row that every replica, and a restarted server, checks.
+//! Tampering stops signing, never sealing (the detectors keep running), and is raised once as an
+//! `audit_tampering` incident.
 //!
 //! `verify` walks the whole chain and names the first edited, deleted or reordered row;
 //! `check_recent` (the API's page) checks the rows after the newest checkpoint, in time that does
@@ -109,8 +113,14 @@ fn micros(d: Duration) -> i64 {
     i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
 }
 
-/// Seals every row not sealed yet (in batches); signs a checkpoint when one is due. Returns the
-/// incidents the detectors raised. One sealer runs at a time across replicas (a database lock).
+/// Seals every row not sealed yet (in batches), runs the detectors on them, and signs the head it
+/// leaves (`audit_head`) and, when one is due, a checkpoint. Returns the incidents the detectors
+/// raised and the first problem the chain check found. One sealer runs at a time across replicas
+/// (a database lock).
+///
+/// A chain this process cannot vouch for (a problem found now or before, until it restarts) is
+/// still sealed, so that the detectors keep running, but nothing more is signed over it: neither
+/// a checkpoint nor the head.
 pub async fn seal_pending(
     db: &Db,
     keys: &DataKeyring,
@@ -118,25 +128,20 @@ pub async fn seal_pending(
     contain: &crate::config::Containment,
     schedule: CheckpointSchedule,
     sign: Sign,
-) -> anyhow::Result<Vec<crate::service::incidents::Raised>> {
+) -> anyhow::Result<(Vec<crate::service::incidents::Raised>, Option<Problem>)> {
     let mut raised = Vec::new();
+    let mut found = None;
     // Plain reads first: the write lock is taken only when there is something to seal, or a
-    // quiet tail of sealed rows has waited long enough for its checkpoint.
+    // quiet tail of sealed rows has waited long enough for its checkpoint (and may be signed).
     if audit::count_unsealed(db).await? == 0 {
         let (head, last) = audit::tail(db).await?;
-        if !due(schedule, sign, head, last, Timestamp::now()) {
-            return Ok(raised);
+        if !due(schedule, sign, head, last, Timestamp::now()) || watch.get().lasting.is_some() {
+            return Ok((raised, found));
         }
     }
-    // Never sealed or signed over a chain this process cannot vouch for: an attacker who can
-    // write the database must not get the real key's signature on a rewritten head.
-    let mut base = match sealing_base(db, keys, watch, schedule, false).await? {
-        Ok(base) => base,
-        Err(p) => {
-            watch.tampered(p);
-            return Ok(raised);
-        }
-    };
+    // The chain is checked before the real key's signature goes on its head: an attacker who can
+    // write the database must not get it on a rewritten chain.
+    let mut base = checked_base(db, keys, watch, schedule, false, &mut found).await?;
     // Checks made again because the chain moved since the last one.
     let mut rechecks = 0;
     loop {
@@ -145,48 +150,41 @@ pub async fn seal_pending(
             .await?
             .unwrap_or((0, GENESIS.to_owned()));
         let last = audit::last_checkpoint(&mut tx).await?;
-        if (seq, prev.as_str(), last) != (base.seq, base.hash.as_str(), base.last) {
+        let signed_head = audit::signed_head_tx(&mut tx).await?;
+        if let Some(b) = &base
+            && ((seq, prev.as_str(), last) != (b.seq, b.hash.as_str(), b.last)
+                || signed_head != b.signed)
+        {
             // Another sealer (a replica, or this server's own) sealed since the check, or the
             // chain changed: checked again from what is there now (a stop still signs), a few
             // times, then left to the next pass.
             drop(tx);
             rechecks += 1;
             if rechecks > 3 {
-                return Ok(raised);
+                return Ok((raised, found));
             }
-            base = match sealing_base(db, keys, watch, schedule, false).await? {
-                Ok(base) => base,
-                Err(p) => {
-                    watch.tampered(p);
-                    return Ok(raised);
-                }
-            };
+            base = checked_base(db, keys, watch, schedule, false, &mut found).await?;
             continue;
         }
         let rows = audit::unsealed(&mut tx, BATCH).await?;
         // At most one checkpoint per transaction, on the schedule: a pass that seals a few rows
         // leaves them to a later checkpoint (at most `schedule.events` rows, `schedule.every` old).
-        // Once tampering was found nothing is signed until the process restarts (rows are still
-        // sealed, for the detectors, where the chain allows it).
+        // Once tampering was found nothing is signed until the process restarts.
         let now = Timestamp::now();
-        let signs = due(
-            schedule,
-            sign,
-            seq.saturating_add(rows.len() as i64),
-            last,
-            now,
-        ) && watch.get().lasting.is_none();
-        if signs && !base.hashed {
+        let trusted = base.is_some() && watch.get().lasting.is_none();
+        let signs = trusted
+            && due(
+                schedule,
+                sign,
+                seq.saturating_add(rows.len() as i64),
+                last,
+                now,
+            );
+        if signs && base.as_ref().is_some_and(|b| !b.hashed) {
             // About to sign: the rows after the newest checkpoint are hashed first (an edit leaves
             // the head's hash as it was). Nothing is written yet; dropping `tx` rolls it back.
             drop(tx);
-            base = match sealing_base(db, keys, watch, schedule, true).await? {
-                Ok(base) => base,
-                Err(p) => {
-                    watch.tampered(p);
-                    return Ok(raised);
-                }
-            };
+            base = checked_base(db, keys, watch, schedule, true, &mut found).await?;
             continue;
         }
         for r in &rows {
@@ -200,53 +198,245 @@ pub async fn seal_pending(
         // The detectors read the events as they join the chain, in the same transaction.
         crate::service::incidents::detect(&mut tx, &rows, contain, &mut raised).await?;
         let mut signed = None;
-        if signs && let Some(key) = signer(keys, keys.current()) {
+        let mut head_signed = false;
+        if trusted
+            && (signs || !rows.is_empty())
+            && let Some(key) = signer(keys, keys.current())
+        {
             let at = now.micros();
-            let sig = key.sign(&signed_message(seq, &prev, at));
-            let c = Checkpoint {
+            let key_id = keys.current().to_owned();
+            if signs {
+                let sig = key.sign(&signed_message(seq, &prev, at));
+                let c = Checkpoint {
+                    seq,
+                    hash: prev.clone(),
+                    key_id: key_id.clone(),
+                    signature: URL_SAFE_NO_PAD.encode(sig.as_ref()),
+                    at,
+                };
+                audit::insert_checkpoint(&mut tx, &c).await?;
+                tracing::info!(target: "audit", seq, hash = %prev, key_id = %c.key_id, signature = %c.signature, at, "audit checkpoint");
+                signed = Some(Anchor::from(&c));
+            }
+            // The head moves with every pass that sealed: one signature, whatever the rows.
+            let sig = key.sign(&head_message(seq, &prev, at));
+            let h = Checkpoint {
                 seq,
                 hash: prev.clone(),
-                key_id: keys.current().to_owned(),
+                key_id,
                 signature: URL_SAFE_NO_PAD.encode(sig.as_ref()),
                 at,
             };
-            audit::insert_checkpoint(&mut tx, &c).await?;
-            tracing::info!(target: "audit", seq, hash = %prev, key_id = %c.key_id, signature = %c.signature, at, "audit checkpoint");
-            signed = Some(Anchor::from(&c));
+            audit::put_signed_head(&mut tx, &h).await?;
+            head_signed = true;
         }
         tx.commit().await?;
-        base = Base {
-            seq,
-            hash: prev,
-            last: signed.as_ref().map(|a| (a.seq, a.at)).or(last),
+        if let Some(b) = &mut base {
+            b.seq = seq;
+            b.hash = prev.clone();
+            if let Some(a) = &signed {
+                b.last = Some((a.seq, a.at));
+            }
+            if head_signed {
+                b.signed = Some((seq, prev.clone()));
+            }
             // The rows this transaction sealed were hashed from what it read; a new checkpoint
             // leaves no row after it.
-            hashed: base.hashed || signed.is_some(),
-        };
-        watch.sealed(base.seq, &base.hash, signed);
+            b.hashed = b.hashed || signed.is_some();
+        }
+        watch.sealed(seq, &prev, signed);
         if (rows.len() as i64) < BATCH {
-            return Ok(raised);
+            return Ok((raised, found));
         }
     }
 }
 
-/// The head a sealing pass extends, as checked before it: its row, and the newest checkpoint's
-/// (seq, at).
+/// `sealing_base`, with a problem it finds remembered (the sealer signs nothing more until the
+/// process restarts) and kept in `found` (the first one): `None` then.
+async fn checked_base(
+    db: &Db,
+    keys: &DataKeyring,
+    watch: &ChainWatch,
+    schedule: CheckpointSchedule,
+    before_signing: bool,
+    found: &mut Option<Problem>,
+) -> anyhow::Result<Option<Base>> {
+    Ok(
+        match sealing_base(db, keys, watch, schedule, before_signing).await? {
+            Ok(base) => Some(base),
+            Err(p) => {
+                watch.tampered(p.clone());
+                found.get_or_insert(p);
+                None
+            }
+        },
+    )
+}
+
+/// The head a sealing pass extends, as checked before it: its row, the newest checkpoint's
+/// (seq, at), and the signed head's (seq, hash).
 struct Base {
     seq: i64,
     hash: String,
     last: Option<(i64, i64)>,
+    signed: Option<(i64, String)>,
     /// The rows after the newest checkpoint were hashed and linked by this pass.
     hashed: bool,
+}
+
+/// The end of the chain, read consistently: the newest checkpoint, the signed head, and the last
+/// sealed row (seq 0 and the genesis hash when none; its hash absent where it was removed).
+struct End {
+    newest: Option<Checkpoint>,
+    signed: Option<Checkpoint>,
+    seq: i64,
+    hash: Option<String>,
+}
+
+async fn read_end(db: &Db) -> anyhow::Result<End> {
+    // The checkpoint and the signed head are read before the last row and again after it: a
+    // sealer that committed in between (rows, head and checkpoint together) makes them read again.
+    let key = |n: &Option<Checkpoint>, s: &Option<Checkpoint>| {
+        (
+            n.as_ref().map(|c| c.seq),
+            s.as_ref().map(|h| (h.seq, h.hash.clone(), h.at)),
+        )
+    };
+    let mut tries = 0;
+    loop {
+        let newest = audit::checkpoint_upto(db, i64::MAX).await?;
+        let signed = audit::signed_head(db).await?;
+        let (seq, hash) = match audit::head_row(db).await? {
+            None => (0, Some(GENESIS.to_owned())),
+            Some(h) => h,
+        };
+        let again = audit::checkpoint_upto(db, i64::MAX).await?;
+        let signed_again = audit::signed_head(db).await?;
+        if key(&newest, &signed) == key(&again, &signed_again) {
+            return Ok(End {
+                newest,
+                signed,
+                seq,
+                hash,
+            });
+        }
+        tries += 1;
+        anyhow::ensure!(
+            tries < 5,
+            "the audit chain kept moving while it was checked"
+        );
+    }
+}
+
+/// What the signed head's signature covers (a message no checkpoint signs).
+fn head_message(seq: i64, hash: &str, at: i64) -> Vec<u8> {
+    format!("imangor audit head v1\n{seq}\n{hash}\n{at}").into_bytes()
+}
+
+fn head_signature_holds(keys: &DataKeyring, h: &Checkpoint) -> bool {
+    signer(keys, &h.key_id).is_some_and(|key| {
+        URL_SAFE_NO_PAD.decode(&h.signature).is_ok_and(|sig| {
+            signature::UnparsedPublicKey::new(&signature::ED25519, key.public_key().as_ref())
+                .verify(&head_message(h.seq, &h.hash, h.at), &sig)
+                .is_ok()
+        })
+    })
+}
+
+/// Checks the end of the chain against its signed head (`audit_head`, written by every sealing
+/// pass that sealed rows): the signature holds, the head is at or after the newest checkpoint
+/// (each checkpoint moves it too), and the chain ends exactly at its row, with its hash. With
+/// none (a trail from before the signed head, or an empty one), the chain must end at its newest
+/// checkpoint.
+async fn check_signed_head(
+    db: &Db,
+    keys: &DataKeyring,
+    end: &End,
+) -> anyhow::Result<Option<Problem>> {
+    let (seq, newest) = (end.seq, end.newest.as_ref().map_or(0, |c| c.seq));
+    let Some(h) = &end.signed else {
+        return Ok((seq > newest).then(|| {
+            broken(
+                newest.saturating_add(1),
+                "checkpoint",
+                format!(
+                    "rows {}..{seq} follow the newest checkpoint, but the signed head is missing: it was removed, so these rows could have been rewritten",
+                    newest.saturating_add(1)
+                ),
+            )
+        }));
+    };
+    if !head_signature_holds(keys, h) {
+        return Ok(problem(
+            h.seq.max(1),
+            "checkpoint",
+            format!(
+                "the signed head (row {}) does not verify with data key {}: it was forged",
+                h.seq, h.key_id
+            ),
+        ));
+    }
+    if h.seq < newest {
+        return Ok(problem(
+            h.seq.saturating_add(1).max(1),
+            "checkpoint",
+            format!(
+                "the signed head names row {}, before the newest checkpoint {newest}: it was put back to an old copy",
+                h.seq
+            ),
+        ));
+    }
+    if seq < h.seq {
+        return Ok(problem(
+            seq.saturating_add(1),
+            "deleted",
+            format!(
+                "the chain ends at row {seq}, but its signed head names row {}: the rows after it were removed",
+                h.seq
+            ),
+        ));
+    }
+    let row_hash = if seq == h.seq {
+        end.hash.clone()
+    } else {
+        audit::sealed_between(db, h.seq.saturating_sub(1), h.seq, 1)
+            .await?
+            .into_iter()
+            .next()
+            .and_then(|r| r.hash)
+    };
+    if h.seq >= 1 && row_hash.as_deref() != Some(h.hash.as_str()) {
+        return Ok(problem(
+            h.seq,
+            "edited",
+            format!(
+                "row {} does not match the signed head: the rows up to it were rewritten",
+                h.seq
+            ),
+        ));
+    }
+    if seq > h.seq {
+        return Ok(problem(
+            h.seq.saturating_add(1),
+            "checkpoint",
+            format!(
+                "rows {}..{seq} follow the signed head (row {}): no sealer signed them (sealed while tampering was reported, or added outside the sealer)",
+                h.seq.saturating_add(1),
+                h.seq
+            ),
+        ));
+    }
+    Ok(None)
 }
 
 /// Checks the chain the sealer is about to extend and sign: the newest checkpoint's signature and
 /// row, at or after the newest checkpoint this process signed or verified (still there, with its
 /// row), the head this process sealed or verified last still there with its hash (the rows up to
-/// it not cut back or rewritten), and every row after the newest checkpoint (at most
-/// `schedule.events`: the schedule signs at least that often) hashed and linked, unless the head
-/// is the one this process sealed last and it does not sign (`before_signing`). With no
-/// checkpoint at all, only a chain from the genesis row that this process never saw signed.
+/// it not cut back or rewritten), the signed head (`check_signed_head`: the chain ends at it, with
+/// its hash, whoever sealed it), and, before a checkpoint is signed (`before_signing`), every row
+/// after the newest checkpoint (at most `schedule.events`: the schedule signs at least that often)
+/// hashed and linked. With no checkpoint at all, only a chain from the genesis row that this
+/// process never saw signed.
 async fn sealing_base(
     db: &Db,
     keys: &DataKeyring,
@@ -254,31 +444,14 @@ async fn sealing_base(
     schedule: CheckpointSchedule,
     before_signing: bool,
 ) -> anyhow::Result<Result<Base, Problem>> {
-    // What this process saw is read first: the chain only grows past it. The head and the newest
-    // checkpoint are read together, the checkpoint again after the head: another sealer that
-    // committed in between (rows and their checkpoint) makes them read again.
+    // What this process saw is read first: the chain only grows past it.
     let seen = watch.get();
     if let Some(c) = audit::checkpoint_upto(db, 0).await? {
         return Ok(Err(out_of_range(&c)));
     }
-    let mut tries = 0;
-    let (newest, (seq, hash)) = loop {
-        let newest = audit::checkpoint_upto(db, i64::MAX).await?;
-        let head = match audit::head_row(db).await? {
-            None => (0, Some(GENESIS.to_owned())),
-            Some(h) => h,
-        };
-        let again = audit::checkpoint_upto(db, i64::MAX).await?;
-        if again.as_ref().map(|c| c.seq) == newest.as_ref().map(|c| c.seq) {
-            break (newest, head);
-        }
-        tries += 1;
-        anyhow::ensure!(
-            tries < 5,
-            "the audit chain kept moving while it was checked"
-        );
-    };
-    let Some(hash) = hash else {
+    let end = read_end(db).await?;
+    let (seq, newest) = (end.seq, end.newest.clone());
+    let Some(hash) = end.hash.clone() else {
         return Ok(Err(broken(seq, "edited", format!("row {seq} has no hash"))));
     };
     let known = [seen.through.clone(), seen.sealed.clone()]
@@ -296,7 +469,7 @@ async fn sealing_base(
                 k.seq,
                 "checkpoint",
                 format!(
-                    "checkpoint {}, which this server signed or verified, was removed or changed: the trail was cut back or rewritten; this server seals nothing onto it, and signs nothing until it restarts",
+                    "checkpoint {}, which this server signed or verified, was removed or changed: the trail was cut back or rewritten; this server signs nothing more until it restarts",
                     k.seq
                 ),
             )));
@@ -321,8 +494,7 @@ async fn sealing_base(
         }
         None => None,
     };
-    // The rows this process sealed (or verified) are never removed or rehashed: a tail rewritten
-    // consistently after the newest checkpoint would otherwise pass the walk below.
+    // The rows this process sealed (or verified) are never removed or rehashed.
     if let Some(p) = cut_back(&seen, seq) {
         return Ok(Err(p));
     }
@@ -335,10 +507,15 @@ async fn sealing_base(
                 *s,
                 "edited",
                 format!(
-                    "row {s}, which this server sealed or verified, is missing or has another hash: the rows up to it were rewritten; this server seals nothing onto it, and signs nothing until it restarts"
+                    "row {s}, which this server sealed or verified, is missing or has another hash: the rows up to it were rewritten; this server signs nothing more until it restarts"
                 ),
             )));
         }
+    }
+    // The rows after the newest checkpoint that this process never saw (sealed by a replica, or
+    // before it started) end at the signed head: a tail rewritten consistently does not.
+    if let Some(p) = check_signed_head(db, keys, &end).await? {
+        return Ok(Err(p));
     }
     let start = from.as_ref().map_or(0, |a| a.seq);
     if seq.saturating_sub(start) > schedule.events {
@@ -352,8 +529,10 @@ async fn sealing_base(
             ),
         )));
     }
-    let hashed = before_signing || seen.head.as_ref() != Some(&(seq, hash.clone()));
-    if hashed {
+    // Hashed only before a checkpoint is signed: the signed head vouches for the tail's end in
+    // between (an edit that keeps the head's hash breaks a link or a row's own hash, which the
+    // walk before the next checkpoint finds).
+    if before_signing {
         let w = walk(db, keys, from.as_ref(), seq).await?;
         if let Some(p) = w.problem {
             return Ok(Err(p));
@@ -364,7 +543,8 @@ async fn sealing_base(
         seq,
         hash,
         last: newest.map(|c| (c.seq, c.at)),
-        hashed: hashed || seq == start,
+        signed: end.signed.map(|h| (h.seq, h.hash)),
+        hashed: before_signing || seq == start,
     }))
 }
 
@@ -416,12 +596,36 @@ async fn pass(app: &crate::state::AppState, sign: Sign) -> anyhow::Result<()> {
     let (db, keys, contain) = (&app.db, &app.keys, &app.config.containment);
     let schedule = app.config.audit_checkpoints;
     let watch = &app.chain;
-    let raised = seal_pending(db, keys, watch, contain, schedule, sign).await?;
+    let (raised, found) = seal_pending(db, keys, watch, contain, schedule, sign).await?;
+    if let Some(p) = found {
+        report(app, p).await?;
+    }
     if !raised.is_empty() {
         crate::service::incidents::after_commit(app, &raised);
         app.blocks.refresh(&app.db).await?;
-        seal_pending(db, keys, watch, contain, schedule, sign).await?;
+        let (_, found) = seal_pending(db, keys, watch, contain, schedule, sign).await?;
+        if let Some(p) = found {
+            report(app, p).await?;
+        }
     }
+    Ok(())
+}
+
+/// Tampering found by the sealer or a walk: each problem is logged, counted
+/// (`audit_chain_problems_total`) and raised as a critical `audit_tampering` incident once per
+/// process (one unresolved incident across replicas: the next problems only add to the log).
+pub async fn report(app: &crate::state::AppState, p: Problem) -> anyhow::Result<()> {
+    if !app.chain.first_sight(&p) {
+        return Ok(());
+    }
+    tracing::error!(target: "audit", seq = p.seq, kind = p.kind, problem = %p.message, "the audit trail was tampered with: rows are still sealed, nothing more is signed");
+    app.metrics.audit_problem(p.kind);
+    // In the sealing lock: replicas that find it at once open one incident.
+    let mut tx = audit::begin_sealing(&app.db).await?;
+    let mut raised = Vec::new();
+    crate::service::incidents::audit_tampering(&mut tx, &p, &mut raised).await?;
+    tx.commit().await?;
+    crate::service::incidents::after_commit(app, &raised);
     Ok(())
 }
 
@@ -757,6 +961,10 @@ pub async fn verify(
         Some(p) => Some(p),
         None => check_head(db, head, w.last.as_ref(), schedule).await?,
     };
+    // What a whole walk cannot tell from the rows: a tail after the newest checkpoint rewritten
+    // consistently, or cut off; its end is signed.
+    let signed = check_signed_head(db, keys, &read_end(db).await?).await?;
+    let first_problem = first([first_problem, signed]);
     Ok(ChainReport {
         verified: first_problem.is_none(),
         rows: w.rows,
@@ -790,6 +998,8 @@ struct Watched {
     /// The head (seq, hash) this process sealed or verified last: that row keeps its hash, and
     /// the chain never ends before it.
     head: Option<(i64, String)>,
+    /// The problems `report` has logged, counted and raised, by (seq, kind).
+    reported: Vec<(i64, &'static str)>,
 }
 
 impl ChainWatch {
@@ -814,19 +1024,30 @@ impl ChainWatch {
         });
     }
 
-    /// Records tampering that stays reported (and is logged once, at error) until the process
-    /// restarts.
+    /// Records tampering that stays reported until the process restarts (`report` logs it).
     fn tampered(&self, p: Problem) {
-        let mut new = false;
         self.update(|w| {
             if w.lasting.as_ref().is_none_or(|q| q.seq > p.seq) {
-                new = w.lasting.as_ref() != Some(&p);
-                w.lasting = Some(p.clone());
+                w.lasting = Some(p);
             }
         });
-        if new {
-            tracing::error!(target: "audit", seq = p.seq, kind = p.kind, problem = %p.message, "the audit trail was tampered with; the sealer stops extending it");
-        }
+    }
+
+    /// Whether this process meets `p` (by row and kind) for the first time; remembered then.
+    fn first_sight(&self, p: &Problem) -> bool {
+        let mut new = false;
+        self.update(|w| {
+            let key = (p.seq, p.kind);
+            if !w.reported.contains(&key) {
+                new = true;
+                // Bounded: an attacker who keeps changing the chain cannot grow it.
+                if w.reported.len() >= 64 {
+                    w.reported.remove(0);
+                }
+                w.reported.push(key);
+            }
+        });
+        new
     }
 }
 
@@ -926,7 +1147,9 @@ pub async fn rewalk(app: &crate::state::AppState, whole: bool) -> anyhow::Result
         Some(_) => None,
         None => check_head(db, head, w.last.as_ref(), schedule).await?,
     };
-    let first_problem = first([after.problem, after.lasting, w.problem, tail]);
+    // The rows after the newest checkpoint end at the signed head, with its hash.
+    let signed = check_signed_head(db, keys, &read_end(db).await?).await?;
+    let first_problem = first([after.problem, after.lasting, w.problem, tail, signed]);
     let through = w.last.as_ref().map_or(0, |l| l.seq);
     Ok(ChainReport {
         verified: first_problem.is_none() && after.full_at.is_some(),
@@ -1008,6 +1231,7 @@ pub async fn check_recent(app: &crate::state::AppState) -> anyhow::Result<ChainR
         }
     }
     found.push(cut_back(&seen, head));
+    found.push(check_signed_head(db, keys, &read_end(db).await?).await?);
     found.push(
         check_head(
             db,
@@ -1081,8 +1305,10 @@ pub async fn watcher(app: crate::state::AppState) {
                 if whole {
                     last_whole = Some(std::time::Instant::now());
                 }
-                if let Some(p) = r.first_problem {
-                    tracing::error!(target: "audit", seq = p.seq, kind = p.kind, problem = %p.message, "the audit trail was tampered with");
+                if let Some(p) = r.first_problem
+                    && let Err(e) = report(&app, p).await
+                {
+                    tracing::warn!(error = %format!("{e:#}"), "raising the audit tampering incident failed; retrying");
                 }
             }
             Err(e) => {
@@ -1150,6 +1376,26 @@ pub async fn resign_checkpoints(
         let sig = new_key.sign(&signed_message(c.seq, &c.hash, c.at));
         audit::resign(db, c.seq, current, &URL_SAFE_NO_PAD.encode(sig.as_ref())).await?;
         n += 1;
+    }
+    // The signed head too, when that key signed it (the sealer signs the next with the newest).
+    if let Some(h) = audit::signed_head(db)
+        .await?
+        .filter(|h| h.key_id == retiring)
+    {
+        anyhow::ensure!(
+            head_signature_holds(keys, &h),
+            "the signed head (row {}) does not verify: run `imangor audit verify`",
+            h.seq
+        );
+        let sig = new_key.sign(&head_message(h.seq, &h.hash, h.at));
+        audit::resign_head(
+            db,
+            h.seq,
+            &h.hash,
+            current,
+            &URL_SAFE_NO_PAD.encode(sig.as_ref()),
+        )
+        .await?;
     }
     Ok(n)
 }

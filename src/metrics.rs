@@ -115,6 +115,8 @@ pub struct Metrics {
     refused: [AtomicU64; 2],
     /// Database checks of the readiness probe (`/readyz` itself makes none).
     readiness_checks: AtomicU64,
+    /// Problems of the audit chain found, by kind (each once per process).
+    audit_problems: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 const REFUSED: [&str; 2] = ["per_address", "capacity"];
@@ -215,6 +217,17 @@ impl Metrics {
         if let Some(i) = SKIPPED_ACTIONS.iter().position(|a| *a == action) {
             self.skipped[i].fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// A problem of the audit chain found for the first time (`kind`: `edited`, `deleted`,
+    /// `reordered` or `checkpoint`).
+    pub fn audit_problem(&self, kind: &'static str) {
+        *self
+            .audit_problems
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(kind)
+            .or_default() += 1;
     }
 
     pub fn incident(&self, level: &str, kind: &str, n: u64) {
@@ -369,6 +382,23 @@ impl Metrics {
                 escape(level),
                 escape(kind)
             );
+        }
+
+        head(
+            &mut out,
+            "audit_chain_problems_total",
+            "counter",
+            "Problems of the audit chain this process found (each once), by kind: tampering; nothing more is signed.",
+        );
+        {
+            let map = self
+                .audit_problems
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            for kind in ["edited", "deleted", "reordered", "checkpoint"] {
+                let n = map.get(kind).copied().unwrap_or(0);
+                let _ = writeln!(out, "audit_chain_problems_total{{kind=\"{kind}\"}} {n}");
+            }
         }
 
         head(

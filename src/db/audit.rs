@@ -74,12 +74,13 @@ pub async fn begin_sealing(db: &Db) -> sqlx::Result<Tx> {
     Ok(tx)
 }
 
-/// The last sealed row's (seq, hash), if any.
+/// The last sealed row's (seq, hash), if any (an empty hash where it was removed: rows are still
+/// sealed onto a broken chain, for the detectors).
 pub async fn head(tx: &mut Tx) -> sqlx::Result<Option<(i64, String)>> {
     on_tx!(tx, c => {
         let r = sqlx::query("select seq, hash from security_events where seq is not null order by seq desc limit 1")
             .fetch_optional(c).await?;
-        r.map(|r| Ok((r.try_get("seq")?, r.try_get("hash")?))).transpose()
+        r.map(|r| Ok((r.try_get("seq")?, r.try_get::<Option<String>, _>("hash")?.unwrap_or_default()))).transpose()
     })
 }
 
@@ -233,4 +234,44 @@ pub async fn count_unsealed(db: &Db) -> sqlx::Result<i64> {
 pub async fn resign(db: &Db, seq: i64, key_id: &str, signature: &str) -> sqlx::Result<()> {
     on_db!(db, p => sqlx::query("update audit_checkpoints set key_id = $1, signature = $2 where seq = $3")
         .bind(key_id).bind(signature).bind(seq).execute(p).await.map(drop))
+}
+
+/// The signed chain head (`audit_head`), if one was written: `at` is when it was signed.
+pub async fn signed_head(db: &Db) -> sqlx::Result<Option<Checkpoint>> {
+    on_db!(db, p => {
+        let r = sqlx::query("select seq, hash, key_id, signature, signed_at as at from audit_head where id = 1")
+            .fetch_optional(p).await?;
+        r.as_ref().map(checkpoint).transpose()
+    })
+}
+
+/// The signed chain head's (seq, hash), read in the sealing transaction.
+pub async fn signed_head_tx(tx: &mut Tx) -> sqlx::Result<Option<(i64, String)>> {
+    on_tx!(tx, c => {
+        let r = sqlx::query("select seq, hash from audit_head where id = 1")
+            .fetch_optional(c).await?;
+        r.map(|r| Ok((r.try_get("seq")?, r.try_get("hash")?))).transpose()
+    })
+}
+
+/// Writes the signed chain head (replacing the one before it).
+pub async fn put_signed_head(tx: &mut Tx, h: &Checkpoint) -> sqlx::Result<()> {
+    on_tx!(tx, c => sqlx::query("insert into audit_head (id, seq, hash, key_id, signature, signed_at) values (1, $1, $2, $3, $4, $5)
+            on conflict (id) do update set seq = excluded.seq, hash = excluded.hash, key_id = excluded.key_id,
+            signature = excluded.signature, signed_at = excluded.signed_at")
+        .bind(h.seq).bind(&h.hash).bind(&h.key_id).bind(&h.signature).bind(h.at)
+        .execute(c).await.map(drop))
+}
+
+/// Replaces the signed head's signature (when the data key that signed it is retired), if it
+/// still names `seq` and `hash`.
+pub async fn resign_head(
+    db: &Db,
+    seq: i64,
+    hash: &str,
+    key_id: &str,
+    signature: &str,
+) -> sqlx::Result<()> {
+    on_db!(db, p => sqlx::query("update audit_head set key_id = $1, signature = $2 where id = 1 and seq = $3 and hash = $4")
+        .bind(key_id).bind(signature).bind(seq).bind(hash).execute(p).await.map(drop))
 }

@@ -125,6 +125,15 @@ pub async fn raise(
     Ok((i, true))
 }
 
+/// Whether an incident of `kind` is open or contained.
+pub async fn unresolved_of_kind(tx: &mut Tx, kind: &str) -> sqlx::Result<bool> {
+    on_tx!(tx, c => {
+        let r = sqlx::query("select 1 from incidents where kind = $1 and status <> 'resolved' limit 1")
+            .bind(kind).fetch_optional(c).await?;
+        Ok(r.is_some())
+    })
+}
+
 pub async fn find(tx: &mut Tx, id: &str) -> sqlx::Result<Option<Incident>> {
     on_tx!(tx, c => {
         let r = sqlx::query(concat!("select ", columns!(), " from incidents where id = $1"))

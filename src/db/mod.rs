@@ -255,6 +255,11 @@ pub const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0006_incidents_triage.sql"),
     ),
     (
+        7,
+        "audit head",
+        include_str!("../../migrations/sqlite/0007_audit_head.sql"),
+    ),
+    (
         8,
         "quota counts",
         include_str!("../../migrations/sqlite/0008_quota_counts.sql"),
@@ -295,6 +300,11 @@ pub const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         6,
         "incidents triage",
         include_str!("../../migrations/postgres/0006_incidents_triage.sql"),
+    ),
+    (
+        7,
+        "audit head",
+        include_str!("../../migrations/postgres/0007_audit_head.sql"),
     ),
     (
         8,

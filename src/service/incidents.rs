@@ -11,6 +11,7 @@
 //! | role_escalation | an account made admin | high | users, authz | |
 //! | shared_state_unavailable | Redis stops answering | high | redis, rate_limits | |
 //! | data_integrity | a stored secret fails authentication | critical | secrets, keys | |
+//! | audit_tampering | the audit chain check (the sealer, or a server's periodic walk) finds an edited, removed, reordered or forged row, checkpoint or signed head; once per process and problem, one unresolved incident across replicas (no count kept) | critical | audit | the sealer signs nothing more (it still seals, and the detectors still run) |
 //! | user_report | `POST /api/v1/incidents` | as reported (default medium); a plain user's above one level below the alert level (at most medium) is stored at that level, the level asked kept as `requested_level` | as reported | |
 //!
 //! A detector raises the unresolved incident of the same (kind, subject) again (its count grows)
@@ -271,6 +272,37 @@ pub async fn detect(
             }
         }
     }
+    Ok(())
+}
+
+/// Opens the `audit_tampering` incident for a problem of the audit chain, unless one is
+/// unresolved already (whichever replica found it): a problem already being handled is not
+/// counted again.
+pub async fn audit_tampering(
+    tx: &mut Tx,
+    p: &crate::audit::Problem,
+    out: &mut Vec<Raised>,
+) -> sqlx::Result<()> {
+    if incidents::unresolved_of_kind(tx, "audit_tampering").await? {
+        return Ok(());
+    }
+    let d = format!("row {} ({}): {}", p.seq, p.kind, p.message);
+    raise(
+        tx,
+        NewIncident {
+            kind: "audit_tampering",
+            level: "critical",
+            subject: Some("audit_trail"),
+            description: &d,
+            reported_by: None,
+            requested_level: None,
+            affected_systems: &["audit"],
+        },
+        Timestamp::now(),
+        1,
+        out,
+    )
+    .await?;
     Ok(())
 }
 

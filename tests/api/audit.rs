@@ -4,7 +4,7 @@
 //! rows after the newest checkpoint in time that does not grow with the trail.
 
 use reqwest::StatusCode;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::helpers::*;
 
@@ -822,8 +822,11 @@ async fn rows_cut_off_the_unsigned_tail_are_reported_and_never_signed_v16_4_2() 
         &format!("delete from security_events where seq > {signed}"),
     )
     .await;
-    // What remembers nothing sees a trail that holds.
-    assert!(check(&app).await.verified);
+    // Even what remembers nothing finds it: the chain ends before its signed head.
+    let r = check(&app).await;
+    assert!(!r.verified, "{r:?}");
+    let p = r.first_problem.unwrap();
+    assert_eq!((p.seq, p.kind), (signed + 1, "deleted"));
     let c = chain(&app, &admin).await;
     assert_eq!(c["verified"], false, "{c}");
     assert_eq!(c["first_problem"]["seq"], signed + 1, "{c}");
@@ -835,17 +838,15 @@ async fn rows_cut_off_the_unsigned_tail_are_reported_and_never_signed_v16_4_2() 
         let p = r.first_problem.unwrap();
         assert_eq!((p.seq, p.kind), (signed + 1, "deleted"));
     }
+    // Rows are still sealed (the detectors keep running: v16_4_3), but nothing is signed.
     app.register("after@example.com").await;
     seal_and_sign(&app).await;
-    assert_eq!(
-        tail(&app).await,
-        (signed, signed),
-        "nothing sealed or signed"
-    );
+    let (now_head, now_signed) = tail(&app).await;
+    assert_eq!(now_signed, signed, "nothing signed");
+    assert!(now_head > signed, "sealed: {now_head}");
     let c = chain(&app, &admin).await;
     assert_eq!(c["verified"], false, "{c}");
     assert_eq!(c["first_problem"]["seq"], signed + 1, "{c}");
-    assert!(c["unsealed"].as_i64().unwrap() >= 1, "{c}");
 }
 
 /// Security review H2: a whole walk that finds an edit before the checkpoint the server verified
@@ -947,7 +948,8 @@ async fn the_sealer_never_signs_over_an_edited_unsigned_row_v16_4_2() {
     assert_eq!(c["verified"], false, "{c}");
     assert_eq!(c["first_problem"]["seq"], edited, "{c}");
     assert_eq!(c["first_problem"]["kind"], "edited", "{c}");
-    // Put back, the row hashes again; what the sealer found stays reported.
+    // Put back, the row hashes again; what the sealer found stays reported. The rows sealed
+    // since (no signature on them) follow the signed head: even what remembers nothing says so.
     exec(
         &app,
         &format!(
@@ -956,7 +958,10 @@ async fn the_sealer_never_signs_over_an_edited_unsigned_row_v16_4_2() {
         ),
     )
     .await;
-    assert!(check(&app).await.verified);
+    seal(&app).await;
+    let r = check(&app).await;
+    assert!(!r.verified, "{r:?}");
+    assert_eq!(r.first_problem.unwrap().kind, "checkpoint");
     let c = chain(&app, &admin).await;
     assert_eq!(c["verified"], false, "{c}");
     assert_eq!(c["first_problem"]["seq"], edited, "{c}");
@@ -970,8 +975,9 @@ async fn the_sealer_never_signs_over_an_edited_unsigned_row_v16_4_2() {
 }
 
 /// Security review H1: the unsigned tail rewritten consistently (an edit, every hash after it
-/// recomputed: it links up, and a check that remembers nothing passes it) is not signed: the
-/// sealer finds the head it sealed rehashed, refuses, and the page reports it (V16.4.2).
+/// recomputed: it links up) is not signed: its last row does not match the signed head, so the
+/// sealer refuses to sign (new rows are still sealed), and the page and `imangor audit verify`
+/// report it (V16.4.2).
 #[tokio::test]
 async fn the_sealer_never_signs_a_rewritten_unsigned_tail_v16_4_2() {
     let app = with_events().await;
@@ -991,10 +997,18 @@ async fn the_sealer_never_signs_a_rewritten_unsigned_tail_v16_4_2() {
         ),
     )
     .await;
-    assert!(check(&app).await.verified, "the rewrite links up");
+    // The rewrite links up, but its last row is not the signed head: even what remembers
+    // nothing finds it.
+    let r = check(&app).await;
+    assert!(!r.verified, "{r:?}");
+    let p = r.first_problem.unwrap();
+    assert_eq!((p.seq, p.kind), (head, "edited"));
+    app.register("after@example.com").await;
     seal(&app).await;
     seal_and_sign(&app).await;
-    assert_eq!(tail(&app).await, (head, signed), "nothing sealed or signed");
+    let (now_head, now_signed) = tail(&app).await;
+    assert_eq!(now_signed, signed, "nothing signed");
+    assert!(now_head > head, "new rows are still sealed: {now_head}");
     assert_eq!(
         imangor::db::audit::checkpoint_after(&app.state.db, signed)
             .await
@@ -1059,4 +1073,157 @@ async fn a_page_hashes_the_rows_it_shows_before_the_newest_checkpoint_v16_4_2() 
     assert_eq!(c["verified"], false, "{c}");
     assert_eq!(c["first_problem"]["seq"], edited, "{c}");
     assert_eq!(c["first_problem"]["kind"], "edited", "{c}");
+}
+
+/// The incidents of `kind`, as an admin reads them.
+async fn incidents_of(app: &TestApp, admin: &Tokens, kind: &str) -> Vec<Value> {
+    let res = app.get("/api/v1/incidents?limit=100", &admin.access).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let page: Value = res.json().await.unwrap();
+    page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["kind"] == kind)
+        .cloned()
+        .collect()
+}
+
+fn chain_problems(app: &TestApp, kind: &str) -> u64 {
+    let text = app.state.metrics.render(&imangor::metrics::Gauges {
+        active_sessions: None,
+        hash_queue_depth: 0,
+        hashing: Default::default(),
+    });
+    let series = format!("audit_chain_problems_total{{kind=\"{kind}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&series))
+        .map(|v| v.parse().unwrap())
+        .unwrap_or(0)
+}
+
+/// Security review (third audit) H1: the unsigned tail, sealed by one server, rewritten
+/// consistently; a second server on the same database that never saw those rows (a replica whose
+/// pass had nothing to seal, or a restarted server: it remembers nothing) does not sign it: the
+/// tail's last row does not match the signed head. It still seals new rows, and reports the
+/// problem on its page and as one critical `audit_tampering` incident (V16.4.2, V16.4.3).
+#[tokio::test]
+async fn a_server_that_never_saw_the_unsigned_tail_does_not_sign_it_rewritten_v16_4_2_v16_4_3() {
+    let a = TestApp::spawn_with(&[("IMANGOR_DATA_KEYS", DATA_KEYS)]).await;
+    for i in 0..3 {
+        a.register(&format!("first{i}@example.com")).await;
+    }
+    seal_and_sign(&a).await;
+    for i in 0..3 {
+        a.register(&format!("later{i}@example.com")).await;
+    }
+    seal(&a).await;
+    let (head, signed) = tail(&a).await;
+    assert!(head > signed + 1, "an unsigned tail: {head} {signed}");
+    rewrite_after(
+        &a,
+        signed,
+        &format!(
+            "update security_events set detail = 'rewritten' where seq = {}",
+            signed + 1
+        ),
+    )
+    .await;
+    let url = a.database_url.clone();
+    let b = TestApp::spawn_with(&[
+        ("IMANGOR_DATA_KEYS", DATA_KEYS),
+        ("IMANGOR_DATABASE_URL", &url),
+    ])
+    .await;
+    let admin = b.admin_tokens().await;
+    b.register("after@example.com").await;
+    seal(&b).await;
+    seal_and_sign(&b).await;
+    assert_eq!(
+        imangor::db::audit::checkpoint_after(&b.state.db, signed)
+            .await
+            .unwrap()
+            .map(|c| c.seq),
+        None,
+        "no checkpoint over the rewritten tail"
+    );
+    let (now_head, now_signed) = tail(&b).await;
+    assert_eq!(now_signed, signed);
+    assert!(now_head > head, "new rows are still sealed: {now_head}");
+    let c = chain(&b, &admin).await;
+    assert_eq!(c["verified"], false, "{c}");
+    assert_eq!(c["first_problem"]["seq"], head, "{c}");
+    assert_eq!(c["first_problem"]["kind"], "edited", "{c}");
+    // Both servers found it; one incident, raised once.
+    seal(&a).await;
+    seal(&b).await;
+    let found = incidents_of(&b, &admin, "audit_tampering").await;
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(
+        (
+            &found[0]["level"],
+            &found[0]["count"],
+            &found[0]["affected_systems"]
+        ),
+        (&json!("critical"), &json!(1), &json!(["audit"])),
+        "{found:?}"
+    );
+    assert_eq!(chain_problems(&b, "edited"), 1);
+}
+
+/// Security review (third audit) H2: a forged checkpoint (row 0) does not stop the sealer: new
+/// events are still sealed and the detectors still run (10 failed logins raise brute_force), only
+/// signing stops; the tampering is one critical `audit_tampering` incident, raised once however
+/// many passes find it, and counted once in `audit_chain_problems_total` (V16.4.3, V16.4.2).
+#[tokio::test]
+async fn a_forged_checkpoint_stops_signing_but_not_sealing_or_detection_v16_4_3_v16_4_2() {
+    let app = with_events().await;
+    let admin = app.admin_tokens().await;
+    let victim = app.register("victim@example.com").await;
+    seal(&app).await;
+    let before = checkpoint_count(&app).await;
+    exec(
+        &app,
+        "insert into audit_checkpoints (seq, hash, key_id, signature, at) values (0, 'x', 'k', 's', 0)",
+    )
+    .await;
+    for _ in 0..10 {
+        let res = app
+            .token(&[
+                ("grant_type", "password"),
+                ("username", &victim.email),
+                ("password", "definitely not it"),
+            ])
+            .await;
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    }
+    for _ in 0..3 {
+        seal(&app).await;
+    }
+    seal_and_sign(&app).await;
+    let brute = incidents_of(&app, &admin, "brute_force").await;
+    assert_eq!(brute.len(), 1, "{brute:?}");
+    assert_eq!(brute[0]["subject"], json!(victim.id));
+    let found = incidents_of(&app, &admin, "audit_tampering").await;
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(
+        (&found[0]["level"], &found[0]["count"]),
+        (&json!("critical"), &json!(1)),
+        "{found:?}"
+    );
+    assert_eq!(chain_problems(&app, "checkpoint"), 1);
+    // Nothing signed since (the forged row aside).
+    assert_eq!(checkpoint_count(&app).await, before + 1);
+    let c = chain(&app, &admin).await;
+    assert_eq!(c["verified"], false, "{c}");
+    assert_eq!(c["first_problem"]["kind"], "checkpoint", "{c}");
+    // More passes, more events: still one incident, raised once.
+    app.register("later@example.com").await;
+    for _ in 0..3 {
+        seal(&app).await;
+    }
+    let found = incidents_of(&app, &admin, "audit_tampering").await;
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0]["count"], 1, "{found:?}");
+    assert_eq!(chain_problems(&app, "checkpoint"), 1);
 }
