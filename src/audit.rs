@@ -1388,14 +1388,7 @@ pub async fn resign_checkpoints(
             h.seq
         );
         let sig = new_key.sign(&head_message(h.seq, &h.hash, h.at));
-        audit::resign_head(
-            db,
-            h.seq,
-            &h.hash,
-            current,
-            &URL_SAFE_NO_PAD.encode(sig.as_ref()),
-        )
-        .await?;
+        audit::resign_head(db, &h, current, &URL_SAFE_NO_PAD.encode(sig.as_ref())).await?;
     }
     Ok(n)
 }

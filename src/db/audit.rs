@@ -267,11 +267,14 @@ pub async fn put_signed_head(tx: &mut Tx, h: &Checkpoint) -> sqlx::Result<()> {
 /// still names `seq` and `hash`.
 pub async fn resign_head(
     db: &Db,
-    seq: i64,
-    hash: &str,
+    old: &Checkpoint,
     key_id: &str,
     signature: &str,
 ) -> sqlx::Result<()> {
-    on_db!(db, p => sqlx::query("update audit_head set key_id = $1, signature = $2 where id = 1 and seq = $3 and hash = $4")
-        .bind(key_id).bind(signature).bind(seq).bind(hash).execute(p).await.map(drop))
+    // Only the head that was read and re-signed: a sealing pass that replaced it meanwhile (the
+    // same row, a newer time) keeps its own signature.
+    on_db!(db, p => sqlx::query("update audit_head set key_id = $1, signature = $2
+            where id = 1 and seq = $3 and hash = $4 and key_id = $5 and signed_at = $6")
+        .bind(key_id).bind(signature).bind(old.seq).bind(&old.hash).bind(&old.key_id).bind(old.at)
+        .execute(p).await.map(drop))
 }

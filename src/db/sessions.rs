@@ -139,16 +139,18 @@ pub async fn mark_reused(
     hash: &str,
     now: Timestamp,
 ) -> sqlx::Result<Option<SessionId>> {
-    // In an update every column read is the row's value before it (both backends).
+    // In an update every column read is the row's value before it (both backends). Both
+    // subqueries are uncorrelated, so the session is found by its primary key, never by a scan.
     let recorded = on_tx!(tx, c => {
         let row = sqlx::query(
             "update sessions set reuse_at = $1,
                     revoked_reason = case when revoked_at is null then $2 else revoked_reason end,
                     revoked_at = coalesce(revoked_at, $1)
              where reuse_at is null
-               and id = (select t.session_id from refresh_tokens t
-                         where t.token_hash = $3 and t.used_at is not null
-                           and (sessions.revoked_at is null or t.used_at < sessions.revoked_at))
+               and id = (select session_id from refresh_tokens
+                         where token_hash = $3 and used_at is not null)
+               and (revoked_at is null
+                    or revoked_at > (select used_at from refresh_tokens where token_hash = $3))
              returning id")
             .bind(now.micros()).bind(REUSE_REASON).bind(hash).fetch_optional(c).await?;
         row.map(|r| session_id(r.try_get("id")?)).transpose()
