@@ -10,20 +10,8 @@ use crate::state::AppState;
 #[tracing::instrument(skip_all, fields(user_id = %who.user_id()))]
 pub async fn create(app: &AppState, who: &Principal, fields: ResourceFields) -> Result<Resource> {
     let grant = authz::authorize_plain(Some(who), Action::ResourceCreate)?;
-    let mut tx = app.db.begin_write().await?;
-    let held = crate::db::users::holdings_for_create(&mut tx, who.user_id())
-        .await?
-        .resources;
-    // Never negative: `holdings_for_create` counts the rows when a kept count drifted below 0.
-    if u64::try_from(held).unwrap_or(u64::MAX) >= app.config.quota_resources {
-        // Committed: a drifted count repaired while reading stays repaired.
-        tx.commit().await?;
-        return Err(AppError::QuotaExceeded {
-            what: "resources",
-            limit: app.config.quota_resources,
-            var: "IMANGOR_QUOTA_RESOURCES",
-        });
-    }
+    let mut tx =
+        super::users::begin_create(app, who.user_id(), super::users::Owned::Resources).await?;
     let r = resources::insert(&mut tx, &grant, &fields, Timestamp::now()).await?;
     tx.commit().await?;
     Ok(r)

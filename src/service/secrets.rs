@@ -28,20 +28,8 @@ pub async fn create(
         .seal(value.expose().as_bytes(), &binding(who.user_id(), id))?;
     drop(value);
     let now = Timestamp::now();
-    let mut tx = app.db.begin_write().await?;
-    let held = crate::db::users::holdings_for_create(&mut tx, who.user_id())
-        .await?
-        .secrets;
-    // Never negative: `holdings_for_create` counts the rows when a kept count drifted below 0.
-    if u64::try_from(held).unwrap_or(u64::MAX) >= app.config.quota_secrets {
-        // Committed: a drifted count repaired while reading stays repaired.
-        tx.commit().await?;
-        return Err(AppError::QuotaExceeded {
-            what: "secrets",
-            limit: app.config.quota_secrets,
-            var: "IMANGOR_QUOTA_SECRETS",
-        });
-    }
+    let mut tx =
+        super::users::begin_create(app, who.user_id(), super::users::Owned::Secrets).await?;
     secrets::insert(&mut tx, &grant, id, &name, &sealed, now).await?;
     Event::new("secret.create", "success")
         .actor(who.user_id())

@@ -11,6 +11,43 @@ use crate::error::{AppError, Result, ResultExt, ValidationError};
 use crate::limits::login::Gate;
 use crate::state::AppState;
 
+/// What an account's quota counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owned {
+    Resources,
+    Secrets,
+}
+
+/// Opens the write transaction of a create of one more `what` for `owner`, or refuses it (403
+/// `quota_exceeded`) when the account holds its quota already. The account's quota lock is held
+/// until the returned transaction ends (`users::holdings_for_create`), so concurrent creates of
+/// one account never overshoot it.
+pub async fn begin_create(app: &AppState, owner: UserId, what: Owned) -> Result<Tx> {
+    let mut tx = app.db.begin_write().await?;
+    let held = users::holdings_for_create(&mut tx, owner).await?;
+    let (held, limit, what, var) = match what {
+        Owned::Resources => (
+            held.resources,
+            app.config.quota_resources,
+            "resources",
+            "IMANGOR_QUOTA_RESOURCES",
+        ),
+        Owned::Secrets => (
+            held.secrets,
+            app.config.quota_secrets,
+            "secrets",
+            "IMANGOR_QUOTA_SECRETS",
+        ),
+    };
+    // Never negative: `holdings_for_create` counts the rows when a kept count drifted below 0.
+    if u64::try_from(held).unwrap_or(u64::MAX) >= limit {
+        // Committed: a drifted count repaired while reading stays repaired.
+        tx.commit().await?;
+        return Err(AppError::QuotaExceeded { what, limit, var });
+    }
+    Ok(tx)
+}
+
 /// A new account, every field already parsed.
 pub struct NewAccount {
     pub email: Email,

@@ -418,20 +418,6 @@ async fn account_paths_that_are_not_ids_or_bodies_that_are_wrong_never_5xx() {
     .await;
 }
 
-/// One series of this server's metrics, read in process.
-fn metric(app: &TestApp, series: &str) -> u64 {
-    let text = app.state.metrics.render(&imangor::metrics::Gauges {
-        active_sessions: None,
-        hash_queue_depth: 0,
-        hashing: Default::default(),
-    });
-    let series = format!("{series} ");
-    text.lines()
-        .find_map(|l| l.strip_prefix(&series))
-        .map(|v| v.parse().unwrap())
-        .unwrap_or(0)
-}
-
 /// Guessing the current password with a stolen access token is throttled like a login, and a
 /// guess the guard refuses is still a guess: a `user.password_change` `throttled` event against
 /// the account, at most 10 per account per 10 minutes, the rest counted (ASVS V16.3.1, V6.3.1;
@@ -442,7 +428,7 @@ async fn refused_guesses_of_the_current_password_are_recorded_at_most_ten_times_
     let a = app.register("guessed@example.com").await;
     let t = app.login(&a).await;
     let skipped = r#"security_events_skipped_total{action="user.password_change"}"#;
-    let skipped_before = metric(&app, skipped);
+    let skipped_before = app.metric(skipped);
     let guess = json!({"current_password": "wrong one!", "new_password": "a brand new passphrase"});
     let res = app.patch_json("/api/v1/users/me", &t.access, &guess).await;
     problem(res, StatusCode::FORBIDDEN).await;
@@ -464,7 +450,7 @@ async fn refused_guesses_of_the_current_password_are_recorded_at_most_ten_times_
         }),
         "{throttled:?}"
     );
-    assert_eq!(metric(&app, skipped) - skipped_before, 5);
+    assert_eq!(app.metric(skipped) - skipped_before, 5);
 }
 
 /// Two admins, each demoting the other at the same moment: the last active admin rule holds

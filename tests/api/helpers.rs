@@ -275,6 +275,25 @@ impl TestApp {
         let t = self.login(&a).await;
         (a, t)
     }
+
+    /// This server's metrics in the Prometheus text format, rendered in process.
+    pub fn metrics_text(&self) -> String {
+        self.state.metrics.render(&imangor::metrics::Gauges {
+            active_sessions: None,
+            hash_queue_depth: 0,
+            hashing: Default::default(),
+        })
+    }
+
+    /// One series of this server's metrics (`name{labels}`), read in process; 0 when absent.
+    pub fn metric(&self, series: &str) -> u64 {
+        let series = format!("{series} ");
+        self.metrics_text()
+            .lines()
+            .find_map(|l| l.strip_prefix(&series))
+            .map(|v| v.parse().unwrap())
+            .unwrap_or(0)
+    }
 }
 
 pub async fn tokens(res: Response) -> Tokens {
@@ -382,5 +401,39 @@ pub async fn events(app: &TestApp) -> Vec<EventRow> {
     match &app.state.db {
         imangor::db::Db::Sqlite(p) => rows!(p),
         imangor::db::Db::Postgres(p) => rows!(p),
+    }
+}
+
+/// Stores a Fernet token as an import would: on SQLite as TEXT (what Python's sqlite3 writes for
+/// a `str`), on PostgreSQL as bytea (the column's only type).
+pub async fn set_stored_as_text(url: &str, id: &str, key_id: &str, token: &str) {
+    use sqlx::Connection;
+    if url.starts_with("postgres") {
+        return set_stored(url, id, key_id, token.as_bytes()).await;
+    }
+    let mut c = sqlx::SqliteConnection::connect(url).await.unwrap();
+    let q = "update secrets set key_id = $1, ciphertext = $2 where id = $3";
+    let q = sqlx::query(q).bind(key_id).bind(token).bind(id);
+    assert_eq!(q.execute(&mut c).await.unwrap().rows_affected(), 1);
+    let kind: String = sqlx::query_scalar("select typeof(ciphertext) from secrets where id = $1")
+        .bind(id)
+        .fetch_one(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(kind, "text");
+}
+
+/// Stores `ciphertext` under `key_id` in the row `id`, as an import (or an attacker) would.
+pub async fn set_stored(url: &str, id: &str, key_id: &str, ciphertext: &[u8]) {
+    use sqlx::Connection;
+    let q = "update secrets set key_id = $1, ciphertext = $2 where id = $3";
+    if url.starts_with("postgres") {
+        let mut c = sqlx::PgConnection::connect(url).await.unwrap();
+        let q = sqlx::query(q).bind(key_id).bind(ciphertext).bind(id);
+        assert_eq!(q.execute(&mut c).await.unwrap().rows_affected(), 1);
+    } else {
+        let mut c = sqlx::SqliteConnection::connect(url).await.unwrap();
+        let q = sqlx::query(q).bind(key_id).bind(ciphertext).bind(id);
+        assert_eq!(q.execute(&mut c).await.unwrap().rows_affected(), 1);
     }
 }

@@ -61,40 +61,6 @@ async fn stored_rows(url: &str) -> Vec<(String, String, Vec<u8>)> {
     rows
 }
 
-/// Stores a Fernet token as an import would: on SQLite as TEXT (what Python's sqlite3 writes for
-/// a `str`), on PostgreSQL as bytea (the column's only type).
-async fn set_stored_as_text(url: &str, id: &str, key_id: &str, token: &str) {
-    use sqlx::Connection;
-    if url.starts_with("postgres") {
-        return set_stored(url, id, key_id, token.as_bytes()).await;
-    }
-    let mut c = sqlx::SqliteConnection::connect(url).await.unwrap();
-    let q = "update secrets set key_id = $1, ciphertext = $2 where id = $3";
-    let q = sqlx::query(q).bind(key_id).bind(token).bind(id);
-    assert_eq!(q.execute(&mut c).await.unwrap().rows_affected(), 1);
-    let kind: String = sqlx::query_scalar("select typeof(ciphertext) from secrets where id = $1")
-        .bind(id)
-        .fetch_one(&mut c)
-        .await
-        .unwrap();
-    assert_eq!(kind, "text");
-}
-
-/// Stores `ciphertext` under `key_id` in the row `id`, as an import (or an attacker) would.
-async fn set_stored(url: &str, id: &str, key_id: &str, ciphertext: &[u8]) {
-    use sqlx::Connection;
-    let q = "update secrets set key_id = $1, ciphertext = $2 where id = $3";
-    if url.starts_with("postgres") {
-        let mut c = sqlx::PgConnection::connect(url).await.unwrap();
-        let q = sqlx::query(q).bind(key_id).bind(ciphertext).bind(id);
-        assert_eq!(q.execute(&mut c).await.unwrap().rows_affected(), 1);
-    } else {
-        let mut c = sqlx::SqliteConnection::connect(url).await.unwrap();
-        let q = sqlx::query(q).bind(key_id).bind(ciphertext).bind(id);
-        assert_eq!(q.execute(&mut c).await.unwrap().rows_affected(), 1);
-    }
-}
-
 /// The one number a query answers.
 async fn count(url: &str, query: &str) -> i64 {
     use sqlx::Connection;

@@ -397,17 +397,36 @@ async fn production_refuses_plaintext_links_to_postgres_and_redis_v12_3_1() {
     assert!(!out.contains("pg-pass-Zq81"), "{out}");
 }
 
-/// Production never prints a generated bootstrap password (it would reach the log pipeline): it
-/// is written to a 0600 file of the data dir, and only that file's path is logged.
-#[tokio::test]
-async fn production_keeps_a_generated_bootstrap_password_in_a_private_file_never_in_the_log() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut envs = base_env(dir.path()).await;
+/// `base_env` in production, with a sound signing key and data keyring.
+async fn production_env(dir: &Path) -> Vec<(&'static str, String)> {
+    let mut envs = base_env(dir).await;
     envs.extend([
         ("IMANGOR_ENV", "production".to_owned()),
         ("IMANGOR_JWT_SECRET", JWT_SECRET.to_owned()),
         ("IMANGOR_DATA_KEYS", DATA_KEYS.to_owned()),
     ]);
+    envs
+}
+
+/// The first JSON log line of `out` whose message starts with `message`; `why` names it when
+/// none does.
+fn log_line(out: &str, message: &str, why: &str) -> Value {
+    out.lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| {
+            v["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with(message))
+        })
+        .unwrap_or_else(|| panic!("{why}: {out}"))
+}
+
+/// Production never prints a generated bootstrap password (it would reach the log pipeline): it
+/// is written to a 0600 file of the data dir, and only that file's path is logged.
+#[tokio::test]
+async fn production_keeps_a_generated_bootstrap_password_in_a_private_file_never_in_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let envs = production_env(dir.path()).await;
     let s = Server::start(&envs).await;
     let file = dir.path().join("data").join("bootstrap-admin-password");
     let password = std::fs::read_to_string(&file)
@@ -427,15 +446,11 @@ async fn production_keeps_a_generated_bootstrap_password_in_a_private_file_never
         !out.contains(&password) && !err.contains(&password),
         "the password is in no log: {out} {err}"
     );
-    let logged = out
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .find(|v| {
-            v["message"]
-                .as_str()
-                .is_some_and(|m| m.starts_with("bootstrap admin created"))
-        })
-        .unwrap_or_else(|| panic!("the start says where the password is: {out}"));
+    let logged = log_line(
+        &out,
+        "bootstrap admin created",
+        "the start says where the password is",
+    );
     assert_eq!(logged["path"], file.display().to_string());
     assert_eq!(logged["email"], "admin@imangor.local");
     // Until it is deleted, the doctor reminds the operator of the file (and never shows it).
@@ -462,15 +477,11 @@ async fn production_keeps_a_generated_bootstrap_password_in_a_private_file_never
     assert_eq!(res.status(), StatusCode::OK);
     assert!(!file.exists(), "removed by the password change");
     let (out, _) = s.stop().await;
-    let removed = out
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .find(|v| {
-            v["message"]
-                .as_str()
-                .is_some_and(|m| m.starts_with("bootstrap admin password file removed"))
-        })
-        .unwrap_or_else(|| panic!("the removal is logged: {out}"));
+    let removed = log_line(
+        &out,
+        "bootstrap admin password file removed",
+        "the removal is logged",
+    );
     assert_eq!(removed["path"], file.display().to_string());
 
     // A second start finds the admin and writes nothing.
@@ -487,12 +498,7 @@ async fn production_keeps_a_generated_bootstrap_password_in_a_private_file_never
 async fn production_writes_the_bootstrap_password_only_into_a_private_data_dir() {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
     let dir = tempfile::tempdir().unwrap();
-    let mut envs = base_env(dir.path()).await;
-    envs.extend([
-        ("IMANGOR_ENV", "production".to_owned()),
-        ("IMANGOR_JWT_SECRET", JWT_SECRET.to_owned()),
-        ("IMANGOR_DATA_KEYS", DATA_KEYS.to_owned()),
-    ]);
+    let envs = production_env(dir.path()).await;
     let data = dir.path().join("data");
     let file = data.join("bootstrap-admin-password");
     std::fs::create_dir(&data).unwrap();

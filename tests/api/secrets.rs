@@ -51,52 +51,53 @@ async fn stored(app: &TestApp, id: &str) -> (String, Vec<u8>) {
     }
 }
 
-/// Stores a Fernet token as an import would: on SQLite as TEXT (what Python's sqlite3 writes for
-/// a `str`), on PostgreSQL as bytea (the column's only type).
-async fn set_stored_as_text(app: &TestApp, id: &str, key_id: &str, token: &str) {
-    let sql = "update secrets set key_id = $1, ciphertext = $2 where id = $3";
-    match &app.state.db {
-        imangor::db::Db::Sqlite(p) => {
-            sqlx::query(sql)
-                .bind(key_id)
-                .bind(token)
-                .bind(id)
-                .execute(p)
-                .await
-                .unwrap();
-            let kind: String =
-                sqlx::query_scalar("select typeof(ciphertext) from secrets where id = $1")
-                    .bind(id)
-                    .fetch_one(p)
-                    .await
-                    .unwrap();
-            assert_eq!(kind, "text");
-        }
-        imangor::db::Db::Postgres(_) => set_stored(app, id, key_id, token.as_bytes()).await,
-    }
+/// The Python stack's Fernet fixture: its key, a token it made, and the token's plaintext.
+fn fernet_fixture() -> Value {
+    serde_json::from_str(include_str!("../fixtures/fernet.json")).unwrap()
 }
 
-async fn set_stored(app: &TestApp, id: &str, key_id: &str, ciphertext: &[u8]) {
-    let sql = "update secrets set key_id = $1, ciphertext = $2 where id = $3";
-    macro_rules! set {
-        ($pool:expr) => {
-            sqlx::query(sql)
-                .bind(key_id)
-                .bind(ciphertext)
-                .bind(id)
-                .execute($pool)
-                .await
-                .unwrap()
-        };
-    }
-    match &app.state.db {
-        imangor::db::Db::Sqlite(p) => {
-            set!(p);
-        }
-        imangor::db::Db::Postgres(p) => {
-            set!(p);
-        }
-    }
+/// A server whose data keyring holds the fixture's key as `legacy`, after the newest key `t1`.
+async fn with_legacy_key(fixture: &Value) -> TestApp {
+    let ring = format!("{DATA_KEYS},legacy:{}", fixture["key"].as_str().unwrap());
+    TestApp::spawn_with(&[("IMANGOR_DATA_KEYS", &ring)]).await
+}
+
+/// A new secret of the caller's, its id.
+async fn create_id(app: &TestApp, token: &str, name: &str, value: &str) -> String {
+    create(app, token, name, value).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// A secret of the caller's whose row holds the fixture's Fernet token under the key id
+/// `legacy` (bytes), as an import from the Python stack leaves it; its id.
+async fn imported(app: &TestApp, token: &str, name: &str, fixture: &Value) -> String {
+    let id = create_id(app, token, name, "placeholder").await;
+    set_stored(
+        &app.database_url,
+        &id,
+        "legacy",
+        fixture["token"].as_str().unwrap().as_bytes(),
+    )
+    .await;
+    id
+}
+
+/// The value of a secret as `token`'s account reads it (200).
+async fn read_value(app: &TestApp, id: &str, token: &str) -> Value {
+    let res = app.get(&format!("/api/v1/secrets/{id}"), token).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    res.json::<Value>().await.unwrap()["value"].clone()
+}
+
+/// The `secret.reseal` events of this app.
+async fn reseal_events(app: &TestApp) -> Vec<EventRow> {
+    events(app)
+        .await
+        .into_iter()
+        .filter(|e| e.action == "secret.reseal")
+        .collect()
 }
 
 #[tokio::test]
@@ -221,10 +222,7 @@ async fn only_the_owner_reads_a_secret_and_an_admin_may_delete_it_v8_2_2_api1() 
     let (_, bt) = app.user_with_role("b@example.com", "user").await;
     let (_, mt) = app.user_with_role("m@example.com", "manager").await;
     let at = app.admin_tokens().await;
-    let id = create(&app, &ot.access, "bank", "the plaintext 7f1e").await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = create_id(&app, &ot.access, "bank", "the plaintext 7f1e").await;
     let path = format!("/api/v1/secrets/{id}");
     for (who, token) in [
         ("user", &bt.access),
@@ -348,18 +346,12 @@ async fn a_moved_or_altered_ciphertext_fails_cleanly_with_a_critical_event_v11_3
     let app = TestApp::spawn().await;
     let (_, a) = app.user_with_role("a@example.com", "user").await;
     let (_, b) = app.user_with_role("b@example.com", "user").await;
-    let mine = create(&app, &a.access, "mine", "alice's value").await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let theirs = create(&app, &b.access, "theirs", "bob's value").await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let mine = create_id(&app, &a.access, "mine", "alice's value").await;
+    let theirs = create_id(&app, &b.access, "theirs", "bob's value").await;
 
     // An attacker with write access to the table copies Bob's ciphertext into Alice's row.
     let (key, bob_ct) = stored(&app, &theirs).await;
-    set_stored(&app, &mine, &key, &bob_ct).await;
+    set_stored(&app.database_url, &mine, &key, &bob_ct).await;
     let res = app.get(&format!("/api/v1/secrets/{mine}"), &a.access).await;
     let body = problem(res, StatusCode::INTERNAL_SERVER_ERROR).await;
     let text = body.to_string();
@@ -382,7 +374,7 @@ async fn a_moved_or_altered_ciphertext_fails_cleanly_with_a_critical_event_v11_3
     let (key, mut ct) = stored(&app, &theirs).await;
     let last = ct.len() - 1;
     ct[last] ^= 1;
-    set_stored(&app, &theirs, &key, &ct).await;
+    set_stored(&app.database_url, &theirs, &key, &ct).await;
     let res = app
         .get(&format!("/api/v1/secrets/{theirs}"), &b.access)
         .await;
@@ -408,34 +400,14 @@ async fn a_moved_or_altered_ciphertext_fails_cleanly_with_a_critical_event_v11_3
 
 #[tokio::test]
 async fn a_fernet_token_made_by_python_decrypts() {
-    let fixture: Value = serde_json::from_str(include_str!("../fixtures/fernet.json")).unwrap();
-    let ring = format!("{DATA_KEYS},legacy:{}", fixture["key"].as_str().unwrap());
-    let app = TestApp::spawn_with(&[("IMANGOR_DATA_KEYS", &ring)]).await;
+    let fixture = fernet_fixture();
+    let app = with_legacy_key(&fixture).await;
     let (_, t) = app.user_with_role("py@example.com", "user").await;
     // A row as an import from the Python stack leaves it: the Fernet token, under its key's id.
-    let id = create(&app, &t.access, "from python", "placeholder").await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    set_stored(
-        &app,
-        &id,
-        "legacy",
-        fixture["token"].as_str().unwrap().as_bytes(),
-    )
-    .await;
-    let got: Value = app
-        .get(&format!("/api/v1/secrets/{id}"), &t.access)
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(got["value"], fixture["plaintext"]);
+    let id = imported(&app, &t.access, "from python", &fixture).await;
+    assert_eq!(read_value(&app, &id, &t.access).await, fixture["plaintext"]);
     // New values are sealed under the first key, never as Fernet.
-    let other = create(&app, &t.access, "new", "v").await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let other = create_id(&app, &t.access, "new", "v").await;
     let (key, ct) = stored(&app, &other).await;
     assert_eq!(key, "t1");
     assert_eq!(ct[0], 1, "format v1 (AES-256-GCM)");
@@ -513,52 +485,27 @@ async fn the_create_past_the_secret_quota_is_refused_with_403_quota_exceeded() {
 /// its row, after which it no longer opens anywhere else (ASVS V11.3.2).
 #[tokio::test]
 async fn the_first_read_of_an_imported_fernet_value_binds_it_to_its_row_v11_3_2() {
-    let fixture: Value = serde_json::from_str(include_str!("../fixtures/fernet.json")).unwrap();
-    let plaintext = fixture["plaintext"].as_str().unwrap();
-    let ring = format!("{DATA_KEYS},legacy:{}", fixture["key"].as_str().unwrap());
-    let app = TestApp::spawn_with(&[("IMANGOR_DATA_KEYS", &ring)]).await;
+    let fixture = fernet_fixture();
+    let plaintext = &fixture["plaintext"];
+    let app = with_legacy_key(&fixture).await;
     let (owner_account, owner) = app.user_with_role("fernet-owner@example.com", "user").await;
     let (_, thief) = app.user_with_role("fernet-thief@example.com", "user").await;
-    let id = create(&app, &owner.access, "imported", "placeholder").await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    set_stored(
-        &app,
-        &id,
-        "legacy",
-        fixture["token"].as_str().unwrap().as_bytes(),
-    )
-    .await;
-    let res = app
-        .get(&format!("/api/v1/secrets/{id}"), &owner.access)
-        .await;
-    assert_eq!(res.status(), StatusCode::OK);
-    assert_eq!(res.json::<Value>().await.unwrap()["value"], plaintext);
+    let id = imported(&app, &owner.access, "imported", &fixture).await;
+    assert_eq!(read_value(&app, &id, &owner.access).await, *plaintext);
     // Resealed by that read: the newest key, format v1 (AES-256-GCM), no Fernet left.
     let (key, ct) = stored(&app, &id).await;
     assert_eq!(key, "t1");
     assert_eq!(ct[0], 1, "format v1");
     assert!(!ct.starts_with(b"gAAAAA"));
-    let res = app
-        .get(&format!("/api/v1/secrets/{id}"), &owner.access)
-        .await;
-    assert_eq!(res.json::<Value>().await.unwrap()["value"], plaintext);
+    assert_eq!(read_value(&app, &id, &owner.access).await, *plaintext);
     // The resealed ciphertext moved into the thief's own row does not open there.
-    let theirs = create(&app, &thief.access, "mine", "x").await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    set_stored(&app, &theirs, &key, &ct).await;
+    let theirs = create_id(&app, &thief.access, "mine", "x").await;
+    set_stored(&app.database_url, &theirs, &key, &ct).await;
     let res = app
         .get(&format!("/api/v1/secrets/{theirs}"), &thief.access)
         .await;
     problem(res, StatusCode::INTERNAL_SERVER_ERROR).await;
-    let resealed: Vec<_> = events(&app)
-        .await
-        .into_iter()
-        .filter(|e| e.action == "secret.reseal")
-        .collect();
+    let resealed = reseal_events(&app).await;
     assert_eq!(resealed.len(), 1, "one reseal, recorded in the audit trail");
     assert_eq!(
         resealed[0].actor_id.as_deref(),
@@ -571,40 +518,31 @@ async fn the_first_read_of_an_imported_fernet_value_binds_it_to_its_row_v11_3_2(
 /// resealed by its first read as well, the reader named as the event's actor (ASVS V11.3.2).
 #[tokio::test]
 async fn the_first_read_of_an_imported_fernet_value_stored_as_text_reseals_it_v11_3_2() {
-    let fixture: Value = serde_json::from_str(include_str!("../fixtures/fernet.json")).unwrap();
-    let plaintext = fixture["plaintext"].as_str().unwrap();
-    let ring = format!("{DATA_KEYS},legacy:{}", fixture["key"].as_str().unwrap());
-    let app = TestApp::spawn_with(&[("IMANGOR_DATA_KEYS", &ring)]).await;
+    let fixture = fernet_fixture();
+    let plaintext = &fixture["plaintext"];
+    let app = with_legacy_key(&fixture).await;
     let (account, owner) = app.user_with_role("text-owner@example.com", "user").await;
-    let id = create(&app, &owner.access, "imported", "placeholder").await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    set_stored_as_text(&app, &id, "legacy", fixture["token"].as_str().unwrap()).await;
-    let res = app
-        .get(&format!("/api/v1/secrets/{id}"), &owner.access)
-        .await;
-    assert_eq!(res.status(), StatusCode::OK);
-    assert_eq!(res.json::<Value>().await.unwrap()["value"], plaintext);
+    let id = create_id(&app, &owner.access, "imported", "placeholder").await;
+    set_stored_as_text(
+        &app.database_url,
+        &id,
+        "legacy",
+        fixture["token"].as_str().unwrap(),
+    )
+    .await;
+    assert_eq!(read_value(&app, &id, &owner.access).await, *plaintext);
     let (key, ct) = stored(&app, &id).await;
     assert_eq!(
         (key.as_str(), ct[0]),
         ("t1", 1),
         "resealed: format v1 under t1"
     );
-    let resealed: Vec<_> = events(&app)
-        .await
-        .into_iter()
-        .filter(|e| e.action == "secret.reseal")
-        .collect();
+    let resealed = reseal_events(&app).await;
     assert_eq!(resealed.len(), 1);
     assert_eq!(resealed[0].actor_id.as_deref(), Some(account.id.as_str()));
     assert_eq!(
         resealed[0].target.as_deref(),
         Some(format!("secret:{id}").as_str())
     );
-    let res = app
-        .get(&format!("/api/v1/secrets/{id}"), &owner.access)
-        .await;
-    assert_eq!(res.json::<Value>().await.unwrap()["value"], plaintext);
+    assert_eq!(read_value(&app, &id, &owner.access).await, *plaintext);
 }
