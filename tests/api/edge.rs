@@ -168,6 +168,11 @@ async fn behind_a_trusted_proxy_the_forwarded_address_is_counted_not_the_proxy()
     };
     let res = through("198.51.100.9").await.unwrap();
     assert_eq!(res.headers()["retry-after"], "1");
+    assert_eq!(
+        res.headers()["x-content-type-options"],
+        "nosniff",
+        "security headers on the refusal too"
+    );
     let body = problem(res, StatusCode::TOO_MANY_REQUESTS).await;
     assert_eq!(body["type"], "urn:imangor:problem:too_many_connections");
     assert_eq!(

@@ -199,6 +199,11 @@ async fn a_byte_outside_ascii_in_the_forwarding_header_never_makes_the_client_th
     // as the proxy's own request.
     for line in [&b"\x80"[..], b"198.51.100.7, \x80", b"unknown"] {
         let res = register_with_raw_xff(&app, "obs-bad@example.com", line).await;
+        assert_eq!(
+            header(&res, "x-content-type-options"),
+            "nosniff",
+            "security headers on the refusal too"
+        );
         let body = problem(res, StatusCode::BAD_REQUEST).await;
         assert_eq!(
             body["type"], "urn:imangor:problem:invalid_forwarding_header",
