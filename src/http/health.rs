@@ -11,7 +11,7 @@ use utoipa_axum::routes;
 use std::time::Instant;
 
 use super::error::problem;
-use crate::service::readiness::{DB_ERROR, DB_SILENT, READY, STALE, STALE_AFTER};
+use crate::service::readiness::{self, STALE_AFTER};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -64,7 +64,7 @@ async fn readyz(State(app): State<AppState>) -> Response {
 pub async fn detailed(State(app): State<AppState>) -> Response {
     match app.readiness.at(Instant::now()) {
         // Redis down does not make a replica unready: it falls back to its own limits.
-        READY => Json(serde_json::json!({
+        readiness::State::Ready => Json(serde_json::json!({
             "status": "ready",
             "database": app.db.backend(),
             "shared_state": match &app.shared {
@@ -75,13 +75,13 @@ pub async fn detailed(State(app): State<AppState>) -> Response {
         }))
         .into_response(),
         // The cause goes to the log, never to the body (no SQL or driver text).
-        DB_SILENT => not_ready("the database did not answer in time"),
-        DB_ERROR => not_ready("the database is not reachable"),
-        STALE => not_ready(&format!(
+        readiness::State::DbSilent => not_ready("the database did not answer in time"),
+        readiness::State::DbError => not_ready("the database is not reachable"),
+        readiness::State::Stale => not_ready(&format!(
             "the readiness probe has not answered for more than {} s",
             STALE_AFTER.as_secs()
         )),
-        _ => not_ready("the database has not been checked yet"),
+        readiness::State::Unknown => not_ready("the database has not been checked yet"),
     }
 }
 

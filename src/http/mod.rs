@@ -170,6 +170,9 @@ pub fn router(app: AppState) -> Router {
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
         .layer(CatchPanicLayer::custom(middleware::panic_response))
         .layer(axum::middleware::from_fn_with_state(app.clone(), protect::cors))
+        // Inside the security headers and the request log: its refusals (a blocked address, an
+        // unreadable forwarding header, an address past its share) carry the one and are in the other.
+        .layer(axum::middleware::from_fn_with_state(app.clone(), protect::client_address))
         .layer(axum::middleware::from_fn(middleware::security_headers))
         .layer(
             TraceLayer::new_for_http()
@@ -188,7 +191,6 @@ pub fn router(app: AppState) -> Router {
                     }
                 }),
         )
-        .layer(axum::middleware::from_fn_with_state(app.clone(), protect::client_address))
         .layer(axum::middleware::from_fn(middleware::request_id))
         .layer(axum::middleware::from_fn_with_state(app.clone(), metrics::observe))
         .with_state(app)

@@ -166,16 +166,9 @@ pub fn resolve<'a>(
     if raw.is_empty() {
         return Some(canonical(peer));
     }
-    let raw: Vec<&str> = raw.iter().map(|v| v.as_ref()).collect();
     match header {
-        ClientIpHeader::Forwarded => {
-            let hops_of = forwarded_for_hops(&raw);
-            let found: Vec<&str> = hops_of.iter().map(String::as_str).collect();
-            client_ip(peer, &found, trusted, hops)
-        }
-        ClientIpHeader::XForwardedFor | ClientIpHeader::XRealIp => {
-            client_ip(peer, &raw, trusted, hops)
-        }
+        ClientIpHeader::Forwarded => believed(&forwarded_for_hops(&raw), trusted, hops),
+        ClientIpHeader::XForwardedFor | ClientIpHeader::XRealIp => believed(&raw, trusted, hops),
     }
 }
 
@@ -201,16 +194,14 @@ fn parse_hop(hop: &str) -> Option<IpAddr> {
 }
 
 /// The `for=` hops of `Forwarded` header values, in order.
-pub fn forwarded_for_hops(forwarded: &[&str]) -> Vec<String> {
+fn forwarded_for_hops(forwarded: &[impl AsRef<str>]) -> Vec<&str> {
     forwarded
         .iter()
-        .flat_map(|v| v.split(','))
+        .flat_map(|v| v.as_ref().split(','))
         .filter_map(|element| {
             element.split(';').find_map(|pair| {
                 let (k, v) = pair.split_once('=')?;
-                k.trim()
-                    .eq_ignore_ascii_case("for")
-                    .then(|| v.trim().to_owned())
+                k.trim().eq_ignore_ascii_case("for").then(|| v.trim())
             })
         })
         .collect()
@@ -221,17 +212,21 @@ pub fn forwarded_for_hops(forwarded: &[&str]) -> Vec<String> {
 /// address that can be believed.
 pub fn client_ip(
     peer: IpAddr,
-    forwarded_for: &[&str],
+    forwarded_for: &[impl AsRef<str>],
     trusted: &[Cidr],
     hops: Hops,
 ) -> Option<IpAddr> {
-    let peer = canonical(peer);
-    if !trusted.iter().any(|c| c.contains(peer)) {
-        return Some(peer);
+    if !is_trusted(peer, trusted) {
+        return Some(canonical(peer));
     }
+    believed(forwarded_for, trusted, hops)
+}
+
+/// The client the hops of a trusted proxy's request name (`client_ip`, the peer known trusted).
+fn believed(forwarded_for: &[impl AsRef<str>], trusted: &[Cidr], hops: Hops) -> Option<IpAddr> {
     let all: Vec<&str> = forwarded_for
         .iter()
-        .flat_map(|h| h.split(','))
+        .flat_map(|h| h.as_ref().split(','))
         .map(str::trim)
         .collect();
     if let Hops::Exactly(n) = hops {
@@ -240,9 +235,11 @@ pub fn client_ip(
         // behind the first one, and must be trusted ones: otherwise a client reached an inner
         // proxy directly and wrote the "client" hop itself.
         let i = n.checked_sub(1)?;
-        let inner_trusted = all.iter().rev().take(i).all(|hop| {
-            parse_hop(hop).is_some_and(|ip| trusted.iter().any(|c| c.contains(canonical(ip))))
-        });
+        let inner_trusted = all
+            .iter()
+            .rev()
+            .take(i)
+            .all(|hop| parse_hop(hop).is_some_and(|ip| is_trusted(ip, trusted)));
         if !inner_trusted {
             return None;
         }
@@ -262,7 +259,7 @@ pub fn client_ip(
         // trusted proxy wrote about its peer: no address right of it is the client's, and
         // counting the request as a trusted proxy's own would give it the proxy's budget.
         let ip = canonical(parse_hop(hop)?);
-        if !trusted.iter().any(|c| c.contains(ip)) {
+        if !is_trusted(ip, trusted) {
             return Some(ip);
         }
     }
@@ -349,7 +346,6 @@ mod tests {
             "for=6.6.6.6;proto=https, For=\"[2001:db8::7]:4711\";by=10.0.0.1",
             "for=10.0.0.9",
         ]);
-        let hops: Vec<&str> = hops.iter().map(String::as_str).collect();
         assert_eq!(walk("10.0.0.1", &hops, &trusted), some("2001:db8::7"));
     }
 

@@ -23,32 +23,52 @@ use super::bucket_ip;
 #[derive(Debug)]
 pub struct Shares {
     per_address: usize,
-    held: Mutex<HashMap<(IpAddr, u8), usize>>,
+    held: Mutex<HashMap<Key, usize>>,
 }
+
+/// An address of the table: the network and its prefix length.
+type Key = (IpAddr, u8);
 
 /// One connection (or forwarded request) of an address, given back when dropped.
 #[derive(Debug)]
 pub struct Share {
     shares: Arc<Shares>,
-    keys: Vec<(IpAddr, u8)>,
+    keys: Keys,
 }
 
 /// How many /64 shares one /48 holds at most.
 const PER_48: usize = 4;
 
-/// The keys an address counts against, with their limits: its own (IPv6: its /64), and for
-/// IPv6 its /48.
-fn keys(ip: IpAddr, per_address: usize) -> Vec<((IpAddr, u8), usize)> {
-    let ip = bucket_ip(ip);
-    match ip {
-        IpAddr::V6(v6) => {
-            let net48 = Ipv6Addr::from(u128::from(v6) & !((1u128 << 80) - 1));
-            vec![
-                ((ip, 64), per_address),
-                ((IpAddr::V6(net48), 48), per_address.saturating_mul(PER_48)),
-            ]
-        }
-        v4 => vec![((v4, 32), per_address)],
+/// The keys an address counts against: its own (IPv6: its /64), and for IPv6 its /48. No
+/// allocation: this is made for every connection and every forwarded request.
+#[derive(Debug, Clone, Copy)]
+struct Keys {
+    own: Key,
+    net48: Option<Key>,
+}
+
+impl Keys {
+    fn of(ip: IpAddr) -> Keys {
+        let ip = bucket_ip(ip);
+        let net48 = match ip {
+            IpAddr::V6(v6) => Some((
+                IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !((1u128 << 80) - 1))),
+                48,
+            )),
+            IpAddr::V4(_) => None,
+        };
+        let own = (ip, if ip.is_ipv4() { 32 } else { 64 });
+        Keys { own, net48 }
+    }
+
+    fn all(self) -> impl Iterator<Item = Key> {
+        std::iter::once(self.own).chain(self.net48)
+    }
+
+    /// Each key with its limit.
+    fn with_limits(self, per_address: usize) -> impl Iterator<Item = (Key, usize)> {
+        let per_48 = per_address.saturating_mul(PER_48);
+        std::iter::once((self.own, per_address)).chain(self.net48.map(|k| (k, per_48)))
     }
 }
 
@@ -63,38 +83,35 @@ impl Shares {
     /// One more for `ip` (an IPv6 address counts as its /64, as for the rate limits, and its /48
     /// too), unless it already holds its share.
     pub fn take(self: &Arc<Self>, ip: IpAddr) -> Option<Share> {
-        let keys = keys(ip, self.per_address);
+        let keys = Keys::of(ip);
         let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
         if keys
-            .iter()
-            .any(|(k, limit)| held.get(k).copied().unwrap_or(0) >= *limit)
+            .with_limits(self.per_address)
+            .any(|(k, limit)| held.get(&k).copied().unwrap_or(0) >= limit)
         {
             return None;
         }
-        for (k, _) in &keys {
-            *held.entry(*k).or_insert(0) += 1;
+        for k in keys.all() {
+            *held.entry(k).or_insert(0) += 1;
         }
         Some(Share {
             shares: self.clone(),
-            keys: keys.into_iter().map(|(k, _)| k).collect(),
+            keys,
         })
     }
 
     /// What `ip` holds now (its own share: an IPv6 address's /64).
     pub fn held(&self, ip: IpAddr) -> usize {
         let held = self.held.lock().unwrap_or_else(|e| e.into_inner());
-        keys(ip, self.per_address)
-            .first()
-            .and_then(|(k, _)| held.get(k).copied())
-            .unwrap_or(0)
+        held.get(&Keys::of(ip).own).copied().unwrap_or(0)
     }
 }
 
 impl Drop for Share {
     fn drop(&mut self) {
         let mut held = self.shares.held.lock().unwrap_or_else(|e| e.into_inner());
-        for k in &self.keys {
-            if let Entry::Occupied(mut e) = held.entry(*k) {
+        for k in self.keys.all() {
+            if let Entry::Occupied(mut e) = held.entry(k) {
                 *e.get_mut() -= 1;
                 if *e.get() == 0 {
                     e.remove();

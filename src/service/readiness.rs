@@ -9,13 +9,33 @@ use crate::db::Db;
 use crate::db::readers::ReadConn;
 use crate::metrics::Metrics;
 
-/// The database's last answer to the readiness probe.
-pub const UNKNOWN: u8 = 0;
-pub const READY: u8 = 1;
-pub const DB_ERROR: u8 = 2;
-pub const DB_SILENT: u8 = 3;
-/// No answer recorded for longer than `STALE_AFTER`: the probe loop is dead or stuck.
-pub const STALE: u8 = 4;
+/// The readiness probe's verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum State {
+    /// Not checked yet.
+    Unknown = 0,
+    Ready = 1,
+    /// The database answered with an error (or could not be reached).
+    DbError = 2,
+    /// The database did not answer within `PROBE_TIMEOUT`.
+    DbSilent = 3,
+    /// No answer recorded for longer than `STALE_AFTER`: the probe loop is dead or stuck. Never
+    /// stored; `Readiness::at` reports it.
+    Stale = 4,
+}
+
+impl State {
+    fn from_u8(v: u8) -> State {
+        match v {
+            1 => State::Ready,
+            2 => State::DbError,
+            3 => State::DbSilent,
+            4 => State::Stale,
+            _ => State::Unknown,
+        }
+    }
+}
 
 /// How long the probe waits for the database (opening its connection included).
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -42,7 +62,7 @@ pub struct Readiness {
 impl Default for Readiness {
     fn default() -> Self {
         Readiness {
-            state: AtomicU8::new(UNKNOWN),
+            state: AtomicU8::new(State::Unknown as u8),
             at_ms: AtomicU64::new(0),
             born: Instant::now(),
             conn: tokio::sync::Mutex::new(None),
@@ -66,20 +86,20 @@ impl Readiness {
         // A result is as old as the check that made it (see `STALE_AFTER`).
         let started = Instant::now();
         let (now, error) = match tokio::time::timeout(PROBE_TIMEOUT, self.ping(db)).await {
-            Ok(Ok(())) => (READY, None),
-            Ok(Err(e)) => (DB_ERROR, Some(e.to_string())),
-            Err(_) => (DB_SILENT, None),
+            Ok(Ok(())) => (State::Ready, None),
+            Ok(Err(e)) => (State::DbError, Some(e)),
+            Err(_) => (State::DbSilent, None),
         };
         self.stamp(started);
-        let before = self.state.swap(now, Ordering::Relaxed);
+        let before = State::from_u8(self.state.swap(now as u8, Ordering::Relaxed));
         if before == now {
             return;
         }
         match (now, error) {
-            (READY, _) if before != UNKNOWN => {
+            (State::Ready, _) if before != State::Unknown => {
                 tracing::info!("readiness: the database answers again")
             }
-            (READY, _) => {}
+            (State::Ready, _) => {}
             (_, Some(e)) => tracing::warn!(error = %e, "readiness: database error; not ready"),
             _ => tracing::warn!(
                 "readiness: the database did not answer within {PROBE_TIMEOUT:?}; not ready"
@@ -112,24 +132,24 @@ impl Readiness {
     }
 
     #[cfg(test)]
-    fn record(&self, state: u8, at: Instant) {
+    fn record(&self, state: State, at: Instant) {
         self.stamp(at);
-        self.state.store(state, Ordering::Relaxed);
+        self.state.store(state as u8, Ordering::Relaxed);
     }
 
     /// The last result, unless it is older than `STALE_AFTER` at `now`.
-    pub fn at(&self, now: Instant) -> u8 {
-        let state = self.state.load(Ordering::Relaxed);
+    pub fn at(&self, now: Instant) -> State {
+        let state = State::from_u8(self.state.load(Ordering::Relaxed));
         let at = self.born + Duration::from_millis(self.at_ms.load(Ordering::Relaxed));
-        if state != UNKNOWN && now.saturating_duration_since(at) > STALE_AFTER {
-            return STALE;
+        if state != State::Unknown && now.saturating_duration_since(at) > STALE_AFTER {
+            return State::Stale;
         }
         state
     }
 
     /// Whether the last result, still fresh, says ready.
     pub fn is_ready(&self) -> bool {
-        self.at(Instant::now()) == READY
+        self.at(Instant::now()) == State::Ready
     }
 }
 
@@ -151,14 +171,20 @@ mod tests {
     fn a_result_older_than_stale_after_is_not_believed() {
         let r = Readiness::default();
         let t = r.born + Duration::from_secs(10);
-        assert_eq!(r.at(t), UNKNOWN, "never checked");
-        r.record(READY, t);
+        assert_eq!(r.at(t), State::Unknown, "never checked");
+        r.record(State::Ready, t);
         // A slow but live probe: its result is up to 2 x PROBE_TIMEOUT old when the next lands.
-        assert_eq!(r.at(t + 2 * PROBE_TIMEOUT), READY);
-        assert_eq!(r.at(t + STALE_AFTER - Duration::from_millis(100)), READY);
+        assert_eq!(r.at(t + 2 * PROBE_TIMEOUT), State::Ready);
+        assert_eq!(
+            r.at(t + STALE_AFTER - Duration::from_millis(100)),
+            State::Ready
+        );
         // The probe loop died after its last answer: no longer ready.
-        assert_eq!(r.at(t + STALE_AFTER + Duration::from_millis(100)), STALE);
-        r.record(DB_ERROR, t + Duration::from_secs(4));
-        assert_eq!(r.at(t + Duration::from_secs(5)), DB_ERROR);
+        assert_eq!(
+            r.at(t + STALE_AFTER + Duration::from_millis(100)),
+            State::Stale
+        );
+        r.record(State::DbError, t + Duration::from_secs(4));
+        assert_eq!(r.at(t + Duration::from_secs(5)), State::DbError);
     }
 }

@@ -48,15 +48,12 @@ async fn read_all(s: &mut TcpStream, wait: Duration) -> (Vec<u8>, bool) {
     }
 }
 
+/// One series of the scrape listener's metrics, which must be there.
 async fn scrape(app: &TestApp, series: &str) -> f64 {
-    let text = reqwest::get(format!("http://{}/metrics", app.metrics_addr.unwrap()))
+    crate::metrics::scrape(app)
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+        .get(series)
+        .copied()
         .unwrap_or_else(|| panic!("no {series} in the scrape"))
 }
 
@@ -168,6 +165,11 @@ async fn behind_a_trusted_proxy_the_forwarded_address_is_counted_not_the_proxy()
     };
     let res = through("198.51.100.9").await.unwrap();
     assert_eq!(res.headers()["retry-after"], "1");
+    assert_eq!(
+        res.headers()["x-content-type-options"],
+        "nosniff",
+        "security headers on the refusal too"
+    );
     let body = problem(res, StatusCode::TOO_MANY_REQUESTS).await;
     assert_eq!(body["type"], "urn:imangor:problem:too_many_connections");
     assert_eq!(
@@ -254,15 +256,11 @@ async fn a_client_that_stops_reading_is_cut_off_by_the_write_timeout() {
     // Wait until the server is stuck (it answers pipelined requests one after the other, so
     // its count of answered requests stops), then past the write timeout.
     let answered = || async {
-        let text = reqwest::get(format!("http://{}/metrics", app.metrics_addr.unwrap()))
+        crate::metrics::scrape(&app)
             .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        text.lines()
-            .filter(|l| l.starts_with("http_requests_total{"))
-            .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+            .iter()
+            .filter(|(series, _)| series.starts_with("http_requests_total{"))
+            .map(|(_, n)| n)
             .sum::<f64>()
     };
     let (mut last, mut since) = (answered().await, Instant::now());

@@ -5,6 +5,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::helpers::*;
+use crate::metrics::{scrape, value};
 
 fn header(res: &reqwest::Response, name: &str) -> String {
     res.headers()
@@ -13,19 +14,29 @@ fn header(res: &reqwest::Response, name: &str) -> String {
         .unwrap_or_default()
 }
 
+/// A registration, its headers still to add.
+fn registration(app: &TestApp, email: &str) -> reqwest::RequestBuilder {
+    app.client
+        .post(app.url("/api/v1/users"))
+        .json(&json!({"email": email, "password": PASSWORD, "full_name": "R"}))
+}
+
+/// A registration from behind the proxy (when there is one), with these extra headers.
+async fn register_with(app: &TestApp, email: &str, headers: &[(&str, &str)]) -> reqwest::Response {
+    let mut r = registration(app, email);
+    for (k, v) in headers {
+        r = r.header(*k, *v);
+    }
+    r.send().await.unwrap()
+}
+
 async fn register_from(
     app: &TestApp,
     email: &str,
     forwarded_for: Option<&str>,
 ) -> reqwest::Response {
-    let mut r = app
-        .client
-        .post(app.url("/api/v1/users"))
-        .json(&json!({"email": email, "password": PASSWORD, "full_name": "R"}));
-    if let Some(x) = forwarded_for {
-        r = r.header("x-forwarded-for", x);
-    }
-    r.send().await.unwrap()
+    let xff = forwarded_for.map(|x| ("x-forwarded-for", x));
+    register_with(app, email, xff.as_slice()).await
 }
 
 async fn login_from(
@@ -162,13 +173,9 @@ async fn behind_a_trusted_proxy_the_rightmost_untrusted_hop_is_the_client() {
 
 /// A registration through the proxy with these raw bytes as its `X-Forwarded-For` line.
 async fn register_with_raw_xff(app: &TestApp, email: &str, line: &[u8]) -> reqwest::Response {
-    app.client
-        .post(app.url("/api/v1/users"))
-        .header(
-            "x-forwarded-for",
-            reqwest::header::HeaderValue::from_bytes(line).unwrap(),
-        )
-        .json(&json!({"email": email, "password": PASSWORD, "full_name": "R"}))
+    let line = reqwest::header::HeaderValue::from_bytes(line).unwrap();
+    registration(app, email)
+        .header("x-forwarded-for", line)
         .send()
         .await
         .unwrap()
@@ -199,6 +206,11 @@ async fn a_byte_outside_ascii_in_the_forwarding_header_never_makes_the_client_th
     // as the proxy's own request.
     for line in [&b"\x80"[..], b"198.51.100.7, \x80", b"unknown"] {
         let res = register_with_raw_xff(&app, "obs-bad@example.com", line).await;
+        assert_eq!(
+            header(&res, "x-content-type-options"),
+            "nosniff",
+            "security headers on the refusal too"
+        );
         let body = problem(res, StatusCode::BAD_REQUEST).await;
         assert_eq!(
             body["type"], "urn:imangor:problem:invalid_forwarding_header",
@@ -722,20 +734,6 @@ async fn the_forwarded_header_of_a_trusted_proxy_names_the_client_when_it_is_the
     assert_eq!(e.ip.as_deref(), Some("2001:db8::42"));
 }
 
-/// One series of this server's metrics, read in process.
-fn metric(app: &TestApp, series: &str) -> u64 {
-    let text = app.state.metrics.render(&imangor::metrics::Gauges {
-        active_sessions: None,
-        hash_queue_depth: 0,
-        hashing: Default::default(),
-    });
-    let series = format!("{series} ");
-    text.lines()
-        .find_map(|l| l.strip_prefix(&series))
-        .map(|v| v.parse().unwrap())
-        .unwrap_or(0)
-}
-
 /// Past its lock every guess aimed at an account is refused without hashing, so an attacker
 /// spreading over many addresses (an IPv6 /48 holds 65 536 /64s) could write one audit row, and
 /// look the account up, per refusal. At most 10 refusals per account per 10 minutes are written
@@ -753,7 +751,7 @@ async fn refused_logins_write_at_most_ten_events_per_account_however_many_addres
     let victim = app.register("flood@example.com").await;
     let locked = r#"auth_attempts_total{status="locked"}"#;
     let skipped = r#"security_events_skipped_total{action="auth.login"}"#;
-    let (locked_before, skipped_before) = (metric(&app, locked), metric(&app, skipped));
+    let before = scrape(&app).await;
     let mut refused = Vec::new();
     for i in 0..10 {
         let from = format!("198.51.100.{i}");
@@ -791,8 +789,9 @@ async fn refused_logins_write_at_most_ten_events_per_account_however_many_addres
     );
     let last = throttled[9].detail.as_deref().unwrap_or_default();
     assert!(last.ends_with("later ones are only counted"), "{last}");
-    assert_eq!(metric(&app, locked) - locked_before, 205);
-    assert_eq!(metric(&app, skipped) - skipped_before, 195);
+    let after = scrape(&app).await;
+    assert_eq!(value(&after, locked) - value(&before, locked), 205.0);
+    assert_eq!(value(&after, skipped) - value(&before, skipped), 195.0);
 }
 
 /// `IMANGOR_CORS_CREDENTIALS=true` (V3.4.2): an allowlisted origin gets
@@ -867,18 +866,6 @@ async fn cors_with_credentials_echoes_listed_origins_exactly_and_no_one_else_v3_
             );
         }
     }
-}
-
-/// Registers from behind a trusted proxy (127.0.0.1) with these extra headers.
-async fn register_with(app: &TestApp, email: &str, headers: &[(&str, &str)]) -> reqwest::Response {
-    let mut r = app
-        .client
-        .post(app.url("/api/v1/users"))
-        .json(&json!({"email": email, "password": PASSWORD, "full_name": "R"}));
-    for (k, v) in headers {
-        r = r.header(*k, *v);
-    }
-    r.send().await.unwrap()
 }
 
 #[tokio::test]
