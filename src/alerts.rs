@@ -328,14 +328,12 @@ async fn deliver(
         l.in_flight = None;
         drop(l);
         if let Some(why) = failed {
-            metrics.alert_dropped(AlertDropped::Undelivered);
-            tracing::error!(
-                target: "security",
-                incident = %alert.incident,
-                level = %alert.level,
-                attempts = ATTEMPTS,
-                why,
-                "alert not delivered; giving up (counted in security_alerts_dropped_total)"
+            dropped(
+                &metrics,
+                AlertDropped::Undelivered,
+                &alert.incident,
+                &alert.level,
+                &format!("the webhook refused all {ATTEMPTS} attempts, the last: {why}"),
             );
         }
         q.idle.notify_waiters();

@@ -68,8 +68,9 @@ pub enum AuthStatus {
 const AUTH_STATUSES: [&str; 4] = ["success", "failure", "locked", "rate_limited"];
 
 /// The actions of `security_events_skipped_total{action}`: refusals of the login guard past
-/// their account's cap of events (`limits::login::RefusalEvents`), and replays of a spent refresh token whose session was already revoked (refused, never
-/// written again: a replay must not raise the incident and page the on-call each time).
+/// their account's cap of events (`limits::login::RefusalEvents`), and replays of a spent
+/// refresh token whose reuse was already recorded (refused, never written again: a replay must
+/// not raise the incident and page the on-call each time).
 pub const SKIPPED_ACTIONS: [&str; 3] = ["auth.login", "user.password_change", "auth.refresh_reuse"];
 /// Why an incident alert was lost: `security_alerts_dropped_total{reason}`.
 #[derive(Debug, Clone, Copy)]
@@ -315,14 +316,7 @@ impl Metrics {
             "counter",
             "Requests refused by a rate limit, by limit.",
         );
-        for class in THROTTLE_CLASSES {
-            let n = self
-                .throttled
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .get(class)
-                .copied()
-                .unwrap_or(0);
+        for (class, n) in self.throttled_counts() {
             let _ = writeln!(out, "throttled_requests_total{{limit=\"{class}\"}} {n}");
         }
 
@@ -330,7 +324,7 @@ impl Metrics {
             &mut out,
             "security_events_skipped_total",
             "counter",
-            "Refusals of the login guard that wrote no security event: past their account's cap for the window, or aimed at no account.",
+            "Refusals that wrote no security event: of the login guard past their account's cap for the window or aimed at no account, and replays of a spent refresh token whose reuse was already recorded.",
         );
         for (i, action) in SKIPPED_ACTIONS.iter().enumerate() {
             let _ = writeln!(
@@ -405,7 +399,7 @@ impl Metrics {
             &mut out,
             "security_alerts_dropped_total",
             "counter",
-            "Incident alerts lost, by reason: the queue to the webhook was full, or the webhook refused every attempt.",
+            "Incident alerts lost, by reason: the queue was full (queue_full), a more urgent alert took its place (displaced), the webhook refused every attempt (undelivered), sent after the sender stopped (closed), left at the shutdown deadline (shutdown).",
         );
         for (i, reason) in ALERT_DROP_REASONS.iter().enumerate() {
             let _ = writeln!(

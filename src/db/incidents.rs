@@ -273,21 +273,23 @@ pub async fn active_blocks(db: &Db, now: Timestamp) -> sqlx::Result<Vec<(String,
     })
 }
 
-/// How many `action`/`outcome` events `actor` caused in `[since, until]`, counted up to `cap`
-/// (a rule only asks whether a threshold is reached: the cost stays bounded under a flood).
+/// How many `action` events with either of `outcomes` `actor` caused in `[since, until]`,
+/// counted up to `cap` (a rule only asks whether a threshold is reached: the cost stays bounded
+/// under a flood). One pass over the actor's index range, whichever outcome a row has.
 pub async fn count_by_actor(
     tx: &mut Tx,
     action: &str,
-    outcome: &str,
+    outcomes: [&str; 2],
     actor: &str,
     since: Timestamp,
     until: Timestamp,
     cap: i64,
 ) -> sqlx::Result<i64> {
     on_tx!(tx, c => sqlx::query_scalar(
-        "select count(*) from (select 1 from security_events where action = $1 and actor_id = $2 and outcome = $3
-           and at >= $4 and at <= $5 limit $6) as recent")
-        .bind(action).bind(actor).bind(outcome).bind(since.micros()).bind(until.micros()).bind(cap).fetch_one(c).await)
+        "select count(*) from (select 1 from security_events where action = $1 and actor_id = $2
+           and outcome in ($3, $4) and at >= $5 and at <= $6 limit $7) as recent")
+        .bind(action).bind(actor).bind(outcomes[0]).bind(outcomes[1]).bind(since.micros())
+        .bind(until.micros()).bind(cap).fetch_one(c).await)
 }
 
 /// How many distinct targets the newest `action`/`outcome` events from address `ip` in

@@ -84,29 +84,24 @@ pub async fn find_refresh(tx: &mut Tx, hash: &str) -> sqlx::Result<Option<Refres
     })
 }
 
-/// The owner of a session, if the session is live and its user may log in.
-pub async fn live_session_user(
+/// The owner of a session and the session's absolute expiry (a refresh token never outlives
+/// it), if the session is live and its user may log in: one statement for both.
+pub async fn live_session(
     tx: &mut Tx,
     session: SessionId,
     now: Timestamp,
-) -> sqlx::Result<Option<UserId>> {
+) -> sqlx::Result<Option<(UserId, Timestamp)>> {
     on_tx!(tx, c => {
         let row = sqlx::query(
-            "select s.user_id from sessions s join users u on u.id = s.user_id
+            "select s.user_id, s.expires_at from sessions s join users u on u.id = s.user_id
              where s.id = $1 and s.revoked_at is null and s.expires_at > $2 and not u.disabled")
             .bind(session.to_string()).bind(now.micros()).fetch_optional(c).await?;
         row.map(|r| {
             let id: String = r.try_get("user_id")?;
-            id.parse().map_err(|_| decode_err("user id", &id))
+            let user = id.parse().map_err(|_| decode_err("user id", &id))?;
+            Ok((user, Timestamp::from_micros(r.try_get("expires_at")?)))
         }).transpose()
     })
-}
-
-/// The absolute expiry of a session (a refresh token never outlives it).
-pub async fn expires_at(tx: &mut Tx, session: SessionId) -> sqlx::Result<Option<Timestamp>> {
-    on_tx!(tx, c => Ok(sqlx::query("select expires_at from sessions where id = $1")
-        .bind(session.to_string()).fetch_optional(c).await?
-        .map(|r| r.try_get::<i64, _>("expires_at")).transpose()?.map(Timestamp::from_micros)))
 }
 
 /// Ends a session: its refresh tokens and the access tokens issued from it stop working.

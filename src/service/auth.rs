@@ -246,15 +246,12 @@ pub async fn refresh(app: &AppState, token: &str, meta: &RequestMeta) -> Result<
         tracing::warn!(target: "security", session = %reused, "refresh token reuse: session revoked");
         return Err(invalid_grant());
     };
-    let Some(user_id) = sessions::live_session_user(&mut tx, session, now).await? else {
+    let Some((user_id, session_end)) = sessions::live_session(&mut tx, session, now).await? else {
         // Ended between the two statements (PostgreSQL reads each at its own start): the token
         // is not spent (the transaction is rolled back).
         return Err(invalid_grant());
     };
     let user = users::find(&mut tx, user_id)
-        .await?
-        .ok_or_else(invalid_grant)?;
-    let session_end = sessions::expires_at(&mut tx, session)
         .await?
         .ok_or_else(invalid_grant)?;
     let refresh_token = new_refresh_token(

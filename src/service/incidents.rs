@@ -137,18 +137,10 @@ pub async fn detect(
         match rule {
             "brute_force" => {
                 let cap = BRUTE_FORCE_FAILURES + n;
+                // Guesses the login guard refused count with the failures.
+                let outcomes = ["failure", "throttled"];
                 let total =
-                    incidents::count_by_actor(tx, "auth.login", "failure", subject, since, at, cap)
-                        .await?
-                        + incidents::count_by_actor(
-                            tx,
-                            "auth.login",
-                            "throttled",
-                            subject,
-                            since,
-                            at,
-                            cap,
-                        )
+                    incidents::count_by_actor(tx, "auth.login", outcomes, subject, since, at, cap)
                         .await?;
                 let occ = occurrences(total, BRUTE_FORCE_FAILURES, n);
                 if occ > 0 {
@@ -175,26 +167,17 @@ pub async fn detect(
             }
             "authz_probing" => {
                 let cap = PROBING_DENIALS + n;
+                let outcomes = ["denied", "hidden"];
                 let total = incidents::count_by_actor(
                     tx,
                     "authz.denied",
-                    "denied",
+                    outcomes,
                     subject,
                     since,
                     at,
                     cap,
                 )
-                .await?
-                    + incidents::count_by_actor(
-                        tx,
-                        "authz.denied",
-                        "hidden",
-                        subject,
-                        since,
-                        at,
-                        cap,
-                    )
-                    .await?;
+                .await?;
                 let occ = occurrences(total, PROBING_DENIALS, n);
                 if occ > 0 {
                     let d = format!(

@@ -37,7 +37,7 @@ pub struct Summary {
     pub incidents: Vec<LevelCount>,
     /// Oldest first, `HOURS` of them; the last one is the hour in progress.
     pub logins: Vec<HourCount>,
-    /// Requests refused by each rate limit since this server started (`api`, `token`, `register`, `report`).
+    /// Requests refused by each rate limit since this server started (`api`, `token`, `register`, `report`, `health`).
     pub throttled: Vec<(&'static str, u64)>,
     pub active_sessions: i64,
 }

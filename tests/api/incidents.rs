@@ -17,6 +17,11 @@ async fn sealed(app: &TestApp) {
 /// any containment could block the test's address).
 async fn incidents_of(app: &TestApp, admin: &Tokens, kind: &str) -> Vec<Value> {
     sealed(app).await;
+    listed_of(app, admin, kind).await
+}
+
+/// Incidents of `kind` in the admin's list as it stands (no sealing pass is run).
+async fn listed_of(app: &TestApp, admin: &Tokens, kind: &str) -> Vec<Value> {
     let page: Value = app
         .get("/api/v1/incidents?limit=100", &admin.access)
         .await
@@ -32,17 +37,57 @@ async fn incidents_of(app: &TestApp, admin: &Tokens, kind: &str) -> Vec<Value> {
         .collect()
 }
 
-fn metric(app: &TestApp, level: &str, kind: &str) -> u64 {
-    let text = app.state.metrics.render(&imangor::metrics::Gauges {
+/// Incidents of `kind` once a sealing pass found one (polled for up to 2.5 s: the events of
+/// refused tokens are written off the request path).
+async fn awaited_incidents(app: &TestApp, admin: &Tokens, kind: &str) -> Vec<Value> {
+    let mut found = Vec::new();
+    for _ in 0..50 {
+        found = incidents_of(app, admin, kind).await;
+        if !found.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    found
+}
+
+/// Incidents of `kind`, read straight from the database (newest first).
+async fn stored_of(app: &TestApp, kind: &str) -> Vec<imangor::db::incidents::Incident> {
+    imangor::db::incidents::list(&app.state.db, Default::default(), None, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|i| i.kind == kind)
+        .collect()
+}
+
+/// The value of one series in the server's metrics, read from its state (works after it
+/// stopped); `series` is the name with its labels.
+fn series_value(state: &imangor::state::AppState, series: &str) -> Option<f64> {
+    let text = state.metrics.render(&imangor::metrics::Gauges {
         active_sessions: None,
         hash_queue_depth: 0,
         hashing: Default::default(),
     });
-    let series = format!("security_incidents_total{{level=\"{level}\",type=\"{kind}\"}} ");
+    let prefix = format!("{series} ");
     text.lines()
-        .find_map(|l| l.strip_prefix(&series))
+        .find_map(|l| l.strip_prefix(&prefix))
         .map(|v| v.parse().unwrap())
-        .unwrap_or(0)
+}
+
+fn metric(app: &TestApp, level: &str, kind: &str) -> u64 {
+    let series = format!("security_incidents_total{{level=\"{level}\",type=\"{kind}\"}}");
+    series_value(&app.state, &series).map_or(0, |v| v as u64)
+}
+
+/// A refresh grant refused with 400 `invalid_grant`.
+async fn refused_refresh(app: &TestApp, refresh: &str) {
+    oauth_error(
+        app.refresh(refresh).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_grant",
+    )
+    .await;
 }
 
 async fn wrong_login(app: &TestApp, email: &str) -> StatusCode {
@@ -114,19 +159,7 @@ async fn guesses_refused_by_the_pair_lock_still_raise_brute_force_v16_3_1() {
     let started = std::time::Instant::now();
     let deadline = started + std::time::Duration::from_secs(2);
     let found = loop {
-        let page: Value = app
-            .get("/api/v1/incidents?limit=100", &admin.access)
-            .await
-            .json()
-            .await
-            .unwrap();
-        let found: Vec<Value> = page["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|i| i["kind"] == "brute_force")
-            .cloned()
-            .collect();
+        let found = listed_of(&app, &admin, "brute_force").await;
         if !found.is_empty() || std::time::Instant::now() >= deadline {
             break found;
         }
@@ -162,12 +195,7 @@ async fn credential_stuffing_blocks_the_address() {
     }
     sealed(&app).await;
     // Read from the database: the address the test calls from is blocked now, admins included.
-    let found: Vec<_> = imangor::db::incidents::list(&app.state.db, Default::default(), None, 100)
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|i| i.kind == "credential_stuffing")
-        .collect();
+    let found = stored_of(&app, "credential_stuffing").await;
     assert_eq!(found.len(), 1);
     assert_eq!(
         (found[0].level.as_str(), found[0].subject.as_deref()),
@@ -272,14 +300,7 @@ async fn forged_tokens_at_volume_are_an_incident() {
         invalid_token(app.get("/api/v1/users/me", forged).await).await;
     }
     // The event is written off the request path.
-    let mut found = Vec::new();
-    for _ in 0..50 {
-        found = incidents_of(&app, &admin, "forged_tokens").await;
-        if !found.is_empty() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let found = awaited_incidents(&app, &admin, "forged_tokens").await;
     assert_eq!(
         found.len(),
         1,
@@ -374,25 +395,22 @@ async fn reports_follow_the_workflow_with_notes_and_roles_v8_2_1() {
     let (_, u) = app.user_with_role("reporter@example.com", "user").await;
     let (_, m) = app.user_with_role("manager@example.com", "manager").await;
     let text = "<script>alert(1)</script>\nsecond line";
-    let res = app
-        .post_json(
-            "/api/v1/incidents",
-            Some(&u.access),
-            &json!({"description": text, "level": "low"}),
-        )
-        .await;
-    assert_eq!(res.status(), StatusCode::CREATED);
-    let made: Value = res.json().await.unwrap();
+    let made = reported(
+        &app,
+        &u.access,
+        json!({"description": text, "level": "low"}),
+    )
+    .await;
     assert_eq!(
         (&made["kind"], &made["status"], &made["description"]),
         (&json!("user_report"), &json!("open"), &json!(text))
     );
     let id = made["id"].as_str().unwrap();
     invalid_fields(
-        app.post_json(
-            "/api/v1/incidents",
-            Some(&u.access),
-            &json!({"description": " ", "level": "severe"}),
+        report(
+            &app,
+            &u.access,
+            json!({"description": " ", "level": "severe"}),
         )
         .await,
         &["description", "level"],
@@ -445,27 +463,21 @@ async fn reports_follow_the_workflow_with_notes_and_roles_v8_2_1() {
         )
         .await;
     problem(res, StatusCode::FORBIDDEN).await;
-    let v: Value = app
-        .patch_json(
-            &path,
-            &m.access,
-            &json!({"status": "contained", "note": "isolated the host"}),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+    let v = patched(
+        &app,
+        &path,
+        &m.access,
+        json!({"status": "contained", "note": "isolated the host"}),
+    )
+    .await;
     assert_eq!(v["status"], "contained");
-    let v: Value = app
-        .patch_json(
-            &path,
-            &m.access,
-            &json!({"status": "resolved", "note": "rotated the key"}),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+    let v = patched(
+        &app,
+        &path,
+        &m.access,
+        json!({"status": "resolved", "note": "rotated the key"}),
+    )
+    .await;
     assert_eq!(v["status"], "resolved");
     let notes = v["notes"].as_array().unwrap();
     assert_eq!(notes.len(), 2);
@@ -486,22 +498,14 @@ async fn reports_follow_the_workflow_with_notes_and_roles_v8_2_1() {
     assert!(kinds.contains(&"incident.report".into()) && kinds.contains(&"incident.update".into()));
     // One account may have at most five unresolved reports (API6): the sixth is refused.
     for i in 0..5 {
-        let res = app
-            .post_json(
-                "/api/v1/incidents",
-                Some(&u.access),
-                &json!({"description": format!("r{i}")}),
-            )
-            .await;
-        assert_eq!(res.status(), StatusCode::CREATED);
+        reported(&app, &u.access, json!({"description": format!("r{i}")})).await;
     }
-    let res = app
-        .post_json(
-            "/api/v1/incidents",
-            Some(&u.access),
-            &json!({"description": "one too many", "level": "critical"}),
-        )
-        .await;
+    let res = report(
+        &app,
+        &u.access,
+        json!({"description": "one too many", "level": "critical"}),
+    )
+    .await;
     problem(res, StatusCode::CONFLICT).await;
 }
 
@@ -726,10 +730,19 @@ async fn hook(fail_first: u32, hang: bool) -> Hook {
             },
         ),
     );
+    Hook {
+        url: serve_hook(receiver).await,
+        got,
+        calls,
+    }
+}
+
+/// Serves `receiver` on a port of its own; its URL.
+async fn serve_hook(receiver: axum::Router) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/hook", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, receiver).await.unwrap() });
-    Hook { url, got, calls }
+    url
 }
 
 impl Hook {
@@ -749,8 +762,26 @@ impl Hook {
             .collect()
     }
 
+    /// The bodies delivered once `n` are, after 300 ms more in which a further one could come.
+    async fn settled(&self, n: usize) -> Vec<Value> {
+        self.bodies(n).await;
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        self.bodies(n).await
+    }
+
     fn calls(&self) -> u32 {
         self.calls.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Waits (up to 2 s) until the webhook has had its first call: the sender holds that alert.
+    async fn first_call(&self) {
+        for _ in 0..100 {
+            if self.calls() == 1 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert_eq!(self.calls(), 1);
     }
 }
 
@@ -766,6 +797,25 @@ async fn alerting_app(hook: &Hook, extra: &[(&str, &str)]) -> TestApp {
 
 async fn report(app: &TestApp, token: &str, body: Value) -> reqwest::Response {
     app.post_json("/api/v1/incidents", Some(token), &body).await
+}
+
+/// A report that must be stored (201): the incident it made.
+async fn reported(app: &TestApp, token: &str, body: Value) -> Value {
+    let res = report(app, token, body).await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    res.json().await.unwrap()
+}
+
+/// The path of an incident.
+fn incident_path(incident: &Value) -> String {
+    format!("/api/v1/incidents/{}", incident["id"].as_str().unwrap())
+}
+
+/// A PATCH of an incident that must be accepted (200): the incident after it.
+async fn patched(app: &TestApp, path: &str, token: &str, body: Value) -> Value {
+    let res = app.patch_json(path, token, &body).await;
+    assert_eq!(res.status(), StatusCode::OK, "{body}");
+    res.json().await.unwrap()
 }
 
 #[tokio::test]
@@ -831,14 +881,12 @@ async fn a_plain_users_critical_report_waits_for_triage_and_pages_no_one() {
     let (_, u) = app.user_with_role("plain@example.com", "user").await;
     let (_, m) = app.user_with_role("boss@example.com", "manager").await;
 
-    let res = report(
+    let mine = reported(
         &app,
         &u.access,
         json!({"description": "the pager, from anyone", "level": "critical"}),
     )
     .await;
-    assert_eq!(res.status(), StatusCode::CREATED);
-    let mine: Value = res.json().await.unwrap();
     assert_eq!(
         (&mine["level"], &mine["requested_level"], &mine["kind"]),
         (&json!("medium"), &json!("critical"), &json!("user_report"))
@@ -856,14 +904,12 @@ async fn a_plain_users_critical_report_waits_for_triage_and_pages_no_one() {
         (&json!("low"), &Value::Null)
     );
     // A manager's report keeps its level, and alerts.
-    let res = report(
+    let theirs = reported(
         &app,
         &m.access,
         json!({"description": "manager says critical", "level": "critical"}),
     )
     .await;
-    assert_eq!(res.status(), StatusCode::CREATED);
-    let theirs: Value = res.json().await.unwrap();
     assert_eq!(
         (&theirs["level"], &theirs["requested_level"]),
         (&json!("critical"), &Value::Null)
@@ -876,7 +922,7 @@ async fn a_plain_users_critical_report_waits_for_triage_and_pages_no_one() {
         (&json!("incident.opened"), &theirs["id"])
     );
     // Triage sees what was asked, and the audit trail says so.
-    let path = format!("/api/v1/incidents/{}", mine["id"].as_str().unwrap());
+    let path = incident_path(&mine);
     let seen: Value = app.get(&path, &m.access).await.json().await.unwrap();
     assert_eq!(
         (&seen["level"], &seen["requested_level"]),
@@ -907,15 +953,13 @@ async fn a_plain_users_critical_report_waits_for_triage_and_pages_no_one() {
         .await;
     invalid_fields(res, &["level"]).await;
     // The admin raises it: stored, and now it alerts.
-    let res = app
-        .patch_json(
-            &path,
-            &admin.access,
-            &json!({"status": "open", "note": "confirmed: the pager is right", "level": "critical"}),
-        )
-        .await;
-    assert_eq!(res.status(), StatusCode::OK);
-    let raised: Value = res.json().await.unwrap();
+    let raised = patched(
+        &app,
+        &path,
+        &admin.access,
+        json!({"status": "open", "note": "confirmed: the pager is right", "level": "critical"}),
+    )
+    .await;
     assert_eq!(
         (
             &raised["level"],
@@ -954,8 +998,7 @@ async fn a_plain_users_critical_report_waits_for_triage_and_pages_no_one() {
         )
         .await;
     assert_eq!(res.json::<Value>().await.unwrap()["level"], "high");
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    assert_eq!(hook.bodies(2).await.len(), 2, "no third alert");
+    assert_eq!(hook.settled(2).await.len(), 2, "no third alert");
 }
 
 /// Issue 16 item 10 (API4, ASVS V2.4.1): reports are limited per account, whatever the role:
@@ -966,8 +1009,7 @@ async fn reports_past_the_per_account_budget_are_refused_with_429() {
     let (_, u) = app.user_with_role("flood@example.com", "user").await;
     let (_, other) = app.user_with_role("other@example.com", "user").await;
     for i in 0..3 {
-        let res = report(&app, &u.access, json!({"description": format!("r{i}")})).await;
-        assert_eq!(res.status(), StatusCode::CREATED);
+        reported(&app, &u.access, json!({"description": format!("r{i}")})).await;
     }
     // The fourth: within the five unresolved reports an account may have, but past the budget.
     let res = report(&app, &u.access, json!({"description": "r3"})).await;
@@ -982,13 +1024,7 @@ async fn reports_past_the_per_account_budget_are_refused_with_429() {
     let res = report(&app, &other.access, json!({"description": "mine"})).await;
     assert_eq!(res.status(), StatusCode::CREATED, "per account");
     // The first account's three and the other's one: the refused report was not stored.
-    let mine = imangor::db::incidents::list(&app.state.db, Default::default(), None, 100)
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|i| i.kind == "user_report")
-        .count();
-    assert_eq!(mine, 4);
+    assert_eq!(stored_of(&app, "user_report").await.len(), 4);
     let m = crate::metrics::scrape(&app).await;
     assert_eq!(
         crate::metrics::value(&m, r#"throttled_requests_total{limit="report"}"#),
@@ -1015,13 +1051,7 @@ async fn alerts_the_queue_sheds_are_counted_on_the_scrape_listener() {
         StatusCode::CREATED
     );
     // The sender has taken the first alert once the webhook has its call.
-    for _ in 0..100 {
-        if hook.calls() == 1 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    assert_eq!(hook.calls(), 1);
+    hook.first_call().await;
     for d in ["two", "three"] {
         assert_eq!(
             report(&app, &m.access, critical(d)).await.status(),
@@ -1054,17 +1084,16 @@ async fn affected_systems_are_validated_updated_and_filtered_exactly() {
         ("r2", json!(["oauth", "auth2"])),
         ("r3", json!(["a-th"])),
     ] {
-        let res = report(
+        let v = reported(
             &app,
             &u.access,
             json!({"description": d, "affected_systems": systems}),
         )
         .await;
-        assert_eq!(res.status(), StatusCode::CREATED);
-        let v: Value = res.json().await.unwrap();
         assert_eq!(v["affected_systems"], systems);
         ids.push(v["id"].as_str().unwrap().to_owned());
     }
+    let first = format!("/api/v1/incidents/{}", ids[0]);
     let res = report(&app, &u.access, json!({"description": "none"})).await;
     assert_eq!(
         res.json::<Value>().await.unwrap()["affected_systems"],
@@ -1140,7 +1169,7 @@ async fn affected_systems_are_validated_updated_and_filtered_exactly() {
         invalid_fields(res, fields).await;
         let res = app
             .patch_json(
-                &format!("/api/v1/incidents/{}", ids[0]),
+                &first,
                 &m.access,
                 &json!({"status": "open", "note": "x", "affected_systems": systems}),
             )
@@ -1176,15 +1205,13 @@ async fn affected_systems_are_validated_updated_and_filtered_exactly() {
     }
 
     // An update replaces the list.
-    let res = app
-        .patch_json(
-            &format!("/api/v1/incidents/{}", ids[0]),
-            &m.access,
-            &json!({"status": "contained", "note": "moved", "affected_systems": ["audit"]}),
-        )
-        .await;
-    assert_eq!(res.status(), StatusCode::OK);
-    let v: Value = res.json().await.unwrap();
+    let v = patched(
+        &app,
+        &first,
+        &m.access,
+        json!({"status": "contained", "note": "moved", "affected_systems": ["audit"]}),
+    )
+    .await;
     assert_eq!(
         (&v["affected_systems"], &v["status"]),
         (&json!(["audit"]), &json!("contained"))
@@ -1192,31 +1219,20 @@ async fn affected_systems_are_validated_updated_and_filtered_exactly() {
     assert!(filtered("affected_system=auth").await.is_empty());
     assert_eq!(filtered("affected_system=audit").await, [ids[0].clone()]);
     // Without the field, the list stays as it was.
-    let v: Value = app
-        .patch_json(
-            &format!("/api/v1/incidents/{}", ids[0]),
-            &m.access,
-            &json!({"status": "resolved", "note": "done"}),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+    let v = patched(
+        &app,
+        &first,
+        &m.access,
+        json!({"status": "resolved", "note": "done"}),
+    )
+    .await;
     assert_eq!(v["affected_systems"], json!(["audit"]));
 }
 
 /// `security_alerts_dropped_total{reason}` read from the server's state (works after it stopped).
 fn alerts_dropped(state: &imangor::state::AppState, reason: &str) -> f64 {
-    let text = state.metrics.render(&imangor::metrics::Gauges {
-        active_sessions: None,
-        hash_queue_depth: 0,
-        hashing: Default::default(),
-    });
-    let series = format!("security_alerts_dropped_total{{reason=\"{reason}\"}} ");
-    text.lines()
-        .find_map(|l| l.strip_prefix(&series))
-        .map(|v| v.parse().unwrap())
-        .unwrap_or(-1.0)
+    let series = format!("security_alerts_dropped_total{{reason=\"{reason}\"}}");
+    series_value(state, &series).unwrap_or(-1.0)
 }
 
 /// A webhook receiver that holds every call until `open` is sent `true`, then answers 204.
@@ -1241,9 +1257,7 @@ async fn gated_hook() -> (Hook, tokio::sync::watch::Sender<bool>) {
             },
         ),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, receiver).await.unwrap() });
+    let url = serve_hook(receiver).await;
     (Hook { url, got, calls }, open)
 }
 
@@ -1251,12 +1265,7 @@ async fn gated_hook() -> (Hook, tokio::sync::watch::Sender<bool>) {
 async fn reuse_once(app: &TestApp, a: &Account) {
     let t = app.login(a).await;
     assert_eq!(app.refresh(&t.refresh).await.status(), StatusCode::OK);
-    oauth_error(
-        app.refresh(&t.refresh).await,
-        StatusCode::BAD_REQUEST,
-        "invalid_grant",
-    )
-    .await;
+    refused_refresh(app, &t.refresh).await;
 }
 
 /// Issue 16 review item 1 (ASVS V16.3.3): replaying a spent refresh token is refused each time,
@@ -1270,12 +1279,7 @@ async fn replaying_a_spent_refresh_token_ten_times_pages_once() {
     let t = app.login(&a).await;
     assert_eq!(app.refresh(&t.refresh).await.status(), StatusCode::OK);
     for _ in 0..10 {
-        oauth_error(
-            app.refresh(&t.refresh).await,
-            StatusCode::BAD_REQUEST,
-            "invalid_grant",
-        )
-        .await;
+        refused_refresh(&app, &t.refresh).await;
     }
     let found = incidents_of(&app, &admin, "refresh_reuse").await;
     assert_eq!(found.len(), 1, "{found:?}");
@@ -1283,9 +1287,7 @@ async fn replaying_a_spent_refresh_token_ten_times_pages_once() {
         (&found[0]["count"], &found[0]["level"]),
         (&json!(1), &json!("high"))
     );
-    hook.bodies(1).await;
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    let got = hook.bodies(1).await;
+    let got = hook.settled(1).await;
     assert_eq!(got.len(), 1, "one page: {got:?}");
     assert_eq!(
         (&got[0]["event"], &got[0]["incident"]["id"]),
@@ -1321,9 +1323,7 @@ async fn a_re_raised_incident_pages_again_only_at_ten_occurrences() {
     let found = incidents_of(&app, &admin, "refresh_reuse").await;
     assert_eq!(found.len(), 1, "{found:?}");
     assert_eq!(found[0]["count"], 10);
-    hook.bodies(2).await;
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    let got = hook.bodies(2).await;
+    let got = hook.settled(2).await;
     let seen: Vec<(&Value, &Value)> = got
         .iter()
         .map(|b| (&b["event"], &b["incident"]["count"]))
@@ -1349,13 +1349,7 @@ async fn an_urgent_alert_takes_the_place_of_a_queued_re_raise() {
     // The opening of A's incident: the sender takes it and waits on the webhook.
     reuse_once(&app, &a).await;
     sealed(&app).await;
-    for _ in 0..100 {
-        if hook.calls() == 1 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    assert_eq!(hook.calls(), 1);
+    hook.first_call().await;
     // Its tenth occurrence: a re-raise, queued (the queue is full).
     for _ in 0..9 {
         reuse_once(&app, &a).await;
@@ -1365,9 +1359,7 @@ async fn an_urgent_alert_takes_the_place_of_a_queued_re_raise() {
     reuse_once(&app, &b).await;
     sealed(&app).await;
     open.send(true).unwrap();
-    hook.bodies(2).await;
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    let got = hook.bodies(2).await;
+    let got = hook.settled(2).await;
     let seen: Vec<(&Value, &Value)> = got
         .iter()
         .map(|v| (&v["event"], &v["incident"]["subject"]))
@@ -1401,14 +1393,12 @@ async fn a_plain_users_report_stays_below_a_medium_alert_level() {
         .user_with_role("boss-medium@example.com", "manager")
         .await;
     for asked in ["medium", "critical"] {
-        let res = report(
+        let v = reported(
             &app,
             &u.access,
             json!({"description": "mine", "level": asked}),
         )
         .await;
-        assert_eq!(res.status(), StatusCode::CREATED);
-        let v: Value = res.json().await.unwrap();
         assert_eq!(
             (&v["level"], &v["requested_level"]),
             (&json!("low"), &json!(asked))
@@ -1422,9 +1412,7 @@ async fn a_plain_users_report_stays_below_a_medium_alert_level() {
     .await;
     let theirs: Value = res.json().await.unwrap();
     assert_eq!(theirs["level"], "medium");
-    hook.bodies(1).await;
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    let got = hook.bodies(1).await;
+    let got = hook.settled(1).await;
     assert_eq!(got.len(), 1, "{got:?}");
     assert_eq!(got[0]["incident"]["id"], theirs["id"]);
 }
@@ -1437,44 +1425,26 @@ async fn escalation_pages_once_per_level_and_never_on_resolution() {
     let app = alerting_app(&hook, &[]).await;
     let (_, m) = app.user_with_role("toggler@example.com", "manager").await;
     let new = |d: &'static str| {
-        let app = &app;
-        let m = &m;
+        let (app, m) = (&app, &m);
         async move {
-            let v: Value = report(app, &m.access, json!({"description": d, "level": "low"}))
-                .await
-                .json()
-                .await
-                .unwrap();
-            format!("/api/v1/incidents/{}", v["id"].as_str().unwrap())
+            incident_path(
+                &reported(app, &m.access, json!({"description": d, "level": "low"})).await,
+            )
         }
     };
-    let set = |path: String, status: &'static str, level: &'static str| {
-        let app = &app;
-        let m = &m;
-        async move {
-            let res = app
-                .patch_json(
-                    &path,
-                    &m.access,
-                    &json!({"status": status, "note": "triage", "level": level}),
-                )
-                .await;
-            assert_eq!(res.status(), StatusCode::OK);
-        }
-    };
+    let triage =
+        |status: &str, level: &str| json!({"status": status, "note": "triage", "level": level});
     let one = new("toggled").await;
     for level in ["critical", "low", "critical", "low", "high", "critical"] {
-        set(one.clone(), "open", level).await;
+        patched(&app, &one, &m.access, triage("open", level)).await;
     }
     let closed = new("closed at critical").await;
-    set(closed, "resolved", "critical").await;
+    patched(&app, &closed, &m.access, triage("resolved", "critical")).await;
     let two = new("high, then critical").await;
     for level in ["high", "low", "high", "low", "critical"] {
-        set(two.clone(), "contained", level).await;
+        patched(&app, &two, &m.access, triage("contained", level)).await;
     }
-    hook.bodies(3).await;
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    let got = hook.bodies(3).await;
+    let got = hook.settled(3).await;
     let seen: Vec<(&Value, &Value)> = got
         .iter()
         .map(|v| (&v["incident"]["description"], &v["incident"]["level"]))
@@ -1519,13 +1489,12 @@ async fn alerts_left_at_shutdown_are_counted() {
     .await;
     let (_, m) = app.user_with_role("last@example.com", "manager").await;
     for d in ["one", "two", "three"] {
-        let res = report(
+        reported(
             &app,
             &m.access,
             json!({"description": d, "level": "critical"}),
         )
         .await;
-        assert_eq!(res.status(), StatusCode::CREATED);
     }
     let incident = imangor::db::incidents::list(&app.state.db, Default::default(), None, 1)
         .await
@@ -1578,13 +1547,7 @@ async fn ten_parallel_reports_store_exactly_five() {
         ]
         .concat()
     );
-    let stored = imangor::db::incidents::list(&app.state.db, Default::default(), None, 100)
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|i| i.kind == "user_report")
-        .count();
-    assert_eq!(stored, 5);
+    assert_eq!(stored_of(&app, "user_report").await.len(), 5);
 }
 
 /// Issue 16 second review item 1 (ASVS V7.4.1, V10.4.5): a thief who refreshes first with the
@@ -1606,12 +1569,7 @@ async fn a_thief_who_revokes_the_session_first_still_raises_refresh_reuse() {
     assert_eq!(res.status(), StatusCode::OK);
     // The victim presents the spent token; so does the thief, again and again.
     for _ in 0..3 {
-        oauth_error(
-            app.refresh(&t.refresh).await,
-            StatusCode::BAD_REQUEST,
-            "invalid_grant",
-        )
-        .await;
+        refused_refresh(&app, &t.refresh).await;
     }
     let found = incidents_of(&app, &admin, "refresh_reuse").await;
     assert_eq!(found.len(), 1, "{found:?}");
@@ -1624,9 +1582,7 @@ async fn a_thief_who_revokes_the_session_first_still_raises_refresh_reuse() {
     assert_eq!(s.len(), 1);
     assert_eq!(s[0].reason.as_deref(), Some("revoked by client"));
     assert!(s[0].reuse_at.is_some_and(|r| r > s[0].revoked_at.unwrap()));
-    hook.bodies(1).await;
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    let got = hook.bodies(1).await;
+    let got = hook.settled(1).await;
     assert_eq!(got.len(), 1, "one page: {got:?}");
     assert_eq!(got[0]["event"], "incident.opened");
 }
@@ -1647,29 +1603,20 @@ async fn a_critical_alert_passes_a_queue_full_of_opened_high_alerts() {
     // A's opening is taken by the sender, which waits on the webhook.
     reuse_once(&app, &accounts[0]).await;
     sealed(&app).await;
-    for _ in 0..100 {
-        if hook.calls() == 1 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    assert_eq!(hook.calls(), 1);
+    hook.first_call().await;
     // B's and C's openings fill the queue.
     for a in &accounts[1..] {
         reuse_once(&app, a).await;
         sealed(&app).await;
     }
-    let res = report(
+    reported(
         &app,
         &m.access,
         json!({"description": "the keys do not open", "level": "critical"}),
     )
     .await;
-    assert_eq!(res.status(), StatusCode::CREATED);
     open.send(true).unwrap();
-    hook.bodies(3).await;
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    let got = hook.bodies(3).await;
+    let got = hook.settled(3).await;
     let seen: Vec<(&Value, &Value)> = got
         .iter()
         .map(|v| (&v["incident"]["level"], &v["incident"]["subject"]))
@@ -1706,14 +1653,7 @@ async fn forged_tokens_from_one_ipv6_64_count_toward_one_incident() {
             .unwrap();
         invalid_token(res).await;
     }
-    let mut found = Vec::new();
-    for _ in 0..50 {
-        found = incidents_of(&app, &admin, "forged_tokens").await;
-        if !found.is_empty() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let found = awaited_incidents(&app, &admin, "forged_tokens").await;
     assert_eq!(found.len(), 1, "{found:?}");
     assert_eq!(found[0]["subject"], "2001:db8:1:2::/64");
 }
@@ -1725,29 +1665,23 @@ async fn an_incident_opened_at_high_pages_again_when_raised_to_critical() {
     let hook = hook(0, false).await;
     let app = alerting_app(&hook, &[]).await;
     let (_, m) = app.user_with_role("riser@example.com", "manager").await;
-    let v: Value = report(
+    let v = reported(
         &app,
         &m.access,
         json!({"description": "opened high", "level": "high"}),
     )
-    .await
-    .json()
-    .await
-    .unwrap();
-    let path = format!("/api/v1/incidents/{}", v["id"].as_str().unwrap());
+    .await;
+    let path = incident_path(&v);
     for level in ["critical", "high", "critical"] {
-        let res = app
-            .patch_json(
-                &path,
-                &m.access,
-                &json!({"status": "open", "note": "triage", "level": level}),
-            )
-            .await;
-        assert_eq!(res.status(), StatusCode::OK);
+        patched(
+            &app,
+            &path,
+            &m.access,
+            json!({"status": "open", "note": "triage", "level": level}),
+        )
+        .await;
     }
-    hook.bodies(2).await;
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    let got = hook.bodies(2).await;
+    let got = hook.settled(2).await;
     let seen: Vec<(&Value, &Value)> = got
         .iter()
         .map(|v| (&v["event"], &v["incident"]["level"]))
@@ -1800,13 +1734,7 @@ async fn credential_stuffing_from_one_ipv6_64_is_one_incident_and_blocks_the_64(
             }
             sealed(&app).await;
         }
-        let found: Vec<_> =
-            imangor::db::incidents::list(&app.state.db, Default::default(), None, 100)
-                .await
-                .unwrap()
-                .into_iter()
-                .filter(|i| i.kind == "credential_stuffing")
-                .collect();
+        let found = stored_of(&app, "credential_stuffing").await;
         assert_eq!(found.len(), 1, "{block}: {found:?}");
         assert_eq!(
             (found[0].subject.as_deref(), found[0].count),
@@ -1911,12 +1839,7 @@ async fn a_refresh_token_of_an_ended_session_presented_twice_raises_nothing_v7_4
     assert_eq!(res.status(), StatusCode::OK);
     for token in [&signed_out.refresh, &disabled.refresh] {
         for _ in 0..2 {
-            oauth_error(
-                app.refresh(token).await,
-                StatusCode::BAD_REQUEST,
-                "invalid_grant",
-            )
-            .await;
+            refused_refresh(&app, token).await;
         }
     }
     assert_eq!(reuse_events(&events(&app).await), 0);
@@ -1954,12 +1877,7 @@ async fn a_contained_session_does_not_raise_refresh_reuse_again_v10_4_5() {
     let found = incidents_of(&app, &admin, "refresh_reuse").await;
     assert_eq!(found.len(), 1, "{found:?}");
     for _ in 0..3 {
-        oauth_error(
-            app.refresh(&other.refresh).await,
-            StatusCode::BAD_REQUEST,
-            "invalid_grant",
-        )
-        .await;
+        refused_refresh(&app, &other.refresh).await;
     }
     assert_eq!(reuse_events(&events(&app).await), 1);
     let found = incidents_of(&app, &admin, "refresh_reuse").await;
