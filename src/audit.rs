@@ -261,7 +261,7 @@ async fn checked_base(
 ) -> anyhow::Result<Option<Base>> {
     Ok(
         match sealing_base(db, keys, watch, schedule, before_signing).await? {
-            Ok(base) => Some(base),
+            Ok(base) => base,
             Err(p) => {
                 watch.tampered(p.clone());
                 found.get_or_insert(p);
@@ -360,6 +360,38 @@ fn sign_with(key: &Ed25519KeyPair, message: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(key.sign(message).as_ref())
 }
 
+/// A checkpoint's signature: `Holds(0)` over its row, hash and time (what the sealer signs since
+/// the signed head, always with one), `Holds(1)` over its row and hash only (older checkpoints).
+fn checkpoint_verdict(keys: &DataKeyring, c: &Checkpoint) -> Verdict {
+    let (v2, v1) = (
+        signed_message(c.seq, &c.hash, c.at),
+        signed_message_v1(c.seq, &c.hash),
+    );
+    verdict(keys, &c.key_id, &c.signature, &[&v2, &v1])
+}
+
+/// The data key that signed the head, when this keyring does not hold it: a key being rolled out
+/// (made first on a replica before every replica holds it) signs heads this process cannot check.
+fn unknown_head_key<'a>(keys: &DataKeyring, end: &'a End) -> Option<&'a str> {
+    let h = end.signed.as_ref()?;
+    (!keys.ids().any(|id| id == h.key_id)).then_some(h.key_id.as_str())
+}
+
+/// `check_signed_head` on a server: a head it cannot check (`unknown_head_key`) is warned about
+/// once, and is neither a problem nor verified (the second value: false).
+async fn check_signed_head_here(
+    db: &Db,
+    keys: &DataKeyring,
+    watch: &ChainWatch,
+    end: &End,
+) -> anyhow::Result<(Option<Problem>, bool)> {
+    if let Some(k) = unknown_head_key(keys, end) {
+        watch.cannot_verify(k);
+        return Ok((None, false));
+    }
+    Ok((check_signed_head(db, keys, end).await?, true))
+}
+
 fn head_signature_holds(keys: &DataKeyring, h: &Checkpoint) -> bool {
     let message = head_message(h.seq, &h.hash, h.at);
     matches!(
@@ -380,26 +412,56 @@ async fn check_signed_head(
 ) -> anyhow::Result<Option<Problem>> {
     let (seq, newest) = (end.seq, end.newest.as_ref().map_or(0, |c| c.seq));
     let Some(h) = &end.signed else {
-        return Ok((seq > newest).then(|| {
-            problem(
+        if seq > newest {
+            return Ok(Some(problem(
                 newest.saturating_add(1),
                 "checkpoint",
                 format!(
                     "rows {}..{seq} follow the newest checkpoint, but the signed head is missing: it was removed, so these rows could have been rewritten",
                     newest.saturating_add(1)
                 ),
-            )
-        }));
+            )));
+        }
+        // A checkpoint whose signature covers its time was written with a head, in the same
+        // transaction: with none now, it was removed, with any rows after the checkpoint.
+        return Ok(end
+            .newest
+            .as_ref()
+            .filter(|c| checkpoint_verdict(keys, c) == Verdict::Holds(0))
+            .map(|c| {
+                problem(
+                    c.seq.saturating_add(1),
+                    "checkpoint",
+                    format!(
+                        "the signed head is missing, but checkpoint {} was signed with one: it was removed, and any rows after the checkpoint with it",
+                        c.seq
+                    ),
+                )
+            }));
     };
-    if !head_signature_holds(keys, h) {
-        return Ok(Some(problem(
-            h.seq.max(1),
-            "checkpoint",
-            format!(
-                "the signed head (row {}) does not verify with data key {}: it was forged",
-                h.seq, h.key_id
-            ),
-        )));
+    let message = head_message(h.seq, &h.hash, h.at);
+    match verdict(keys, &h.key_id, &h.signature, &[&message]) {
+        Verdict::Holds(_) => {}
+        Verdict::UnknownKey => {
+            return Ok(Some(problem(
+                h.seq.max(1),
+                "checkpoint",
+                format!(
+                    "the signed head (row {}) was signed with data key {:?}, which is not in this keyring: it cannot be verified here",
+                    h.seq, h.key_id
+                ),
+            )));
+        }
+        Verdict::Fails => {
+            return Ok(Some(problem(
+                h.seq.max(1),
+                "checkpoint",
+                format!(
+                    "the signed head (row {}) does not verify with data key {:?}: it was forged",
+                    h.seq, h.key_id
+                ),
+            )));
+        }
     }
     if h.seq < newest {
         return Ok(Some(problem(
@@ -459,7 +521,7 @@ async fn sealing_base(
     watch: &ChainWatch,
     schedule: CheckpointSchedule,
     before_signing: bool,
-) -> anyhow::Result<Result<Base, Problem>> {
+) -> anyhow::Result<Result<Option<Base>, Problem>> {
     // What this process saw is read first: the chain only grows past it.
     let seen = watch.get();
     if let Some(c) = audit::checkpoint_upto(db, 0).await? {
@@ -534,8 +596,11 @@ async fn sealing_base(
     }
     // The rows after the newest checkpoint that this process never saw (sealed by a replica, or
     // before it started) end at the signed head: a tail rewritten consistently does not.
-    if let Some(p) = check_signed_head(db, keys, &end).await? {
-        return Ok(Err(p));
+    match check_signed_head_here(db, keys, watch, &end).await? {
+        (Some(p), _) => return Ok(Err(p)),
+        // Not tampering, but nothing is signed over a head this process cannot check.
+        (None, false) => return Ok(Ok(None)),
+        (None, true) => {}
     }
     let start = from.as_ref().map_or(0, |a| a.seq);
     if let Some(p) = uncovered(start, seq, schedule) {
@@ -551,13 +616,13 @@ async fn sealing_base(
         }
     }
     watch.sealed(seq, &hash, from);
-    Ok(Ok(Base {
+    Ok(Ok(Some(Base {
         seq,
         hash,
         last: newest.map(|c| (c.seq, c.at)),
         signed: end.signed.map(|h| (h.seq, h.hash)),
         hashed: before_signing || seq == start,
-    }))
+    })))
 }
 
 /// The hash of row `seq` (absent where the row or its hash was removed), from `end` when it is
@@ -1032,6 +1097,8 @@ struct Watched {
     head: Option<(i64, String)>,
     /// The problems `report` has logged, counted and raised, by (seq, kind).
     reported: Vec<(i64, &'static str)>,
+    /// The data key of a signed head this process could not check, last warned about.
+    unknown_key: Option<String>,
 }
 
 impl ChainWatch {
@@ -1068,6 +1135,20 @@ impl ChainWatch {
                 w.lasting = Some(p);
             }
         });
+    }
+
+    /// A signed head this process cannot check (`unknown_head_key`): warned about once per key.
+    fn cannot_verify(&self, key_id: &str) {
+        let mut new = false;
+        self.update(|w| {
+            if w.unknown_key.as_deref() != Some(key_id) {
+                w.unknown_key = Some(key_id.to_owned());
+                new = true;
+            }
+        });
+        if new {
+            tracing::warn!(target: "audit", key_id = ?key_id, "the audit chain's signed head was signed with a data key this server does not hold: it cannot be checked here, so this server signs nothing over it (still sealing); give every replica the key (standby) before making it first");
+        }
     }
 
     /// Whether this process meets `p` (by row and kind) for the first time; remembered then.
@@ -1171,11 +1252,12 @@ pub async fn rewalk(app: &crate::state::AppState, whole: bool) -> anyhow::Result
         None => check_head(db, head, w.last.as_ref(), schedule).await?,
     };
     // The rows after the newest checkpoint end at the signed head, with its hash.
-    let signed = check_signed_head(db, keys, &read_end(db).await?).await?;
+    let (signed, head_checked) =
+        check_signed_head_here(db, keys, &app.chain, &read_end(db).await?).await?;
     let first_problem = first([after.problem, after.lasting, w.problem, tail, signed]);
     let through = w.last.as_ref().map_or(0, |l| l.seq);
     Ok(ChainReport {
-        verified: first_problem.is_none() && after.full_at.is_some(),
+        verified: first_problem.is_none() && after.full_at.is_some() && head_checked,
         rows: w.rows,
         checkpoints: w.checkpoints + u64::from(from.is_some()),
         unsealed,
@@ -1250,7 +1332,9 @@ pub async fn check_recent(app: &crate::state::AppState) -> anyhow::Result<ChainR
         }
     }
     found.push(cut_back(&seen, head));
-    found.push(check_signed_head(db, keys, &read_end(db).await?).await?);
+    let (signed, head_checked) =
+        check_signed_head_here(db, keys, &app.chain, &read_end(db).await?).await?;
+    found.push(signed);
     found.push(
         check_head(
             db,
@@ -1263,7 +1347,7 @@ pub async fn check_recent(app: &crate::state::AppState) -> anyhow::Result<ChainR
     report.first_problem = first(found);
     // Until this process has walked the whole chain once, nothing before the newest checkpoint is
     // vouched for: not verified, with no problem (`full_check_at` null says it is pending).
-    report.verified = report.first_problem.is_none() && seen.full_at.is_some();
+    report.verified = report.first_problem.is_none() && seen.full_at.is_some() && head_checked;
     Ok(report)
 }
 
@@ -1354,14 +1438,10 @@ fn check_checkpoint(
             c.seq
         ));
     }
-    let (v2, v1) = (
-        signed_message(c.seq, &c.hash, c.at),
-        signed_message_v1(c.seq, &c.hash),
-    );
-    match verdict(keys, &c.key_id, &c.signature, &[&v2, &v1]) {
+    match checkpoint_verdict(keys, c) {
         Verdict::Holds(_) => Ok(()),
         Verdict::UnknownKey => Err(format!(
-            "checkpoint {} was signed with data key {}, which is not in the keyring",
+            "checkpoint {} was signed with data key {:?}, which is not in the keyring",
             c.seq, c.key_id
         )),
         Verdict::Fails => Err(format!(
@@ -1393,7 +1473,13 @@ pub async fn resign_checkpoints(
     {
         check_checkpoint(&c, Some(&c.hash), keys)
             .map_err(|why| anyhow::anyhow!("{why}: run `imangor audit verify`"))?;
-        let sig = sign_with(&new_key, &signed_message(c.seq, &c.hash, c.at));
+        // Signed again over what the old signature covered: a checkpoint from before the signed
+        // head keeps saying so (`check_signed_head` requires a head after the newer kind).
+        let message = match checkpoint_verdict(keys, &c) {
+            Verdict::Holds(0) => signed_message(c.seq, &c.hash, c.at),
+            _ => signed_message_v1(c.seq, &c.hash),
+        };
+        let sig = sign_with(&new_key, &message);
         audit::resign(db, c.seq, current, &sig).await?;
         n += 1;
     }
