@@ -135,7 +135,7 @@ pub async fn seal_pending(
     // quiet tail of sealed rows has waited long enough for its checkpoint (and may be signed).
     if audit::count_unsealed(db).await? == 0 {
         let (head, last) = audit::tail(db).await?;
-        if !due(schedule, sign, head, last, Timestamp::now()) || watch.get().lasting.is_some() {
+        if !due(schedule, sign, head, last, Timestamp::now()) || watch.lasting() {
             return Ok((raised, found));
         }
     }
@@ -171,7 +171,7 @@ pub async fn seal_pending(
         // leaves them to a later checkpoint (at most `schedule.events` rows, `schedule.every` old).
         // Once tampering was found nothing is signed until the process restarts.
         let now = Timestamp::now();
-        let trusted = base.is_some() && watch.get().lasting.is_none();
+        let trusted = base.is_some() && !watch.lasting();
         let signs = trusted
             && due(
                 schedule,
@@ -206,12 +206,11 @@ pub async fn seal_pending(
             let at = now.micros();
             let key_id = keys.current().to_owned();
             if signs {
-                let sig = key.sign(&signed_message(seq, &prev, at));
                 let c = Checkpoint {
                     seq,
                     hash: prev.clone(),
                     key_id: key_id.clone(),
-                    signature: URL_SAFE_NO_PAD.encode(sig.as_ref()),
+                    signature: sign_with(&key, &signed_message(seq, &prev, at)),
                     at,
                 };
                 audit::insert_checkpoint(&mut tx, &c).await?;
@@ -219,12 +218,11 @@ pub async fn seal_pending(
                 signed = Some(Anchor::from(&c));
             }
             // The head moves with every pass that sealed: one signature, whatever the rows.
-            let sig = key.sign(&head_message(seq, &prev, at));
             let h = Checkpoint {
                 seq,
                 hash: prev.clone(),
                 key_id,
-                signature: URL_SAFE_NO_PAD.encode(sig.as_ref()),
+                signature: sign_with(&key, &head_message(seq, &prev, at)),
                 at,
             };
             audit::put_signed_head(&mut tx, &h).await?;
@@ -263,7 +261,7 @@ async fn checked_base(
 ) -> anyhow::Result<Option<Base>> {
     Ok(
         match sealing_base(db, keys, watch, schedule, before_signing).await? {
-            Ok(base) => Some(base),
+            Ok(base) => base,
             Err(p) => {
                 watch.tampered(p.clone());
                 found.get_or_insert(p);
@@ -333,14 +331,73 @@ fn head_message(seq: i64, hash: &str, at: i64) -> Vec<u8> {
     format!("imangor audit head v1\n{seq}\n{hash}\n{at}").into_bytes()
 }
 
+/// What a stored signature (a checkpoint's or the head's) says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    /// It verifies, over `messages[i]`.
+    Holds(usize),
+    Fails,
+    /// Signed with a data key that is not in this keyring: it cannot be checked here.
+    UnknownKey,
+}
+
+fn verdict(keys: &DataKeyring, key_id: &str, signature: &str, messages: &[&[u8]]) -> Verdict {
+    let Some(key) = signer(keys, key_id) else {
+        return Verdict::UnknownKey;
+    };
+    let Ok(sig) = URL_SAFE_NO_PAD.decode(signature) else {
+        return Verdict::Fails;
+    };
+    let public = signature::UnparsedPublicKey::new(&signature::ED25519, key.public_key().as_ref());
+    messages
+        .iter()
+        .position(|m| public.verify(m, &sig).is_ok())
+        .map_or(Verdict::Fails, Verdict::Holds)
+}
+
+/// A signature as stored: base64url, unpadded.
+fn sign_with(key: &Ed25519KeyPair, message: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(key.sign(message).as_ref())
+}
+
+/// A checkpoint's signature: `Holds(0)` over its row, hash and time (what the sealer signs since
+/// the signed head, always with one), `Holds(1)` over its row and hash only (older checkpoints).
+fn checkpoint_verdict(keys: &DataKeyring, c: &Checkpoint) -> Verdict {
+    let (v2, v1) = (
+        signed_message(c.seq, &c.hash, c.at),
+        signed_message_v1(c.seq, &c.hash),
+    );
+    verdict(keys, &c.key_id, &c.signature, &[&v2, &v1])
+}
+
+/// The data key that signed the head, when this keyring does not hold it: a key being rolled out
+/// (made first on a replica before every replica holds it) signs heads this process cannot check.
+fn unknown_head_key<'a>(keys: &DataKeyring, end: &'a End) -> Option<&'a str> {
+    let h = end.signed.as_ref()?;
+    (!keys.ids().any(|id| id == h.key_id)).then_some(h.key_id.as_str())
+}
+
+/// `check_signed_head` on a server: a head it cannot check (`unknown_head_key`) is warned about
+/// once, and is neither a problem nor verified (the second value: false).
+async fn check_signed_head_here(
+    db: &Db,
+    keys: &DataKeyring,
+    watch: &ChainWatch,
+    end: &End,
+) -> anyhow::Result<(Option<Problem>, bool)> {
+    if let Some(k) = unknown_head_key(keys, end) {
+        watch.cannot_verify(k);
+        return Ok((None, false));
+    }
+    Ok((check_signed_head(db, keys, end).await?, true))
+}
+
 fn head_signature_holds(keys: &DataKeyring, h: &Checkpoint) -> bool {
-    signer(keys, &h.key_id).is_some_and(|key| {
-        URL_SAFE_NO_PAD.decode(&h.signature).is_ok_and(|sig| {
-            signature::UnparsedPublicKey::new(&signature::ED25519, key.public_key().as_ref())
-                .verify(&head_message(h.seq, &h.hash, h.at), &sig)
-                .is_ok()
-        })
-    })
+    let message = head_message(h.seq, &h.hash, h.at);
+    matches!(
+        verdict(keys, &h.key_id, &h.signature, &[&message]),
+        Verdict::Holds(_)
+    )
 }
 
 /// Checks the end of the chain against its signed head (`audit_head`, written by every sealing
@@ -355,68 +412,89 @@ async fn check_signed_head(
 ) -> anyhow::Result<Option<Problem>> {
     let (seq, newest) = (end.seq, end.newest.as_ref().map_or(0, |c| c.seq));
     let Some(h) = &end.signed else {
-        return Ok((seq > newest).then(|| {
-            broken(
+        if seq > newest {
+            return Ok(Some(problem(
                 newest.saturating_add(1),
                 "checkpoint",
                 format!(
                     "rows {}..{seq} follow the newest checkpoint, but the signed head is missing: it was removed, so these rows could have been rewritten",
                     newest.saturating_add(1)
                 ),
-            )
-        }));
+            )));
+        }
+        // A checkpoint whose signature covers its time was written with a head, in the same
+        // transaction: with none now, it was removed, with any rows after the checkpoint.
+        return Ok(end
+            .newest
+            .as_ref()
+            .filter(|c| checkpoint_verdict(keys, c) == Verdict::Holds(0))
+            .map(|c| {
+                problem(
+                    c.seq.saturating_add(1),
+                    "checkpoint",
+                    format!(
+                        "the signed head is missing, but checkpoint {} was signed with one: it was removed, and any rows after the checkpoint with it",
+                        c.seq
+                    ),
+                )
+            }));
     };
-    if !head_signature_holds(keys, h) {
-        return Ok(problem(
-            h.seq.max(1),
-            "checkpoint",
-            format!(
-                "the signed head (row {}) does not verify with data key {}: it was forged",
-                h.seq, h.key_id
-            ),
-        ));
+    let message = head_message(h.seq, &h.hash, h.at);
+    match verdict(keys, &h.key_id, &h.signature, &[&message]) {
+        Verdict::Holds(_) => {}
+        Verdict::UnknownKey => {
+            return Ok(Some(problem(
+                h.seq.max(1),
+                "checkpoint",
+                format!(
+                    "the signed head (row {}) was signed with data key {:?}, which is not in this keyring: it cannot be verified here",
+                    h.seq, h.key_id
+                ),
+            )));
+        }
+        Verdict::Fails => {
+            return Ok(Some(problem(
+                h.seq.max(1),
+                "checkpoint",
+                format!(
+                    "the signed head (row {}) does not verify with data key {:?}: it was forged",
+                    h.seq, h.key_id
+                ),
+            )));
+        }
     }
     if h.seq < newest {
-        return Ok(problem(
+        return Ok(Some(problem(
             h.seq.saturating_add(1).max(1),
             "checkpoint",
             format!(
                 "the signed head names row {}, before the newest checkpoint {newest}: it was put back to an old copy",
                 h.seq
             ),
-        ));
+        )));
     }
     if seq < h.seq {
-        return Ok(problem(
+        return Ok(Some(problem(
             seq.saturating_add(1),
             "deleted",
             format!(
                 "the chain ends at row {seq}, but its signed head names row {}: the rows after it were removed",
                 h.seq
             ),
-        ));
+        )));
     }
-    let row_hash = if seq == h.seq {
-        end.hash.clone()
-    } else {
-        audit::sealed_between(db, h.seq.saturating_sub(1), h.seq, 1)
-            .await?
-            .into_iter()
-            .next()
-            .and_then(|r| r.hash)
-    };
-    if h.seq >= 1 && row_hash.as_deref() != Some(h.hash.as_str()) {
-        return Ok(problem(
+    if h.seq >= 1 && row_hash(db, end, h.seq).await?.as_deref() != Some(h.hash.as_str()) {
+        return Ok(Some(problem(
             h.seq,
             "edited",
             format!(
                 "row {} does not match the signed head: the rows up to it were rewritten",
                 h.seq
             ),
-        ));
+        )));
     }
     if seq > h.seq {
-        return Ok(problem(
+        return Ok(Some(problem(
             h.seq.saturating_add(1),
             "checkpoint",
             format!(
@@ -424,7 +502,7 @@ async fn check_signed_head(
                 h.seq.saturating_add(1),
                 h.seq
             ),
-        ));
+        )));
     }
     Ok(None)
 }
@@ -443,7 +521,7 @@ async fn sealing_base(
     watch: &ChainWatch,
     schedule: CheckpointSchedule,
     before_signing: bool,
-) -> anyhow::Result<Result<Base, Problem>> {
+) -> anyhow::Result<Result<Option<Base>, Problem>> {
     // What this process saw is read first: the chain only grows past it.
     let seen = watch.get();
     if let Some(c) = audit::checkpoint_upto(db, 0).await? {
@@ -452,20 +530,26 @@ async fn sealing_base(
     let end = read_end(db).await?;
     let (seq, newest) = (end.seq, end.newest.clone());
     let Some(hash) = end.hash.clone() else {
-        return Ok(Err(broken(seq, "edited", format!("row {seq} has no hash"))));
+        return Ok(Err(problem(
+            seq,
+            "edited",
+            format!("row {seq} has no hash"),
+        )));
     };
     let known = [seen.through.clone(), seen.sealed.clone()]
         .into_iter()
         .flatten()
         .max_by_key(|a| a.seq);
     if let Some(k) = &known {
-        let still = audit::checkpoint_upto(db, k.seq).await?;
-        let row = audit::sealed_between(db, k.seq.saturating_sub(1), k.seq, 1).await?;
-        if newest.as_ref().is_none_or(|c| c.seq < k.seq)
-            || still.is_none_or(|c| c.seq != k.seq || c.hash != k.hash)
-            || row.first().and_then(|r| r.hash.as_deref()) != Some(k.hash.as_str())
-        {
-            return Ok(Err(broken(
+        // What `end` already holds is not read again (the sealer runs this every pass): the
+        // newest checkpoint when it is the known one, the last row's hash when it is its row.
+        let held = match &newest {
+            Some(c) if c.seq == k.seq => c.hash == k.hash,
+            Some(c) if c.seq > k.seq => still_there(db, k).await?,
+            _ => false,
+        } && row_hash(db, &end, k.seq).await?.as_deref() == Some(k.hash.as_str());
+        if !held {
+            return Ok(Err(problem(
                 k.seq,
                 "checkpoint",
                 format!(
@@ -477,7 +561,7 @@ async fn sealing_base(
     }
     let from = match &newest {
         Some(c) if c.seq > seq => {
-            return Ok(Err(broken(
+            return Ok(Err(problem(
                 seq.saturating_add(1),
                 "deleted",
                 format!(
@@ -500,34 +584,27 @@ async fn sealing_base(
     }
     if let Some((s, h)) = &seen.head
         && *s >= 1
+        && row_hash(db, &end, *s).await?.as_deref() != Some(h.as_str())
     {
-        let row = audit::sealed_between(db, s - 1, *s, 1).await?;
-        if row.first().and_then(|r| r.hash.as_deref()) != Some(h.as_str()) {
-            return Ok(Err(broken(
-                *s,
-                "edited",
-                format!(
-                    "row {s}, which this server sealed or verified, is missing or has another hash: the rows up to it were rewritten; this server signs nothing more until it restarts"
-                ),
-            )));
-        }
+        return Ok(Err(problem(
+            *s,
+            "edited",
+            format!(
+                "row {s}, which this server sealed or verified, is missing or has another hash: the rows up to it were rewritten; this server signs nothing more until it restarts"
+            ),
+        )));
     }
     // The rows after the newest checkpoint that this process never saw (sealed by a replica, or
     // before it started) end at the signed head: a tail rewritten consistently does not.
-    if let Some(p) = check_signed_head(db, keys, &end).await? {
-        return Ok(Err(p));
+    match check_signed_head_here(db, keys, watch, &end).await? {
+        (Some(p), _) => return Ok(Err(p)),
+        // Not tampering, but nothing is signed over a head this process cannot check.
+        (None, false) => return Ok(Ok(None)),
+        (None, true) => {}
     }
     let start = from.as_ref().map_or(0, |a| a.seq);
-    if seq.saturating_sub(start) > schedule.events {
-        return Ok(Err(broken(
-            start.saturating_add(1),
-            "checkpoint",
-            format!(
-                "rows {}..{seq} are covered by no signed checkpoint, but the sealer signs every {} rows: checkpoints were removed, or rows added outside the sealer",
-                start.saturating_add(1),
-                schedule.events
-            ),
-        )));
+    if let Some(p) = uncovered(start, seq, schedule) {
+        return Ok(Err(p));
     }
     // Hashed only before a checkpoint is signed: the signed head vouches for the tail's end in
     // between (an edit that keeps the head's hash breaks a link or a row's own hash, which the
@@ -539,22 +616,40 @@ async fn sealing_base(
         }
     }
     watch.sealed(seq, &hash, from);
-    Ok(Ok(Base {
+    Ok(Ok(Some(Base {
         seq,
         hash,
         last: newest.map(|c| (c.seq, c.at)),
         signed: end.signed.map(|h| (h.seq, h.hash)),
         hashed: before_signing || seq == start,
-    }))
+    })))
 }
 
-fn broken(seq: i64, kind: &'static str, message: String) -> Problem {
+/// The hash of row `seq` (absent where the row or its hash was removed), from `end` when it is
+/// the last row.
+async fn row_hash(db: &Db, end: &End, seq: i64) -> anyhow::Result<Option<String>> {
+    Ok(if seq == end.seq {
+        end.hash.clone()
+    } else {
+        audit::row_hash(db, seq).await?
+    })
+}
+
+/// Whether the checkpoint at `a.seq`, which this process signed or verified, is still there with
+/// the hash it had.
+async fn still_there(db: &Db, a: &Anchor) -> anyhow::Result<bool> {
+    Ok(audit::checkpoint_upto(db, a.seq)
+        .await?
+        .is_some_and(|c| c.seq == a.seq && c.hash == a.hash))
+}
+
+fn problem(seq: i64, kind: &'static str, message: String) -> Problem {
     Problem { seq, kind, message }
 }
 
 /// A checkpoint no sealer writes: before the first row (rows start at 1).
 fn out_of_range(c: &Checkpoint) -> Problem {
-    broken(
+    problem(
         c.seq,
         "checkpoint",
         format!(
@@ -569,7 +664,7 @@ fn out_of_range(c: &Checkpoint) -> Problem {
 fn cut_back(seen: &Watched, head: i64) -> Option<Problem> {
     let (s, _) = seen.head.as_ref()?;
     (head < *s).then(|| {
-        broken(
+        problem(
             head.saturating_add(1),
             "deleted",
             format!(
@@ -753,10 +848,6 @@ struct Walk {
     last: Option<Anchor>,
 }
 
-fn problem(seq: i64, kind: &'static str, message: String) -> Option<Problem> {
-    Some(Problem { seq, kind, message })
-}
-
 /// Walks the sealed rows after `from` (from the genesis when none) up to `head`, checking every
 /// link, every hash and every checkpoint among them. `from` was checked by the caller.
 async fn walk(
@@ -777,25 +868,25 @@ async fn walk(
     'walk: while expected <= head {
         let rows = audit::sealed_between(db, expected - 1, head, 2000).await?;
         if rows.is_empty() {
-            w.problem = problem(
+            w.problem = Some(problem(
                 expected,
                 "deleted",
                 format!("rows {expected}..{head} are missing"),
-            );
+            ));
             break;
         }
         for r in rows {
             let seq = r.seq.unwrap_or_default();
             if seq != expected {
-                w.problem = problem(
+                w.problem = Some(problem(
                     expected,
                     "deleted",
                     format!("rows {expected}..{} are missing", seq.saturating_sub(1)),
-                );
+                ));
                 break 'walk;
             }
             if r.prev_hash.as_deref() != Some(prev.as_str()) {
-                w.problem = problem(
+                w.problem = Some(problem(
                     seq,
                     "reordered",
                     format!(
@@ -803,16 +894,16 @@ async fn walk(
                         r.id,
                         seq.saturating_sub(1)
                     ),
-                );
+                ));
                 break 'walk;
             }
             let hash = chain_hash(&prev, seq, &r);
             if r.hash.as_deref() != Some(hash.as_str()) {
-                w.problem = problem(
+                w.problem = Some(problem(
                     seq,
                     "edited",
                     format!("row {seq} ({}) was changed after it was sealed", r.id),
-                );
+                ));
                 break 'walk;
             }
             while let Some(c) = cps.next_if(|c| c.seq <= seq) {
@@ -820,7 +911,7 @@ async fn walk(
                 if let Err(why) =
                     check_checkpoint(c, if c.seq == seq { Some(&hash) } else { None }, keys)
                 {
-                    w.problem = problem(c.seq, "checkpoint", why);
+                    w.problem = Some(problem(c.seq, "checkpoint", why));
                     break 'walk;
                 }
                 w.last = Some(Anchor::from(c));
@@ -847,20 +938,19 @@ async fn check_start(
     if c.seq < 1 {
         return Ok(Some(out_of_range(c)));
     }
-    let row = audit::sealed_between(db, c.seq - 1, c.seq, 1).await?;
-    let Some(hash) = row.into_iter().next().and_then(|r| r.hash) else {
-        return Ok(problem(
+    let Some(hash) = audit::row_hash(db, c.seq).await? else {
+        return Ok(Some(problem(
             c.seq,
             "deleted",
             format!(
                 "row {} that signed checkpoint {} names is missing",
                 c.seq, c.seq
             ),
-        ));
+        )));
     };
     Ok(check_checkpoint(c, Some(&hash), keys)
         .err()
-        .and_then(|why| problem(c.seq, "checkpoint", why)))
+        .map(|why| problem(c.seq, "checkpoint", why)))
 }
 
 /// What the rows cannot show: a checkpoint past the end of the chain (its newest rows cut off),
@@ -876,32 +966,32 @@ async fn check_head(
     if let Some(c) = audit::checkpoint_after(db, head).await? {
         // The sealer may have sealed and signed more since `head` was read.
         if audit::head_seq(db).await? < c.seq {
-            return Ok(problem(
+            return Ok(Some(problem(
                 head.saturating_add(1),
                 "deleted",
                 format!(
                     "the chain ends at row {head}, but a signed checkpoint names row {}: the rows after it were removed",
                     c.seq
                 ),
-            ));
+            )));
         }
     }
     let Some(last) = last else {
         if head == 0 {
             return Ok(None);
         }
-        return Ok(problem(
+        return Ok(Some(problem(
             1,
             "checkpoint",
             "the chain has no signed checkpoint: they were removed".to_owned(),
-        ));
+        )));
     };
     let unsigned = head.saturating_sub(last.seq);
     let age = Timestamp::now().micros().saturating_sub(last.at);
     // A checkpoint signed before its time was covered can have it changed: one dated ahead
     // (beyond any clock skew between replicas) would make any tail look young.
     if -age > micros(FUTURE_SKEW) {
-        return Ok(problem(
+        return Ok(Some(problem(
             last.seq,
             "checkpoint",
             format!(
@@ -909,21 +999,13 @@ async fn check_head(
                 last.seq,
                 -age / 1_000_000
             ),
-        ));
+        )));
     }
-    if unsigned > schedule.events {
-        return Ok(problem(
-            last.seq.saturating_add(1),
-            "checkpoint",
-            format!(
-                "rows {}..{head} are covered by no signed checkpoint, but the sealer signs every {} rows: checkpoints were removed, or rows added outside the sealer",
-                last.seq.saturating_add(1),
-                schedule.events
-            ),
-        ));
+    if let Some(p) = uncovered(last.seq, head, schedule) {
+        return Ok(Some(p));
     }
     if unsigned > 0 && age > micros(schedule.stale_after()) {
-        return Ok(problem(
+        return Ok(Some(problem(
             last.seq.saturating_add(1),
             "checkpoint",
             format!(
@@ -932,9 +1014,24 @@ async fn check_head(
                 age / 1_000_000,
                 schedule.every.as_secs()
             ),
-        ));
+        )));
     }
     Ok(None)
+}
+
+/// More rows after the checkpoint at `after` than the schedule leaves unsigned.
+fn uncovered(after: i64, head: i64, schedule: CheckpointSchedule) -> Option<Problem> {
+    (head.saturating_sub(after) > schedule.events).then(|| {
+        problem(
+            after.saturating_add(1),
+            "checkpoint",
+            format!(
+                "rows {}..{head} are covered by no signed checkpoint, but the sealer signs every {} rows: checkpoints were removed, or rows added outside the sealer",
+                after.saturating_add(1),
+                schedule.events
+            ),
+        )
+    })
 }
 
 /// How far ahead of this clock another replica's may be.
@@ -1000,11 +1097,18 @@ struct Watched {
     head: Option<(i64, String)>,
     /// The problems `report` has logged, counted and raised, by (seq, kind).
     reported: Vec<(i64, &'static str)>,
+    /// The data key of a signed head this process could not check, last warned about.
+    unknown_key: Option<String>,
 }
 
 impl ChainWatch {
     fn get(&self) -> Watched {
         self.0.lock().map(|w| w.clone()).unwrap_or_default()
+    }
+
+    /// Whether tampering was found that stops signing until the process restarts.
+    fn lasting(&self) -> bool {
+        self.0.lock().map_or(true, |w| w.lasting.is_some())
     }
 
     fn update(&self, f: impl FnOnce(&mut Watched)) {
@@ -1031,6 +1135,20 @@ impl ChainWatch {
                 w.lasting = Some(p);
             }
         });
+    }
+
+    /// A signed head this process cannot check (`unknown_head_key`): warned about once per key.
+    fn cannot_verify(&self, key_id: &str) {
+        let mut new = false;
+        self.update(|w| {
+            if w.unknown_key.as_deref() != Some(key_id) {
+                w.unknown_key = Some(key_id.to_owned());
+                new = true;
+            }
+        });
+        if new {
+            tracing::warn!(target: "audit", key_id = ?key_id, "the audit chain's signed head was signed with a data key this server does not hold: it cannot be checked here, so this server signs nothing over it (still sealing); give every replica the key (standby) before making it first");
+        }
     }
 
     /// Whether this process meets `p` (by row and kind) for the first time; remembered then.
@@ -1070,14 +1188,14 @@ pub async fn rewalk(app: &crate::state::AppState, whole: bool) -> anyhow::Result
         None => None,
         Some(f) => match audit::checkpoint_upto(db, f.seq).await? {
             Some(c) if c.seq == f.seq && c.hash == f.hash => check_start(db, keys, &c).await?,
-            _ => problem(
+            _ => Some(problem(
                 f.seq,
                 "checkpoint",
                 format!(
                     "checkpoint {}, which this server verified, was removed or changed",
                     f.seq
                 ),
-            ),
+            )),
         },
     };
     let w = match start {
@@ -1092,27 +1210,19 @@ pub async fn rewalk(app: &crate::state::AppState, whole: bool) -> anyhow::Result
     let found = w.problem.clone();
     // A whole walk that passes but ends below the checkpoint this server verified, or finds that
     // checkpoint gone or changed: the trail was cut back (or rewritten), whatever it holds now.
-    let mut cut = None;
     if from.is_none()
         && w.problem.is_none()
         && let Some(t) = &seen.through
+        && (w.last.as_ref().is_none_or(|l| l.seq < t.seq) || !still_there(db, t).await?)
     {
-        let still = audit::checkpoint_upto(db, t.seq).await?;
-        if w.last.as_ref().is_none_or(|l| l.seq < t.seq)
-            || still.is_none_or(|c| c.seq != t.seq || c.hash != t.hash)
-        {
-            cut = problem(
-                t.seq,
-                "checkpoint",
-                format!(
-                    "checkpoint {}, which this server verified, was removed or changed: the trail was cut back or rewritten",
-                    t.seq
-                ),
-            );
-        }
-    }
-    if let Some(p) = cut {
-        app.chain.tampered(p);
+        app.chain.tampered(problem(
+            t.seq,
+            "checkpoint",
+            format!(
+                "checkpoint {}, which this server verified, was removed or changed: the trail was cut back or rewritten",
+                t.seq
+            ),
+        ));
     }
     // Rows this process sealed or verified removed from the end, after the newest checkpoint too
     // (no walk can tell: what is left links up).
@@ -1121,25 +1231,19 @@ pub async fn rewalk(app: &crate::state::AppState, whole: bool) -> anyhow::Result
     }
     app.chain.update(|s| {
         if from.is_none() {
-            // A whole walk says how the chain stands now; how far it held never goes back.
+            // A whole walk says how the chain stands now.
             s.full_at = Some(now);
             s.problem = found;
-            if let Some(l) = &w.last
-                && s.through.as_ref().is_none_or(|t| t.seq < l.seq)
-            {
-                s.through = Some(l.clone());
-            }
-        } else {
-            if let Some(p) = found
-                && s.problem.as_ref().is_none_or(|q| q.seq > p.seq)
-            {
-                s.problem = Some(p);
-            }
-            if let Some(l) = &w.last
-                && s.through.as_ref().is_none_or(|t| t.seq < l.seq)
-            {
-                s.through = Some(l.clone());
-            }
+        } else if let Some(p) = found
+            && s.problem.as_ref().is_none_or(|q| q.seq > p.seq)
+        {
+            s.problem = Some(p);
+        }
+        // How far the chain held never goes back.
+        if let Some(l) = &w.last
+            && s.through.as_ref().is_none_or(|t| t.seq < l.seq)
+        {
+            s.through = Some(l.clone());
         }
     });
     let after = app.chain.get();
@@ -1148,11 +1252,12 @@ pub async fn rewalk(app: &crate::state::AppState, whole: bool) -> anyhow::Result
         None => check_head(db, head, w.last.as_ref(), schedule).await?,
     };
     // The rows after the newest checkpoint end at the signed head, with its hash.
-    let signed = check_signed_head(db, keys, &read_end(db).await?).await?;
+    let (signed, head_checked) =
+        check_signed_head_here(db, keys, &app.chain, &read_end(db).await?).await?;
     let first_problem = first([after.problem, after.lasting, w.problem, tail, signed]);
     let through = w.last.as_ref().map_or(0, |l| l.seq);
     Ok(ChainReport {
-        verified: first_problem.is_none() && after.full_at.is_some(),
+        verified: first_problem.is_none() && after.full_at.is_some() && head_checked,
         rows: w.rows,
         checkpoints: w.checkpoints + u64::from(from.is_some()),
         unsealed,
@@ -1206,32 +1311,30 @@ pub async fn check_recent(app: &crate::state::AppState) -> anyhow::Result<ChainR
     // The trail cut back to an older checkpoint, with the rows and checkpoints after it, still
     // misses the checkpoint this server verified.
     if let Some(t) = &seen.through {
-        let now = audit::checkpoint_upto(db, t.seq).await?;
-        if now
-            .as_ref()
-            .is_none_or(|c| c.seq != t.seq || c.hash != t.hash)
-        {
-            found.push(problem(
+        if !still_there(db, t).await? {
+            found.push(Some(problem(
                 t.seq,
                 "checkpoint",
                 format!(
                     "checkpoint {}, which this server verified, was removed or changed: the trail was cut back or rewritten",
                     t.seq
                 ),
-            ));
+            )));
         } else if head < t.seq {
-            found.push(problem(
+            found.push(Some(problem(
                 head.saturating_add(1),
                 "deleted",
                 format!(
                     "the chain ends at row {head}, but this server verified it up to row {}",
                     t.seq
                 ),
-            ));
+            )));
         }
     }
     found.push(cut_back(&seen, head));
-    found.push(check_signed_head(db, keys, &read_end(db).await?).await?);
+    let (signed, head_checked) =
+        check_signed_head_here(db, keys, &app.chain, &read_end(db).await?).await?;
+    found.push(signed);
     found.push(
         check_head(
             db,
@@ -1244,7 +1347,7 @@ pub async fn check_recent(app: &crate::state::AppState) -> anyhow::Result<ChainR
     report.first_problem = first(found);
     // Until this process has walked the whole chain once, nothing before the newest checkpoint is
     // vouched for: not verified, with no problem (`full_check_at` null says it is pending).
-    report.verified = report.first_problem.is_none() && seen.full_at.is_some();
+    report.verified = report.first_problem.is_none() && seen.full_at.is_some() && head_checked;
     Ok(report)
 }
 
@@ -1335,20 +1438,17 @@ fn check_checkpoint(
             c.seq
         ));
     }
-    let Some(key) = signer(keys, &c.key_id) else {
-        return Err(format!(
-            "checkpoint {} was signed with data key {}, which is not in the keyring",
+    match checkpoint_verdict(keys, c) {
+        Verdict::Holds(_) => Ok(()),
+        Verdict::UnknownKey => Err(format!(
+            "checkpoint {} was signed with data key {:?}, which is not in the keyring",
             c.seq, c.key_id
-        ));
-    };
-    let sig = URL_SAFE_NO_PAD
-        .decode(&c.signature)
-        .map_err(|_| format!("checkpoint {}: malformed signature", c.seq))?;
-    let public = signature::UnparsedPublicKey::new(&signature::ED25519, key.public_key().as_ref());
-    public
-        .verify(&signed_message(c.seq, &c.hash, c.at), &sig)
-        .or_else(|_| public.verify(&signed_message_v1(c.seq, &c.hash), &sig))
-        .map_err(|_| format!("checkpoint {}: the signature does not verify", c.seq))
+        )),
+        Verdict::Fails => Err(format!(
+            "checkpoint {}: the signature does not verify",
+            c.seq
+        )),
+    }
 }
 
 /// Before a data key leaves the keyring: checks the checkpoints it signed, then signs them again
@@ -1373,8 +1473,14 @@ pub async fn resign_checkpoints(
     {
         check_checkpoint(&c, Some(&c.hash), keys)
             .map_err(|why| anyhow::anyhow!("{why}: run `imangor audit verify`"))?;
-        let sig = new_key.sign(&signed_message(c.seq, &c.hash, c.at));
-        audit::resign(db, c.seq, current, &URL_SAFE_NO_PAD.encode(sig.as_ref())).await?;
+        // Signed again over what the old signature covered: a checkpoint from before the signed
+        // head keeps saying so (`check_signed_head` requires a head after the newer kind).
+        let message = match checkpoint_verdict(keys, &c) {
+            Verdict::Holds(0) => signed_message(c.seq, &c.hash, c.at),
+            _ => signed_message_v1(c.seq, &c.hash),
+        };
+        let sig = sign_with(&new_key, &message);
+        audit::resign(db, c.seq, current, &sig).await?;
         n += 1;
     }
     // The signed head too, when that key signed it (the sealer signs the next with the newest).
@@ -1387,8 +1493,8 @@ pub async fn resign_checkpoints(
             "the signed head (row {}) does not verify: run `imangor audit verify`",
             h.seq
         );
-        let sig = new_key.sign(&head_message(h.seq, &h.hash, h.at));
-        audit::resign_head(db, &h, current, &URL_SAFE_NO_PAD.encode(sig.as_ref())).await?;
+        let sig = sign_with(&new_key, &head_message(h.seq, &h.hash, h.at));
+        audit::resign_head(db, &h, current, &sig).await?;
     }
     Ok(n)
 }

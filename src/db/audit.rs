@@ -278,3 +278,12 @@ pub async fn resign_head(
         .bind(key_id).bind(signature).bind(old.seq).bind(&old.hash).bind(&old.key_id).bind(old.at)
         .execute(p).await.map(drop))
 }
+
+/// The hash of the sealed row `seq`: `None` when there is no such row, or its hash was removed.
+pub async fn row_hash(db: &Db, seq: i64) -> sqlx::Result<Option<String>> {
+    on_db!(db, p => {
+        let h: Option<Option<String>> = sqlx::query_scalar("select hash from security_events where seq = $1")
+            .bind(seq).fetch_optional(p).await?;
+        Ok(h.flatten())
+    })
+}

@@ -1227,3 +1227,118 @@ async fn a_forged_checkpoint_stops_signing_but_not_sealing_or_detection_v16_4_3_
     assert_eq!(found[0]["count"], 1, "{found:?}");
     assert_eq!(chain_problems(&app, "checkpoint"), 1);
 }
+
+/// Open finding (a) of the earlier review: `audit_head` deleted together with the rows sealed
+/// after the newest checkpoint. The chain then ends at that checkpoint, as a trail from before the
+/// signed head does; but that checkpoint's signature covers its time, which only checkpoints
+/// written with a head do, so a server that never saw those rows (a fresh replica, or a restarted
+/// server) reports the head removed and signs nothing over it (V16.4.2, V16.4.3).
+#[tokio::test]
+async fn a_removed_signed_head_with_the_rows_after_the_newest_checkpoint_is_found_v16_4_2_v16_4_3()
+{
+    let a = TestApp::spawn_with(&[("IMANGOR_DATA_KEYS", DATA_KEYS)]).await;
+    for i in 0..3 {
+        a.register(&format!("first{i}@example.com")).await;
+    }
+    seal_and_sign(&a).await;
+    for i in 0..3 {
+        a.register(&format!("later{i}@example.com")).await;
+    }
+    seal(&a).await;
+    let (head, signed) = tail(&a).await;
+    assert!(head > signed + 1, "an unsigned tail: {head} {signed}");
+    exec(
+        &a,
+        &format!("delete from security_events where seq > {signed}"),
+    )
+    .await;
+    exec(&a, "delete from audit_head").await;
+    let url = a.database_url.clone();
+    let b = TestApp::spawn_with(&[
+        ("IMANGOR_DATA_KEYS", DATA_KEYS),
+        ("IMANGOR_DATABASE_URL", &url),
+    ])
+    .await;
+    let admin = b.admin_tokens().await;
+    b.register("after@example.com").await;
+    seal(&b).await;
+    seal_and_sign(&b).await;
+    assert_eq!(
+        imangor::db::audit::signed_head(&b.state.db)
+            .await
+            .unwrap()
+            .map(|h| h.seq),
+        None,
+        "no head signed over the cut trail"
+    );
+    let (now_head, now_signed) = tail(&b).await;
+    assert_eq!(now_signed, signed, "no checkpoint over the cut trail");
+    assert!(now_head > signed, "new rows are still sealed: {now_head}");
+    let p = check(&b).await.first_problem.unwrap();
+    assert_eq!((p.seq, p.kind), (signed + 1, "checkpoint"), "{p:?}");
+    let c = chain(&b, &admin).await;
+    assert_eq!(c["verified"], false, "{c}");
+    assert_eq!(c["first_problem"]["seq"], signed + 1, "{c}");
+    assert_eq!(c["first_problem"]["kind"], "checkpoint", "{c}");
+    let found = incidents_of(&b, &admin, "audit_tampering").await;
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(chain_problems(&b, "checkpoint"), 1);
+}
+
+/// Open finding (b) of the earlier review: a data key made first on one replica before another
+/// holds it (a rollout in progress). The head the first signs cannot be checked by the second:
+/// that is not tampering (no incident, nothing counted, no problem on its page, which is not
+/// `verified` either), and the second signs nothing over it, but keeps sealing. `imangor audit
+/// verify` with that keyring says it cannot verify the head (V16.4.2, V16.4.3).
+#[tokio::test]
+async fn a_head_signed_with_a_key_this_server_does_not_hold_is_not_tampering_and_not_signed_over_v16_4_2()
+ {
+    const NEWER_FIRST: &str = "t2:ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=,t1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+    let old = TestApp::spawn_with(&[("IMANGOR_DATA_KEYS", DATA_KEYS)]).await;
+    let admin = old.admin_tokens().await;
+    old.register("first@example.com").await;
+    seal_and_sign(&old).await;
+    let url = old.database_url.clone();
+    let new = TestApp::spawn_with(&[
+        ("IMANGOR_DATA_KEYS", NEWER_FIRST),
+        ("IMANGOR_DATABASE_URL", &url),
+    ])
+    .await;
+    new.register("second@example.com").await;
+    seal(&new).await;
+    let h = imangor::db::audit::signed_head(&old.state.db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(h.key_id, "t2", "{h:?}");
+    let checkpoints = checkpoint_count(&old).await;
+    old.register("third@example.com").await;
+    seal(&old).await;
+    seal_and_sign(&old).await;
+    let after = imangor::db::audit::signed_head(&old.state.db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (after.seq, &after.key_id, &after.signature),
+        (h.seq, &h.key_id, &h.signature),
+        "nothing signed over it"
+    );
+    assert_eq!(checkpoint_count(&old).await, checkpoints);
+    let (head, _) = tail(&old).await;
+    assert!(head > h.seq, "still sealing: {head} {}", h.seq);
+    let r = rewalk(&old, true).await;
+    assert_eq!((r.verified, r.first_problem), (false, None));
+    let c = chain(&old, &admin).await;
+    assert_eq!(c["verified"], false, "{c}");
+    assert_eq!(c["first_problem"], Value::Null, "{c}");
+    assert!(
+        incidents_of(&old, &admin, "audit_tampering")
+            .await
+            .is_empty()
+    );
+    assert_eq!(chain_problems(&old, "checkpoint"), 0);
+    let p = check(&old).await.first_problem.unwrap();
+    assert_eq!(p.kind, "checkpoint", "{p:?}");
+    assert!(p.message.contains("cannot be verified here"), "{p:?}");
+}
