@@ -686,6 +686,7 @@ pub async fn seal_and_sign(app: &crate::state::AppState) -> anyhow::Result<()> {
 }
 
 async fn pass(app: &crate::state::AppState, sign: Sign) -> anyhow::Result<()> {
+    let _one_at_a_time = app.chain.passes.lock().await;
     // Everything queued before this pass is written first, so the pass sees it.
     app.events.flush().await;
     let (db, keys, contain) = (&app.db, &app.keys, &app.config.containment);
@@ -1079,7 +1080,13 @@ pub async fn verify(
 /// change. `through` is the newest checkpoint up to which the whole chain was walked (by
 /// `rewalk`); `problem`, what the last walk found before it, kept until a whole walk passes.
 #[derive(Default)]
-pub struct ChainWatch(std::sync::Mutex<Watched>);
+pub struct ChainWatch {
+    watched: std::sync::Mutex<Watched>,
+    /// Held for a whole sealing pass, its alerts and blocks included: this process's passes
+    /// (the sealer's, a shutdown's, a command's) run one at a time, so a pass that finds nothing
+    /// left to seal returns only once what an earlier pass raised has been handed on.
+    passes: tokio::sync::Mutex<()>,
+}
 
 #[derive(Debug, Clone, Default)]
 struct Watched {
@@ -1103,16 +1110,16 @@ struct Watched {
 
 impl ChainWatch {
     fn get(&self) -> Watched {
-        self.0.lock().map(|w| w.clone()).unwrap_or_default()
+        self.watched.lock().map(|w| w.clone()).unwrap_or_default()
     }
 
     /// Whether tampering was found that stops signing until the process restarts.
     fn lasting(&self) -> bool {
-        self.0.lock().map_or(true, |w| w.lasting.is_some())
+        self.watched.lock().map_or(true, |w| w.lasting.is_some())
     }
 
     fn update(&self, f: impl FnOnce(&mut Watched)) {
-        if let Ok(mut w) = self.0.lock() {
+        if let Ok(mut w) = self.watched.lock() {
             f(&mut w);
         }
     }
