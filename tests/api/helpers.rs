@@ -276,24 +276,24 @@ impl TestApp {
         (a, t)
     }
 
-    /// This server's metrics in the Prometheus text format, rendered in process.
-    pub fn metrics_text(&self) -> String {
-        self.state.metrics.render(&imangor::metrics::Gauges {
-            active_sessions: None,
-            hash_queue_depth: 0,
-            hashing: Default::default(),
-        })
-    }
-
     /// One series of this server's metrics (`name{labels}`), read in process; 0 when absent.
     pub fn metric(&self, series: &str) -> u64 {
-        let series = format!("{series} ");
-        self.metrics_text()
-            .lines()
-            .find_map(|l| l.strip_prefix(&series))
-            .map(|v| v.parse().unwrap())
-            .unwrap_or(0)
+        series_value(&self.state, series).map_or(0, |v| v as u64)
     }
+}
+
+/// The value of one series (`name{labels}`) of a server's metrics, rendered in process from its
+/// state (so it works after the server stopped); `None` when the series is absent.
+pub fn series_value(state: &imangor::state::AppState, series: &str) -> Option<f64> {
+    let text = state.metrics.render(&imangor::metrics::Gauges {
+        active_sessions: None,
+        hash_queue_depth: 0,
+        hashing: Default::default(),
+    });
+    let prefix = format!("{series} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .map(|v| v.parse().unwrap())
 }
 
 pub async fn tokens(res: Response) -> Tokens {

@@ -61,20 +61,6 @@ async fn stored_of(app: &TestApp, kind: &str) -> Vec<imangor::db::incidents::Inc
         .collect()
 }
 
-/// The value of one series in the server's metrics, read from its state (works after it
-/// stopped); `series` is the name with its labels.
-fn series_value(state: &imangor::state::AppState, series: &str) -> Option<f64> {
-    let text = state.metrics.render(&imangor::metrics::Gauges {
-        active_sessions: None,
-        hash_queue_depth: 0,
-        hashing: Default::default(),
-    });
-    let prefix = format!("{series} ");
-    text.lines()
-        .find_map(|l| l.strip_prefix(&prefix))
-        .map(|v| v.parse().unwrap())
-}
-
 fn metric(app: &TestApp, level: &str, kind: &str) -> u64 {
     let series = format!("security_incidents_total{{level=\"{level}\",type=\"{kind}\"}}");
     series_value(&app.state, &series).map_or(0, |v| v as u64)
