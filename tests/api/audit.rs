@@ -278,20 +278,7 @@ async fn the_binary_seals_everything_by_a_clean_stop_verifies_and_exports_v16_4_
     let dir = tempfile::tempdir().unwrap();
     let envs = base_env(dir.path()).await;
     let s = Server::start(&envs).await;
-    let c = reqwest::Client::new();
-    for i in 0..5 {
-        let res = c
-            .post(s.url("/api/v1/token"))
-            .form(&[
-                ("grant_type", "password"),
-                ("username", &format!("nobody{i}@example.com")),
-                ("password", "x"),
-            ])
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), StatusCode::BAD_REQUEST);
-    }
+    five_failed_logins(&s).await;
     // Stopped at once: the events of the last requests are sealed on the way out.
     s.stop().await;
     let run = |args: &'static [&'static str]| {
@@ -542,20 +529,7 @@ async fn stopped_server_with_failed_logins(
     let mut envs = base_env(dir).await;
     envs.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
     let s = Server::start(&envs).await;
-    let c = reqwest::Client::new();
-    for i in 0..5 {
-        let res = c
-            .post(s.url("/api/v1/token"))
-            .form(&[
-                ("grant_type", "password"),
-                ("username", &format!("nobody{i}@example.com")),
-                ("password", "x"),
-            ])
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), StatusCode::BAD_REQUEST);
-    }
+    five_failed_logins(&s).await;
     s.stop().await;
     let url = envs
         .iter()
@@ -1075,18 +1049,22 @@ async fn a_page_hashes_the_rows_it_shows_before_the_newest_checkpoint_v16_4_2() 
     assert_eq!(c["first_problem"]["kind"], "edited", "{c}");
 }
 
-/// The incidents of `kind`, as an admin reads them.
-async fn incidents_of(app: &TestApp, admin: &Tokens, kind: &str) -> Vec<Value> {
-    let res = app.get("/api/v1/incidents?limit=100", &admin.access).await;
-    assert_eq!(res.status(), StatusCode::OK);
-    let page: Value = res.json().await.unwrap();
-    page["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|i| i["kind"] == kind)
-        .cloned()
-        .collect()
+/// Five failed logins against a server process (five security events to seal).
+async fn five_failed_logins(s: &crate::process::Server) {
+    let c = reqwest::Client::new();
+    for i in 0..5 {
+        let res = c
+            .post(s.url("/api/v1/token"))
+            .form(&[
+                ("grant_type", "password"),
+                ("username", &format!("nobody{i}@example.com")),
+                ("password", "x"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    }
 }
 
 fn chain_problems(app: &TestApp, kind: &str) -> u64 {
@@ -1148,7 +1126,7 @@ async fn a_server_that_never_saw_the_unsigned_tail_does_not_sign_it_rewritten_v1
     // Both servers found it; one incident, raised once.
     seal(&a).await;
     seal(&b).await;
-    let found = incidents_of(&b, &admin, "audit_tampering").await;
+    let found = crate::incidents::listed_of(&b, &admin, "audit_tampering").await;
     assert_eq!(found.len(), 1, "{found:?}");
     assert_eq!(
         (
@@ -1192,10 +1170,10 @@ async fn a_forged_checkpoint_stops_signing_but_not_sealing_or_detection_v16_4_3_
         seal(&app).await;
     }
     seal_and_sign(&app).await;
-    let brute = incidents_of(&app, &admin, "brute_force").await;
+    let brute = crate::incidents::listed_of(&app, &admin, "brute_force").await;
     assert_eq!(brute.len(), 1, "{brute:?}");
     assert_eq!(brute[0]["subject"], json!(victim.id));
-    let found = incidents_of(&app, &admin, "audit_tampering").await;
+    let found = crate::incidents::listed_of(&app, &admin, "audit_tampering").await;
     assert_eq!(found.len(), 1, "{found:?}");
     assert_eq!(
         (&found[0]["level"], &found[0]["count"]),
@@ -1213,7 +1191,7 @@ async fn a_forged_checkpoint_stops_signing_but_not_sealing_or_detection_v16_4_3_
     for _ in 0..3 {
         seal(&app).await;
     }
-    let found = incidents_of(&app, &admin, "audit_tampering").await;
+    let found = crate::incidents::listed_of(&app, &admin, "audit_tampering").await;
     assert_eq!(found.len(), 1, "{found:?}");
     assert_eq!(found[0]["count"], 1, "{found:?}");
     assert_eq!(chain_problems(&app, "checkpoint"), 1);
@@ -1271,7 +1249,7 @@ async fn a_removed_signed_head_with_the_rows_after_the_newest_checkpoint_is_foun
     assert_eq!(c["verified"], false, "{c}");
     assert_eq!(c["first_problem"]["seq"], signed + 1, "{c}");
     assert_eq!(c["first_problem"]["kind"], "checkpoint", "{c}");
-    let found = incidents_of(&b, &admin, "audit_tampering").await;
+    let found = crate::incidents::listed_of(&b, &admin, "audit_tampering").await;
     assert_eq!(found.len(), 1, "{found:?}");
     assert_eq!(chain_problems(&b, "checkpoint"), 1);
 }
@@ -1324,7 +1302,7 @@ async fn a_head_signed_with_a_key_this_server_does_not_hold_is_not_tampering_and
     assert_eq!(c["verified"], false, "{c}");
     assert_eq!(c["first_problem"], Value::Null, "{c}");
     assert!(
-        incidents_of(&old, &admin, "audit_tampering")
+        crate::incidents::listed_of(&old, &admin, "audit_tampering")
             .await
             .is_empty()
     );

@@ -21,13 +21,10 @@ async fn incidents_of(app: &TestApp, admin: &Tokens, kind: &str) -> Vec<Value> {
 }
 
 /// Incidents of `kind` in the admin's list as it stands (no sealing pass is run).
-async fn listed_of(app: &TestApp, admin: &Tokens, kind: &str) -> Vec<Value> {
-    let page: Value = app
-        .get("/api/v1/incidents?limit=100", &admin.access)
-        .await
-        .json()
-        .await
-        .unwrap();
+pub async fn listed_of(app: &TestApp, admin: &Tokens, kind: &str) -> Vec<Value> {
+    let res = app.get("/api/v1/incidents?limit=100", &admin.access).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let page: Value = res.json().await.unwrap();
     page["items"]
         .as_array()
         .unwrap()
