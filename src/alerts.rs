@@ -25,6 +25,7 @@ use tokio::sync::Notify;
 
 use crate::config::Secret;
 use crate::db::incidents::Incident;
+use crate::domain::incident::Level;
 use crate::metrics::{AlertDropped, Metrics};
 
 const ATTEMPTS: u32 = 6;
@@ -171,9 +172,9 @@ impl Alerts {
         let item = Queued {
             body,
             incident: incident.id.clone(),
-            level: incident.level.clone(),
+            level: incident.level.to_string(),
         };
-        let critical = incident.level == "critical";
+        let critical = incident.level == Level::Critical;
         let urgent = why != Alert::Raised;
         let mut lanes = q.lanes();
         if lanes.closed {
@@ -182,7 +183,7 @@ impl Alerts {
                 &self.metrics,
                 AlertDropped::Closed,
                 &incident.id,
-                &incident.level,
+                incident.level.as_str(),
                 "the alert sender has stopped",
             );
         }
@@ -211,7 +212,7 @@ impl Alerts {
                         &self.metrics,
                         AlertDropped::QueueFull,
                         &incident.id,
-                        &incident.level,
+                        incident.level.as_str(),
                         "the alert queue is full",
                     );
                 }

@@ -94,7 +94,7 @@ pub struct Config {
     /// Where incidents at or above `alert_min_level` are posted (HMAC-signed with the secret).
     pub alert_webhook_url: Option<Secret>,
     pub alert_webhook_secret: Option<Secret>,
-    pub alert_min_level: String,
+    pub alert_min_level: crate::domain::incident::Level,
     /// Alerts waiting for the webhook, at most; past it an alert is dropped and counted.
     pub alert_queue: usize,
     /// Automatic containment per detector.
@@ -496,9 +496,9 @@ impl Config {
             alert_webhook_secret: raw
                 .get("alert_webhook_secret")
                 .map(|s| Secret::new(s.to_owned())),
-            alert_min_level: match raw.get("alert_min_level").unwrap_or("high") {
-                l if crate::domain::incident::LEVELS.contains(&l) => l.to_owned(),
-                other => bail!(
+            alert_min_level: match raw.get("alert_min_level").unwrap_or("high").parse() {
+                Ok(l) => l,
+                Err(crate::domain::vocabulary::Unknown { value: other, .. }) => bail!(
                     "IMANGOR_ALERT_MIN_LEVEL: {other:?} is not one of low, medium, high, critical"
                 ),
             },

@@ -2,20 +2,21 @@
 
 use sqlx::Row;
 
-use super::{Db, Tx, TxConn, on_db, on_tx};
+use super::{Db, Tx, TxConn, decode_err, on_db, on_tx};
 use crate::domain::Timestamp;
+use crate::domain::incident::{Kind, Level, Status};
 
 #[derive(Debug, Clone)]
 pub struct Incident {
     pub id: String,
-    pub kind: String,
-    pub level: String,
-    pub status: String,
+    pub kind: Kind,
+    pub level: Level,
+    pub status: Status,
     pub subject: Option<String>,
     pub description: String,
     pub reported_by: Option<String>,
     /// The level a plain user's report asked for, when it was stored lower (for triage).
-    pub requested_level: Option<String>,
+    pub requested_level: Option<Level>,
     /// Short names of the systems it touches (`auth`, `secrets`, ...).
     pub affected_systems: Vec<String>,
     pub count: i64,
@@ -28,7 +29,7 @@ pub struct Incident {
 pub struct Note {
     pub at: Timestamp,
     pub author_id: Option<String>,
-    pub status: String,
+    pub status: Status,
     pub note: String,
 }
 
@@ -43,13 +44,16 @@ macro_rules! incident_row {
         let r = $r;
         Incident {
             id: r.try_get("id")?,
-            kind: r.try_get("kind")?,
-            level: r.try_get("level")?,
-            status: r.try_get("status")?,
+            kind: named(r.try_get("kind")?)?,
+            level: named(r.try_get("level")?)?,
+            status: named(r.try_get("status")?)?,
             subject: r.try_get("subject")?,
             description: r.try_get("description")?,
             reported_by: r.try_get("reported_by")?,
-            requested_level: r.try_get("requested_level")?,
+            requested_level: r
+                .try_get::<Option<String>, _>("requested_level")?
+                .map(named)
+                .transpose()?,
             affected_systems: systems_of(r.try_get("affected_systems")?)?,
             count: r.try_get("count")?,
             first_seen: Timestamp::from_micros(r.try_get("first_seen")?),
@@ -57,6 +61,15 @@ macro_rules! incident_row {
             updated_at: Timestamp::from_micros(r.try_get("updated_at")?),
         }
     }};
+}
+
+/// A stored name of a closed vocabulary (a kind, a level, a status).
+fn named<T>(raw: String) -> sqlx::Result<T>
+where
+    T: std::str::FromStr<Err = crate::domain::vocabulary::Unknown>,
+{
+    raw.parse()
+        .map_err(|e: crate::domain::vocabulary::Unknown| decode_err(e.what, &raw))
 }
 
 /// The stored list of affected systems (a JSON array of names).
@@ -72,13 +85,13 @@ fn systems_json<S: AsRef<str>>(names: &[S]) -> String {
 
 /// What a new incident says.
 pub struct NewIncident<'a> {
-    pub kind: &'a str,
-    pub level: &'a str,
+    pub kind: Kind,
+    pub level: Level,
     pub subject: Option<&'a str>,
     pub description: &'a str,
     pub reported_by: Option<&'a str>,
     /// The level a report asked for, when `level` is lower (triage decides).
-    pub requested_level: Option<&'a str>,
+    pub requested_level: Option<Level>,
     pub affected_systems: &'a [&'a str],
 }
 
@@ -95,7 +108,7 @@ pub async fn raise(
             let r = sqlx::query(concat!(
                 "update incidents set count = count + $4, last_seen = $1, updated_at = $1
                  where kind = $2 and subject = $3 and status <> 'resolved' returning ", columns!()))
-                .bind(now.micros()).bind(n.kind).bind(subject).bind(by).fetch_optional(c).await?;
+                .bind(now.micros()).bind(n.kind.as_str()).bind(subject).bind(by).fetch_optional(c).await?;
             r.map(|r| Ok::<_, sqlx::Error>(incident_row!(&r))).transpose()
         })?;
         if let Some(i) = found {
@@ -104,13 +117,13 @@ pub async fn raise(
     }
     let i = Incident {
         id: uuid::Uuid::now_v7().to_string(),
-        kind: n.kind.to_owned(),
-        level: n.level.to_owned(),
-        status: "open".to_owned(),
+        kind: n.kind,
+        level: n.level,
+        status: Status::Open,
         subject: n.subject.map(str::to_owned),
         description: n.description.to_owned(),
         reported_by: n.reported_by.map(str::to_owned),
-        requested_level: n.requested_level.map(str::to_owned),
+        requested_level: n.requested_level,
         affected_systems: n.affected_systems.iter().map(|s| (*s).to_owned()).collect(),
         count: by,
         first_seen: now,
@@ -118,18 +131,18 @@ pub async fn raise(
         updated_at: now,
     };
     on_tx!(tx, c => sqlx::query(concat!("insert into incidents (", columns!(), ") values ($1, $2, $3, $4, $5, $6, $7, $9, $8, $8, $8, $10, $11)"))
-        .bind(&i.id).bind(&i.kind).bind(&i.level).bind(&i.status).bind(i.subject.as_deref())
+        .bind(&i.id).bind(i.kind.as_str()).bind(i.level.as_str()).bind(i.status.as_str()).bind(i.subject.as_deref())
         .bind(&i.description).bind(i.reported_by.as_deref()).bind(now.micros()).bind(by)
-        .bind(i.requested_level.as_deref()).bind(systems_json(&i.affected_systems))
+        .bind(i.requested_level.map(Level::as_str)).bind(systems_json(&i.affected_systems))
         .execute(c).await.map(drop))?;
     Ok((i, true))
 }
 
 /// Whether an incident of `kind` is open or contained.
-pub async fn unresolved_of_kind(tx: &mut Tx, kind: &str) -> sqlx::Result<bool> {
+pub async fn unresolved_of_kind(tx: &mut Tx, kind: Kind) -> sqlx::Result<bool> {
     on_tx!(tx, c => {
         let r = sqlx::query("select 1 from incidents where kind = $1 and status <> 'resolved' limit 1")
-            .bind(kind).fetch_optional(c).await?;
+            .bind(kind.as_str()).fetch_optional(c).await?;
         Ok(r.is_some())
     })
 }
@@ -145,8 +158,8 @@ pub async fn find(tx: &mut Tx, id: &str) -> sqlx::Result<Option<Incident>> {
 /// What a page of incidents is filtered on (each when given).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Filter<'a> {
-    pub level: Option<&'a str>,
-    pub status: Option<&'a str>,
+    pub level: Option<Level>,
+    pub status: Option<Status>,
     /// One name of `affected_systems` (`[a-z0-9_-]`, checked by the caller).
     pub system: Option<&'a str>,
 }
@@ -178,7 +191,8 @@ pub async fn list(
             where id < $1 and ($2 is null or level = $2) and ($3 is null or status = $3)
               and ($5 is null or affected_systems like $5 escape '!')
             order by id desc limit $4"))
-            .bind(before).bind(filter.level).bind(filter.status).bind(limit).bind(system)
+            .bind(before).bind(filter.level.map(Level::as_str)).bind(filter.status.map(Status::as_str))
+            .bind(limit).bind(system)
             .fetch_all(p).await?;
         rows.iter().map(|r| Ok(incident_row!(r))).collect()
     })
@@ -188,15 +202,15 @@ pub async fn list(
 pub async fn set_status(
     tx: &mut Tx,
     id: &str,
-    status: &str,
-    level: Option<&str>,
+    status: Status,
+    level: Option<Level>,
     systems: Option<&[String]>,
     now: Timestamp,
 ) -> sqlx::Result<()> {
     let systems = systems.map(systems_json);
     on_tx!(tx, c => sqlx::query("update incidents set status = $1, updated_at = $2,
             level = coalesce($4, level), affected_systems = coalesce($5, affected_systems) where id = $3")
-        .bind(status).bind(now.micros()).bind(id).bind(level).bind(systems.as_deref())
+        .bind(status.as_str()).bind(now.micros()).bind(id).bind(level.map(Level::as_str)).bind(systems.as_deref())
         .execute(c).await.map(drop))
 }
 
@@ -204,12 +218,12 @@ pub async fn add_note(
     tx: &mut Tx,
     incident: &str,
     author: Option<&str>,
-    status: &str,
+    status: Status,
     note: &str,
     now: Timestamp,
 ) -> sqlx::Result<()> {
     on_tx!(tx, c => sqlx::query("insert into incident_notes (id, incident_id, at, author_id, status, note) values ($1, $2, $3, $4, $5, $6)")
-        .bind(uuid::Uuid::now_v7().to_string()).bind(incident).bind(now.micros()).bind(author).bind(status).bind(note)
+        .bind(uuid::Uuid::now_v7().to_string()).bind(incident).bind(now.micros()).bind(author).bind(status.as_str()).bind(note)
         .execute(c).await.map(drop))
 }
 
@@ -239,7 +253,7 @@ pub async fn notes(db: &Db, incident: &str) -> sqlx::Result<Vec<Note>> {
         rows.iter().map(|r| Ok(Note {
             at: Timestamp::from_micros(r.try_get("at")?),
             author_id: r.try_get("author_id")?,
-            status: r.try_get("status")?,
+            status: named(r.try_get("status")?)?,
             note: r.try_get("note")?,
         })).collect()
     })
@@ -326,13 +340,13 @@ pub async fn open_reports_by(tx: &mut Tx, reporter: &str) -> sqlx::Result<i64> {
 }
 
 /// Unresolved incidents counted by (level, status), for the security summary.
-pub async fn unresolved_by_level(db: &Db) -> sqlx::Result<Vec<(String, String, i64)>> {
+pub async fn unresolved_by_level(db: &Db) -> sqlx::Result<Vec<(Level, Status, i64)>> {
     on_db!(db, p => {
         let rows = sqlx::query(
             "select level, status, count(*) as n from incidents where status <> 'resolved'
              group by level, status")
             .fetch_all(p).await?;
-        rows.iter().map(|r| Ok((r.try_get("level")?, r.try_get("status")?, r.try_get("n")?))).collect()
+        rows.iter().map(|r| Ok((named(r.try_get("level")?)?, named(r.try_get("status")?)?, r.try_get("n")?))).collect()
     })
 }
 

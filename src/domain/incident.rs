@@ -1,9 +1,117 @@
-//! The closed vocabulary of incidents: their levels, in rising order, and their statuses.
+//! The closed vocabulary of incidents: their kinds, their levels in rising order, and their
+//! statuses with the workflow between them.
 
-pub const LEVELS: [&str; 4] = ["low", "medium", "high", "critical"];
-pub const STATUSES: [&str; 3] = ["open", "contained", "resolved"];
+use super::vocabulary::vocabulary;
 
-/// A level's place in `LEVELS` (an unknown one ranks lowest).
-pub fn level_rank(level: &str) -> usize {
-    LEVELS.iter().position(|l| *l == level).unwrap_or(0)
+vocabulary! {
+    /// How serious an incident is; ordered, `Low` lowest.
+    #[derive(PartialOrd, Ord)]
+    pub enum Level("incident level") {
+        Low => "low",
+        Medium => "medium",
+        High => "high",
+        Critical => "critical",
+    }
+}
+
+impl Level {
+    /// The level one below this one (`Low` stays `Low`).
+    pub fn below(self) -> Level {
+        match self {
+            Level::Low | Level::Medium => Level::Low,
+            Level::High => Level::Medium,
+            Level::Critical => Level::High,
+        }
+    }
+}
+
+vocabulary! {
+    /// Where an incident stands: open -> contained -> resolved (or open -> resolved).
+    pub enum Status("incident status") {
+        Open => "open",
+        Contained => "contained",
+        Resolved => "resolved",
+    }
+}
+
+impl Status {
+    /// Whether an incident at this status may be set to `next`: one step on (open -> contained,
+    /// open or contained -> resolved), or the same unresolved status again (a note). A resolved
+    /// incident stays resolved: a new occurrence opens a new one.
+    pub fn may_become(self, next: Status) -> bool {
+        match (self, next) {
+            (Status::Open, Status::Contained | Status::Resolved)
+            | (Status::Contained, Status::Resolved) => true,
+            (a, b) => a == b && a != Status::Resolved,
+        }
+    }
+}
+
+vocabulary! {
+    /// What raised an incident: a detector's rule, or a person's report.
+    pub enum Kind("incident kind") {
+        BruteForce => "brute_force",
+        CredentialStuffing => "credential_stuffing",
+        RefreshReuse => "refresh_reuse",
+        AuthzProbing => "authz_probing",
+        ForgedTokens => "forged_tokens",
+        RoleEscalation => "role_escalation",
+        SharedStateUnavailable => "shared_state_unavailable",
+        DataIntegrity => "data_integrity",
+        AuditTampering => "audit_tampering",
+        UserReport => "user_report",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn levels_rise_in_the_order_of_their_names() {
+        assert_eq!(Level::NAMES, ["low", "medium", "high", "critical"]);
+        assert!(Level::ALL.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(
+            Level::ALL.iter().map(|l| l.below()).collect::<Vec<_>>(),
+            [Level::Low, Level::Low, Level::Medium, Level::High]
+        );
+        for l in Level::ALL {
+            assert_eq!(l.as_str().parse::<Level>(), Ok(*l));
+            assert_eq!(l.to_string(), l.as_str());
+        }
+        assert!("High".parse::<Level>().is_err());
+        assert!("".parse::<Level>().is_err());
+    }
+
+    #[test]
+    fn the_workflow_moves_on_and_a_resolved_incident_stays_resolved() {
+        use Status::*;
+        let allowed: Vec<(Status, Status)> = Status::ALL
+            .iter()
+            .flat_map(|a| Status::ALL.iter().map(move |b| (*a, *b)))
+            .filter(|(a, b)| a.may_become(*b))
+            .collect();
+        assert_eq!(
+            allowed,
+            [
+                (Open, Open),
+                (Open, Contained),
+                (Open, Resolved),
+                (Contained, Contained),
+                (Contained, Resolved),
+            ]
+        );
+        assert_eq!(Status::NAMES, ["open", "contained", "resolved"]);
+    }
+
+    #[test]
+    fn kinds_read_back_from_their_names() {
+        for k in Kind::ALL {
+            assert_eq!(k.as_str().parse::<Kind>(), Ok(*k));
+        }
+        assert_eq!(
+            serde_json::to_string(&Kind::SharedStateUnavailable).unwrap(),
+            "\"shared_state_unavailable\""
+        );
+    }
 }

@@ -11,6 +11,7 @@ pub mod secret;
 pub mod text;
 pub mod time;
 pub mod validation;
+pub mod vocabulary;
 
 pub use email::Email;
 pub use full_name::FullName;

@@ -14,13 +14,14 @@ use super::page;
 use crate::authz::Principal;
 use crate::db::incidents::{Filter, Incident, Note};
 use crate::domain::UserId;
+use crate::domain::incident::{Level, Status};
 use crate::error::{AppError, Result, ValidationError};
 use crate::service::containment::By;
-use crate::service::incidents::{LEVELS, STATUSES};
 use crate::service::{self, RequestMeta};
 use crate::state::AppState;
 
 const LIST: &str = "incidents";
+const LEVEL_MUST: &str = "must be low, medium, high or critical";
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -114,10 +115,10 @@ pub struct IncidentPage {
 fn view(i: Incident, notes: Option<Vec<Note>>) -> IncidentView {
     IncidentView {
         id: i.id,
-        kind: i.kind,
-        level: i.level,
-        requested_level: i.requested_level,
-        status: i.status,
+        kind: i.kind.to_string(),
+        level: i.level.to_string(),
+        requested_level: i.requested_level.map(|l| l.to_string()),
+        status: i.status.to_string(),
         affected_systems: i.affected_systems,
         subject: i.subject,
         description: i.description,
@@ -131,7 +132,7 @@ fn view(i: Incident, notes: Option<Vec<Note>>) -> IncidentView {
                 .map(|n| NoteView {
                     at: n.at.rfc3339(),
                     author_id: n.author_id,
-                    status: n.status,
+                    status: n.status.to_string(),
                     note: n.note,
                 })
                 .collect()
@@ -163,15 +164,18 @@ async fn report(
 ) -> Result<(StatusCode, Json<IncidentView>)> {
     let mut errors = ValidationError::default();
     errors.collect(service::incidents::text("description", &req.description));
-    let level = req.level.unwrap_or_else(|| "medium".to_owned());
-    if !LEVELS.contains(&level.as_str()) {
-        errors.push("level", "must be low, medium, high or critical");
+    let level = req.level.as_deref().unwrap_or("medium").parse::<Level>();
+    if level.is_err() {
+        errors.push("level", LEVEL_MUST);
     }
     let systems = req.affected_systems.unwrap_or_default();
     errors.collect(service::incidents::systems("affected_systems", &systems));
     errors.into_result()?;
+    let Ok(level) = level else {
+        return Err(AppError::Internal(anyhow::anyhow!("checked above")));
+    };
     let i =
-        service::incidents::report(&app, &who, &req.description, &level, &systems, &meta).await?;
+        service::incidents::report(&app, &who, &req.description, level, &systems, &meta).await?;
     Ok((StatusCode::CREATED, Json(view(i, None))))
 }
 
@@ -212,26 +216,18 @@ async fn list(
     let mut errors = ValidationError::default();
     let (mut level, mut status, mut system, mut rest) = (None, None, None, Vec::new());
     for (k, v) in pairs {
-        let (slot, valid): (&mut Option<String>, Result<(), String>) = match k.as_str() {
-            "level" => (&mut level, one_of(&v, &LEVELS)),
-            "status" => (&mut status, one_of(&v, &STATUSES)),
-            "affected_system" => (
-                &mut system,
-                if service::incidents::system_name(&v) {
-                    Ok(())
+        match k.as_str() {
+            "level" => once(&mut errors, &k, &mut level, one_of(&v, Level::NAMES)),
+            "status" => once(&mut errors, &k, &mut status, one_of(&v, Status::NAMES)),
+            "affected_system" => {
+                let valid = if service::incidents::system_name(&v) {
+                    Ok(v)
                 } else {
                     Err("must be 1..=32 characters of a-z, 0-9, _ and -".to_owned())
-                },
-            ),
-            _ => {
-                rest.push((k, v));
-                continue;
+                };
+                once(&mut errors, &k, &mut system, valid)
             }
-        };
-        if let Err(why) = valid {
-            errors.push(k.as_str(), why);
-        } else if slot.replace(v).is_some() {
-            errors.push(k.as_str(), "is given more than once");
+            _ => rest.push((k, v)),
         }
     }
     errors.into_result()?;
@@ -239,8 +235,8 @@ async fn list(
     let req = page::parse(Some(&rest), &app.cursors, LIST, who.user_id())?;
     let before = req.after.map(|u| u.hyphenated().to_string());
     let filter = Filter {
-        level: level.as_deref(),
-        status: status.as_deref(),
+        level,
+        status,
         system: system.as_deref(),
     };
     let rows = service::incidents::list(&app, &who, filter, before.as_deref(), req.limit).await?;
@@ -258,11 +254,26 @@ async fn list(
     }))
 }
 
-fn one_of(v: &str, allowed: &[&str]) -> Result<(), String> {
-    if allowed.contains(&v) {
-        Ok(())
-    } else {
-        Err(format!("must be one of {}", allowed.join(", ")))
+/// A name of a closed vocabulary, or why not.
+fn one_of<T: std::str::FromStr>(v: &str, names: &[&str]) -> Result<T, String> {
+    v.parse()
+        .map_err(|_| format!("must be one of {}", names.join(", ")))
+}
+
+/// Fills a filter's `slot` from a valid value; an invalid one, or a second, is an error of `key`.
+fn once<T>(
+    errors: &mut ValidationError,
+    key: &str,
+    slot: &mut Option<T>,
+    value: Result<T, String>,
+) {
+    match value {
+        Err(why) => errors.push(key, why),
+        Ok(v) => {
+            if slot.replace(v).is_some() {
+                errors.push(key, "is given more than once");
+            }
+        }
     }
 }
 
@@ -300,23 +311,26 @@ async fn update(
     crate::authz::authorize_plain(Some(&who), crate::authz::Action::IncidentUpdate)?;
     let id = incident_id(&id)?;
     let mut errors = ValidationError::default();
-    if !STATUSES.contains(&req.status.as_str()) {
+    let status = req.status.parse::<Status>();
+    if status.is_err() {
         errors.push("status", "must be open, contained or resolved");
     }
     errors.collect(service::incidents::text("note", &req.note));
-    if let Some(l) = &req.level
-        && !LEVELS.contains(&l.as_str())
-    {
-        errors.push("level", "must be low, medium, high or critical");
+    let level = req.level.as_deref().map(str::parse::<Level>).transpose();
+    if level.is_err() {
+        errors.push("level", LEVEL_MUST);
     }
     if let Some(systems) = &req.affected_systems {
         errors.collect(service::incidents::systems("affected_systems", systems));
     }
     errors.into_result()?;
+    let (Ok(status), Ok(level)) = (status, level) else {
+        return Err(AppError::Internal(anyhow::anyhow!("checked above")));
+    };
     let change = service::incidents::Change {
-        status: &req.status,
+        status,
         note: &req.note,
-        level: req.level.as_deref(),
+        level,
         affected_systems: req.affected_systems.as_deref(),
     };
     service::incidents::update(&app, &who, &id, change, &meta).await?;

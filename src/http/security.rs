@@ -72,7 +72,7 @@ async fn summary(State(app): State<AppState>, who: Principal) -> Result<Json<Sum
             .incidents
             .into_iter()
             .map(|c| LevelView {
-                level: c.level,
+                level: c.level.as_str(),
                 open: c.open,
                 contained: c.contained,
             })

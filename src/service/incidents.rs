@@ -24,11 +24,11 @@ use crate::db::Tx;
 use crate::db::audit::AuditRow;
 use crate::db::incidents::{self, Incident, NewIncident};
 use crate::domain::Timestamp;
+use crate::domain::incident::{Kind, Level, Status};
 use crate::error::{AppError, Result, ValidationError};
 use crate::state::AppState;
 
 pub use crate::config::Containment;
-pub use crate::domain::incident::{LEVELS, STATUSES, level_rank};
 const WINDOW_S: u64 = 600;
 pub const BRUTE_FORCE_FAILURES: i64 = 10;
 pub const STUFFING_ACCOUNTS: i64 = 10;
@@ -37,7 +37,7 @@ pub const PROBING_DENIALS: i64 = 20;
 pub const MAX_OPEN_REPORTS: i64 = 5;
 /// The highest level a plain user's report is ever stored at (lower when the alert level is
 /// `medium` or `low`: `user_report_max_level`); what it asked above waits for triage.
-pub const USER_REPORT_MAX_LEVEL: &str = "medium";
+pub const USER_REPORT_MAX_LEVEL: Level = Level::Medium;
 /// Names in `affected_systems`, at most.
 pub const MAX_SYSTEMS: usize = 16;
 
@@ -75,9 +75,9 @@ async fn raise(
 }
 
 /// The count rules' subjects in a batch: (rule, subject) -> (events, the newest of them).
-type Groups<'a> = Vec<((&'static str, &'a str), (i64, &'a AuditRow))>;
+type Groups<'a> = Vec<((Kind, &'a str), (i64, &'a AuditRow))>;
 
-fn group<'a>(groups: &mut Groups<'a>, rule: &'static str, subject: &'a str, row: &'a AuditRow) {
+fn group<'a>(groups: &mut Groups<'a>, rule: Kind, subject: &'a str, row: &'a AuditRow) {
     match groups.iter_mut().find(|(k, _)| *k == (rule, subject)) {
         Some((_, (n, last))) => {
             *n += 1;
@@ -112,20 +112,20 @@ pub async fn detect(
             // A guess the login guard refused (429) is still a guess on that account.
             ("auth.login", "throttled") => {
                 if let Some(actor) = &row.actor_id {
-                    group(&mut groups, "brute_force", actor, row);
+                    group(&mut groups, Kind::BruteForce, actor, row);
                 }
             }
             ("auth.login", "failure") => {
                 if let Some(actor) = &row.actor_id {
-                    group(&mut groups, "brute_force", actor, row);
+                    group(&mut groups, Kind::BruteForce, actor, row);
                 }
                 if let Some(ip) = &row.ip {
-                    group(&mut groups, "credential_stuffing", ip, row);
+                    group(&mut groups, Kind::CredentialStuffing, ip, row);
                 }
             }
             ("authz.denied", _) => {
                 if let Some(actor) = &row.actor_id {
-                    group(&mut groups, "authz_probing", actor, row);
+                    group(&mut groups, Kind::AuthzProbing, actor, row);
                 }
             }
             _ => single(tx, row, contain, out).await?,
@@ -135,7 +135,7 @@ pub async fn detect(
         let at = Timestamp::from_micros(last.at);
         let since = Timestamp::from_micros(last.at - (WINDOW_S as i64) * 1_000_000);
         match rule {
-            "brute_force" => {
+            Kind::BruteForce => {
                 let cap = BRUTE_FORCE_FAILURES + n;
                 // Guesses the login guard refused count with the failures.
                 let outcomes = ["failure", "throttled"];
@@ -151,7 +151,7 @@ pub async fn detect(
                         tx,
                         NewIncident {
                             kind: rule,
-                            level: "high",
+                            level: Level::High,
                             subject: Some(subject),
                             description: &d,
                             reported_by: None,
@@ -165,7 +165,7 @@ pub async fn detect(
                     .await?;
                 }
             }
-            "authz_probing" => {
+            Kind::AuthzProbing => {
                 let cap = PROBING_DENIALS + n;
                 let outcomes = ["denied", "hidden"];
                 let total = incidents::count_by_actor(
@@ -187,7 +187,7 @@ pub async fn detect(
                         tx,
                         NewIncident {
                             kind: rule,
-                            level: "medium",
+                            level: Level::Medium,
                             subject: Some(subject),
                             description: &d,
                             reported_by: None,
@@ -222,7 +222,7 @@ pub async fn detect(
                         tx,
                         NewIncident {
                             kind: rule,
-                            level: "high",
+                            level: Level::High,
                             subject: Some(&network),
                             description: &d,
                             reported_by: None,
@@ -266,15 +266,15 @@ pub async fn audit_tampering(
     p: &crate::audit::Problem,
     out: &mut Vec<Raised>,
 ) -> sqlx::Result<()> {
-    if incidents::unresolved_of_kind(tx, "audit_tampering").await? {
+    if incidents::unresolved_of_kind(tx, Kind::AuditTampering).await? {
         return Ok(());
     }
     let d = format!("row {} ({}): {}", p.seq, p.kind, p.message);
     raise(
         tx,
         NewIncident {
-            kind: "audit_tampering",
-            level: "critical",
+            kind: Kind::AuditTampering,
+            level: Level::Critical,
             subject: Some("audit_trail"),
             description: &d,
             reported_by: None,
@@ -305,7 +305,7 @@ async fn single(
                 None => None,
             };
             let subject = owner.unwrap_or_else(|| "unknown".into());
-            raise(tx, NewIncident { kind: "refresh_reuse", level: "high", subject: Some(&subject), description: "a spent refresh token was presented again: its session was revoked", reported_by: None, requested_level: None, affected_systems: &["auth", "sessions"] }, at, 1, out).await?;
+            raise(tx, NewIncident { kind: Kind::RefreshReuse, level: Level::High, subject: Some(&subject), description: "a spent refresh token was presented again: its session was revoked", reported_by: None, requested_level: None, affected_systems: &["auth", "sessions"] }, at, 1, out).await?;
             if contain.reuse_revokes_all
                 && let Ok(user) = subject.parse()
             {
@@ -334,8 +334,8 @@ async fn single(
             raise(
                 tx,
                 NewIncident {
-                    kind: "forged_tokens",
-                    level: "high",
+                    kind: Kind::ForgedTokens,
+                    level: Level::High,
                     subject: Some(&subject),
                     description: &d,
                     reported_by: None,
@@ -360,8 +360,8 @@ async fn single(
             raise(
                 tx,
                 NewIncident {
-                    kind: "role_escalation",
-                    level: "high",
+                    kind: Kind::RoleEscalation,
+                    level: Level::High,
                     subject: Some(&subject),
                     description: &d,
                     reported_by: None,
@@ -379,8 +379,8 @@ async fn single(
             raise(
                 tx,
                 NewIncident {
-                    kind: "shared_state_unavailable",
-                    level: "high",
+                    kind: Kind::SharedStateUnavailable,
+                    level: Level::High,
                     subject: Some("redis"),
                     description: &d,
                     reported_by: None,
@@ -402,8 +402,8 @@ async fn single(
             raise(
                 tx,
                 NewIncident {
-                    kind: "data_integrity",
-                    level: "critical",
+                    kind: Kind::DataIntegrity,
+                    level: Level::Critical,
                     subject: Some(&subject),
                     description: &d,
                     reported_by: None,
@@ -460,9 +460,12 @@ pub fn raise_alerts(count: i64, by: i64) -> bool {
 /// 100, 1000, ...
 pub fn after_commit(app: &AppState, raised: &[Raised]) {
     for r in raised {
-        app.metrics
-            .incident(&r.incident.level, &r.incident.kind, r.occurrences as u64);
-        if level_rank(&r.incident.level) < level_rank(&app.config.alert_min_level) {
+        app.metrics.incident(
+            r.incident.level.as_str(),
+            r.incident.kind.as_str(),
+            r.occurrences as u64,
+        );
+        if r.incident.level < app.config.alert_min_level {
             continue;
         }
         if r.opened {
@@ -476,11 +479,8 @@ pub fn after_commit(app: &AppState, raised: &[Raised]) {
 /// The highest level a plain user's report is stored at: one below the alert level, never above
 /// `medium` (`low` when the alert level is `low`). A plain user's report never alerts: what it
 /// asked above waits for triage as `requested_level`.
-pub fn user_report_max_level(alert_min_level: &str) -> &'static str {
-    let rank = level_rank(alert_min_level)
-        .saturating_sub(1)
-        .min(level_rank(USER_REPORT_MAX_LEVEL));
-    LEVELS[rank]
+pub fn user_report_max_level(alert_min_level: Level) -> Level {
+    alert_min_level.below().min(USER_REPORT_MAX_LEVEL)
 }
 
 /// A user's report: an incident of kind `user_report`. Whoever may not triage incidents (a plain
@@ -491,7 +491,7 @@ pub async fn report(
     app: &AppState,
     who: &Principal,
     description: &str,
-    level: &str,
+    level: Level,
     affected_systems: &[String],
     meta: &RequestMeta,
 ) -> Result<Incident> {
@@ -511,8 +511,8 @@ pub async fn report(
     }
     let by = who.user_id().to_string();
     let triage = authz::authorize_plain(Some(who), Action::IncidentUpdate).is_ok();
-    let cap = user_report_max_level(&app.config.alert_min_level);
-    let (stored, requested) = if !triage && level_rank(level) > level_rank(cap) {
+    let cap = user_report_max_level(app.config.alert_min_level);
+    let (stored, requested) = if !triage && level > cap {
         (cap, Some(level))
     } else {
         (level, None)
@@ -530,7 +530,7 @@ pub async fn report(
     let (incident, _) = incidents::raise(
         &mut tx,
         &NewIncident {
-            kind: "user_report",
+            kind: Kind::UserReport,
             level: stored,
             subject: None,
             description,
@@ -553,8 +553,9 @@ pub async fn report(
         .record(&mut tx, meta)
         .await?;
     tx.commit().await?;
-    app.metrics.incident(&incident.level, &incident.kind, 1);
-    if triage && level_rank(stored) >= level_rank(&app.config.alert_min_level) {
+    app.metrics
+        .incident(incident.level.as_str(), incident.kind.as_str(), 1);
+    if triage && stored >= app.config.alert_min_level {
         app.alerts.send(&incident, Alert::Opened);
     }
     Ok(incident)
@@ -604,15 +605,15 @@ pub async fn events(
 /// What a PATCH of an incident asks: the next status with its note, and (triage) a new level
 /// and list of affected systems.
 pub struct Change<'a> {
-    pub status: &'a str,
+    pub status: Status,
     pub note: &'a str,
-    pub level: Option<&'a str>,
+    pub level: Option<Level>,
     pub affected_systems: Option<&'a [String]>,
 }
 
 /// The note the server adds to an incident when an update escalated it to `level` and paged the
 /// on-call: the incident's own history of escalation alerts, read back by `update` on any replica.
-fn escalation_note(level: &str) -> String {
+fn escalation_note(level: Level) -> String {
     format!("the on-call was paged: escalated to {level}")
 }
 
@@ -642,11 +643,7 @@ pub async fn update(
     let before = incidents::find(&mut tx, id)
         .await?
         .ok_or(AppError::NotFound)?;
-    let allowed = match (before.status.as_str(), status) {
-        ("open", "contained" | "resolved") | ("contained", "resolved") => true,
-        (a, b) => a == b && a != "resolved",
-    };
-    if !allowed {
+    if !before.status.may_become(status) {
         return Err(AppError::Refused(
             "an incident moves open -> contained -> resolved, and a resolved one stays resolved",
         ));
@@ -667,19 +664,19 @@ pub async fn update(
         .detail(detail)
         .record(&mut tx, meta)
         .await?;
-    let alert_at = level_rank(&app.config.alert_min_level);
     let escalated = match level {
         Some(l)
-            if status != "resolved"
-                && level_rank(l) > level_rank(&before.level)
-                && level_rank(l) >= alert_at =>
+            if status != Status::Resolved
+                && l > before.level
+                && l >= app.config.alert_min_level =>
         {
             // Every rise to a level at or above the alert level pages, once per level reached:
             // not again for this level or a lower one (an incident opened at the alert level
             // was paged as opened, and pages again when raised above it).
-            let paged: Vec<String> = LEVELS[level_rank(l)..]
+            let paged: Vec<String> = Level::ALL
                 .iter()
-                .map(|l| escalation_note(l))
+                .filter(|p| **p >= l)
+                .map(|p| escalation_note(*p))
                 .collect();
             let notes = incidents::system_notes(&mut tx, id).await?;
             if notes.iter().any(|n| paged.contains(n)) {

@@ -5,8 +5,8 @@
 use crate::authz::{self, Action, Principal};
 use crate::db::{events, incidents, sessions};
 use crate::domain::Timestamp;
+use crate::domain::incident::{Level, Status};
 use crate::error::Result;
-use crate::service::incidents::LEVELS;
 use crate::state::AppState;
 
 /// Hours the login chart covers.
@@ -14,9 +14,9 @@ pub const HOURS: i64 = 24;
 const HOUR_US: i64 = 3_600_000_000;
 
 /// Unresolved incidents of one level.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct LevelCount {
-    pub level: &'static str,
+    pub level: Level,
     pub open: i64,
     pub contained: i64,
 }
@@ -49,18 +49,19 @@ pub async fn summary(app: &AppState, who: &Principal) -> Result<Summary> {
     // Whole hours: the chart's first bar starts 23 hours before the current hour began.
     let since = Timestamp::from_micros((now.micros() / HOUR_US - (HOURS - 1)) * HOUR_US);
 
-    let mut by_level: Vec<LevelCount> = LEVELS
+    let mut by_level: Vec<LevelCount> = Level::ALL
         .iter()
-        .map(|l| LevelCount {
-            level: l,
-            ..Default::default()
+        .map(|&level| LevelCount {
+            level,
+            open: 0,
+            contained: 0,
         })
         .collect();
     for (level, status, n) in incidents::unresolved_by_level(&app.db).await? {
         if let Some(c) = by_level.iter_mut().find(|c| c.level == level) {
-            match status.as_str() {
-                "contained" => c.contained += n,
-                _ => c.open += n,
+            match status {
+                Status::Contained => c.contained += n,
+                Status::Open | Status::Resolved => c.open += n,
             }
         }
     }

@@ -54,7 +54,7 @@ async fn stored_of(app: &TestApp, kind: &str) -> Vec<imangor::db::incidents::Inc
         .await
         .unwrap()
         .into_iter()
-        .filter(|i| i.kind == kind)
+        .filter(|i| i.kind.as_str() == kind)
         .collect()
 }
 
@@ -1366,7 +1366,7 @@ async fn a_plain_users_report_stays_below_a_medium_alert_level() {
     use imangor::service::incidents::user_report_max_level;
     let caps: Vec<&str> = ["low", "medium", "high", "critical"]
         .iter()
-        .map(|l| user_report_max_level(l))
+        .map(|l| user_report_max_level(l.parse().unwrap()).as_str())
         .collect();
     assert_eq!(caps, ["low", "low", "medium", "medium"]);
     let hook = hook(0, false).await;

@@ -1,0 +1,83 @@
+//! The closed vocabulary of security events: what happened (`Action`) and how it ended
+//! (`Outcome`). The names are hashed into the audit chain: changing one breaks the verification
+//! of every trail that holds it, so a name, once used, is never changed.
+
+use super::vocabulary::vocabulary;
+
+vocabulary! {
+    /// What a security event records.
+    pub enum Action("audit action") {
+        AuthLogin => "auth.login",
+        AuthRefresh => "auth.refresh",
+        AuthRefreshReuse => "auth.refresh_reuse",
+        AuthRevoke => "auth.revoke",
+        AuthTokenInvalid => "auth.token_invalid",
+        AuthzDenied => "authz.denied",
+        ContainmentBlockAddress => "containment.block_address",
+        ContainmentRevokeSessions => "containment.revoke_sessions",
+        IncidentOpen => "incident.open",
+        IncidentReport => "incident.report",
+        IncidentUpdate => "incident.update",
+        KeysAdd => "keys.add",
+        KeysPromote => "keys.promote",
+        KeysReencrypt => "keys.reencrypt",
+        KeysRetire => "keys.retire",
+        KeysRotateSigning => "keys.rotate_signing",
+        ResourceDelete => "resource.delete",
+        ResourceUpdate => "resource.update",
+        SecretCreate => "secret.create",
+        SecretDecrypt => "secret.decrypt",
+        SecretDelete => "secret.delete",
+        SecretRead => "secret.read",
+        SecretReseal => "secret.reseal",
+        ServerStart => "server.start",
+        SharedStateRestored => "shared_state.restored",
+        SharedStateUnavailable => "shared_state.unavailable",
+        UserBootstrapAdmin => "user.bootstrap_admin",
+        UserCreate => "user.create",
+        UserDisable => "user.disable",
+        UserEnable => "user.enable",
+        UserPasswordChange => "user.password_change",
+        UserRegister => "user.register",
+        UserRoleChange => "user.role_change",
+    }
+}
+
+vocabulary! {
+    /// How a recorded action ended.
+    pub enum Outcome("audit outcome") {
+        Success => "success",
+        Failure => "failure",
+        /// Refused by a rate limit or the login guard before it was tried.
+        Throttled => "throttled",
+        /// Refused by the policy, the object shown to exist (403).
+        Denied => "denied",
+        /// Refused by the policy, the object hidden (404).
+        Hidden => "hidden",
+        /// A session ended because of what was presented (a reused refresh token, a revocation).
+        SessionRevoked => "session_revoked",
+        /// An access token revoked: its id is refused until it expires.
+        AccessTokenDenied => "access_token_denied",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_name_reads_back_and_none_is_used_twice() {
+        for a in Action::ALL {
+            assert_eq!(a.as_str().parse::<Action>(), Ok(*a));
+        }
+        for o in Outcome::ALL {
+            assert_eq!(o.as_str().parse::<Outcome>(), Ok(*o));
+        }
+        let mut names = Action::NAMES.to_vec();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), Action::ALL.len());
+        assert!("auth.Login".parse::<Action>().is_err());
+        assert_eq!(Outcome::SessionRevoked.to_string(), "session_revoked");
+    }
+}
