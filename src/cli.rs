@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use crate::config::{Config, RawSettings};
-use crate::domain::{Email, FullName, Password, Role};
+use crate::domain::{Email, FullName, Password, Role, audit};
 use crate::service::users::{NewAccount, operator};
 use crate::startup::{self, App};
 
@@ -353,10 +353,10 @@ fn parse_role(s: &str) -> anyhow::Result<Role> {
 }
 
 /// Records an operator's key operation in the audit trail.
-async fn key_event(config: &Config, action: &'static str, detail: String) -> anyhow::Result<()> {
+async fn key_event(config: &Config, action: audit::Action, detail: String) -> anyhow::Result<()> {
     let app = startup::state(config.clone()).await?;
     let mut tx = app.db.begin().await?;
-    crate::service::Event::new(action, "success")
+    crate::service::Event::new(action, audit::Outcome::Success)
         .actor("operator")
         .detail(detail)
         .record(&mut tx, &crate::service::RequestMeta::default())
@@ -382,7 +382,7 @@ async fn keys(cmd: KeysCommand, config: Config) -> anyhow::Result<()> {
             let (id, written) = keys::add_data_key(&config, standby)?;
             key_event(
                 &config,
-                "keys.add",
+                audit::Action::KeysAdd,
                 format!("data key {id}{}", if standby { " (standby)" } else { "" }),
             )
             .await?;
@@ -399,7 +399,12 @@ async fn keys(cmd: KeysCommand, config: Config) -> anyhow::Result<()> {
         }
         KeysCommand::Promote { id } => {
             shown(keys::promote_data_key(&config, &id)?);
-            key_event(&config, "keys.promote", format!("data key {id}")).await?;
+            key_event(
+                &config,
+                audit::Action::KeysPromote,
+                format!("data key {id}"),
+            )
+            .await?;
             eprintln!("data key {id} encrypts after the servers restart");
             Ok(())
         }
@@ -407,7 +412,7 @@ async fn keys(cmd: KeysCommand, config: Config) -> anyhow::Result<()> {
             let (id, written) = keys::rotate_signing(&config, &alg)?;
             key_event(
                 &config,
-                "keys.rotate_signing",
+                audit::Action::KeysRotateSigning,
                 format!("signing key {id} ({alg})"),
             )
             .await?;
@@ -488,7 +493,7 @@ async fn keys(cmd: KeysCommand, config: Config) -> anyhow::Result<()> {
             app.db.close().await;
             key_event(
                 &config,
-                "keys.reencrypt",
+                audit::Action::KeysReencrypt,
                 format!(
                     "{} rows resealed under {}, {} skipped, {} did not open, {} not rewritten",
                     done.resealed, current, done.skipped, done.failed, done.unmatched
@@ -512,7 +517,7 @@ async fn keys(cmd: KeysCommand, config: Config) -> anyhow::Result<()> {
         KeysCommand::Retire { id } => {
             let app = startup::state(config.clone()).await?;
             let written = keys::retire(&config, &app.db, &id).await?;
-            key_event(&config, "keys.retire", format!("key {id}")).await?;
+            key_event(&config, audit::Action::KeysRetire, format!("key {id}")).await?;
             eprintln!("key {id} retired");
             shown(written);
             app.db.close().await;

@@ -9,6 +9,8 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::domain::audit::Action;
+
 /// Upper bounds of the latency buckets, in seconds.
 const BUCKETS: [f64; 14] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -71,7 +73,11 @@ const AUTH_STATUSES: [&str; 4] = ["success", "failure", "locked", "rate_limited"
 /// their account's cap of events (`limits::login::RefusalEvents`), and replays of a spent
 /// refresh token whose reuse was already recorded (refused, never written again: a replay must
 /// not raise the incident and page the on-call each time).
-pub const SKIPPED_ACTIONS: [&str; 3] = ["auth.login", "user.password_change", "auth.refresh_reuse"];
+pub const SKIPPED_ACTIONS: [Action; 3] = [
+    Action::AuthLogin,
+    Action::UserPasswordChange,
+    Action::AuthRefreshReuse,
+];
 /// Why an incident alert was lost: `security_alerts_dropped_total{reason}`.
 #[derive(Debug, Clone, Copy)]
 pub enum AlertDropped {
@@ -214,7 +220,7 @@ impl Metrics {
     }
 
     /// A refusal that wrote no security event (`action` is one of `SKIPPED_ACTIONS`).
-    pub fn event_skipped(&self, action: &'static str) {
+    pub fn event_skipped(&self, action: Action) {
         if let Some(i) = SKIPPED_ACTIONS.iter().position(|a| *a == action) {
             self.skipped[i].fetch_add(1, Ordering::Relaxed);
         }

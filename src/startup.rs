@@ -12,6 +12,7 @@ use crate::auth::cursor::Cursors;
 use crate::auth::password::Hasher;
 use crate::config::{self, Config, Secret};
 use crate::db::{Db, DbOptions};
+use crate::domain::audit;
 use crate::http::server::ConnLimits;
 use crate::limits::Limiter;
 use crate::limits::login::Logins;
@@ -362,7 +363,7 @@ async fn record_start(state: &AppState) -> anyhow::Result<()> {
         },
     );
     let mut tx = state.db.begin().await?;
-    crate::service::Event::new("server.start", "success")
+    crate::service::Event::new(audit::Action::ServerStart, audit::Outcome::Success)
         .detail(summary)
         .record(&mut tx, &crate::service::RequestMeta::default())
         .await?;

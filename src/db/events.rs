@@ -3,13 +3,14 @@
 
 use super::{Db, Tx, on_db, on_tx};
 use crate::domain::Timestamp;
+use crate::domain::audit::{Action, Outcome};
 
 /// One security-relevant event. `detail` is free text chosen by the code, never user input
 /// verbatim. It owns what it carries, so it can wait in the event writer's queue.
 #[derive(Debug, Clone)]
 pub struct NewEvent {
-    pub action: &'static str,
-    pub outcome: &'static str,
+    pub action: Action,
+    pub outcome: Outcome,
     /// `info`, `warning`, `high` or `critical`.
     pub severity: &'static str,
     pub actor_id: Option<String>,
@@ -25,7 +26,7 @@ pub async fn insert(tx: &mut Tx, e: &NewEvent) -> sqlx::Result<()> {
     on_tx!(tx, c => sqlx::query(
         "insert into security_events (id, at, action, outcome, actor_id, target, ip, request_id, detail, severity)
          values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)")
-        .bind(id).bind(e.at.micros()).bind(e.action).bind(e.outcome)
+        .bind(id).bind(e.at.micros()).bind(e.action.as_str()).bind(e.outcome.as_str())
         .bind(e.actor_id.as_deref()).bind(e.target.as_deref()).bind(e.ip.as_deref())
         .bind(e.request_id.as_deref()).bind(e.detail.as_deref()).bind(e.severity)
         .execute(c).await.map(|r| r.rows_affected()))?;

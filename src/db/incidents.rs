@@ -4,6 +4,7 @@ use sqlx::Row;
 
 use super::{Db, Tx, TxConn, decode_err, on_db, on_tx};
 use crate::domain::Timestamp;
+use crate::domain::audit::{Action, Outcome};
 use crate::domain::incident::{Kind, Level, Status};
 
 #[derive(Debug, Clone)]
@@ -292,8 +293,8 @@ pub async fn active_blocks(db: &Db, now: Timestamp) -> sqlx::Result<Vec<(String,
 /// under a flood). One pass over the actor's index range, whichever outcome a row has.
 pub async fn count_by_actor(
     tx: &mut Tx,
-    action: &str,
-    outcomes: [&str; 2],
+    action: Action,
+    outcomes: [Outcome; 2],
     actor: &str,
     since: Timestamp,
     until: Timestamp,
@@ -302,7 +303,7 @@ pub async fn count_by_actor(
     on_tx!(tx, c => sqlx::query_scalar(
         "select count(*) from (select 1 from security_events where action = $1 and actor_id = $2
            and outcome in ($3, $4) and at >= $5 and at <= $6 limit $7) as recent")
-        .bind(action).bind(actor).bind(outcomes[0]).bind(outcomes[1]).bind(since.micros())
+        .bind(action.as_str()).bind(actor).bind(outcomes[0].as_str()).bind(outcomes[1].as_str()).bind(since.micros())
         .bind(until.micros()).bind(cap).fetch_one(c).await)
 }
 
@@ -310,8 +311,8 @@ pub async fn count_by_actor(
 /// `[since, until]` had, looking at no more than `scan` of them (bounded under a flood).
 pub async fn distinct_targets_by_ip(
     tx: &mut Tx,
-    action: &str,
-    outcome: &str,
+    action: Action,
+    outcome: Outcome,
     ip: &str,
     since: Timestamp,
     until: Timestamp,
@@ -321,7 +322,7 @@ pub async fn distinct_targets_by_ip(
         "select count(distinct target) from (select target from security_events
            where action = $1 and ip = $2 and outcome = $3 and at >= $4 and at <= $5
            order by at desc limit $6) as recent")
-        .bind(action).bind(ip).bind(outcome).bind(since.micros()).bind(until.micros()).bind(scan).fetch_one(c).await)
+        .bind(action.as_str()).bind(ip).bind(outcome.as_str()).bind(since.micros()).bind(until.micros()).bind(scan).fetch_one(c).await)
 }
 
 /// Unresolved user reports by one account, in a write transaction. On PostgreSQL the reporter's

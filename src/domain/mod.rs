@@ -1,5 +1,6 @@
 //! Pure types and rules, no I/O. Each type can only hold a valid value: parse, don't validate.
 
+pub mod audit;
 pub mod email;
 pub mod full_name;
 pub mod ids;

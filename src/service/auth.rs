@@ -9,7 +9,7 @@ use crate::auth::{random_token, sha256_hex};
 use crate::authz::Principal;
 use crate::db::{sessions, users};
 use crate::domain::password::MAX_LOGIN_BYTES;
-use crate::domain::{Email, Role, SessionId, Timestamp, UserId};
+use crate::domain::{Email, Role, SessionId, Timestamp, UserId, audit};
 use crate::error::{AppError, Result};
 use crate::limits::login::Gate;
 use crate::metrics::AuthStatus;
@@ -112,7 +112,8 @@ pub async fn login(
                 format!("{reason}; answer slowed by {} ms", slowed.as_millis())
             };
             app.metrics.auth(AuthStatus::Failure);
-            let mut e = Event::new("auth.login", "failure").detail(detail);
+            let mut e =
+                Event::new(audit::Action::AuthLogin, audit::Outcome::Failure).detail(detail);
             e = match &u {
                 Some(u) => e.actor(u.id).target(u.id),
                 // The account tried, pseudonymous: the credential-stuffing detector counts distinct ones.
@@ -152,7 +153,7 @@ pub async fn login(
     } else {
         "password"
     };
-    Event::new("auth.login", "success")
+    Event::new(audit::Action::AuthLogin, audit::Outcome::Success)
         .actor(user.id)
         .target(session)
         .detail(detail)
@@ -175,7 +176,7 @@ async fn record_refusal(
     retry_after_s: u64,
     meta: &RequestMeta,
 ) {
-    const ACTION: &str = "auth.login";
+    const ACTION: audit::Action = audit::Action::AuthLogin;
     let Some(email) = email else {
         app.metrics.event_skipped(ACTION);
         return;
@@ -188,7 +189,7 @@ async fn record_refusal(
     } else {
         format!("refused: this address stays locked for {retry_after_s} s{note}")
     };
-    let mut e = Event::new(ACTION, "throttled").detail(detail);
+    let mut e = Event::new(ACTION, audit::Outcome::Throttled).detail(detail);
     e = match users::id_by_email(&app.readers, email.as_str()).await {
         Ok(Some(id)) => e.actor(id).target(id),
         Ok(None) => e.target(format!("login:{}", &sha256_hex(email.as_str())[..16])),
@@ -234,14 +235,17 @@ pub async fn refresh(app: &AppState, token: &str, meta: &RequestMeta) -> Result<
         // ended) is refused the same way and only counted, so that replays cannot page the
         // on-call.
         let Some(reused) = sessions::mark_reused(&mut tx, &hash, now).await? else {
-            app.metrics.event_skipped("auth.refresh_reuse");
+            app.metrics.event_skipped(audit::Action::AuthRefreshReuse);
             return Err(invalid_grant());
         };
-        Event::new("auth.refresh_reuse", "session_revoked")
-            .target(reused)
-            .detail("a spent refresh token was presented again; its whole family is revoked")
-            .record(&mut tx, meta)
-            .await?;
+        Event::new(
+            audit::Action::AuthRefreshReuse,
+            audit::Outcome::SessionRevoked,
+        )
+        .target(reused)
+        .detail("a spent refresh token was presented again; its whole family is revoked")
+        .record(&mut tx, meta)
+        .await?;
         tx.commit().await?;
         tracing::warn!(target: "security", session = %reused, "refresh token reuse: session revoked");
         return Err(invalid_grant());
@@ -262,7 +266,7 @@ pub async fn refresh(app: &AppState, token: &str, meta: &RequestMeta) -> Result<
         app.config.refresh_token_ttl,
     )
     .await?;
-    Event::new("auth.refresh", "success")
+    Event::new(audit::Action::AuthRefresh, audit::Outcome::Success)
         .actor(user.id)
         .target(session)
         .record(&mut tx, meta)
@@ -281,7 +285,7 @@ pub async fn revoke(app: &AppState, token: &str, meta: &RequestMeta) -> Result<(
         if let Some(r) = sessions::find_refresh(&mut tx, &sha256_hex(token)).await?
             && sessions::revoke(&mut tx, r.session, "revoked by client", now).await?
         {
-            Event::new("auth.revoke", "session_revoked")
+            Event::new(audit::Action::AuthRevoke, audit::Outcome::SessionRevoked)
                 .target(r.session)
                 .record(&mut tx, meta)
                 .await?;
@@ -290,7 +294,7 @@ pub async fn revoke(app: &AppState, token: &str, meta: &RequestMeta) -> Result<(
     } else if let Ok(v) = app.tokens.verify(token, now) {
         let mut tx = app.db.begin().await?;
         sessions::deny_jti(&mut tx, &v.jti, v.expires_at).await?;
-        Event::new("auth.revoke", "access_token_denied")
+        Event::new(audit::Action::AuthRevoke, audit::Outcome::AccessTokenDenied)
             .actor(v.user)
             .target(v.session)
             .record(&mut tx, meta)

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use super::{Event, RequestMeta};
 use crate::authz::{self, Action, Principal};
 use crate::db::{Db, incidents, sessions, users};
-use crate::domain::{Role, Timestamp, UserId};
+use crate::domain::{Role, Timestamp, UserId, audit};
 use crate::error::{AppError, Result};
 use crate::limits::address::Cidr;
 use crate::state::AppState;
@@ -120,7 +120,7 @@ pub fn forged_tokens_seen(app: &AppState, ip: IpAddr) {
         };
         let r: anyhow::Result<()> = async {
             let mut tx = db.begin().await?;
-            Event::new("auth.token_invalid", "failure")
+            Event::new(audit::Action::AuthTokenInvalid, audit::Outcome::Failure)
                 .detail(format!(
                     "{FORGED_TOKENS} access tokens failed verification within {} s",
                     FORGED_WINDOW.as_secs()
@@ -180,12 +180,15 @@ pub async fn revoke_sessions(
         }
     }
     let n = sessions::revoke_all_of(&mut tx, user, None, "containment", now).await?;
-    Event::new("containment.revoke_sessions", "success")
-        .actor(by.actor())
-        .target(user)
-        .detail(format!("{n} session(s)"))
-        .record(&mut tx, meta)
-        .await?;
+    Event::new(
+        audit::Action::ContainmentRevokeSessions,
+        audit::Outcome::Success,
+    )
+    .actor(by.actor())
+    .target(user)
+    .detail(format!("{n} session(s)"))
+    .record(&mut tx, meta)
+    .await?;
     tx.commit().await?;
     Ok(n)
 }
@@ -224,12 +227,15 @@ pub async fn block(
     let mut tx = app.db.begin().await?;
     let actor = by.actor();
     incidents::block(&mut tx, &cidr.to_string(), reason, Some(&actor), now, until).await?;
-    Event::new("containment.block_address", "success")
-        .actor(&actor)
-        .target(cidr)
-        .detail(format!("until {}: {reason}", until.rfc3339()))
-        .record(&mut tx, meta)
-        .await?;
+    Event::new(
+        audit::Action::ContainmentBlockAddress,
+        audit::Outcome::Success,
+    )
+    .actor(&actor)
+    .target(cidr)
+    .detail(format!("until {}: {reason}", until.rfc3339()))
+    .record(&mut tx, meta)
+    .await?;
     tx.commit().await?;
     app.blocks.refresh(&app.db).await?;
     Ok(until)

@@ -23,8 +23,8 @@ use crate::authz::{self, Action, Principal};
 use crate::db::Tx;
 use crate::db::audit::AuditRow;
 use crate::db::incidents::{self, Incident, NewIncident};
-use crate::domain::Timestamp;
 use crate::domain::incident::{Kind, Level, Status};
+use crate::domain::{Timestamp, audit};
 use crate::error::{AppError, Result, ValidationError};
 use crate::state::AppState;
 
@@ -60,7 +60,7 @@ async fn raise(
     let (incident, opened) = incidents::raise(tx, &new, now, by).await?;
     // The opening is an audit event; a repeat only counts (a flood must not double the trail).
     if opened {
-        Event::new("incident.open", "success")
+        Event::new(audit::Action::IncidentOpen, audit::Outcome::Success)
             .target(format!("incident:{}", incident.id))
             .detail(format!("{} ({})", incident.kind, incident.level))
             .record(tx, &RequestMeta::default())
@@ -106,16 +106,17 @@ pub async fn detect(
     contain: &Containment,
     out: &mut Vec<Raised>,
 ) -> sqlx::Result<()> {
+    use audit::{Action as A, Outcome as O};
     let mut groups: Groups = Vec::new();
     for row in rows {
-        match (row.action.as_str(), row.outcome.as_str()) {
+        match names(row) {
             // A guess the login guard refused (429) is still a guess on that account.
-            ("auth.login", "throttled") => {
+            (Some(A::AuthLogin), Some(O::Throttled)) => {
                 if let Some(actor) = &row.actor_id {
                     group(&mut groups, Kind::BruteForce, actor, row);
                 }
             }
-            ("auth.login", "failure") => {
+            (Some(A::AuthLogin), Some(O::Failure)) => {
                 if let Some(actor) = &row.actor_id {
                     group(&mut groups, Kind::BruteForce, actor, row);
                 }
@@ -123,7 +124,7 @@ pub async fn detect(
                     group(&mut groups, Kind::CredentialStuffing, ip, row);
                 }
             }
-            ("authz.denied", _) => {
+            (Some(A::AuthzDenied), _) => {
                 if let Some(actor) = &row.actor_id {
                     group(&mut groups, Kind::AuthzProbing, actor, row);
                 }
@@ -138,9 +139,9 @@ pub async fn detect(
             Kind::BruteForce => {
                 let cap = BRUTE_FORCE_FAILURES + n;
                 // Guesses the login guard refused count with the failures.
-                let outcomes = ["failure", "throttled"];
+                let outcomes = [O::Failure, O::Throttled];
                 let total =
-                    incidents::count_by_actor(tx, "auth.login", outcomes, subject, since, at, cap)
+                    incidents::count_by_actor(tx, A::AuthLogin, outcomes, subject, since, at, cap)
                         .await?;
                 let occ = occurrences(total, BRUTE_FORCE_FAILURES, n);
                 if occ > 0 {
@@ -167,10 +168,10 @@ pub async fn detect(
             }
             Kind::AuthzProbing => {
                 let cap = PROBING_DENIALS + n;
-                let outcomes = ["denied", "hidden"];
+                let outcomes = [O::Denied, O::Hidden];
                 let total = incidents::count_by_actor(
                     tx,
-                    "authz.denied",
+                    A::AuthzDenied,
                     outcomes,
                     subject,
                     since,
@@ -204,8 +205,8 @@ pub async fn detect(
             _ => {
                 let accounts = incidents::distinct_targets_by_ip(
                     tx,
-                    "auth.login",
-                    "failure",
+                    A::AuthLogin,
+                    O::Failure,
                     subject,
                     since,
                     at,
@@ -245,11 +246,14 @@ pub async fn detect(
                             at.plus_seconds(contain.stuffing_block_s),
                         )
                         .await?;
-                        Event::new("containment.block_address", "success")
-                            .target(&cidr)
-                            .detail(format!("automatic, {} s", contain.stuffing_block_s))
-                            .record(tx, &RequestMeta::default())
-                            .await?;
+                        Event::new(
+                            audit::Action::ContainmentBlockAddress,
+                            audit::Outcome::Success,
+                        )
+                        .target(&cidr)
+                        .detail(format!("automatic, {} s", contain.stuffing_block_s))
+                        .record(tx, &RequestMeta::default())
+                        .await?;
                     }
                 }
             }
@@ -289,6 +293,12 @@ pub async fn audit_tampering(
     Ok(())
 }
 
+/// A sealed row's action and outcome, each when this server knows its name (a row written by a
+/// newer server may hold one it does not: no rule of this one is about it).
+fn names(row: &AuditRow) -> (Option<audit::Action>, Option<audit::Outcome>) {
+    (row.action.parse().ok(), row.outcome.parse().ok())
+}
+
 /// The rules that look at one event alone.
 async fn single(
     tx: &mut Tx,
@@ -296,9 +306,10 @@ async fn single(
     contain: &Containment,
     out: &mut Vec<Raised>,
 ) -> sqlx::Result<()> {
+    use audit::{Action as A, Outcome as O};
     let at = Timestamp::from_micros(row.at);
-    match (row.action.as_str(), row.outcome.as_str()) {
-        ("auth.refresh_reuse", _) => {
+    match names(row) {
+        (Some(A::AuthRefreshReuse), _) => {
             // The subject is the account whose session it was (whoever presented the token).
             let owner = match &row.target {
                 Some(session) => crate::db::sessions::owner(tx, session).await?,
@@ -317,14 +328,17 @@ async fn single(
                     at,
                 )
                 .await?;
-                Event::new("containment.revoke_sessions", "success")
-                    .target(&subject)
-                    .detail(format!("automatic, {n} session(s)"))
-                    .record(tx, &RequestMeta::default())
-                    .await?;
+                Event::new(
+                    audit::Action::ContainmentRevokeSessions,
+                    audit::Outcome::Success,
+                )
+                .target(&subject)
+                .detail(format!("automatic, {n} session(s)"))
+                .record(tx, &RequestMeta::default())
+                .await?;
             }
         }
-        ("auth.token_invalid", _) => {
+        (Some(A::AuthTokenInvalid), _) => {
             // One incident per IPv6 /64 (one host usually holds a whole /64).
             let subject = row
                 .ip
@@ -348,7 +362,7 @@ async fn single(
             )
             .await?;
         }
-        ("user.role_change", "success")
+        (Some(A::UserRoleChange), Some(O::Success))
             if row
                 .detail
                 .as_deref()
@@ -374,7 +388,7 @@ async fn single(
             )
             .await?;
         }
-        ("shared_state.unavailable", _) => {
+        (Some(A::SharedStateUnavailable), _) => {
             let d = row.detail.clone().unwrap_or_default();
             raise(
                 tx,
@@ -393,7 +407,7 @@ async fn single(
             )
             .await?;
         }
-        ("secret.decrypt", "failure") => {
+        (Some(A::SecretDecrypt), Some(O::Failure)) => {
             let subject = row.target.clone().unwrap_or_default();
             let d = format!(
                 "{subject}: {}",
@@ -546,7 +560,7 @@ pub async fn report(
         Some(asked) => format!("level {stored} (asked {asked}, kept for triage)"),
         None => format!("level {stored}"),
     };
-    Event::new("incident.report", "success")
+    Event::new(audit::Action::IncidentReport, audit::Outcome::Success)
         .actor(who.user_id())
         .target(format!("incident:{}", incident.id))
         .detail(detail)
@@ -658,7 +672,7 @@ pub async fn update(
     if let Some(systems) = affected_systems {
         detail.push_str(&format!("; affected systems [{}]", systems.join(", ")));
     }
-    Event::new("incident.update", "success")
+    Event::new(audit::Action::IncidentUpdate, audit::Outcome::Success)
         .actor(who.user_id())
         .target(format!("incident:{id}"))
         .detail(detail)

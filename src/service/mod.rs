@@ -14,6 +14,7 @@ pub mod users;
 
 use crate::db::{self, Tx};
 use crate::domain::Timestamp;
+use crate::domain::audit;
 
 /// Records a refusal of the authorization policy (see `http::middleware::record_denials`).
 pub async fn record_denial(
@@ -22,10 +23,10 @@ pub async fn record_denial(
     meta: &RequestMeta,
 ) -> anyhow::Result<()> {
     let outcome = match d.decision {
-        crate::authz::Decision::Hide => "hidden",
-        _ => "denied",
+        crate::authz::Decision::Hide => audit::Outcome::Hidden,
+        _ => audit::Outcome::Denied,
     };
-    let mut e = Event::new("authz.denied", outcome).detail(d.action.name());
+    let mut e = Event::new(audit::Action::AuthzDenied, outcome).detail(d.action.name());
     if let Some(a) = d.actor {
         e = e.actor(a);
     }
@@ -40,10 +41,10 @@ pub async fn record_denial(
 /// until it ends, each replica throttles logins on its own (the detector opens a high incident).
 pub async fn shared_state_changed(app: &crate::state::AppState, up: bool, meta: &RequestMeta) {
     let e = if up {
-        Event::new("shared_state.restored", "success")
+        Event::new(audit::Action::SharedStateRestored, audit::Outcome::Success)
             .detail("Redis answers again: rate limits and login counters are shared again")
     } else {
-        Event::new("shared_state.unavailable", "failure")
+        Event::new(audit::Action::SharedStateUnavailable, audit::Outcome::Failure)
             .critical()
             .detail("Redis does not answer: each replica now applies rate limits and login throttling on its own")
     };
@@ -63,11 +64,11 @@ pub struct RequestMeta {
 /// in `security_events_skipped_total`. `Some(note)`: what the event's detail ends with.
 pub(crate) fn refusal_recorded(
     app: &crate::state::AppState,
-    action: &'static str,
+    action: audit::Action,
     key: &str,
 ) -> Option<&'static str> {
     use crate::limits::login::REFUSAL_EVENTS;
-    match app.refusals.record(action, key) {
+    match app.refusals.record(action.as_str(), key) {
         None => {
             app.metrics.event_skipped(action);
             None
@@ -81,8 +82,8 @@ pub(crate) fn refusal_recorded(
 
 /// A security event about to be recorded.
 pub(crate) struct Event {
-    pub action: &'static str,
-    pub outcome: &'static str,
+    pub action: audit::Action,
+    pub outcome: audit::Outcome,
     pub severity: &'static str,
     pub actor: Option<String>,
     pub target: Option<String>,
@@ -90,7 +91,7 @@ pub(crate) struct Event {
 }
 
 impl Event {
-    pub fn new(action: &'static str, outcome: &'static str) -> Self {
+    pub fn new(action: audit::Action, outcome: audit::Outcome) -> Self {
         Self {
             action,
             outcome,
@@ -125,9 +126,9 @@ impl Event {
 
     fn into_row(self, meta: &RequestMeta) -> db::events::NewEvent {
         if self.severity == "info" {
-            tracing::info!(target: "security", action = self.action, outcome = self.outcome, severity = self.severity, actor = ?self.actor, target_id = ?self.target, "security event");
+            tracing::info!(target: "security", action = self.action.as_str(), outcome = self.outcome.as_str(), severity = self.severity, actor = ?self.actor, target_id = ?self.target, "security event");
         } else {
-            tracing::warn!(target: "security", action = self.action, outcome = self.outcome, severity = self.severity, actor = ?self.actor, target_id = ?self.target, "security event");
+            tracing::warn!(target: "security", action = self.action.as_str(), outcome = self.outcome.as_str(), severity = self.severity, actor = ?self.actor, target_id = ?self.target, "security event");
         }
         db::events::NewEvent {
             action: self.action,

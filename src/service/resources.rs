@@ -3,7 +3,7 @@
 use super::{Event, RequestMeta};
 use crate::authz::{self, Action, ListScope, Principal};
 use crate::db::resources::{self, Resource, ResourceFields};
-use crate::domain::{ResourceId, Timestamp};
+use crate::domain::{ResourceId, Timestamp, audit};
 use crate::error::{AppError, Result};
 use crate::state::AppState;
 
@@ -39,7 +39,7 @@ pub async fn update(
     let target = authz::authorize(Some(who), Action::ResourceUpdate, sealed)?;
     let r = resources::update(&mut tx, &target, &fields, Timestamp::now()).await?;
     if target.object().owner_id != who.user_id() {
-        Event::new("resource.update", "success")
+        Event::new(audit::Action::ResourceUpdate, audit::Outcome::Success)
             .actor(who.user_id())
             .target(format!("resource:{id}"))
             .record(&mut tx, meta)
@@ -62,7 +62,7 @@ pub async fn delete(
         .ok_or(AppError::NotFound)?;
     let target = authz::authorize(Some(who), Action::ResourceDelete, sealed)?;
     resources::delete(&mut tx, &target).await?;
-    Event::new("resource.delete", "success")
+    Event::new(audit::Action::ResourceDelete, audit::Outcome::Success)
         .actor(who.user_id())
         .target(format!("resource:{id}"))
         .record(&mut tx, meta)

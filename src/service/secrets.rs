@@ -9,7 +9,7 @@ use crate::crypto::data::{DataKeyring, OpenError};
 use crate::crypto::fernet;
 use crate::db::secrets::{self, Resealed, SecretEntry, SecretRow, binding};
 use crate::db::{Db, Tx};
-use crate::domain::{SecretId, SecretName, SecretValue, Timestamp, UserId};
+use crate::domain::{SecretId, SecretName, SecretValue, Timestamp, UserId, audit};
 use crate::error::{AppError, Result};
 use crate::state::AppState;
 
@@ -31,7 +31,7 @@ pub async fn create(
     let mut tx =
         super::users::begin_create(app, who.user_id(), super::users::Owned::Secrets).await?;
     secrets::insert(&mut tx, &grant, id, &name, &sealed, now).await?;
-    Event::new("secret.create", "success")
+    Event::new(audit::Action::SecretCreate, audit::Outcome::Success)
         .actor(who.user_id())
         .target(format!("secret:{id}"))
         .detail(format!("key {}", sealed.key_id))
@@ -60,7 +60,7 @@ pub async fn read(
     let row = authz::authorize(Some(who), Action::SecretRead, sealed)?.into_object();
     let value = open(&app.db, &app.keys, &row, Some(who.user_id()), meta).await?;
     // Every read of a plaintext is in the audit trail (written off the request path).
-    Event::new("secret.read", "success")
+    Event::new(audit::Action::SecretRead, audit::Outcome::Success)
         .actor(who.user_id())
         .target(format!("secret:{}", row.id))
         .emit(app, meta)
@@ -91,7 +91,7 @@ pub async fn open(
         Err(e @ (OpenError::Tampered | OpenError::UnknownKey(_))) => e.to_string(),
     };
     let mut tx = db.begin().await?;
-    Event::new("secret.decrypt", "failure")
+    Event::new(audit::Action::SecretDecrypt, audit::Outcome::Failure)
         .critical()
         .target(format!("secret:{}", row.id))
         .detail(&fault)
@@ -122,7 +122,7 @@ async fn reseal_imported(
         let mut tx = db.begin_write().await?;
         let done = secrets::reseal(&mut tx, row, &sealed).await?;
         if done == Resealed::Done {
-            let mut event = Event::new("secret.reseal", "success")
+            let mut event = Event::new(audit::Action::SecretReseal, audit::Outcome::Success)
                 .warning()
                 .target(format!("secret:{}", row.id))
                 .detail(format!(
@@ -166,7 +166,7 @@ pub async fn delete(
         .ok_or(AppError::NotFound)?;
     let target = authz::authorize(Some(who), Action::SecretDelete, sealed)?;
     secrets::delete(&mut tx, &target).await?;
-    let mut e = Event::new("secret.delete", "success")
+    let mut e = Event::new(audit::Action::SecretDelete, audit::Outcome::Success)
         .actor(who.user_id())
         .target(format!("secret:{id}"));
     if target.object().owner_id != who.user_id() {

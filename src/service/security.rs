@@ -5,6 +5,7 @@
 use crate::authz::{self, Action, Principal};
 use crate::db::{events, incidents, sessions};
 use crate::domain::Timestamp;
+use crate::domain::audit::Outcome;
 use crate::domain::incident::{Level, Status};
 use crate::error::Result;
 use crate::state::AppState;
@@ -78,10 +79,10 @@ pub async fn summary(app: &AppState, who: &Principal) -> Result<Summary> {
         let Some(slot) = usize::try_from(hour).ok().and_then(|h| logins.get_mut(h)) else {
             continue;
         };
-        match outcome.as_str() {
-            "success" => slot.success += n,
-            "failure" => slot.failure += n,
-            "throttled" => slot.throttled += n,
+        match outcome.parse() {
+            Ok(Outcome::Success) => slot.success += n,
+            Ok(Outcome::Failure) => slot.failure += n,
+            Ok(Outcome::Throttled) => slot.throttled += n,
             _ => {}
         }
     }

@@ -6,7 +6,7 @@ use crate::authz::{self, Action, Principal};
 use crate::config::Registration;
 use crate::db::users::{NewUser, User};
 use crate::db::{Tx, sessions, users};
-use crate::domain::{Email, FullName, Password, Role, Timestamp, UserId};
+use crate::domain::{Email, FullName, Password, Role, Timestamp, UserId, audit};
 use crate::error::{AppError, Result, ResultExt, ValidationError};
 use crate::limits::login::Gate;
 use crate::state::AppState;
@@ -87,7 +87,7 @@ pub async fn register(
     let mut tx = app.db.begin().await?;
     let user = insert(&mut tx, &new.email, &new.full_name, &hash, Role::User).await?;
     let actor = caller.map(|c| c.user_id()).unwrap_or(user.id);
-    Event::new("user.register", "success")
+    Event::new(audit::Action::UserRegister, audit::Outcome::Success)
         .actor(actor)
         .target(user.id)
         .record(&mut tx, meta)
@@ -159,10 +159,10 @@ pub async fn update_me(
                 Gate::Locked { retry_after_s, .. } => {
                     // A refused guess is still a guess: recorded like a refused login, and capped
                     // the same way (ASVS V16.3.1).
-                    const ACTION: &str = "user.password_change";
+                    const ACTION: audit::Action = audit::Action::UserPasswordChange;
                     let id = who.user_id();
                     if let Some(note) = super::refusal_recorded(app, ACTION, &id.to_string()) {
-                        Event::new(ACTION, "throttled")
+                        Event::new(ACTION, audit::Outcome::Throttled)
                             .actor(id)
                             .target(id)
                             .detail(format!(
@@ -180,7 +180,7 @@ pub async fn update_me(
             let stored = users::password_hash(&mut tx, who.user_id()).await?;
             tx.commit().await?;
             if app.hasher.verify(current, stored).await? == Verdict::Mismatch {
-                Event::new("user.password_change", "failure")
+                Event::new(audit::Action::UserPasswordChange, audit::Outcome::Failure)
                     .actor(who.user_id())
                     .target(who.user_id())
                     .detail("wrong current password")
@@ -206,7 +206,7 @@ pub async fn update_me(
             now,
         )
         .await?;
-        Event::new("user.password_change", "success")
+        Event::new(audit::Action::UserPasswordChange, audit::Outcome::Success)
             .actor(who.user_id())
             .target(who.user_id())
             .detail(format!("{ended} other session(s) ended"))
@@ -330,7 +330,7 @@ pub async fn update(
     }
     if let (Some(proof), Some(role)) = (&role_proof, change.role.filter(|r| *r != before.role)) {
         users::set_role(&mut tx, proof, role, now).await?;
-        Event::new("user.role_change", "success")
+        Event::new(audit::Action::UserRoleChange, audit::Outcome::Success)
             .actor(who.user_id())
             .target(id)
             .detail(format!("{} -> {}", before.role, role))
@@ -346,11 +346,11 @@ pub async fn update(
             sessions::revoke_all_of(&mut tx, id, None, "account disabled", now).await?;
         }
         let action = if disabled {
-            "user.disable"
+            audit::Action::UserDisable
         } else {
-            "user.enable"
+            audit::Action::UserEnable
         };
-        Event::new(action, "success")
+        Event::new(action, audit::Outcome::Success)
             .actor(who.user_id())
             .target(id)
             .record(&mut tx, meta)
@@ -420,7 +420,7 @@ pub async fn bootstrap_admin(app: &AppState) -> Result<Option<(String, Bootstrap
     let mut tx = app.db.begin().await?;
     match insert(&mut tx, &email, &name, &hash, Role::Admin).await {
         Ok(u) => {
-            Event::new("user.bootstrap_admin", "success")
+            Event::new(audit::Action::UserBootstrapAdmin, audit::Outcome::Success)
                 .target(u.id)
                 .record(&mut tx, &RequestMeta::default())
                 .await?;
@@ -456,7 +456,7 @@ pub mod operator {
         let hash = app.hasher.hash(new.password.expose()).await?;
         let mut tx = app.db.begin().await?;
         let user = insert(&mut tx, &new.email, &new.full_name, &hash, role).await?;
-        Event::new("user.create", "success")
+        Event::new(audit::Action::UserCreate, audit::Outcome::Success)
             .actor("operator")
             .target(user.id)
             .detail(format!("role {role}"))
@@ -500,7 +500,7 @@ pub mod operator {
             ));
         }
         users::set_role(&mut tx, &proof, role, Timestamp::now()).await?;
-        Event::new("user.role_change", "success")
+        Event::new(audit::Action::UserRoleChange, audit::Outcome::Success)
             .actor("operator")
             .target(user.id)
             .detail(format!("{} -> {role}", user.role))
@@ -525,7 +525,7 @@ pub mod operator {
         }
         users::set_disabled(&mut tx, &proof, true, now).await?;
         sessions::revoke_all_of(&mut tx, user.id, None, "account disabled", now).await?;
-        Event::new("user.disable", "success")
+        Event::new(audit::Action::UserDisable, audit::Outcome::Success)
             .actor("operator")
             .target(user.id)
             .record(&mut tx, &RequestMeta::default())
