@@ -24,8 +24,7 @@ use aws_lc_rs::hmac;
 use tokio::sync::Notify;
 
 use crate::config::Secret;
-use crate::db::incidents::Incident;
-use crate::domain::incident::Level;
+use crate::domain::incident::{Incident, Level};
 use crate::metrics::{AlertDropped, Metrics};
 
 const ATTEMPTS: u32 = 6;

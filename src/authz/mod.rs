@@ -7,7 +7,7 @@ pub mod policy;
 
 pub use policy::{Action, Actor, Decision, Denial, ReadScope, Relation, Visibility};
 
-use crate::domain::{Role, SessionId, Timestamp, UserId};
+use crate::domain::{Resource, Role, SessionId, Timestamp, User, UserId};
 use crate::error::{AppError, Result};
 
 /// The authenticated caller, with the role read from the database at this request (never from the token).
@@ -79,6 +79,35 @@ pub trait Guarded {
     fn visibility(&self) -> Visibility;
     /// How the object is named in security events.
     fn target(&self) -> String;
+}
+
+impl Guarded for User {
+    /// An account is its own owner: "own" means the caller's own account.
+    fn owner(&self) -> UserId {
+        self.id
+    }
+    fn visibility(&self) -> Visibility {
+        Visibility::Private
+    }
+    fn target(&self) -> String {
+        format!("user:{}", self.id)
+    }
+}
+
+impl Guarded for Resource {
+    fn owner(&self) -> UserId {
+        self.owner_id
+    }
+    fn visibility(&self) -> Visibility {
+        if self.is_public {
+            Visibility::Public
+        } else {
+            Visibility::Private
+        }
+    }
+    fn target(&self) -> String {
+        format!("resource:{}", self.id)
+    }
 }
 
 /// Proof that the policy allowed `action` on `object` for the caller. Only `authorize` makes one.

@@ -5,34 +5,7 @@ use sqlx::Row;
 use super::{Db, Tx, TxConn, decode_err, on_db, on_tx};
 use crate::domain::Timestamp;
 use crate::domain::audit::{Action, Outcome};
-use crate::domain::incident::{Kind, Level, Status};
-
-#[derive(Debug, Clone)]
-pub struct Incident {
-    pub id: String,
-    pub kind: Kind,
-    pub level: Level,
-    pub status: Status,
-    pub subject: Option<String>,
-    pub description: String,
-    pub reported_by: Option<String>,
-    /// The level a plain user's report asked for, when it was stored lower (for triage).
-    pub requested_level: Option<Level>,
-    /// Short names of the systems it touches (`auth`, `secrets`, ...).
-    pub affected_systems: Vec<String>,
-    pub count: i64,
-    pub first_seen: Timestamp,
-    pub last_seen: Timestamp,
-    pub updated_at: Timestamp,
-}
-
-#[derive(Debug, Clone)]
-pub struct Note {
-    pub at: Timestamp,
-    pub author_id: Option<String>,
-    pub status: Status,
-    pub note: String,
-}
+use crate::domain::incident::{Filter, Incident, Kind, Level, Note, Status};
 
 macro_rules! columns {
     () => {
@@ -154,15 +127,6 @@ pub async fn find(tx: &mut Tx, id: &str) -> sqlx::Result<Option<Incident>> {
             .bind(id).fetch_optional(c).await?;
         r.map(|r| Ok(incident_row!(&r))).transpose()
     })
-}
-
-/// What a page of incidents is filtered on (each when given).
-#[derive(Debug, Default, Clone, Copy)]
-pub struct Filter<'a> {
-    pub level: Option<Level>,
-    pub status: Option<Status>,
-    /// One name of `affected_systems` (`[a-z0-9_-]`, checked by the caller).
-    pub system: Option<&'a str>,
 }
 
 /// The `like` pattern that finds `name` in a stored list: the name with its JSON quotes, so that

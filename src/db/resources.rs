@@ -5,44 +5,8 @@ use sqlx::Row;
 
 use super::readers::{Readers, on_reader};
 use super::{Tx, decode_err, on_tx};
-use crate::authz::{Action, Authorized, Guarded, ListScope, ReadScope, Sealed, Visibility};
-use crate::domain::{Content, ResourceId, Timestamp, Title, UserId};
-
-/// A resource as stored.
-#[derive(Debug, Clone)]
-pub struct Resource {
-    pub id: ResourceId,
-    pub owner_id: UserId,
-    pub title: String,
-    pub content: String,
-    pub is_public: bool,
-    pub created_at: Timestamp,
-    pub updated_at: Timestamp,
-}
-
-impl Guarded for Resource {
-    fn owner(&self) -> UserId {
-        self.owner_id
-    }
-    fn visibility(&self) -> Visibility {
-        if self.is_public {
-            Visibility::Public
-        } else {
-            Visibility::Private
-        }
-    }
-    fn target(&self) -> String {
-        format!("resource:{}", self.id)
-    }
-}
-
-/// The fields a client sets, already parsed.
-#[derive(Debug, Clone)]
-pub struct ResourceFields {
-    pub title: Title,
-    pub content: Content,
-    pub is_public: bool,
-}
+use crate::authz::{Action, Authorized, ListScope, ReadScope, Sealed};
+use crate::domain::{Resource, ResourceFields, ResourceId, Timestamp};
 
 macro_rules! columns {
     () => {

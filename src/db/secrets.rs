@@ -7,7 +7,7 @@ use sqlx::Row;
 use super::{Tx, decode_err, on_tx};
 use crate::authz::{Action, Authorized, Guarded, Sealed, Visibility};
 use crate::crypto::data::Ciphertext;
-use crate::domain::{SecretId, SecretName, Timestamp, UserId};
+use crate::domain::{SecretEntry, SecretId, SecretName, Timestamp, UserId};
 use crate::error::{AppError, ResultExt};
 
 /// A secret as stored: its value still sealed.
@@ -31,14 +31,6 @@ impl Guarded for SecretRow {
     fn target(&self) -> String {
         format!("secret:{}", self.id)
     }
-}
-
-/// What a list shows: never the value.
-#[derive(Debug, Clone)]
-pub struct SecretEntry {
-    pub id: SecretId,
-    pub name: String,
-    pub created_at: Timestamp,
 }
 
 /// The associated data that binds a ciphertext to its row: a value moved to another row, or to

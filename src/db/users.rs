@@ -3,32 +3,8 @@
 use sqlx::Row;
 
 use super::{Db, Tx, TxConn, decode_err, on_db, on_tx};
-use crate::authz::{Action, Authorized, Guarded, Sealed, Visibility};
-use crate::domain::{Role, Timestamp, UserId};
-
-/// A user as stored, without the password hash.
-#[derive(Debug, Clone)]
-pub struct User {
-    pub id: UserId,
-    pub email: String,
-    pub full_name: String,
-    pub role: Role,
-    pub disabled: bool,
-    pub created_at: Timestamp,
-}
-
-impl Guarded for User {
-    /// An account is its own owner: "own" means the caller's own account.
-    fn owner(&self) -> UserId {
-        self.id
-    }
-    fn visibility(&self) -> Visibility {
-        Visibility::Private
-    }
-    fn target(&self) -> String {
-        format!("user:{}", self.id)
-    }
-}
+use crate::authz::{Action, Authorized, Sealed};
+use crate::domain::{Role, Timestamp, User, UserId};
 
 /// A user to insert; the password is already hashed.
 pub struct NewUser<'a> {

@@ -1,6 +1,7 @@
-//! The closed vocabulary of incidents: their kinds, their levels in rising order, and their
-//! statuses with the workflow between them.
+//! Incidents and their notes, and the closed vocabulary of incidents: their kinds, their levels
+//! in rising order, and their statuses with the workflow between them.
 
+use super::Timestamp;
 use super::vocabulary::vocabulary;
 
 vocabulary! {
@@ -61,6 +62,44 @@ vocabulary! {
         AuditTampering => "audit_tampering",
         UserReport => "user_report",
     }
+}
+
+/// An incident as stored.
+#[derive(Debug, Clone)]
+pub struct Incident {
+    pub id: String,
+    pub kind: Kind,
+    pub level: Level,
+    pub status: Status,
+    pub subject: Option<String>,
+    pub description: String,
+    pub reported_by: Option<String>,
+    /// The level a plain user's report asked for, when it was stored lower (for triage).
+    pub requested_level: Option<Level>,
+    /// Short names of the systems it touches (`auth`, `secrets`, ...).
+    pub affected_systems: Vec<String>,
+    pub count: i64,
+    pub first_seen: Timestamp,
+    pub last_seen: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// A note on an incident: who (none: the server itself) moved it to `status`, and why.
+#[derive(Debug, Clone)]
+pub struct Note {
+    pub at: Timestamp,
+    pub author_id: Option<String>,
+    pub status: Status,
+    pub note: String,
+}
+
+/// What a page of incidents is filtered on (each when given).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Filter<'a> {
+    pub level: Option<Level>,
+    pub status: Option<Status>,
+    /// One name of `affected_systems` (`[a-z0-9_-]`, checked by the caller).
+    pub system: Option<&'a str>,
 }
 
 #[cfg(test)]

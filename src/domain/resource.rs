@@ -1,6 +1,6 @@
-//! The fields of a resource: a title of 1..=200 characters and content of at most 64 KiB.
+//! A resource and its fields: a title of 1..=200 characters and content of at most 64 KiB.
 
-use super::ValidationError;
+use super::{ResourceId, Timestamp, UserId, ValidationError};
 
 pub const TITLE_MAX_CHARS: usize = 200;
 pub const CONTENT_MAX_BYTES: usize = 64 * 1024;
@@ -44,6 +44,26 @@ impl Content {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// A resource as stored.
+#[derive(Debug, Clone)]
+pub struct Resource {
+    pub id: ResourceId,
+    pub owner_id: UserId,
+    pub title: String,
+    pub content: String,
+    pub is_public: bool,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// The fields a client sets, already parsed.
+#[derive(Debug, Clone)]
+pub struct ResourceFields {
+    pub title: Title,
+    pub content: Content,
+    pub is_public: bool,
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 
 use zeroize::Zeroizing;
 
-use super::ValidationError;
+use super::{SecretId, Timestamp, ValidationError};
 
 pub const NAME_MAX_CHARS: usize = 100;
 pub const VALUE_MAX_BYTES: usize = 16 * 1024;
@@ -57,6 +57,14 @@ impl SecretValue {
     pub fn expose(&self) -> &str {
         &self.0
     }
+}
+
+/// A secret as a list shows it: never the value.
+#[derive(Debug, Clone)]
+pub struct SecretEntry {
+    pub id: SecretId,
+    pub name: String,
+    pub created_at: Timestamp,
 }
 
 #[cfg(test)]

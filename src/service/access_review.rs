@@ -4,8 +4,8 @@
 
 use crate::authz::{self, Action, Principal};
 use crate::db::Db;
-use crate::db::users::{self, User};
-use crate::domain::{Role, Timestamp};
+use crate::db::users;
+use crate::domain::{Role, Timestamp, User};
 use crate::error::Result;
 use crate::state::AppState;
 

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use super::{Event, RequestMeta};
 use crate::authz::{self, Action, Principal};
 use crate::db::{Db, incidents, sessions, users};
-use crate::domain::{Role, Timestamp, UserId, audit};
+use crate::domain::{Role, Timestamp, User, UserId, audit};
 use crate::error::{AppError, Result};
 use crate::limits::address::Cidr;
 use crate::state::AppState;
@@ -172,7 +172,7 @@ pub async fn revoke_sessions(
         .await?
         .ok_or(AppError::NotFound)?;
     if let By::Person(who) = &by {
-        authz::authorize_by(Some(who), |u: &users::User| disable_action(u.role), sealed)?;
+        authz::authorize_by(Some(who), |u: &User| disable_action(u.role), sealed)?;
         if who.user_id() == user {
             return Err(AppError::Refused(
                 "you cannot contain your own account (log out, or change your password)",

@@ -22,8 +22,8 @@ use crate::alerts::Alert;
 use crate::authz::{self, Action, Principal};
 use crate::db::Tx;
 use crate::db::audit::AuditRow;
-use crate::db::incidents::{self, Incident, NewIncident};
-use crate::domain::incident::{Kind, Level, Status};
+use crate::db::incidents::{self, NewIncident};
+use crate::domain::incident::{Filter, Incident, Kind, Level, Note, Status};
 use crate::domain::{Timestamp, audit};
 use crate::error::{AppError, Result, ValidationError};
 use crate::state::AppState;
@@ -578,7 +578,7 @@ pub async fn report(
 pub async fn list(
     app: &AppState,
     who: &Principal,
-    filter: incidents::Filter<'_>,
+    filter: Filter<'_>,
     before: Option<&str>,
     limit: u32,
 ) -> Result<Vec<Incident>> {
@@ -586,11 +586,7 @@ pub async fn list(
     Ok(incidents::list(&app.db, filter, before, i64::from(limit) + 1).await?)
 }
 
-pub async fn get(
-    app: &AppState,
-    who: &Principal,
-    id: &str,
-) -> Result<(Incident, Vec<incidents::Note>)> {
+pub async fn get(app: &AppState, who: &Principal, id: &str) -> Result<(Incident, Vec<Note>)> {
     authz::authorize_plain(Some(who), Action::IncidentList)?;
     let mut tx = app.db.begin().await?;
     let i = incidents::find(&mut tx, id)

@@ -2,8 +2,8 @@
 
 use super::{Event, RequestMeta};
 use crate::authz::{self, Action, ListScope, Principal};
-use crate::db::resources::{self, Resource, ResourceFields};
-use crate::domain::{ResourceId, Timestamp, audit};
+use crate::db::resources;
+use crate::domain::{Resource, ResourceFields, ResourceId, Timestamp, audit};
 use crate::error::{AppError, Result};
 use crate::state::AppState;
 

@@ -7,9 +7,9 @@ use super::{Event, RequestMeta};
 use crate::authz::{self, Action, Principal};
 use crate::crypto::data::{DataKeyring, OpenError};
 use crate::crypto::fernet;
-use crate::db::secrets::{self, Resealed, SecretEntry, SecretRow, binding};
+use crate::db::secrets::{self, Resealed, SecretRow, binding};
 use crate::db::{Db, Tx};
-use crate::domain::{SecretId, SecretName, SecretValue, Timestamp, UserId, audit};
+use crate::domain::{SecretEntry, SecretId, SecretName, SecretValue, Timestamp, UserId, audit};
 use crate::error::{AppError, Result};
 use crate::state::AppState;
 

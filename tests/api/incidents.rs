@@ -49,7 +49,7 @@ async fn awaited_incidents(app: &TestApp, admin: &Tokens, kind: &str) -> Vec<Val
 }
 
 /// Incidents of `kind`, read straight from the database (newest first).
-async fn stored_of(app: &TestApp, kind: &str) -> Vec<imangor::db::incidents::Incident> {
+async fn stored_of(app: &TestApp, kind: &str) -> Vec<imangor::domain::incident::Incident> {
     imangor::db::incidents::list(&app.state.db, Default::default(), None, 100)
         .await
         .unwrap()
