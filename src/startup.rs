@@ -57,11 +57,11 @@ pub async fn state(config: Config) -> anyhow::Result<AppState> {
     let cursors = Cursors::derive(keys.cursor_key());
     let shared = match &config.redis_url {
         Some(url) => {
-            let s = crate::shared::Shared::connect(url.expose(), &config.redis_prefix).await?;
+            let s = crate::infra::shared::Shared::connect(url.expose(), &config.redis_prefix).await?;
             if !s.is_up() {
                 tracing::error!(target: "security", "Redis (IMANGOR_REDIS_URL) does not answer: starting with this replica's own limits until it does");
             }
-            crate::shared::set_announcer(s.clone());
+            crate::infra::shared::set_announcer(s.clone());
             Some(s)
         }
         None => None,
@@ -71,8 +71,8 @@ pub async fn state(config: Config) -> anyhow::Result<AppState> {
         shared.clone(),
         &crate::crypto::derive::<32>(keys.cursor_key(), b"imangor redis account names v1")[..],
     );
-    let metrics = Arc::new(crate::metrics::Metrics::default());
-    let alerts = crate::alerts::Alerts::start(
+    let metrics = Arc::new(crate::infra::metrics::Metrics::default());
+    let alerts = crate::infra::alerts::Alerts::start(
         config
             .alert_webhook_url
             .as_ref()
@@ -279,7 +279,7 @@ impl App {
 
 /// The tasks of a replica that shares state: probing Redis while it is down, recording each
 /// outage and recovery (the detector opens a high incident), and applying what other replicas announce.
-fn share(state: &AppState, shared: Arc<crate::shared::Shared>) {
+fn share(state: &AppState, shared: Arc<crate::infra::shared::Shared>) {
     tokio::spawn(shared.clone().probe_loop());
     let mut health = shared.watch();
     let app = state.clone();
@@ -311,9 +311,9 @@ fn share(state: &AppState, shared: Arc<crate::shared::Shared>) {
         let (db, blocks) = (db.clone(), blocks.clone());
         async move {
             match change {
-                crate::shared::Change::Auth => crate::auth::cache::bump(),
+                crate::infra::shared::Change::Auth => crate::auth::cache::bump(),
                 // Off the listener's path, so that the next announcement is not held up.
-                crate::shared::Change::Blocks => {
+                crate::infra::shared::Change::Blocks => {
                     tokio::spawn(async move {
                         if let Err(e) = blocks.refresh(&db).await {
                             tracing::warn!(error = %e, "reloading blocked addresses failed");

@@ -44,16 +44,16 @@ pub struct Services {
     /// How many of each account's refusals by the login guard were written as events.
     pub refusals: Arc<crate::limits::login::RefusalEvents>,
     /// The store the replicas share (Redis), when configured.
-    pub shared: Option<Arc<crate::shared::Shared>>,
+    pub shared: Option<Arc<crate::infra::shared::Shared>>,
     /// The state behind access tokens, for at most a second.
     pub auth_cache: Arc<crate::auth::cache::AuthCache>,
-    pub metrics: Arc<crate::metrics::Metrics>,
+    pub metrics: Arc<crate::infra::metrics::Metrics>,
     /// How far this process has verified the audit chain (in memory: see `audit::ChainWatch`).
     pub chain: Arc<crate::audit::ChainWatch>,
     /// Writes events that go with no change, off the request path.
     pub events: crate::audit::EventSink,
     /// Sends incident alerts to the webhook, off the request path.
-    pub alerts: crate::alerts::Alerts,
+    pub alerts: crate::infra::alerts::Alerts,
     /// Addresses refused at the door (containment).
     pub blocks: Arc<crate::service::containment::Blocklist>,
     /// Invalid access tokens by address (the forged-token detector).

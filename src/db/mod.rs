@@ -213,10 +213,10 @@ impl Tx {
             TxConn::Postgres(t) => t.commit().await,
         };
         if self.auth_changed {
-            crate::shared::announce(crate::shared::Change::Auth).await;
+            crate::infra::shared::announce(crate::infra::shared::Change::Auth).await;
         }
         if self.blocks_changed {
-            crate::shared::announce(crate::shared::Change::Blocks).await;
+            crate::infra::shared::announce(crate::infra::shared::Change::Blocks).await;
         }
         done
     }

@@ -12,7 +12,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-use crate::metrics::Gauges;
+use crate::infra::metrics::Gauges;
 use crate::state::AppState;
 
 pub fn router(app: AppState) -> Router {

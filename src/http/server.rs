@@ -26,7 +26,7 @@ use tower::ServiceExt;
 
 use crate::limits::address::{Cidr, is_trusted};
 use crate::limits::shares::Shares;
-use crate::metrics::Metrics;
+use crate::infra::metrics::Metrics;
 
 /// Largest request head (request line and headers) read; a larger one is answered 431.
 pub const MAX_HEAD_BYTES: usize = 16 * 1024;

@@ -11,7 +11,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::shared::{Lua, Shared};
+use crate::infra::shared::{Lua, Shared};
 
 /// `n` requests per `per` (a burst of `n`, refilled evenly over `per`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

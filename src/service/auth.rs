@@ -12,7 +12,7 @@ use crate::domain::password::MAX_LOGIN_BYTES;
 use crate::domain::{Email, Role, SessionId, Timestamp, UserId};
 use crate::error::{AppError, Result};
 use crate::limits::login::Gate;
-use crate::metrics::AuthStatus;
+use crate::infra::metrics::AuthStatus;
 use crate::state::AppState;
 
 /// Length of a refresh token: 32 random bytes in base64url.

@@ -18,7 +18,7 @@
 //! instead of opening another.
 
 use super::{Event, RequestMeta};
-use crate::alerts::Alert;
+use crate::infra::alerts::Alert;
 use crate::authz::{self, Action, Principal};
 use crate::db::Tx;
 use crate::db::audit::AuditRow;

@@ -285,7 +285,7 @@ impl TestApp {
 /// The value of one series (`name{labels}`) of a server's metrics, rendered in process from its
 /// state (so it works after the server stopped); `None` when the series is absent.
 pub fn series_value(state: &imangor::state::AppState, series: &str) -> Option<f64> {
-    let text = state.metrics.render(&imangor::metrics::Gauges {
+    let text = state.metrics.render(&imangor::infra::metrics::Gauges {
         active_sessions: None,
         hash_queue_depth: 0,
         hashing: Default::default(),

@@ -375,7 +375,7 @@ async fn the_shared_login_defence_decides_as_the_one_in_memory_v6_3_1() {
         hard_cap: 8,
         ..LoginPolicy::default()
     };
-    let shared = imangor::shared::Shared::connect(&redis_url(), &prefix())
+    let shared = imangor::infra::shared::Shared::connect(&redis_url(), &prefix())
         .await
         .unwrap();
     assert!(shared.is_up(), "Redis answers at {}", redis_url());

@@ -25,7 +25,7 @@ use tokio::sync::Notify;
 
 use crate::config::Secret;
 use crate::db::incidents::Incident;
-use crate::metrics::{AlertDropped, Metrics};
+use crate::infra::metrics::{AlertDropped, Metrics};
 
 const ATTEMPTS: u32 = 6;
 
