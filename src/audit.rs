@@ -228,7 +228,7 @@ pub async fn seal_pending(
             audit::put_signed_head(&mut tx, &h).await?;
             head_signed = true;
         }
-        tx.commit().await?;
+        tx.commit().await.quiet()?;
         if let Some(b) = &mut base {
             b.seq = seq;
             b.hash = prev.clone();
@@ -720,7 +720,7 @@ pub async fn report(app: &crate::state::AppState, p: Problem) -> anyhow::Result<
     let mut tx = audit::begin_sealing(&app.db).await?;
     let mut raised = Vec::new();
     crate::service::incidents::audit_tampering(&mut tx, &p, &mut raised).await?;
-    tx.commit().await?;
+    app.announcer.commit(tx).await?;
     crate::service::incidents::after_commit(app, &raised);
     Ok(())
 }
@@ -1587,5 +1587,5 @@ async fn write_batch(db: &Db, batch: &[crate::db::events::NewEvent]) -> sqlx::Re
     for e in batch {
         crate::db::events::insert(&mut tx, e).await?;
     }
-    tx.commit().await
+    tx.commit().await.quiet()
 }

@@ -361,7 +361,7 @@ async fn key_event(config: &Config, action: &'static str, detail: String) -> any
         .detail(detail)
         .record(&mut tx, &crate::service::RequestMeta::default())
         .await?;
-    tx.commit().await?;
+    tx.commit().await.quiet()?;
     app.db.close().await;
     Ok(())
 }

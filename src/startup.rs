@@ -57,11 +57,11 @@ pub async fn state(config: Config) -> anyhow::Result<AppState> {
     let cursors = Cursors::derive(keys.cursor_key());
     let shared = match &config.redis_url {
         Some(url) => {
-            let s = crate::infra::shared::Shared::connect(url.expose(), &config.redis_prefix).await?;
+            let s =
+                crate::infra::shared::Shared::connect(url.expose(), &config.redis_prefix).await?;
             if !s.is_up() {
                 tracing::error!(target: "security", "Redis (IMANGOR_REDIS_URL) does not answer: starting with this replica's own limits until it does");
             }
-            crate::infra::shared::set_announcer(s.clone());
             Some(s)
         }
         None => None,
@@ -84,7 +84,11 @@ pub async fn state(config: Config) -> anyhow::Result<AppState> {
     let events = crate::audit::EventSink::start(db.clone());
     let blocks = crate::service::containment::Blocklist::default();
     blocks.refresh(&db).await?;
-    let auth_cache = crate::auth::cache::AuthCache::new(config.auth_cache_ttl);
+    let auth_cache = Arc::new(crate::auth::cache::AuthCache::new(config.auth_cache_ttl));
+    let announcer = Arc::new(crate::infra::announce::Announcer::new(
+        auth_cache.clone(),
+        shared.clone(),
+    ));
     let shares = crate::limits::shares::Shares::new(config.max_connections_per_address);
     Ok(AppState::new(crate::state::Services {
         db,
@@ -98,7 +102,8 @@ pub async fn state(config: Config) -> anyhow::Result<AppState> {
         logins: Arc::new(logins),
         refusals: Arc::default(),
         shared,
-        auth_cache: Arc::new(auth_cache),
+        auth_cache,
+        announcer,
         metrics,
         alerts,
         chain: Arc::default(),
@@ -306,12 +311,16 @@ fn share(state: &AppState, shared: Arc<crate::infra::shared::Shared>) {
             up = *health.borrow_and_update();
         }
     });
-    let (db, blocks) = (state.db.clone(), state.blocks.clone());
+    let (db, blocks, cache) = (
+        state.db.clone(),
+        state.blocks.clone(),
+        state.auth_cache.clone(),
+    );
     tokio::spawn(shared.listen(move |change| {
-        let (db, blocks) = (db.clone(), blocks.clone());
+        let (db, blocks, cache) = (db.clone(), blocks.clone(), cache.clone());
         async move {
             match change {
-                crate::infra::shared::Change::Auth => crate::auth::cache::bump(),
+                crate::infra::shared::Change::Auth => cache.bump(),
                 // Off the listener's path, so that the next announcement is not held up.
                 crate::infra::shared::Change::Blocks => {
                     tokio::spawn(async move {
@@ -366,7 +375,7 @@ async fn record_start(state: &AppState) -> anyhow::Result<()> {
         .detail(summary)
         .record(&mut tx, &crate::service::RequestMeta::default())
         .await?;
-    tx.commit().await?;
+    tx.commit().await.quiet()?;
     Ok(())
 }
 

@@ -47,6 +47,8 @@ pub struct Services {
     pub shared: Option<Arc<crate::infra::shared::Shared>>,
     /// The state behind access tokens, for at most a second.
     pub auth_cache: Arc<crate::auth::cache::AuthCache>,
+    /// Hands what committed transactions changed to the caches here and on other replicas.
+    pub announcer: Arc<crate::infra::announce::Announcer>,
     pub metrics: Arc<crate::infra::metrics::Metrics>,
     /// How far this process has verified the audit chain (in memory: see `audit::ChainWatch`).
     pub chain: Arc<crate::audit::ChainWatch>,

@@ -209,7 +209,8 @@ pub async fn rate_limit(State(app): State<AppState>, mut req: Request, next: Nex
         tracing::warn!(target: "security", class, client = %who, "rate limited");
         app.metrics.throttled(class);
         if class == "token" {
-            app.metrics.auth(crate::infra::metrics::AuthStatus::RateLimited);
+            app.metrics
+                .auth(crate::infra::metrics::AuthStatus::RateLimited);
         }
         let mut r = problem(
             StatusCode::TOO_MANY_REQUESTS,

@@ -2,5 +2,6 @@
 //! webhook that alerts are sent to, and the metrics registry that Prometheus scrapes.
 
 pub mod alerts;
+pub mod announce;
 pub mod metrics;
 pub mod shared;

@@ -11,8 +11,8 @@ use crate::db::{sessions, users};
 use crate::domain::password::MAX_LOGIN_BYTES;
 use crate::domain::{Email, Role, SessionId, Timestamp, UserId};
 use crate::error::{AppError, Result};
-use crate::limits::login::Gate;
 use crate::infra::metrics::AuthStatus;
+use crate::limits::login::Gate;
 use crate::state::AppState;
 
 /// Length of a refresh token: 32 random bytes in base64url.
@@ -158,7 +158,7 @@ pub async fn login(
         .detail(detail)
         .record(&mut tx, meta)
         .await?;
-    tx.commit().await?;
+    app.announcer.commit(tx).await?;
     pair(app, user.id, user.role, session, now, refresh_token)
 }
 
@@ -242,7 +242,7 @@ pub async fn refresh(app: &AppState, token: &str, meta: &RequestMeta) -> Result<
             .detail("a spent refresh token was presented again; its whole family is revoked")
             .record(&mut tx, meta)
             .await?;
-        tx.commit().await?;
+        app.announcer.commit(tx).await?;
         tracing::warn!(target: "security", session = %reused, "refresh token reuse: session revoked");
         return Err(invalid_grant());
     };
@@ -267,7 +267,7 @@ pub async fn refresh(app: &AppState, token: &str, meta: &RequestMeta) -> Result<
         .target(session)
         .record(&mut tx, meta)
         .await?;
-    tx.commit().await?;
+    app.announcer.commit(tx).await?;
     pair(app, user.id, user.role, session, now, refresh_token)
 }
 
@@ -286,7 +286,7 @@ pub async fn revoke(app: &AppState, token: &str, meta: &RequestMeta) -> Result<(
                 .record(&mut tx, meta)
                 .await?;
         }
-        tx.commit().await?;
+        app.announcer.commit(tx).await?;
     } else if let Ok(v) = app.tokens.verify(token, now) {
         let mut tx = app.db.begin().await?;
         sessions::deny_jti(&mut tx, &v.jti, v.expires_at).await?;
@@ -295,7 +295,7 @@ pub async fn revoke(app: &AppState, token: &str, meta: &RequestMeta) -> Result<(
             .target(v.session)
             .record(&mut tx, meta)
             .await?;
-        tx.commit().await?;
+        app.announcer.commit(tx).await?;
     }
     Ok(())
 }
@@ -359,7 +359,7 @@ async fn authenticate_verified(app: &AppState, v: Verified) -> Result<Principal>
     let state = match app.auth_cache.get(key) {
         Some(s) => s,
         None => {
-            let ticket = crate::auth::cache::ticket();
+            let ticket = app.auth_cache.ticket();
             let s = sessions::auth_state(&app.readers, v.user, v.session, &v.jti, Timestamp::now())
                 .await?
                 .ok_or(AppError::invalid_token("no such account or session"))?;

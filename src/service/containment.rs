@@ -127,7 +127,7 @@ pub fn forged_tokens_seen(app: &AppState, ip: IpAddr) {
                 ))
                 .record(&mut tx, &meta)
                 .await?;
-            tx.commit().await?;
+            tx.commit().await.quiet()?;
             Ok(())
         }
         .await;
@@ -186,7 +186,7 @@ pub async fn revoke_sessions(
         .detail(format!("{n} session(s)"))
         .record(&mut tx, meta)
         .await?;
-    tx.commit().await?;
+    app.announcer.commit(tx).await?;
     Ok(n)
 }
 
@@ -230,7 +230,7 @@ pub async fn block(
         .detail(format!("until {}: {reason}", until.rfc3339()))
         .record(&mut tx, meta)
         .await?;
-    tx.commit().await?;
+    app.announcer.commit(tx).await?;
     app.blocks.refresh(&app.db).await?;
     Ok(until)
 }

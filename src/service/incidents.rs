@@ -18,13 +18,13 @@
 //! instead of opening another.
 
 use super::{Event, RequestMeta};
-use crate::infra::alerts::Alert;
 use crate::authz::{self, Action, Principal};
 use crate::db::Tx;
 use crate::db::audit::AuditRow;
 use crate::db::incidents::{self, Incident, NewIncident};
 use crate::domain::Timestamp;
 use crate::error::{AppError, Result, ValidationError};
+use crate::infra::alerts::Alert;
 use crate::state::AppState;
 
 pub use crate::config::Containment;
@@ -552,7 +552,7 @@ pub async fn report(
         .detail(detail)
         .record(&mut tx, meta)
         .await?;
-    tx.commit().await?;
+    app.announcer.commit(tx).await?;
     app.metrics.incident(&incident.level, &incident.kind, 1);
     if triage && level_rank(stored) >= level_rank(&app.config.alert_min_level) {
         app.alerts.send(&incident, Alert::Opened);
@@ -581,7 +581,7 @@ pub async fn get(
     let i = incidents::find(&mut tx, id)
         .await?
         .ok_or(AppError::NotFound)?;
-    tx.commit().await?;
+    app.announcer.commit(tx).await?;
     let notes = incidents::notes(&app.db, id).await?;
     Ok((i, notes))
 }
@@ -694,7 +694,7 @@ pub async fn update(
     let after = incidents::find(&mut tx, id)
         .await?
         .ok_or(AppError::NotFound)?;
-    tx.commit().await?;
+    app.announcer.commit(tx).await?;
     if escalated {
         app.alerts.send(&after, Alert::Escalated);
     }

@@ -133,7 +133,7 @@ pub fn rotate_signing(config: &Config, alg: &str) -> anyhow::Result<(String, Wri
 pub async fn rows_by_key(db: &Db) -> sqlx::Result<Vec<(String, i64)>> {
     let mut tx = db.begin().await?;
     let counts = secrets::count_by_key(&mut tx).await?;
-    tx.commit().await?;
+    tx.commit().await.quiet()?;
     Ok(counts)
 }
 
@@ -141,7 +141,7 @@ pub async fn rows_by_key(db: &Db) -> sqlx::Result<Vec<(String, i64)>> {
 pub async fn fernet_rows_by_key(db: &Db) -> sqlx::Result<Vec<(String, i64)>> {
     let mut tx = db.begin().await?;
     let counts = secrets::fernet_by_key(&mut tx).await?;
-    tx.commit().await?;
+    tx.commit().await.quiet()?;
     Ok(counts)
 }
 
@@ -258,7 +258,7 @@ pub async fn reencrypt(
         let mut tx = db.begin_write().await?;
         let rows = secrets::not_under(&mut tx, &current, &after, batch).await?;
         let Some(last) = rows.last() else {
-            tx.commit().await?;
+            tx.commit().await.quiet()?;
             break;
         };
         after = last.id.to_string();
@@ -283,7 +283,7 @@ pub async fn reencrypt(
                 Err(_) => failed.push(row.clone()),
             }
         }
-        tx.commit().await.context("committing a batch")?;
+        tx.commit().await.quiet().context("committing a batch")?;
         for row in &failed {
             done.failed += 1;
             // Records the critical event; the row stays as it is for investigation.

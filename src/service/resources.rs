@@ -13,7 +13,7 @@ pub async fn create(app: &AppState, who: &Principal, fields: ResourceFields) -> 
     let mut tx =
         super::users::begin_create(app, who.user_id(), super::users::Owned::Resources).await?;
     let r = resources::insert(&mut tx, &grant, &fields, Timestamp::now()).await?;
-    tx.commit().await?;
+    app.announcer.commit(tx).await?;
     Ok(r)
 }
 
@@ -45,7 +45,7 @@ pub async fn update(
             .record(&mut tx, meta)
             .await?;
     }
-    tx.commit().await?;
+    app.announcer.commit(tx).await?;
     Ok(r)
 }
 
@@ -67,7 +67,7 @@ pub async fn delete(
         .target(format!("resource:{id}"))
         .record(&mut tx, meta)
         .await?;
-    tx.commit().await?;
+    app.announcer.commit(tx).await?;
     Ok(())
 }
 
@@ -82,6 +82,6 @@ pub async fn list(
     let scope = ListScope::of(&grant, who)?;
     let mut tx = app.db.begin().await?;
     let rows = resources::list(&mut tx, &scope, before, limit + 1).await?;
-    tx.commit().await?;
+    app.announcer.commit(tx).await?;
     Ok(rows)
 }

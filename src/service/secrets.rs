@@ -37,7 +37,7 @@ pub async fn create(
         .detail(format!("key {}", sealed.key_id))
         .record(&mut tx, meta)
         .await?;
-    tx.commit().await?;
+    app.announcer.commit(tx).await?;
     Ok(SecretEntry {
         id,
         name: name.as_str().to_owned(),
@@ -56,7 +56,7 @@ pub async fn read(
     let sealed = secrets::find(&mut tx, id)
         .await?
         .ok_or(AppError::NotFound)?;
-    tx.commit().await?;
+    app.announcer.commit(tx).await?;
     let row = authz::authorize(Some(who), Action::SecretRead, sealed)?.into_object();
     let value = open(&app.db, &app.keys, &row, Some(who.user_id()), meta).await?;
     // Every read of a plaintext is in the audit trail (written off the request path).
@@ -97,7 +97,7 @@ pub async fn open(
         .detail(&fault)
         .record(&mut tx, meta)
         .await?;
-    tx.commit().await?;
+    tx.commit().await.quiet()?;
     Err(AppError::Internal(anyhow::anyhow!(
         "secret {} did not open: {fault}",
         row.id
@@ -134,7 +134,7 @@ async fn reseal_imported(
             }
             event.record(&mut tx, meta).await?;
         }
-        tx.commit().await?;
+        tx.commit().await.quiet()?;
         anyhow::Ok(done)
     }
     .await;
@@ -176,7 +176,7 @@ pub async fn delete(
         ));
     }
     e.record(&mut tx, meta).await?;
-    tx.commit().await?;
+    app.announcer.commit(tx).await?;
     Ok(())
 }
 
@@ -190,6 +190,6 @@ pub async fn list(
     let grant = authz::authorize_plain(Some(who), Action::SecretList)?;
     let mut tx: Tx = app.db.begin().await?;
     let rows = secrets::list(&mut tx, &grant, before, limit + 1).await?;
-    tx.commit().await?;
+    app.announcer.commit(tx).await?;
     Ok(rows)
 }

@@ -42,7 +42,7 @@ pub async fn begin_create(app: &AppState, owner: UserId, what: Owned) -> Result<
     // Never negative: `holdings_for_create` counts the rows when a kept count drifted below 0.
     if u64::try_from(held).unwrap_or(u64::MAX) >= limit {
         // Committed: a drifted count repaired while reading stays repaired.
-        tx.commit().await?;
+        app.announcer.commit(tx).await?;
         return Err(AppError::QuotaExceeded { what, limit, var });
     }
     Ok(tx)
@@ -92,7 +92,7 @@ pub async fn register(
         .target(user.id)
         .record(&mut tx, meta)
         .await?;
-    tx.commit().await?;
+    app.announcer.commit(tx).await?;
     Ok(user)
 }
 
@@ -134,7 +134,7 @@ pub async fn me(app: &AppState, who: &Principal) -> Result<User> {
     let u = users::find(&mut tx, who.user_id())
         .await?
         .ok_or(AppError::NotFound)?;
-    tx.commit().await?;
+    app.announcer.commit(tx).await?;
     Ok(u)
 }
 
@@ -178,7 +178,7 @@ pub async fn update_me(
             }
             let mut tx = app.db.begin().await?;
             let stored = users::password_hash(&mut tx, who.user_id()).await?;
-            tx.commit().await?;
+            app.announcer.commit(tx).await?;
             if app.hasher.verify(current, stored).await? == Verdict::Mismatch {
                 Event::new("user.password_change", "failure")
                     .actor(who.user_id())
@@ -216,7 +216,7 @@ pub async fn update_me(
     let user = users::find(&mut tx, who.user_id())
         .await?
         .ok_or(AppError::NotFound)?;
-    tx.commit().await?;
+    app.announcer.commit(tx).await?;
     if let (Some((current, _)), Some(_)) = (&change.password, &new_hash) {
         forget_bootstrap_password(app, current);
     }
@@ -259,7 +259,7 @@ pub async fn list(
     let grant = authz::authorize_plain(Some(who), Action::AccountList)?;
     let mut tx = app.db.begin().await?;
     let page = users::list(&mut tx, &grant, search, after, limit + 1).await?;
-    tx.commit().await?;
+    app.announcer.commit(tx).await?;
     Ok(page)
 }
 
@@ -357,7 +357,7 @@ pub async fn update(
             .await?;
     }
     let user = users::find(&mut tx, id).await?.ok_or(AppError::NotFound)?;
-    tx.commit().await?;
+    app.announcer.commit(tx).await?;
     Ok(user)
 }
 
@@ -387,7 +387,7 @@ pub const BOOTSTRAP_PASSWORD_FILE: &str = "bootstrap-admin-password";
 pub async fn bootstrap_admin(app: &AppState) -> Result<Option<(String, BootstrapPassword)>> {
     let mut tx = app.db.begin().await?;
     let exists = users::any_admin(&mut tx).await?;
-    tx.commit().await?;
+    app.announcer.commit(tx).await?;
     if exists {
         return Ok(None);
     }
@@ -424,7 +424,7 @@ pub async fn bootstrap_admin(app: &AppState) -> Result<Option<(String, Bootstrap
                 .target(u.id)
                 .record(&mut tx, &RequestMeta::default())
                 .await?;
-            tx.commit().await?;
+            app.announcer.commit(tx).await?;
             let where_ = match file {
                 Some(path) => BootstrapPassword::Written(path),
                 None if generated => BootstrapPassword::Generated(password),
@@ -462,7 +462,7 @@ pub mod operator {
             .detail(format!("role {role}"))
             .record(&mut tx, &RequestMeta::default())
             .await?;
-        tx.commit().await?;
+        app.announcer.commit(tx).await?;
         Ok(user)
     }
 
@@ -506,7 +506,7 @@ pub mod operator {
             .detail(format!("{} -> {role}", user.role))
             .record(&mut tx, &RequestMeta::default())
             .await?;
-        tx.commit().await?;
+        app.announcer.commit(tx).await?;
         Ok(User { role, ..user })
     }
 
@@ -530,7 +530,7 @@ pub mod operator {
             .target(user.id)
             .record(&mut tx, &RequestMeta::default())
             .await?;
-        tx.commit().await?;
+        app.announcer.commit(tx).await?;
         Ok(User {
             disabled: true,
             ..user

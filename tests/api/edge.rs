@@ -50,7 +50,7 @@ async fn read_all(s: &mut TcpStream, wait: Duration) -> (Vec<u8>, bool) {
 
 /// One series of the scrape listener's metrics, which must be there.
 async fn scrape(app: &TestApp, series: &str) -> f64 {
-    crate::infra::metrics::scrape(app)
+    crate::metrics::scrape(app)
         .await
         .get(series)
         .copied()
@@ -256,7 +256,7 @@ async fn a_client_that_stops_reading_is_cut_off_by_the_write_timeout() {
     // Wait until the server is stuck (it answers pipelined requests one after the other, so
     // its count of answered requests stops), then past the write timeout.
     let answered = || async {
-        crate::infra::metrics::scrape(&app)
+        crate::metrics::scrape(&app)
             .await
             .iter()
             .filter(|(series, _)| series.starts_with("http_requests_total{"))

@@ -1008,9 +1008,9 @@ async fn reports_past_the_per_account_budget_are_refused_with_429() {
     assert_eq!(res.status(), StatusCode::CREATED, "per account");
     // The first account's three and the other's one: the refused report was not stored.
     assert_eq!(stored_of(&app, "user_report").await.len(), 4);
-    let m = crate::infra::metrics::scrape(&app).await;
+    let m = crate::metrics::scrape(&app).await;
     assert_eq!(
-        crate::infra::metrics::value(&m, r#"throttled_requests_total{limit="report"}"#),
+        crate::metrics::value(&m, r#"throttled_requests_total{limit="report"}"#),
         1.0
     );
 }
@@ -1022,7 +1022,7 @@ async fn reports_past_the_per_account_budget_are_refused_with_429() {
 async fn alerts_the_queue_sheds_are_counted_on_the_scrape_listener() {
     let hook = hook(0, true).await;
     let app = alerting_app(&hook, &[("IMANGOR_ALERT_QUEUE", "1")]).await;
-    let before = crate::infra::metrics::scrape(&app).await;
+    let before = crate::metrics::scrape(&app).await;
     for reason in ["queue_full", "undelivered"] {
         let series = format!("security_alerts_dropped_total{{reason=\"{reason}\"}}");
         assert_eq!(before.get(&series), Some(&0.0), "{series} is exported");
@@ -1042,9 +1042,9 @@ async fn alerts_the_queue_sheds_are_counted_on_the_scrape_listener() {
             "a full queue never refuses or slows the request"
         );
     }
-    let after = crate::infra::metrics::scrape(&app).await;
+    let after = crate::metrics::scrape(&app).await;
     assert_eq!(
-        crate::infra::metrics::value(
+        crate::metrics::value(
             &after,
             r#"security_alerts_dropped_total{reason="queue_full"}"#
         ),
@@ -1276,9 +1276,9 @@ async fn replaying_a_spent_refresh_token_ten_times_pages_once() {
         (&got[0]["event"], &got[0]["incident"]["id"]),
         (&json!("incident.opened"), &found[0]["id"])
     );
-    let m = crate::infra::metrics::scrape(&app).await;
+    let m = crate::metrics::scrape(&app).await;
     assert_eq!(
-        crate::infra::metrics::value(
+        crate::metrics::value(
             &m,
             r#"security_events_skipped_total{action="auth.refresh_reuse"}"#
         ),
@@ -1492,7 +1492,9 @@ async fn alerts_left_at_shutdown_are_counted() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     assert_eq!(alerts_dropped(&state, "shutdown"), 3.0);
-    state.alerts.send(&incident, imangor::infra::alerts::Alert::Opened);
+    state
+        .alerts
+        .send(&incident, imangor::infra::alerts::Alert::Opened);
     assert_eq!(alerts_dropped(&state, "closed"), 1.0);
     assert_eq!(alerts_dropped(&state, "queue_full"), 0.0);
 }

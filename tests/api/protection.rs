@@ -5,7 +5,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::helpers::*;
-use crate::infra::metrics::{scrape, value};
+use crate::metrics::{scrape, value};
 
 fn header(res: &reqwest::Response, name: &str) -> String {
     res.headers()

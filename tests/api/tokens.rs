@@ -652,7 +652,7 @@ async fn imported_bcrypt_hashes_log_in_and_are_replaced_by_argon2id_v11_4_2() {
     )
     .await
     .unwrap();
-    tx.commit().await.unwrap();
+    tx.commit().await.quiet().unwrap();
     let a = Account {
         id: String::new(),
         email: email.into(),
