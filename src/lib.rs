@@ -2,7 +2,6 @@
 // One exception, `auth::password::lower_priority` (a libc call with no memory-safety precondition).
 #![deny(unsafe_code)]
 
-pub mod audit;
 pub mod auth;
 pub mod authz;
 pub mod cli;

@@ -3,5 +3,6 @@
 
 pub mod alerts;
 pub mod announce;
+pub mod jobs;
 pub mod metrics;
 pub mod shared;

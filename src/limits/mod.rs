@@ -3,6 +3,7 @@
 //! replicas share state (`shared`), with this replica's memory as the fallback while Redis is down.
 
 pub mod address;
+pub mod blocks;
 pub mod login;
 pub mod shares;
 

@@ -181,7 +181,7 @@ pub async fn retire(config: &Config, db: &Db, id: &str) -> anyhow::Result<Writte
             "IMANGOR_DATA_KEYS",
             false,
         )?)?;
-        crate::audit::resign_checkpoints(db, &ring, id).await?;
+        crate::service::audit::seal::resign_checkpoints(db, &ring, id).await?;
         data.remove(pos);
         let written = write_back(&data_source, &data)?;
         log::retire(db, Ring::Data, id, now).await?;
@@ -253,7 +253,7 @@ pub async fn reencrypt(
         .sum();
     let mut done = Reencrypted::default();
     let mut after = String::new();
-    let meta = super::RequestMeta::default();
+    let meta = super::audit::RequestMeta::default();
     loop {
         let mut tx = db.begin_write().await?;
         let rows = secrets::not_under(&mut tx, &current, &after, batch).await?;
