@@ -7,7 +7,8 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use crate::config::{Config, RawSettings};
-use crate::domain::{Email, FullName, Password, Role, audit};
+use crate::domain::{Email, FullName, Password, Role};
+use crate::service::audit;
 use crate::service::users::{NewAccount, operator};
 use crate::startup::{self, App};
 
@@ -178,9 +179,9 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
         }
         Command::Migrate => {
             // Migrating is a deployment step: it records the keyrings the servers will use.
-            let app = startup::state(config).await?;
+            let (app, _jobs) = startup::state(config).await?;
             startup::observe_keys(&app).await?;
-            app.db.close().await;
+            app.store.db.close().await;
             println!("migrations applied");
             Ok(())
         }
@@ -201,19 +202,19 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
         Command::Keys(cmd) => keys(cmd, config).await,
         Command::Contain(cmd) => {
             use crate::service::containment::{self, By};
-            let app = startup::state(config).await?;
-            let meta = crate::service::RequestMeta::default();
+            let (app, _jobs) = startup::state(config).await?;
+            let meta = crate::service::audit::RequestMeta::default();
             let shown = |e: crate::error::AppError| anyhow::anyhow!("{e}");
             let result = match cmd {
                 ContainCommand::RevokeSessions { email } => {
                     let email = Email::parse(&email).map_err(|e| anyhow::anyhow!("{e}"))?;
-                    let user = crate::db::users::find_credentials(&app.db, email.as_str())
+                    let user = crate::db::users::find_credentials(&app.store.db, email.as_str())
                         .await?
                         .ok_or_else(|| {
                             anyhow::anyhow!("no account has the email {}", email.as_str())
                         })?
                         .0;
-                    containment::revoke_sessions(&app, By::Operator, user.id, &meta)
+                    containment::revoke_sessions(&app.store, By::Operator, user.id, &meta)
                         .await
                         .map(|n| println!("{n} session(s) of {} ended", user.email))
                         .map_err(shown)
@@ -228,33 +229,45 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
                         .map_err(|e| anyhow::anyhow!("{e}"))?;
                     crate::domain::text::one_line(&reason, "--reason", 200)
                         .map_err(|e| anyhow::anyhow!("{e}"))?;
-                    containment::block(&app, By::Operator, net, seconds, &reason, &meta)
-                        .await
-                        .map(|until| println!("{net} blocked until {}", until.rfc3339()))
-                        .map_err(shown)
+                    containment::block(
+                        &app.store,
+                        &app.guards,
+                        By::Operator,
+                        net,
+                        seconds,
+                        &reason,
+                        &meta,
+                    )
+                    .await
+                    .map(|until| println!("{net} blocked until {}", until.rfc3339()))
+                    .map_err(shown)
                 }
             };
-            app.db.close().await;
+            app.store.db.close().await;
             result
         }
         Command::AccessReview {
             format,
             dormant_days,
         } => {
-            let app = startup::state(config).await?;
-            let findings = crate::service::access_review::as_operator(&app.db, dormant_days)
+            let (app, _jobs) = startup::state(config).await?;
+            let findings = crate::service::access_review::as_operator(&app.store.db, dormant_days)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
-            app.db.close().await;
+            app.store.db.close().await;
             print!("{}", access_review(&findings, &format)?);
             Ok(())
         }
         Command::Audit(cmd) => {
-            let app = startup::state(config).await?;
+            let (app, _jobs) = startup::state(config).await?;
             let result = match cmd {
                 AuditCommand::Verify => {
-                    let r = crate::audit::verify(&app.db, &app.keys, app.config.audit_checkpoints)
-                        .await?;
+                    let r = crate::service::audit::seal::verify(
+                        &app.store.db,
+                        &app.keys,
+                        app.config.audit_checkpoints,
+                    )
+                    .await?;
                     println!(
                         "{} rows and {} signed checkpoints checked; {} rows after the newest checkpoint; {} rows not sealed yet",
                         r.rows, r.checkpoints, r.unsigned, r.unsealed
@@ -273,17 +286,18 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
                 AuditCommand::Export { after } => {
                     let stdout = std::io::stdout();
                     let mut out = std::io::BufWriter::new(stdout.lock());
-                    let n = crate::audit::export(&app.db, after, &mut out).await?;
+                    let n =
+                        crate::service::audit::page::export(&app.store.db, after, &mut out).await?;
                     std::io::Write::flush(&mut out)?;
                     eprintln!("{n} rows exported");
                     Ok(())
                 }
             };
-            app.db.close().await;
+            app.store.db.close().await;
             result
         }
         Command::User(cmd) => {
-            let app = startup::state(config).await?;
+            let (app, _jobs) = startup::state(config).await?;
             let shown = |e: crate::error::AppError| anyhow::anyhow!("{e}");
             let user = match cmd {
                 UserCommand::Create {
@@ -321,7 +335,9 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
                             .map_err(|e| anyhow::anyhow!("{e}"))?,
                         email,
                     };
-                    let user = operator::create(&app, new, role).await.map_err(shown)?;
+                    let user = operator::create(&app.store, &app.identity, new, role)
+                        .await
+                        .map_err(shown)?;
                     if generated {
                         eprintln!("generated password (shown once): {password}");
                     }
@@ -329,20 +345,20 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
                 }
                 UserCommand::SetRole { email, role } => {
                     let email = Email::parse(&email).map_err(|e| anyhow::anyhow!("{e}"))?;
-                    operator::set_role(&app, &email, parse_role(&role)?)
+                    operator::set_role(&app.store, &email, parse_role(&role)?)
                         .await
                         .map_err(shown)?
                 }
                 UserCommand::Disable { email } => {
                     let email = Email::parse(&email).map_err(|e| anyhow::anyhow!("{e}"))?;
-                    operator::disable(&app, &email).await.map_err(shown)?
+                    operator::disable(&app.store, &email).await.map_err(shown)?
                 }
             };
             println!(
                 "{} {} role={} disabled={}",
                 user.id, user.email, user.role, user.disabled
             );
-            app.db.close().await;
+            app.store.db.close().await;
             Ok(())
         }
     }
@@ -354,15 +370,15 @@ fn parse_role(s: &str) -> anyhow::Result<Role> {
 
 /// Records an operator's key operation in the audit trail.
 async fn key_event(config: &Config, action: audit::Action, detail: String) -> anyhow::Result<()> {
-    let app = startup::state(config.clone()).await?;
-    let mut tx = app.db.begin().await?;
-    crate::service::Event::new(action, audit::Outcome::Success)
+    let (app, _jobs) = startup::state(config.clone()).await?;
+    let mut tx = app.store.db.begin().await?;
+    crate::service::audit::Event::new(action, audit::Outcome::Success)
         .actor("operator")
         .detail(detail)
-        .record(&mut tx, &crate::service::RequestMeta::default())
+        .record(&mut tx, &crate::service::audit::RequestMeta::default())
         .await?;
-    tx.commit().await?;
-    app.db.close().await;
+    tx.commit().await.quiet()?;
+    app.store.db.close().await;
     Ok(())
 }
 
@@ -424,11 +440,12 @@ async fn keys(cmd: KeysCommand, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
         KeysCommand::Status => {
-            let app = startup::state(config).await?;
-            let counts = keys::rows_by_key(&app.db).await?;
-            let data_log = crate::db::keys::list(&app.db, crate::db::keys::Ring::Data).await?;
+            let (app, _jobs) = startup::state(config).await?;
+            let counts = keys::rows_by_key(&app.store.db).await?;
+            let data_log =
+                crate::db::keys::list(&app.store.db, crate::db::keys::Ring::Data).await?;
             let signing_log =
-                crate::db::keys::list(&app.db, crate::db::keys::Ring::Signing).await?;
+                crate::db::keys::list(&app.store.db, crate::db::keys::Ring::Signing).await?;
             let since = |log: &[crate::db::keys::KeyRecord], id: &str| {
                 log.iter()
                     .find(|r| r.key_id == id)
@@ -457,27 +474,32 @@ async fn keys(cmd: KeysCommand, config: Config) -> anyhow::Result<()> {
             }
             println!("signing keys (newest first)");
             println!("  {:<28} {:<6} {:<9} first seen", "kid", "alg", "role");
-            for (i, (kid, alg)) in app.tokens.describe().into_iter().enumerate() {
+            for (i, (kid, alg)) in app.identity.tokens.describe().into_iter().enumerate() {
                 let role = if i == 0 { "signs" } else { "verifies" };
                 println!(
                     "  {kid:<28} {alg:<6} {role:<9} {}",
                     since(&signing_log, kid)
                 );
             }
-            app.db.close().await;
+            app.store.db.close().await;
             Ok(())
         }
         KeysCommand::Reencrypt { batch } => {
-            let app = startup::state(config.clone()).await?;
+            let (app, _jobs) = startup::state(config.clone()).await?;
             let current = app.keys.current().to_owned();
             let started = std::time::Instant::now();
             let mut last_print = std::time::Instant::now() - std::time::Duration::from_secs(1);
-            let done = keys::reencrypt(&app.db, &app.keys, batch.clamp(1, 10_000), |n, total| {
-                if last_print.elapsed().as_millis() >= 200 {
-                    last_print = std::time::Instant::now();
-                    eprint!("\r{}", progress_line(n, total, started.elapsed()));
-                }
-            })
+            let done = keys::reencrypt(
+                &app.store.db,
+                &app.keys,
+                batch.clamp(1, 10_000),
+                |n, total| {
+                    if last_print.elapsed().as_millis() >= 200 {
+                        last_print = std::time::Instant::now();
+                        eprint!("\r{}", progress_line(n, total, started.elapsed()));
+                    }
+                },
+            )
             .await?;
             let n = done.resealed + done.skipped + done.failed + done.unmatched;
             eprintln!("\r{}", progress_line(n, n, started.elapsed()));
@@ -490,7 +512,7 @@ async fn keys(cmd: KeysCommand, config: Config) -> anyhow::Result<()> {
                 done.unmatched,
                 started.elapsed().as_secs_f64()
             );
-            app.db.close().await;
+            app.store.db.close().await;
             key_event(
                 &config,
                 audit::Action::KeysReencrypt,
@@ -515,12 +537,12 @@ async fn keys(cmd: KeysCommand, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
         KeysCommand::Retire { id } => {
-            let app = startup::state(config.clone()).await?;
-            let written = keys::retire(&config, &app.db, &id).await?;
+            let (app, _jobs) = startup::state(config.clone()).await?;
+            let written = keys::retire(&config, &app.store.db, &id).await?;
             key_event(&config, audit::Action::KeysRetire, format!("key {id}")).await?;
             eprintln!("key {id} retired");
             shown(written);
-            app.db.close().await;
+            app.store.db.close().await;
             Ok(())
         }
     }

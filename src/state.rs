@@ -3,13 +3,10 @@
 use std::sync::Arc;
 
 use crate::auth::cursor::Cursors;
-use crate::auth::password::Hasher;
-use crate::auth::token::TokenKeys;
 use crate::config::Config;
 use crate::crypto::data::DataKeyring;
-use crate::db::Db;
-use crate::limits::Limiter;
-use crate::limits::login::Logins;
+use crate::service::audit::seal::Trail;
+use crate::service::context::{Guards, Identity, Sinks, Store};
 
 /// The application's services, shared by every request behind one `Arc`: a request clones one
 /// pointer, not one per service (cloning them all cost ~12 000 instructions per request).
@@ -30,36 +27,31 @@ impl std::ops::Deref for AppState {
 }
 
 pub struct Services {
-    pub db: Db,
-    /// Connections held for the hot single-statement reads (`db::readers`).
-    pub readers: Arc<crate::db::readers::Readers>,
+    pub store: Store,
+    pub identity: Identity,
+    pub guards: Guards,
+    pub sinks: Sinks,
     pub config: Arc<Config>,
-    pub tokens: Arc<TokenKeys>,
     /// Seals and opens sensitive values (secrets).
     pub keys: Arc<DataKeyring>,
-    pub hasher: Arc<Hasher>,
     pub cursors: Arc<Cursors>,
-    pub limiter: Arc<Limiter>,
-    pub logins: Arc<Logins>,
-    /// How many of each account's refusals by the login guard were written as events.
-    pub refusals: Arc<crate::limits::login::RefusalEvents>,
+    /// Sealing and checking the audit trail (its context holds the chain's watch).
+    pub trail: Trail,
     /// The store the replicas share (Redis), when configured.
-    pub shared: Option<Arc<crate::shared::Shared>>,
-    /// The state behind access tokens, for at most a second.
-    pub auth_cache: Arc<crate::auth::cache::AuthCache>,
-    pub metrics: Arc<crate::metrics::Metrics>,
-    /// How far this process has verified the audit chain (in memory: see `audit::ChainWatch`).
-    pub chain: Arc<crate::audit::ChainWatch>,
-    /// Writes events that go with no change, off the request path.
-    pub events: crate::audit::EventSink,
-    /// Sends incident alerts to the webhook, off the request path.
-    pub alerts: crate::alerts::Alerts,
-    /// Addresses refused at the door (containment).
-    pub blocks: Arc<crate::service::containment::Blocklist>,
-    /// Invalid access tokens by address (the forged-token detector).
-    pub token_watch: Arc<crate::service::containment::TokenWatch>,
-    /// Each address's share of the connections (and of forwarded requests in flight).
-    pub shares: Arc<crate::limits::shares::Shares>,
+    pub shared: Option<Arc<crate::infra::shared::Shared>>,
     /// The readiness probe's last answer, which `/readyz` reports.
     pub readiness: Arc<crate::service::readiness::Readiness>,
 }
+
+macro_rules! from_ref {
+    ($($field:ident: $ty:ty),*) => {$(
+        impl axum::extract::FromRef<AppState> for $ty {
+            fn from_ref(app: &AppState) -> $ty {
+                app.$field.clone()
+            }
+        }
+    )*};
+}
+
+// A handler may extract one context alone: `State(store): State<Store>`.
+from_ref!(store: Store, identity: Identity, guards: Guards, sinks: Sinks, trail: Trail);

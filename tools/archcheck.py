@@ -36,10 +36,9 @@ from collections import defaultdict
 LAYERS: dict[str, int] = {
     "domain": 0,
     **{m: 1 for m in (
-        "config", "db", "auth", "crypto", "authz", "limits", "infra", "metrics", "shared",
-        "telemetry", "error",
+        "config", "db", "auth", "crypto", "authz", "limits", "infra", "telemetry", "error",
     )},
-    **{m: 2 for m in ("service", "state", "audit", "alerts")},
+    **{m: 2 for m in ("service", "state", "audit")},
     **{m: 3 for m in ("http", "cli", "doctor")},
     **{m: 4 for m in ("main", "lib", "startup")},
 }

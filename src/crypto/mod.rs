@@ -5,6 +5,7 @@
 //! Raw key bytes live in `Zeroizing` buffers and are never printed: no type here derives `Debug`
 //! over key material.
 
+pub mod chain;
 pub mod data;
 pub mod fernet;
 pub mod keyring;

@@ -16,7 +16,7 @@ use crate::domain::UserId;
 use crate::domain::incident::{Filter, Incident, Level, Note, Status};
 use crate::error::{AppError, Result, ValidationError};
 use crate::service::containment::By;
-use crate::service::{self, RequestMeta};
+use crate::service::{self, audit::RequestMeta};
 use crate::state::AppState;
 
 const LIST: &str = "incidents";
@@ -102,7 +102,7 @@ pub struct IncidentView {
     /// On one incident, for those who may read the audit trail: the events naming it and those
     /// of its subject around it (newest first, at most 100; `seq` 0 = not sealed yet).
     #[serde(skip_serializing_if = "Option::is_none")]
-    events: Option<Vec<crate::audit::Entry>>,
+    events: Option<Vec<crate::service::audit::page::Entry>>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -163,7 +163,10 @@ async fn report(
 ) -> Result<(StatusCode, Json<IncidentView>)> {
     let mut errors = ValidationError::default();
     errors.collect(service::incidents::text("description", &req.description));
-    let level = req.level.as_deref().unwrap_or("medium").parse::<Level>();
+    let level = req
+        .level
+        .as_deref()
+        .map_or(Ok(Level::Medium), str::parse::<Level>);
     if level.is_err() {
         errors.push("level", LEVEL_MUST);
     }
@@ -173,8 +176,18 @@ async fn report(
     let Ok(level) = level else {
         return Err(AppError::Internal(anyhow::anyhow!("checked above")));
     };
-    let i =
-        service::incidents::report(&app, &who, &req.description, level, &systems, &meta).await?;
+    let i = service::incidents::report(
+        &app.store,
+        &app.guards,
+        &app.sinks,
+        &app.config,
+        &who,
+        &req.description,
+        level,
+        &systems,
+        &meta,
+    )
+    .await?;
     Ok((StatusCode::CREATED, Json(view(i, None))))
 }
 
@@ -238,7 +251,8 @@ async fn list(
         status,
         system: system.as_deref(),
     };
-    let rows = service::incidents::list(&app, &who, filter, before.as_deref(), req.limit).await?;
+    let rows =
+        service::incidents::list(&app.store, &who, filter, before.as_deref(), req.limit).await?;
     let (rows, next_cursor) = page::finish(
         rows,
         req,
@@ -286,8 +300,8 @@ async fn show(
     Path(id): Path<String>,
 ) -> Result<Json<IncidentView>> {
     crate::authz::authorize_plain(Some(&who), crate::authz::Action::IncidentList)?;
-    let (i, notes) = service::incidents::get(&app, &who, &incident_id(&id)?).await?;
-    let events = service::incidents::events(&app, &who, &i).await?;
+    let (i, notes) = service::incidents::get(&app.store, &who, &incident_id(&id)?).await?;
+    let events = service::incidents::events(&app.store, &who, &i).await?;
     let mut v = view(i, Some(notes));
     v.events = events.map(|e| e.into_iter().map(Into::into).collect());
     Ok(Json(v))
@@ -332,8 +346,17 @@ async fn update(
         level,
         affected_systems: req.affected_systems.as_deref(),
     };
-    service::incidents::update(&app, &who, &id, change, &meta).await?;
-    let (i, notes) = service::incidents::get(&app, &who, &id).await?;
+    service::incidents::update(
+        &app.store,
+        &app.sinks,
+        &app.config,
+        &who,
+        &id,
+        change,
+        &meta,
+    )
+    .await?;
+    let (i, notes) = service::incidents::get(&app.store, &who, &id).await?;
     Ok(Json(view(i, Some(notes))))
 }
 
@@ -450,7 +473,8 @@ async fn contain(
     let outcome = match checked {
         Contain::RevokeSessions(user) => {
             let n =
-                service::containment::revoke_sessions(&app, By::Person(&who), user, &meta).await?;
+                service::containment::revoke_sessions(&app.store, By::Person(&who), user, &meta)
+                    .await?;
             ContainOutcome {
                 action: req.action,
                 sessions_revoked: Some(n),
@@ -462,7 +486,7 @@ async fn contain(
                 role: None,
                 disabled: Some(true),
             };
-            service::users::update(&app, &who, user, change, &meta).await?;
+            service::users::update(&app.store, &who, user, change, &meta).await?;
             ContainOutcome {
                 action: req.action,
                 sessions_revoked: None,
@@ -474,9 +498,16 @@ async fn contain(
             seconds,
             reason,
         } => {
-            let until =
-                service::containment::block(&app, By::Person(&who), cidr, seconds, reason, &meta)
-                    .await?;
+            let until = service::containment::block(
+                &app.store,
+                &app.guards,
+                By::Person(&who),
+                cidr,
+                seconds,
+                reason,
+                &meta,
+            )
+            .await?;
             ContainOutcome {
                 action: req.action,
                 sessions_revoked: None,

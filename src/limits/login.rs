@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::bucket_ip;
-use crate::shared::{Lua, Shared};
+use crate::infra::shared::{Lua, Shared};
 
 #[derive(Debug, Clone, Copy)]
 pub struct LoginPolicy {

@@ -3,6 +3,7 @@
 //! replicas share state (`shared`), with this replica's memory as the fallback while Redis is down.
 
 pub mod address;
+pub mod blocks;
 pub mod login;
 pub mod shares;
 
@@ -11,7 +12,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::shared::{Lua, Shared};
+use crate::infra::shared::{Lua, Shared};
 
 /// `n` requests per `per` (a burst of `n`, refilled evenly over `per`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
