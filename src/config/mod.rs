@@ -1,8 +1,11 @@
-//! Configuration: an optional TOML file, then `IMANGOR_*` environment variables, which win.
-//! Every secret may be given as `X_FILE` (a path whose content is the value). Secrets live in
-//! `Secret`, whose `Debug` is redacted. `Config::load` fails fast, naming the variable at fault.
+//! Configuration: the raw settings (`raw`: an optional TOML file, then `IMANGOR_*` environment
+//! variables, which win; every secret may be given as `X_FILE`), typed and checked here into a
+//! `Config`, with what production refuses to start with (`production`). Secrets live in
+//! `Secret`, whose `Debug` is redacted. `Config::from_raw` fails fast, naming the variable at fault.
 
-use std::collections::BTreeMap;
+mod production;
+mod raw;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -15,6 +18,9 @@ use crate::domain::{Email, PasswordPolicy};
 use crate::limits::Quota;
 use crate::limits::address::{self, Cidr, ClientIpHeader, Hops};
 use crate::limits::login::LoginPolicy;
+
+pub use raw::RawSettings;
+use raw::read_secret_file;
 
 /// A secret value: never printed by `Debug`, zeroed when dropped.
 #[derive(Clone)]
@@ -169,230 +175,6 @@ impl CheckpointSchedule {
     }
 }
 
-struct Key {
-    name: &'static str,
-    secret: bool,
-}
-
-const fn k(name: &'static str) -> Key {
-    Key {
-        name,
-        secret: false,
-    }
-}
-const fn s(name: &'static str) -> Key {
-    Key { name, secret: true }
-}
-
-/// The settings of the operator contract, as TOML keys; the variable is `IMANGOR_` + upper case.
-const KEYS: &[Key] = &[
-    k("env"),
-    k("listen"),
-    k("metrics_listen"),
-    k("data_dir"),
-    s("database_url"),
-    k("db_max_connections"),
-    k("db_acquire_timeout"),
-    s("redis_url"),
-    k("redis_prefix"),
-    k("allow_plaintext_backends"),
-    s("jwt_secret"),
-    s("jwt_keys"),
-    s("data_keys"),
-    k("key_max_age_days"),
-    s("alert_webhook_url"),
-    s("alert_webhook_secret"),
-    k("alert_min_level"),
-    k("alert_queue"),
-    k("contain_stuffing_block"),
-    k("contain_refresh_reuse"),
-    k("jwt_issuer"),
-    k("jwt_audience"),
-    k("access_token_ttl"),
-    k("refresh_token_ttl"),
-    k("session_max_age"),
-    k("auth_cache_ttl"),
-    k("bootstrap_admin_email"),
-    s("bootstrap_admin_password"),
-    k("registration"),
-    k("password_min_length"),
-    k("hash_concurrency"),
-    k("hash_queue"),
-    k("request_timeout"),
-    k("shutdown_timeout"),
-    k("log_format"),
-    k("rate_limits"),
-    k("rate_limit_api"),
-    k("rate_limit_token"),
-    k("rate_limit_register"),
-    k("rate_limit_report"),
-    k("login_lock_after"),
-    k("login_slow_after"),
-    k("trusted_proxies"),
-    k("client_ip_header"),
-    k("trusted_hops"),
-    k("cors_origins"),
-    k("cors_credentials"),
-    k("max_connections"),
-    k("max_connections_per_address"),
-    k("header_timeout"),
-    k("quota_resources"),
-    k("quota_secrets"),
-    k("body_timeout"),
-    k("write_timeout"),
-    k("audit_checkpoint_events"),
-    k("audit_checkpoint_interval"),
-];
-
-/// Raw settings by key, before typing. Holds secrets too, so `Debug` is not derived. Remembers
-/// which secrets came from files, so that `imangor keys` can write a keyring back where it was.
-#[derive(Default)]
-pub struct RawSettings(
-    BTreeMap<&'static str, String>,
-    BTreeMap<&'static str, PathBuf>,
-);
-
-impl RawSettings {
-    /// Reads the TOML file (if any), then the environment (`vars`), which wins.
-    pub fn gather(
-        file: Option<&Path>,
-        vars: impl Iterator<Item = (String, String)>,
-    ) -> anyhow::Result<Self> {
-        let mut raw = RawSettings::default();
-        if let Some(path) = file {
-            raw.read_toml(path)?;
-        }
-        let vars: BTreeMap<String, String> =
-            vars.filter(|(k, _)| k.starts_with("IMANGOR_")).collect();
-        for key in KEYS {
-            let var = format!("IMANGOR_{}", key.name.to_ascii_uppercase());
-            let file_var = format!("{var}_FILE");
-            match (
-                vars.get(&var),
-                key.secret.then(|| vars.get(&file_var)).flatten(),
-            ) {
-                (Some(_), Some(_)) => bail!("{var} and {file_var} are both set: set only one"),
-                (Some(v), None) => {
-                    raw.0.insert(key.name, v.clone());
-                }
-                (None, Some(path)) => {
-                    raw.0.insert(
-                        key.name,
-                        read_secret_file(Path::new(path)).with_context(|| file_var.to_string())?,
-                    );
-                    raw.1.insert(key.name, PathBuf::from(path));
-                }
-                (None, None) => {}
-            }
-        }
-        Ok(raw)
-    }
-
-    fn read_toml(&mut self, path: &Path) -> anyhow::Result<()> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading config file {}", path.display()))?;
-        let table: toml::Table = toml::from_str(&text)
-            .with_context(|| format!("parsing config file {}", path.display()))?;
-        for (name, value) in table {
-            let (key, from_file) = match KEYS.iter().find(|k| k.name == name) {
-                Some(k) => (k, false),
-                None => match name
-                    .strip_suffix("_file")
-                    .and_then(|n| KEYS.iter().find(|k| k.secret && k.name == n))
-                {
-                    Some(k) => (k, true),
-                    None => bail!("config file {}: unknown setting `{name}`", path.display()),
-                },
-            };
-            let text = match value {
-                toml::Value::String(s) => s,
-                toml::Value::Integer(i) => i.to_string(),
-                toml::Value::Boolean(b) => b.to_string(),
-                other => bail!(
-                    "config file {}: `{name}` must be a string or a number, not {}",
-                    path.display(),
-                    other.type_str()
-                ),
-            };
-            let text = if from_file {
-                self.1.insert(key.name, PathBuf::from(&text));
-                read_secret_file(Path::new(&text)).with_context(|| name.clone())?
-            } else {
-                text
-            };
-            self.0.insert(key.name, text);
-        }
-        Ok(())
-    }
-
-    pub fn set(&mut self, key: &str, value: impl Into<String>) {
-        if let Some(k) = KEYS.iter().find(|k| k.name == key) {
-            self.0.insert(k.name, value.into());
-        }
-    }
-
-    /// Where a keyring setting came from: its file, or the variable.
-    fn source(&self, key: &'static str) -> Source {
-        match self.1.get(key) {
-            Some(p) => Source::File(p.clone()),
-            None => Source::Variable(match key {
-                "data_keys" => "IMANGOR_DATA_KEYS",
-                "jwt_keys" => "IMANGOR_JWT_KEYS",
-                _ => "IMANGOR_JWT_SECRET",
-            }),
-        }
-    }
-
-    fn get(&self, key: &str) -> Option<&str> {
-        self.0
-            .get(key)
-            .map(String::as_str)
-            .filter(|v| !v.is_empty())
-    }
-}
-
-fn read_secret_file(path: &Path) -> anyhow::Result<String> {
-    let s = std::fs::read_to_string(path)
-        .with_context(|| format!("reading secret file {}", path.display()))?;
-    // Files written by editors and `echo` end with a newline that is not part of the secret.
-    Ok(s.trim_end_matches(['\n', '\r']).to_owned())
-}
-
-fn var(key: &str) -> String {
-    format!("IMANGOR_{}", key.to_ascii_uppercase())
-}
-
-fn parse<T: std::str::FromStr>(raw: &RawSettings, key: &str, default: T) -> anyhow::Result<T>
-where
-    T::Err: std::fmt::Display,
-{
-    match raw.get(key) {
-        None => Ok(default),
-        Some(v) => v
-            .trim()
-            .parse()
-            .map_err(|e| anyhow::anyhow!("{}: invalid value {v:?}: {e}", var(key))),
-    }
-}
-
-fn seconds(
-    raw: &RawSettings,
-    key: &str,
-    default: u64,
-    range: std::ops::RangeInclusive<u64>,
-) -> anyhow::Result<u64> {
-    let v = parse(raw, key, default)?;
-    if !range.contains(&v) {
-        bail!(
-            "{}: {v} is outside {}..={}",
-            var(key),
-            range.start(),
-            range.end()
-        );
-    }
-    Ok(v)
-}
-
 impl Config {
     /// Types and checks the raw settings. Production refuses unsafe or missing settings.
     pub fn from_raw(raw: &RawSettings) -> anyhow::Result<Config> {
@@ -429,15 +211,15 @@ impl Config {
         let cores = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(2);
-        let min_chars = parse(raw, "password_min_length", 8usize)?;
+        let min_chars = raw.parse("password_min_length", 8usize)?;
         if !(8..=64).contains(&min_chars) {
             bail!("IMANGOR_PASSWORD_MIN_LENGTH: {min_chars} is outside 8..=64");
         }
-        let access_token_ttl = seconds(raw, "access_token_ttl", 900, 1..=86_400)?;
-        let refresh_token_ttl = seconds(raw, "refresh_token_ttl", 1_209_600, 1..=31_536_000)?;
-        let session_max_age = seconds(raw, "session_max_age", 2_592_000, 1..=31_536_000)?;
+        let access_token_ttl = raw.seconds("access_token_ttl", 900, 1..=86_400)?;
+        let refresh_token_ttl = raw.seconds("refresh_token_ttl", 1_209_600, 1..=31_536_000)?;
+        let session_max_age = raw.seconds("session_max_age", 2_592_000, 1..=31_536_000)?;
         // The bound on how late a change reaches a replica that missed its announcement.
-        let auth_cache_ttl = Duration::from_secs(seconds(raw, "auth_cache_ttl", 1, 0..=60)?);
+        let auth_cache_ttl = Duration::from_secs(raw.seconds("auth_cache_ttl", 1, 0..=60)?);
         if raw.get("jwt_secret").is_some() && raw.get("jwt_keys").is_some() {
             bail!(
                 "IMANGOR_JWT_SECRET and IMANGOR_JWT_KEYS are both set: a keyring replaces the single secret, set only one"
@@ -445,20 +227,15 @@ impl Config {
         }
         let config = Config {
             env,
-            listen: parse(raw, "listen", SocketAddr::from(([127, 0, 0, 1], 8000)))?,
+            listen: raw.parse("listen", SocketAddr::from(([127, 0, 0, 1], 8000)))?,
             metrics_listen: match raw.get("metrics_listen") {
                 Some("off") => None,
-                _ => Some(parse(
-                    raw,
-                    "metrics_listen",
-                    SocketAddr::from(([127, 0, 0, 1], 9100)),
-                )?),
+                _ => Some(raw.parse("metrics_listen", SocketAddr::from(([127, 0, 0, 1], 9100)))?),
             },
             data_dir: PathBuf::from(raw.get("data_dir").unwrap_or("./data")),
             database_url: raw.get("database_url").map(|s| Secret::new(s.to_owned())),
-            db_max_connections: parse(raw, "db_max_connections", 10u32)?.clamp(1, 1000),
-            db_acquire_timeout: Duration::from_secs(seconds(
-                raw,
+            db_max_connections: raw.parse("db_max_connections", 10u32)?.clamp(1, 1000),
+            db_acquire_timeout: Duration::from_secs(raw.seconds(
                 "db_acquire_timeout",
                 5,
                 1..=300,
@@ -470,7 +247,7 @@ impl Config {
                 Some(_) => bail!("IMANGOR_REDIS_URL must start with redis:// or rediss:// (TLS)"),
                 None => None,
             },
-            allow_plaintext_backends: parse(raw, "allow_plaintext_backends", false)?,
+            allow_plaintext_backends: raw.parse("allow_plaintext_backends", false)?,
             redis_prefix: match raw.get("redis_prefix").unwrap_or("imangor:") {
                 p if !p.is_empty()
                     && p.len() <= 64
@@ -489,7 +266,7 @@ impl Config {
             data_keys: raw
                 .get("data_keys")
                 .map(|s| (Secret::new(s.to_owned()), raw.source("data_keys"))),
-            key_max_age_days: seconds(raw, "key_max_age_days", 90, 1..=3650)?,
+            key_max_age_days: raw.seconds("key_max_age_days", 90, 1..=3650)?,
             alert_webhook_url: raw
                 .get("alert_webhook_url")
                 .map(|s| Secret::new(s.to_owned())),
@@ -502,9 +279,9 @@ impl Config {
                     "IMANGOR_ALERT_MIN_LEVEL: {other:?} is not one of low, medium, high, critical"
                 ),
             },
-            alert_queue: parse(raw, "alert_queue", 1024usize)?.clamp(1, 100_000),
+            alert_queue: raw.parse("alert_queue", 1024usize)?.clamp(1, 100_000),
             containment: Containment {
-                stuffing_block_s: seconds(raw, "contain_stuffing_block", 900, 0..=30 * 86_400)?,
+                stuffing_block_s: raw.seconds("contain_stuffing_block", 900, 0..=30 * 86_400)?,
                 reuse_revokes_all: match raw.get("contain_refresh_reuse").unwrap_or("session") {
                     "session" => false,
                     "all" => true,
@@ -525,42 +302,38 @@ impl Config {
                 .map(|s| Secret::new(s.to_owned())),
             registration,
             password_policy: PasswordPolicy { min_chars },
-            hash_concurrency: parse(raw, "hash_concurrency", cores)?.clamp(1, 256),
-            hash_queue: parse(raw, "hash_queue", 256usize)?.clamp(1, 100_000),
-            request_timeout: Duration::from_secs(seconds(raw, "request_timeout", 30, 1..=3600)?),
-            shutdown_timeout: Duration::from_secs(seconds(raw, "shutdown_timeout", 30, 0..=3600)?),
+            hash_concurrency: raw.parse("hash_concurrency", cores)?.clamp(1, 256),
+            hash_queue: raw.parse("hash_queue", 256usize)?.clamp(1, 100_000),
+            request_timeout: Duration::from_secs(raw.seconds("request_timeout", 30, 1..=3600)?),
+            shutdown_timeout: Duration::from_secs(raw.seconds("shutdown_timeout", 30, 0..=3600)?),
             log_format,
             rate_limits: match raw.get("rate_limits").unwrap_or("on") {
                 "on" => true,
                 "off" => false,
                 other => bail!("IMANGOR_RATE_LIMITS: {other:?} is neither `on` nor `off`"),
             },
-            rate_limit_api: parse(
-                raw,
+            rate_limit_api: raw.parse(
                 "rate_limit_api",
                 Quota {
                     n: 600,
                     per: Duration::from_secs(60),
                 },
             )?,
-            rate_limit_token: parse(
-                raw,
+            rate_limit_token: raw.parse(
                 "rate_limit_token",
                 Quota {
                     n: 20,
                     per: Duration::from_secs(60),
                 },
             )?,
-            rate_limit_register: parse(
-                raw,
+            rate_limit_register: raw.parse(
                 "rate_limit_register",
                 Quota {
                     n: 5,
                     per: Duration::from_secs(60),
                 },
             )?,
-            rate_limit_report: parse(
-                raw,
+            rate_limit_report: raw.parse(
                 "rate_limit_report",
                 Quota {
                     n: 10,
@@ -568,31 +341,31 @@ impl Config {
                 },
             )?,
             login: LoginPolicy {
-                lock_after: parse(raw, "login_lock_after", 5u32)?.clamp(1, 100),
-                slow_after: parse(raw, "login_slow_after", 10u32)?.clamp(1, 100),
+                lock_after: raw.parse("login_lock_after", 5u32)?.clamp(1, 100),
+                slow_after: raw.parse("login_slow_after", 10u32)?.clamp(1, 100),
                 ..LoginPolicy::default()
             },
             trusted_proxies: address::parse_list(raw.get("trusted_proxies").unwrap_or(""))
                 .map_err(|e| anyhow::anyhow!("IMANGOR_TRUSTED_PROXIES: {e}"))?,
-            client_ip_header: parse(raw, "client_ip_header", ClientIpHeader::XForwardedFor)?,
+            client_ip_header: raw.parse("client_ip_header", ClientIpHeader::XForwardedFor)?,
             trusted_hops: match raw.get("trusted_hops") {
                 None => Hops::Walk,
-                Some(_) => Hops::Exactly(seconds(raw, "trusted_hops", 1, 1..=16)? as usize),
+                Some(_) => Hops::Exactly(raw.seconds("trusted_hops", 1, 1..=16)? as usize),
             },
             cors_origins: cors_origins(raw.get("cors_origins").unwrap_or(""))?,
-            cors_credentials: parse(raw, "cors_credentials", false)?,
-            max_connections: parse(raw, "max_connections", 1024usize)?.clamp(1, 1_000_000),
-            max_connections_per_address: parse(raw, "max_connections_per_address", 64usize)?
+            cors_credentials: raw.parse("cors_credentials", false)?,
+            max_connections: raw.parse("max_connections", 1024usize)?.clamp(1, 1_000_000),
+            max_connections_per_address: raw
+                .parse("max_connections_per_address", 64usize)?
                 .clamp(1, 1_000_000),
-            header_timeout: Duration::from_secs(seconds(raw, "header_timeout", 10, 1..=300)?),
-            quota_resources: seconds(raw, "quota_resources", 10_000, 1..=100_000_000)?,
-            quota_secrets: seconds(raw, "quota_secrets", 1_000, 1..=100_000_000)?,
-            body_timeout: Duration::from_secs(seconds(raw, "body_timeout", 10, 1..=300)?),
-            write_timeout: Duration::from_secs(seconds(raw, "write_timeout", 10, 1..=300)?),
+            header_timeout: Duration::from_secs(raw.seconds("header_timeout", 10, 1..=300)?),
+            quota_resources: raw.seconds("quota_resources", 10_000, 1..=100_000_000)?,
+            quota_secrets: raw.seconds("quota_secrets", 1_000, 1..=100_000_000)?,
+            body_timeout: Duration::from_secs(raw.seconds("body_timeout", 10, 1..=300)?),
+            write_timeout: Duration::from_secs(raw.seconds("write_timeout", 10, 1..=300)?),
             audit_checkpoints: CheckpointSchedule {
-                events: seconds(raw, "audit_checkpoint_events", 1000, 1..=10_000)? as i64,
-                every: Duration::from_secs(seconds(
-                    raw,
+                events: raw.seconds("audit_checkpoint_events", 1000, 1..=10_000)? as i64,
+                every: Duration::from_secs(raw.seconds(
                     "audit_checkpoint_interval",
                     60,
                     1..=86_400,
@@ -605,8 +378,8 @@ impl Config {
 
     /// Types the settings without production's refusals, for `imangor doctor`, which reports them.
     pub fn from_raw_unchecked(raw: &RawSettings) -> anyhow::Result<Config> {
-        let mut probe = RawSettings(raw.0.clone(), raw.1.clone());
-        let env = probe.0.remove("env");
+        let mut probe = raw.clone();
+        let env = probe.remove("env");
         if let Some(other) = env
             .as_deref()
             .filter(|e| !["development", "production"].contains(e))
@@ -624,79 +397,6 @@ impl Config {
         Ok(config)
     }
 
-    fn check_production(&self) -> anyhow::Result<()> {
-        if self.env != Environment::Production {
-            return Ok(());
-        }
-        match self.refusals().into_iter().next() {
-            Some(why) => Err(anyhow::anyhow!(why)),
-            None => Ok(()),
-        }
-    }
-
-    /// The settings production refuses to start with, each named by its variable. Production
-    /// stops at the first; `imangor doctor` lists them all.
-    pub fn refusals(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        match (&self.jwt_secret, &self.jwt_keys) {
-            (None, None) => out.push(
-                "IMANGOR_JWT_SECRET or IMANGOR_JWT_KEYS (or their _FILE) is required in production"
-                    .to_owned(),
-            ),
-            (Some(s), _) => {
-                if let Err(e) = check_jwt_secret(s.expose().as_bytes()) {
-                    out.push(e.to_string());
-                }
-            }
-            (None, Some(_)) => {}
-        }
-        if self.data_keys.is_none() {
-            out.push(
-                "IMANGOR_DATA_KEYS (or IMANGOR_DATA_KEYS_FILE) is required in production".into(),
-            );
-        }
-        if self.database_url.is_none() {
-            out.push(
-                "IMANGOR_DATABASE_URL is required in production: say where the data lives".into(),
-            );
-        }
-        if !self.rate_limits {
-            out.push(
-                "IMANGOR_RATE_LIMITS=off is for benchmarks only and is refused in production"
-                    .into(),
-            );
-        }
-        if self.cors_credentials && self.cors_origins.iter().any(|o| o == "*") {
-            out.push("IMANGOR_CORS_ORIGINS=* with IMANGOR_CORS_CREDENTIALS=true is refused in production: list the origins".into());
-        }
-        if !self.allow_plaintext_backends {
-            for link in self.plaintext_links() {
-                out.push(format!(
-                    "{link}: refused in production; use verified TLS, or set IMANGOR_ALLOW_PLAINTEXT_BACKENDS=true where the network to it is trusted (ASVS V12.3.1)"
-                ));
-            }
-        }
-        out
-    }
-
-    /// The links to PostgreSQL and Redis that leave this host without verified TLS, each named by
-    /// its variable, host and why (never the URL: it may hold a password). A link to a loopback
-    /// address or a Unix socket stays on the host and is not listed.
-    pub fn plaintext_links(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        if let Some(url) = &self.database_url
-            && let Some(link) = postgres_link(url.expose())
-        {
-            out.push(link);
-        }
-        if let Some(url) = &self.redis_url
-            && let Some(link) = redis_link(url.expose())
-        {
-            out.push(link);
-        }
-        out
-    }
-
     pub fn is_production(&self) -> bool {
         self.env == Environment::Production
     }
@@ -705,80 +405,6 @@ impl Config {
         self.data_dir.join("imangor.db")
     }
 }
-
-/// True for a host name that stays on this machine: `localhost`, a loopback address, or a path
-/// (a Unix socket).
-fn is_local_host(host: &str) -> bool {
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    host.is_empty()
-        || host.starts_with('/')
-        || host.eq_ignore_ascii_case("localhost")
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
-}
-
-/// A PostgreSQL URL that reaches another host without `sslmode=verify-full`: what is wrong with
-/// it, without the URL itself. `None` for SQLite, a local link, or verified TLS.
-///
-/// `verify-ca` is refused too: sqlx (rustls) starts its trust store from the public web CAs and
-/// adds `sslrootcert` to them, and verify-ca skips the host name check, so any public certificate
-/// for any domain would be accepted in the database's place.
-fn postgres_link(url: &str) -> Option<String> {
-    use sqlx::postgres::{PgConnectOptions, PgSslMode};
-    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-        return None;
-    }
-    // A URL that does not parse is reported when connecting, naming the variable.
-    let opts: PgConnectOptions = url.parse().ok()?;
-    if opts.get_socket().is_some() || is_local_host(opts.get_host()) {
-        return None;
-    }
-    let mode = match opts.get_ssl_mode() {
-        PgSslMode::VerifyFull => return None,
-        PgSslMode::VerifyCa => {
-            "verify-ca, which does not check the host name, and the public web CAs are trusted beside sslrootcert: any public certificate for any domain would pass"
-        }
-        PgSslMode::Disable => "disable",
-        PgSslMode::Allow => "allow",
-        PgSslMode::Prefer => "prefer (the default)",
-        PgSslMode::Require => "require (encrypted, but the server is not verified)",
-    };
-    Some(format!(
-        "IMANGOR_DATABASE_URL: the link to PostgreSQL at {}:{} is not verified TLS (sslmode={mode}; verify-full is needed)",
-        opts.get_host(),
-        opts.get_port()
-    ))
-}
-
-/// A Redis URL that reaches another host without verified TLS (`rediss://`, never `#insecure`).
-fn redis_link(url: &str) -> Option<String> {
-    use redis::{ConnectionAddr, IntoConnectionInfo};
-    let info = url.into_connection_info().ok()?;
-    let (host, port, why) = match info.addr() {
-        ConnectionAddr::Tcp(host, port) => {
-            (host, *port, "redis:// is plaintext; rediss:// is needed")
-        }
-        ConnectionAddr::TcpTls {
-            host,
-            port,
-            insecure: true,
-            ..
-        } => (
-            host,
-            *port,
-            "rediss://...#insecure does not verify the server",
-        ),
-        _ => return None,
-    };
-    if is_local_host(host) {
-        return None;
-    }
-    Some(format!(
-        "IMANGOR_REDIS_URL: the link to Redis at {host}:{port} is not verified TLS ({why})"
-    ))
-}
-
 /// `IMANGOR_CORS_ORIGINS`: comma-separated `scheme://host[:port]` origins, or `*`.
 fn cors_origins(s: &str) -> anyhow::Result<Vec<String>> {
     let mut out = Vec::new();
@@ -1013,7 +639,7 @@ fn set_mode(_: &Path, _: u32) -> anyhow::Result<()> {
 mod tests {
     use super::*;
 
-    fn raw(vars: &[(&str, &str)]) -> RawSettings {
+    pub(super) fn raw(vars: &[(&str, &str)]) -> RawSettings {
         RawSettings::gather(
             None,
             vars.iter().map(|(k, v)| (k.to_string(), v.to_string())),
@@ -1029,82 +655,6 @@ mod tests {
         )]))
         .unwrap();
         assert!(!format!("{c:?}").contains("s3cr3t"));
-    }
-
-    #[test]
-    fn production_refuses_missing_short_or_predictable_secrets() {
-        let base = [
-            ("IMANGOR_ENV", "production"),
-            ("IMANGOR_DATABASE_URL", "sqlite://x.db"),
-            (
-                "IMANGOR_DATA_KEYS",
-                "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
-            ),
-        ];
-        let err = Config::from_raw(&raw(&base)).unwrap_err().to_string();
-        assert!(err.contains("IMANGOR_JWT_SECRET"), "{err}");
-        let no_data_keys = [
-            base[0],
-            base[1],
-            ("IMANGOR_JWT_SECRET", "0123456789abcdefghijklmnopqrstuvwxyz"),
-        ];
-        let err = Config::from_raw(&raw(&no_data_keys))
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("IMANGOR_DATA_KEYS"), "{err}");
-        for weak in ["short", "changemechangemechangemechangeme", &"a".repeat(64)] {
-            let mut v = base.to_vec();
-            v.push(("IMANGOR_JWT_SECRET", weak));
-            assert!(Config::from_raw(&raw(&v)).is_err(), "{weak}");
-        }
-    }
-
-    #[test]
-    fn production_refuses_rate_limits_off_and_wildcard_cors_with_credentials() {
-        let base = [
-            ("IMANGOR_ENV", "production"),
-            ("IMANGOR_DATABASE_URL", "sqlite://x.db"),
-            ("IMANGOR_JWT_SECRET", "0123456789abcdefghijklmnopqrstuvwxyz"),
-            (
-                "IMANGOR_DATA_KEYS",
-                "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
-            ),
-        ];
-        assert!(Config::from_raw(&raw(&base)).is_ok());
-        for extra in [
-            [("IMANGOR_RATE_LIMITS", "off")].as_slice(),
-            &[
-                ("IMANGOR_CORS_ORIGINS", "*"),
-                ("IMANGOR_CORS_CREDENTIALS", "true"),
-            ],
-        ] {
-            let mut v = base.to_vec();
-            v.extend_from_slice(extra);
-            let err = Config::from_raw(&raw(&v)).unwrap_err().to_string();
-            assert!(err.contains(extra[0].0), "{err}");
-        }
-        // Outside production the benchmark switch is accepted.
-        assert!(
-            !Config::from_raw(&raw(&[("IMANGOR_RATE_LIMITS", "off")]))
-                .unwrap()
-                .rate_limits
-        );
-        assert!(Config::from_raw(&raw(&[("IMANGOR_CORS_ORIGINS", "https://a.example/")])).is_err());
-        assert!(Config::from_raw(&raw(&[("IMANGOR_TRUSTED_PROXIES", "10.0.0.0/99")])).is_err());
-        let err = Config::from_raw(&raw(&[("IMANGOR_CLIENT_IP_HEADER", "x-client-ip")]))
-            .unwrap_err()
-            .to_string();
-        assert!(err.starts_with("IMANGOR_CLIENT_IP_HEADER:"), "{err}");
-        let hops = |v: &str| Config::from_raw(&raw(&[("IMANGOR_TRUSTED_HOPS", v)]));
-        assert_eq!(hops("2").unwrap().trusted_hops, Hops::Exactly(2));
-        for bad in ["0", "17", "x"] {
-            let err = hops(bad).unwrap_err().to_string();
-            assert!(err.starts_with("IMANGOR_TRUSTED_HOPS:"), "{err}");
-        }
-        assert_eq!(
-            Config::from_raw(&raw(&[])).unwrap().trusted_hops,
-            Hops::Walk
-        );
     }
 
     #[test]
@@ -1143,19 +693,5 @@ mod tests {
         ]);
         let err = data_keys(&c).unwrap_err().to_string();
         assert!(err.contains("development generated"), "{err}");
-    }
-
-    #[test]
-    fn both_a_variable_and_its_file_is_an_error() {
-        let r = RawSettings::gather(
-            None,
-            [
-                ("IMANGOR_JWT_SECRET", "x"),
-                ("IMANGOR_JWT_SECRET_FILE", "/nonexistent"),
-            ]
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v.to_string())),
-        );
-        assert!(r.is_err());
     }
 }
