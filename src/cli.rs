@@ -224,7 +224,7 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
                     reason,
                 } => {
                     let net = cidr
-                        .parse::<crate::limits::address::Cidr>()
+                        .parse::<crate::domain::net::Cidr>()
                         .map_err(|e| anyhow::anyhow!("{e}"))?;
                     crate::domain::text::one_line(&reason, "--reason", 200)
                         .map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -14,10 +14,8 @@ use anyhow::{Context, bail};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::crypto::keyring::{self, Source};
-use crate::domain::{Email, PasswordPolicy};
-use crate::limits::Quota;
-use crate::limits::address::{self, Cidr, ClientIpHeader, Hops};
-use crate::limits::login::LoginPolicy;
+use crate::domain::net::{self, Cidr, ClientIpHeader, Hops};
+use crate::domain::{Email, LoginPolicy, PasswordPolicy, Quota};
 
 pub use raw::RawSettings;
 use raw::read_secret_file;
@@ -345,7 +343,7 @@ impl Config {
                 slow_after: raw.parse("login_slow_after", 10u32)?.clamp(1, 100),
                 ..LoginPolicy::default()
             },
-            trusted_proxies: address::parse_list(raw.get("trusted_proxies").unwrap_or(""))
+            trusted_proxies: net::parse_list(raw.get("trusted_proxies").unwrap_or(""))
                 .map_err(|e| anyhow::anyhow!("IMANGOR_TRUSTED_PROXIES: {e}"))?,
             client_ip_header: raw.parse("client_ip_header", ClientIpHeader::XForwardedFor)?,
             trusted_hops: match raw.get("trusted_hops") {

@@ -24,7 +24,8 @@ use tokio::sync::Semaphore;
 use tokio::time::Sleep;
 use tower::ServiceExt;
 
-use crate::limits::address::{Cidr, is_trusted};
+use crate::domain::net::Cidr;
+use crate::limits::address::is_trusted;
 use crate::limits::shares::Shares;
 use crate::metrics::Metrics;
 

@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 use super::{Event, RequestMeta};
 use crate::authz::{self, Action, Principal};
 use crate::db::{Db, incidents, sessions, users};
+use crate::domain::net::Cidr;
 use crate::domain::{Role, Timestamp, UserId};
 use crate::error::{AppError, Result};
-use crate::limits::address::Cidr;
 use crate::state::AppState;
 
 pub const FORGED_TOKENS: u32 = 50;
