@@ -413,7 +413,7 @@ async fn keys(cmd: KeysCommand, config: Config) -> anyhow::Result<()> {
             .await?;
             eprintln!(
                 "signing key {id} ({alg}) added: it signs after the servers restart; retire the old one when its tokens have expired ({} s later)",
-                config.access_token_ttl + crate::config::JWT_LEEWAY_S
+                config.access_token_ttl + crate::auth::token::JWT_LEEWAY_S
             );
             shown(written);
             Ok(())

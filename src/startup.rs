@@ -10,7 +10,7 @@ use tokio::net::TcpListener;
 
 use crate::auth::cursor::Cursors;
 use crate::auth::password::Hasher;
-use crate::config::{self, Config, Secret};
+use crate::config::{Config, Secret};
 use crate::db::{Db, DbOptions};
 use crate::http::server::ConnLimits;
 use crate::limits::Limiter;
@@ -36,7 +36,7 @@ pub struct App {
 
 /// Opens the database (migrating it), loads keys, makes the hashing pool.
 pub async fn state(config: Config) -> anyhow::Result<AppState> {
-    config::ensure_data_dir(&config.data_dir)?;
+    crate::crypto::files::ensure_data_dir(&config.data_dir)?;
     let tokens = crate::service::keys::signing_keyring(&config)?;
     let keys = crate::service::keys::data_keyring(&config)?;
     let url = match &config.database_url {

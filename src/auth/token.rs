@@ -12,7 +12,7 @@ use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 
 use crate::crypto::KeyBytes;
-use crate::crypto::keyring::Entry;
+use crate::crypto::keyring::{Entry, derived_kid};
 use crate::domain::{Role, SessionId, Timestamp, UserId};
 
 /// Clock skew allowed when checking `exp`, `nbf` and `iat` (RFC 8725 advice: small and fixed).
@@ -138,14 +138,6 @@ pub struct TokenKeys {
 
 /// The algorithms a signing key may have.
 pub const ALGORITHMS: [&str; 2] = ["HS256", "EdDSA"];
-
-/// The key id of a bare `IMANGOR_JWT_SECRET`: a hash of the key, which reveals nothing about it.
-pub fn derived_kid(key: &[u8]) -> String {
-    format!(
-        "hs-{}",
-        &crate::auth::sha256_hex(&format!("imangor-kid:{}", URL_SAFE_NO_PAD.encode(key)))[..16]
-    )
-}
 
 /// The public key (32 bytes) of an Ed25519 private key in PKCS#8 DER, or why it is refused.
 pub fn ed25519_public(pkcs8: &[u8]) -> anyhow::Result<Vec<u8>> {

@@ -7,18 +7,16 @@ mod production;
 mod raw;
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::crypto::keyring::{self, Source};
 use crate::domain::net::{self, Cidr, ClientIpHeader, Hops};
 use crate::domain::{Email, LoginPolicy, PasswordPolicy, Quota};
 
-pub use raw::RawSettings;
-use raw::read_secret_file;
+pub use raw::{RawSettings, Source, read_secret_file};
 
 /// A secret value: never printed by `Debug`, zeroed when dropped.
 #[derive(Clone)]
@@ -38,9 +36,6 @@ impl std::fmt::Debug for Secret {
         f.write_str("Secret([REDACTED])")
     }
 }
-
-pub use crate::auth::token::JWT_LEEWAY_S;
-pub use crate::crypto::KeyBytes;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Environment {
@@ -420,219 +415,6 @@ fn cors_origins(s: &str) -> anyhow::Result<Vec<String>> {
     Ok(out)
 }
 
-/// RFC 8725 section 3.5 and ASVS V11.2.3: an HMAC key of at least 256 bits, not a placeholder.
-pub fn check_jwt_secret(secret: &[u8]) -> anyhow::Result<()> {
-    if secret.len() < 32 {
-        bail!(
-            "IMANGOR_JWT_SECRET must be at least 32 bytes (it has {})",
-            secret.len()
-        );
-    }
-    let mut distinct = secret.to_vec();
-    distinct.sort_unstable();
-    distinct.dedup();
-    if distinct.len() < 10 {
-        bail!(
-            "IMANGOR_JWT_SECRET is too predictable (only {} distinct bytes): use 32 random bytes",
-            distinct.len()
-        );
-    }
-    Ok(())
-}
-
-/// Development keyrings generated in the data dir, by setting.
-pub const DEV_SIGNING_KEYS: &str = "jwt-keys";
-pub const DEV_DATA_KEYS: &str = "data-keys";
-
-/// A keyring's text and source: the configured one, or in development one generated once and
-/// kept in the data dir (0600). Production never reaches the generation branch.
-fn keyring_text(
-    config: &Config,
-    configured: Option<(Secret, Source)>,
-    dev_file: &str,
-    with_alg: bool,
-    generate: impl FnOnce() -> anyhow::Result<zeroize::Zeroizing<String>>,
-) -> anyhow::Result<(Secret, Source)> {
-    let generated = config.data_dir.join(dev_file);
-    if let Some((text, source)) = configured {
-        // Development keys were written to disk in the clear: never production keys.
-        if config.is_production() && shares_a_key(text.expose(), &generated, with_alg) {
-            bail!(
-                "{}: a key is one that development generated in {}: make new keys for production",
-                source.describe(),
-                generated.display()
-            );
-        }
-        return Ok((text, source));
-    }
-    if config.is_production() {
-        bail!("{dev_file}: keys are required in production");
-    }
-    if !generated.exists() {
-        let text = generate()?;
-        write_private(&generated, text.as_bytes())?;
-        tracing::warn!(
-            path = %generated.display(),
-            "DEVELOPMENT MODE: generated keys and kept them in the data dir; never use them in production"
-        );
-    }
-    Ok((
-        Secret::new(read_secret_file(&generated)?),
-        Source::Generated(generated),
-    ))
-}
-
-/// True when the keyring `text` holds a key of the development keyring file `dev`.
-fn shares_a_key(text: &str, dev: &Path, with_alg: bool) -> bool {
-    let (Ok(dev), Ok(ours)) = (
-        read_secret_file(dev).and_then(|d| keyring::parse(&d, "", with_alg)),
-        keyring::parse(text, "", with_alg),
-    ) else {
-        return false;
-    };
-    ours.iter().any(|k| dev.iter().any(|d| d.key == k.key))
-}
-
-/// The data keyring's text and where it lives.
-pub fn data_keys(config: &Config) -> anyhow::Result<(Secret, Source)> {
-    keyring_text(
-        config,
-        config.data_keys.clone(),
-        DEV_DATA_KEYS,
-        false,
-        || {
-            let entry = keyring::Entry {
-                id: keyring::new_id("d")?,
-                alg: None,
-                key: crate::crypto::random_key(32)?,
-            };
-            Ok(keyring::render(&[entry], "\n"))
-        },
-    )
-}
-
-/// The signing keyring's entries and where they live. A bare `IMANGOR_JWT_SECRET` is a keyring
-/// of one HS256 key whose `kid` is derived from it.
-pub fn signing_keys(config: &Config) -> anyhow::Result<(Vec<keyring::Entry>, Source)> {
-    const VAR: &str = "IMANGOR_JWT_KEYS";
-    if let Some(s) = &config.jwt_secret {
-        check_jwt_secret(s.expose().as_bytes())?;
-        let key = s.expose().as_bytes();
-        let dev = config.data_dir.join(DEV_SIGNING_KEYS);
-        if config.is_production()
-            && shares_a_key(&format!("x:HS256:{}", keyring::encode_b64(key)), &dev, true)
-        {
-            bail!(
-                "IMANGOR_JWT_SECRET is the development key generated in {}: make a new one for production",
-                dev.display()
-            );
-        }
-        let entry = keyring::Entry {
-            id: crate::auth::token::derived_kid(key),
-            alg: Some("HS256".into()),
-            key: zeroize::Zeroizing::new(key.to_vec()),
-        };
-        return Ok((vec![entry], Source::Variable("IMANGOR_JWT_SECRET")));
-    }
-    let (text, source) = keyring_text(
-        config,
-        config.jwt_keys.clone(),
-        DEV_SIGNING_KEYS,
-        true,
-        || {
-            let entry = keyring::Entry {
-                id: keyring::new_id("hs")?,
-                alg: Some("HS256".into()),
-                key: crate::crypto::random_key(32)?,
-            };
-            Ok(keyring::render(&[entry], "\n"))
-        },
-    )?;
-    Ok((keyring::parse(text.expose(), VAR, true)?, source))
-}
-
-/// Creates the data dir (0700) if needed.
-pub fn ensure_data_dir(dir: &Path) -> anyhow::Result<()> {
-    if !dir.exists() {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("creating data dir {}", dir.display()))?;
-        set_mode(dir, 0o700)?;
-    }
-    Ok(())
-}
-
-/// Refuses a directory another user could read or change: it must be owned by this process's
-/// user and closed to group and others (0700 or stricter). What a file of secrets needs around it.
-#[cfg(unix)]
-pub fn check_private_dir(dir: &Path) -> anyhow::Result<()> {
-    use std::os::unix::fs::{MetadataExt, PermissionsExt};
-    let meta = std::fs::metadata(dir).with_context(|| format!("reading {}", dir.display()))?;
-    let mode = meta.permissions().mode() & 0o777;
-    if mode & 0o077 != 0 {
-        bail!(
-            "data dir {} is open to other users (mode {mode:o}): make it 0700 (chmod 700) before a generated bootstrap password is written there, or give IMANGOR_BOOTSTRAP_ADMIN_PASSWORD_FILE",
-            dir.display()
-        );
-    }
-    // This process's user is the owner of a file it creates (no libc call on every target).
-    let probe = dir.join(format!(".owner-probe-{}", std::process::id()));
-    replace_private(&probe, b"")?;
-    let mine = std::fs::metadata(&probe).map(|m| m.uid());
-    std::fs::remove_file(&probe).with_context(|| format!("removing {}", probe.display()))?;
-    let mine = mine.with_context(|| format!("reading {}", probe.display()))?;
-    if mine != meta.uid() {
-        bail!(
-            "data dir {} is owned by uid {}, not by this server's uid {mine}: its owner could read or replace a generated bootstrap password; chown it, or give IMANGOR_BOOTSTRAP_ADMIN_PASSWORD_FILE",
-            dir.display(),
-            meta.uid()
-        );
-    }
-    Ok(())
-}
-
-#[cfg(not(unix))]
-pub fn check_private_dir(_: &Path) -> anyhow::Result<()> {
-    Ok(())
-}
-
-/// Writes `content` to a new file readable by this user only (0600), replacing any file there.
-pub fn replace_private(path: &Path, content: &[u8]) -> anyhow::Result<()> {
-    match std::fs::remove_file(path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e).with_context(|| format!("replacing {}", path.display())),
-    }
-    write_private(path, content)
-}
-
-fn write_private(path: &Path, content: &[u8]) -> anyhow::Result<()> {
-    use std::io::Write;
-    #[cfg(unix)]
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    opts.mode(0o600);
-    let mut f = opts
-        .open(path)
-        .with_context(|| format!("creating {}", path.display()))?;
-    f.write_all(content)?;
-    f.sync_all()?;
-    Ok(())
-}
-
-#[cfg(unix)]
-fn set_mode(path: &Path, mode: u32) -> anyhow::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-        .with_context(|| format!("chmod {}", path.display()))
-}
-
-#[cfg(not(unix))]
-fn set_mode(_: &Path, _: u32) -> anyhow::Result<()> {
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -653,43 +435,5 @@ mod tests {
         )]))
         .unwrap();
         assert!(!format!("{c:?}").contains("s3cr3t"));
-    }
-
-    #[test]
-    fn production_refuses_the_generated_development_keys_v13_3_1() {
-        let dir = tempfile::tempdir().unwrap();
-        let d = dir.path().display().to_string();
-        let dev = Config::from_raw(&raw(&[("IMANGOR_DATA_DIR", &d)])).unwrap();
-        signing_keys(&dev).unwrap();
-        data_keys(&dev).unwrap();
-        let signing = std::fs::read_to_string(dir.path().join(DEV_SIGNING_KEYS)).unwrap();
-        let data = std::fs::read_to_string(dir.path().join(DEV_DATA_KEYS)).unwrap();
-        let prod = |extra: &[(&str, &str)]| {
-            let mut v = vec![
-                ("IMANGOR_ENV", "production"),
-                ("IMANGOR_DATA_DIR", d.as_str()),
-                ("IMANGOR_DATABASE_URL", "sqlite://x.db"),
-            ];
-            v.extend_from_slice(extra);
-            Config::from_raw(&raw(&v)).unwrap()
-        };
-        let good_data = format!("p1:{}", keyring::encode_b64(&(0..32).collect::<Vec<u8>>()));
-        let c = prod(&[
-            ("IMANGOR_JWT_KEYS", signing.trim()),
-            ("IMANGOR_DATA_KEYS", &good_data),
-        ]);
-        let err = signing_keys(&c).unwrap_err().to_string();
-        assert!(err.contains("development generated"), "{err}");
-        assert!(
-            !err.contains(signing.trim()),
-            "the key itself is not printed"
-        );
-        assert!(data_keys(&c).is_ok());
-        let c = prod(&[
-            ("IMANGOR_JWT_SECRET", "0123456789abcdefghijklmnopqrstuvwxyz"),
-            ("IMANGOR_DATA_KEYS", data.trim()),
-        ]);
-        let err = data_keys(&c).unwrap_err().to_string();
-        assert!(err.contains("development generated"), "{err}");
     }
 }

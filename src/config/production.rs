@@ -2,7 +2,8 @@
 //! origin with credentials, and links to PostgreSQL or Redis that leave the host without verified
 //! TLS. Each refusal names its variable; `imangor doctor` lists them all.
 
-use super::{Config, Environment, check_jwt_secret};
+use super::{Config, Environment};
+use crate::domain::key::check_jwt_secret;
 
 impl Config {
     pub(super) fn check_production(&self) -> anyhow::Result<()> {
@@ -26,7 +27,7 @@ impl Config {
             ),
             (Some(s), _) => {
                 if let Err(e) = check_jwt_secret(s.expose().as_bytes()) {
-                    out.push(e.to_string());
+                    out.push(e);
                 }
             }
             (None, Some(_)) => {}

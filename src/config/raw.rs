@@ -7,7 +7,26 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 
-use crate::crypto::keyring::Source;
+/// Where a keyring was read from, so that `imangor keys` can write it back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// An environment variable (or a TOML value): printed for the operator, never written.
+    Variable(&'static str),
+    /// A file named by `*_FILE`.
+    File(PathBuf),
+    /// Generated in the data dir by development mode.
+    Generated(PathBuf),
+}
+
+impl Source {
+    pub fn describe(&self) -> String {
+        match self {
+            Source::Variable(v) => v.to_string(),
+            Source::File(p) => format!("file {}", p.display()),
+            Source::Generated(p) => format!("development key file {}", p.display()),
+        }
+    }
+}
 
 struct Key {
     name: &'static str,
@@ -231,7 +250,7 @@ impl RawSettings {
 }
 
 /// A secret file's content, without the line end editors and `echo` add.
-pub(crate) fn read_secret_file(path: &Path) -> anyhow::Result<String> {
+pub fn read_secret_file(path: &Path) -> anyhow::Result<String> {
     let s = std::fs::read_to_string(path)
         .with_context(|| format!("reading secret file {}", path.display()))?;
     // Files written by editors and `echo` end with a newline that is not part of the secret.

@@ -4,6 +4,7 @@ pub mod email;
 pub mod full_name;
 pub mod ids;
 pub mod incident;
+pub mod key;
 pub mod net;
 pub mod password;
 pub mod quota;
