@@ -298,7 +298,7 @@ async fn key_ages(config: &Config, db: &Db, out: &mut Vec<Finding>) {
     if let (Some(_), Ok(rows)) = (
         &config.data_keys,
         crate::service::keys::rows_by_key(db).await,
-    ) && let Ok(ring) = crate::service::keys::data_keyring(config)
+    ) && let Ok(ring) = configured::data_keyring(config)
     {
         for (id, n) in rows {
             if !ring.ids().any(|k| k == id) {

@@ -8,13 +8,9 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio::net::TcpListener;
 
-use crate::auth::cursor::Cursors;
-use crate::auth::password::Hasher;
-use crate::config::{Config, Secret};
-use crate::db::{Db, DbOptions};
+use crate::config::Config;
+use crate::db::Db;
 use crate::http::server::ConnLimits;
-use crate::limits::Limiter;
-use crate::limits::login::Logins;
 use crate::state::AppState;
 
 /// Connections the scrape listener (metrics and the kubelet's probes) serves at once: enough
@@ -34,90 +30,16 @@ pub struct App {
     state: AppState,
 }
 
-/// Opens the database (migrating it), loads keys, makes the hashing pool.
-pub async fn state(config: Config) -> anyhow::Result<AppState> {
-    crate::crypto::files::ensure_data_dir(&config.data_dir)?;
-    let tokens = crate::service::keys::signing_keyring(&config)?;
-    let keys = crate::service::keys::data_keyring(&config)?;
-    let url = match &config.database_url {
-        Some(u) => u.clone(),
-        None => Secret::new(format!("sqlite://{}", config.sqlite_path().display())),
-    };
-    // IMANGOR_DB_MAX_CONNECTIONS counts both: the pool, and the connections held for reads.
-    let held = crate::db::readers::held_of(config.db_max_connections);
-    let db = Db::connect(DbOptions {
-        url: url.expose(),
-        max_connections: config.db_max_connections - held,
-        acquire_timeout: config.db_acquire_timeout,
-    })
-    .await?;
-    let readers = crate::db::readers::Readers::new(db.clone(), held, config.db_acquire_timeout);
-    db.migrate().await?;
-    let hasher = Hasher::new(config.hash_concurrency, config.hash_queue)?;
-    let cursors = Cursors::derive(keys.cursor_key());
-    let shared = match &config.redis_url {
-        Some(url) => {
-            let s = crate::shared::Shared::connect(url.expose(), &config.redis_prefix).await?;
-            if !s.is_up() {
-                tracing::error!(target: "security", "Redis (IMANGOR_REDIS_URL) does not answer: starting with this replica's own limits until it does");
-            }
-            crate::shared::set_announcer(s.clone());
-            Some(s)
-        }
-        None => None,
-    };
-    let logins = Logins::new(
-        config.login,
-        shared.clone(),
-        &crate::crypto::derive::<32>(keys.cursor_key(), b"imangor redis account names v1")[..],
-    );
-    let metrics = Arc::new(crate::metrics::Metrics::default());
-    let alerts = crate::alerts::Alerts::start(
-        config
-            .alert_webhook_url
-            .as_ref()
-            .map(|u| u.expose().to_owned()),
-        config.alert_webhook_secret.clone(),
-        config.alert_queue,
-        metrics.clone(),
-    )?;
-    let events = crate::audit::EventSink::start(db.clone());
-    let blocks = crate::service::containment::Blocklist::default();
-    blocks.refresh(&db).await?;
-    let auth_cache = crate::auth::cache::AuthCache::new(config.auth_cache_ttl);
-    let shares = crate::limits::shares::Shares::new(config.max_connections_per_address);
-    Ok(AppState::new(crate::state::Services {
-        db,
-        readers: Arc::new(readers),
-        config: Arc::new(config),
-        tokens: Arc::new(tokens),
-        keys: Arc::new(keys),
-        hasher: Arc::new(hasher),
-        cursors: Arc::new(cursors),
-        limiter: Arc::new(Limiter::new(shared.clone())),
-        logins: Arc::new(logins),
-        refusals: Arc::default(),
-        shared,
-        auth_cache: Arc::new(auth_cache),
-        metrics,
-        alerts,
-        chain: Arc::default(),
-        events,
-        blocks: Arc::new(blocks),
-        token_watch: Arc::default(),
-        shares,
-        readiness: Arc::default(),
-    }))
-}
-
 impl App {
     /// Builds the application on `config.listen` (port 0 picks a free port, as the tests do).
     pub async fn build(config: Config) -> anyhow::Result<App> {
         let listen = config.listen;
-        let state = state(config).await?;
+        let state = crate::state::open(config).await?;
         // The keyrings this server encrypts and signs with: when each key was first used, and
         // when the previous ones stopped (the overlap before a signing key may be retired).
-        observe_keys(&state).await?;
+        crate::service::keys::observe(&state.db, &state.keys, &state.tokens)
+            .await
+            .context("recording the keyrings in the key log")?;
         record_start(&state).await?;
         if let Some((email, password)) = crate::service::users::bootstrap_admin(&state)
             .await
@@ -323,12 +245,6 @@ fn share(state: &AppState, shared: Arc<crate::shared::Shared>) {
             }
         }
     }));
-}
-
-pub async fn observe_keys(state: &AppState) -> anyhow::Result<()> {
-    crate::service::keys::observe(&state.db, &state.keys, &state.tokens)
-        .await
-        .context("recording the keyrings in the key log")
 }
 
 /// The start-up event of the audit trail: what this server runs with (never a secret).

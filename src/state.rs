@@ -1,13 +1,15 @@
-//! What every request handler can reach.
+//! What every request handler can reach, and how it is opened from a `Config`: the whole state
+//! (`open`), or for a command that needs less, the store alone (`open_store`) and the keyrings
+//! (`open_keyrings`).
 
 use std::sync::Arc;
 
 use crate::auth::cursor::Cursors;
 use crate::auth::password::Hasher;
 use crate::auth::token::TokenKeys;
-use crate::config::Config;
+use crate::config::{Config, Secret};
 use crate::crypto::data::DataKeyring;
-use crate::db::Db;
+use crate::db::{Db, DbOptions};
 use crate::limits::Limiter;
 use crate::limits::login::Logins;
 
@@ -62,4 +64,97 @@ pub struct Services {
     pub shares: Arc<crate::limits::shares::Shares>,
     /// The readiness probe's last answer, which `/readyz` reports.
     pub readiness: Arc<crate::service::readiness::Readiness>,
+}
+
+/// Opens the database (migrating it), loads keys, makes the hashing pool, connects to Redis.
+pub async fn open(config: Config) -> anyhow::Result<AppState> {
+    let (tokens, keys) = open_keyrings(&config)?;
+    let db = open_store(&config).await?;
+    // IMANGOR_DB_MAX_CONNECTIONS counts both: the pool, and the connections held for reads.
+    let held = crate::db::readers::held_of(config.db_max_connections);
+    let readers = crate::db::readers::Readers::new(db.clone(), held, config.db_acquire_timeout);
+    let hasher = Hasher::new(config.hash_concurrency, config.hash_queue)?;
+    let cursors = Cursors::derive(keys.cursor_key());
+    let shared = match &config.redis_url {
+        Some(url) => {
+            let s = crate::shared::Shared::connect(url.expose(), &config.redis_prefix).await?;
+            if !s.is_up() {
+                tracing::error!(target: "security", "Redis (IMANGOR_REDIS_URL) does not answer: starting with this replica's own limits until it does");
+            }
+            crate::shared::set_announcer(s.clone());
+            Some(s)
+        }
+        None => None,
+    };
+    let logins = Logins::new(
+        config.login,
+        shared.clone(),
+        &crate::crypto::derive::<32>(keys.cursor_key(), b"imangor redis account names v1")[..],
+    );
+    let metrics = Arc::new(crate::metrics::Metrics::default());
+    let alerts = crate::alerts::Alerts::start(
+        config
+            .alert_webhook_url
+            .as_ref()
+            .map(|u| u.expose().to_owned()),
+        config.alert_webhook_secret.clone(),
+        config.alert_queue,
+        metrics.clone(),
+    )?;
+    let events = crate::audit::EventSink::start(db.clone());
+    let blocks = crate::service::containment::Blocklist::default();
+    blocks.refresh(&db).await?;
+    let auth_cache = crate::auth::cache::AuthCache::new(config.auth_cache_ttl);
+    let shares = crate::limits::shares::Shares::new(config.max_connections_per_address);
+    Ok(AppState::new(Services {
+        db,
+        readers: Arc::new(readers),
+        config: Arc::new(config),
+        tokens: Arc::new(tokens),
+        keys: Arc::new(keys),
+        hasher: Arc::new(hasher),
+        cursors: Arc::new(cursors),
+        limiter: Arc::new(Limiter::new(shared.clone())),
+        logins: Arc::new(logins),
+        refusals: Arc::default(),
+        shared,
+        auth_cache: Arc::new(auth_cache),
+        metrics,
+        alerts,
+        chain: Arc::default(),
+        events,
+        blocks: Arc::new(blocks),
+        token_watch: Arc::default(),
+        shares,
+        readiness: Arc::default(),
+    }))
+}
+
+/// The signing and the data keyring. The data dir is made first: development generates the
+/// keyrings there when none is configured.
+pub fn open_keyrings(config: &Config) -> anyhow::Result<(TokenKeys, DataKeyring)> {
+    crate::crypto::files::ensure_data_dir(&config.data_dir)?;
+    let tokens = TokenKeys::configured(config)?;
+    let keys = crate::crypto::configured::data_keyring(config)?;
+    Ok((tokens, keys))
+}
+
+/// The store alone, connected and migrated: all a command needs that runs no use case. The
+/// pool leaves out the connections a server holds for reads (`db::readers`).
+pub async fn open_store(config: &Config) -> anyhow::Result<Db> {
+    // The SQLite file, unless IMANGOR_DATABASE_URL says otherwise, is in the data dir.
+    crate::crypto::files::ensure_data_dir(&config.data_dir)?;
+    let url = match &config.database_url {
+        Some(u) => u.clone(),
+        None => Secret::new(format!("sqlite://{}", config.sqlite_path().display())),
+    };
+    let held = crate::db::readers::held_of(config.db_max_connections);
+    let db = Db::connect(DbOptions {
+        url: url.expose(),
+        max_connections: config.db_max_connections - held,
+        acquire_timeout: config.db_acquire_timeout,
+    })
+    .await?;
+    db.migrate().await?;
+    Ok(db)
 }

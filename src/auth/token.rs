@@ -11,6 +11,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 
+use crate::config::Config;
 use crate::crypto::KeyBytes;
 use crate::crypto::keyring::{Entry, derived_kid};
 use crate::domain::{Role, SessionId, Timestamp, UserId};
@@ -156,6 +157,18 @@ pub fn generate_ed25519() -> anyhow::Result<zeroize::Zeroizing<Vec<u8>>> {
 }
 
 impl TokenKeys {
+    /// The signing keyring this configuration names (in development, the one generated for it).
+    pub fn configured(config: &Config) -> anyhow::Result<Self> {
+        let (entries, _) = crate::crypto::configured::signing_keys(config)?;
+        Self::new(
+            &entries,
+            "IMANGOR_JWT_KEYS",
+            &config.jwt_issuer,
+            &config.jwt_audience,
+            config.access_token_ttl,
+        )
+    }
+
     /// Builds the keyring from its entries (`KID:ALG:BASE64`, newest first); `var` names it in errors.
     pub fn new(
         entries: &[Entry],

@@ -8,6 +8,7 @@ use std::path::Path;
 
 use anyhow::bail;
 
+use super::data::DataKeyring;
 use super::files::write_private;
 use super::keyring;
 use crate::config::{Config, Secret, Source, read_secret_file};
@@ -82,6 +83,20 @@ pub fn data_keys(config: &Config) -> anyhow::Result<(Secret, Source)> {
             Ok(keyring::render(&[entry], "\n"))
         },
     )
+}
+
+/// The data keyring's entries and where they live.
+pub fn data_entries(config: &Config) -> anyhow::Result<(Vec<keyring::Entry>, Source)> {
+    let (text, source) = data_keys(config)?;
+    Ok((
+        keyring::parse(text.expose(), "IMANGOR_DATA_KEYS", false)?,
+        source,
+    ))
+}
+
+/// The data keyring this configuration encrypts with.
+pub fn data_keyring(config: &Config) -> anyhow::Result<DataKeyring> {
+    DataKeyring::new(data_entries(config)?.0)
 }
 
 /// The signing keyring's entries and where they live. A bare `IMANGOR_JWT_SECRET` is a keyring

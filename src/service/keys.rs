@@ -10,7 +10,7 @@ use zeroize::Zeroizing;
 
 use crate::auth::token::{self, JWT_LEEWAY_S, TokenKeys};
 use crate::config::{Config, Source};
-use crate::crypto::configured;
+use crate::crypto::configured::{self, data_entries};
 use crate::crypto::data::DataKeyring;
 use crate::crypto::keyring::{self, Entry};
 use crate::db::keys::{self as log, Ring};
@@ -43,29 +43,6 @@ fn write_back(source: &Source, entries: &[Entry]) -> anyhow::Result<Written> {
             value: keyring::render(entries, ","),
         }),
     }
-}
-
-fn data_entries(config: &Config) -> anyhow::Result<(Vec<Entry>, Source)> {
-    let (text, source) = configured::data_keys(config)?;
-    Ok((
-        keyring::parse(text.expose(), "IMANGOR_DATA_KEYS", false)?,
-        source,
-    ))
-}
-
-pub fn data_keyring(config: &Config) -> anyhow::Result<DataKeyring> {
-    DataKeyring::new(data_entries(config)?.0)
-}
-
-pub fn signing_keyring(config: &Config) -> anyhow::Result<TokenKeys> {
-    let (entries, _) = configured::signing_keys(config)?;
-    TokenKeys::new(
-        &entries,
-        "IMANGOR_JWT_KEYS",
-        &config.jwt_issuer,
-        &config.jwt_audience,
-        config.access_token_ttl,
-    )
 }
 
 /// Records both keyrings in the key log (first seen, superseded), at start-up and after a change.
