@@ -19,14 +19,16 @@ pub const DEV_SIGNING_KEYS: &str = "jwt-keys";
 pub const DEV_DATA_KEYS: &str = "data-keys";
 
 /// A keyring's text and source: the configured one, or in development one generated once and
-/// kept in the data dir (0600). Production never reaches the generation branch.
+/// kept in the data dir (0600): one random 32-byte key, its id made from `id_prefix`, with `alg`
+/// for a signing keyring. Production never reaches the generation branch.
 fn keyring_text(
     config: &Config,
     configured: Option<(Secret, Source)>,
     dev_file: &str,
-    with_alg: bool,
-    generate: impl FnOnce() -> anyhow::Result<zeroize::Zeroizing<String>>,
+    id_prefix: &str,
+    alg: Option<&str>,
 ) -> anyhow::Result<(Secret, Source)> {
+    let with_alg = alg.is_some();
     let generated = config.data_dir.join(dev_file);
     if let Some((text, source)) = configured {
         // Development keys were written to disk in the clear: never production keys.
@@ -43,8 +45,12 @@ fn keyring_text(
         bail!("{dev_file}: keys are required in production");
     }
     if !generated.exists() {
-        let text = generate()?;
-        write_private(&generated, text.as_bytes())?;
+        let entry = keyring::Entry {
+            id: keyring::new_id(id_prefix)?,
+            alg: alg.map(str::to_owned),
+            key: super::random_key(32)?,
+        };
+        write_private(&generated, keyring::render(&[entry], "\n").as_bytes())?;
         tracing::warn!(
             path = %generated.display(),
             "DEVELOPMENT MODE: generated keys and kept them in the data dir; never use them in production"
@@ -69,20 +75,7 @@ fn shares_a_key(text: &str, dev: &Path, with_alg: bool) -> bool {
 
 /// The data keyring's text and where it lives.
 pub fn data_keys(config: &Config) -> anyhow::Result<(Secret, Source)> {
-    keyring_text(
-        config,
-        config.data_keys.clone(),
-        DEV_DATA_KEYS,
-        false,
-        || {
-            let entry = keyring::Entry {
-                id: keyring::new_id("d")?,
-                alg: None,
-                key: super::random_key(32)?,
-            };
-            Ok(keyring::render(&[entry], "\n"))
-        },
-    )
+    keyring_text(config, config.data_keys.clone(), DEV_DATA_KEYS, "d", None)
 }
 
 /// The data keyring's entries and where they live.
@@ -126,15 +119,8 @@ pub fn signing_keys(config: &Config) -> anyhow::Result<(Vec<keyring::Entry>, Sou
         config,
         config.jwt_keys.clone(),
         DEV_SIGNING_KEYS,
-        true,
-        || {
-            let entry = keyring::Entry {
-                id: keyring::new_id("hs")?,
-                alg: Some("HS256".into()),
-                key: super::random_key(32)?,
-            };
-            Ok(keyring::render(&[entry], "\n"))
-        },
+        "hs",
+        Some("HS256"),
     )?;
     Ok((keyring::parse(text.expose(), VAR, true)?, source))
 }
