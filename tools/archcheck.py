@@ -6,10 +6,9 @@ layer, never a higher one:
 
     4  main, lib, startup                  the process: wiring and start-up
     3  http, cli, doctor                   the ways in
-    2  service, state, audit, alerts       the use cases and their context
+    2  service, state, audit               the use cases and their context
     1  config, db, auth, crypto, authz,    the rooms below the use cases
-       limits, infra, metrics, shared,
-       telemetry, error
+       limits, infra, telemetry, error
     0  domain                              pure types, no I/O
 
 Every `use crate::...` path and every inline `crate::...` path outside `#[cfg(test)]` modules is
@@ -38,10 +37,9 @@ from collections import defaultdict
 LAYERS: dict[str, int] = {
     "domain": 0,
     **{m: 1 for m in (
-        "config", "db", "auth", "crypto", "authz", "limits", "infra", "metrics", "shared",
-        "telemetry", "error",
+        "config", "db", "auth", "crypto", "authz", "limits", "infra", "telemetry", "error",
     )},
-    **{m: 2 for m in ("service", "state", "audit", "alerts")},
+    **{m: 2 for m in ("service", "state", "audit")},
     **{m: 3 for m in ("http", "cli", "doctor")},
     **{m: 4 for m in ("main", "lib", "startup")},
 }

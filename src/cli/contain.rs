@@ -29,15 +29,15 @@ pub enum ContainCommand {
 
 pub(super) async fn run(cmd: ContainCommand, config: Config) -> anyhow::Result<()> {
     with_state(config, async move |app| {
-        let meta = crate::service::RequestMeta::default();
+        let meta = crate::service::audit::RequestMeta::default();
         match cmd {
             ContainCommand::RevokeSessions { email } => {
                 let email = Email::parse(&email).map_err(shown)?;
-                let user = crate::db::users::find_credentials(&app.db, email.as_str())
+                let user = crate::db::users::find_credentials(&app.store.db, email.as_str())
                     .await?
                     .ok_or_else(|| anyhow::anyhow!("no account has the email {}", email.as_str()))?
                     .0;
-                let n = containment::revoke_sessions(app, By::Operator, user.id, &meta)
+                let n = containment::revoke_sessions(&app.store, By::Operator, user.id, &meta)
                     .await
                     .map_err(shown)?;
                 println!("{n} session(s) of {} ended", user.email);
@@ -49,9 +49,17 @@ pub(super) async fn run(cmd: ContainCommand, config: Config) -> anyhow::Result<(
             } => {
                 let net = cidr.parse::<Cidr>().map_err(shown)?;
                 crate::domain::text::one_line(&reason, "--reason", 200).map_err(shown)?;
-                let until = containment::block(app, By::Operator, net, seconds, &reason, &meta)
-                    .await
-                    .map_err(shown)?;
+                let until = containment::block(
+                    &app.store,
+                    &app.guards,
+                    By::Operator,
+                    net,
+                    seconds,
+                    &reason,
+                    &meta,
+                )
+                .await
+                .map_err(shown)?;
                 println!("{net} blocked until {}", until.rfc3339());
             }
         }

@@ -197,12 +197,12 @@ async fn key_event(config: &Config, action: &'static str, detail: String) -> any
 
 async fn record(db: &Db, action: &'static str, detail: String) -> anyhow::Result<()> {
     let mut tx = db.begin().await?;
-    crate::service::Event::new(action, "success")
+    crate::service::audit::Event::new(action, "success")
         .actor("operator")
         .detail(detail)
-        .record(&mut tx, &crate::service::RequestMeta::default())
+        .record(&mut tx, &crate::service::audit::RequestMeta::default())
         .await?;
-    tx.commit().await?;
+    tx.commit().await.quiet()?;
     Ok(())
 }
 

@@ -157,9 +157,10 @@ async fn with_state<T>(
     config: Config,
     task: impl AsyncFnOnce(&AppState) -> anyhow::Result<T>,
 ) -> anyhow::Result<T> {
-    let app = crate::state::open(config).await?;
+    // The jobs (the event writer, the alert sender) run until the command ends.
+    let (app, _jobs) = crate::state::open(config).await?;
     let result = task(&app).await;
-    app.db.close().await;
+    app.store.db.close().await;
     result
 }
 

@@ -75,7 +75,9 @@ pub(super) async fn run(cmd: UserCommand, config: Config) -> anyhow::Result<()> 
                     full_name: FullName::parse(&full_name).map_err(shown)?,
                     email,
                 };
-                let user = operator::create(app, new, role).await.map_err(shown)?;
+                let user = operator::create(&app.store, &app.identity, new, role)
+                    .await
+                    .map_err(shown)?;
                 if generated {
                     eprintln!("generated password (shown once): {password}");
                 }
@@ -83,13 +85,13 @@ pub(super) async fn run(cmd: UserCommand, config: Config) -> anyhow::Result<()> 
             }
             UserCommand::SetRole { email, role } => {
                 let email = Email::parse(&email).map_err(shown)?;
-                operator::set_role(app, &email, parse_role(&role)?)
+                operator::set_role(&app.store, &email, parse_role(&role)?)
                     .await
                     .map_err(shown)?
             }
             UserCommand::Disable { email } => {
                 let email = Email::parse(&email).map_err(shown)?;
-                operator::disable(app, &email).await.map_err(shown)?
+                operator::disable(&app.store, &email).await.map_err(shown)?
             }
         };
         println!(

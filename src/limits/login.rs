@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use super::bucket_ip;
 use crate::domain::LoginPolicy;
-use crate::shared::{Lua, Shared};
+use crate::infra::shared::{Lua, Shared};
 
 /// What to do with a login attempt before checking the password.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -3,6 +3,7 @@
 //! replicas share state (`shared`), with this replica's memory as the fallback while Redis is down.
 
 pub mod address;
+pub mod blocks;
 pub mod login;
 pub mod shares;
 
@@ -12,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::domain::Quota;
-use crate::shared::{Lua, Shared};
+use crate::infra::shared::{Lua, Shared};
 
 /// The answer of a limiter, with what the `RateLimit-*` headers report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -111,7 +111,7 @@ pub fn rotate_signing(config: &Config, alg: &str) -> anyhow::Result<(String, Wri
 pub async fn rows_by_key(db: &Db) -> sqlx::Result<Vec<(String, i64)>> {
     let mut tx = db.begin().await?;
     let counts = secrets::count_by_key(&mut tx).await?;
-    tx.commit().await?;
+    tx.commit().await.quiet()?;
     Ok(counts)
 }
 
@@ -119,7 +119,7 @@ pub async fn rows_by_key(db: &Db) -> sqlx::Result<Vec<(String, i64)>> {
 pub async fn fernet_rows_by_key(db: &Db) -> sqlx::Result<Vec<(String, i64)>> {
     let mut tx = db.begin().await?;
     let counts = secrets::fernet_by_key(&mut tx).await?;
-    tx.commit().await?;
+    tx.commit().await.quiet()?;
     Ok(counts)
 }
 
@@ -159,7 +159,7 @@ pub async fn retire(config: &Config, db: &Db, id: &str) -> anyhow::Result<Writte
             "IMANGOR_DATA_KEYS",
             false,
         )?)?;
-        crate::audit::resign_checkpoints(db, &ring, id).await?;
+        crate::service::audit::seal::resign_checkpoints(db, &ring, id).await?;
         data.remove(pos);
         let written = write_back(&data_source, &data)?;
         log::retire(db, Ring::Data, id, now).await?;
@@ -231,12 +231,12 @@ pub async fn reencrypt(
         .sum();
     let mut done = Reencrypted::default();
     let mut after = String::new();
-    let meta = super::RequestMeta::default();
+    let meta = super::audit::RequestMeta::default();
     loop {
         let mut tx = db.begin_write().await?;
         let rows = secrets::not_under(&mut tx, &current, &after, batch).await?;
         let Some(last) = rows.last() else {
-            tx.commit().await?;
+            tx.commit().await.quiet()?;
             break;
         };
         after = last.id.to_string();
@@ -261,7 +261,7 @@ pub async fn reencrypt(
                 Err(_) => failed.push(row.clone()),
             }
         }
-        tx.commit().await.context("committing a batch")?;
+        tx.commit().await.quiet().context("committing a batch")?;
         for row in &failed {
             done.failed += 1;
             // Records the critical event; the row stays as it is for investigation.
