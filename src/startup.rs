@@ -8,17 +8,11 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio::net::TcpListener;
 
-use crate::auth::cursor::Cursors;
-use crate::auth::password::Hasher;
-use crate::config::{self, Config, Secret};
-use crate::db::{Db, DbOptions};
+use crate::config::Config;
+use crate::db::Db;
 use crate::http::server::ConnLimits;
 use crate::infra::jobs::Jobs;
-use crate::limits::Limiter;
-use crate::limits::login::Logins;
-use crate::service::audit::seal::{self, Trail};
-use crate::service::audit::{self, EventSink};
-use crate::service::context::{Guards, Identity, Sinks, Store};
+use crate::service::audit::{self, seal};
 use crate::state::AppState;
 
 /// Connections the scrape listener (metrics and the kubelet's probes) serves at once: enough
@@ -41,117 +35,16 @@ pub struct App {
     jobs: Jobs,
 }
 
-/// Opens the database (migrating it), loads keys, makes the hashing pool; the event writer and
-/// the alert sender run among the returned jobs.
-pub async fn state(config: Config) -> anyhow::Result<(AppState, Jobs)> {
-    let mut jobs = Jobs::default();
-    config::ensure_data_dir(&config.data_dir)?;
-    let tokens = crate::service::keys::signing_keyring(&config)?;
-    let keys = Arc::new(crate::service::keys::data_keyring(&config)?);
-    let url = match &config.database_url {
-        Some(u) => u.clone(),
-        None => Secret::new(format!("sqlite://{}", config.sqlite_path().display())),
-    };
-    // IMANGOR_DB_MAX_CONNECTIONS counts both: the pool, and the connections held for reads.
-    let held = crate::db::readers::held_of(config.db_max_connections);
-    let db = Db::connect(DbOptions {
-        url: url.expose(),
-        max_connections: config.db_max_connections - held,
-        acquire_timeout: config.db_acquire_timeout,
-    })
-    .await?;
-    let readers = crate::db::readers::Readers::new(db.clone(), held, config.db_acquire_timeout);
-    db.migrate().await?;
-    let hasher = Hasher::new(config.hash_concurrency, config.hash_queue)?;
-    let cursors = Cursors::derive(keys.cursor_key());
-    let shared = match &config.redis_url {
-        Some(url) => {
-            let s =
-                crate::infra::shared::Shared::connect(url.expose(), &config.redis_prefix).await?;
-            if !s.is_up() {
-                tracing::error!(target: "security", "Redis (IMANGOR_REDIS_URL) does not answer: starting with this replica's own limits until it does");
-            }
-            Some(s)
-        }
-        None => None,
-    };
-    let logins = Logins::new(
-        config.login,
-        shared.clone(),
-        &crate::crypto::derive::<32>(keys.cursor_key(), b"imangor redis account names v1")[..],
-    );
-    let metrics = Arc::new(crate::infra::metrics::Metrics::default());
-    let alerts = crate::infra::alerts::Alerts::start(
-        config
-            .alert_webhook_url
-            .as_ref()
-            .map(|u| u.expose().to_owned()),
-        config.alert_webhook_secret.clone(),
-        config.alert_queue,
-        metrics.clone(),
-        &mut jobs,
-    )?;
-    let events = EventSink::start(db.clone(), &mut jobs);
-    let blocks = Arc::new(crate::limits::blocks::Blocklist::default());
-    blocks.refresh(&db).await?;
-    let cache = Arc::new(crate::auth::cache::AuthCache::new(config.auth_cache_ttl));
-    let announcer = Arc::new(crate::infra::announce::Announcer::new(
-        cache.clone(),
-        shared.clone(),
-    ));
-    let store = Store {
-        db,
-        readers: Arc::new(readers),
-        announcer,
-    };
-    let sinks = Sinks {
-        events,
-        alerts,
-        metrics,
-    };
-    let config = Arc::new(config);
-    let trail = Trail {
-        store: store.clone(),
-        sinks: sinks.clone(),
-        blocks: blocks.clone(),
-        keys: keys.clone(),
-        chain: Arc::default(),
-        config: config.clone(),
-    };
-    let state = AppState::new(crate::state::Services {
-        identity: Identity {
-            tokens: Arc::new(tokens),
-            hasher: Arc::new(hasher),
-            cache,
-        },
-        guards: Guards {
-            limiter: Arc::new(Limiter::new(shared.clone())),
-            logins: Arc::new(logins),
-            refusals: Arc::default(),
-            blocks,
-            token_watch: Arc::default(),
-            shares: crate::limits::shares::Shares::new(config.max_connections_per_address),
-        },
-        store,
-        sinks,
-        trail,
-        config,
-        keys,
-        cursors: Arc::new(cursors),
-        shared,
-        readiness: Arc::default(),
-    });
-    Ok((state, jobs))
-}
-
 impl App {
     /// Builds the application on `config.listen` (port 0 picks a free port, as the tests do).
     pub async fn build(config: Config) -> anyhow::Result<App> {
         let listen = config.listen;
-        let (state, jobs) = state(config).await?;
+        let (state, jobs) = crate::state::open(config).await?;
         // The keyrings this server encrypts and signs with: when each key was first used, and
         // when the previous ones stopped (the overlap before a signing key may be retired).
-        observe_keys(&state).await?;
+        crate::service::keys::observe(&state.store.db, &state.keys, &state.identity.tokens)
+            .await
+            .context("recording the keyrings in the key log")?;
         record_start(&state).await?;
         if let Some((email, password)) =
             crate::service::users::bootstrap_admin(&state.store, &state.identity, &state.config)
@@ -376,12 +269,6 @@ fn share(state: &AppState, shared: Arc<crate::infra::shared::Shared>, jobs: &mut
             }
         }),
     );
-}
-
-pub async fn observe_keys(state: &AppState) -> anyhow::Result<()> {
-    crate::service::keys::observe(&state.store.db, &state.keys, &state.identity.tokens)
-        .await
-        .context("recording the keyrings in the key log")
 }
 
 /// The start-up event of the audit trail: what this server runs with (never a secret).

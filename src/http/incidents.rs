@@ -393,7 +393,7 @@ enum Contain<'a> {
     RevokeSessions(UserId),
     DisableUser(UserId),
     BlockAddress {
-        cidr: crate::limits::address::Cidr,
+        cidr: crate::domain::net::Cidr,
         seconds: u64,
         reason: &'a str,
     },
@@ -417,7 +417,7 @@ fn check_contain(req: &ContainInput) -> Result<Contain<'_>> {
     let cidr = match req
         .cidr
         .as_deref()
-        .map(str::parse::<crate::limits::address::Cidr>)
+        .map(str::parse::<crate::domain::net::Cidr>)
     {
         Some(Ok(c)) => Some(c),
         Some(Err(e)) => {

@@ -15,9 +15,10 @@ use hyper::body::{Frame, SizeHint};
 
 use super::error::problem;
 use super::extract::CheckedBearer;
+use crate::domain::Quota;
 use crate::domain::Timestamp;
 use crate::limits::address::{is_trusted, resolve};
-use crate::limits::{Quota, Verdict, bucket_ip};
+use crate::limits::{Verdict, bucket_ip};
 use crate::state::AppState;
 
 /// The address of the client, as `limits::address` derives it; every layer and handler uses this one.

@@ -24,8 +24,9 @@ use tokio::sync::Semaphore;
 use tokio::time::Sleep;
 use tower::ServiceExt;
 
+use crate::domain::net::Cidr;
 use crate::infra::metrics::Metrics;
-use crate::limits::address::{Cidr, is_trusted};
+use crate::limits::address::is_trusted;
 use crate::limits::shares::Shares;
 
 /// Largest request head (request line and headers) read; a larger one is answered 431.

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::db::{Db, incidents};
 use crate::domain::Timestamp;
-use crate::limits::address::Cidr;
+use crate::domain::net::Cidr;
 
 pub const FORGED_TOKENS: u32 = 50;
 

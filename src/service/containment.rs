@@ -8,9 +8,9 @@ use std::net::IpAddr;
 use super::audit::{self, Event, RequestMeta};
 use crate::authz::{self, Action, Principal};
 use crate::db::{incidents, sessions, users};
+use crate::domain::net::Cidr;
 use crate::domain::{Role, Timestamp, User, UserId};
 use crate::error::{AppError, Result};
-use crate::limits::address::Cidr;
 use crate::limits::blocks::{FORGED_TOKENS, FORGED_WINDOW};
 use crate::service::context::{Guards, Store};
 

@@ -432,8 +432,8 @@ pub async fn bootstrap_admin(
         .then(|| config.data_dir.join(BOOTSTRAP_PASSWORD_FILE));
     if let Some(path) = &file {
         // Refused unless the data dir is this user's alone: another could read or swap the file.
-        crate::config::check_private_dir(&config.data_dir)?;
-        crate::config::replace_private(path, format!("{password}\n").as_bytes())?;
+        crate::crypto::files::check_private_dir(&config.data_dir)?;
+        crate::crypto::files::replace_private(path, format!("{password}\n").as_bytes())?;
     }
     let mut tx = store.db.begin().await?;
     match insert(&mut tx, &email, &name, &hash, Role::Admin).await {

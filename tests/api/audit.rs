@@ -635,8 +635,13 @@ async fn a_removed_newest_checkpoint_leaves_a_stale_unsigned_tail_that_verify_fi
 
 /// The attacker's rewrite: every row after `after` (0: all) recomputed from the row at `after`,
 /// as the algorithm is public, after `edit` changed one of them.
-async fn rewrite_after(app: &TestApp, after: i64, edit: &str) {
-    exec(app, edit).await;
+async fn rewrite_after(app: &TestApp, after: i64, edits: &[&str]) {
+    // The background sealer waits until the tampering is done: between two statements it would
+    // sign the real chain (a rewrite under a fresh checkpoint reads as an edit, not a forgery).
+    let _hold = app.state.trail.chain.hold().await;
+    for edit in edits {
+        exec(app, edit).await;
+    }
     let mut prev = match after {
         0 => imangor::crypto::chain::GENESIS.to_owned(),
         _ => imangor::db::audit::sealed_after(&app.state.store.db, after - 1, 1)
@@ -667,11 +672,13 @@ async fn rewrite_after(app: &TestApp, after: i64, edit: &str) {
 async fn the_sealer_never_signs_a_rewritten_chain_whose_checkpoints_were_removed_v16_4_2() {
     let app = with_events().await;
     let admin = app.admin_tokens().await;
-    exec(&app, "delete from audit_checkpoints").await;
     rewrite_after(
         &app,
         0,
-        "update security_events set detail = 'rewritten' where seq = 2",
+        &[
+            "delete from audit_checkpoints",
+            "update security_events set detail = 'rewritten' where seq = 2",
+        ],
     )
     .await;
     seal(&app).await;
@@ -698,18 +705,16 @@ async fn the_sealer_never_signs_a_rewritten_chain_whose_checkpoints_were_removed
     seal_and_sign(&app).await;
     let (_, newest) = tail(&app).await;
     assert!(newest > older);
-    exec(
-        &app,
-        &format!("delete from audit_checkpoints where seq > {older}"),
-    )
-    .await;
     rewrite_after(
         &app,
         older,
-        &format!(
-            "update security_events set detail = 'rewritten' where seq = {}",
-            older + 1
-        ),
+        &[
+            &format!("delete from audit_checkpoints where seq > {older}"),
+            &format!(
+                "update security_events set detail = 'rewritten' where seq = {}",
+                older + 1
+            ),
+        ],
     )
     .await;
     seal(&app).await;
@@ -977,10 +982,10 @@ async fn the_sealer_never_signs_a_rewritten_unsigned_tail_v16_4_2() {
     rewrite_after(
         &app,
         signed,
-        &format!(
+        &[&format!(
             "update security_events set detail = 'rewritten' where seq = {}",
             signed + 1
-        ),
+        )],
     )
     .await;
     // The rewrite links up, but its last row is not the signed head: even what remembers
@@ -1104,10 +1109,10 @@ async fn a_server_that_never_saw_the_unsigned_tail_does_not_sign_it_rewritten_v1
     rewrite_after(
         &a,
         signed,
-        &format!(
+        &[&format!(
             "update security_events set detail = 'rewritten' where seq = {}",
             signed + 1
-        ),
+        )],
     )
     .await;
     let url = a.database_url.clone();

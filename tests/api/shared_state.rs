@@ -370,7 +370,8 @@ async fn a_revocation_on_one_replica_applies_on_another_through_the_announcement
 /// step: pair lock-outs, the account's slow-down, the hard cap and the addresses it knows.
 #[tokio::test]
 async fn the_shared_login_defence_decides_as_the_one_in_memory_v6_3_1() {
-    use imangor::limits::login::{Gate, LoginGuard, LoginPolicy, Logins};
+    use imangor::domain::LoginPolicy;
+    use imangor::limits::login::{Gate, LoginGuard, Logins};
     let policy = LoginPolicy {
         lock_after: 3,
         slow_after: 4,

@@ -962,6 +962,12 @@ struct Watched {
 }
 
 impl ChainWatch {
+    /// Holds off this process's sealing passes until the guard is dropped: a test that tampers
+    /// with the trail in several statements is not raced by the background sealer between them.
+    pub async fn hold(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.passes.lock().await
+    }
+
     fn get(&self) -> Watched {
         self.watched.lock().map(|w| w.clone()).unwrap_or_default()
     }
