@@ -11,7 +11,8 @@ ARG RUST_VERSION=1.95
 FROM rust:${RUST_VERSION}-trixie AS builder
 WORKDIR /src
 # .dockerignore lets in only what the build needs: the manifest, the lock file, src/,
-# migrations/ (embedded) and assets/ (the common-password list, embedded).
+# migrations/ (embedded), assets/ (the common-password list, embedded) and console/ (the
+# security console's page, script and style sheet, embedded).
 COPY . .
 # The cache mounts keep the crate registry and target/ between builds; the binary is copied out of
 # the cached target/ in the same step.

@@ -4,9 +4,10 @@
 
 use std::path::Path;
 
-use crate::config::{self, Config, LogFormat};
+use crate::config::{Config, LogFormat, Source};
+use crate::crypto::configured;
 use crate::crypto::data::DataKeyring;
-use crate::crypto::keyring::{self, Source};
+use crate::crypto::keyring;
 use crate::db::keys::{self as log, Ring};
 use crate::db::{Db, DbOptions};
 use crate::domain::Timestamp;
@@ -150,7 +151,7 @@ pub async fn examine(config: &Config, deployment: Deployment) -> Vec<Finding> {
 /// Configured keyrings parse, hold strong keys that development did not generate.
 fn keyrings(config: &Config, out: &mut Vec<Finding>) {
     if config.jwt_secret.is_some() || config.jwt_keys.is_some() {
-        match config::signing_keys(config) {
+        match configured::signing_keys(config) {
             Err(e) => fail(out, format!("{e:#}")),
             Ok((entries, source)) => {
                 if let Err(e) = crate::auth::token::TokenKeys::new(
@@ -167,7 +168,7 @@ fn keyrings(config: &Config, out: &mut Vec<Finding>) {
         }
     }
     if config.data_keys.is_some() {
-        match config::data_keys(config).and_then(|(text, source)| {
+        match configured::data_keys(config).and_then(|(text, source)| {
             DataKeyring::new(keyring::parse(text.expose(), "IMANGOR_DATA_KEYS", false)?)
                 .map(|_| source)
         }) {
@@ -210,7 +211,7 @@ fn permissions(dir: &Path, out: &mut Vec<Finding>) {
                 ),
             );
         }
-        for name in [config::DEV_DATA_KEYS, config::DEV_SIGNING_KEYS] {
+        for name in [configured::DEV_DATA_KEYS, configured::DEV_SIGNING_KEYS] {
             let p = dir.join(name);
             if let Some(m) = mode(&p)
                 && m & 0o077 != 0
@@ -297,7 +298,7 @@ async fn key_ages(config: &Config, db: &Db, out: &mut Vec<Finding>) {
     if let (Some(_), Ok(rows)) = (
         &config.data_keys,
         crate::service::keys::rows_by_key(db).await,
-    ) && let Ok(ring) = crate::service::keys::data_keyring(config)
+    ) && let Ok(ring) = configured::data_keyring(config)
     {
         for (id, n) in rows {
             if !ring.ids().any(|k| k == id) {

@@ -2,8 +2,6 @@
 // One exception, `auth::password::lower_priority` (a libc call with no memory-safety precondition).
 #![deny(unsafe_code)]
 
-pub mod alerts;
-pub mod audit;
 pub mod auth;
 pub mod authz;
 pub mod cli;
@@ -14,10 +12,9 @@ pub mod doctor;
 pub mod domain;
 pub mod error;
 pub mod http;
+pub mod infra;
 pub mod limits;
-pub mod metrics;
 pub mod service;
-pub mod shared;
 pub mod startup;
 pub mod state;
 pub mod telemetry;

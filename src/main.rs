@@ -1,6 +1,8 @@
 use clap::Parser;
 
-use imangor::cli::{self, Cli};
+use imangor::cli::{self, Cli, Command};
+use imangor::config::Config;
+use imangor::startup::{self, App};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
@@ -14,13 +16,23 @@ async fn main() -> std::process::ExitCode {
         }
     };
     imangor::telemetry::init(config.log_format);
-    match cli::run(cli, config).await {
+    let done = match cli.command {
+        Command::Serve => serve(config).await,
+        Command::Task(task) => cli::run(task, config).await,
+    };
+    match done {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("imangor: {e:#}");
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// `imangor serve`: builds the application, then serves until SIGTERM or Ctrl-C.
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let app = App::build(config).await?;
+    app.run(startup::shutdown_signal()).await
 }
 
 /// glibc raises its mmap threshold after the first large block is freed, so later ones come from

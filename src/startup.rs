@@ -8,13 +8,11 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio::net::TcpListener;
 
-use crate::auth::cursor::Cursors;
-use crate::auth::password::Hasher;
-use crate::config::{self, Config, Secret};
-use crate::db::{Db, DbOptions};
+use crate::config::Config;
+use crate::db::Db;
 use crate::http::server::ConnLimits;
-use crate::limits::Limiter;
-use crate::limits::login::Logins;
+use crate::infra::jobs::Jobs;
+use crate::service::audit::seal;
 use crate::state::AppState;
 
 /// Connections the scrape listener (metrics and the kubelet's probes) serves at once: enough
@@ -32,99 +30,31 @@ pub struct App {
     listener: TcpListener,
     metrics: Option<TcpListener>,
     state: AppState,
-}
-
-/// Opens the database (migrating it), loads keys, makes the hashing pool.
-pub async fn state(config: Config) -> anyhow::Result<AppState> {
-    config::ensure_data_dir(&config.data_dir)?;
-    let tokens = crate::service::keys::signing_keyring(&config)?;
-    let keys = crate::service::keys::data_keyring(&config)?;
-    let url = match &config.database_url {
-        Some(u) => u.clone(),
-        None => Secret::new(format!("sqlite://{}", config.sqlite_path().display())),
-    };
-    // IMANGOR_DB_MAX_CONNECTIONS counts both: the pool, and the connections held for reads.
-    let held = crate::db::readers::held_of(config.db_max_connections);
-    let db = Db::connect(DbOptions {
-        url: url.expose(),
-        max_connections: config.db_max_connections - held,
-        acquire_timeout: config.db_acquire_timeout,
-    })
-    .await?;
-    let readers = crate::db::readers::Readers::new(db.clone(), held, config.db_acquire_timeout);
-    db.migrate().await?;
-    let hasher = Hasher::new(config.hash_concurrency, config.hash_queue)?;
-    let cursors = Cursors::derive(keys.cursor_key());
-    let shared = match &config.redis_url {
-        Some(url) => {
-            let s = crate::shared::Shared::connect(url.expose(), &config.redis_prefix).await?;
-            if !s.is_up() {
-                tracing::error!(target: "security", "Redis (IMANGOR_REDIS_URL) does not answer: starting with this replica's own limits until it does");
-            }
-            crate::shared::set_announcer(s.clone());
-            Some(s)
-        }
-        None => None,
-    };
-    let logins = Logins::new(
-        config.login,
-        shared.clone(),
-        &crate::crypto::derive::<32>(keys.cursor_key(), b"imangor redis account names v1")[..],
-    );
-    let metrics = Arc::new(crate::metrics::Metrics::default());
-    let alerts = crate::alerts::Alerts::start(
-        config
-            .alert_webhook_url
-            .as_ref()
-            .map(|u| u.expose().to_owned()),
-        config.alert_webhook_secret.clone(),
-        config.alert_queue,
-        metrics.clone(),
-    )?;
-    let events = crate::audit::EventSink::start(db.clone());
-    let blocks = crate::service::containment::Blocklist::default();
-    blocks.refresh(&db).await?;
-    let auth_cache = crate::auth::cache::AuthCache::new(config.auth_cache_ttl);
-    let shares = crate::limits::shares::Shares::new(config.max_connections_per_address);
-    Ok(AppState::new(crate::state::Services {
-        db,
-        readers: Arc::new(readers),
-        config: Arc::new(config),
-        tokens: Arc::new(tokens),
-        keys: Arc::new(keys),
-        hasher: Arc::new(hasher),
-        cursors: Arc::new(cursors),
-        limiter: Arc::new(Limiter::new(shared.clone())),
-        logins: Arc::new(logins),
-        refusals: Arc::default(),
-        shared,
-        auth_cache: Arc::new(auth_cache),
-        metrics,
-        alerts,
-        chain: Arc::default(),
-        events,
-        blocks: Arc::new(blocks),
-        token_watch: Arc::default(),
-        shares,
-        readiness: Arc::default(),
-    }))
+    /// Every background job (the event writer and the alert sender from the start; the loops
+    /// once it runs), stopped and joined at shutdown.
+    jobs: Jobs,
 }
 
 impl App {
     /// Builds the application on `config.listen` (port 0 picks a free port, as the tests do).
     pub async fn build(config: Config) -> anyhow::Result<App> {
         let listen = config.listen;
-        let state = state(config).await?;
+        let (state, jobs) = crate::state::open(config).await?;
         // The keyrings this server encrypts and signs with: when each key was first used, and
         // when the previous ones stopped (the overlap before a signing key may be retired).
-        observe_keys(&state).await?;
-        record_start(&state).await?;
-        if let Some((email, password)) = crate::service::users::bootstrap_admin(&state)
+        crate::service::keys::observe(&state.store.db, &state.keys, &state.identity.tokens)
             .await
-            .map_err(|e| match e {
-                crate::error::AppError::Internal(e) => e.context("creating the bootstrap admin"),
-                e => anyhow::anyhow!("{e}"),
-            })?
+            .context("recording the keyrings in the key log")?;
+        record_start(&state).await?;
+        if let Some((email, password)) =
+            crate::service::users::bootstrap_admin(&state.store, &state.identity, &state.config)
+                .await
+                .map_err(|e| match e {
+                    crate::error::AppError::Internal(e) => {
+                        e.context("creating the bootstrap admin")
+                    }
+                    e => anyhow::anyhow!("{e}"),
+                })?
         {
             use crate::service::users::BootstrapPassword;
             match password {
@@ -158,6 +88,7 @@ impl App {
             listener,
             metrics,
             state,
+            jobs,
         })
     }
 
@@ -186,24 +117,25 @@ impl App {
             listener,
             metrics,
             state,
+            mut jobs,
         } = self;
         let drain = state.config.shutdown_timeout;
-        let db = state.db.clone();
-        tokio::spawn(prune_loop(db.clone()));
-        let sealer = tokio::spawn(crate::audit::sealer(state.clone()));
-        tokio::spawn(crate::audit::watcher(state.clone()));
-        tokio::spawn(crate::service::containment::refresh_loop(
-            db.clone(),
-            state.blocks.clone(),
-        ));
+        let db = state.store.db.clone();
+        jobs.spawn("token pruning", prune_loop(db.clone()));
+        let sealer = jobs.spawn("audit sealer", seal::sealer(state.trail.clone()));
+        jobs.spawn("audit watcher", seal::watcher(state.trail.clone()));
+        jobs.spawn(
+            "blocklist refresh",
+            crate::limits::blocks::refresh_loop(db.clone(), state.guards.blocks.clone()),
+        );
         if let Some(shared) = state.shared.clone() {
-            share(&state, shared);
+            share(&state, shared, &mut jobs);
         }
         let sealing = state.clone();
         tracing::info!(
             addr = %listener.local_addr()?,
             env = ?state.config.env,
-            database = state.db.backend(),
+            database = state.store.db.backend(),
             registration = ?state.config.registration,
             "imangor serving"
         );
@@ -212,22 +144,28 @@ impl App {
             header_timeout: state.config.header_timeout,
             write_timeout: state.config.write_timeout,
             drain,
-            shares: state.shares.clone(),
+            shares: state.guards.shares.clone(),
             trusted_proxies: state.config.trusted_proxies.clone(),
-            metrics: state.metrics.clone(),
+            metrics: state.sinks.metrics.clone(),
         };
         // Readiness is known before the first request, then checked each second in the background.
-        state.readiness.check(&state.db, &state.metrics).await;
-        tokio::spawn(crate::service::readiness::probe_loop(
-            state.readiness.clone(),
-            state.db.clone(),
-            state.metrics.clone(),
-        ));
+        state
+            .readiness
+            .check(&state.store.db, &state.sinks.metrics)
+            .await;
+        jobs.spawn(
+            "readiness probe",
+            crate::service::readiness::probe_loop(
+                state.readiness.clone(),
+                state.store.db.clone(),
+                state.sinks.metrics.clone(),
+            ),
+        );
         // One shutdown signal for both listeners.
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let stopping = Arc::new(std::sync::OnceLock::new());
         let stop_at = stopping.clone();
-        tokio::spawn(async move {
+        jobs.spawn("shutdown signal", async move {
             shutdown.await;
             let _ = stop_at.set(std::time::Instant::now());
             let _ = stop_tx.send(true);
@@ -248,7 +186,7 @@ impl App {
                 trusted_proxies: Vec::new(),
                 ..limits.clone()
             };
-            tokio::spawn(async move {
+            jobs.spawn("metrics listener", async move {
                 if let Err(e) =
                     crate::http::server::serve(l, scrape, scrape_limits, stopped(rx)).await
                 {
@@ -259,9 +197,9 @@ impl App {
         let router = crate::http::router(state);
         crate::http::server::serve(listener, router, limits, stopped(stop_rx)).await?;
         // Every event of the drained requests is written and in the chain before the process ends.
-        sealing.events.flush().await;
+        sealing.sinks.events.flush().await;
         sealer.abort();
-        if let Err(e) = crate::audit::seal_and_sign(&sealing).await {
+        if let Err(e) = seal::seal_and_sign(&sealing.trail).await {
             tracing::error!(error = %format!("{e:#}"), "sealing the audit trail at shutdown failed; the next start seals it");
         }
         // Queued alerts (the last pass's among them) are delivered in what is left of the same
@@ -270,7 +208,8 @@ impl App {
         let left = stopping.get().map_or(drain, |t: &std::time::Instant| {
             drain.saturating_sub(t.elapsed())
         });
-        sealing.alerts.shutdown(left).await;
+        sealing.sinks.alerts.shutdown(left).await;
+        jobs.shutdown().await;
         db.close().await;
         tracing::info!("stopped");
         Ok(())
@@ -279,25 +218,25 @@ impl App {
 
 /// The tasks of a replica that shares state: probing Redis while it is down, recording each
 /// outage and recovery (the detector opens a high incident), and applying what other replicas announce.
-fn share(state: &AppState, shared: Arc<crate::shared::Shared>) {
-    tokio::spawn(shared.clone().probe_loop());
+fn share(state: &AppState, shared: Arc<crate::infra::shared::Shared>, jobs: &mut Jobs) {
+    jobs.spawn("redis probe", shared.clone().probe_loop());
     let mut health = shared.watch();
-    let app = state.clone();
-    tokio::spawn(async move {
+    let sinks = state.sinks.clone();
+    jobs.spawn("redis health events", async move {
         // One event per outage, and at most one a minute: a Redis that flaps must not raise
         // an alert per flip. `restored` only follows a recorded outage.
         const QUIET: Duration = Duration::from_secs(60);
-        let meta = crate::service::RequestMeta::default();
+        let meta = crate::service::audit::RequestMeta::default();
         let mut last_outage: Option<std::time::Instant> = None;
         let mut reported = false;
         let mut up = *health.borrow_and_update();
         loop {
             if !up && !reported && last_outage.is_none_or(|t| t.elapsed() >= QUIET) {
-                crate::service::shared_state_changed(&app, false, &meta).await;
+                crate::service::shared_state_changed(&sinks, false, &meta).await;
                 last_outage = Some(std::time::Instant::now());
                 reported = true;
             } else if up && reported {
-                crate::service::shared_state_changed(&app, true, &meta).await;
+                crate::service::shared_state_changed(&sinks, true, &meta).await;
                 reported = false;
             }
             if health.changed().await.is_err() {
@@ -306,35 +245,37 @@ fn share(state: &AppState, shared: Arc<crate::shared::Shared>) {
             up = *health.borrow_and_update();
         }
     });
-    let (db, blocks) = (state.db.clone(), state.blocks.clone());
-    tokio::spawn(shared.listen(move |change| {
-        let (db, blocks) = (db.clone(), blocks.clone());
-        async move {
-            match change {
-                crate::shared::Change::Auth => crate::auth::cache::bump(),
-                // Off the listener's path, so that the next announcement is not held up.
-                crate::shared::Change::Blocks => {
-                    tokio::spawn(async move {
-                        if let Err(e) = blocks.refresh(&db).await {
-                            tracing::warn!(error = %e, "reloading blocked addresses failed");
-                        }
-                    });
+    let (db, blocks, cache) = (
+        state.store.db.clone(),
+        state.guards.blocks.clone(),
+        state.identity.cache.clone(),
+    );
+    jobs.spawn(
+        "redis announcements",
+        shared.listen(move |change| {
+            let (db, blocks, cache) = (db.clone(), blocks.clone(), cache.clone());
+            async move {
+                match change {
+                    crate::infra::shared::Change::Auth => cache.bump(),
+                    // Off the listener's path, so that the next announcement is not held up.
+                    crate::infra::shared::Change::Blocks => {
+                        tokio::spawn(async move {
+                            if let Err(e) = blocks.refresh(&db).await {
+                                tracing::warn!(error = %e, "reloading blocked addresses failed");
+                            }
+                        });
+                    }
                 }
             }
-        }
-    }));
-}
-
-pub async fn observe_keys(state: &AppState) -> anyhow::Result<()> {
-    crate::service::keys::observe(&state.db, &state.keys, &state.tokens)
-        .await
-        .context("recording the keyrings in the key log")
+        }),
+    );
 }
 
 /// The start-up event of the audit trail: what this server runs with (never a secret).
 async fn record_start(state: &AppState) -> anyhow::Result<()> {
     let c = &state.config;
     let signing: Vec<String> = state
+        .identity
         .tokens
         .describe()
         .iter()
@@ -344,7 +285,7 @@ async fn record_start(state: &AppState) -> anyhow::Result<()> {
         "version {}; env {:?}; database {}; registration {:?}; rate limits {}; cors origins {}; trusted proxies {} (client address from {}); data key {}; signing keys {}; metrics {}; alerts {}",
         env!("CARGO_PKG_VERSION"),
         c.env,
-        state.db.backend(),
+        state.store.db.backend(),
         c.registration,
         if c.rate_limits { "on" } else { "off" },
         c.cors_origins.len(),
@@ -361,12 +302,12 @@ async fn record_start(state: &AppState) -> anyhow::Result<()> {
             "off"
         },
     );
-    let mut tx = state.db.begin().await?;
-    crate::service::Event::new("server.start", "success")
+    let mut tx = state.store.db.begin().await?;
+    crate::service::audit::Event::new("server.start", "success")
         .detail(summary)
-        .record(&mut tx, &crate::service::RequestMeta::default())
+        .record(&mut tx, &crate::service::audit::RequestMeta::default())
         .await?;
-    tx.commit().await?;
+    tx.commit().await.quiet()?;
     Ok(())
 }
 

@@ -66,6 +66,17 @@ class Check(unittest.TestCase):
         files["gadgets.rs"] = "use crate::domain::User;\n"
         self.assertEqual(archcheck.findings(tree(files)), ["unplaced gadgets"])
 
+    def test_config_may_import_only_domain(self):
+        files = dict(CLEAN)
+        files["lib.rs"] += "pub mod config;\npub mod limits;\n"
+        files["limits/mod.rs"] = "use crate::domain::User;\npub struct Quota;\n"
+        files["config/mod.rs"] = "use crate::domain::User;\nmod raw;\n"
+        files["config/raw.rs"] = "use super::*;\nuse crate::config::Config;\n"
+        self.assertEqual(archcheck.findings(tree(files)), [], "domain and its own files")
+        # A room of its own layer is not an upward import, yet config may not reach it.
+        files["config/raw.rs"] += "use crate::limits::Quota;\n"
+        self.assertEqual(archcheck.findings(tree(files)), ["narrow config/raw -> limits"])
+
     def test_strings_comments_and_test_modules_are_not_imports(self):
         files = dict(CLEAN)
         files["db/users.rs"] += (

@@ -5,9 +5,9 @@
 use std::sync::LazyLock;
 
 use imangor::auth::cursor::Cursors;
-use imangor::domain::{Content, Email, FullName, Password, PasswordPolicy, Title, UserId};
-use imangor::limits::Quota;
-use imangor::limits::address::{client_ip, parse_list};
+use imangor::domain::net::{Hops, parse_list};
+use imangor::domain::{Content, Email, FullName, Password, PasswordPolicy, Quota, Title, UserId};
+use imangor::limits::address::client_ip;
 use libfuzzer_sys::fuzz_target;
 
 static CURSORS: LazyLock<Cursors> = LazyLock::new(|| Cursors::derive(b"fuzz"));
@@ -25,7 +25,7 @@ fuzz_target!(|data: &[u8]| {
     let _ = CURSORS.decode("resources", viewer, &s);
     let _ = imangor::http::page::parse(Some(&s), &CURSORS, "resources", viewer);
     if let Ok(trusted) = parse_list("10.0.0.0/8, ::1") {
-        let _ = client_ip("10.0.0.1".parse().unwrap(), &[&s], &trusted);
+        let _ = client_ip("10.0.0.1".parse().unwrap(), &[&s], &trusted, Hops::Walk);
     }
     let _ = parse_list(&s);
     let _ = serde_json::from_slice::<serde_json::Value>(data);

@@ -3,7 +3,7 @@
 //! two. An entry is keyed on everything the state was read for: the token's id, user and session
 //! (`sub`, `sid`, `jti`), so a token that shares another's `jti` but names another user or
 //! session never gets that token's state. Every committed change to that state drops the whole cache of this process at once (an
-//! epoch), and is announced to the other replicas (`shared::announce`); a replica that misses an
+//! epoch), and is announced to the other replicas (`infra::announce`); a replica that misses an
 //! announcement serves the old state for at most the cache's TTL (`IMANGOR_AUTH_CACHE_TTL`).
 
 use std::borrow::Borrow;
@@ -21,30 +21,12 @@ use crate::domain::{SessionId, UserId};
 pub const TTL: Duration = Duration::from_secs(1);
 const MAX_ENTRIES: usize = 50_000;
 
-static EPOCH: AtomicU64 = AtomicU64::new(0);
-
-/// Drops every cached state of this process (a change was committed).
-pub fn bump() {
-    EPOCH.fetch_add(1, Ordering::SeqCst);
-}
-
-fn epoch() -> u64 {
-    EPOCH.load(Ordering::SeqCst)
-}
-
 /// Taken before the database is read, given to `put` with what was read: the entry is dated
 /// from before the read, and a change committed meanwhile makes it stale at once.
 #[derive(Debug, Clone, Copy)]
 pub struct Ticket {
     epoch: u64,
     at: Instant,
-}
-
-pub fn ticket() -> Ticket {
-    Ticket {
-        epoch: epoch(),
-        at: Instant::now(),
-    }
 }
 
 struct Entry {
@@ -126,6 +108,8 @@ impl Hash for Owned {
 pub struct AuthCache {
     entries: Mutex<HashMap<Owned, Entry>>,
     ttl: Duration,
+    /// Moves on with every committed change: an entry of an older epoch is never used.
+    epoch: AtomicU64,
 }
 
 impl Default for AuthCache {
@@ -140,11 +124,29 @@ impl AuthCache {
         AuthCache {
             entries: Mutex::default(),
             ttl,
+            epoch: AtomicU64::new(0),
+        }
+    }
+
+    /// Drops every cached state (a change was committed, here or on another replica).
+    pub fn bump(&self) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::SeqCst)
+    }
+
+    /// Taken before the database is read, given to `put` with what was read.
+    pub fn ticket(&self) -> Ticket {
+        Ticket {
+            epoch: self.epoch(),
+            at: Instant::now(),
         }
     }
 
     pub fn get(&self, key: Key<'_>) -> Option<AuthState> {
-        let now = epoch();
+        let now = self.epoch();
         let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         entries
             .get(&key as &dyn AsKey)
@@ -156,7 +158,7 @@ impl AuthCache {
     pub fn put(&self, key: Key<'_>, state: AuthState, ticket: Ticket) {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         if entries.len() >= MAX_ENTRIES && !entries.contains_key(&key as &dyn AsKey) {
-            let now = self::epoch();
+            let now = self.epoch();
             let ttl = self.ttl;
             entries.retain(|_, e| e.epoch == now && e.at.elapsed() < ttl);
             if entries.len() >= MAX_ENTRIES {
@@ -200,10 +202,10 @@ mod tests {
     fn a_change_committed_while_reading_leaves_nothing_stale() {
         let c = AuthCache::default();
         let (u, s) = (UserId::new(), SessionId::new());
-        let t = ticket();
+        let t = c.ticket();
         c.put(key("a", u, s), state(), t);
         assert!(c.get(key("a", u, s)).is_some());
-        bump();
+        c.bump();
         assert!(
             c.get(key("a", u, s)).is_none(),
             "a change drops what was cached"
@@ -217,7 +219,7 @@ mod tests {
     fn an_entry_answers_only_for_the_user_session_and_id_it_was_read_for() {
         let c = AuthCache::default();
         let (u, s) = (UserId::new(), SessionId::new());
-        c.put(key("a", u, s), state(), ticket());
+        c.put(key("a", u, s), state(), c.ticket());
         assert!(c.get(key("a", u, s)).is_some());
         assert!(c.get(key("a", UserId::new(), s)).is_none(), "another sub");
         assert!(
@@ -227,7 +229,7 @@ mod tests {
         assert!(c.get(key("b", u, s)).is_none(), "another jti");
         // Another token under the same jti has an entry of its own and evicts nothing.
         let other = UserId::new();
-        c.put(key("a", other, s), state(), ticket());
+        c.put(key("a", other, s), state(), c.ticket());
         assert!(c.get(key("a", u, s)).is_some());
         assert!(c.get(key("a", other, s)).is_some());
     }

@@ -83,7 +83,7 @@ pub struct Hasher {
     /// The hashing threads' queue (they end when the `Hasher` is dropped).
     jobs: std::sync::Mutex<std::sync::mpsc::Sender<Job>>,
     /// How long each hash or verification took (the `password_hash_duration_seconds` metric).
-    timings: Arc<std::sync::Mutex<crate::metrics::Histogram>>,
+    timings: Arc<std::sync::Mutex<crate::infra::metrics::Histogram>>,
     /// Verified when the account does not exist, so that an unknown email costs the same as a wrong password.
     dummy: String,
 }
@@ -107,7 +107,7 @@ impl Hasher {
     }
 
     /// The durations of hashes and verifications so far.
-    pub fn timings(&self) -> crate::metrics::Histogram {
+    pub fn timings(&self) -> crate::infra::metrics::Histogram {
         self.timings
             .lock()
             .unwrap_or_else(|e| e.into_inner())

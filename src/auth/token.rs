@@ -11,8 +11,9 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 
+use crate::config::Config;
 use crate::crypto::KeyBytes;
-use crate::crypto::keyring::Entry;
+use crate::crypto::keyring::{Entry, derived_kid};
 use crate::domain::{Role, SessionId, Timestamp, UserId};
 
 /// Clock skew allowed when checking `exp`, `nbf` and `iat` (RFC 8725 advice: small and fixed).
@@ -139,14 +140,6 @@ pub struct TokenKeys {
 /// The algorithms a signing key may have.
 pub const ALGORITHMS: [&str; 2] = ["HS256", "EdDSA"];
 
-/// The key id of a bare `IMANGOR_JWT_SECRET`: a hash of the key, which reveals nothing about it.
-pub fn derived_kid(key: &[u8]) -> String {
-    format!(
-        "hs-{}",
-        &crate::auth::sha256_hex(&format!("imangor-kid:{}", URL_SAFE_NO_PAD.encode(key)))[..16]
-    )
-}
-
 /// The public key (32 bytes) of an Ed25519 private key in PKCS#8 DER, or why it is refused.
 pub fn ed25519_public(pkcs8: &[u8]) -> anyhow::Result<Vec<u8>> {
     use aws_lc_rs::signature::KeyPair;
@@ -164,6 +157,18 @@ pub fn generate_ed25519() -> anyhow::Result<zeroize::Zeroizing<Vec<u8>>> {
 }
 
 impl TokenKeys {
+    /// The signing keyring this configuration names (in development, the one generated for it).
+    pub fn configured(config: &Config) -> anyhow::Result<Self> {
+        let (entries, _) = crate::crypto::configured::signing_keys(config)?;
+        Self::new(
+            &entries,
+            "IMANGOR_JWT_KEYS",
+            &config.jwt_issuer,
+            &config.jwt_audience,
+            config.access_token_ttl,
+        )
+    }
+
     /// Builds the keyring from its entries (`KID:ALG:BASE64`, newest first); `var` names it in errors.
     pub fn new(
         entries: &[Entry],

@@ -6,7 +6,7 @@
 //! data dir. `imangor keys` rewrites files in place (atomically, 0600) and prints the new value of
 //! a variable for the operator to store, since it cannot change the environment of a deployment.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context, bail};
 use base64::Engine;
@@ -14,28 +14,9 @@ use base64::alphabet;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use zeroize::Zeroizing;
 
+use crate::domain::key::{Weakness, weakness};
+
 const MAX_ID_LEN: usize = 40;
-
-/// Where a keyring was read from, so that `imangor keys` can write it back.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Source {
-    /// An environment variable (or a TOML value): printed for the operator, never written.
-    Variable(&'static str),
-    /// A file named by `*_FILE`.
-    File(PathBuf),
-    /// Generated in the data dir by development mode.
-    Generated(PathBuf),
-}
-
-impl Source {
-    pub fn describe(&self) -> String {
-        match self {
-            Source::Variable(v) => v.to_string(),
-            Source::File(p) => format!("file {}", p.display()),
-            Source::Generated(p) => format!("development key file {}", p.display()),
-        }
-    }
-}
 
 /// One key of a keyring. Its bytes are zeroed when dropped; `Debug` shows the id only.
 pub struct Entry {
@@ -152,24 +133,27 @@ pub fn new_id(prefix: &str) -> anyhow::Result<String> {
     ))
 }
 
-/// Rules for any secret key: long enough and not a placeholder (RFC 8725 3.5, ASVS V11.2.3, V13.2.3).
+/// Rules for any secret key (`domain::key`), naming the key in the error.
 pub fn check_strength(var: &str, id: &str, key: &[u8], min_len: usize) -> anyhow::Result<()> {
-    if key.len() < min_len {
-        bail!(
-            "{var}: key {id} must be at least {min_len} bytes (it has {})",
-            key.len()
-        );
+    match weakness(key, min_len) {
+        None => Ok(()),
+        Some(Weakness::Short { len }) => {
+            bail!("{var}: key {id} must be at least {min_len} bytes (it has {len})")
+        }
+        Some(Weakness::Predictable { distinct }) => bail!(
+            "{var}: key {id} is too predictable (only {distinct} distinct bytes): use random bytes"
+        ),
     }
-    let mut distinct = key.to_vec();
-    distinct.sort_unstable();
-    distinct.dedup();
-    if distinct.len() < 10 {
-        bail!(
-            "{var}: key {id} is too predictable (only {} distinct bytes): use random bytes",
-            distinct.len()
-        );
-    }
-    Ok(())
+}
+
+/// The key id of a bare `IMANGOR_JWT_SECRET`: a hash of the key, which reveals nothing about it.
+pub fn derived_kid(key: &[u8]) -> String {
+    let text = format!(
+        "imangor-kid:{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key)
+    );
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, text.as_bytes());
+    format!("hs-{}", &super::hex(digest.as_ref())[..16])
 }
 
 /// Replaces a keyring file atomically: a private temporary file beside it, synced, then renamed.
@@ -233,6 +217,15 @@ mod tests {
                 parse(&format!("a:{}", encode_b64(&[1; 32])), "X", false).unwrap()
             )
             .contains("REDACTED")
+        );
+    }
+
+    #[test]
+    fn a_bare_secret_keeps_its_derived_kid() {
+        // The key log and issued tokens name it: it must never change.
+        assert_eq!(
+            derived_kid(&(0..32).collect::<Vec<u8>>()),
+            "hs-af016a4348ed5c3a"
         );
     }
 

@@ -1,12 +1,17 @@
 //! Key material and what is done with it: the data keyring that encrypts sensitive values
-//! (`data`), Fernet tokens read for data brought over from the Python stack (`fernet`), and the
-//! text form of keyrings shared by the data and signing keyrings (`keyring`).
+//! (`data`), Fernet tokens read for data brought over from the Python stack (`fernet`), the
+//! text form of keyrings shared by the data and signing keyrings (`keyring`), the keyrings a
+//! configuration names or development generates (`configured`), the private files that hold
+//! secrets on disk (`files`), and the audit chain's hashes and signatures (`chain`).
 //!
 //! Raw key bytes live in `Zeroizing` buffers and are never printed: no type here derives `Debug`
 //! over key material.
 
+pub mod chain;
+pub mod configured;
 pub mod data;
 pub mod fernet;
+pub mod files;
 pub mod keyring;
 
 use aws_lc_rs::hkdf;

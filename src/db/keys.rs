@@ -46,7 +46,7 @@ pub async fn observe(db: &Db, ring: Ring, ids: &[&str], now: Timestamp) -> sqlx:
         });
         r?;
     }
-    tx.commit().await
+    tx.commit().await.quiet()
 }
 
 pub async fn list(db: &Db, ring: Ring) -> sqlx::Result<Vec<KeyRecord>> {

@@ -31,8 +31,8 @@ pub enum Db {
     Postgres(PgPool),
 }
 
-/// A transaction on one of the two backends, and what it changed that other replicas must hear
-/// of once it commits (see `shared::announce`).
+/// A transaction on one of the two backends, and what it changed that caches (this process's and
+/// the other replicas') must hear of once it commits: `commit` returns it as a `ChangeSet`.
 pub struct Tx {
     pub(crate) conn: TxConn,
     auth_changed: bool,
@@ -205,20 +205,55 @@ impl Tx {
         self.blocks_changed = true;
     }
 
-    /// Commits, then announces what changed. Also after a failed commit, whose outcome may be
-    /// unknown (the server may have committed): dropping caches is always safe.
-    pub async fn commit(self) -> sqlx::Result<()> {
-        let done = match self.conn {
+    /// Commits, and says what the transaction changed, also after a failed commit, whose outcome
+    /// may be unknown (the server may have committed): dropping caches is always safe. The
+    /// storage layer announces nothing itself; a service hands the `ChangeSet` to its announcer.
+    pub async fn commit(self) -> Committed {
+        let changes = ChangeSet {
+            auth: self.auth_changed,
+            blocks: self.blocks_changed,
+        };
+        let result = match self.conn {
             TxConn::Sqlite(t) => t.commit().await,
             TxConn::Postgres(t) => t.commit().await,
         };
-        if self.auth_changed {
-            crate::shared::announce(crate::shared::Change::Auth).await;
+        Committed { changes, result }
+    }
+}
+
+/// What a committed transaction changed that cached state depends on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ChangeSet {
+    /// Who may do what (a role, an account's status, a session, a denied token).
+    pub auth: bool,
+    /// The blocked addresses.
+    pub blocks: bool,
+}
+
+impl ChangeSet {
+    pub fn is_empty(&self) -> bool {
+        !self.auth && !self.blocks
+    }
+}
+
+/// The outcome of a commit and what it changed. Dropping it unread is a compile error (with
+/// `-D warnings`): what changed must reach the announcer, or the change is known to be none.
+#[must_use = "hand it to the announcer (`infra::announce::Announcer::commit`), or call `quiet()`"]
+pub struct Committed {
+    pub changes: ChangeSet,
+    pub result: sqlx::Result<()>,
+}
+
+impl Committed {
+    /// The result of a transaction that changed nothing cached state depends on (the audit
+    /// trail, incidents, keys). One that did is a bug: it is logged, and answered as a failure
+    /// so that it is never silent.
+    pub fn quiet(self) -> sqlx::Result<()> {
+        if !self.changes.is_empty() {
+            tracing::error!(changes = ?self.changes, "a transaction that changed cached state was committed without announcing it");
+            debug_assert!(false, "unannounced changes: {:?}", self.changes);
         }
-        if self.blocks_changed {
-            crate::shared::announce(crate::shared::Change::Blocks).await;
-        }
-        done
+        self.result
     }
 }
 

@@ -1,5 +1,5 @@
 //! `GET /api/v1/audit`: the audit trail for admins, newest first, with a check of the hash chain
-//! whose cost does not grow with the trail (`audit::check_recent`). Nothing in the API writes,
+//! whose cost does not grow with the trail (`service::audit::page::list`). Nothing in the API writes,
 //! changes or deletes audit rows.
 
 use axum::Json;
@@ -10,9 +10,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::page::{self, PageQuery};
-use crate::audit::{ChainReport, Entry};
 use crate::authz::{self, Action, Principal};
 use crate::error::Result;
+use crate::service::audit::page::Entry;
+use crate::service::audit::seal::ChainReport;
 use crate::state::AppState;
 
 const LIST: &str = "audit";
@@ -42,27 +43,22 @@ async fn list(
     who: Principal,
     RawQuery(query): RawQuery,
 ) -> Result<Json<AuditPage>> {
-    authz::authorize_plain(Some(&who), Action::AuditRead)?;
+    let grant = authz::authorize_plain(Some(&who), Action::AuditRead)?;
     let req = page::parse(query.as_deref(), &app.cursors, LIST, who.user_id())?;
     // Cursor positions are sequence numbers, carried in the cursor's 128 bits.
     let before = req.after.map(|u| u.as_u128() as i64);
-    let rows = crate::db::audit::page(&app.db, before, i64::from(req.limit) + 1).await?;
-    let (rows, next_cursor) = page::finish(
+    let (rows, chain) =
+        crate::service::audit::page::list(&app.trail, &grant, before, req.limit).await?;
+    let (items, next_cursor) = page::finish(
         rows,
         req,
-        |r| uuid::Uuid::from_u128(r.seq.unwrap_or_default() as u128),
+        |r| uuid::Uuid::from_u128(r.seq as u128),
         &app.cursors,
         LIST,
         who.user_id(),
     );
-    let mut chain = crate::audit::check_recent(&app).await?;
-    // The rows shown that lie before the newest checkpoint are hashed too (bounded).
-    let seqs = rows.iter().filter_map(|r| r.seq);
-    if let (Some(lo), Some(hi)) = (seqs.clone().min(), seqs.max()) {
-        crate::audit::check_page(&app, lo, hi, &mut chain).await?;
-    }
     Ok(Json(AuditPage {
-        items: rows.into_iter().map(Entry::from).collect(),
+        items,
         next_cursor,
         chain,
     }))

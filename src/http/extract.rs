@@ -12,7 +12,7 @@ use super::error::problem;
 use crate::auth::token::{TokenError, Verified};
 use crate::authz::Principal;
 use crate::error::{AppError, ValidationError};
-use crate::service::RequestMeta;
+use crate::service::audit::RequestMeta;
 use crate::service::auth::{authenticate, authenticate_checked};
 use crate::state::AppState;
 
@@ -56,8 +56,17 @@ pub(crate) struct CheckedBearer(pub(crate) Result<Verified, TokenError>);
 /// The caller behind `token`, checking the token only if the rate-limit layer did not already.
 async fn principal(parts: &Parts, app: &AppState, token: &str) -> Result<Principal, AppError> {
     match parts.extensions.get::<CheckedBearer>().cloned() {
-        Some(checked) => authenticate_checked(app, checked.0, client(parts)).await,
-        None => authenticate(app, token, client(parts)).await,
+        Some(checked) => {
+            authenticate_checked(
+                &app.store,
+                &app.identity,
+                &app.guards,
+                checked.0,
+                client(parts),
+            )
+            .await
+        }
+        None => authenticate(&app.store, &app.identity, &app.guards, token, client(parts)).await,
     }
 }
 

@@ -26,7 +26,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// HS256 keys configured the set is empty.
 #[utoipa::path(get, path = "/.well-known/jwks.json", tag = "keys", responses((status = 200, description = "a JSON Web Key Set")))]
 async fn jwks(State(app): State<AppState>) -> Response {
-    let mut res = Json(app.tokens.jwks()).into_response();
+    let mut res = Json(app.identity.tokens.jwks()).into_response();
     res.headers_mut().insert(
         axum::http::header::CACHE_CONTROL,
         axum::http::HeaderValue::from_static("public, max-age=300"),
@@ -66,7 +66,7 @@ pub async fn detailed(State(app): State<AppState>) -> Response {
         // Redis down does not make a replica unready: it falls back to its own limits.
         readiness::State::Ready => Json(serde_json::json!({
             "status": "ready",
-            "database": app.db.backend(),
+            "database": app.store.db.backend(),
             "shared_state": match &app.shared {
                 None => "off",
                 Some(s) if s.is_up() => "up",

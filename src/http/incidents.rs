@@ -17,7 +17,7 @@ use crate::domain::UserId;
 use crate::error::{AppError, Result, ValidationError};
 use crate::service::containment::By;
 use crate::service::incidents::{LEVELS, STATUSES};
-use crate::service::{self, RequestMeta};
+use crate::service::{self, audit::RequestMeta};
 use crate::state::AppState;
 
 const LIST: &str = "incidents";
@@ -102,7 +102,7 @@ pub struct IncidentView {
     /// On one incident, for those who may read the audit trail: the events naming it and those
     /// of its subject around it (newest first, at most 100; `seq` 0 = not sealed yet).
     #[serde(skip_serializing_if = "Option::is_none")]
-    events: Option<Vec<crate::audit::Entry>>,
+    events: Option<Vec<crate::service::audit::page::Entry>>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -170,8 +170,18 @@ async fn report(
     let systems = req.affected_systems.unwrap_or_default();
     errors.collect(service::incidents::systems("affected_systems", &systems));
     errors.into_result()?;
-    let i =
-        service::incidents::report(&app, &who, &req.description, &level, &systems, &meta).await?;
+    let i = service::incidents::report(
+        &app.store,
+        &app.guards,
+        &app.sinks,
+        &app.config,
+        &who,
+        &req.description,
+        &level,
+        &systems,
+        &meta,
+    )
+    .await?;
     Ok((StatusCode::CREATED, Json(view(i, None))))
 }
 
@@ -243,7 +253,8 @@ async fn list(
         status: status.as_deref(),
         system: system.as_deref(),
     };
-    let rows = service::incidents::list(&app, &who, filter, before.as_deref(), req.limit).await?;
+    let rows =
+        service::incidents::list(&app.store, &who, filter, before.as_deref(), req.limit).await?;
     let (rows, next_cursor) = page::finish(
         rows,
         req,
@@ -276,8 +287,8 @@ async fn show(
     Path(id): Path<String>,
 ) -> Result<Json<IncidentView>> {
     crate::authz::authorize_plain(Some(&who), crate::authz::Action::IncidentList)?;
-    let (i, notes) = service::incidents::get(&app, &who, &incident_id(&id)?).await?;
-    let events = service::incidents::events(&app, &who, &i).await?;
+    let (i, notes) = service::incidents::get(&app.store, &who, &incident_id(&id)?).await?;
+    let events = service::incidents::events(&app.store, &who, &i).await?;
     let mut v = view(i, Some(notes));
     v.events = events.map(|e| e.into_iter().map(Into::into).collect());
     Ok(Json(v))
@@ -319,8 +330,17 @@ async fn update(
         level: req.level.as_deref(),
         affected_systems: req.affected_systems.as_deref(),
     };
-    service::incidents::update(&app, &who, &id, change, &meta).await?;
-    let (i, notes) = service::incidents::get(&app, &who, &id).await?;
+    service::incidents::update(
+        &app.store,
+        &app.sinks,
+        &app.config,
+        &who,
+        &id,
+        change,
+        &meta,
+    )
+    .await?;
+    let (i, notes) = service::incidents::get(&app.store, &who, &id).await?;
     Ok(Json(view(i, Some(notes))))
 }
 
@@ -357,7 +377,7 @@ enum Contain<'a> {
     RevokeSessions(UserId),
     DisableUser(UserId),
     BlockAddress {
-        cidr: crate::limits::address::Cidr,
+        cidr: crate::domain::net::Cidr,
         seconds: u64,
         reason: &'a str,
     },
@@ -381,7 +401,7 @@ fn check_contain(req: &ContainInput) -> Result<Contain<'_>> {
     let cidr = match req
         .cidr
         .as_deref()
-        .map(str::parse::<crate::limits::address::Cidr>)
+        .map(str::parse::<crate::domain::net::Cidr>)
     {
         Some(Ok(c)) => Some(c),
         Some(Err(e)) => {
@@ -437,7 +457,8 @@ async fn contain(
     let outcome = match checked {
         Contain::RevokeSessions(user) => {
             let n =
-                service::containment::revoke_sessions(&app, By::Person(&who), user, &meta).await?;
+                service::containment::revoke_sessions(&app.store, By::Person(&who), user, &meta)
+                    .await?;
             ContainOutcome {
                 action: req.action,
                 sessions_revoked: Some(n),
@@ -449,7 +470,7 @@ async fn contain(
                 role: None,
                 disabled: Some(true),
             };
-            service::users::update(&app, &who, user, change, &meta).await?;
+            service::users::update(&app.store, &who, user, change, &meta).await?;
             ContainOutcome {
                 action: req.action,
                 sessions_revoked: None,
@@ -461,9 +482,16 @@ async fn contain(
             seconds,
             reason,
         } => {
-            let until =
-                service::containment::block(&app, By::Person(&who), cidr, seconds, reason, &meta)
-                    .await?;
+            let until = service::containment::block(
+                &app.store,
+                &app.guards,
+                By::Person(&who),
+                cidr,
+                seconds,
+                reason,
+                &meta,
+            )
+            .await?;
             ContainOutcome {
                 action: req.action,
                 sessions_revoked: None,

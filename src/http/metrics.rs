@@ -12,7 +12,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-use crate::metrics::Gauges;
+use crate::service::context::{Identity, Sinks, Store};
 use crate::state::AppState;
 
 pub fn router(app: AppState) -> Router {
@@ -23,18 +23,13 @@ pub fn router(app: AppState) -> Router {
         .with_state(app)
 }
 
-async fn scrape(State(app): State<AppState>) -> Response {
-    let active_sessions =
-        crate::db::sessions::count_active(&app.db, crate::domain::Timestamp::now())
-            .await
-            .inspect_err(|e| tracing::warn!(error = %e, "active_sessions not read"))
-            .ok();
-    let gauges = Gauges {
-        active_sessions,
-        hash_queue_depth: app.hasher.depth(),
-        hashing: app.hasher.timings(),
-    };
-    let mut res = app.metrics.render(&gauges).into_response();
+async fn scrape(
+    State(store): State<Store>,
+    State(identity): State<Identity>,
+    State(sinks): State<Sinks>,
+) -> Response {
+    let gauges = crate::service::security::gauges(&store, &identity).await;
+    let mut res = sinks.metrics.render(&gauges).into_response();
     res.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
@@ -48,7 +43,7 @@ pub async fn observe(State(app): State<AppState>, req: Request, next: Next) -> R
     let method = req.method().clone();
     let endpoint = req.extensions().get::<MatchedPath>().cloned();
     let res = next.run(req).await;
-    app.metrics.request(
+    app.sinks.metrics.request(
         endpoint.as_ref().map(MatchedPath::as_str),
         &method,
         res.status().as_u16(),

@@ -10,7 +10,7 @@ use axum::extract::State;
 
 use super::error::problem;
 use crate::authz::Denial;
-use crate::service::RequestMeta;
+use crate::service::audit::RequestMeta;
 use crate::state::AppState;
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -109,7 +109,7 @@ pub async fn record_denials(
 ) -> Response {
     let res = next.run(req).await;
     if let Some(d) = res.extensions().get::<Denial>()
-        && let Err(e) = crate::service::record_denial(&app, d, &meta).await
+        && let Err(e) = crate::service::record_denial(&app.sinks, d, &meta).await
     {
         tracing::error!(error = format!("{e:#}"), "recording a denied access failed");
     }

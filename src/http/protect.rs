@@ -15,9 +15,10 @@ use hyper::body::{Frame, SizeHint};
 
 use super::error::problem;
 use super::extract::CheckedBearer;
+use crate::domain::Quota;
 use crate::domain::Timestamp;
 use crate::limits::address::{is_trusted, resolve};
-use crate::limits::{Quota, Verdict, bucket_ip};
+use crate::limits::{Verdict, bucket_ip};
 use crate::state::AppState;
 
 /// The address of the client, as `limits::address` derives it; every layer and handler uses this one.
@@ -56,7 +57,7 @@ pub async fn client_address(State(app): State<AppState>, mut req: Request, next:
             );
         };
         let probe = matches!(req.uri().path(), "/healthz" | "/readyz");
-        if !probe && app.blocks.is_blocked(ip) {
+        if !probe && app.guards.blocks.is_blocked(ip) {
             return problem(
                 StatusCode::FORBIDDEN,
                 "address_blocked",
@@ -69,7 +70,7 @@ pub async fn client_address(State(app): State<AppState>, mut req: Request, next:
         let trusted = &app.config.trusted_proxies;
         let forwarded = is_trusted(peer.ip(), trusted) && !is_trusted(ip, trusted);
         let share = if forwarded {
-            match app.shares.take(ip) {
+            match app.guards.shares.take(ip) {
                 Some(s) => Some(s),
                 None => {
                     let mut r = problem(
@@ -202,14 +203,20 @@ pub async fn rate_limit(State(app): State<AppState>, mut req: Request, next: Nex
         .map(|v| format!("user:{}", v.user))
         .or(address)
         .unwrap_or_else(|| "ip:unknown".to_owned());
-    let verdict = app.limiter.check(&format!("{class}:{who}"), quota).await;
+    let verdict = app
+        .guards
+        .limiter
+        .check(&format!("{class}:{who}"), quota)
+        .await;
     let mut res = if verdict.allowed {
         next.run(req).await
     } else {
         tracing::warn!(target: "security", class, client = %who, "rate limited");
-        app.metrics.throttled(class);
+        app.sinks.metrics.throttled(class);
         if class == "token" {
-            app.metrics.auth(crate::metrics::AuthStatus::RateLimited);
+            app.sinks
+                .metrics
+                .auth(crate::infra::metrics::AuthStatus::RateLimited);
         }
         let mut r = problem(
             StatusCode::TOO_MANY_REQUESTS,
@@ -247,7 +254,9 @@ fn rate_headers(h: &mut HeaderMap, v: &Verdict) {
 /// request so the `Principal` extractor does not check it a second time.
 fn checked_bearer(app: &AppState, req: &Request) -> Option<CheckedBearer> {
     let token = super::extract::bearer(req.headers()).ok().flatten()?;
-    Some(CheckedBearer(app.tokens.verify(token, Timestamp::now())))
+    Some(CheckedBearer(
+        app.identity.tokens.verify(token, Timestamp::now()),
+    ))
 }
 
 const CORS_METHODS: &str = "GET, POST, PUT, PATCH, DELETE";

@@ -14,7 +14,7 @@ use crate::authz::Principal;
 use crate::db::resources::{Resource, ResourceFields};
 use crate::domain::{Content, ResourceId, Title, UserId};
 use crate::error::{AppError, Result, ValidationError};
-use crate::service::{self, RequestMeta};
+use crate::service::{self, audit::RequestMeta};
 use crate::state::AppState;
 
 const LIST: &str = "resources";
@@ -109,7 +109,7 @@ async fn create(
     AppJson(req): AppJson<ResourceInput>,
 ) -> Result<(StatusCode, Json<ResourceView>)> {
     let fields = req.try_into()?;
-    let r = service::resources::create(&app, &who, fields).await?;
+    let r = service::resources::create(&app.store, &app.config, &who, fields).await?;
     Ok((StatusCode::CREATED, Json(r.into())))
 }
 
@@ -122,9 +122,13 @@ async fn list(
     RawQuery(query): RawQuery,
 ) -> Result<Json<ResourcePage>> {
     let req = page::parse(query.as_deref(), &app.cursors, LIST, who.user_id())?;
-    let rows =
-        service::resources::list(&app, &who, req.after.map(ResourceId::from_uuid), req.limit)
-            .await?;
+    let rows = service::resources::list(
+        &app.store,
+        &who,
+        req.after.map(ResourceId::from_uuid),
+        req.limit,
+    )
+    .await?;
     let (rows, next_cursor) = page::finish(
         rows,
         req,
@@ -149,7 +153,7 @@ async fn show(
     Path(id): Path<String>,
 ) -> Result<Json<ResourceView>> {
     Ok(Json(
-        service::resources::get(&app, &who, resource_id(&id)?)
+        service::resources::get(&app.store, &who, resource_id(&id)?)
             .await?
             .into(),
     ))
@@ -169,7 +173,7 @@ async fn replace(
     let id = resource_id(&id)?;
     let fields = req.try_into()?;
     Ok(Json(
-        service::resources::update(&app, &who, id, fields, &meta)
+        service::resources::update(&app.store, &who, id, fields, &meta)
             .await?
             .into(),
     ))
@@ -185,6 +189,6 @@ async fn delete(
     meta: RequestMeta,
     Path(id): Path<String>,
 ) -> Result<StatusCode> {
-    service::resources::delete(&app, &who, resource_id(&id)?, &meta).await?;
+    service::resources::delete(&app.store, &who, resource_id(&id)?, &meta).await?;
     Ok(StatusCode::NO_CONTENT)
 }

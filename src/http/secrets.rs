@@ -14,7 +14,7 @@ use crate::authz::Principal;
 use crate::db::secrets::SecretEntry;
 use crate::domain::{SecretId, SecretName, SecretValue};
 use crate::error::{AppError, Result, ValidationError};
-use crate::service::{self, RequestMeta};
+use crate::service::{self, audit::RequestMeta};
 use crate::state::AppState;
 
 const LIST: &str = "secrets";
@@ -100,7 +100,8 @@ async fn create(
     let (Some(name), Some(value)) = (name, value) else {
         return Err(errors.into());
     };
-    let s = service::secrets::create(&app, &who, name, value, &meta).await?;
+    let s = service::secrets::create(&app.store, &app.config, &app.keys, &who, name, value, &meta)
+        .await?;
     Ok((StatusCode::CREATED, Json(s.into())))
 }
 
@@ -113,8 +114,13 @@ async fn list(
     RawQuery(query): RawQuery,
 ) -> Result<Json<SecretPage>> {
     let req = page::parse(query.as_deref(), &app.cursors, LIST, who.user_id())?;
-    let rows =
-        service::secrets::list(&app, &who, req.after.map(SecretId::from_uuid), req.limit).await?;
+    let rows = service::secrets::list(
+        &app.store,
+        &who,
+        req.after.map(SecretId::from_uuid),
+        req.limit,
+    )
+    .await?;
     let (rows, next_cursor) = page::finish(
         rows,
         req,
@@ -140,7 +146,15 @@ async fn show(
     meta: RequestMeta,
     Path(id): Path<String>,
 ) -> Result<Json<SecretView>> {
-    let (row, value) = service::secrets::read(&app, &who, secret_id(&id)?, &meta).await?;
+    let (row, value) = service::secrets::read(
+        &app.store,
+        &app.sinks,
+        &app.keys,
+        &who,
+        secret_id(&id)?,
+        &meta,
+    )
+    .await?;
     Ok(Json(SecretView {
         id: row.id,
         name: row.name,
@@ -159,6 +173,6 @@ async fn delete(
     meta: RequestMeta,
     Path(id): Path<String>,
 ) -> Result<StatusCode> {
-    service::secrets::delete(&app, &who, secret_id(&id)?, &meta).await?;
+    service::secrets::delete(&app.store, &who, secret_id(&id)?, &meta).await?;
     Ok(StatusCode::NO_CONTENT)
 }

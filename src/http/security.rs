@@ -65,7 +65,7 @@ pub struct SummaryView {
 #[utoipa::path(get, path = "/security/summary", tag = "security operations", security(("bearer" = [])),
     responses((status = 200, body = SummaryView), (status = 401), (status = 403, description = "not an admin or manager")))]
 async fn summary(State(app): State<AppState>, who: Principal) -> Result<Json<SummaryView>> {
-    let s = security::summary(&app, &who).await?;
+    let s = security::summary(&app.store, &app.sinks, &who).await?;
     Ok(Json(SummaryView {
         at: s.at.rfc3339(),
         incidents: s
@@ -140,7 +140,7 @@ async fn review(
     // The policy first: a refused caller learns nothing from the validation of the query.
     crate::authz::authorize_plain(Some(&who), crate::authz::Action::AccessReviewRead)?;
     let dormant_days = dormant_days(query.as_deref())?;
-    let findings = access_review::run(&app, &who, dormant_days).await?;
+    let findings = access_review::run(&app.store, &who, dormant_days).await?;
     Ok(Json(ReviewView {
         dormant_days,
         items: findings

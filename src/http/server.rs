@@ -24,9 +24,10 @@ use tokio::sync::Semaphore;
 use tokio::time::Sleep;
 use tower::ServiceExt;
 
-use crate::limits::address::{Cidr, is_trusted};
+use crate::domain::net::Cidr;
+use crate::infra::metrics::Metrics;
+use crate::limits::address::is_trusted;
 use crate::limits::shares::Shares;
-use crate::metrics::Metrics;
 
 /// Largest request head (request line and headers) read; a larger one is answered 431.
 pub const MAX_HEAD_BYTES: usize = 16 * 1024;

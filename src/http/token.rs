@@ -11,7 +11,7 @@ use utoipa_axum::routes;
 
 use super::error::OAuthError;
 use super::extract::OAuthForm;
-use crate::service::{self, RequestMeta};
+use crate::service::{self, audit::RequestMeta};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -66,13 +66,31 @@ async fn token(
                     "username and password are required",
                 ));
             };
-            service::auth::login(&app, username, password, &meta).await?
+            service::auth::login(
+                &app.store,
+                &app.identity,
+                &app.guards,
+                &app.sinks,
+                &app.config,
+                username,
+                password,
+                &meta,
+            )
+            .await?
         }
         Some("refresh_token") => {
             let Some(refresh) = form.get("refresh_token") else {
                 return Err(OAuthError::invalid_request("refresh_token is required"));
             };
-            service::auth::refresh(&app, refresh, &meta).await?
+            service::auth::refresh(
+                &app.store,
+                &app.identity,
+                &app.sinks,
+                &app.config,
+                refresh,
+                &meta,
+            )
+            .await?
         }
         Some(_) => return Err(OAuthError::unsupported_grant_type()),
         None => return Err(OAuthError::invalid_request("grant_type is required")),
@@ -99,7 +117,7 @@ async fn revoke(
     let Some(token) = form.get("token") else {
         return Err(OAuthError::invalid_request("token is required"));
     };
-    service::auth::revoke(&app, token, &meta).await?;
+    service::auth::revoke(&app.store, &app.identity, token, &meta).await?;
     Ok(no_store(Json(serde_json::json!({})).into_response()))
 }
 

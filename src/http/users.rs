@@ -15,7 +15,7 @@ use crate::db::users::User;
 use crate::domain::{Email, FullName, Password, Role, UserId};
 use crate::error::{AppError, Result, ValidationError};
 use crate::service::users::{AccountChange, NewAccount, ProfileChange};
-use crate::service::{self, RequestMeta};
+use crate::service::{self, audit::RequestMeta};
 use crate::state::AppState;
 
 const LIST: &str = "users";
@@ -209,7 +209,9 @@ async fn create(
         return Err(errors.into());
     };
     let user = service::users::register(
-        &app,
+        &app.store,
+        &app.identity,
+        &app.config,
         who.as_ref(),
         NewAccount {
             email,
@@ -225,7 +227,7 @@ async fn create(
 /// The caller's profile.
 #[utoipa::path(get, path = "/users/me", tag = "identity", security(("bearer" = [])), responses((status = 200, body = UserView)))]
 async fn me(State(app): State<AppState>, who: Principal) -> Result<Json<UserView>> {
-    Ok(Json(service::users::me(&app, &who).await?.into()))
+    Ok(Json(service::users::me(&app.store, &who).await?.into()))
 }
 
 /// Change the caller's name or password. A password change needs `current_password` and ends every other session.
@@ -247,7 +249,7 @@ async fn update_me(
     let new = match req.new_password.as_deref() {
         None => None,
         Some(new) => {
-            let email = service::users::me(&app, &who).await?.email;
+            let email = service::users::me(&app.store, &who).await?.email;
             errors.collect(Password::parse(
                 new,
                 &app.config.password_policy,
@@ -276,7 +278,11 @@ async fn update_me(
     }
     errors.into_result()?;
     let user = service::users::update_me(
-        &app,
+        &app.store,
+        &app.identity,
+        &app.guards,
+        &app.sinks,
+        &app.config,
         &who,
         ProfileChange {
             full_name,
@@ -347,7 +353,7 @@ async fn list(
     let rest = serde_urlencoded::to_string(&rest).unwrap_or_default();
     let req = page::parse(Some(&rest), &app.cursors, LIST, who.user_id())?;
     let rows = service::users::list(
-        &app,
+        &app.store,
         &who,
         search.as_deref(),
         req.after.map(UserId::from_uuid),
@@ -396,7 +402,7 @@ async fn update(
         return Err(ValidationError::field("body", "give role or disabled").into());
     }
     let user = service::users::update(
-        &app,
+        &app.store,
         &who,
         id,
         AccountChange {

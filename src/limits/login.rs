@@ -15,36 +15,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::bucket_ip;
-use crate::shared::{Lua, Shared};
-
-#[derive(Debug, Clone, Copy)]
-pub struct LoginPolicy {
-    /// Failures of one (account, address) pair before it is refused.
-    pub lock_after: u32,
-    /// Failures of one account (from anywhere) before its answers are slowed.
-    pub slow_after: u32,
-    /// Consecutive failures of one account before unknown addresses are refused.
-    pub hard_cap: u32,
-    /// The longest slow-down of an answer.
-    pub max_delay: Duration,
-    /// The longest refusal of a pair.
-    pub max_lock: Duration,
-    /// Counters are forgotten after this long without an attempt.
-    pub forget_after: Duration,
-}
-
-impl Default for LoginPolicy {
-    fn default() -> Self {
-        Self {
-            lock_after: 5,
-            slow_after: 10,
-            hard_cap: 100,
-            max_delay: Duration::from_secs(5),
-            max_lock: Duration::from_secs(900),
-            forget_after: Duration::from_secs(3600),
-        }
-    }
-}
+use crate::domain::LoginPolicy;
+use crate::infra::shared::{Lua, Shared};
 
 /// What to do with a login attempt before checking the password.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -3,6 +3,7 @@
 //! replicas share state (`shared`), with this replica's memory as the fallback while Redis is down.
 
 pub mod address;
+pub mod blocks;
 pub mod login;
 pub mod shares;
 
@@ -11,37 +12,8 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::shared::{Lua, Shared};
-
-/// `n` requests per `per` (a burst of `n`, refilled evenly over `per`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Quota {
-    pub n: u32,
-    pub per: Duration,
-}
-
-impl std::str::FromStr for Quota {
-    type Err = String;
-    /// `N/SECONDS`, e.g. `10/60`.
-    fn from_str(s: &str) -> Result<Self, String> {
-        let (n, per) = s.split_once('/').ok_or("expected N/SECONDS, e.g. 10/60")?;
-        let n: u32 = n
-            .trim()
-            .parse()
-            .map_err(|_| "N must be a positive integer")?;
-        let per: u64 = per
-            .trim()
-            .parse()
-            .map_err(|_| "SECONDS must be a positive integer")?;
-        if n == 0 || per == 0 {
-            return Err("N and SECONDS must be positive".into());
-        }
-        Ok(Quota {
-            n,
-            per: Duration::from_secs(per),
-        })
-    }
-}
+use crate::domain::Quota;
+use crate::infra::shared::{Lua, Shared};
 
 /// The answer of a limiter, with what the `RateLimit-*` headers report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -251,18 +223,5 @@ mod tests {
                 .allowed
         );
         assert!(l.tracked_keys() <= 2);
-    }
-
-    #[test]
-    fn quotas_parse() {
-        assert_eq!(
-            "10/60".parse::<Quota>().unwrap(),
-            Quota {
-                n: 10,
-                per: Duration::from_secs(60)
-            }
-        );
-        assert!("0/60".parse::<Quota>().is_err());
-        assert!("ten".parse::<Quota>().is_err());
     }
 }

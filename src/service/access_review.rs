@@ -7,7 +7,7 @@ use crate::db::Db;
 use crate::db::users::{self, User};
 use crate::domain::{Role, Timestamp};
 use crate::error::Result;
-use crate::state::AppState;
+use crate::service::context::Store;
 
 /// Accounts unused for this many days are dormant, unless asked otherwise.
 pub const DEFAULT_DORMANT_DAYS: u64 = 90;
@@ -31,9 +31,9 @@ pub async fn as_operator(db: &Db, dormant_days: u64) -> Result<Vec<Finding>> {
 
 /// The review through the API: only for whom the policy allows `account.review`.
 #[tracing::instrument(skip_all, fields(user_id = %who.user_id()))]
-pub async fn run(app: &AppState, who: &Principal, dormant_days: u64) -> Result<Vec<Finding>> {
+pub async fn run(store: &Store, who: &Principal, dormant_days: u64) -> Result<Vec<Finding>> {
     authz::authorize_plain(Some(who), Action::AccessReviewRead)?;
-    as_operator(&app.db, dormant_days).await
+    as_operator(&store.db, dormant_days).await
 }
 
 /// Keeps every privileged account and every dormant or never-used one (a disabled plain account

@@ -2,18 +2,19 @@
 
 use anyhow::Context;
 
-use super::{Event, RequestMeta};
+use super::audit::{Event, RequestMeta};
 use crate::auth::password::Verdict;
 use crate::auth::token::Verified;
 use crate::auth::{random_token, sha256_hex};
 use crate::authz::Principal;
+use crate::config::Config;
 use crate::db::{sessions, users};
 use crate::domain::password::MAX_LOGIN_BYTES;
 use crate::domain::{Email, Role, SessionId, Timestamp, UserId};
 use crate::error::{AppError, Result};
+use crate::infra::metrics::AuthStatus;
 use crate::limits::login::Gate;
-use crate::metrics::AuthStatus;
-use crate::state::AppState;
+use crate::service::context::{Guards, Identity, Sinks, Store};
 
 /// Length of a refresh token: 32 random bytes in base64url.
 const REFRESH_TOKEN_LEN: usize = 43;
@@ -41,8 +42,13 @@ fn invalid_grant() -> AppError {
 
 /// OAuth2 password grant. Exactly one password verification runs whether or not the account exists.
 #[tracing::instrument(skip_all)]
+#[allow(clippy::too_many_arguments)] // each context it names is one it uses (service::context)
 pub async fn login(
-    app: &AppState,
+    store: &Store,
+    identity: &Identity,
+    guards: &Guards,
+    sinks: &Sinks,
+    config: &Config,
     username: &str,
     password: &str,
     meta: &RequestMeta,
@@ -56,20 +62,29 @@ pub async fn login(
         .map(|e| e.as_str().to_owned())
         .unwrap_or_else(|| "\0not-an-email".to_owned());
     let ip = client(meta);
-    let slowed = match app.logins.begin(&account, ip).await {
+    let slowed = match guards.logins.begin(&account, ip).await {
         Gate::Locked {
             retry_after_s,
             first,
         } => {
-            app.metrics.auth(AuthStatus::Locked);
-            record_refusal(app, email.as_ref(), first, retry_after_s, meta).await;
+            sinks.metrics.auth(AuthStatus::Locked);
+            record_refusal(
+                store,
+                guards,
+                sinks,
+                email.as_ref(),
+                first,
+                retry_after_s,
+                meta,
+            )
+            .await;
             return Err(AppError::RateLimited { retry_after_s });
         }
         Gate::Open { delay } => delay,
     };
     // Until a verdict is reached, the attempt may be taken back (shed with 503, a fault).
     let mut pending = Pending {
-        guard: &app.logins,
+        guard: &guards.logins,
         account: &account,
         ip,
         settled: false,
@@ -80,7 +95,7 @@ pub async fn login(
     }
     let found = match &email {
         Some(e) if password.len() <= MAX_LOGIN_BYTES => {
-            users::find_credentials(&app.db, e.as_str()).await?
+            users::find_credentials(&store.db, e.as_str()).await?
         }
         _ => None,
     };
@@ -94,7 +109,7 @@ pub async fn login(
     } else {
         &password[..password.floor_char_boundary(MAX_LOGIN_BYTES)]
     };
-    let verdict = app.hasher.verify(presented, hash).await?;
+    let verdict = identity.hasher.verify(presented, hash).await?;
     pending.settled = true;
 
     let now = Timestamp::now();
@@ -111,42 +126,36 @@ pub async fn login(
             } else {
                 format!("{reason}; answer slowed by {} ms", slowed.as_millis())
             };
-            app.metrics.auth(AuthStatus::Failure);
+            sinks.metrics.auth(AuthStatus::Failure);
             let mut e = Event::new("auth.login", "failure").detail(detail);
             e = match &u {
                 Some(u) => e.actor(u.id).target(u.id),
                 // The account tried, pseudonymous: the credential-stuffing detector counts distinct ones.
                 None => e.target(format!("login:{}", &sha256_hex(&account)[..16])),
             };
-            e.emit(app, meta).await;
+            e.emit(&sinks.events, meta).await;
             return Err(invalid_grant());
         }
     };
     let (user, rehash) = user;
-    app.logins.succeeded(&account, ip).await;
-    app.metrics.auth(AuthStatus::Success);
+    guards.logins.succeeded(&account, ip).await;
+    sinks.metrics.auth(AuthStatus::Success);
     // The new hash is computed before the transaction opens: no lock is held while hashing.
     let new_hash = if rehash {
-        Some(app.hasher.hash(password).await?)
+        Some(identity.hasher.hash(password).await?)
     } else {
         None
     };
 
-    let mut tx = app.db.begin().await?;
+    let mut tx = store.db.begin().await?;
     if let Some(h) = &new_hash {
         users::set_password_hash(&mut tx, user.id, h, now).await?;
     }
     let session = SessionId::new();
-    let session_end = now.plus_seconds(app.config.session_max_age);
+    let session_end = now.plus_seconds(config.session_max_age);
     sessions::create(&mut tx, session, user.id, now, session_end).await?;
-    let refresh_token = new_refresh_token(
-        &mut tx,
-        session,
-        now,
-        session_end,
-        app.config.refresh_token_ttl,
-    )
-    .await?;
+    let refresh_token =
+        new_refresh_token(&mut tx, session, now, session_end, config.refresh_token_ttl).await?;
     let detail = if new_hash.is_some() {
         "password hash upgraded to argon2id"
     } else {
@@ -158,8 +167,8 @@ pub async fn login(
         .detail(detail)
         .record(&mut tx, meta)
         .await?;
-    tx.commit().await?;
-    pair(app, user.id, user.role, session, now, refresh_token)
+    store.commit(tx).await?;
+    pair(identity, user.id, user.role, session, now, refresh_token)
 }
 
 /// A guess the login guard refused is still a guess: an `auth.login` `throttled` event against
@@ -169,7 +178,9 @@ pub async fn login(
 /// those; the others, and every refusal of a name that is not an email address (it aims at no
 /// account, and all such names share one key), are counted in `security_events_skipped_total`.
 async fn record_refusal(
-    app: &AppState,
+    store: &Store,
+    guards: &Guards,
+    sinks: &Sinks,
     email: Option<&Email>,
     first: bool,
     retry_after_s: u64,
@@ -177,10 +188,10 @@ async fn record_refusal(
 ) {
     const ACTION: &str = "auth.login";
     let Some(email) = email else {
-        app.metrics.event_skipped(ACTION);
+        sinks.metrics.event_skipped(ACTION);
         return;
     };
-    let Some(note) = super::refusal_recorded(app, ACTION, email.as_str()) else {
+    let Some(note) = super::refusal_recorded(guards, sinks, ACTION, email.as_str()) else {
         return;
     };
     let detail = if first {
@@ -189,7 +200,7 @@ async fn record_refusal(
         format!("refused: this address stays locked for {retry_after_s} s{note}")
     };
     let mut e = Event::new(ACTION, "throttled").detail(detail);
-    e = match users::id_by_email(&app.readers, email.as_str()).await {
+    e = match users::id_by_email(&store.readers, email.as_str()).await {
         Ok(Some(id)) => e.actor(id).target(id),
         Ok(None) => e.target(format!("login:{}", &sha256_hex(email.as_str())[..16])),
         Err(err) => {
@@ -198,7 +209,7 @@ async fn record_refusal(
             e
         }
     };
-    e.emit(app, meta).await;
+    e.emit(&sinks.events, meta).await;
 }
 
 /// The client address of a request (unspecified when unknown, which then shares one budget).
@@ -210,13 +221,20 @@ pub(crate) fn client(meta: &RequestMeta) -> std::net::IpAddr {
 /// spent while its session was live again is taken as theft: the whole session (every token of
 /// the family) is revoked. A token of an ended session is refused and never spent.
 #[tracing::instrument(skip_all)]
-pub async fn refresh(app: &AppState, token: &str, meta: &RequestMeta) -> Result<TokenPair> {
+pub async fn refresh(
+    store: &Store,
+    identity: &Identity,
+    sinks: &Sinks,
+    config: &Config,
+    token: &str,
+    meta: &RequestMeta,
+) -> Result<TokenPair> {
     if token.len() != REFRESH_TOKEN_LEN {
         return Err(invalid_grant());
     }
     let hash = sha256_hex(token);
     let now = Timestamp::now();
-    let mut tx = app.db.begin_write().await?;
+    let mut tx = store.db.begin_write().await?;
     let Some(session) = sessions::spend_refresh(&mut tx, &hash, now).await? else {
         let spent = sessions::find_refresh(&mut tx, &hash)
             .await?
@@ -234,7 +252,7 @@ pub async fn refresh(app: &AppState, token: &str, meta: &RequestMeta) -> Result<
         // ended) is refused the same way and only counted, so that replays cannot page the
         // on-call.
         let Some(reused) = sessions::mark_reused(&mut tx, &hash, now).await? else {
-            app.metrics.event_skipped("auth.refresh_reuse");
+            sinks.metrics.event_skipped("auth.refresh_reuse");
             return Err(invalid_grant());
         };
         Event::new("auth.refresh_reuse", "session_revoked")
@@ -242,7 +260,7 @@ pub async fn refresh(app: &AppState, token: &str, meta: &RequestMeta) -> Result<
             .detail("a spent refresh token was presented again; its whole family is revoked")
             .record(&mut tx, meta)
             .await?;
-        tx.commit().await?;
+        store.commit(tx).await?;
         tracing::warn!(target: "security", session = %reused, "refresh token reuse: session revoked");
         return Err(invalid_grant());
     };
@@ -254,30 +272,29 @@ pub async fn refresh(app: &AppState, token: &str, meta: &RequestMeta) -> Result<
     let user = users::find(&mut tx, user_id)
         .await?
         .ok_or_else(invalid_grant)?;
-    let refresh_token = new_refresh_token(
-        &mut tx,
-        session,
-        now,
-        session_end,
-        app.config.refresh_token_ttl,
-    )
-    .await?;
+    let refresh_token =
+        new_refresh_token(&mut tx, session, now, session_end, config.refresh_token_ttl).await?;
     Event::new("auth.refresh", "success")
         .actor(user.id)
         .target(session)
         .record(&mut tx, meta)
         .await?;
-    tx.commit().await?;
-    pair(app, user.id, user.role, session, now, refresh_token)
+    store.commit(tx).await?;
+    pair(identity, user.id, user.role, session, now, refresh_token)
 }
 
 /// RFC 7009: a refresh token ends its session; an access token's id is denied until it expires.
 /// Unknown or malformed tokens are not an error (the answer is always 200).
 #[tracing::instrument(skip_all)]
-pub async fn revoke(app: &AppState, token: &str, meta: &RequestMeta) -> Result<()> {
+pub async fn revoke(
+    store: &Store,
+    identity: &Identity,
+    token: &str,
+    meta: &RequestMeta,
+) -> Result<()> {
     let now = Timestamp::now();
     if token.len() == REFRESH_TOKEN_LEN {
-        let mut tx = app.db.begin_write().await?;
+        let mut tx = store.db.begin_write().await?;
         if let Some(r) = sessions::find_refresh(&mut tx, &sha256_hex(token)).await?
             && sessions::revoke(&mut tx, r.session, "revoked by client", now).await?
         {
@@ -286,16 +303,16 @@ pub async fn revoke(app: &AppState, token: &str, meta: &RequestMeta) -> Result<(
                 .record(&mut tx, meta)
                 .await?;
         }
-        tx.commit().await?;
-    } else if let Ok(v) = app.tokens.verify(token, now) {
-        let mut tx = app.db.begin().await?;
+        store.commit(tx).await?;
+    } else if let Ok(v) = identity.tokens.verify(token, now) {
+        let mut tx = store.db.begin().await?;
         sessions::deny_jti(&mut tx, &v.jti, v.expires_at).await?;
         Event::new("auth.revoke", "access_token_denied")
             .actor(v.user)
             .target(v.session)
             .record(&mut tx, meta)
             .await?;
-        tx.commit().await?;
+        store.commit(tx).await?;
     }
     Ok(())
 }
@@ -319,36 +336,51 @@ impl Drop for Pending<'_> {
 /// Verifies a bearer token and the current state of its user and session. Tokens that fail
 /// verification (not merely expired) are counted by address for the forged-token detector.
 pub async fn authenticate(
-    app: &AppState,
+    store: &Store,
+    identity: &Identity,
+    guards: &Guards,
     token: &str,
     ip: Option<std::net::IpAddr>,
 ) -> Result<Principal> {
-    authenticate_checked(app, app.tokens.verify(token, Timestamp::now()), ip).await
+    authenticate_checked(
+        store,
+        identity,
+        guards,
+        identity.tokens.verify(token, Timestamp::now()),
+        ip,
+    )
+    .await
 }
 
 /// `authenticate` for a token whose signature and claims were already checked in this request
 /// (by the rate-limit layer), with that check's outcome: a refused token is counted and refused
 /// without being verified a second time.
 pub async fn authenticate_checked(
-    app: &AppState,
+    store: &Store,
+    identity: &Identity,
+    guards: &Guards,
     checked: std::result::Result<Verified, crate::auth::token::TokenError>,
     ip: Option<std::net::IpAddr>,
 ) -> Result<Principal> {
     let v = checked.map_err(|e| {
         if e != crate::auth::token::TokenError::Expired
             && let Some(ip) = ip
-            && app.token_watch.refused(ip)
+            && guards.token_watch.refused(ip)
         {
-            crate::service::containment::forged_tokens_seen(app, ip);
+            crate::service::containment::forged_tokens_seen(store, ip);
         }
         AppError::invalid_token(e.as_str())
     })?;
-    authenticate_verified(app, v).await
+    authenticate_verified(store, identity, v).await
 }
 
 /// The second half of `authenticate`: the account and session state behind a verified token,
 /// read from the database, or from the cache of the last second (`auth::cache`).
-async fn authenticate_verified(app: &AppState, v: Verified) -> Result<Principal> {
+async fn authenticate_verified(
+    store: &Store,
+    identity: &Identity,
+    v: Verified,
+) -> Result<Principal> {
     // Everything the state is read for keys it: a token sharing another's `jti` but naming
     // another user or session is looked up on its own (and refused when they do not resolve).
     let key = crate::auth::cache::Key {
@@ -356,14 +388,15 @@ async fn authenticate_verified(app: &AppState, v: Verified) -> Result<Principal>
         session: v.session,
         jti: &v.jti,
     };
-    let state = match app.auth_cache.get(key) {
+    let state = match identity.cache.get(key) {
         Some(s) => s,
         None => {
-            let ticket = crate::auth::cache::ticket();
-            let s = sessions::auth_state(&app.readers, v.user, v.session, &v.jti, Timestamp::now())
-                .await?
-                .ok_or(AppError::invalid_token("no such account or session"))?;
-            app.auth_cache.put(key, s.clone(), ticket);
+            let ticket = identity.cache.ticket();
+            let s =
+                sessions::auth_state(&store.readers, v.user, v.session, &v.jti, Timestamp::now())
+                    .await?
+                    .ok_or(AppError::invalid_token("no such account or session"))?;
+            identity.cache.put(key, s.clone(), ticket);
             s
         }
     };
@@ -393,20 +426,20 @@ async fn new_refresh_token(
 }
 
 fn pair(
-    app: &AppState,
+    identity: &Identity,
     user: UserId,
     role: Role,
     session: SessionId,
     now: Timestamp,
     refresh_token: String,
 ) -> Result<TokenPair> {
-    let (access_token, _) = app
+    let (access_token, _) = identity
         .tokens
         .issue(user, role, session, now)
         .context("signing an access token")?;
     Ok(TokenPair {
         access_token,
-        expires_in: app.tokens.ttl_s,
+        expires_in: identity.tokens.ttl_s,
         refresh_token,
     })
 }

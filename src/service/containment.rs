@@ -1,118 +1,24 @@
 //! Containment: revoke every session of a user, disable a user, block an address or network for
 //! a while; the same actions for admins and managers through the API and for the operator on the
-//! command line. Also the two in-process watches the detectors rely on: blocked addresses (read
-//! from the database every second, so every replica applies a block) and invalid access tokens
-//! by address (counted in memory; an event is written only when one address crosses the
-//! threshold, so saying no stays cheap).
+//! command line; and the event of an address that sent too many invalid tokens (the watches
+//! themselves are `limits::blocks`).
 
-use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Mutex, RwLock};
-use std::time::{Duration, Instant};
 
-use super::{Event, RequestMeta};
+use super::audit::{Event, RequestMeta};
 use crate::authz::{self, Action, Principal};
-use crate::db::{Db, incidents, sessions, users};
+use crate::db::{incidents, sessions, users};
+use crate::domain::net::Cidr;
 use crate::domain::{Role, Timestamp, UserId};
 use crate::error::{AppError, Result};
-use crate::limits::address::Cidr;
-use crate::state::AppState;
+use crate::limits::blocks::{FORGED_TOKENS, FORGED_WINDOW};
+use crate::service::context::{Guards, Store};
 
-pub const FORGED_TOKENS: u32 = 50;
-const FORGED_WINDOW: Duration = Duration::from_secs(60);
-const WATCHED_ADDRESSES: usize = 10_000;
 pub const MAX_BLOCK_S: u64 = 30 * 86_400;
 
-/// Addresses refused at the door.
-#[derive(Debug, Default)]
-pub struct Blocklist {
-    nets: RwLock<Vec<(Cidr, Timestamp)>>,
-}
-
-impl Blocklist {
-    pub fn is_blocked(&self, ip: IpAddr) -> bool {
-        let now = Timestamp::now();
-        self.nets
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .any(|(c, until)| *until > now && c.contains(ip))
-    }
-
-    pub async fn refresh(&self, db: &Db) -> sqlx::Result<()> {
-        let rows = incidents::active_blocks(db, Timestamp::now()).await?;
-        let nets = rows
-            .into_iter()
-            .filter_map(|(c, until)| c.parse::<Cidr>().ok().map(|c| (c, until)))
-            .collect();
-        *self.nets.write().unwrap_or_else(|e| e.into_inner()) = nets;
-        Ok(())
-    }
-}
-
-/// Reloads the blocklist every second.
-pub async fn refresh_loop(db: Db, blocks: std::sync::Arc<Blocklist>) {
-    let mut every = tokio::time::interval(Duration::from_secs(1));
-    loop {
-        every.tick().await;
-        if let Err(e) = blocks.refresh(&db).await {
-            tracing::warn!(error = %e, "reloading blocked addresses failed");
-        }
-    }
-}
-
-/// Invalid access tokens by address (an IPv6 address counts for its /64, `limits::bucket_ip`),
-/// in a sliding minute.
-#[derive(Debug, Default)]
-pub struct TokenWatch {
-    /// By address: when its window started, refusals in it, whether it was reported.
-    seen: Mutex<HashMap<IpAddr, (Instant, u32, bool)>>,
-}
-
-impl TokenWatch {
-    /// Counts one refused token from `ip`; true when this one crosses the threshold (once per window).
-    pub fn refused(&self, ip: IpAddr) -> bool {
-        let ip = crate::limits::bucket_ip(ip);
-        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
-        if seen.len() >= WATCHED_ADDRESSES && !seen.contains_key(&ip) {
-            seen.retain(|_, (start, _, _)| start.elapsed() < FORGED_WINDOW);
-            // Still (nearly) full of live windows: the addresses with the fewest refusals, the
-            // oldest first among equals, make room for a quarter of the watch, so that a spray
-            // of fresh addresses cannot wipe the count of one about to cross the threshold, and
-            // the scan runs once per quarter of new addresses, not once per refusal.
-            let over = seen
-                .len()
-                .saturating_sub(WATCHED_ADDRESSES - WATCHED_ADDRESSES / 4);
-            if over > 0 {
-                let mut least: Vec<(u32, Instant, IpAddr)> = seen
-                    .iter()
-                    .map(|(ip, (start, n, _))| (*n, *start, *ip))
-                    .collect();
-                least.select_nth_unstable(over - 1);
-                for (_, _, ip) in &least[..over] {
-                    seen.remove(ip);
-                }
-            }
-        }
-        let e = seen.entry(ip).or_insert((Instant::now(), 0, false));
-        if e.0.elapsed() >= FORGED_WINDOW {
-            *e = (Instant::now(), 0, false);
-        }
-        e.1 = e.1.saturating_add(1);
-        // One report per address per window, however many more tokens it sends: saying no
-        // stays cheap under a sustained forgery.
-        if e.1 >= FORGED_TOKENS && !e.2 {
-            e.2 = true;
-            true
-        } else {
-            false
-        }
-    }
-}
-
 /// Records, off the request path, that `ip` sent too many invalid tokens (the detector opens the incident).
-pub fn forged_tokens_seen(app: &AppState, ip: IpAddr) {
-    let db = app.db.clone();
+pub fn forged_tokens_seen(store: &Store, ip: IpAddr) {
+    let db = store.db.clone();
     tokio::spawn(async move {
         let meta = RequestMeta {
             ip: Some(ip),
@@ -127,7 +33,7 @@ pub fn forged_tokens_seen(app: &AppState, ip: IpAddr) {
                 ))
                 .record(&mut tx, &meta)
                 .await?;
-            tx.commit().await?;
+            tx.commit().await.quiet()?;
             Ok(())
         }
         .await;
@@ -154,7 +60,7 @@ impl By<'_> {
 
 /// Ends every session of `user`: with the rights needed to disable that account.
 pub async fn revoke_sessions(
-    app: &AppState,
+    store: &Store,
     by: By<'_>,
     user: UserId,
     meta: &RequestMeta,
@@ -167,7 +73,7 @@ pub async fn revoke_sessions(
         )?;
     }
     let now = Timestamp::now();
-    let mut tx = app.db.begin_write().await?;
+    let mut tx = store.db.begin_write().await?;
     let sealed = users::find_for_update(&mut tx, user)
         .await?
         .ok_or(AppError::NotFound)?;
@@ -186,7 +92,7 @@ pub async fn revoke_sessions(
         .detail(format!("{n} session(s)"))
         .record(&mut tx, meta)
         .await?;
-    tx.commit().await?;
+    store.commit(tx).await?;
     Ok(n)
 }
 
@@ -199,7 +105,8 @@ fn disable_action(role: Role) -> Action {
 
 /// Blocks `cidr` for `seconds`. A block that would cover the caller's own address is refused.
 pub async fn block(
-    app: &AppState,
+    store: &Store,
+    guards: &Guards,
     by: By<'_>,
     cidr: Cidr,
     seconds: u64,
@@ -221,7 +128,7 @@ pub async fn block(
     }
     let now = Timestamp::now();
     let until = now.plus_seconds(seconds.clamp(1, MAX_BLOCK_S));
-    let mut tx = app.db.begin().await?;
+    let mut tx = store.db.begin().await?;
     let actor = by.actor();
     incidents::block(&mut tx, &cidr.to_string(), reason, Some(&actor), now, until).await?;
     Event::new("containment.block_address", "success")
@@ -230,7 +137,7 @@ pub async fn block(
         .detail(format!("until {}: {reason}", until.rfc3339()))
         .record(&mut tx, meta)
         .await?;
-    tx.commit().await?;
-    app.blocks.refresh(&app.db).await?;
+    store.commit(tx).await?;
+    guards.blocks.refresh(&store.db).await?;
     Ok(until)
 }

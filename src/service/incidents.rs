@@ -17,15 +17,16 @@
 //! A detector raises the unresolved incident of the same (kind, subject) again (its count grows)
 //! instead of opening another.
 
-use super::{Event, RequestMeta};
-use crate::alerts::Alert;
+use super::audit::{Event, RequestMeta};
 use crate::authz::{self, Action, Principal};
+use crate::config::Config;
 use crate::db::Tx;
 use crate::db::audit::AuditRow;
 use crate::db::incidents::{self, Incident, NewIncident};
 use crate::domain::Timestamp;
 use crate::error::{AppError, Result, ValidationError};
-use crate::state::AppState;
+use crate::infra::alerts::Alert;
+use crate::service::context::{Guards, Sinks, Store};
 
 pub use crate::config::Containment;
 pub use crate::domain::incident::{LEVELS, STATUSES, level_rank};
@@ -263,7 +264,7 @@ pub async fn detect(
 /// counted again.
 pub async fn audit_tampering(
     tx: &mut Tx,
-    p: &crate::audit::Problem,
+    p: &crate::crypto::chain::Problem,
     out: &mut Vec<Raised>,
 ) -> sqlx::Result<()> {
     if incidents::unresolved_of_kind(tx, "audit_tampering").await? {
@@ -458,17 +459,18 @@ pub fn raise_alerts(count: i64, by: i64) -> bool {
 /// What happens after a sealing pass committed: metrics count every occurrence; an incident at
 /// the alert level alerts when it opens, and when raised again only as its count reaches 10,
 /// 100, 1000, ...
-pub fn after_commit(app: &AppState, raised: &[Raised]) {
+pub fn after_commit(sinks: &Sinks, config: &Config, raised: &[Raised]) {
     for r in raised {
-        app.metrics
+        sinks
+            .metrics
             .incident(&r.incident.level, &r.incident.kind, r.occurrences as u64);
-        if level_rank(&r.incident.level) < level_rank(&app.config.alert_min_level) {
+        if level_rank(&r.incident.level) < level_rank(&config.alert_min_level) {
             continue;
         }
         if r.opened {
-            app.alerts.send(&r.incident, Alert::Opened);
+            sinks.alerts.send(&r.incident, Alert::Opened);
         } else if raise_alerts(r.incident.count, r.occurrences) {
-            app.alerts.send(&r.incident, Alert::Raised);
+            sinks.alerts.send(&r.incident, Alert::Raised);
         }
     }
 }
@@ -487,8 +489,12 @@ pub fn user_report_max_level(alert_min_level: &str) -> &'static str {
 /// user) cannot page the on-call: a level above `user_report_max_level` (one below the alert
 /// level, at most `medium`) is stored at that level, the level asked kept as `requested_level`
 /// until an admin or a manager raises it, and the report alerts no one.
+#[allow(clippy::too_many_arguments)] // each context it names is one it uses (service::context)
 pub async fn report(
-    app: &AppState,
+    store: &Store,
+    guards: &Guards,
+    sinks: &Sinks,
+    config: &Config,
     who: &Principal,
     description: &str,
     level: &str,
@@ -498,12 +504,12 @@ pub async fn report(
     authz::authorize_plain(Some(who), Action::IncidentReport)?;
     // One account cannot flood the incident list and the alert queue with reports: a budget of
     // reports per account (IMANGOR_RATE_LIMIT_REPORT), and a cap on the unresolved ones.
-    if app.config.rate_limits {
+    if config.rate_limits {
         let key = format!("report:user:{}", who.user_id());
-        let verdict = app.limiter.check(&key, app.config.rate_limit_report).await;
+        let verdict = guards.limiter.check(&key, config.rate_limit_report).await;
         if !verdict.allowed {
             tracing::warn!(target: "security", class = "report", client = %who.user_id(), "rate limited");
-            app.metrics.throttled("report");
+            sinks.metrics.throttled("report");
             return Err(AppError::RateLimited {
                 retry_after_s: verdict.retry_after_s,
             });
@@ -511,7 +517,7 @@ pub async fn report(
     }
     let by = who.user_id().to_string();
     let triage = authz::authorize_plain(Some(who), Action::IncidentUpdate).is_ok();
-    let cap = user_report_max_level(&app.config.alert_min_level);
+    let cap = user_report_max_level(&config.alert_min_level);
     let (stored, requested) = if !triage && level_rank(level) > level_rank(cap) {
         (cap, Some(level))
     } else {
@@ -521,7 +527,7 @@ pub async fn report(
     let now = Timestamp::now();
     // Counted in the write transaction (and, on PostgreSQL, under the reporter's lock): parallel
     // reports cannot all see the same count and pass the cap together.
-    let mut tx = app.db.begin_write().await?;
+    let mut tx = store.db.begin_write().await?;
     if incidents::open_reports_by(&mut tx, &by).await? >= MAX_OPEN_REPORTS {
         return Err(AppError::Refused(
             "you have too many unresolved reports; wait until they are handled",
@@ -552,44 +558,44 @@ pub async fn report(
         .detail(detail)
         .record(&mut tx, meta)
         .await?;
-    tx.commit().await?;
-    app.metrics.incident(&incident.level, &incident.kind, 1);
-    if triage && level_rank(stored) >= level_rank(&app.config.alert_min_level) {
-        app.alerts.send(&incident, Alert::Opened);
+    store.commit(tx).await?;
+    sinks.metrics.incident(&incident.level, &incident.kind, 1);
+    if triage && level_rank(stored) >= level_rank(&config.alert_min_level) {
+        sinks.alerts.send(&incident, Alert::Opened);
     }
     Ok(incident)
 }
 
 pub async fn list(
-    app: &AppState,
+    store: &Store,
     who: &Principal,
     filter: incidents::Filter<'_>,
     before: Option<&str>,
     limit: u32,
 ) -> Result<Vec<Incident>> {
     authz::authorize_plain(Some(who), Action::IncidentList)?;
-    Ok(incidents::list(&app.db, filter, before, i64::from(limit) + 1).await?)
+    Ok(incidents::list(&store.db, filter, before, i64::from(limit) + 1).await?)
 }
 
 pub async fn get(
-    app: &AppState,
+    store: &Store,
     who: &Principal,
     id: &str,
 ) -> Result<(Incident, Vec<incidents::Note>)> {
     authz::authorize_plain(Some(who), Action::IncidentList)?;
-    let mut tx = app.db.begin().await?;
+    let mut tx = store.db.begin().await?;
     let i = incidents::find(&mut tx, id)
         .await?
         .ok_or(AppError::NotFound)?;
-    tx.commit().await?;
-    let notes = incidents::notes(&app.db, id).await?;
+    store.commit(tx).await?;
+    let notes = incidents::notes(&store.db, id).await?;
     Ok((i, notes))
 }
 
 /// The events tied to an incident, for whom the policy lets read the audit trail (`None` for
 /// the others: a manager handles incidents without reading the trail).
 pub async fn events(
-    app: &AppState,
+    store: &Store,
     who: &Principal,
     incident: &Incident,
 ) -> Result<Option<Vec<AuditRow>>> {
@@ -597,7 +603,7 @@ pub async fn events(
         return Ok(None);
     }
     Ok(Some(
-        incidents::related_events(&app.db, incident, 100).await?,
+        incidents::related_events(&store.db, incident, 100).await?,
     ))
 }
 
@@ -623,7 +629,9 @@ fn escalation_note(level: &str) -> String {
 /// and never when the update resolves it. A resolved incident is closed; a new occurrence opens
 /// a new one.
 pub async fn update(
-    app: &AppState,
+    store: &Store,
+    sinks: &Sinks,
+    config: &Config,
     who: &Principal,
     id: &str,
     change: Change<'_>,
@@ -637,7 +645,7 @@ pub async fn update(
     } = change;
     authz::authorize_plain(Some(who), Action::IncidentUpdate)?;
     let now = Timestamp::now();
-    let mut tx = app.db.begin_write().await?;
+    let mut tx = store.db.begin_write().await?;
     incidents::lock(&mut tx, id).await?;
     let before = incidents::find(&mut tx, id)
         .await?
@@ -667,7 +675,7 @@ pub async fn update(
         .detail(detail)
         .record(&mut tx, meta)
         .await?;
-    let alert_at = level_rank(&app.config.alert_min_level);
+    let alert_at = level_rank(&config.alert_min_level);
     let escalated = match level {
         Some(l)
             if status != "resolved"
@@ -694,9 +702,9 @@ pub async fn update(
     let after = incidents::find(&mut tx, id)
         .await?
         .ok_or(AppError::NotFound)?;
-    tx.commit().await?;
+    store.commit(tx).await?;
     if escalated {
-        app.alerts.send(&after, Alert::Escalated);
+        sinks.alerts.send(&after, Alert::Escalated);
     }
     Ok(after)
 }

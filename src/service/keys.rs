@@ -8,10 +8,11 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use zeroize::Zeroizing;
 
-use crate::auth::token::{self, TokenKeys};
-use crate::config::{self, Config, JWT_LEEWAY_S};
+use crate::auth::token::{self, JWT_LEEWAY_S, TokenKeys};
+use crate::config::{Config, Source};
+use crate::crypto::configured::{self, data_entries};
 use crate::crypto::data::DataKeyring;
-use crate::crypto::keyring::{self, Entry, Source};
+use crate::crypto::keyring::{self, Entry};
 use crate::db::keys::{self as log, Ring};
 use crate::db::{Db, secrets};
 use crate::domain::Timestamp;
@@ -42,29 +43,6 @@ fn write_back(source: &Source, entries: &[Entry]) -> anyhow::Result<Written> {
             value: keyring::render(entries, ","),
         }),
     }
-}
-
-fn data_entries(config: &Config) -> anyhow::Result<(Vec<Entry>, Source)> {
-    let (text, source) = config::data_keys(config)?;
-    Ok((
-        keyring::parse(text.expose(), "IMANGOR_DATA_KEYS", false)?,
-        source,
-    ))
-}
-
-pub fn data_keyring(config: &Config) -> anyhow::Result<DataKeyring> {
-    DataKeyring::new(data_entries(config)?.0)
-}
-
-pub fn signing_keyring(config: &Config) -> anyhow::Result<TokenKeys> {
-    let (entries, _) = config::signing_keys(config)?;
-    TokenKeys::new(
-        &entries,
-        "IMANGOR_JWT_KEYS",
-        &config.jwt_issuer,
-        &config.jwt_audience,
-        config.access_token_ttl,
-    )
 }
 
 /// Records both keyrings in the key log (first seen, superseded), at start-up and after a change.
@@ -112,7 +90,7 @@ pub fn promote_data_key(config: &Config, id: &str) -> anyhow::Result<Written> {
 
 /// Adds a new signing key first in the keyring; the others keep verifying until retired.
 pub fn rotate_signing(config: &Config, alg: &str) -> anyhow::Result<(String, Written)> {
-    let (mut entries, source) = config::signing_keys(config)?;
+    let (mut entries, source) = configured::signing_keys(config)?;
     let key = match alg {
         "HS256" => crate::crypto::random_key(32)?,
         "EdDSA" => token::generate_ed25519()?,
@@ -133,7 +111,7 @@ pub fn rotate_signing(config: &Config, alg: &str) -> anyhow::Result<(String, Wri
 pub async fn rows_by_key(db: &Db) -> sqlx::Result<Vec<(String, i64)>> {
     let mut tx = db.begin().await?;
     let counts = secrets::count_by_key(&mut tx).await?;
-    tx.commit().await?;
+    tx.commit().await.quiet()?;
     Ok(counts)
 }
 
@@ -141,7 +119,7 @@ pub async fn rows_by_key(db: &Db) -> sqlx::Result<Vec<(String, i64)>> {
 pub async fn fernet_rows_by_key(db: &Db) -> sqlx::Result<Vec<(String, i64)>> {
     let mut tx = db.begin().await?;
     let counts = secrets::fernet_by_key(&mut tx).await?;
-    tx.commit().await?;
+    tx.commit().await.quiet()?;
     Ok(counts)
 }
 
@@ -181,13 +159,13 @@ pub async fn retire(config: &Config, db: &Db, id: &str) -> anyhow::Result<Writte
             "IMANGOR_DATA_KEYS",
             false,
         )?)?;
-        crate::audit::resign_checkpoints(db, &ring, id).await?;
+        crate::service::audit::seal::resign_checkpoints(db, &ring, id).await?;
         data.remove(pos);
         let written = write_back(&data_source, &data)?;
         log::retire(db, Ring::Data, id, now).await?;
         return Ok(written);
     }
-    let (mut signing, signing_source) = config::signing_keys(config)?;
+    let (mut signing, signing_source) = configured::signing_keys(config)?;
     let Some(pos) = signing.iter().position(|e| e.id == id) else {
         bail!("no data key or signing key has the id {id}");
     };
@@ -253,12 +231,12 @@ pub async fn reencrypt(
         .sum();
     let mut done = Reencrypted::default();
     let mut after = String::new();
-    let meta = super::RequestMeta::default();
+    let meta = super::audit::RequestMeta::default();
     loop {
         let mut tx = db.begin_write().await?;
         let rows = secrets::not_under(&mut tx, &current, &after, batch).await?;
         let Some(last) = rows.last() else {
-            tx.commit().await?;
+            tx.commit().await.quiet()?;
             break;
         };
         after = last.id.to_string();
@@ -283,7 +261,7 @@ pub async fn reencrypt(
                 Err(_) => failed.push(row.clone()),
             }
         }
-        tx.commit().await.context("committing a batch")?;
+        tx.commit().await.quiet().context("committing a batch")?;
         for row in &failed {
             done.failed += 1;
             // Records the critical event; the row stays as it is for investigation.

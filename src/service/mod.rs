@@ -2,8 +2,10 @@
 //! No HTTP types here.
 
 pub mod access_review;
+pub mod audit;
 pub mod auth;
 pub mod containment;
+pub mod context;
 pub mod incidents;
 pub mod keys;
 pub mod readiness;
@@ -12,12 +14,12 @@ pub mod secrets;
 pub mod security;
 pub mod users;
 
-use crate::db::{self, Tx};
-use crate::domain::Timestamp;
+use audit::{Event, RequestMeta};
+use context::{Guards, Sinks};
 
 /// Records a refusal of the authorization policy (see `http::middleware::record_denials`).
 pub async fn record_denial(
-    app: &crate::state::AppState,
+    sinks: &Sinks,
     d: &crate::authz::Denial,
     meta: &RequestMeta,
 ) -> anyhow::Result<()> {
@@ -32,13 +34,13 @@ pub async fn record_denial(
     if let Some(t) = &d.target {
         e = e.target(t);
     }
-    e.emit(app, meta).await;
+    e.emit(&sinks.events, meta).await;
     Ok(())
 }
 
 /// Records that the shared store (Redis) stopped or started answering. An outage is critical:
 /// until it ends, each replica throttles logins on its own (the detector opens a high incident).
-pub async fn shared_state_changed(app: &crate::state::AppState, up: bool, meta: &RequestMeta) {
+pub async fn shared_state_changed(sinks: &Sinks, up: bool, meta: &RequestMeta) {
     let e = if up {
         Event::new("shared_state.restored", "success")
             .detail("Redis answers again: rate limits and login counters are shared again")
@@ -47,14 +49,7 @@ pub async fn shared_state_changed(app: &crate::state::AppState, up: bool, meta: 
             .critical()
             .detail("Redis does not answer: each replica now applies rate limits and login throttling on its own")
     };
-    e.target("redis").emit(app, meta).await;
-}
-
-/// Where a request came from, for the security event log.
-#[derive(Debug, Clone, Default)]
-pub struct RequestMeta {
-    pub ip: Option<std::net::IpAddr>,
-    pub request_id: Option<String>,
+    e.target("redis").emit(&sinks.events, meta).await;
 }
 
 /// Whether a refusal of the login guard aimed at `key` (an account) is written as an `action`
@@ -62,94 +57,20 @@ pub struct RequestMeta {
 /// the rows grow with the accounts attacked, not with the requests; one not written is counted
 /// in `security_events_skipped_total`. `Some(note)`: what the event's detail ends with.
 pub(crate) fn refusal_recorded(
-    app: &crate::state::AppState,
+    guards: &Guards,
+    sinks: &Sinks,
     action: &'static str,
     key: &str,
 ) -> Option<&'static str> {
     use crate::limits::login::REFUSAL_EVENTS;
-    match app.refusals.record(action, key) {
+    match guards.refusals.record(action, key) {
         None => {
-            app.metrics.event_skipped(action);
+            sinks.metrics.event_skipped(action);
             None
         }
         Some(n) if n == REFUSAL_EVENTS => Some(
             "; the last recorded for this account within 10 minutes, later ones are only counted",
         ),
         Some(_) => Some(""),
-    }
-}
-
-/// A security event about to be recorded.
-pub(crate) struct Event {
-    pub action: &'static str,
-    pub outcome: &'static str,
-    pub severity: &'static str,
-    pub actor: Option<String>,
-    pub target: Option<String>,
-    pub detail: Option<String>,
-}
-
-impl Event {
-    pub fn new(action: &'static str, outcome: &'static str) -> Self {
-        Self {
-            action,
-            outcome,
-            severity: "info",
-            actor: None,
-            target: None,
-            detail: None,
-        }
-    }
-    pub fn actor(mut self, a: impl ToString) -> Self {
-        self.actor = Some(a.to_string());
-        self
-    }
-    pub fn target(mut self, t: impl ToString) -> Self {
-        self.target = Some(t.to_string());
-        self
-    }
-    /// Marks an event that needs a person's attention now (data integrity, key faults).
-    pub fn critical(mut self) -> Self {
-        self.severity = "critical";
-        self
-    }
-    /// Marks an event worth a look (logged at warn level): a stored value rewritten by a read.
-    pub fn warning(mut self) -> Self {
-        self.severity = "warning";
-        self
-    }
-    pub fn detail(mut self, d: impl Into<String>) -> Self {
-        self.detail = Some(d.into());
-        self
-    }
-
-    fn into_row(self, meta: &RequestMeta) -> db::events::NewEvent {
-        if self.severity == "info" {
-            tracing::info!(target: "security", action = self.action, outcome = self.outcome, severity = self.severity, actor = ?self.actor, target_id = ?self.target, "security event");
-        } else {
-            tracing::warn!(target: "security", action = self.action, outcome = self.outcome, severity = self.severity, actor = ?self.actor, target_id = ?self.target, "security event");
-        }
-        db::events::NewEvent {
-            action: self.action,
-            outcome: self.outcome,
-            severity: self.severity,
-            actor_id: self.actor,
-            target: self.target,
-            ip: meta.ip.map(|ip| ip.to_string()),
-            request_id: meta.request_id.clone(),
-            detail: self.detail,
-            at: Timestamp::now(),
-        }
-    }
-
-    /// Queues an event that goes with no change (a refusal, a failed login) for the event
-    /// writer: the request does not wait for the disk. Waits only when the queue is full.
-    pub async fn emit(self, app: &crate::state::AppState, meta: &RequestMeta) {
-        app.events.send(self.into_row(meta)).await;
-    }
-
-    /// Appends the event in the caller's transaction, so it is recorded exactly when the change is.
-    pub async fn record(self, tx: &mut Tx, meta: &RequestMeta) -> sqlx::Result<()> {
-        db::events::insert(tx, &self.into_row(meta)).await
     }
 }

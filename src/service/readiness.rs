@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::db::Db;
 use crate::db::readers::ReadConn;
-use crate::metrics::Metrics;
+use crate::infra::metrics::Metrics;
 
 /// The readiness probe's verdict.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -3,19 +3,22 @@
 //! no longer in the keyring) is never shown: the caller gets a bare 500 and a critical security
 //! event is recorded.
 
-use super::{Event, RequestMeta};
+use super::audit::{Event, RequestMeta};
 use crate::authz::{self, Action, Principal};
+use crate::config::Config;
 use crate::crypto::data::{DataKeyring, OpenError};
 use crate::crypto::fernet;
 use crate::db::secrets::{self, Resealed, SecretEntry, SecretRow, binding};
 use crate::db::{Db, Tx};
 use crate::domain::{SecretId, SecretName, SecretValue, Timestamp, UserId};
 use crate::error::{AppError, Result};
-use crate::state::AppState;
+use crate::service::context::{Sinks, Store};
 
 #[tracing::instrument(skip_all, fields(user_id = %who.user_id()))]
 pub async fn create(
-    app: &AppState,
+    store: &Store,
+    config: &Config,
+    keys: &DataKeyring,
     who: &Principal,
     name: SecretName,
     value: SecretValue,
@@ -23,13 +26,12 @@ pub async fn create(
 ) -> Result<SecretEntry> {
     let grant = authz::authorize_plain(Some(who), Action::SecretCreate)?;
     let id = SecretId::new();
-    let sealed = app
-        .keys
-        .seal(value.expose().as_bytes(), &binding(who.user_id(), id))?;
+    let sealed = keys.seal(value.expose().as_bytes(), &binding(who.user_id(), id))?;
     drop(value);
     let now = Timestamp::now();
     let mut tx =
-        super::users::begin_create(app, who.user_id(), super::users::Owned::Secrets).await?;
+        super::users::begin_create(store, config, who.user_id(), super::users::Owned::Secrets)
+            .await?;
     secrets::insert(&mut tx, &grant, id, &name, &sealed, now).await?;
     Event::new("secret.create", "success")
         .actor(who.user_id())
@@ -37,7 +39,7 @@ pub async fn create(
         .detail(format!("key {}", sealed.key_id))
         .record(&mut tx, meta)
         .await?;
-    tx.commit().await?;
+    store.commit(tx).await?;
     Ok(SecretEntry {
         id,
         name: name.as_str().to_owned(),
@@ -47,23 +49,25 @@ pub async fn create(
 
 /// The secret and its plaintext, for its owner only.
 pub async fn read(
-    app: &AppState,
+    store: &Store,
+    sinks: &Sinks,
+    keys: &DataKeyring,
     who: &Principal,
     id: SecretId,
     meta: &RequestMeta,
 ) -> Result<(SecretRow, SecretValue)> {
-    let mut tx = app.db.begin().await?;
+    let mut tx = store.db.begin().await?;
     let sealed = secrets::find(&mut tx, id)
         .await?
         .ok_or(AppError::NotFound)?;
-    tx.commit().await?;
+    store.commit(tx).await?;
     let row = authz::authorize(Some(who), Action::SecretRead, sealed)?.into_object();
-    let value = open(&app.db, &app.keys, &row, Some(who.user_id()), meta).await?;
+    let value = open(&store.db, keys, &row, Some(who.user_id()), meta).await?;
     // Every read of a plaintext is in the audit trail (written off the request path).
     Event::new("secret.read", "success")
         .actor(who.user_id())
         .target(format!("secret:{}", row.id))
-        .emit(app, meta)
+        .emit(&sinks.events, meta)
         .await;
     Ok((row, value))
 }
@@ -97,7 +101,7 @@ pub async fn open(
         .detail(&fault)
         .record(&mut tx, meta)
         .await?;
-    tx.commit().await?;
+    tx.commit().await.quiet()?;
     Err(AppError::Internal(anyhow::anyhow!(
         "secret {} did not open: {fault}",
         row.id
@@ -134,7 +138,7 @@ async fn reseal_imported(
             }
             event.record(&mut tx, meta).await?;
         }
-        tx.commit().await?;
+        tx.commit().await.quiet()?;
         anyhow::Ok(done)
     }
     .await;
@@ -155,12 +159,12 @@ async fn reseal_imported(
 /// Deletes a secret: its owner, or an admin containing an incident (who never reads it).
 #[tracing::instrument(skip_all, fields(user_id = %who.user_id(), secret = %id))]
 pub async fn delete(
-    app: &AppState,
+    store: &Store,
     who: &Principal,
     id: SecretId,
     meta: &RequestMeta,
 ) -> Result<()> {
-    let mut tx = app.db.begin_write().await?;
+    let mut tx = store.db.begin_write().await?;
     let sealed = secrets::find(&mut tx, id)
         .await?
         .ok_or(AppError::NotFound)?;
@@ -176,20 +180,20 @@ pub async fn delete(
         ));
     }
     e.record(&mut tx, meta).await?;
-    tx.commit().await?;
+    store.commit(tx).await?;
     Ok(())
 }
 
 /// A page of the caller's own secrets, names only; `limit + 1` rows so the caller knows if more follow.
 pub async fn list(
-    app: &AppState,
+    store: &Store,
     who: &Principal,
     before: Option<SecretId>,
     limit: u32,
 ) -> Result<Vec<SecretEntry>> {
     let grant = authz::authorize_plain(Some(who), Action::SecretList)?;
-    let mut tx: Tx = app.db.begin().await?;
+    let mut tx: Tx = store.db.begin().await?;
     let rows = secrets::list(&mut tx, &grant, before, limit + 1).await?;
-    tx.commit().await?;
+    store.commit(tx).await?;
     Ok(rows)
 }

@@ -6,8 +6,9 @@ use crate::authz::{self, Action, Principal};
 use crate::db::{events, incidents, sessions};
 use crate::domain::Timestamp;
 use crate::error::Result;
+use crate::infra::metrics::Gauges;
+use crate::service::context::{Identity, Sinks, Store};
 use crate::service::incidents::LEVELS;
-use crate::state::AppState;
 
 /// Hours the login chart covers.
 pub const HOURS: i64 = 24;
@@ -43,7 +44,7 @@ pub struct Summary {
 }
 
 #[tracing::instrument(skip_all, fields(user_id = %who.user_id()))]
-pub async fn summary(app: &AppState, who: &Principal) -> Result<Summary> {
+pub async fn summary(store: &Store, sinks: &Sinks, who: &Principal) -> Result<Summary> {
     authz::authorize_plain(Some(who), Action::SecuritySummaryRead)?;
     let now = Timestamp::now();
     // Whole hours: the chart's first bar starts 23 hours before the current hour began.
@@ -56,7 +57,7 @@ pub async fn summary(app: &AppState, who: &Principal) -> Result<Summary> {
             ..Default::default()
         })
         .collect();
-    for (level, status, n) in incidents::unresolved_by_level(&app.db).await? {
+    for (level, status, n) in incidents::unresolved_by_level(&store.db).await? {
         if let Some(c) = by_level.iter_mut().find(|c| c.level == level) {
             match status.as_str() {
                 "contained" => c.contained += n,
@@ -73,7 +74,7 @@ pub async fn summary(app: &AppState, who: &Principal) -> Result<Summary> {
             throttled: 0,
         })
         .collect();
-    for (hour, outcome, n) in events::logins_by_hour(&app.db, since).await? {
+    for (hour, outcome, n) in events::logins_by_hour(&store.db, since).await? {
         let Some(slot) = usize::try_from(hour).ok().and_then(|h| logins.get_mut(h)) else {
             continue;
         };
@@ -89,7 +90,21 @@ pub async fn summary(app: &AppState, who: &Principal) -> Result<Summary> {
         at: now,
         incidents: by_level,
         logins,
-        throttled: app.metrics.throttled_counts(),
-        active_sessions: sessions::count_active(&app.db, now).await?,
+        throttled: sinks.metrics.throttled_counts(),
+        active_sessions: sessions::count_active(&store.db, now).await?,
     })
+}
+
+/// What a scrape reports besides the counters: the active sessions (read now; left out when the
+/// database does not answer) and the hashing pool's queue and timings.
+pub async fn gauges(store: &Store, identity: &Identity) -> Gauges {
+    let active_sessions = sessions::count_active(&store.db, Timestamp::now())
+        .await
+        .inspect_err(|e| tracing::warn!(error = %e, "active_sessions not read"))
+        .ok();
+    Gauges {
+        active_sessions,
+        hash_queue_depth: identity.hasher.depth(),
+        hashing: identity.hasher.timings(),
+    }
 }

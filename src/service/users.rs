@@ -1,15 +1,16 @@
 //! Accounts: registration, the caller's own profile, and account administration.
 
-use super::{Event, RequestMeta};
+use super::audit::{Event, RequestMeta};
 use crate::auth::password::Verdict;
 use crate::authz::{self, Action, Principal};
+use crate::config::Config;
 use crate::config::Registration;
 use crate::db::users::{NewUser, User};
 use crate::db::{Tx, sessions, users};
 use crate::domain::{Email, FullName, Password, Role, Timestamp, UserId};
 use crate::error::{AppError, Result, ResultExt, ValidationError};
 use crate::limits::login::Gate;
-use crate::state::AppState;
+use crate::service::context::{Guards, Identity, Sinks, Store};
 
 /// What an account's quota counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,19 +23,24 @@ pub enum Owned {
 /// `quota_exceeded`) when the account holds its quota already. The account's quota lock is held
 /// until the returned transaction ends (`users::holdings_for_create`), so concurrent creates of
 /// one account never overshoot it.
-pub async fn begin_create(app: &AppState, owner: UserId, what: Owned) -> Result<Tx> {
-    let mut tx = app.db.begin_write().await?;
+pub async fn begin_create(
+    store: &Store,
+    config: &Config,
+    owner: UserId,
+    what: Owned,
+) -> Result<Tx> {
+    let mut tx = store.db.begin_write().await?;
     let held = users::holdings_for_create(&mut tx, owner).await?;
     let (held, limit, what, var) = match what {
         Owned::Resources => (
             held.resources,
-            app.config.quota_resources,
+            config.quota_resources,
             "resources",
             "IMANGOR_QUOTA_RESOURCES",
         ),
         Owned::Secrets => (
             held.secrets,
-            app.config.quota_secrets,
+            config.quota_secrets,
             "secrets",
             "IMANGOR_QUOTA_SECRETS",
         ),
@@ -42,7 +48,7 @@ pub async fn begin_create(app: &AppState, owner: UserId, what: Owned) -> Result<
     // Never negative: `holdings_for_create` counts the rows when a kept count drifted below 0.
     if u64::try_from(held).unwrap_or(u64::MAX) >= limit {
         // Committed: a drifted count repaired while reading stays repaired.
-        tx.commit().await?;
+        store.commit(tx).await?;
         return Err(AppError::QuotaExceeded { what, limit, var });
     }
     Ok(tx)
@@ -72,19 +78,21 @@ pub struct AccountChange {
 /// Self-service registration (when open) or creation by an admin. New accounts are always `user`.
 #[tracing::instrument(skip_all)]
 pub async fn register(
-    app: &AppState,
+    store: &Store,
+    identity: &Identity,
+    config: &Config,
     caller: Option<&Principal>,
     new: NewAccount,
     meta: &RequestMeta,
 ) -> Result<User> {
-    let action = match app.config.registration {
+    let action = match config.registration {
         Registration::Open => Action::AccountRegister,
         Registration::AdminOnly => Action::AccountCreate,
     };
     authz::authorize_plain(caller, action)?;
-    let hash = app.hasher.hash(new.password.expose()).await?;
+    let hash = identity.hasher.hash(new.password.expose()).await?;
     // The account and its event are written in one transaction: both or neither.
-    let mut tx = app.db.begin().await?;
+    let mut tx = store.db.begin().await?;
     let user = insert(&mut tx, &new.email, &new.full_name, &hash, Role::User).await?;
     let actor = caller.map(|c| c.user_id()).unwrap_or(user.id);
     Event::new("user.register", "success")
@@ -92,7 +100,7 @@ pub async fn register(
         .target(user.id)
         .record(&mut tx, meta)
         .await?;
-    tx.commit().await?;
+    store.commit(tx).await?;
     Ok(user)
 }
 
@@ -128,21 +136,26 @@ async fn insert(
     })
 }
 
-pub async fn me(app: &AppState, who: &Principal) -> Result<User> {
+pub async fn me(store: &Store, who: &Principal) -> Result<User> {
     authz::authorize_plain(Some(who), Action::AccountReadSelf)?;
-    let mut tx = app.db.begin().await?;
+    let mut tx = store.db.begin().await?;
     let u = users::find(&mut tx, who.user_id())
         .await?
         .ok_or(AppError::NotFound)?;
-    tx.commit().await?;
+    store.commit(tx).await?;
     Ok(u)
 }
 
 /// Changes the caller's name and/or password. A password change needs the current password and
 /// ends every other session of the account (the caller's own session stays).
 #[tracing::instrument(skip_all, fields(user_id = %who.user_id()))]
+#[allow(clippy::too_many_arguments)] // each context it names is one it uses (service::context)
 pub async fn update_me(
-    app: &AppState,
+    store: &Store,
+    identity: &Identity,
+    guards: &Guards,
+    sinks: &Sinks,
+    config: &Config,
     who: &Principal,
     change: ProfileChange,
     meta: &RequestMeta,
@@ -155,20 +168,22 @@ pub async fn update_me(
             // Guessing the current password with a stolen access token is throttled like a login.
             let guard_key = format!("password-change:{}", who.user_id());
             let ip = super::auth::client(meta);
-            match app.logins.begin(&guard_key, ip).await {
+            match guards.logins.begin(&guard_key, ip).await {
                 Gate::Locked { retry_after_s, .. } => {
                     // A refused guess is still a guess: recorded like a refused login, and capped
                     // the same way (ASVS V16.3.1).
                     const ACTION: &str = "user.password_change";
                     let id = who.user_id();
-                    if let Some(note) = super::refusal_recorded(app, ACTION, &id.to_string()) {
+                    if let Some(note) =
+                        super::refusal_recorded(guards, sinks, ACTION, &id.to_string())
+                    {
                         Event::new(ACTION, "throttled")
                             .actor(id)
                             .target(id)
                             .detail(format!(
                                 "too many wrong current passwords; refused for {retry_after_s} s{note}"
                             ))
-                            .emit(app, meta)
+                            .emit(&sinks.events, meta)
                             .await;
                     }
                     return Err(AppError::RateLimited { retry_after_s });
@@ -176,23 +191,23 @@ pub async fn update_me(
                 Gate::Open { delay } if !delay.is_zero() => tokio::time::sleep(delay).await,
                 Gate::Open { .. } => {}
             }
-            let mut tx = app.db.begin().await?;
+            let mut tx = store.db.begin().await?;
             let stored = users::password_hash(&mut tx, who.user_id()).await?;
-            tx.commit().await?;
-            if app.hasher.verify(current, stored).await? == Verdict::Mismatch {
+            store.commit(tx).await?;
+            if identity.hasher.verify(current, stored).await? == Verdict::Mismatch {
                 Event::new("user.password_change", "failure")
                     .actor(who.user_id())
                     .target(who.user_id())
                     .detail("wrong current password")
-                    .emit(app, meta)
+                    .emit(&sinks.events, meta)
                     .await;
                 return Err(AppError::WrongPassword);
             }
-            app.logins.succeeded(&guard_key, ip).await;
-            Some(app.hasher.hash(new.expose()).await?)
+            guards.logins.succeeded(&guard_key, ip).await;
+            Some(identity.hasher.hash(new.expose()).await?)
         }
     };
-    let mut tx = app.db.begin().await?;
+    let mut tx = store.db.begin().await?;
     if let Some(name) = &change.full_name {
         users::set_full_name(&mut tx, &grant, name.as_str(), now).await?;
     }
@@ -216,17 +231,17 @@ pub async fn update_me(
     let user = users::find(&mut tx, who.user_id())
         .await?
         .ok_or(AppError::NotFound)?;
-    tx.commit().await?;
+    store.commit(tx).await?;
     if let (Some((current, _)), Some(_)) = (&change.password, &new_hash) {
-        forget_bootstrap_password(app, current);
+        forget_bootstrap_password(config, current);
     }
     Ok(user)
 }
 
 /// The generated bootstrap password file goes once the password it holds is changed: it opens
 /// nothing any more. (Only the replica that wrote it holds it.)
-fn forget_bootstrap_password(app: &AppState, replaced: &str) {
-    let path = app.config.data_dir.join(BOOTSTRAP_PASSWORD_FILE);
+fn forget_bootstrap_password(config: &Config, replaced: &str) {
+    let path = config.data_dir.join(BOOTSTRAP_PASSWORD_FILE);
     let Ok(held) = std::fs::read_to_string(&path) else {
         return;
     };
@@ -250,16 +265,16 @@ fn forget_bootstrap_password(app: &AppState, replaced: &str) {
 /// only those whose email or name contains `search`; `limit + 1` rows are fetched so the caller
 /// knows whether more follow.
 pub async fn list(
-    app: &AppState,
+    store: &Store,
     who: &Principal,
     search: Option<&str>,
     after: Option<UserId>,
     limit: u32,
 ) -> Result<Vec<(User, Option<Timestamp>)>> {
     let grant = authz::authorize_plain(Some(who), Action::AccountList)?;
-    let mut tx = app.db.begin().await?;
+    let mut tx = store.db.begin().await?;
     let page = users::list(&mut tx, &grant, search, after, limit + 1).await?;
-    tx.commit().await?;
+    store.commit(tx).await?;
     Ok(page)
 }
 
@@ -268,7 +283,7 @@ pub async fn list(
 /// status, and the last active admin stays one (409).
 #[tracing::instrument(skip_all, fields(user_id = %who.user_id(), target = %id))]
 pub async fn update(
-    app: &AppState,
+    store: &Store,
     who: &Principal,
     id: UserId,
     change: AccountChange,
@@ -283,7 +298,7 @@ pub async fn update(
     }
     authz::authorize_any(Some(who), &asked)?;
     let now = Timestamp::now();
-    let mut tx = app.db.begin_write().await?;
+    let mut tx = store.db.begin_write().await?;
     users::lock_account_changes(&mut tx).await?;
     let sealed = users::find_for_update(&mut tx, id)
         .await?
@@ -357,7 +372,7 @@ pub async fn update(
             .await?;
     }
     let user = users::find(&mut tx, id).await?.ok_or(AppError::NotFound)?;
-    tx.commit().await?;
+    store.commit(tx).await?;
     Ok(user)
 }
 
@@ -384,47 +399,50 @@ pub enum BootstrapPassword {
 pub const BOOTSTRAP_PASSWORD_FILE: &str = "bootstrap-admin-password";
 
 /// Creates the first admin when no admin exists, and says where its password is.
-pub async fn bootstrap_admin(app: &AppState) -> Result<Option<(String, BootstrapPassword)>> {
-    let mut tx = app.db.begin().await?;
+pub async fn bootstrap_admin(
+    store: &Store,
+    identity: &Identity,
+    config: &Config,
+) -> Result<Option<(String, BootstrapPassword)>> {
+    let mut tx = store.db.begin().await?;
     let exists = users::any_admin(&mut tx).await?;
-    tx.commit().await?;
+    store.commit(tx).await?;
     if exists {
         return Ok(None);
     }
-    let email = app
-        .config
+    let email = config
         .bootstrap_admin_email
         .clone()
         .unwrap_or_else(|| "admin@imangor.local".to_owned());
     let email = Email::parse(&email)?;
-    let (password, generated) = match &app.config.bootstrap_admin_password {
+    let (password, generated) = match &config.bootstrap_admin_password {
         Some(p) => (p.expose().to_owned(), false),
         None => (crate::auth::random_token(18)?, true),
     };
     let checked = Password::parse(
         &password,
-        &app.config.password_policy,
+        &config.password_policy,
         "IMANGOR_BOOTSTRAP_ADMIN_PASSWORD",
         Some(email.as_str()),
     )?;
-    let hash = app.hasher.hash(checked.expose()).await?;
+    let hash = identity.hasher.hash(checked.expose()).await?;
     let name = FullName::parse("Administrator")?;
     // Written before the account exists: an admin whose password was lost is never created.
-    let file = (generated && app.config.is_production())
-        .then(|| app.config.data_dir.join(BOOTSTRAP_PASSWORD_FILE));
+    let file = (generated && config.is_production())
+        .then(|| config.data_dir.join(BOOTSTRAP_PASSWORD_FILE));
     if let Some(path) = &file {
         // Refused unless the data dir is this user's alone: another could read or swap the file.
-        crate::config::check_private_dir(&app.config.data_dir)?;
-        crate::config::replace_private(path, format!("{password}\n").as_bytes())?;
+        crate::crypto::files::check_private_dir(&config.data_dir)?;
+        crate::crypto::files::replace_private(path, format!("{password}\n").as_bytes())?;
     }
-    let mut tx = app.db.begin().await?;
+    let mut tx = store.db.begin().await?;
     match insert(&mut tx, &email, &name, &hash, Role::Admin).await {
         Ok(u) => {
             Event::new("user.bootstrap_admin", "success")
                 .target(u.id)
                 .record(&mut tx, &RequestMeta::default())
                 .await?;
-            tx.commit().await?;
+            store.commit(tx).await?;
             let where_ = match file {
                 Some(path) => BootstrapPassword::Written(path),
                 None if generated => BootstrapPassword::Generated(password),
@@ -452,9 +470,14 @@ pub async fn bootstrap_admin(app: &AppState) -> Result<Option<(String, Bootstrap
 pub mod operator {
     use super::*;
 
-    pub async fn create(app: &AppState, new: NewAccount, role: Role) -> Result<User> {
-        let hash = app.hasher.hash(new.password.expose()).await?;
-        let mut tx = app.db.begin().await?;
+    pub async fn create(
+        store: &Store,
+        identity: &Identity,
+        new: NewAccount,
+        role: Role,
+    ) -> Result<User> {
+        let hash = identity.hasher.hash(new.password.expose()).await?;
+        let mut tx = store.db.begin().await?;
         let user = insert(&mut tx, &new.email, &new.full_name, &hash, role).await?;
         Event::new("user.create", "success")
             .actor("operator")
@@ -462,19 +485,19 @@ pub mod operator {
             .detail(format!("role {role}"))
             .record(&mut tx, &RequestMeta::default())
             .await?;
-        tx.commit().await?;
+        store.commit(tx).await?;
         Ok(user)
     }
 
     /// The account with this email, opened for `action` as the operator (the command line is not
     /// subject to the HTTP policy; it is the system's own hand).
     async fn open(
-        app: &AppState,
+        store: &Store,
         tx: &mut Tx,
         email: &Email,
         action: Action,
     ) -> Result<authz::Authorized<User>> {
-        let id = users::find_credentials(&app.db, email.as_str())
+        let id = users::find_credentials(&store.db, email.as_str())
             .await?
             .ok_or(AppError::NotFound)?
             .0
@@ -486,9 +509,9 @@ pub mod operator {
         Ok(authz::as_operator(action, sealed))
     }
 
-    pub async fn set_role(app: &AppState, email: &Email, role: Role) -> Result<User> {
-        let mut tx = app.db.begin_write().await?;
-        let proof = open(app, &mut tx, email, Action::AccountSetRole).await?;
+    pub async fn set_role(store: &Store, email: &Email, role: Role) -> Result<User> {
+        let mut tx = store.db.begin_write().await?;
+        let proof = open(store, &mut tx, email, Action::AccountSetRole).await?;
         let user = proof.object().clone();
         if user.role == Role::Admin
             && role != Role::Admin
@@ -506,14 +529,14 @@ pub mod operator {
             .detail(format!("{} -> {role}", user.role))
             .record(&mut tx, &RequestMeta::default())
             .await?;
-        tx.commit().await?;
+        store.commit(tx).await?;
         Ok(User { role, ..user })
     }
 
-    pub async fn disable(app: &AppState, email: &Email) -> Result<User> {
+    pub async fn disable(store: &Store, email: &Email) -> Result<User> {
         let now = Timestamp::now();
-        let mut tx = app.db.begin_write().await?;
-        let proof = open(app, &mut tx, email, Action::AccountDisableStaff).await?;
+        let mut tx = store.db.begin_write().await?;
+        let proof = open(store, &mut tx, email, Action::AccountDisableStaff).await?;
         let user = proof.object().clone();
         if user.role == Role::Admin
             && !user.disabled
@@ -530,7 +553,7 @@ pub mod operator {
             .target(user.id)
             .record(&mut tx, &RequestMeta::default())
             .await?;
-        tx.commit().await?;
+        store.commit(tx).await?;
         Ok(User {
             disabled: true,
             ..user

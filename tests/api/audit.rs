@@ -10,27 +10,33 @@ use crate::helpers::*;
 
 /// A sealing pass: signs the head only when the schedule says so.
 async fn seal(app: &TestApp) {
-    imangor::audit::seal_and_detect(&app.state).await.unwrap();
+    imangor::service::audit::seal::seal_and_detect(&app.state.trail)
+        .await
+        .unwrap();
 }
 
 /// The last pass of a server that stops: the head is signed.
 async fn seal_and_sign(app: &TestApp) {
-    imangor::audit::seal_and_sign(&app.state).await.unwrap();
+    imangor::service::audit::seal::seal_and_sign(&app.state.trail)
+        .await
+        .unwrap();
 }
 
 /// The server's periodic walk: of the whole chain, or of the rows since its last walk.
-async fn rewalk(app: &TestApp, whole: bool) -> imangor::audit::ChainReport {
-    imangor::audit::rewalk(&app.state, whole).await.unwrap()
+async fn rewalk(app: &TestApp, whole: bool) -> imangor::service::audit::seal::ChainReport {
+    imangor::service::audit::seal::rewalk(&app.state.trail, whole)
+        .await
+        .unwrap()
 }
 
 /// The last sealed row and the newest checkpoint's row.
 async fn tail(app: &TestApp) -> (i64, i64) {
-    let (head, last) = imangor::db::audit::tail(&app.state.db).await.unwrap();
+    let (head, last) = imangor::db::audit::tail(&app.state.store.db).await.unwrap();
     (head, last.map_or(0, |(seq, _)| seq))
 }
 
 async fn checkpoint_count(app: &TestApp) -> usize {
-    imangor::db::audit::checkpoints(&app.state.db)
+    imangor::db::audit::checkpoints(&app.state.store.db)
         .await
         .unwrap()
         .len()
@@ -44,7 +50,7 @@ async fn page_hashes(app: &TestApp) -> i64 {
     if lowest > signed {
         return head - signed;
     }
-    let below = imangor::db::audit::checkpoints(&app.state.db)
+    let below = imangor::db::audit::checkpoints(&app.state.store.db)
         .await
         .unwrap()
         .iter()
@@ -63,16 +69,16 @@ async fn chain(app: &TestApp, admin: &Tokens) -> Value {
 }
 
 async fn exec(app: &TestApp, sql: &str) {
-    match &app.state.db {
+    match &app.state.store.db {
         imangor::db::Db::Sqlite(p) => sqlx::query(sql).execute(p).await.map(drop),
         imangor::db::Db::Postgres(p) => sqlx::query(sql).execute(p).await.map(drop),
     }
     .unwrap();
 }
 
-async fn check(app: &TestApp) -> imangor::audit::ChainReport {
-    imangor::audit::verify(
-        &app.state.db,
+async fn check(app: &TestApp) -> imangor::service::audit::seal::ChainReport {
+    imangor::service::audit::seal::verify(
+        &app.state.store.db,
         &app.state.keys,
         app.state.config.audit_checkpoints,
     )
@@ -242,13 +248,13 @@ async fn a_whole_rewritten_chain_fails_its_signed_checkpoint_v16_4_2() {
     )
     .await;
     let rows: Vec<imangor::db::audit::AuditRow> =
-        imangor::db::audit::sealed_after(&app.state.db, 0, 10_000)
+        imangor::db::audit::sealed_after(&app.state.store.db, 0, 10_000)
             .await
             .unwrap();
-    let mut prev = imangor::audit::GENESIS.to_owned();
+    let mut prev = imangor::crypto::chain::GENESIS.to_owned();
     for r in rows {
         let seq = r.seq.unwrap();
-        let hash = imangor::audit::chain_hash(&prev, seq, &r);
+        let hash = imangor::crypto::chain::chain_hash(&prev, seq, &r);
         let sql = format!(
             "update security_events set prev_hash = '{prev}', hash = '{hash}' where seq = {seq}"
         );
@@ -384,7 +390,7 @@ async fn the_page_hashes_the_rows_after_the_newest_checkpoint_and_the_periodic_w
     assert!(c["full_check_at"].as_str().unwrap().ends_with('Z'), "{c}");
 
     // A row after the newest checkpoint edited: the very next page says so; put back, it holds.
-    let row = imangor::db::audit::sealed_after(&app.state.db, head - 1, 1)
+    let row = imangor::db::audit::sealed_after(&app.state.store.db, head - 1, 1)
         .await
         .unwrap()
         .remove(0);
@@ -629,23 +635,28 @@ async fn a_removed_newest_checkpoint_leaves_a_stale_unsigned_tail_that_verify_fi
 
 /// The attacker's rewrite: every row after `after` (0: all) recomputed from the row at `after`,
 /// as the algorithm is public, after `edit` changed one of them.
-async fn rewrite_after(app: &TestApp, after: i64, edit: &str) {
-    exec(app, edit).await;
+async fn rewrite_after(app: &TestApp, after: i64, edits: &[&str]) {
+    // The background sealer waits until the tampering is done: between two statements it would
+    // sign the real chain (a rewrite under a fresh checkpoint reads as an edit, not a forgery).
+    let _hold = app.state.trail.chain.hold().await;
+    for edit in edits {
+        exec(app, edit).await;
+    }
     let mut prev = match after {
-        0 => imangor::audit::GENESIS.to_owned(),
-        _ => imangor::db::audit::sealed_after(&app.state.db, after - 1, 1)
+        0 => imangor::crypto::chain::GENESIS.to_owned(),
+        _ => imangor::db::audit::sealed_after(&app.state.store.db, after - 1, 1)
             .await
             .unwrap()
             .remove(0)
             .hash
             .unwrap(),
     };
-    for r in imangor::db::audit::sealed_after(&app.state.db, after, 10_000)
+    for r in imangor::db::audit::sealed_after(&app.state.store.db, after, 10_000)
         .await
         .unwrap()
     {
         let seq = r.seq.unwrap();
-        let hash = imangor::audit::chain_hash(&prev, seq, &r);
+        let hash = imangor::crypto::chain::chain_hash(&prev, seq, &r);
         let sql = format!(
             "update security_events set prev_hash = '{prev}', hash = '{hash}' where seq = {seq}"
         );
@@ -661,11 +672,13 @@ async fn rewrite_after(app: &TestApp, after: i64, edit: &str) {
 async fn the_sealer_never_signs_a_rewritten_chain_whose_checkpoints_were_removed_v16_4_2() {
     let app = with_events().await;
     let admin = app.admin_tokens().await;
-    exec(&app, "delete from audit_checkpoints").await;
     rewrite_after(
         &app,
         0,
-        "update security_events set detail = 'rewritten' where seq = 2",
+        &[
+            "delete from audit_checkpoints",
+            "update security_events set detail = 'rewritten' where seq = 2",
+        ],
     )
     .await;
     seal(&app).await;
@@ -692,18 +705,16 @@ async fn the_sealer_never_signs_a_rewritten_chain_whose_checkpoints_were_removed
     seal_and_sign(&app).await;
     let (_, newest) = tail(&app).await;
     assert!(newest > older);
-    exec(
-        &app,
-        &format!("delete from audit_checkpoints where seq > {older}"),
-    )
-    .await;
     rewrite_after(
         &app,
         older,
-        &format!(
-            "update security_events set detail = 'rewritten' where seq = {}",
-            older + 1
-        ),
+        &[
+            &format!("delete from audit_checkpoints where seq > {older}"),
+            &format!(
+                "update security_events set detail = 'rewritten' where seq = {}",
+                older + 1
+            ),
+        ],
     )
     .await;
     seal(&app).await;
@@ -874,14 +885,20 @@ async fn the_chain_check_is_pending_until_the_first_whole_walk_v16_4_2() {
     let config = imangor::config::Config::from_raw(&raw).unwrap();
     let second = imangor::startup::App::build(config).await.unwrap();
     let fresh = second.state();
-    let r = imangor::audit::check_recent(fresh).await.unwrap();
+    let r = imangor::service::audit::seal::check_recent(&fresh.trail)
+        .await
+        .unwrap();
     assert!(!r.verified, "{r:?}");
     assert!(r.first_problem.is_none(), "{r:?}");
     assert!(r.full_check_at.is_none(), "{r:?}");
     assert_eq!(r.verified_through, 0);
-    let w = imangor::audit::rewalk(fresh, true).await.unwrap();
+    let w = imangor::service::audit::seal::rewalk(&fresh.trail, true)
+        .await
+        .unwrap();
     assert!(w.verified, "{w:?}");
-    let r = imangor::audit::check_recent(fresh).await.unwrap();
+    let r = imangor::service::audit::seal::check_recent(&fresh.trail)
+        .await
+        .unwrap();
     assert!(r.verified, "{r:?}");
     assert!(r.full_check_at.is_some(), "{r:?}");
     assert_eq!(r.verified_through, tail(&app).await.1);
@@ -902,7 +919,7 @@ async fn the_sealer_never_signs_over_an_edited_unsigned_row_v16_4_2() {
     let (head, signed) = tail(&app).await;
     assert!(head > signed + 1, "an unsigned tail: {head} {signed}");
     let edited = signed + 1;
-    let row = imangor::db::audit::sealed_after(&app.state.db, signed, 1)
+    let row = imangor::db::audit::sealed_after(&app.state.store.db, signed, 1)
         .await
         .unwrap()
         .remove(0);
@@ -965,10 +982,10 @@ async fn the_sealer_never_signs_a_rewritten_unsigned_tail_v16_4_2() {
     rewrite_after(
         &app,
         signed,
-        &format!(
+        &[&format!(
             "update security_events set detail = 'rewritten' where seq = {}",
             signed + 1
-        ),
+        )],
     )
     .await;
     // The rewrite links up, but its last row is not the signed head: even what remembers
@@ -984,7 +1001,7 @@ async fn the_sealer_never_signs_a_rewritten_unsigned_tail_v16_4_2() {
     assert_eq!(now_signed, signed, "nothing signed");
     assert!(now_head > head, "new rows are still sealed: {now_head}");
     assert_eq!(
-        imangor::db::audit::checkpoint_after(&app.state.db, signed)
+        imangor::db::audit::checkpoint_after(&app.state.store.db, signed)
             .await
             .unwrap()
             .map(|c| c.seq),
@@ -1092,10 +1109,10 @@ async fn a_server_that_never_saw_the_unsigned_tail_does_not_sign_it_rewritten_v1
     rewrite_after(
         &a,
         signed,
-        &format!(
+        &[&format!(
             "update security_events set detail = 'rewritten' where seq = {}",
             signed + 1
-        ),
+        )],
     )
     .await;
     let url = a.database_url.clone();
@@ -1109,7 +1126,7 @@ async fn a_server_that_never_saw_the_unsigned_tail_does_not_sign_it_rewritten_v1
     seal(&b).await;
     seal_and_sign(&b).await;
     assert_eq!(
-        imangor::db::audit::checkpoint_after(&b.state.db, signed)
+        imangor::db::audit::checkpoint_after(&b.state.store.db, signed)
             .await
             .unwrap()
             .map(|c| c.seq),
@@ -1233,7 +1250,7 @@ async fn a_removed_signed_head_with_the_rows_after_the_newest_checkpoint_is_foun
     seal(&b).await;
     seal_and_sign(&b).await;
     assert_eq!(
-        imangor::db::audit::signed_head(&b.state.db)
+        imangor::db::audit::signed_head(&b.state.store.db)
             .await
             .unwrap()
             .map(|h| h.seq),
@@ -1275,7 +1292,7 @@ async fn a_head_signed_with_a_key_this_server_does_not_hold_is_not_tampering_and
     .await;
     new.register("second@example.com").await;
     seal(&new).await;
-    let h = imangor::db::audit::signed_head(&old.state.db)
+    let h = imangor::db::audit::signed_head(&old.state.store.db)
         .await
         .unwrap()
         .unwrap();
@@ -1284,7 +1301,7 @@ async fn a_head_signed_with_a_key_this_server_does_not_hold_is_not_tampering_and
     old.register("third@example.com").await;
     seal(&old).await;
     seal_and_sign(&old).await;
-    let after = imangor::db::audit::signed_head(&old.state.db)
+    let after = imangor::db::audit::signed_head(&old.state.store.db)
         .await
         .unwrap()
         .unwrap();

@@ -150,7 +150,7 @@ async fn the_security_summary_counts_incidents_logins_and_sessions_for_admins_an
         )
         .await;
     assert_eq!(res.status(), StatusCode::CREATED);
-    app.state.events.flush().await;
+    app.state.sinks.events.flush().await;
     let admin = app.admin_tokens().await;
 
     // Act
@@ -365,7 +365,9 @@ async fn an_incident_shows_its_events_to_admins_and_not_to_managers() {
     for _ in 0..10 {
         wrong_login(&app, &victim.email).await;
     }
-    imangor::audit::seal_and_detect(&app.state).await.unwrap();
+    imangor::service::audit::seal::seal_and_detect(&app.state.trail)
+        .await
+        .unwrap();
     let page: Value = app
         .get("/api/v1/incidents?status=open", &admin.access)
         .await

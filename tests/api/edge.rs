@@ -313,7 +313,7 @@ enum Held {
 }
 
 async fn hold_the_pool(app: &TestApp) -> Held {
-    match &app.state.db {
+    match &app.state.store.db {
         imangor::db::Db::Sqlite(p) => Held::Sqlite(p.acquire().await.unwrap()),
         imangor::db::Db::Postgres(p) => Held::Postgres(p.acquire().await.unwrap()),
     }

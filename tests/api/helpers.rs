@@ -285,11 +285,14 @@ impl TestApp {
 /// The value of one series (`name{labels}`) of a server's metrics, rendered in process from its
 /// state (so it works after the server stopped); `None` when the series is absent.
 pub fn series_value(state: &imangor::state::AppState, series: &str) -> Option<f64> {
-    let text = state.metrics.render(&imangor::metrics::Gauges {
-        active_sessions: None,
-        hash_queue_depth: 0,
-        hashing: Default::default(),
-    });
+    let text = state
+        .sinks
+        .metrics
+        .render(&imangor::infra::metrics::Gauges {
+            active_sessions: None,
+            hash_queue_depth: 0,
+            hashing: Default::default(),
+        });
     let prefix = format!("{series} ");
     text.lines()
         .find_map(|l| l.strip_prefix(&prefix))
@@ -374,7 +377,7 @@ pub struct EventRow {
 /// Every security event of this app, oldest first (read straight from its database, after the
 /// events queued off the request path are written).
 pub async fn events(app: &TestApp) -> Vec<EventRow> {
-    app.state.events.flush().await;
+    app.state.sinks.events.flush().await;
     use sqlx::Row;
     let sql = "select action, outcome, actor_id, target, detail, ip, request_id, severity, at from security_events order by at, id";
     macro_rules! rows {
@@ -398,7 +401,7 @@ pub async fn events(app: &TestApp) -> Vec<EventRow> {
                 .collect()
         };
     }
-    match &app.state.db {
+    match &app.state.store.db {
         imangor::db::Db::Sqlite(p) => rows!(p),
         imangor::db::Db::Postgres(p) => rows!(p),
     }

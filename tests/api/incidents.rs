@@ -10,7 +10,9 @@ use serde_json::{Value, json};
 use crate::helpers::*;
 
 async fn sealed(app: &TestApp) {
-    imangor::audit::seal_and_detect(&app.state).await.unwrap();
+    imangor::service::audit::seal::seal_and_detect(&app.state.trail)
+        .await
+        .unwrap();
 }
 
 /// Incidents of `kind`, as an admin sees them (`admin`: an admin's access token, taken before
@@ -50,7 +52,7 @@ async fn awaited_incidents(app: &TestApp, admin: &Tokens, kind: &str) -> Vec<Val
 
 /// Incidents of `kind`, read straight from the database (newest first).
 async fn stored_of(app: &TestApp, kind: &str) -> Vec<imangor::db::incidents::Incident> {
-    imangor::db::incidents::list(&app.state.db, Default::default(), None, 100)
+    imangor::db::incidents::list(&app.state.store.db, Default::default(), None, 100)
         .await
         .unwrap()
         .into_iter()
@@ -341,7 +343,7 @@ async fn a_secret_that_fails_to_open_is_a_critical_incident_v11_3_2() {
         .unwrap()
         .to_owned();
     let sql = format!("update secrets set key_id = 'gone' where id = '{id}'");
-    match &app.state.db {
+    match &app.state.store.db {
         imangor::db::Db::Sqlite(p) => sqlx::query(&sql).execute(p).await.map(drop),
         imangor::db::Db::Postgres(p) => sqlx::query(&sql).execute(p).await.map(drop),
     }
@@ -835,7 +837,7 @@ async fn alerts_reach_the_webhook_signed_and_retried() {
         .unwrap();
     assert_eq!(
         sig,
-        &imangor::alerts::signature(HOOK_SECRET.as_bytes(), t, body),
+        &imangor::infra::alerts::signature(HOOK_SECRET.as_bytes(), t, body),
         "HMAC-SHA256 over t.body"
     );
     let v: Value = serde_json::from_slice(body).unwrap();
@@ -1479,7 +1481,7 @@ async fn alerts_left_at_shutdown_are_counted() {
         )
         .await;
     }
-    let incident = imangor::db::incidents::list(&app.state.db, Default::default(), None, 1)
+    let incident = imangor::db::incidents::list(&app.state.store.db, Default::default(), None, 1)
         .await
         .unwrap()
         .remove(0);
@@ -1492,7 +1494,10 @@ async fn alerts_left_at_shutdown_are_counted() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     assert_eq!(alerts_dropped(&state, "shutdown"), 3.0);
-    state.alerts.send(&incident, imangor::alerts::Alert::Opened);
+    state
+        .sinks
+        .alerts
+        .send(&incident, imangor::infra::alerts::Alert::Opened);
     assert_eq!(alerts_dropped(&state, "closed"), 1.0);
     assert_eq!(alerts_dropped(&state, "queue_full"), 0.0);
 }
@@ -1742,7 +1747,7 @@ async fn credential_stuffing_from_one_ipv6_64_is_one_incident_and_blocks_the_64(
 /// fewest refusals make room, not the whole watch.
 #[test]
 fn a_spray_of_addresses_does_not_reset_the_invalid_token_watch() {
-    use imangor::service::containment::{FORGED_TOKENS, TokenWatch};
+    use imangor::limits::blocks::{FORGED_TOKENS, TokenWatch};
     use std::net::{IpAddr, Ipv4Addr};
     let watch = TokenWatch::default();
     let forger = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 7));
@@ -1782,7 +1787,7 @@ async fn sessions_of(app: &TestApp, user: &str) -> Vec<StoredSession> {
                 .collect()
         };
     }
-    match &app.state.db {
+    match &app.state.store.db {
         imangor::db::Db::Sqlite(p) => rows!(p),
         imangor::db::Db::Postgres(p) => rows!(p),
     }

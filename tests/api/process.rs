@@ -1166,6 +1166,84 @@ async fn operators_review_access_and_contain_from_the_command_line() {
     s.stop().await;
 }
 
+/// The commands that run no use case open the store alone: with a Redis that takes connections
+/// and never answers, `audit export`, `keys status` and `access-review` never connect to it, and
+/// nothing but their output reaches stdout (where logs go too). A command that runs a use case
+/// (`user create`) builds the whole state: it connects, and logs that Redis does not answer.
+#[tokio::test]
+async fn commands_that_run_no_use_case_open_the_store_alone_never_redis() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    // Arrange: a silent Redis that counts (and holds) the connections made to it.
+    let redis = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("redis://{}", redis.local_addr().unwrap());
+    let connections = Arc::new(AtomicUsize::new(0));
+    let counted = connections.clone();
+    let silent = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = redis.accept().await {
+            counted.fetch_add(1, Ordering::SeqCst);
+            held.push(socket);
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let mut envs = base_env(dir.path()).await;
+    envs.push(("IMANGOR_JWT_SECRET", JWT_SECRET.to_owned()));
+    envs.push(("IMANGOR_LOG_FORMAT", "json".to_owned()));
+    envs.push(("IMANGOR_REDIS_URL", url));
+    let run = |args: &'static [&'static str]| {
+        let envs = envs.clone();
+        async move {
+            let out = command(&envs).args(args).output().await.unwrap();
+            let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+            (out.status.success(), text(&out.stdout), text(&out.stderr))
+        }
+    };
+    // A connection the command made is accepted by the time this has passed.
+    let settled = || async { tokio::time::sleep(Duration::from_millis(100)).await };
+    let (ok, out, err) = run(&[
+        "user",
+        "create",
+        "--email",
+        "ops@example.com",
+        "--full-name",
+        "Ops",
+        "--role",
+        "admin",
+    ])
+    .await;
+    assert!(ok, "{err}");
+    assert!(out.contains("does not answer"), "the whole state: {out}");
+    settled().await;
+    let by_the_whole_state = connections.load(Ordering::SeqCst);
+    assert!(by_the_whole_state > 0, "the whole state connects to Redis");
+
+    // Act / Assert: each of these runs, prints only what it reports, and never reaches Redis.
+    let (ok, out, err) = run(&["audit", "export"]).await;
+    assert!(ok && err.contains("rows exported"), "{err}");
+    for line in out.lines() {
+        let row: Value = serde_json::from_str(line).unwrap();
+        assert!(row["seq"].is_number(), "only rows: {line}");
+    }
+    let (ok, out, err) = run(&["keys", "status"]).await;
+    assert!(ok, "{err}");
+    assert!(
+        out.starts_with("data keys (newest first)\n") && out.contains("signing keys"),
+        "{out}"
+    );
+    assert!(!out.contains("Redis"), "{out}");
+    let (ok, out, err) = run(&["access-review", "--format", "json"]).await;
+    assert!(ok, "{err}");
+    let rows: Vec<Value> = serde_json::from_str(&out).unwrap();
+    assert_eq!(rows[0]["email"], "ops@example.com");
+    settled().await;
+    assert_eq!(
+        connections.load(Ordering::SeqCst),
+        by_the_whole_state,
+        "the store alone never connects to Redis"
+    );
+    silent.abort();
+}
+
 /// A page hashes up to `IMANGOR_AUDIT_CHECKPOINT_EVENTS` rows, and the sealer as many before it
 /// signs: more than 10 000 is refused at start, naming the variable.
 #[test]

@@ -507,7 +507,7 @@ async fn a_held_read_connection_the_database_ended_is_replaced_unseen() {
     let r = create(&app, &t.access, "held", false).await;
     let path = format!("/api/v1/resources/{}", r["id"].as_str().unwrap());
     assert_eq!(app.get(&path, &t.access).await.status(), StatusCode::OK);
-    let readers = &app.state.readers;
+    let readers = &app.state.store.readers;
     assert!(readers.open_count() >= 1, "the read kept its connection");
     // What follows cannot run on SQLite, and is not skipped silently: SQLite's connections live
     // in this process, nothing outside it can end one, and none of its errors counts as a
@@ -533,7 +533,7 @@ async fn a_held_read_connection_the_database_ended_is_replaced_unseen() {
         pid
     };
     let before = backend().await;
-    let imangor::db::Db::Postgres(p) = &app.state.db else {
+    let imangor::db::Db::Postgres(p) = &app.state.store.db else {
         unreachable!()
     };
     let ended: bool = sqlx::query_scalar("select pg_terminate_backend($1)")
@@ -652,7 +652,7 @@ async fn exec(app: &TestApp, sql: &str, binds: &[&str]) -> u64 {
             q.execute($pool).await.unwrap().rows_affected()
         }};
     }
-    match &app.state.db {
+    match &app.state.store.db {
         imangor::db::Db::Sqlite(p) => run!(p),
         imangor::db::Db::Postgres(p) => run!(p),
     }
@@ -670,7 +670,7 @@ async fn kept_counts(app: &TestApp, user: &str) -> (i64, i64) {
                 .unwrap()
         };
     }
-    match &app.state.db {
+    match &app.state.store.db {
         imangor::db::Db::Sqlite(p) => get!(p),
         imangor::db::Db::Postgres(p) => get!(p),
     }

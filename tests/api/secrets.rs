@@ -29,7 +29,7 @@ async fn exec(app: &TestApp, sql: &str, binds: &[&str]) {
             q.execute($pool).await.unwrap();
         }};
     }
-    match &app.state.db {
+    match &app.state.store.db {
         imangor::db::Db::Sqlite(p) => run!(p),
         imangor::db::Db::Postgres(p) => run!(p),
     }
@@ -45,7 +45,7 @@ async fn stored(app: &TestApp, id: &str) -> (String, Vec<u8>) {
             (r.get("key_id"), r.get("ciphertext"))
         }};
     }
-    match &app.state.db {
+    match &app.state.store.db {
         imangor::db::Db::Sqlite(p) => get!(p),
         imangor::db::Db::Postgres(p) => get!(p),
     }
@@ -295,7 +295,7 @@ async fn the_plaintext_is_nowhere_in_the_database_v14_2_4_v11_3_2() {
     }
     if on_postgres() {
         use sqlx::Row;
-        let imangor::db::Db::Postgres(p) = &app.state.db else {
+        let imangor::db::Db::Postgres(p) = &app.state.store.db else {
             unreachable!()
         };
         for table in ["secrets", "security_events", "key_log"] {
@@ -315,7 +315,7 @@ async fn the_plaintext_is_nowhere_in_the_database_v14_2_4_v11_3_2() {
         }
     } else {
         // Every byte the database wrote: the main file and the write-ahead log.
-        let imangor::db::Db::Sqlite(p) = &app.state.db else {
+        let imangor::db::Db::Sqlite(p) = &app.state.store.db else {
             unreachable!()
         };
         let path: String =

@@ -201,7 +201,9 @@ async fn a_redis_outage_falls_back_per_replica_opens_an_incident_and_recovers() 
     );
     let ready: Value = a.get_internal("/readyz").await.json().await.unwrap();
     assert_eq!(ready["shared_state"], "down");
-    imangor::audit::seal_and_detect(&a.state).await.unwrap();
+    imangor::service::audit::seal::seal_and_detect(&a.state.trail)
+        .await
+        .unwrap();
     let page: Value = a
         .get("/api/v1/incidents?limit=100", &admin.access)
         .await
@@ -368,14 +370,15 @@ async fn a_revocation_on_one_replica_applies_on_another_through_the_announcement
 /// step: pair lock-outs, the account's slow-down, the hard cap and the addresses it knows.
 #[tokio::test]
 async fn the_shared_login_defence_decides_as_the_one_in_memory_v6_3_1() {
-    use imangor::limits::login::{Gate, LoginGuard, LoginPolicy, Logins};
+    use imangor::domain::LoginPolicy;
+    use imangor::limits::login::{Gate, LoginGuard, Logins};
     let policy = LoginPolicy {
         lock_after: 3,
         slow_after: 4,
         hard_cap: 8,
         ..LoginPolicy::default()
     };
-    let shared = imangor::shared::Shared::connect(&redis_url(), &prefix())
+    let shared = imangor::infra::shared::Shared::connect(&redis_url(), &prefix())
         .await
         .unwrap();
     assert!(shared.is_up(), "Redis answers at {}", redis_url());

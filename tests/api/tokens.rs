@@ -638,7 +638,7 @@ async fn imported_bcrypt_hashes_log_in_and_are_replaced_by_argon2id_v11_4_2() {
     // A passlib-style hash, as the guide's Python stack stored it.
     let hash = bcrypt::hash("imported user password", 10).unwrap();
     let email = "imported@example.com";
-    let mut tx = app.state.db.begin().await.unwrap();
+    let mut tx = app.state.store.db.begin().await.unwrap();
     imangor::db::users::insert(
         &mut tx,
         &imangor::db::users::NewUser {
@@ -652,7 +652,7 @@ async fn imported_bcrypt_hashes_log_in_and_are_replaced_by_argon2id_v11_4_2() {
     )
     .await
     .unwrap();
-    tx.commit().await.unwrap();
+    tx.commit().await.quiet().unwrap();
     let a = Account {
         id: String::new(),
         email: email.into(),
@@ -667,7 +667,7 @@ async fn imported_bcrypt_hashes_log_in_and_are_replaced_by_argon2id_v11_4_2() {
         .await;
     oauth_error(res, StatusCode::BAD_REQUEST, "invalid_grant").await;
     app.login(&a).await;
-    let (_, stored) = imangor::db::users::find_credentials(&app.state.db, email)
+    let (_, stored) = imangor::db::users::find_credentials(&app.state.store.db, email)
         .await
         .unwrap()
         .unwrap();
@@ -683,11 +683,11 @@ async fn stored_hashes_are_salted_argon2id_with_owasp_parameters_v11_4_2() {
     let app = TestApp::spawn().await;
     app.register("h1@example.com").await;
     app.register("h2@example.com").await;
-    let (_, h1) = imangor::db::users::find_credentials(&app.state.db, "h1@example.com")
+    let (_, h1) = imangor::db::users::find_credentials(&app.state.store.db, "h1@example.com")
         .await
         .unwrap()
         .unwrap();
-    let (_, h2) = imangor::db::users::find_credentials(&app.state.db, "h2@example.com")
+    let (_, h2) = imangor::db::users::find_credentials(&app.state.store.db, "h2@example.com")
         .await
         .unwrap()
         .unwrap();

@@ -17,9 +17,10 @@ use axum::routing::get;
 
 use crate::state::AppState;
 
-const INDEX: &str = include_str!("assets/index.html");
-const SCRIPT: &str = include_str!("assets/console.js");
-const STYLE: &str = include_str!("assets/console.css");
+// The assets live at the top of the repository (`console/`), out of `src/`.
+const INDEX: &str = include_str!("../../../console/index.html");
+const SCRIPT: &str = include_str!("../../../console/console.js");
+const STYLE: &str = include_str!("../../../console/console.css");
 
 pub fn router() -> Router<AppState> {
     Router::new()

@@ -25,7 +25,8 @@ use tokio::sync::Notify;
 
 use crate::config::Secret;
 use crate::db::incidents::Incident;
-use crate::metrics::{AlertDropped, Metrics};
+use crate::infra::jobs::Jobs;
+use crate::infra::metrics::{AlertDropped, Metrics};
 
 const ATTEMPTS: u32 = 6;
 
@@ -113,6 +114,7 @@ impl Alerts {
         secret: Option<Secret>,
         queue: usize,
         metrics: Arc<Metrics>,
+        jobs: &mut Jobs,
     ) -> anyhow::Result<Self> {
         let Some(url) = url else {
             return Ok(Self {
@@ -140,7 +142,10 @@ impl Alerts {
             wake: Notify::new(),
             idle: Notify::new(),
         });
-        tokio::spawn(deliver(client, url, secret, q.clone(), metrics.clone()));
+        jobs.spawn(
+            "alert sender",
+            deliver(client, url, secret, q.clone(), metrics.clone()),
+        );
         Ok(Self {
             queue: Some(q),
             metrics,

@@ -295,22 +295,3 @@ fn manager(client: &redis::Client) -> redis::RedisResult<ConnectionManager> {
         .set_number_of_retries(0);
     ConnectionManager::new_lazy_with_config(client.clone(), config)
 }
-
-/// The store this process announces changes on (set once, by the server or the command line).
-static ANNOUNCER: OnceLock<Arc<Shared>> = OnceLock::new();
-
-/// Makes `shared` the store that `announce` uses in this process.
-pub fn set_announcer(shared: Arc<Shared>) {
-    let _ = ANNOUNCER.set(shared);
-}
-
-/// Announces a committed change: this process drops its cached authentication state at once,
-/// and the other replicas when the message reaches them.
-pub async fn announce(change: Change) {
-    if change == Change::Auth {
-        crate::auth::cache::bump();
-    }
-    if let Some(s) = ANNOUNCER.get() {
-        s.announce(change).await;
-    }
-}

@@ -14,70 +14,38 @@
 //! not grow with the trail, and reports what `rewalk` (each server, every minute, the whole chain
 //! every hour) found before it.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use aws_lc_rs::signature::{self, Ed25519KeyPair, KeyPair};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-
-use crate::config::CheckpointSchedule;
+use crate::config::{CheckpointSchedule, Config};
+use crate::crypto::chain::{
+    GENESIS, Problem, Verdict, chain_hash, checkpoint_verdict, head_message, head_signature_holds,
+    problem, sign_with, signed_message, signed_message_v1, signer, verdict,
+};
 use crate::crypto::data::DataKeyring;
 use crate::db::Db;
-use crate::db::audit::{self, AuditRow, Checkpoint};
+use crate::db::audit::{self, Checkpoint};
 use crate::domain::Timestamp;
+use crate::limits::blocks::Blocklist;
+use crate::service::context::{Sinks, Store};
 
-pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
-const SIGNING_INFO: &[u8] = b"imangor audit checkpoint key v1 (Ed25519 seed)";
+/// What sealing and checking the chain use, built once with the application.
+#[derive(Clone)]
+pub struct Trail {
+    pub store: Store,
+    pub sinks: Sinks,
+    /// Reloaded at once when a pass's detectors blocked an address.
+    pub blocks: Arc<Blocklist>,
+    pub keys: Arc<DataKeyring>,
+    /// How far this process has verified the chain.
+    pub chain: Arc<ChainWatch>,
+    pub config: Arc<Config>,
+}
+
 /// Rows sealed per transaction.
 const BATCH: i64 = 1000;
 /// How often the sealer looks for new rows.
 pub const SEAL_EVERY: Duration = Duration::from_millis(500);
-
-/// The chain hash of a row: its predecessor's hash, its place, and every field, each length-prefixed.
-pub fn chain_hash(prev: &str, seq: i64, r: &AuditRow) -> String {
-    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
-    ctx.update(b"imangor-audit-v1\n");
-    ctx.update(prev.as_bytes());
-    ctx.update(format!("\n{seq}\n{}\n", r.at).as_bytes());
-    for field in [
-        Some(r.id.as_str()),
-        Some(r.action.as_str()),
-        Some(r.outcome.as_str()),
-        Some(r.severity.as_str()),
-        r.actor_id.as_deref(),
-        r.target.as_deref(),
-        r.ip.as_deref(),
-        r.request_id.as_deref(),
-        r.detail.as_deref(),
-    ] {
-        match field {
-            Some(v) => {
-                ctx.update(format!("{}:", v.len()).as_bytes());
-                ctx.update(v.as_bytes());
-                ctx.update(b"\n");
-            }
-            None => ctx.update(b"-\n"),
-        }
-    }
-    crate::crypto::hex(ctx.finish().as_ref())
-}
-
-fn signer(keys: &DataKeyring, key_id: &str) -> Option<Ed25519KeyPair> {
-    let seed = keys.derived(key_id, SIGNING_INFO)?;
-    Ed25519KeyPair::from_seed_unchecked(&seed[..]).ok()
-}
-
-/// What a checkpoint's signature covers: its row, that row's hash, and when it was signed (so
-/// that the age of the newest checkpoint, which says how long the tail after it has waited, cannot
-/// be changed in the database).
-fn signed_message(seq: i64, hash: &str, at: i64) -> Vec<u8> {
-    format!("imangor audit checkpoint v2\n{seq}\n{hash}\n{at}").into_bytes()
-}
-
-/// Checkpoints signed before their time was covered (still verified; `at` is not covered).
-fn signed_message_v1(seq: i64, hash: &str) -> Vec<u8> {
-    format!("imangor audit checkpoint v1\n{seq}\n{hash}").into_bytes()
-}
 
 /// Whether a sealing pass signs the head it leaves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,13 +90,14 @@ fn micros(d: Duration) -> i64 {
 /// still sealed, so that the detectors keep running, but nothing more is signed over it: neither
 /// a checkpoint nor the head.
 pub async fn seal_pending(
-    db: &Db,
+    store: &Store,
     keys: &DataKeyring,
     watch: &ChainWatch,
     contain: &crate::config::Containment,
     schedule: CheckpointSchedule,
     sign: Sign,
 ) -> anyhow::Result<(Vec<crate::service::incidents::Raised>, Option<Problem>)> {
+    let db = &store.db;
     let mut raised = Vec::new();
     let mut found = None;
     // Plain reads first: the write lock is taken only when there is something to seal, or a
@@ -228,7 +197,8 @@ pub async fn seal_pending(
             audit::put_signed_head(&mut tx, &h).await?;
             head_signed = true;
         }
-        tx.commit().await?;
+        // The detectors may have contained (revoked sessions, blocked an address): announced.
+        store.commit(tx).await?;
         if let Some(b) = &mut base {
             b.seq = seq;
             b.hash = prev.clone();
@@ -326,50 +296,6 @@ async fn read_end(db: &Db) -> anyhow::Result<End> {
     }
 }
 
-/// What the signed head's signature covers (a message no checkpoint signs).
-fn head_message(seq: i64, hash: &str, at: i64) -> Vec<u8> {
-    format!("imangor audit head v1\n{seq}\n{hash}\n{at}").into_bytes()
-}
-
-/// What a stored signature (a checkpoint's or the head's) says.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Verdict {
-    /// It verifies, over `messages[i]`.
-    Holds(usize),
-    Fails,
-    /// Signed with a data key that is not in this keyring: it cannot be checked here.
-    UnknownKey,
-}
-
-fn verdict(keys: &DataKeyring, key_id: &str, signature: &str, messages: &[&[u8]]) -> Verdict {
-    let Some(key) = signer(keys, key_id) else {
-        return Verdict::UnknownKey;
-    };
-    let Ok(sig) = URL_SAFE_NO_PAD.decode(signature) else {
-        return Verdict::Fails;
-    };
-    let public = signature::UnparsedPublicKey::new(&signature::ED25519, key.public_key().as_ref());
-    messages
-        .iter()
-        .position(|m| public.verify(m, &sig).is_ok())
-        .map_or(Verdict::Fails, Verdict::Holds)
-}
-
-/// A signature as stored: base64url, unpadded.
-fn sign_with(key: &Ed25519KeyPair, message: &[u8]) -> String {
-    URL_SAFE_NO_PAD.encode(key.sign(message).as_ref())
-}
-
-/// A checkpoint's signature: `Holds(0)` over its row, hash and time (what the sealer signs since
-/// the signed head, always with one), `Holds(1)` over its row and hash only (older checkpoints).
-fn checkpoint_verdict(keys: &DataKeyring, c: &Checkpoint) -> Verdict {
-    let (v2, v1) = (
-        signed_message(c.seq, &c.hash, c.at),
-        signed_message_v1(c.seq, &c.hash),
-    );
-    verdict(keys, &c.key_id, &c.signature, &[&v2, &v1])
-}
-
 /// The data key that signed the head, when this keyring does not hold it: a key being rolled out
 /// (made first on a replica before every replica holds it) signs heads this process cannot check.
 fn unknown_head_key<'a>(keys: &DataKeyring, end: &'a End) -> Option<&'a str> {
@@ -390,14 +316,6 @@ async fn check_signed_head_here(
         return Ok((None, false));
     }
     Ok((check_signed_head(db, keys, end).await?, true))
-}
-
-fn head_signature_holds(keys: &DataKeyring, h: &Checkpoint) -> bool {
-    let message = head_message(h.seq, &h.hash, h.at);
-    matches!(
-        verdict(keys, &h.key_id, &h.signature, &[&message]),
-        Verdict::Holds(_)
-    )
 }
 
 /// Checks the end of the chain against its signed head (`audit_head`, written by every sealing
@@ -643,10 +561,6 @@ async fn still_there(db: &Db, a: &Anchor) -> anyhow::Result<bool> {
         .is_some_and(|c| c.seq == a.seq && c.hash == a.hash))
 }
 
-fn problem(seq: i64, kind: &'static str, message: String) -> Problem {
-    Problem { seq, kind, message }
-}
-
 /// A checkpoint no sealer writes: before the first row (rows start at 1).
 fn out_of_range(c: &Checkpoint) -> Problem {
     problem(
@@ -676,32 +590,32 @@ fn cut_back(seen: &Watched, head: i64) -> Option<Problem> {
 
 /// One sealing pass of a server: seals, detects, then counts and alerts what was raised.
 /// The events the detectors wrote (incident openings, containment) are sealed by the next pass.
-pub async fn seal_and_detect(app: &crate::state::AppState) -> anyhow::Result<()> {
-    pass(app, Sign::WhenDue).await
+pub async fn seal_and_detect(trail: &Trail) -> anyhow::Result<()> {
+    pass(trail, Sign::WhenDue).await
 }
 
 /// The last sealing pass of a server that stops: seals and signs the head, whatever the schedule.
-pub async fn seal_and_sign(app: &crate::state::AppState) -> anyhow::Result<()> {
-    pass(app, Sign::Now).await
+pub async fn seal_and_sign(trail: &Trail) -> anyhow::Result<()> {
+    pass(trail, Sign::Now).await
 }
 
-async fn pass(app: &crate::state::AppState, sign: Sign) -> anyhow::Result<()> {
-    let _one_at_a_time = app.chain.passes.lock().await;
+async fn pass(trail: &Trail, sign: Sign) -> anyhow::Result<()> {
+    let _one_at_a_time = trail.chain.passes.lock().await;
     // Everything queued before this pass is written first, so the pass sees it.
-    app.events.flush().await;
-    let (db, keys, contain) = (&app.db, &app.keys, &app.config.containment);
-    let schedule = app.config.audit_checkpoints;
-    let watch = &app.chain;
-    let (raised, found) = seal_pending(db, keys, watch, contain, schedule, sign).await?;
+    trail.sinks.events.flush().await;
+    let (keys, contain) = (&trail.keys, &trail.config.containment);
+    let schedule = trail.config.audit_checkpoints;
+    let watch = &trail.chain;
+    let (raised, found) = seal_pending(&trail.store, keys, watch, contain, schedule, sign).await?;
     if let Some(p) = found {
-        report(app, p).await?;
+        report(trail, p).await?;
     }
     if !raised.is_empty() {
-        crate::service::incidents::after_commit(app, &raised);
-        app.blocks.refresh(&app.db).await?;
-        let (_, found) = seal_pending(db, keys, watch, contain, schedule, sign).await?;
+        crate::service::incidents::after_commit(&trail.sinks, &trail.config, &raised);
+        trail.blocks.refresh(&trail.store.db).await?;
+        let (_, found) = seal_pending(&trail.store, keys, watch, contain, schedule, sign).await?;
         if let Some(p) = found {
-            report(app, p).await?;
+            report(trail, p).await?;
         }
     }
     Ok(())
@@ -710,92 +624,31 @@ async fn pass(app: &crate::state::AppState, sign: Sign) -> anyhow::Result<()> {
 /// Tampering found by the sealer or a walk: each problem is logged, counted
 /// (`audit_chain_problems_total`) and raised as a critical `audit_tampering` incident once per
 /// process (one unresolved incident across replicas: the next problems only add to the log).
-pub async fn report(app: &crate::state::AppState, p: Problem) -> anyhow::Result<()> {
-    if !app.chain.first_sight(&p) {
+pub async fn report(trail: &Trail, p: Problem) -> anyhow::Result<()> {
+    if !trail.chain.first_sight(&p) {
         return Ok(());
     }
     tracing::error!(target: "audit", seq = p.seq, kind = p.kind, problem = %p.message, "the audit trail was tampered with: rows are still sealed, nothing more is signed");
-    app.metrics.audit_problem(p.kind);
+    trail.sinks.metrics.audit_problem(p.kind);
     // In the sealing lock: replicas that find it at once open one incident.
-    let mut tx = audit::begin_sealing(&app.db).await?;
+    let mut tx = audit::begin_sealing(&trail.store.db).await?;
     let mut raised = Vec::new();
     crate::service::incidents::audit_tampering(&mut tx, &p, &mut raised).await?;
-    tx.commit().await?;
-    crate::service::incidents::after_commit(app, &raised);
+    trail.store.commit(tx).await?;
+    crate::service::incidents::after_commit(&trail.sinks, &trail.config, &raised);
     Ok(())
 }
 
 /// Seals new rows every `SEAL_EVERY` until the process stops (the server seals once more at shutdown).
-pub async fn sealer(app: crate::state::AppState) {
+pub async fn sealer(trail: Trail) {
     let mut every = tokio::time::interval(SEAL_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         every.tick().await;
-        if let Err(e) = seal_and_detect(&app).await {
+        if let Err(e) = seal_and_detect(&trail).await {
             tracing::warn!(error = %format!("{e:#}"), "sealing the audit trail failed; retrying");
         }
     }
-}
-
-/// An audit row as the API and `imangor audit export` show it: UTC RFC 3339 time.
-#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
-pub struct Entry {
-    pub seq: i64,
-    pub at: String,
-    pub action: String,
-    pub outcome: String,
-    pub severity: String,
-    pub actor_id: Option<String>,
-    pub target: Option<String>,
-    pub ip: Option<String>,
-    pub request_id: Option<String>,
-    pub detail: Option<String>,
-    pub hash: String,
-}
-
-impl From<AuditRow> for Entry {
-    fn from(r: AuditRow) -> Self {
-        Entry {
-            seq: r.seq.unwrap_or_default(),
-            at: Timestamp::from_micros(r.at).rfc3339(),
-            action: r.action,
-            outcome: r.outcome,
-            severity: r.severity,
-            actor_id: r.actor_id,
-            target: r.target,
-            ip: r.ip,
-            request_id: r.request_id,
-            detail: r.detail,
-            hash: r.hash.unwrap_or_default(),
-        }
-    }
-}
-
-/// Writes sealed rows after `after` as JSON Lines, oldest first (for a SIEM). Returns the count.
-pub async fn export(db: &Db, after: i64, out: &mut impl std::io::Write) -> anyhow::Result<u64> {
-    let (mut after, mut n) = (after, 0);
-    loop {
-        let rows = audit::sealed_after(db, after, 2000).await?;
-        let Some(last) = rows.last() else {
-            return Ok(n);
-        };
-        after = last.seq.unwrap_or(after);
-        for r in rows {
-            serde_json::to_writer(&mut *out, &Entry::from(r))?;
-            out.write_all(b"\n")?;
-            n += 1;
-        }
-    }
-}
-
-/// The first break in the chain.
-#[derive(Debug, Clone, serde::Serialize, PartialEq, Eq, utoipa::ToSchema)]
-pub struct Problem {
-    /// Where the chain breaks.
-    pub seq: i64,
-    /// `edited`, `deleted`, `reordered` or `checkpoint`.
-    pub kind: &'static str,
-    pub message: String,
 }
 
 /// What a check of the chain found.
@@ -1109,6 +962,12 @@ struct Watched {
 }
 
 impl ChainWatch {
+    /// Holds off this process's sealing passes until the guard is dropped: a test that tampers
+    /// with the trail in several statements is not raced by the background sealer between them.
+    pub async fn hold(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.passes.lock().await
+    }
+
     fn get(&self) -> Watched {
         self.watched.lock().map(|w| w.clone()).unwrap_or_default()
     }
@@ -1184,9 +1043,9 @@ pub const FULL_WALK_EVERY: Duration = Duration::from_secs(3600);
 /// The periodic check of a server: walks the whole chain (`whole`) or the rows after the last
 /// checkpoint it verified, remembers how far the chain holds, and keeps what it found for
 /// `GET /api/v1/audit` until a later whole walk passes.
-pub async fn rewalk(app: &crate::state::AppState, whole: bool) -> anyhow::Result<ChainReport> {
-    let (db, keys, schedule) = (&app.db, &app.keys, app.config.audit_checkpoints);
-    let seen = app.chain.get();
+pub async fn rewalk(trail: &Trail, whole: bool) -> anyhow::Result<ChainReport> {
+    let (db, keys, schedule) = (&trail.store.db, &trail.keys, trail.config.audit_checkpoints);
+    let seen = trail.chain.get();
     let from = if whole { None } else { seen.through.clone() };
     let unsealed = audit::count_unsealed(db).await?;
     let head = audit::head_seq(db).await?;
@@ -1222,7 +1081,7 @@ pub async fn rewalk(app: &crate::state::AppState, whole: bool) -> anyhow::Result
         && let Some(t) = &seen.through
         && (w.last.as_ref().is_none_or(|l| l.seq < t.seq) || !still_there(db, t).await?)
     {
-        app.chain.tampered(problem(
+        trail.chain.tampered(problem(
             t.seq,
             "checkpoint",
             format!(
@@ -1234,9 +1093,9 @@ pub async fn rewalk(app: &crate::state::AppState, whole: bool) -> anyhow::Result
     // Rows this process sealed or verified removed from the end, after the newest checkpoint too
     // (no walk can tell: what is left links up).
     if let Some(p) = cut_back(&seen, head) {
-        app.chain.tampered(p);
+        trail.chain.tampered(p);
     }
-    app.chain.update(|s| {
+    trail.chain.update(|s| {
         if from.is_none() {
             // A whole walk says how the chain stands now.
             s.full_at = Some(now);
@@ -1253,14 +1112,14 @@ pub async fn rewalk(app: &crate::state::AppState, whole: bool) -> anyhow::Result
             s.through = Some(l.clone());
         }
     });
-    let after = app.chain.get();
+    let after = trail.chain.get();
     let tail = match &w.problem {
         Some(_) => None,
         None => check_head(db, head, w.last.as_ref(), schedule).await?,
     };
     // The rows after the newest checkpoint end at the signed head, with its hash.
     let (signed, head_checked) =
-        check_signed_head_here(db, keys, &app.chain, &read_end(db).await?).await?;
+        check_signed_head_here(db, keys, &trail.chain, &read_end(db).await?).await?;
     let first_problem = first([after.problem, after.lasting, w.problem, tail, signed]);
     let through = w.last.as_ref().map_or(0, |l| l.seq);
     Ok(ChainReport {
@@ -1280,9 +1139,9 @@ pub async fn rewalk(app: &crate::state::AppState, whole: bool) -> anyhow::Result
 /// the newest signed checkpoint (at most `IMANGOR_AUDIT_CHECKPOINT_EVENTS`) are hashed, that
 /// checkpoint and the newest one this server verified are checked to be still there, and what
 /// the server's periodic walks found before them is reported with it.
-pub async fn check_recent(app: &crate::state::AppState) -> anyhow::Result<ChainReport> {
-    let (db, keys, schedule) = (&app.db, &app.keys, app.config.audit_checkpoints);
-    let seen = app.chain.get();
+pub async fn check_recent(trail: &Trail) -> anyhow::Result<ChainReport> {
+    let (db, keys, schedule) = (&trail.store.db, &trail.keys, trail.config.audit_checkpoints);
+    let seen = trail.chain.get();
     let unsealed = audit::count_unsealed(db).await?;
     let head = audit::head_seq(db).await?;
     let newest = audit::checkpoint_upto(db, head).await?;
@@ -1340,7 +1199,7 @@ pub async fn check_recent(app: &crate::state::AppState) -> anyhow::Result<ChainR
     }
     found.push(cut_back(&seen, head));
     let (signed, head_checked) =
-        check_signed_head_here(db, keys, &app.chain, &read_end(db).await?).await?;
+        check_signed_head_here(db, keys, &trail.chain, &read_end(db).await?).await?;
     found.push(signed);
     found.push(
         check_head(
@@ -1363,12 +1222,12 @@ pub async fn check_recent(app: &crate::state::AppState) -> anyhow::Result<ChainR
 /// `hi`, both checked, when that span is at most twice the schedule's rows plus a page (the
 /// periodic walks cover longer spans). Adds what it found to `report`.
 pub async fn check_page(
-    app: &crate::state::AppState,
+    trail: &Trail,
     lo: i64,
     hi: i64,
     report: &mut ChainReport,
 ) -> anyhow::Result<()> {
-    let (db, keys) = (&app.db, &app.keys);
+    let (db, keys) = (&trail.store.db, &trail.keys);
     let hi = hi.min(report.since_seq);
     if lo < 1 || lo > hi {
         return Ok(());
@@ -1380,7 +1239,7 @@ pub async fn check_page(
         return Ok(());
     };
     let start = from.as_ref().map_or(0, |c| c.seq);
-    let bound = app.config.audit_checkpoints.events.saturating_mul(2) + 100;
+    let bound = trail.config.audit_checkpoints.events.saturating_mul(2) + 100;
     if to.seq.saturating_sub(start) > bound {
         return Ok(());
     }
@@ -1403,20 +1262,20 @@ pub async fn check_page(
 
 /// Walks what was sealed since the last walk every `REWALK_EVERY`, and the whole chain at start
 /// and every `FULL_WALK_EVERY`, until the process stops.
-pub async fn watcher(app: crate::state::AppState) {
+pub async fn watcher(trail: Trail) {
     let mut every = tokio::time::interval(REWALK_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_whole: Option<std::time::Instant> = None;
     loop {
         every.tick().await;
         let whole = last_whole.is_none_or(|t| t.elapsed() >= FULL_WALK_EVERY);
-        match rewalk(&app, whole).await {
+        match rewalk(&trail, whole).await {
             Ok(r) => {
                 if whole {
                     last_whole = Some(std::time::Instant::now());
                 }
                 if let Some(p) = r.first_problem
-                    && let Err(e) = report(&app, p).await
+                    && let Err(e) = report(&trail, p).await
                 {
                     tracing::warn!(error = %format!("{e:#}"), "raising the audit tampering incident failed; retrying");
                 }
@@ -1504,88 +1363,4 @@ pub async fn resign_checkpoints(
         audit::resign_head(db, &h, current, &sig).await?;
     }
     Ok(n)
-}
-
-/// The event writer: events that go with no change are queued and written in batches by one
-/// task, so a request never waits for the disk to record a refusal. `flush` (at shutdown)
-/// returns once everything queued before it is written.
-#[derive(Clone)]
-pub struct EventSink {
-    tx: tokio::sync::mpsc::Sender<Queued>,
-}
-
-enum Queued {
-    Event(crate::db::events::NewEvent),
-    Flush(tokio::sync::oneshot::Sender<()>),
-}
-
-const QUEUE: usize = 16_384;
-const WRITE_BATCH: usize = 512;
-
-impl EventSink {
-    pub fn start(db: Db) -> Self {
-        let (tx, rx) = tokio::sync::mpsc::channel(QUEUE);
-        tokio::spawn(write_events(db, rx));
-        Self { tx }
-    }
-
-    pub async fn send(&self, e: crate::db::events::NewEvent) {
-        match self.tx.try_send(Queued::Event(e)) {
-            Ok(()) => {}
-            // Full: wait for room rather than lose the event (the database is slow or down).
-            Err(tokio::sync::mpsc::error::TrySendError::Full(q)) => {
-                let _ = self.tx.send(q).await;
-            }
-            Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => {
-                tracing::error!("the event writer has stopped: event lost");
-            }
-        }
-    }
-
-    pub async fn flush(&self) {
-        let (done, wait) = tokio::sync::oneshot::channel();
-        if self.tx.send(Queued::Flush(done)).await.is_ok() {
-            let _ = wait.await;
-        }
-    }
-}
-
-async fn write_events(db: Db, mut rx: tokio::sync::mpsc::Receiver<Queued>) {
-    let mut batch = Vec::with_capacity(WRITE_BATCH);
-    let mut flushes = Vec::new();
-    while let Some(first) = rx.recv().await {
-        let mut next = Some(first);
-        while let Some(q) = next.take() {
-            match q {
-                Queued::Event(e) => batch.push(e),
-                Queued::Flush(done) => flushes.push(done),
-            }
-            if batch.len() < WRITE_BATCH {
-                next = rx.try_recv().ok();
-            }
-        }
-        // Retried until written: an outage delays events, it does not drop them.
-        let mut wait = Duration::from_millis(100);
-        while !batch.is_empty() {
-            match write_batch(&db, &batch).await {
-                Ok(()) => batch.clear(),
-                Err(e) => {
-                    tracing::warn!(error = %e, events = batch.len(), "writing security events failed; retrying");
-                    tokio::time::sleep(wait).await;
-                    wait = (wait * 2).min(Duration::from_secs(5));
-                }
-            }
-        }
-        for done in flushes.drain(..) {
-            let _ = done.send(());
-        }
-    }
-}
-
-async fn write_batch(db: &Db, batch: &[crate::db::events::NewEvent]) -> sqlx::Result<()> {
-    let mut tx = db.begin().await?;
-    for e in batch {
-        crate::db::events::insert(&mut tx, e).await?;
-    }
-    tx.commit().await
 }
