@@ -26,7 +26,7 @@ Environment: IMANGOR_BENCH_BIN (default target/bench/release/imangor).
 import argparse, os, re, sqlite3, subprocess, sys, time, uuid
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
-sys.path.insert(0, os.path.join(ROOT, "tools"))
+sys.path.insert(0, os.path.join(ROOT, "tests", "harness"))
 from harness import Client, Server, ensure_wrk, login, request, scratch_dir  # noqa: E402
 
 BIN = os.environ.get("IMANGOR_BENCH_BIN", os.path.join(ROOT, "target", "bench", "release", "imangor"))

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""Tests of the shared harness (tools/harness.py), with no server binary: a stdlib HTTP server
+"""Tests of the shared harness (tests/harness/harness.py), with no server binary: a stdlib HTTP server
 stands in for the API, a small Python script for `imangor serve`.
 
-Run: python3 tools/test_harness.py
+Run: python3 tests/harness/test_harness.py
 """
 
 import http.server

@@ -3,7 +3,7 @@
 
 Used by scripts/replicas-test, bench/run, bench/instructions and bench/audit.py, each of which
 puts this folder on `sys.path`. Standard library only. A check that fails raises AssertionError
-(the scripts let it end the run); tools/test_harness.py holds this module's own tests.
+(the scripts let it end the run); tests/harness/test_harness.py holds this module's own tests.
 """
 
 import base64
