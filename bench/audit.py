@@ -23,33 +23,21 @@ the run so that only the count rule (1000 rows) signs and the tails are the ones
     python3 bench/audit.py --page [--requests 200] [--sizes 1000,1000000]
 Environment: IMANGOR_BENCH_BIN (default target/bench/release/imangor).
 """
-import argparse, http.client, json, os, re, shutil, socket, sqlite3, subprocess, tempfile, time, urllib.parse, uuid
+import argparse, os, re, sqlite3, subprocess, sys, time, uuid
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+sys.path.insert(0, os.path.join(ROOT, "tests", "harness"))
+from harness import Client, Server, ensure_wrk, login, request, scratch_dir  # noqa: E402
+
 BIN = os.environ.get("IMANGOR_BENCH_BIN", os.path.join(ROOT, "target", "bench", "release", "imangor"))
 PASSWORD = "benchmark passphrase 1"
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-def call(port, method, path, body=None, token=None, form=False):
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    h = {}
-    if token:
-        h["authorization"] = f"Bearer {token}"
-    if body is not None:
-        h["content-type"] = "application/x-www-form-urlencoded" if form else "application/json"
-        body = urllib.parse.urlencode(body) if form else json.dumps(body)
-    c.request(method, path, body=body, headers=h)
-    r = c.getresponse()
-    data = r.read()
-    return r.status, (json.loads(data) if data else None)
+def server(d, settings):
+    """The measured server on core 0 (wrk runs on core 1), on SQLite in d."""
+    db = os.path.join(d, "imangor.db")
+    settings = {"IMANGOR_DATABASE_URL": f"sqlite://{db}", "IMANGOR_RATE_LIMITS": "off", "RUST_LOG": "warn", **settings}
+    return Server(BIN, os.path.join(d, "data"), settings, log_path=os.path.join(d, "server.log"), prefix=["taskset", "-c", "0"]), db
 
 
 def wrk(port, path, token, duration, conns):
@@ -82,88 +70,73 @@ def insert_events(db, n):
 
 
 def page_times(port, token, n):
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    c = Client(port, timeout=60, keep_alive=True)
     times, chain = [], None
     for _ in range(n):
         t0 = time.perf_counter()
-        c.request("GET", "/api/v1/audit?limit=50", headers={"authorization": f"Bearer {token}"})
-        r = c.getresponse()
-        body = r.read()
+        r = c.request("GET", "/api/v1/audit?limit=50", token=token)
         times.append((time.perf_counter() - t0) * 1000)
-        assert r.status == 200, body
-        chain = json.loads(body)["chain"]
+        chain = r.expect(200).json()["chain"]
+    c.close()
     times.sort()
     return times[len(times) // 2], times[int(len(times) * 0.9)], chain
 
 
 def page_bench(a):
-    d = tempfile.mkdtemp(prefix="imangor-audit-page-")
-    port = free_port()
-    db = os.path.join(d, "imangor.db")
-    env = {"PATH": os.environ["PATH"], "IMANGOR_DATA_DIR": os.path.join(d, "data"), "IMANGOR_LISTEN": f"127.0.0.1:{port}",
-           "IMANGOR_METRICS_LISTEN": "off", "IMANGOR_DATABASE_URL": f"sqlite://{db}", "IMANGOR_RATE_LIMITS": "off",
-           "IMANGOR_LOG_FORMAT": "json", "RUST_LOG": "warn", "IMANGOR_BOOTSTRAP_ADMIN_EMAIL": ADMIN,
-           "IMANGOR_BOOTSTRAP_ADMIN_PASSWORD": ADMIN_PASSWORD, "IMANGOR_AUDIT_CHECKPOINT_INTERVAL": "3600"}
-    server = subprocess.Popen(["taskset", "-c", "0", BIN, "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    results = []
-    try:
-        for _ in range(400):
-            try:
-                if call(port, "GET", "/readyz")[0] == 200:
-                    break
-            except OSError:
-                time.sleep(0.05)
-        s, t = call(port, "POST", "/api/v1/token", {"grant_type": "password", "username": ADMIN, "password": ADMIN_PASSWORD}, form=True)
-        assert s == 200, t
-        token = t["access_token"]
+    with scratch_dir("imangor-audit-page-") as d:
+        srv, db = server(d, {"IMANGOR_BOOTSTRAP_ADMIN_EMAIL": ADMIN, "IMANGOR_BOOTSTRAP_ADMIN_PASSWORD": ADMIN_PASSWORD,
+                             "IMANGOR_AUDIT_CHECKPOINT_INTERVAL": "3600"})
+        port = srv.start().port
+        results = []
+        try:
+            token = login(port, ADMIN, ADMIN_PASSWORD)["access_token"]
 
-        def settle(want_unsigned, through_at_least):
-            """Waits until every row is sealed, `unsigned` rows follow the newest checkpoint and the
-            server's periodic walk (every minute) holds through `through_at_least`."""
-            deadline = time.monotonic() + 600
-            while True:
-                _, _, chain = page_times(port, token, 1)
-                if (chain["unsealed"] == 0 and chain["unsigned"] == want_unsigned
-                        and chain["verified_through"] >= through_at_least):
-                    return chain
-                assert chain["verified"], chain
-                assert time.monotonic() < deadline, chain
-                time.sleep(0.5)
+            def settle(want_unsigned, through_at_least):
+                """Waits until every row is sealed, `unsigned` rows follow the newest checkpoint and the
+                server's periodic walk (every minute) holds through `through_at_least`."""
+                deadline = time.monotonic() + 600
+                while True:
+                    _, _, chain = page_times(port, token, 1)
+                    if (chain["unsealed"] == 0 and chain["unsigned"] == want_unsigned
+                            and chain["verified_through"] >= through_at_least):
+                        return chain
+                    assert chain["verified"], chain
+                    assert time.monotonic() < deadline, chain
+                    time.sleep(0.5)
 
-        for size in [int(x) for x in a.sizes.split(",")]:
-            _, _, chain = page_times(port, token, 1)
-            head = chain["since_seq"] + chain["unsigned"]
-            # Up to `size` rows, then to a signed head: the newest checkpoint's 1000-row rule.
-            grow = max(size - head, 0)
-            t0 = time.monotonic()
-            insert_events(db, grow)
-            inserted = time.monotonic() - t0
-            while True:
+            for size in [int(x) for x in a.sizes.split(",")]:
                 _, _, chain = page_times(port, token, 1)
-                if chain["unsealed"] == 0:
-                    break
-                time.sleep(0.5)
-            sealed = time.monotonic() - t0
-            if chain["unsigned"]:
-                insert_events(db, 1000 - chain["unsigned"])
-            chain = settle(0, 1)
-            head = chain["since_seq"]
-            chain = settle(0, head)
-            waited = time.monotonic() - t0
-            signed = page_times(port, token, a.requests)
-            insert_events(db, 999)
-            chain = settle(999, head)
-            tail = page_times(port, token, a.requests)
-            results.append((size, head, signed, tail))
-            print(f"{head:>9} events: signed head {signed[0]:7.2f} ms median, {signed[1]:7.2f} ms p90 "
-                  f"(rows hashed {signed[2]['rows']}); 999 unsigned {tail[0]:7.2f} ms median, {tail[1]:7.2f} ms p90 "
-                  f"(rows hashed {tail[2]['rows']}); verified={tail[2]['verified']}, through {tail[2]['verified_through']}"
-                  f" [{grow} rows inserted in {inserted:.1f} s, sealed after {sealed:.1f} s, walked after {waited:.1f} s]",
-                  flush=True)
-    finally:
-        server.terminate()
-        server.wait(60)
-    verify = subprocess.run([BIN, "audit", "verify"], env=env, capture_output=True, text=True)
+                head = chain["since_seq"] + chain["unsigned"]
+                # Up to `size` rows, then to a signed head: the newest checkpoint's 1000-row rule.
+                grow = max(size - head, 0)
+                t0 = time.monotonic()
+                insert_events(db, grow)
+                inserted = time.monotonic() - t0
+                while True:
+                    _, _, chain = page_times(port, token, 1)
+                    if chain["unsealed"] == 0:
+                        break
+                    time.sleep(0.5)
+                sealed = time.monotonic() - t0
+                if chain["unsigned"]:
+                    insert_events(db, 1000 - chain["unsigned"])
+                chain = settle(0, 1)
+                head = chain["since_seq"]
+                chain = settle(0, head)
+                waited = time.monotonic() - t0
+                signed = page_times(port, token, a.requests)
+                insert_events(db, 999)
+                chain = settle(999, head)
+                tail = page_times(port, token, a.requests)
+                results.append((size, head, signed, tail))
+                print(f"{head:>9} events: signed head {signed[0]:7.2f} ms median, {signed[1]:7.2f} ms p90 "
+                      f"(rows hashed {signed[2]['rows']}); 999 unsigned {tail[0]:7.2f} ms median, {tail[1]:7.2f} ms p90 "
+                      f"(rows hashed {tail[2]['rows']}); verified={tail[2]['verified']}, through {tail[2]['verified_through']}"
+                      f" [{grow} rows inserted in {inserted:.1f} s, sealed after {sealed:.1f} s, walked after {waited:.1f} s]",
+                      flush=True)
+        finally:
+            srv.stop(60)
+        verify = subprocess.run([BIN, "audit", "verify"], env=srv.env, capture_output=True, text=True)
     print("audit verify:", " / ".join(verify.stdout.strip().splitlines()) if verify.stdout else verify.stderr.strip())
     if len(results) >= 2:
         small, large = results[0], results[-1]
@@ -183,55 +156,41 @@ def main():
     a = ap.parse_args()
     if a.page:
         return page_bench(a)
-    if not shutil.which("wrk"):
-        subprocess.run(["apt-get", "install", "-y", "wrk"], check=True)
-    d = tempfile.mkdtemp(prefix="imangor-audit-bench-")
-    port = free_port()
-    db = os.path.join(d, "imangor.db")
-    env = {"PATH": os.environ["PATH"], "IMANGOR_DATA_DIR": os.path.join(d, "data"), "IMANGOR_LISTEN": f"127.0.0.1:{port}",
-           "IMANGOR_METRICS_LISTEN": "off", "IMANGOR_DATABASE_URL": f"sqlite://{db}", "IMANGOR_RATE_LIMITS": "off",
-           "IMANGOR_LOG_FORMAT": "json", "RUST_LOG": "warn"}
-    server = subprocess.Popen(["taskset", "-c", "0", BIN, "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        for _ in range(200):
-            try:
-                if call(port, "GET", "/readyz")[0] == 200:
+    ensure_wrk()
+    with scratch_dir("imangor-audit-bench-") as d:
+        srv, db = server(d, {})
+        port = srv.start().port
+        try:
+            tokens = []
+            for name in ["owner", "prober"]:
+                email = f"{name}@example.com"
+                request(port, "POST", "/api/v1/users", body={"email": email, "password": PASSWORD, "full_name": name})
+                tokens.append(login(port, email, PASSWORD)["access_token"])
+            r = request(port, "POST", "/api/v1/resources", body={"title": "private", "content": "x", "is_public": False},
+                        token=tokens[0]).expect(201).json()
+            other = f"/api/v1/resources/{r['id']}"
+            missing = f"/api/v1/resources/{uuid.uuid4()}"
+            request(port, "GET", other, token=tokens[1]).expect(404)
+            request(port, "GET", missing, token=tokens[1]).expect(404)
+            time.sleep(1)
+            count = lambda: sqlite3.connect(db).execute("select count(*) from security_events where action = 'authz.denied'").fetchone()[0]
+            without = wrk(port, missing, tokens[1], a.duration, a.connections)
+            before = count()
+            t0 = time.monotonic()
+            with_ = wrk(port, other, tokens[1], a.duration, a.connections)
+            written_during = count() - before
+            elapsed = time.monotonic() - t0
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                unsealed = sqlite3.connect(db).execute("select count(*) from security_events where seq is null").fetchone()[0]
+                if unsealed == 0:
                     break
-            except OSError:
-                time.sleep(0.05)
-        tokens = []
-        for name in ["owner", "prober"]:
-            email = f"{name}@example.com"
-            call(port, "POST", "/api/v1/users", {"email": email, "password": PASSWORD, "full_name": name})
-            s, t = call(port, "POST", "/api/v1/token", {"grant_type": "password", "username": email, "password": PASSWORD}, form=True)
-            assert s == 200, t
-            tokens.append(t["access_token"])
-        s, r = call(port, "POST", "/api/v1/resources", {"title": "private", "content": "x", "is_public": False}, token=tokens[0])
-        assert s == 201, r
-        other = f"/api/v1/resources/{r['id']}"
-        missing = f"/api/v1/resources/{uuid.uuid4()}"
-        assert call(port, "GET", other, token=tokens[1])[0] == 404
-        assert call(port, "GET", missing, token=tokens[1])[0] == 404
-        time.sleep(1)
-        count = lambda: sqlite3.connect(db).execute("select count(*) from security_events where action = 'authz.denied'").fetchone()[0]
-        without = wrk(port, missing, tokens[1], a.duration, a.connections)
-        before = count()
-        t0 = time.monotonic()
-        with_ = wrk(port, other, tokens[1], a.duration, a.connections)
-        written_during = count() - before
-        elapsed = time.monotonic() - t0
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            unsealed = sqlite3.connect(db).execute("select count(*) from security_events where seq is null").fetchone()[0]
-            if unsealed == 0:
-                break
-            time.sleep(0.5)
-        settle = time.monotonic() - t0 - elapsed
-    finally:
-        server.terminate()
-        server.wait(30)
-    verify = subprocess.run([BIN, "audit", "verify"], env=env, capture_output=True, text=True)
-    total = sqlite3.connect(db).execute("select count(*) from security_events where action = 'authz.denied'").fetchone()[0] - before
+                time.sleep(0.5)
+            settle = time.monotonic() - t0 - elapsed
+        finally:
+            srv.stop(30)
+        verify = subprocess.run([BIN, "audit", "verify"], env=srv.env, capture_output=True, text=True)
+        total = sqlite3.connect(db).execute("select count(*) from security_events where action = 'authz.denied'").fetchone()[0] - before
     print(f"without an event: {without[0]:8.0f} req/s  p99 {without[1]:6.2f} ms")
     print(f"with an event:    {with_[0]:8.0f} req/s  p99 {with_[1]:6.2f} ms")
     cost_us = (1 / with_[0] - 1 / without[0]) * 1e6

@@ -245,26 +245,29 @@ fn share(state: &AppState, shared: Arc<crate::infra::shared::Shared>, jobs: &mut
             up = *health.borrow_and_update();
         }
     });
-    let (db, blocks, cache) = (
-        state.store.db.clone(),
-        state.guards.blocks.clone(),
-        state.identity.cache.clone(),
-    );
+    // A reload asked for by an announcement runs in a job of its own, off the listener's path,
+    // so that the next announcement is not held up; announcements that arrive during a reload
+    // are answered by one more.
+    let reload = Arc::new(tokio::sync::Notify::new());
+    let (db, blocks) = (state.store.db.clone(), state.guards.blocks.clone());
+    let asked = reload.clone();
+    jobs.spawn("blocklist reload on announcement", async move {
+        loop {
+            asked.notified().await;
+            if let Err(e) = blocks.refresh(&db).await {
+                tracing::warn!(error = %e, "reloading blocked addresses failed");
+            }
+        }
+    });
+    let cache = state.identity.cache.clone();
     jobs.spawn(
         "redis announcements",
         shared.listen(move |change| {
-            let (db, blocks, cache) = (db.clone(), blocks.clone(), cache.clone());
+            let (cache, reload) = (cache.clone(), reload.clone());
             async move {
                 match change {
                     crate::infra::shared::Change::Auth => cache.bump(),
-                    // Off the listener's path, so that the next announcement is not held up.
-                    crate::infra::shared::Change::Blocks => {
-                        tokio::spawn(async move {
-                            if let Err(e) = blocks.refresh(&db).await {
-                                tracing::warn!(error = %e, "reloading blocked addresses failed");
-                            }
-                        });
-                    }
+                    crate::infra::shared::Change::Blocks => reload.notify_one(),
                 }
             }
         }),

@@ -240,18 +240,26 @@ impl ChangeSet {
 /// `-D warnings`): what changed must reach the announcer, or the change is known to be none.
 #[must_use = "hand it to the announcer (`infra::announce::Announcer::commit`), or call `quiet()`"]
 pub struct Committed {
-    pub changes: ChangeSet,
-    pub result: sqlx::Result<()>,
+    changes: ChangeSet,
+    result: sqlx::Result<()>,
 }
 
 impl Committed {
+    /// What changed and the commit's result, for the announcer (the one reader of both).
+    pub fn into_parts(self) -> (ChangeSet, sqlx::Result<()>) {
+        (self.changes, self.result)
+    }
+
     /// The result of a transaction that changed nothing cached state depends on (the audit
-    /// trail, incidents, keys). One that did is a bug: it is logged, and answered as a failure
-    /// so that it is never silent.
+    /// trail, incidents, keys). One that did is a bug: it is logged and answered as a failure,
+    /// so that it is never silent (and a debug build stops there).
     pub fn quiet(self) -> sqlx::Result<()> {
         if !self.changes.is_empty() {
             tracing::error!(changes = ?self.changes, "a transaction that changed cached state was committed without announcing it");
             debug_assert!(false, "unannounced changes: {:?}", self.changes);
+            return Err(sqlx::Error::Protocol(
+                "a change to cached state was committed without being announced".into(),
+            ));
         }
         self.result
     }

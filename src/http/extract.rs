@@ -61,12 +61,23 @@ async fn principal(parts: &Parts, app: &AppState, token: &str) -> Result<Princip
                 &app.store,
                 &app.identity,
                 &app.guards,
+                &app.sinks,
                 checked.0,
                 client(parts),
             )
             .await
         }
-        None => authenticate(&app.store, &app.identity, &app.guards, token, client(parts)).await,
+        None => {
+            authenticate(
+                &app.store,
+                &app.identity,
+                &app.guards,
+                &app.sinks,
+                token,
+                client(parts),
+            )
+            .await
+        }
     }
 }
 

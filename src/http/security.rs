@@ -138,9 +138,9 @@ async fn review(
     RawQuery(query): RawQuery,
 ) -> Result<Json<ReviewView>> {
     // The policy first: a refused caller learns nothing from the validation of the query.
-    crate::authz::authorize_plain(Some(&who), crate::authz::Action::AccessReviewRead)?;
+    let grant = crate::authz::authorize_plain(Some(&who), crate::authz::Action::AccessReviewRead)?;
     let dormant_days = dormant_days(query.as_deref())?;
-    let findings = access_review::run(&app.store, &who, dormant_days).await?;
+    let findings = access_review::run(&app.store, &grant, dormant_days).await?;
     Ok(Json(ReviewView {
         dormant_days,
         items: findings

@@ -325,7 +325,7 @@ async fn list(
     RawQuery(query): RawQuery,
 ) -> Result<Json<AccountPage>> {
     // The policy first: a refused caller learns nothing from the validation of the query.
-    crate::authz::authorize_plain(Some(&who), crate::authz::Action::AccountList)?;
+    let grant = crate::authz::authorize_plain(Some(&who), crate::authz::Action::AccountList)?;
     let pairs: Vec<(String, String)> =
         serde_urlencoded::from_str(query.as_deref().unwrap_or(""))
             .map_err(|_| ValidationError::field("query", "is not a valid query string"))?;
@@ -353,7 +353,7 @@ async fn list(
     let req = page::parse(Some(&rest), &app.cursors, LIST, who.user_id())?;
     let rows = service::users::list(
         &app.store,
-        &who,
+        &grant,
         search.as_deref(),
         req.after.map(UserId::from_uuid),
         req.limit,

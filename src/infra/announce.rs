@@ -23,9 +23,9 @@ impl Announcer {
     /// Commits `tx`, then announces what it changed (also after a failed commit, whose outcome
     /// may be unknown: dropping caches is always safe).
     pub async fn commit(&self, tx: Tx) -> sqlx::Result<()> {
-        let committed = tx.commit().await;
-        self.publish(committed.changes).await;
-        committed.result
+        let (changes, result) = tx.commit().await.into_parts();
+        self.publish(changes).await;
+        result
     }
 
     /// Announces a committed change: this process drops its cached authentication state at once,

@@ -2,7 +2,7 @@
 //! account, with its last login. One computation for the operator's `imangor access-review` and
 //! for `GET /api/v1/access-review` (admins, by the policy).
 
-use crate::authz::{self, Action, Principal};
+use crate::authz::{Action, Authorized};
 use crate::db::Db;
 use crate::db::users;
 use crate::domain::{Role, Timestamp, User};
@@ -29,10 +29,10 @@ pub async fn as_operator(db: &Db, dormant_days: u64) -> Result<Vec<Finding>> {
     Ok(review(rows, dormant_days, Timestamp::now()))
 }
 
-/// The review through the API: only for whom the policy allows `account.review`.
-#[tracing::instrument(skip_all, fields(user_id = %who.user_id()))]
-pub async fn run(store: &Store, who: &Principal, dormant_days: u64) -> Result<Vec<Finding>> {
-    authz::authorize_plain(Some(who), Action::AccessReviewRead)?;
+/// The review through the API, with the caller's permission (`account.review`), decided once by
+/// the handler before it read the query.
+pub async fn run(store: &Store, grant: &Authorized<()>, dormant_days: u64) -> Result<Vec<Finding>> {
+    grant.require(Action::AccessReviewRead)?;
     as_operator(&store.db, dormant_days).await
 }
 

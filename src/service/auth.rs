@@ -343,6 +343,7 @@ pub async fn authenticate(
     store: &Store,
     identity: &Identity,
     guards: &Guards,
+    sinks: &Sinks,
     token: &str,
     ip: Option<std::net::IpAddr>,
 ) -> Result<Principal> {
@@ -350,6 +351,7 @@ pub async fn authenticate(
         store,
         identity,
         guards,
+        sinks,
         identity.tokens.verify(token, Timestamp::now()),
         ip,
     )
@@ -363,18 +365,22 @@ pub async fn authenticate_checked(
     store: &Store,
     identity: &Identity,
     guards: &Guards,
+    sinks: &Sinks,
     checked: std::result::Result<Verified, crate::auth::token::TokenError>,
     ip: Option<std::net::IpAddr>,
 ) -> Result<Principal> {
-    let v = checked.map_err(|e| {
-        if e != crate::auth::token::TokenError::Expired
-            && let Some(ip) = ip
-            && guards.token_watch.refused(ip)
-        {
-            crate::service::containment::forged_tokens_seen(store, ip);
+    let v = match checked {
+        Ok(v) => v,
+        Err(e) => {
+            if e != crate::auth::token::TokenError::Expired
+                && let Some(ip) = ip
+                && guards.token_watch.refused(ip)
+            {
+                crate::service::containment::forged_tokens_seen(&sinks.events, ip).await;
+            }
+            return Err(AppError::invalid_token(e.as_str()));
         }
-        AppError::invalid_token(e.as_str())
-    })?;
+    };
     authenticate_verified(store, identity, v).await
 }
 

@@ -5,7 +5,7 @@
 
 use std::net::IpAddr;
 
-use super::audit::{self, Event, RequestMeta};
+use super::audit::{self, Event, EventSink, RequestMeta};
 use crate::authz::{self, Action, Principal};
 use crate::db::{incidents, sessions, users};
 use crate::domain::net::Cidr;
@@ -16,31 +16,20 @@ use crate::service::context::{Guards, Store};
 
 pub const MAX_BLOCK_S: u64 = 30 * 86_400;
 
-/// Records, off the request path, that `ip` sent too many invalid tokens (the detector opens the incident).
-pub fn forged_tokens_seen(store: &Store, ip: IpAddr) {
-    let db = store.db.clone();
-    tokio::spawn(async move {
-        let meta = RequestMeta {
-            ip: Some(ip),
-            request_id: None,
-        };
-        let r: anyhow::Result<()> = async {
-            let mut tx = db.begin().await?;
-            Event::new(audit::Action::AuthTokenInvalid, audit::Outcome::Failure)
-                .detail(format!(
-                    "{FORGED_TOKENS} access tokens failed verification within {} s",
-                    FORGED_WINDOW.as_secs()
-                ))
-                .record(&mut tx, &meta)
-                .await?;
-            tx.commit().await.quiet()?;
-            Ok(())
-        }
+/// Records, off the request path (the event writer), that `ip` sent too many invalid tokens
+/// (the detector opens the incident). Waits only when the writer's queue is full.
+pub async fn forged_tokens_seen(events: &EventSink, ip: IpAddr) {
+    let meta = RequestMeta {
+        ip: Some(ip),
+        request_id: None,
+    };
+    Event::new(audit::Action::AuthTokenInvalid, audit::Outcome::Failure)
+        .detail(format!(
+            "{FORGED_TOKENS} access tokens failed verification within {} s",
+            FORGED_WINDOW.as_secs()
+        ))
+        .emit(events, &meta)
         .await;
-        if let Err(e) = r {
-            tracing::warn!(error = %e, "recording invalid tokens failed");
-        }
-    });
 }
 
 /// Who acts: a person through the API (the policy decides), or the operator's command line.

@@ -2,7 +2,7 @@
 
 use super::audit::{self, Event, RequestMeta};
 use crate::auth::password::Verdict;
-use crate::authz::{self, Action, Principal};
+use crate::authz::{self, Action, Authorized, Principal};
 use crate::config::Config;
 use crate::config::Registration;
 use crate::db::users::NewUser;
@@ -266,14 +266,14 @@ fn forget_bootstrap_password(config: &Config, replaced: &str) {
 /// knows whether more follow.
 pub async fn list(
     store: &Store,
-    who: &Principal,
+    grant: &Authorized<()>,
     search: Option<&str>,
     after: Option<UserId>,
     limit: u32,
 ) -> Result<Vec<(User, Option<Timestamp>)>> {
-    let grant = authz::authorize_plain(Some(who), Action::AccountList)?;
+    grant.require(Action::AccountList)?;
     let mut tx = store.db.begin().await?;
-    let page = users::list(&mut tx, &grant, search, after, limit + 1).await?;
+    let page = users::list(&mut tx, grant, search, after, limit + 1).await?;
     store.commit(tx).await?;
     Ok(page)
 }
