@@ -221,7 +221,7 @@ async fn list(
     who: Principal,
     RawQuery(query): RawQuery,
 ) -> Result<Json<IncidentPage>> {
-    crate::authz::authorize_plain(Some(&who), crate::authz::Action::IncidentList)?;
+    let grant = crate::authz::authorize_plain(Some(&who), crate::authz::Action::IncidentList)?;
     let pairs: Vec<(String, String)> =
         serde_urlencoded::from_str(query.as_deref().unwrap_or(""))
             .map_err(|_| ValidationError::field("query", "is not a valid query string"))?;
@@ -252,7 +252,7 @@ async fn list(
         system: system.as_deref(),
     };
     let rows =
-        service::incidents::list(&app.store, &who, filter, before.as_deref(), req.limit).await?;
+        service::incidents::list(&app.store, &grant, filter, before.as_deref(), req.limit).await?;
     let (rows, next_cursor) = page::finish(
         rows,
         req,
@@ -299,8 +299,8 @@ async fn show(
     who: Principal,
     Path(id): Path<String>,
 ) -> Result<Json<IncidentView>> {
-    crate::authz::authorize_plain(Some(&who), crate::authz::Action::IncidentList)?;
-    let (i, notes) = service::incidents::get(&app.store, &who, &incident_id(&id)?).await?;
+    let grant = crate::authz::authorize_plain(Some(&who), crate::authz::Action::IncidentList)?;
+    let (i, notes) = service::incidents::get(&app.store, &grant, &incident_id(&id)?).await?;
     let events = service::incidents::events(&app.store, &who, &i).await?;
     let mut v = view(i, Some(notes));
     v.events = events.map(|e| e.into_iter().map(Into::into).collect());
@@ -321,7 +321,7 @@ async fn update(
     Path(id): Path<String>,
     AppJson(req): AppJson<UpdateInput>,
 ) -> Result<Json<IncidentView>> {
-    crate::authz::authorize_plain(Some(&who), crate::authz::Action::IncidentUpdate)?;
+    let grant = crate::authz::authorize_plain(Some(&who), crate::authz::Action::IncidentUpdate)?;
     let id = incident_id(&id)?;
     let mut errors = ValidationError::default();
     let status = req.status.parse::<Status>();
@@ -350,13 +350,13 @@ async fn update(
         &app.store,
         &app.sinks,
         &app.config,
-        &who,
+        &grant,
         &id,
         change,
         &meta,
     )
     .await?;
-    let (i, notes) = service::incidents::get(&app.store, &who, &id).await?;
+    let (i, notes) = service::incidents::get(&app.store, &grant, &id).await?;
     Ok(Json(view(i, Some(notes))))
 }
 

@@ -18,7 +18,7 @@
 //! instead of opening another.
 
 use super::audit::{self, Event, RequestMeta};
-use crate::authz::{self, Action, Principal};
+use crate::authz::{self, Action, Authorized, Principal};
 use crate::config::Config;
 use crate::db::Tx;
 use crate::db::audit::AuditRow;
@@ -581,19 +581,22 @@ pub async fn report(
     Ok(incident)
 }
 
+/// A page of incidents, for the caller the handler allowed to list them (`grant`).
 pub async fn list(
     store: &Store,
-    who: &Principal,
+    grant: &Authorized<()>,
     filter: Filter<'_>,
     before: Option<&str>,
     limit: u32,
 ) -> Result<Vec<Incident>> {
-    authz::authorize_plain(Some(who), Action::IncidentList)?;
+    grant.require(Action::IncidentList)?;
     Ok(incidents::list(&store.db, filter, before, i64::from(limit) + 1).await?)
 }
 
-pub async fn get(store: &Store, who: &Principal, id: &str) -> Result<(Incident, Vec<Note>)> {
-    authz::authorize_plain(Some(who), Action::IncidentList)?;
+/// One incident with its notes, for a caller allowed to list incidents, or to update them (who
+/// reads back what they changed).
+pub async fn get(store: &Store, grant: &Authorized<()>, id: &str) -> Result<(Incident, Vec<Note>)> {
+    grant.require_any(&[Action::IncidentList, Action::IncidentUpdate])?;
     let mut tx = store.db.begin().await?;
     let i = incidents::find(&mut tx, id)
         .await?
@@ -643,7 +646,7 @@ pub async fn update(
     store: &Store,
     sinks: &Sinks,
     config: &Config,
-    who: &Principal,
+    grant: &Authorized<()>,
     id: &str,
     change: Change<'_>,
     meta: &RequestMeta,
@@ -654,7 +657,10 @@ pub async fn update(
         level,
         affected_systems,
     } = change;
-    authz::authorize_plain(Some(who), Action::IncidentUpdate)?;
+    grant.require(Action::IncidentUpdate)?;
+    let who = grant
+        .by()
+        .ok_or_else(|| AppError::Internal(anyhow::anyhow!("an incident update by no one")))?;
     let now = Timestamp::now();
     let mut tx = store.db.begin_write().await?;
     incidents::lock(&mut tx, id).await?;
@@ -667,7 +673,7 @@ pub async fn update(
         ));
     }
     incidents::set_status(&mut tx, id, status, level, affected_systems, now).await?;
-    let by = who.user_id().to_string();
+    let by = who.to_string();
     incidents::add_note(&mut tx, id, Some(&by), status, note, now).await?;
     let mut detail = format!("{} -> {status}", before.status);
     if let Some(l) = level.filter(|l| *l != before.level) {
@@ -677,7 +683,7 @@ pub async fn update(
         detail.push_str(&format!("; affected systems [{}]", systems.join(", ")));
     }
     Event::new(audit::Action::IncidentUpdate, audit::Outcome::Success)
-        .actor(who.user_id())
+        .actor(who)
         .target(format!("incident:{id}"))
         .detail(detail)
         .record(&mut tx, meta)
