@@ -49,6 +49,9 @@ pub struct ConnLimits {
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves, then drains (at most `limits.drain`).
+/// How long connections taken before the listener closed may still send their first request.
+const FIRST_REQUEST_GRACE: Duration = Duration::from_millis(500);
+
 pub async fn serve(
     listener: TcpListener,
     router: Router,
@@ -127,9 +130,15 @@ pub async fn serve(
     }
     drop(listener);
     tracing::info!("shutdown signal: draining in-flight requests");
+    // hyper closes a connection at once when its graceful shutdown begins before the first byte
+    // of a request was read: the connections just taken (above, or an instant before the
+    // signal), whose client has already sent its request, would be closed unanswered (a load
+    // balancer cannot retry a POST then). They get `FIRST_REQUEST_GRACE` to be read first.
+    let grace = FIRST_REQUEST_GRACE.min(limits.drain);
+    tokio::time::sleep(grace).await;
     tokio::select! {
         _ = graceful.shutdown() => {}
-        _ = tokio::time::sleep(limits.drain) => tracing::warn!("drain did not finish within IMANGOR_SHUTDOWN_TIMEOUT; exiting"),
+        _ = tokio::time::sleep(limits.drain - grace) => tracing::warn!("drain did not finish within IMANGOR_SHUTDOWN_TIMEOUT; exiting"),
     }
     Ok(())
 }

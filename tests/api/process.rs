@@ -879,6 +879,35 @@ async fn sigterm_drains_the_request_in_flight_then_exits() {
     s.stop().await;
 }
 
+/// A connection the server took before SIGTERM whose request arrives just after it (a load
+/// balancer's, sent an instant after connecting) is answered, not closed unread: hyper closes a
+/// connection that has not sent a byte when its graceful shutdown begins, and nginx answered
+/// such a POST with a 502 during the replica test's rolling restart.
+#[tokio::test]
+async fn a_request_sent_just_after_sigterm_on_a_taken_connection_is_answered() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut envs = base_env(dir.path()).await;
+    envs.push(("IMANGOR_JWT_SECRET", JWT_SECRET.to_owned()));
+    let s = Server::start(&envs).await;
+    let mut conn = tokio::net::TcpStream::connect(&s.addr).await.unwrap();
+    // Taken by the server (its accept loop runs at once), no byte sent yet.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    s.terminate();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    conn.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(10), conn.read(&mut answer))
+        .await
+        .unwrap()
+        .unwrap_or(0);
+    let answer = String::from_utf8_lossy(&answer[..n]);
+    assert!(answer.starts_with("HTTP/1.1 200"), "answered: {answer:?}");
+    drop(conn);
+    s.stop().await;
+}
+
 #[tokio::test]
 async fn operators_create_promote_and_disable_accounts_from_the_command_line() {
     let dir = tempfile::tempdir().unwrap();
