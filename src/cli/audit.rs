@@ -5,17 +5,22 @@ use clap::Subcommand;
 
 use super::with_store;
 use crate::config::Config;
+use crate::service::audit::page::Format;
 
 #[derive(Subcommand, Debug)]
 pub enum AuditCommand {
     /// Walk the hash chain and its signed checkpoints; report the first edited, deleted or
     /// reordered row and exit 1 if there is one.
     Verify,
-    /// Write the sealed trail as JSON Lines on stdout, oldest first, for a SIEM.
+    /// Write the sealed trail on stdout, oldest first, one JSON object a line, for a SIEM.
     Export {
         /// Only rows after this sequence number (resume where the last export stopped).
         #[arg(long, default_value_t = 0)]
         after: i64,
+        /// `jsonl` (each row as the API shows it) or `ocsf` (each row as an OCSF 1.3.0 event of
+        /// class Authentication, Account Change, API Activity or Detection Finding).
+        #[arg(long, default_value = "jsonl")]
+        format: Format,
     },
 }
 
@@ -43,11 +48,11 @@ pub(super) async fn run(cmd: AuditCommand, config: &Config) -> anyhow::Result<()
             })
             .await
         }
-        AuditCommand::Export { after } => {
+        AuditCommand::Export { after, format } => {
             with_store(config, async |db| {
                 let stdout = std::io::stdout();
                 let mut out = std::io::BufWriter::new(stdout.lock());
-                let n = crate::service::audit::page::export(db, after, &mut out).await?;
+                let n = crate::service::audit::page::export(db, after, format, &mut out).await?;
                 std::io::Write::flush(&mut out)?;
                 eprintln!("{n} rows exported");
                 Ok(())

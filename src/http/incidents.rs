@@ -10,7 +10,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::extract::AppJson;
-use super::page;
+use super::page::{self, once, one_of};
 use crate::authz::Principal;
 use crate::domain::UserId;
 use crate::domain::incident::{Filter, Incident, Level, Note, Status};
@@ -265,29 +265,6 @@ async fn list(
         items: rows.into_iter().map(|i| view(i, None)).collect(),
         next_cursor,
     }))
-}
-
-/// A name of a closed vocabulary, or why not.
-fn one_of<T: std::str::FromStr>(v: &str, names: &[&str]) -> Result<T, String> {
-    v.parse()
-        .map_err(|_| format!("must be one of {}", names.join(", ")))
-}
-
-/// Fills a filter's `slot` from a valid value; an invalid one, or a second, is an error of `key`.
-fn once<T>(
-    errors: &mut ValidationError,
-    key: &str,
-    slot: &mut Option<T>,
-    value: Result<T, String>,
-) {
-    match value {
-        Err(why) => errors.push(key, why),
-        Ok(v) => {
-            if slot.replace(v).is_some() {
-                errors.push(key, "is given more than once");
-            }
-        }
-    }
 }
 
 /// One incident with its notes: admins and managers.

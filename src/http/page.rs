@@ -93,3 +93,26 @@ pub fn finish<T>(
         (rows, None)
     }
 }
+
+/// A name of a closed vocabulary, or why not.
+pub fn one_of<T: std::str::FromStr>(v: &str, names: &[&str]) -> Result<T, String> {
+    v.parse()
+        .map_err(|_| format!("must be one of {}", names.join(", ")))
+}
+
+/// Fills a filter's `slot` from a valid value; an invalid one, or a second, is an error of `key`.
+pub fn once<T>(
+    errors: &mut ValidationError,
+    key: &str,
+    slot: &mut Option<T>,
+    value: Result<T, String>,
+) {
+    match value {
+        Err(why) => errors.push(key, why),
+        Ok(v) => {
+            if slot.replace(v).is_some() {
+                errors.push(key, "is given more than once");
+            }
+        }
+    }
+}
