@@ -12,6 +12,7 @@ mod incidents;
 mod jwt;
 mod keys;
 mod metrics;
+mod ocsf;
 mod process;
 mod protection;
 mod resources;
