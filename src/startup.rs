@@ -42,8 +42,13 @@ impl App {
         let (state, jobs) = crate::state::open(config).await?;
         // The keyrings this server encrypts and signs with: when each key was first used, and
         // when the previous ones stopped (the overlap before a signing key may be retired).
-        crate::service::keys::observe(&state.store.db, &state.keys, &state.identity.tokens)
-            .await
+        crate::service::keys::observe(
+            &state.store.db,
+            &state.keys,
+            &state.identity.tokens,
+            state.identity.legacy.as_deref(),
+        )
+        .await
             .context("recording the keyrings in the key log")?;
         record_start(&state).await?;
         if let Some((email, password)) =
