@@ -343,7 +343,7 @@ async fn migration(config: &Config, db: &Db, out: &mut Vec<Finding>) {
         Ok(n) => warn(
             out,
             format!(
-                "{n} accounts still hold the bcrypt hashes they were imported with; each is rehashed to argon2id at its next login"
+                "{n} account(s) still hold the bcrypt hashes they were imported with; each is rehashed to argon2id at its next login"
             ),
         ),
         Err(_) => warn(out, "the accounts could not be counted for bcrypt hashes"),

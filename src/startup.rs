@@ -49,7 +49,7 @@ impl App {
             state.identity.legacy.as_deref(),
         )
         .await
-            .context("recording the keyrings in the key log")?;
+        .context("recording the keyrings in the key log")?;
         record_start(&state).await?;
         if let Some((email, password)) =
             crate::service::users::bootstrap_admin(&state.store, &state.identity, &state.config)

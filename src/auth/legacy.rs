@@ -116,16 +116,14 @@ impl LegacyTokens {
         if aws_lc_rs::hmac::verify(&self.key, signed, &signature).is_err() {
             return Err(TokenError::Signature);
         }
-        let c: Claims =
-            serde_json::from_slice(&decode_part(p)?).map_err(|_| TokenError::Claims)?;
+        let c: Claims = serde_json::from_slice(&decode_part(p)?).map_err(|_| TokenError::Claims)?;
         let (t, skew) = (now.unix_seconds(), JWT_LEEWAY_S as i64);
         if c.exp < t - skew || c.nbf.is_some_and(|nbf| nbf > t + skew) {
             return Err(TokenError::Expired);
         }
         // Only access tokens: a refresh (or any other) token of the old stack is refused.
         let access = |k: &Option<String>| k.as_deref().is_none_or(|k| k == "access");
-        if c.iat.is_some_and(|iat| iat > t + skew) || !access(&c.kind) || !access(&c.token_type)
-        {
+        if c.iat.is_some_and(|iat| iat > t + skew) || !access(&c.kind) || !access(&c.token_type) {
             return Err(TokenError::Claims);
         }
         let source_id = match &c.sub {
@@ -212,13 +210,24 @@ mod tests {
         );
         let claims = |c: &str| c.replace("EXP", &(t + 900).to_string());
         assert_eq!(
-            refused(JOSE, claims(r#"{"sub":"1","exp":EXP,"type":"refresh"}"#), SECRET),
+            refused(
+                JOSE,
+                claims(r#"{"sub":"1","exp":EXP,"type":"refresh"}"#),
+                SECRET
+            ),
             TokenError::Claims
         );
-        assert_eq!(refused(JOSE, r#"{"sub":"1"}"#.into(), SECRET), TokenError::Claims);
+        assert_eq!(
+            refused(JOSE, r#"{"sub":"1"}"#.into(), SECRET),
+            TokenError::Claims
+        );
         for sub in [r#""-1""#, r#""1a""#, r#""""#, "1.5", "null", r#""+1""#] {
             assert_eq!(
-                refused(JOSE, claims(&format!(r#"{{"sub":{sub},"exp":EXP}}"#)), SECRET),
+                refused(
+                    JOSE,
+                    claims(&format!(r#"{{"sub":{sub},"exp":EXP}}"#)),
+                    SECRET
+                ),
                 TokenError::Claims,
                 "{sub}"
             );

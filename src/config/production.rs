@@ -33,7 +33,9 @@ impl Config {
             (None, Some(_)) => {}
         }
         if let Some(legacy) = &self.legacy_jwt_secret {
-            if let Err(e) = check_hmac_secret("IMANGOR_LEGACY_JWT_SECRET", legacy.expose().as_bytes()) {
+            if let Err(e) =
+                check_hmac_secret("IMANGOR_LEGACY_JWT_SECRET", legacy.expose().as_bytes())
+            {
                 out.push(e);
             }
             if self

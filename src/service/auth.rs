@@ -3,8 +3,8 @@
 use anyhow::Context;
 
 use super::audit::{self, Event, RequestMeta};
-use crate::auth::password::Verdict;
 use crate::auth::legacy::{LegacyTokens, LegacyVerified};
+use crate::auth::password::Verdict;
 use crate::auth::token::{TokenError, Verified};
 use crate::auth::{random_token, sha256_hex};
 use crate::authz::Principal;
@@ -395,9 +395,9 @@ async fn refuse(
     ip: Option<std::net::IpAddr>,
 ) -> Result<Principal> {
     if e != TokenError::Expired
-                && let Some(ip) = ip
-                && guards.token_watch.refused(ip)
-            {
+        && let Some(ip) = ip
+        && guards.token_watch.refused(ip)
+    {
         crate::service::containment::forged_tokens_seen(&sinks.events, ip).await;
     }
     Err(AppError::invalid_token(e.as_str()))
