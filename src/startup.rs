@@ -290,7 +290,7 @@ async fn record_start(state: &AppState) -> anyhow::Result<()> {
         .map(|(k, a)| format!("{k} ({a})"))
         .collect();
     let summary = format!(
-        "version {}; env {:?}; database {}; registration {:?}; rate limits {}; cors origins {}; trusted proxies {} (client address from {}); data key {}; signing keys {}; metrics {}; alerts {}",
+        "version {}; env {:?}; database {}; registration {:?}; rate limits {}; cors origins {}; trusted proxies {} (client address from {}); data key {}; signing keys {}; metrics {}; alerts {}; old stack's tokens {}",
         env!("CARGO_PKG_VERSION"),
         c.env,
         state.store.db.backend(),
@@ -309,6 +309,7 @@ async fn record_start(state: &AppState) -> anyhow::Result<()> {
         } else {
             "off"
         },
+        state.identity.legacy.as_ref().map_or("off", |l| l.kid()),
     );
     let mut tx = state.store.db.begin().await?;
     crate::service::audit::Event::new(audit::Action::ServerStart, audit::Outcome::Success)

@@ -115,8 +115,16 @@ async fn an_old_stack_token_reads_me_as_the_imported_account_with_its_current_ro
     );
     assert_eq!(app.metric("legacy_tokens_accepted_total"), 3);
     // One audit event per account per hour, written off the request path.
-    let used: Vec<EventRow> = events(&app)
-        .await
+    let all = events(&app).await;
+    let start = all.iter().find(|e| e.action == "server.start").unwrap();
+    assert!(
+        start
+            .detail
+            .as_deref()
+            .is_some_and(|d| d.contains("old stack's tokens hs-")),
+        "the start names the old key by its id: {start:?}"
+    );
+    let used: Vec<EventRow> = all
         .into_iter()
         .filter(|e| e.action == "auth.legacy_token")
         .collect();
