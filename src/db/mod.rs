@@ -314,8 +314,8 @@ pub const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
     (
         10,
-        "imports",
-        include_str!("../../migrations/sqlite/0010_imports.sql"),
+        "legacy ids",
+        include_str!("../../migrations/sqlite/0010_legacy_ids.sql"),
     ),
 ];
 pub const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -366,8 +366,8 @@ pub const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
     (
         10,
-        "imports",
-        include_str!("../../migrations/postgres/0010_imports.sql"),
+        "legacy ids",
+        include_str!("../../migrations/postgres/0010_legacy_ids.sql"),
     ),
 ];
 
