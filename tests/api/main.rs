@@ -11,6 +11,7 @@ mod helpers;
 mod incidents;
 mod jwt;
 mod keys;
+mod legacy;
 mod metrics;
 mod ocsf;
 mod process;
