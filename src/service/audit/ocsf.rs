@@ -3,7 +3,7 @@
 //!
 //! | actions | class |
 //! |---|---|
-//! | `auth.*` (sign-in, refresh, revocation, a refused token) | Authentication (3002, category 3) |
+//! | `auth.*` (sign-in, refresh, revocation, a refused or legacy token) | Authentication (3002, category 3) |
 //! | `user.*` (register, create, role, disable, enable, password) | Account Change (3001, category 3) |
 //! | resources, secrets, authorization refusals, keys, containment, the server's own | API Activity (6003, category 6) |
 //! | `incident.*` (opened by a detector, reported, updated) | Detection Finding (2004, category 2) |
@@ -89,7 +89,10 @@ pub fn classify(action: Action) -> (Class, Activity) {
         A::AuthLogin => (Authentication, Activity(1, "Logon")),
         A::AuthRevoke => (Authentication, Activity(2, "Logoff")),
         A::AuthRefresh | A::AuthRefreshReuse => (Authentication, Activity(OTHER, "Token Refresh")),
-        A::AuthTokenInvalid => (Authentication, Activity(OTHER, "Token Validation")),
+        // A presented token checked: refused (forged, expired), or an old stack's accepted.
+        A::AuthTokenInvalid | A::AuthLegacyToken => {
+            (Authentication, Activity(OTHER, "Token Validation"))
+        }
         A::UserRegister | A::UserCreate | A::UserBootstrapAdmin => (AccountChange, create),
         A::UserEnable => (AccountChange, Activity(2, "Enable")),
         A::UserPasswordChange => (AccountChange, Activity(3, "Password Change")),
