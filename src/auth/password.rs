@@ -224,8 +224,25 @@ fn hash_blocking(password: &str) -> anyhow::Result<String> {
     Ok(phc.to_string())
 }
 
+/// The highest bcrypt cost verified: passlib's default is 12; each step doubles the work, and a
+/// stored hash of cost 31 (a tampered import) would hold a hashing thread for hours per attempt.
+pub const MAX_BCRYPT_COST: u32 = 15;
+
+/// The cost of a bcrypt hash (`$2b$12$...`), when it has the bcrypt shape.
+pub fn bcrypt_cost(stored: &str) -> Option<u32> {
+    let rest = stored
+        .strip_prefix("$2b$")
+        .or_else(|| stored.strip_prefix("$2a$"))
+        .or_else(|| stored.strip_prefix("$2y$"))?;
+    let (cost, _) = rest.split_once('$')?;
+    (cost.len() == 2).then(|| cost.parse().ok()).flatten()
+}
+
 fn verify_blocking(password: &str, stored: &str) -> Verdict {
     if stored.starts_with("$2b$") || stored.starts_with("$2a$") || stored.starts_with("$2y$") {
+        if bcrypt_cost(stored).is_none_or(|c| c > MAX_BCRYPT_COST) {
+            return Verdict::Mismatch;
+        }
         // bcrypt reads only the first 72 bytes: accepted for imported hashes once, then replaced by argon2id.
         return match bcrypt::verify(password.as_bytes(), stored) {
             Ok(true) => Verdict::Match { rehash: true },
@@ -436,5 +453,27 @@ mod tests {
             drop(held);
         });
         assert!(h.hash("whatever").await.is_ok());
+    }
+
+    #[test]
+    fn a_bcrypt_hash_above_the_cost_cap_is_refused_without_being_computed() {
+        // Cost 31 would take hours: refused at once, as a mismatch.
+        let slow = "$2b$31$rwrZzrmuV8EmfOieUp/uyOT50hUbRzwwOOGzNLRDm9pPR.hshqSuC";
+        let started = std::time::Instant::now();
+        assert!(matches!(
+            verify_blocking("whatever", slow),
+            Verdict::Mismatch
+        ));
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+        assert_eq!(bcrypt_cost(slow), Some(31));
+        assert_eq!(bcrypt_cost("$2b$12$abc"), Some(12));
+        assert_eq!(bcrypt_cost("$2b$1$abc"), None);
+        assert_eq!(bcrypt_cost("$argon2id$v=19$m=19456"), None);
+        // A cost at the cap still verifies.
+        let ok = bcrypt::hash("right", 4).unwrap();
+        assert!(matches!(
+            verify_blocking("right", &ok),
+            Verdict::Match { rehash: true }
+        ));
     }
 }

@@ -317,6 +317,11 @@ pub const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "legacy ids",
         include_str!("../../migrations/sqlite/0010_legacy_ids.sql"),
     ),
+    (
+        11,
+        "legacy guard",
+        include_str!("../../migrations/sqlite/0011_legacy_guard.sql"),
+    ),
 ];
 pub const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -368,6 +373,11 @@ pub const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         10,
         "legacy ids",
         include_str!("../../migrations/postgres/0010_legacy_ids.sql"),
+    ),
+    (
+        11,
+        "legacy guard",
+        include_str!("../../migrations/postgres/0011_legacy_guard.sql"),
     ),
 ];
 

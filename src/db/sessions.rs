@@ -173,7 +173,19 @@ pub async fn revoke_all_of(
     if done > 0 {
         tx.auth_changed();
     }
+    // The old stack's tokens of the account (they belong to no session) end with its sessions.
+    revoke_legacy_of(tx, user, now).await?;
     Ok(done)
+}
+
+/// From now on no access token of the replaced stack is accepted for `user` (its tokens carry no
+/// issue time to tell older from newer).
+pub async fn revoke_legacy_of(tx: &mut Tx, user: UserId, now: Timestamp) -> sqlx::Result<()> {
+    on_tx!(tx, c => sqlx::query(
+        "update legacy_ids set tokens_revoked_at = $1
+         where source_table = 'users' and target_id = $2 and tokens_revoked_at is null")
+        .bind(now.micros()).bind(user.to_string()).execute(c).await.map(drop))?;
+    Ok(())
 }
 
 /// Denies one access token until it expires (RFC 7009 revocation of an access token).
@@ -221,7 +233,8 @@ pub async fn auth_state(
 }
 
 /// The account an old stack's user id was imported as (`legacy_ids`, table `users`), with its
-/// current role and status. `None` when no account was imported under that id.
+/// current role and status. `None` when no account was imported under that id, when the id was
+/// merged onto an account that already existed, or when the account's old tokens were revoked.
 pub async fn legacy_account(
     readers: &Readers,
     source_id: &str,
@@ -229,7 +242,8 @@ pub async fn legacy_account(
     on_reader!(readers, c => {
         let row = sqlx::query(
             "select u.id, u.role, u.disabled from legacy_ids l join users u on u.id = l.target_id
-             where l.source_table = 'users' and l.source_id = $1")
+             where l.source_table = 'users' and l.source_id = $1
+               and not l.merged and l.tokens_revoked_at is null")
             .bind(source_id)
             .fetch_optional(c).await?;
         match row {

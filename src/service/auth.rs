@@ -318,6 +318,21 @@ pub async fn revoke(
             .record(&mut tx, meta)
             .await?;
         store.commit(tx).await?;
+    } else if let Some(legacy) = identity.legacy.as_deref()
+        && let Ok(old) = legacy.verify(token, now)
+        && let Some((user, _, _)) = sessions::legacy_account(&store.readers, &old.source_id).await?
+    {
+        // An old stack's token names no session nor id: revoking it ends every old token of
+        // its account (new sign-ins are untouched).
+        let mut tx = store.db.begin().await?;
+        sessions::revoke_legacy_of(&mut tx, user, now).await?;
+        Event::new(audit::Action::AuthRevoke, audit::Outcome::AccessTokenDenied)
+            .actor(user)
+            .target(user)
+            .detail("an access token of the replaced stack: every old token of the account is refused from now on")
+            .record(&mut tx, meta)
+            .await?;
+        store.commit(tx).await?;
     }
     Ok(())
 }

@@ -331,3 +331,71 @@ async fn doctor_flags_the_setting_after_seven_days_and_counts_bcrypt_accounts_v1
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("IMANGOR_LEGACY_JWT_SECRET"));
 }
+
+/// Issue 20 review: an old token belongs to no session, yet what ends an account's sessions ends
+/// its old tokens too (a password change, containment, refresh-token reuse), and RFC 7009
+/// revocation of one old token refuses every old token of the account from then on; new
+/// sign-ins are untouched (ASVS V7.4.1, V7.4.3).
+#[tokio::test]
+async fn ending_the_sessions_or_revoking_an_old_token_ends_the_accounts_old_tokens_v7_4_1_v7_4_3() {
+    let app = with_legacy().await;
+    let a = app.register("changes-password@example.com").await;
+    let b = app.register("revokes-old-token@example.com").await;
+    imported(&app, 21, &a).await;
+    imported(&app, 22, &b).await;
+    let (old_a, old_b) = (old_token(json!("21")), old_token(json!("22")));
+    assert_eq!(
+        app.get("/api/v1/users/me", &old_a).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.get("/api/v1/users/me", &old_b).await.status(),
+        StatusCode::OK
+    );
+    // A password change ends every session, and the old stack's tokens with them.
+    let t = app.login(&a).await;
+    let res = app
+        .patch_json(
+            "/api/v1/users/me",
+            &t.access,
+            &json!({"current_password": PASSWORD, "new_password": "a brand new passphrase"}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    refused_like_any_invalid_token(&app, &old_a, "after a password change").await;
+    // RFC 7009: 200, and from then on the account's old tokens are refused; a fresh old token
+    // of the same account too (they carry no issue time), a new sign-in is not.
+    assert_eq!(app.revoke(&old_b).await.status(), StatusCode::OK);
+    refused_like_any_invalid_token(&app, &old_b, "after its revocation").await;
+    refused_like_any_invalid_token(&app, &old_token(json!(22)), "another old token").await;
+    let fresh = app.login(&b).await;
+    assert_eq!(
+        app.get("/api/v1/users/me", &fresh.access).await.status(),
+        StatusCode::OK
+    );
+    assert!(
+        events(&app).await.iter().any(|e| e.action == "auth.revoke"
+            && e.outcome == "access_token_denied"
+            && e.actor_id.as_deref() == Some(b.id.as_str())),
+        "the revocation is in the audit trail"
+    );
+}
+
+/// Issue 20 review: an old user merged onto an account that already existed (`import --merge`,
+/// matched by email alone) never signs in with the old stack's tokens: the email match proves no
+/// common owner, and the old stack let anyone register any address.
+#[tokio::test]
+async fn an_account_merged_by_email_accepts_no_old_token() {
+    let app = with_legacy().await;
+    let a = app.register("merged@example.com").await;
+    exec(
+        &app,
+        &format!(
+            "insert into legacy_ids (source_table, source_id, target_id, imported_at, merged) values ('users', '31', '{}', {}, true)",
+            a.id,
+            now() * 1_000_000
+        ),
+    )
+    .await;
+    refused_like_any_invalid_token(&app, &old_token(json!("31")), "a merged account").await;
+}
