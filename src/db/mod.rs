@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod events;
+pub mod imports;
 pub mod incidents;
 pub mod keys;
 pub mod readers;
@@ -312,6 +313,11 @@ pub const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "session reuse",
         include_str!("../../migrations/sqlite/0009_session_reuse.sql"),
     ),
+    (
+        10,
+        "legacy ids",
+        include_str!("../../migrations/sqlite/0010_legacy_ids.sql"),
+    ),
 ];
 pub const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -358,6 +364,11 @@ pub const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         9,
         "session reuse",
         include_str!("../../migrations/postgres/0009_session_reuse.sql"),
+    ),
+    (
+        10,
+        "legacy ids",
+        include_str!("../../migrations/postgres/0010_legacy_ids.sql"),
     ),
 ];
 
