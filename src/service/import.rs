@@ -284,92 +284,109 @@ pub async fn python_stack(
         ..Report::default()
     };
 
-    // Accounts first: resources and secrets find their owners through them.
     let done_users = mapped_users.clone();
     let dry = options.dry_run;
-    report.users = run_table(
-        db,
-        source,
-        &users,
-        &done_users,
-        dry,
-        progress,
-        |row| parse_user(row, active),
-        async |tx, source_id, u: ParsedUser| write_user(tx, options, source_id, u).await,
-        |source_id, target| {
-            mapped_users.insert(source_id.to_owned(), target.to_owned());
-        },
-    )
-    .await?;
-    let owners = &mapped_users;
-    report.resources = run_table(
-        db,
-        source,
-        &resources,
-        &mapped_resources,
-        dry,
-        progress,
-        |row| parse_resource(row, owners),
-        async |tx, source_id, r: Resource| {
-            if dry {
-                return Ok(Written::Imported(r.id.to_string()));
-            }
-            imports::insert_resource(tx, &r).await?;
-            imports::record(
-                tx,
-                "resources",
-                source_id,
-                &r.id.to_string(),
-                Timestamp::now(),
-            )
-            .await?;
-            Ok(Written::Imported(r.id.to_string()))
-        },
-        |_, _| {},
-    )
-    .await?;
-    report.secrets = run_table(
-        db,
-        source,
-        &secrets,
-        &mapped_secrets,
-        dry,
-        progress,
-        |row| parse_secret(row, owners, &options.fernet_key, keys),
-        async |tx, source_id, s: ParsedSecret| {
-            if dry {
-                return Ok(Written::Imported(s.id.to_string()));
-            }
-            if !imports::insert_secret(tx, s.id, s.owner, &s.name, &s.sealed, s.created_at).await? {
-                return Ok(Written::Skipped(
-                    "its owner already has a secret of this name".into(),
-                ));
-            }
-            imports::record(
-                tx,
-                "secrets",
-                source_id,
-                &s.id.to_string(),
-                Timestamp::now(),
-            )
-            .await?;
-            Ok(Written::Imported(s.id.to_string()))
-        },
-        |_, _| {},
-    )
-    .await?;
-
-    if !options.dry_run {
-        let mut tx = db.begin().await?;
-        Event::new(audit::Action::ImportRun, audit::Outcome::Success)
-            .actor("operator")
-            .target("python-stack")
-            .detail(report.summary())
-            .record(&mut tx, &RequestMeta::default())
-            .await?;
-        tx.commit().await.quiet()?;
+    let ran = async {
+        // Accounts first: resources and secrets find their owners through them.
+        report.users = run_table(
+            db,
+            source,
+            &users,
+            &done_users,
+            dry,
+            progress,
+            |row| parse_user(row, active),
+            async |tx, source_id, u: ParsedUser| write_user(tx, options, source_id, u).await,
+            |source_id, target| {
+                mapped_users.insert(source_id.to_owned(), target.to_owned());
+            },
+        )
+        .await?;
+        let owners = &mapped_users;
+        report.resources = run_table(
+            db,
+            source,
+            &resources,
+            &mapped_resources,
+            dry,
+            progress,
+            |row| parse_resource(row, owners),
+            async |tx, source_id, r: Resource| {
+                if dry {
+                    return Ok(Written::Imported(r.id.to_string()));
+                }
+                imports::insert_resource(tx, &r).await?;
+                recorded(tx, "resources", source_id, r.id.to_string()).await
+            },
+            |_, _| {},
+        )
+        .await?;
+        report.secrets = run_table(
+            db,
+            source,
+            &secrets,
+            &mapped_secrets,
+            dry,
+            progress,
+            |row| parse_secret(row, owners, &options.fernet_key, keys),
+            async |tx, source_id, s: ParsedSecret| {
+                if dry {
+                    return Ok(Written::Imported(s.id.to_string()));
+                }
+                if !imports::insert_secret(tx, s.id, s.owner, &s.name, &s.sealed, s.created_at)
+                    .await?
+                {
+                    return Ok(Written::Skipped(
+                        "its owner already has a secret of this name".into(),
+                    ));
+                }
+                recorded(tx, "secrets", source_id, s.id.to_string()).await
+            },
+            |_, _| {},
+        )
+        .await?;
+        anyhow::Ok(())
     }
-    Ok(report)
+    .await;
+
+    if !dry {
+        // Recorded also when the import stopped midway: what was written stays (a re-run
+        // resumes), and the trail says how far it got.
+        let (outcome, detail) = match &ran {
+            Ok(()) => (audit::Outcome::Success, report.summary()),
+            Err(e) => (
+                audit::Outcome::Failure,
+                format!("stopped: {e:#}; a re-run resumes; {}", report.summary()),
+            ),
+        };
+        let recorded = async {
+            let mut tx = db.begin().await?;
+            Event::new(audit::Action::ImportRun, outcome)
+                .actor("operator")
+                .target("python-stack")
+                .detail(detail)
+                .record(&mut tx, &RequestMeta::default())
+                .await?;
+            tx.commit().await.quiet()?;
+            anyhow::Ok(())
+        }
+        .await;
+        ran?;
+        recorded.context("recording the import in the audit trail")?;
+        return Ok(report);
+    }
+    ran.map(|()| report)
+}
+
+/// Records the row written in `legacy_ids`: imported.
+async fn recorded(
+    tx: &mut Tx,
+    table: &str,
+    source_id: &str,
+    target: String,
+) -> anyhow::Result<Written> {
+    imports::record(tx, table, source_id, &target, Timestamp::now()).await?;
+    Ok(Written::Imported(target))
 }
 
 /// What writing a row did.
