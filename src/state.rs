@@ -14,7 +14,7 @@ use crate::infra::jobs::Jobs;
 use crate::limits::Limiter;
 use crate::limits::login::Logins;
 use crate::service::audit::EventSink;
-use crate::service::audit::seal::Trail;
+use crate::service::audit::check::Trail;
 use crate::service::context::{Guards, Identity, Sinks, Store};
 
 /// The application's services, shared by every request behind one `Arc`: a request clones one

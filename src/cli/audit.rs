@@ -25,7 +25,7 @@ pub(super) async fn run(cmd: AuditCommand, config: &Config) -> anyhow::Result<()
             // The checkpoints are signed with the data keys.
             let (_, keys) = crate::state::open_keyrings(config)?;
             with_store(config, async |db| {
-                let r = crate::service::audit::seal::verify(db, &keys, config.audit_checkpoints).await?;
+                let r = crate::service::audit::check::verify(db, &keys, config.audit_checkpoints).await?;
                 println!(
                     "{} rows and {} signed checkpoints checked; {} rows after the newest checkpoint; {} rows not sealed yet",
                     r.rows, r.checkpoints, r.unsigned, r.unsealed

@@ -12,8 +12,8 @@ use utoipa_axum::routes;
 use super::page::{self, PageQuery};
 use crate::authz::{self, Action, Principal};
 use crate::error::Result;
+use crate::service::audit::check::ChainReport;
 use crate::service::audit::page::Entry;
-use crate::service::audit::seal::ChainReport;
 use crate::state::AppState;
 
 const LIST: &str = "audit";

@@ -159,7 +159,7 @@ pub async fn retire(config: &Config, db: &Db, id: &str) -> anyhow::Result<Writte
             "IMANGOR_DATA_KEYS",
             false,
         )?)?;
-        crate::service::audit::seal::resign_checkpoints(db, &ring, id).await?;
+        crate::service::audit::check::resign_checkpoints(db, &ring, id).await?;
         data.remove(pos);
         let written = write_back(&data_source, &data)?;
         log::retire(db, Ring::Data, id, now).await?;

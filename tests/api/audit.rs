@@ -23,8 +23,8 @@ async fn seal_and_sign(app: &TestApp) {
 }
 
 /// The server's periodic walk: of the whole chain, or of the rows since its last walk.
-async fn rewalk(app: &TestApp, whole: bool) -> imangor::service::audit::seal::ChainReport {
-    imangor::service::audit::seal::rewalk(&app.state.trail, whole)
+async fn rewalk(app: &TestApp, whole: bool) -> imangor::service::audit::check::ChainReport {
+    imangor::service::audit::check::rewalk(&app.state.trail, whole)
         .await
         .unwrap()
 }
@@ -76,8 +76,8 @@ async fn exec(app: &TestApp, sql: &str) {
     .unwrap();
 }
 
-async fn check(app: &TestApp) -> imangor::service::audit::seal::ChainReport {
-    imangor::service::audit::seal::verify(
+async fn check(app: &TestApp) -> imangor::service::audit::check::ChainReport {
+    imangor::service::audit::check::verify(
         &app.state.store.db,
         &app.state.keys,
         app.state.config.audit_checkpoints,
@@ -885,18 +885,18 @@ async fn the_chain_check_is_pending_until_the_first_whole_walk_v16_4_2() {
     let config = imangor::config::Config::from_raw(&raw).unwrap();
     let second = imangor::startup::App::build(config).await.unwrap();
     let fresh = second.state();
-    let r = imangor::service::audit::seal::check_recent(&fresh.trail)
+    let r = imangor::service::audit::check::check_recent(&fresh.trail)
         .await
         .unwrap();
     assert!(!r.verified, "{r:?}");
     assert!(r.first_problem.is_none(), "{r:?}");
     assert!(r.full_check_at.is_none(), "{r:?}");
     assert_eq!(r.verified_through, 0);
-    let w = imangor::service::audit::seal::rewalk(&fresh.trail, true)
+    let w = imangor::service::audit::check::rewalk(&fresh.trail, true)
         .await
         .unwrap();
     assert!(w.verified, "{w:?}");
-    let r = imangor::service::audit::seal::check_recent(&fresh.trail)
+    let r = imangor::service::audit::check::check_recent(&fresh.trail)
         .await
         .unwrap();
     assert!(r.verified, "{r:?}");

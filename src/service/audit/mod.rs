@@ -3,6 +3,7 @@
 //! hash chain and checking it (`seal`), and reading it (`page`). The pure hash chain and its
 //! signatures are `crypto::chain`'s; the rows are stored by `db::audit` and `db::events`.
 
+pub mod check;
 pub mod page;
 pub mod seal;
 

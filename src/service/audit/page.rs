@@ -6,7 +6,7 @@ use crate::db::Db;
 use crate::db::audit::{self, AuditRow};
 use crate::domain::Timestamp;
 use crate::error::Result;
-use crate::service::audit::seal::{self, ChainReport, Trail};
+use crate::service::audit::check::{self, ChainReport, Trail};
 
 /// An audit row as the API and `imangor audit export` show it: UTC RFC 3339 time.
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
@@ -71,10 +71,10 @@ pub async fn list(
 ) -> Result<(Vec<Entry>, ChainReport)> {
     grant.require(Action::AuditRead)?;
     let rows = audit::page(&trail.store.db, before, i64::from(limit) + 1).await?;
-    let mut chain = seal::check_recent(trail).await?;
+    let mut chain = check::check_recent(trail).await?;
     let seqs = rows.iter().take(limit as usize).filter_map(|r| r.seq);
     if let (Some(lo), Some(hi)) = (seqs.clone().min(), seqs.max()) {
-        seal::check_page(trail, lo, hi, &mut chain).await?;
+        check::check_page(trail, lo, hi, &mut chain).await?;
     }
     Ok((rows.into_iter().map(Entry::from).collect(), chain))
 }
