@@ -130,20 +130,12 @@ impl Source {
                 .collect::<sqlx::Result<_>>()?;
             Ok((r.id()?, cells))
         };
-        let rows = match self {
-            Source::Sqlite(p) => sqlx::query(&sql)
-                .bind(after)
-                .bind(limit)
-                .fetch_all(p)
-                .await
-                .and_then(|rows| rows.iter().map(|r| read(r)).collect()),
-            Source::Postgres(p) => sqlx::query(&sql)
-                .bind(after)
-                .bind(limit)
-                .fetch_all(p)
-                .await
-                .and_then(|rows| rows.iter().map(|r| read(r)).collect()),
-        };
+        let rows = on_source!(self, p => sqlx::query(&sql)
+            .bind(after)
+            .bind(limit)
+            .fetch_all(p)
+            .await
+            .and_then(|rows| rows.iter().map(|r| read(r)).collect()));
         rows.with_context(|| format!("reading the source table {table}"))
     }
 

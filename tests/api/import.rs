@@ -177,6 +177,14 @@ macro_rules! fill {
 }
 use fill;
 
+/// A server, and a source with the guide's schema and rows (in a directory kept until the end).
+async fn arranged() -> (TestApp, tempfile::TempDir, String) {
+    let app = TestApp::spawn().await;
+    let dir = tempfile::tempdir().unwrap();
+    let url = source(&dir.path().join("legacy.db"), None).await;
+    (app, dir, url)
+}
+
 fn options(dry_run: bool, merge: bool) -> Options {
     let key = imangor::crypto::keyring::decode_b64(&fernet().0).unwrap();
     Options {
@@ -245,9 +253,7 @@ fn account(email: &str, password: &str) -> Account {
 
 #[tokio::test]
 async fn imported_accounts_log_in_with_their_old_passwords_and_keep_what_they_owned() {
-    let app = TestApp::spawn().await;
-    let dir = tempfile::tempdir().unwrap();
-    let url = source(&dir.path().join("legacy.db"), None).await;
+    let (app, _dir, url) = arranged().await;
 
     let r = import(&app, &url, &options(false, false)).await.unwrap();
 
@@ -348,9 +354,7 @@ async fn imported_accounts_log_in_with_their_old_passwords_and_keep_what_they_ow
 
 #[tokio::test]
 async fn a_dry_run_checks_everything_and_writes_nothing() {
-    let app = TestApp::spawn().await;
-    let dir = tempfile::tempdir().unwrap();
-    let url = source(&dir.path().join("legacy.db"), None).await;
+    let (app, _dir, url) = arranged().await;
 
     let dry = import(&app, &url, &options(true, false)).await.unwrap();
 
@@ -379,9 +383,7 @@ async fn a_dry_run_checks_everything_and_writes_nothing() {
 
 #[tokio::test]
 async fn a_target_with_accounts_is_refused_unless_merging_by_email() {
-    let app = TestApp::spawn().await;
-    let dir = tempfile::tempdir().unwrap();
-    let url = source(&dir.path().join("legacy.db"), None).await;
+    let (app, _dir, url) = arranged().await;
     let existing = app.register("alice@example.com").await;
 
     let err = import(&app, &url, &options(false, false))
@@ -409,9 +411,7 @@ async fn a_target_with_accounts_is_refused_unless_merging_by_email() {
 
 #[tokio::test]
 async fn a_wrong_fernet_key_reports_every_secret_as_undecryptable() {
-    let app = TestApp::spawn().await;
-    let dir = tempfile::tempdir().unwrap();
-    let url = source(&dir.path().join("legacy.db"), None).await;
+    let (app, _dir, url) = arranged().await;
     let mut wrong = options(false, false);
     wrong.fernet_key[0] ^= 1;
 
@@ -586,9 +586,7 @@ async fn on_target(app: &TestApp, sqlite: &[&str], postgres: &[&str]) {
 
 #[tokio::test]
 async fn an_import_that_stops_midway_keeps_what_it_wrote_and_resumes() {
-    let app = TestApp::spawn().await;
-    let dir = tempfile::tempdir().unwrap();
-    let url = source(&dir.path().join("legacy.db"), None).await;
+    let (app, _dir, url) = arranged().await;
     // The target refuses one resource: the import stops after the accounts are in, and the
     // page of resources that held it is not written at all.
     on_target(
