@@ -142,6 +142,7 @@ pub async fn examine(config: &Config, deployment: Deployment) -> Vec<Finding> {
     permissions(&config.data_dir, &mut out);
     if let Some(db) = connect(config, &mut out).await {
         key_ages(config, &db, &mut out).await;
+        migration(config, &db, &mut out).await;
         db.close().await;
     }
     out.sort_by_key(|f| std::cmp::Reverse(f.level));
@@ -312,6 +313,45 @@ async fn key_ages(config: &Config, db: &Db, out: &mut Vec<Finding>) {
         }
     }
 }
+
+/// How long the old stack's tokens have been accepted, and the accounts still on its bcrypt
+/// hashes. Since when comes from the key log: the first `imangor migrate` or server start with
+/// `IMANGOR_LEGACY_JWT_SECRET` records its key's id (a hash, never the key) as first seen.
+async fn migration(config: &Config, db: &Db, out: &mut Vec<Finding>) {
+    if let Some(legacy) = crate::auth::legacy::LegacyTokens::configured(config) {
+        match log::list(db, Ring::Legacy).await {
+            Ok(records) => {
+                let limit = Timestamp::now().micros() - LEGACY_WINDOW_DAYS * 86_400 * 1_000_000;
+                if let Some(r) = records
+                    .iter()
+                    .find(|r| r.key_id == legacy.kid() && r.first_seen.micros() < limit)
+                {
+                    warn(
+                        out,
+                        format!(
+                            "IMANGOR_LEGACY_JWT_SECRET has been set since {}, more than {LEGACY_WINDOW_DAYS} days: the old stack's tokens have long expired; watch legacy_tokens_accepted_total stay at zero, then remove it",
+                            r.first_seen.rfc3339()
+                        ),
+                    );
+                }
+            }
+            Err(_) => warn(out, "the key log could not be read (run `imangor migrate`)"),
+        }
+    }
+    match crate::db::users::count_bcrypt(db).await {
+        Ok(0) => {}
+        Ok(n) => warn(
+            out,
+            format!(
+                "{n} account(s) still hold the bcrypt hashes they were imported with; each is rehashed to argon2id at its next login"
+            ),
+        ),
+        Err(_) => warn(out, "the accounts could not be counted for bcrypt hashes"),
+    }
+}
+
+/// How long the old stack's tokens may be accepted before `imangor doctor` says so.
+pub const LEGACY_WINDOW_DAYS: i64 = 7;
 
 /// Prints the findings; returns how many are unsafe for production.
 pub fn report(findings: &[Finding]) -> usize {

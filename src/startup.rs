@@ -42,9 +42,14 @@ impl App {
         let (state, jobs) = crate::state::open(config).await?;
         // The keyrings this server encrypts and signs with: when each key was first used, and
         // when the previous ones stopped (the overlap before a signing key may be retired).
-        crate::service::keys::observe(&state.store.db, &state.keys, &state.identity.tokens)
-            .await
-            .context("recording the keyrings in the key log")?;
+        crate::service::keys::observe(
+            &state.store.db,
+            &state.keys,
+            &state.identity.tokens,
+            state.identity.legacy.as_deref(),
+        )
+        .await
+        .context("recording the keyrings in the key log")?;
         record_start(&state).await?;
         if let Some((email, password)) =
             crate::service::users::bootstrap_admin(&state.store, &state.identity, &state.config)
@@ -285,7 +290,7 @@ async fn record_start(state: &AppState) -> anyhow::Result<()> {
         .map(|(k, a)| format!("{k} ({a})"))
         .collect();
     let summary = format!(
-        "version {}; env {:?}; database {}; registration {:?}; rate limits {}; cors origins {}; trusted proxies {} (client address from {}); data key {}; signing keys {}; metrics {}; alerts {}",
+        "version {}; env {:?}; database {}; registration {:?}; rate limits {}; cors origins {}; trusted proxies {} (client address from {}); data key {}; signing keys {}; metrics {}; alerts {}; old stack's tokens {}",
         env!("CARGO_PKG_VERSION"),
         c.env,
         state.store.db.backend(),
@@ -304,6 +309,7 @@ async fn record_start(state: &AppState) -> anyhow::Result<()> {
         } else {
             "off"
         },
+        state.identity.legacy.as_ref().map_or("off", |l| l.kid()),
     );
     let mut tx = state.store.db.begin().await?;
     crate::service::audit::Event::new(audit::Action::ServerStart, audit::Outcome::Success)

@@ -136,6 +136,7 @@ pub async fn open(config: Config) -> anyhow::Result<(AppState, Jobs)> {
             tokens: Arc::new(tokens),
             hasher: Arc::new(hasher),
             cache,
+            legacy: crate::auth::legacy::LegacyTokens::configured(&config).map(Arc::new),
         },
         guards: Guards {
             limiter: Arc::new(Limiter::new(shared.clone())),

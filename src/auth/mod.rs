@@ -2,6 +2,7 @@
 
 pub mod cache;
 pub mod cursor;
+pub mod legacy;
 pub mod password;
 pub mod token;
 

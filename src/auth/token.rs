@@ -371,7 +371,7 @@ impl TokenKeys {
 
 /// One base64url part of a token, decoded, if it is a JSON object whose members have distinct
 /// names (RFC 8725 3.7 / RFC 7515 4: duplicates are refused, not resolved one way or the other).
-fn decode_part(part: &str) -> Result<Vec<u8>, TokenError> {
+pub(super) fn decode_part(part: &str) -> Result<Vec<u8>, TokenError> {
     let json = URL_SAFE_NO_PAD
         .decode(part)
         .map_err(|_| TokenError::Malformed)?;

@@ -15,7 +15,8 @@ use crate::error::{AppError, Result};
 pub struct Principal {
     user_id: UserId,
     role: Role,
-    session: SessionId,
+    /// `None` for an old stack's token (`auth::legacy`), which belongs to no session here.
+    session: Option<SessionId>,
     token_expires_at: Timestamp,
 }
 
@@ -30,7 +31,18 @@ impl Principal {
         Self {
             user_id,
             role,
-            session,
+            session: Some(session),
+            token_expires_at,
+        }
+    }
+
+    /// The caller behind an old stack's access token (`service::auth`, after mapping its user
+    /// id to the imported account and reading that account's state).
+    pub(crate) fn legacy(user_id: UserId, role: Role, token_expires_at: Timestamp) -> Self {
+        Self {
+            user_id,
+            role,
+            session: None,
             token_expires_at,
         }
     }
@@ -41,7 +53,7 @@ impl Principal {
     pub fn role(&self) -> Role {
         self.role
     }
-    pub fn session(&self) -> SessionId {
+    pub fn session(&self) -> Option<SessionId> {
         self.session
     }
     pub fn token_expires_at(&self) -> Timestamp {

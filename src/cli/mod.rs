@@ -112,8 +112,9 @@ pub async fn run(task: Task, config: Config) -> anyhow::Result<()> {
         Task::Migrate => {
             // Migrating is a deployment step: it records the keyrings the servers will use.
             let (tokens, keys) = crate::state::open_keyrings(&config)?;
+            let legacy = crate::auth::legacy::LegacyTokens::configured(&config);
             with_store(&config, async |db| {
-                crate::service::keys::observe(db, &keys, &tokens)
+                crate::service::keys::observe(db, &keys, &tokens, legacy.as_ref())
                     .await
                     .context("recording the keyrings in the key log")
             })

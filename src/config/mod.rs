@@ -86,6 +86,9 @@ pub struct Config {
     pub jwt_secret: Option<Secret>,
     /// The signing keyring `KID:ALG:BASE64,...` (newest first), and where it came from.
     pub jwt_keys: Option<(Secret, Source)>,
+    /// The HS256 key of the Python stack imangor replaced (`SECRET_KEY`): while set, that stack's
+    /// access tokens are accepted for the accounts imported from it (`auth::legacy`).
+    pub legacy_jwt_secret: Option<Secret>,
     /// The data keyring `ID:BASE64,...` (newest first), and where it came from.
     pub data_keys: Option<(Secret, Source)>,
     /// Keys older than this are reported by `imangor doctor` (rotation period).
@@ -253,6 +256,9 @@ impl Config {
                 ),
             },
             jwt_secret: raw.get("jwt_secret").map(|s| Secret::new(s.to_owned())),
+            legacy_jwt_secret: raw
+                .get("legacy_jwt_secret")
+                .map(|s| Secret::new(s.to_owned())),
             jwt_keys: raw
                 .get("jwt_keys")
                 .map(|s| (Secret::new(s.to_owned()), raw.source("jwt_keys"))),

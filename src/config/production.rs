@@ -3,7 +3,7 @@
 //! TLS. Each refusal names its variable; `imangor doctor` lists them all.
 
 use super::{Config, Environment};
-use crate::domain::key::check_jwt_secret;
+use crate::domain::key::{check_hmac_secret, check_jwt_secret};
 
 impl Config {
     pub(super) fn check_production(&self) -> anyhow::Result<()> {
@@ -31,6 +31,20 @@ impl Config {
                 }
             }
             (None, Some(_)) => {}
+        }
+        if let Some(legacy) = &self.legacy_jwt_secret {
+            if let Err(e) =
+                check_hmac_secret("IMANGOR_LEGACY_JWT_SECRET", legacy.expose().as_bytes())
+            {
+                out.push(e);
+            }
+            if self
+                .jwt_secret
+                .as_ref()
+                .is_some_and(|s| s.expose() == legacy.expose())
+            {
+                out.push("IMANGOR_LEGACY_JWT_SECRET is IMANGOR_JWT_SECRET: the old stack's key must not sign imangor's tokens; give imangor a new one".into());
+            }
         }
         if self.data_keys.is_none() {
             out.push(

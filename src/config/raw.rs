@@ -57,6 +57,7 @@ const KEYS: &[Key] = &[
     k("allow_plaintext_backends"),
     s("jwt_secret"),
     s("jwt_keys"),
+    s("legacy_jwt_secret"),
     s("data_keys"),
     k("key_max_age_days"),
     s("alert_webhook_url"),

@@ -11,6 +11,8 @@ use crate::domain::Timestamp;
 pub enum Ring {
     Data,
     Signing,
+    /// The old stack's HS256 key (`IMANGOR_LEGACY_JWT_SECRET`): since when its tokens are accepted.
+    Legacy,
 }
 
 impl Ring {
@@ -18,6 +20,7 @@ impl Ring {
         match self {
             Ring::Data => "data",
             Ring::Signing => "signing",
+            Ring::Legacy => "legacy-jwt",
         }
     }
 }

@@ -220,6 +220,33 @@ pub async fn auth_state(
     })
 }
 
+/// The account an old stack's user id was imported as (`legacy_ids`, table `users`), with its
+/// current role and status. `None` when no account was imported under that id.
+pub async fn legacy_account(
+    readers: &Readers,
+    source_id: &str,
+) -> sqlx::Result<Option<(UserId, Role, bool)>> {
+    on_reader!(readers, c => {
+        let row = sqlx::query(
+            "select u.id, u.role, u.disabled from legacy_ids l join users u on u.id = l.target_id
+             where l.source_table = 'users' and l.source_id = $1")
+            .bind(source_id)
+            .fetch_optional(c).await?;
+        match row {
+            None => Ok(None),
+            Some(r) => {
+                let id: String = r.try_get("id")?;
+                let role: String = r.try_get("role")?;
+                Ok(Some((
+                    id.parse().map_err(|_| decode_err("id", &id))?,
+                    Role::parse(&role).ok_or_else(|| decode_err("role", &role))?,
+                    r.try_get("disabled")?,
+                )))
+            }
+        }
+    })
+}
+
 /// Deletes what can no longer be used: denied ids of tokens past their expiry and its leeway,
 /// and refresh tokens of expired sessions.
 pub async fn prune(db: &Db, now: Timestamp) -> sqlx::Result<u64> {

@@ -226,6 +226,13 @@ pub async fn lock_account_changes(tx: &mut Tx) -> sqlx::Result<()> {
 
 /// The number of admins who can still log in. On PostgreSQL their rows are locked, so two
 /// concurrent demotions cannot both see "another admin is left".
+/// Accounts whose password hash is still the bcrypt one they were imported with (rehashed to
+/// argon2id at their next successful login).
+pub async fn count_bcrypt(db: &Db) -> sqlx::Result<i64> {
+    on_db!(db, p => sqlx::query_scalar("select count(*) from users where password_hash like $1")
+        .bind("$2%").fetch_one(p).await)
+}
+
 pub async fn count_active_admins(tx: &mut Tx) -> sqlx::Result<i64> {
     match &mut tx.conn {
         TxConn::Sqlite(t) => {

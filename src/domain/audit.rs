@@ -7,6 +7,8 @@ use super::vocabulary::vocabulary;
 vocabulary! {
     /// What a security event records.
     pub enum Action("audit action") {
+        /// An old stack's access token was accepted (`IMANGOR_LEGACY_JWT_SECRET`).
+        AuthLegacyToken => "auth.legacy_token",
         AuthLogin => "auth.login",
         AuthRefresh => "auth.refresh",
         AuthRefreshReuse => "auth.refresh_reuse",

@@ -26,13 +26,19 @@ pub fn weakness(key: &[u8], min_len: usize) -> Option<Weakness> {
 /// `IMANGOR_JWT_SECRET`, an HMAC key used as given: at least 256 bits, not a placeholder. The
 /// error is the message an operator reads.
 pub fn check_jwt_secret(secret: &[u8]) -> Result<(), String> {
+    check_hmac_secret("IMANGOR_JWT_SECRET", secret)
+}
+
+/// An HMAC key named by the variable `var` (`IMANGOR_JWT_SECRET`, `IMANGOR_LEGACY_JWT_SECRET`):
+/// at least 256 bits, not a placeholder.
+pub fn check_hmac_secret(var: &str, secret: &[u8]) -> Result<(), String> {
     match weakness(secret, 32) {
         None => Ok(()),
-        Some(Weakness::Short { len }) => Err(format!(
-            "IMANGOR_JWT_SECRET must be at least 32 bytes (it has {len})"
-        )),
+        Some(Weakness::Short { len }) => {
+            Err(format!("{var} must be at least 32 bytes (it has {len})"))
+        }
         Some(Weakness::Predictable { distinct }) => Err(format!(
-            "IMANGOR_JWT_SECRET is too predictable (only {distinct} distinct bytes): use 32 random bytes"
+            "{var} is too predictable (only {distinct} distinct bytes): use 32 random bytes"
         )),
     }
 }

@@ -62,6 +62,7 @@ async fn principal(parts: &Parts, app: &AppState, token: &str) -> Result<Princip
                 &app.identity,
                 &app.guards,
                 &app.sinks,
+                token,
                 checked.0,
                 client(parts),
             )

@@ -122,6 +122,8 @@ pub struct Metrics {
     refused: [AtomicU64; 2],
     /// Database checks of the readiness probe (`/readyz` itself makes none).
     readiness_checks: AtomicU64,
+    /// Requests authenticated by an old stack's access token (`IMANGOR_LEGACY_JWT_SECRET`).
+    legacy_tokens: AtomicU64,
     /// Problems of the audit chain found, by kind (each once per process).
     audit_problems: Mutex<BTreeMap<&'static str, u64>>,
 }
@@ -198,6 +200,11 @@ impl Metrics {
     /// One database check of the readiness probe.
     pub fn readiness_check(&self) {
         self.readiness_checks.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A request authenticated by an old stack's access token.
+    pub fn legacy_token_accepted(&self) {
+        self.legacy_tokens.fetch_add(1, Ordering::Relaxed);
     }
 
     /// A request refused by a rate limit of `class` (`api`, `token`, `register`, `report`, `health`).
@@ -362,6 +369,17 @@ impl Metrics {
             out,
             "readiness_checks_total {}",
             self.readiness_checks.load(Ordering::Relaxed)
+        );
+        head(
+            &mut out,
+            "legacy_tokens_accepted_total",
+            "counter",
+            "Requests authenticated by an access token of the replaced Python stack (IMANGOR_LEGACY_JWT_SECRET); at zero for a while, the setting can go.",
+        );
+        let _ = writeln!(
+            out,
+            "legacy_tokens_accepted_total {}",
+            self.legacy_tokens.load(Ordering::Relaxed)
         );
 
         head(

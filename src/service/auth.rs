@@ -3,8 +3,9 @@
 use anyhow::Context;
 
 use super::audit::{self, Event, RequestMeta};
+use crate::auth::legacy::{LegacyTokens, LegacyVerified};
 use crate::auth::password::Verdict;
-use crate::auth::token::Verified;
+use crate::auth::token::{TokenError, Verified};
 use crate::auth::{random_token, sha256_hex};
 use crate::authz::Principal;
 use crate::config::Config;
@@ -352,6 +353,7 @@ pub async fn authenticate(
         identity,
         guards,
         sinks,
+        token,
         identity.tokens.verify(token, Timestamp::now()),
         ip,
     )
@@ -360,28 +362,81 @@ pub async fn authenticate(
 
 /// `authenticate` for a token whose signature and claims were already checked in this request
 /// (by the rate-limit layer), with that check's outcome: a refused token is counted and refused
-/// without being verified a second time.
+/// without being verified a second time by imangor's keys. A token refused for its header (not
+/// one of imangor's) is tried as the old stack's when `IMANGOR_LEGACY_JWT_SECRET` is set.
 pub async fn authenticate_checked(
     store: &Store,
     identity: &Identity,
     guards: &Guards,
     sinks: &Sinks,
-    checked: std::result::Result<Verified, crate::auth::token::TokenError>,
+    token: &str,
+    checked: std::result::Result<Verified, TokenError>,
     ip: Option<std::net::IpAddr>,
 ) -> Result<Principal> {
-    let v = match checked {
-        Ok(v) => v,
-        Err(e) => {
-            if e != crate::auth::token::TokenError::Expired
-                && let Some(ip) = ip
-                && guards.token_watch.refused(ip)
-            {
-                crate::service::containment::forged_tokens_seen(&sinks.events, ip).await;
-            }
-            return Err(AppError::invalid_token(e.as_str()));
+    let v = match (checked, identity.legacy.as_deref()) {
+        (Ok(v), _) => v,
+        (Err(TokenError::Header), Some(legacy)) => {
+            return match legacy.verify(token, Timestamp::now()) {
+                Ok(old) => authenticate_legacy(store, legacy, sinks, old, ip).await,
+                Err(e) => refuse(guards, sinks, e, ip).await,
+            };
         }
+        (Err(e), _) => return refuse(guards, sinks, e, ip).await,
     };
     authenticate_verified(store, identity, v).await
+}
+
+/// A refused token: counted by address for the forged-token watch unless it merely expired,
+/// then the same 401 as every refusal.
+async fn refuse(
+    guards: &Guards,
+    sinks: &Sinks,
+    e: TokenError,
+    ip: Option<std::net::IpAddr>,
+) -> Result<Principal> {
+    if e != TokenError::Expired
+        && let Some(ip) = ip
+        && guards.token_watch.refused(ip)
+    {
+        crate::service::containment::forged_tokens_seen(&sinks.events, ip).await;
+    }
+    Err(AppError::invalid_token(e.as_str()))
+}
+
+/// An old stack's token that verified: the account imported under its `sub`, with that
+/// account's current role and status (the token's own `role`, if any, is never read). Each use
+/// is counted (`legacy_tokens_accepted_total`) and written to the audit trail as
+/// `auth.legacy_token`, once per account per `legacy::AUDIT_EVERY`, off the request path.
+async fn authenticate_legacy(
+    store: &Store,
+    legacy: &LegacyTokens,
+    sinks: &Sinks,
+    old: LegacyVerified,
+    ip: Option<std::net::IpAddr>,
+) -> Result<Principal> {
+    let (user, role, disabled) = sessions::legacy_account(&store.readers, &old.source_id)
+        .await?
+        .ok_or(AppError::invalid_token("legacy token: no imported account"))?;
+    if disabled {
+        return Err(AppError::invalid_token("account disabled"));
+    }
+    sinks.metrics.legacy_token_accepted();
+    if legacy.should_record(user) {
+        let meta = RequestMeta {
+            ip,
+            request_id: None,
+        };
+        Event::new(audit::Action::AuthLegacyToken, audit::Outcome::Success)
+            .actor(user)
+            .target(user)
+            .detail(format!(
+                "an access token of the replaced stack (user {}) was accepted; recorded once an hour per account",
+                old.source_id
+            ))
+            .emit(&sinks.events, &meta)
+            .await;
+    }
+    Ok(Principal::legacy(user, role, old.expires_at))
 }
 
 /// The second half of `authenticate`: the account and session state behind a verified token,

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use crate::auth::cache::AuthCache;
+use crate::auth::legacy::LegacyTokens;
 use crate::auth::password::Hasher;
 use crate::auth::token::TokenKeys;
 use crate::db::readers::Readers;
@@ -42,6 +43,8 @@ pub struct Identity {
     pub hasher: Arc<Hasher>,
     /// The state behind access tokens, for at most a second.
     pub cache: Arc<AuthCache>,
+    /// The old stack's access tokens, accepted while `IMANGOR_LEGACY_JWT_SECRET` is set.
+    pub legacy: Option<Arc<LegacyTokens>>,
 }
 
 /// What stands between a request and the work: rate limits, the login guard, blocked addresses,

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use zeroize::Zeroizing;
 
+use crate::auth::legacy::LegacyTokens;
 use crate::auth::token::{self, JWT_LEEWAY_S, TokenKeys};
 use crate::config::{Config, Source};
 use crate::crypto::configured::{self, data_entries};
@@ -45,13 +46,23 @@ fn write_back(source: &Source, entries: &[Entry]) -> anyhow::Result<Written> {
     }
 }
 
-/// Records both keyrings in the key log (first seen, superseded), at start-up and after a change.
-pub async fn observe(db: &Db, data: &DataKeyring, signing: &TokenKeys) -> sqlx::Result<()> {
+/// Records both keyrings in the key log (first seen, superseded), at start-up and after a change,
+/// and the old stack's key while its tokens are accepted: `imangor doctor` reads since when.
+pub async fn observe(
+    db: &Db,
+    data: &DataKeyring,
+    signing: &TokenKeys,
+    legacy: Option<&LegacyTokens>,
+) -> sqlx::Result<()> {
     let now = Timestamp::now();
     let ids: Vec<&str> = data.ids().collect();
     log::observe(db, Ring::Data, &ids, now).await?;
     let kids: Vec<&str> = signing.describe().into_iter().map(|(k, _)| k).collect();
-    log::observe(db, Ring::Signing, &kids, now).await
+    log::observe(db, Ring::Signing, &kids, now).await?;
+    match legacy {
+        Some(l) => log::observe(db, Ring::Legacy, &[l.kid()], now).await,
+        None => Ok(()),
+    }
 }
 
 /// Adds a new random data key: first (it encrypts from the next start), or last with `standby`

@@ -216,7 +216,7 @@ pub async fn update_me(
         let ended = sessions::revoke_all_of(
             &mut tx,
             who.user_id(),
-            Some(who.session()),
+            who.session(),
             "password changed",
             now,
         )

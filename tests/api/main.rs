@@ -12,6 +12,7 @@ mod import;
 mod incidents;
 mod jwt;
 mod keys;
+mod legacy;
 mod metrics;
 mod process;
 mod protection;
