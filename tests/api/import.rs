@@ -477,16 +477,20 @@ async fn the_command_imports_prints_a_report_and_writes_it_as_json() {
         ("IMANGOR_DATA_KEYS", DATA_KEYS.to_owned()),
         ("IMANGOR_JWT_SECRET", JWT_SECRET.to_owned()),
     ];
-
-    let out = command(&envs)
-        .args([
+    let import = |key: &Path| {
+        let mut c = command(&envs);
+        c.args([
             "import",
             "python-stack",
             "--source",
             &url,
             "--fernet-key-file",
         ])
-        .arg(&key_file)
+        .arg(key);
+        c
+    };
+
+    let out = import(&key_file)
         .arg("--report")
         .arg(&report_file)
         .output()
@@ -514,18 +518,7 @@ async fn the_command_imports_prints_a_report_and_writes_it_as_json() {
 
     let bad_key = dir.path().join("bad.key");
     std::fs::write(&bad_key, "not a key").unwrap();
-    let out = command(&envs)
-        .args([
-            "import",
-            "python-stack",
-            "--source",
-            &url,
-            "--fernet-key-file",
-        ])
-        .arg(&bad_key)
-        .output()
-        .await
-        .unwrap();
+    let out = import(&bad_key).output().await.unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("Fernet key"));
 }
