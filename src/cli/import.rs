@@ -90,7 +90,9 @@ pub(super) async fn run(cmd: ImportCommand, config: Config) -> anyhow::Result<()
     print_report(&done);
     if let Some(path) = report {
         let json = serde_json::to_vec_pretty(&done).context("writing the report as JSON")?;
-        std::fs::write(&path, json).with_context(|| format!("writing {}", path.display()))?;
+        // It names accounts and what was skipped of them: readable by its owner only (0600).
+        crate::crypto::files::replace_private(&path, &json)
+            .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
 }

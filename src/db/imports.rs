@@ -188,9 +188,31 @@ pub async fn record(
     target_id: &str,
     now: Timestamp,
 ) -> sqlx::Result<()> {
+    record_entry(tx, source_table, source_id, target_id, now, false).await
+}
+
+/// A source user mapped onto an account that was already there (`--merge`): marked, so that the
+/// old stack's tokens for that user are never accepted (the email match proves no common owner).
+pub async fn record_merged(
+    tx: &mut Tx,
+    source_id: &str,
+    target_id: &str,
+    now: Timestamp,
+) -> sqlx::Result<()> {
+    record_entry(tx, "users", source_id, target_id, now, true).await
+}
+
+async fn record_entry(
+    tx: &mut Tx,
+    source_table: &str,
+    source_id: &str,
+    target_id: &str,
+    now: Timestamp,
+    merged: bool,
+) -> sqlx::Result<()> {
     on_tx!(tx, c => sqlx::query(
-        "insert into legacy_ids (source_table, source_id, target_id, imported_at) values ($1, $2, $3, $4)")
-        .bind(source_table).bind(source_id).bind(target_id).bind(now.micros())
+        "insert into legacy_ids (source_table, source_id, target_id, imported_at, merged) values ($1, $2, $3, $4, $5)")
+        .bind(source_table).bind(source_id).bind(target_id).bind(now.micros()).bind(merged)
         .execute(c).await.map(|r| r.rows_affected()))?;
     Ok(())
 }
@@ -212,6 +234,15 @@ pub async fn user_by_email(tx: &mut Tx, email: &str) -> sqlx::Result<Option<User
         "select id from users where email = $1").bind(email).fetch_optional(c).await)?;
     id.map(|id| id.parse().map_err(|_| super::decode_err("user id", &id)))
         .transpose()
+}
+
+/// Whether `user` is an account an import created (not one merged onto): a second source row
+/// with its email (the old stack compared emails case-sensitively) is a duplicate, not a merge.
+pub async fn created_by_import(tx: &mut Tx, user: UserId) -> sqlx::Result<bool> {
+    let n: i64 = on_tx!(tx, c => sqlx::query_scalar(
+        "select count(*) from legacy_ids where source_table = 'users' and target_id = $1 and not merged")
+        .bind(user.to_string()).fetch_one(c).await)?;
+    Ok(n > 0)
 }
 
 /// An account brought over: its hash (bcrypt, verified and replaced at its first login), status

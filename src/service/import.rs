@@ -12,6 +12,7 @@ use serde::Serialize;
 use zeroize::Zeroizing;
 
 use super::audit::{self, Event, RequestMeta};
+use crate::auth::password::{MAX_BCRYPT_COST, bcrypt_cost};
 use crate::crypto::data::DataKeyring;
 use crate::crypto::fernet;
 use crate::db::imports::{self, ImportedUser, Source};
@@ -362,7 +363,7 @@ pub async fn python_stack(
         let recorded = async {
             let mut tx = db.begin().await?;
             Event::new(audit::Action::ImportRun, outcome)
-                .actor("operator")
+                .actor(operator())
                 .target("python-stack")
                 .detail(detail)
                 .record(&mut tx, &RequestMeta::default())
@@ -479,6 +480,22 @@ async fn run_table<W>(
     Ok(t)
 }
 
+/// Who ran the import, as the system knows them: the login name (or the one `sudo` ran as) and
+/// the user id, for the audit trail.
+fn operator() -> String {
+    let name = std::env::var("SUDO_USER")
+        .or_else(|_| std::env::var("USER"))
+        .unwrap_or_else(|_| "unknown".into());
+    #[cfg(unix)]
+    {
+        let uid = std::fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m));
+        if let Ok(uid) = uid {
+            return format!("operator {name} (uid {uid})");
+        }
+    }
+    format!("operator {name}")
+}
+
 fn cell(row: &[Option<String>], i: usize) -> Option<&str> {
     row.get(i).and_then(|c| c.as_deref())
 }
@@ -525,6 +542,11 @@ fn user(row: &[Option<String>], active: bool) -> Result<ParsedUser, String> {
     {
         return Err("the password hash is not bcrypt ($2a$, $2b$ or $2y$)".into());
     }
+    // A cost outside what deployments use would make each login attempt hold a hashing thread
+    // for minutes or hours (a tampered source): refused, as the login path refuses it.
+    if !bcrypt_cost(hash).is_some_and(|c| (4..=MAX_BCRYPT_COST).contains(&c)) {
+        return Err(format!("the bcrypt cost is outside 4 to {MAX_BCRYPT_COST}"));
+    }
     // A missing name becomes the email's local part: the guide's model allows none.
     let full_name = match cell(row, 2).map(str::trim).filter(|n| !n.is_empty()) {
         Some(n) => FullName::parse(n).map_err(|_| format!("invalid full name: {n:?}"))?,
@@ -532,8 +554,9 @@ fn user(row: &[Option<String>], active: bool) -> Result<ParsedUser, String> {
             .map_err(|_| "no usable full name".to_owned())?,
     };
     let raw_role = cell(row, 3).unwrap_or("");
-    let role = Role::parse(&raw_role.trim().to_ascii_lowercase())
-        .ok_or_else(|| format!("unknown role: {raw_role:?}"))?;
+    // Exactly the old stack's values: it compared roles as they are stored, so `Admin ` was no
+    // admin there and is none here.
+    let role = Role::parse(raw_role).ok_or_else(|| format!("unknown role: {raw_role:?}"))?;
     let created_at = time(cell(row, 4), "created_at")?;
     let status = cell(row, 5);
     let flag = flag(status).ok_or_else(|| format!("invalid account status: {status:?}"))?;
@@ -542,11 +565,8 @@ fn user(row: &[Option<String>], active: bool) -> Result<ParsedUser, String> {
         full_name,
         hash: hash.to_owned(),
         role,
-        disabled: if active {
-            !flag && status.is_some()
-        } else {
-            flag
-        },
+        // A null `is_active` was no active account for the old stack (Python's None is false).
+        disabled: if active { !flag } else { flag },
         created_at,
     })
 }
@@ -559,6 +579,11 @@ async fn write_user(
 ) -> anyhow::Result<Written> {
     let now = Timestamp::now();
     if let Some(existing) = imports::user_by_email(tx, u.email.as_str()).await? {
+        if imports::created_by_import(tx, existing).await? {
+            return Ok(Written::Skipped(
+                "another source account has the same email (compared without case)".into(),
+            ));
+        }
         if !options.merge {
             return Ok(Written::Skipped(
                 "an account with this email exists (pass --merge to map to it)".into(),
@@ -566,7 +591,7 @@ async fn write_user(
         }
         let target = existing.to_string();
         if !options.dry_run {
-            imports::record(tx, "users", source_id, &target, now).await?;
+            imports::record_merged(tx, source_id, &target, now).await?;
         }
         return Ok(Written::Merged(target));
     }
@@ -687,4 +712,43 @@ fn secret(
         sealed,
         created_at,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(role: &str, hash: &str, status: Option<&str>) -> Vec<Option<String>> {
+        vec![
+            Some("someone@example.com".into()),
+            Some(hash.into()),
+            Some("Some One".into()),
+            Some(role.into()),
+            Some("2024-05-01 12:30:00.250000".into()),
+            status.map(Into::into),
+        ]
+    }
+
+    const HASH: &str = "$2b$12$rwrZzrmuV8EmfOieUp/uyOT50hUbRzwwOOGzNLRDm9pPR.hshqSuC";
+
+    /// Issue 20 review: what the old stack did not treat as an admin is none here, a bcrypt cost
+    /// that would hold a hashing thread for hours is refused, and a null `is_active` (Python's
+    /// None: not active) is a disabled account.
+    #[test]
+    fn a_source_account_is_taken_exactly_as_the_old_stack_read_it() {
+        for role in ["Admin ", "ADMIN", "superuser", ""] {
+            let e = user(&row(role, HASH, Some("0")), false).err().unwrap();
+            assert!(e.contains("unknown role"), "{role:?}: {e}");
+        }
+        let slow = HASH.replace("$12$", "$31$");
+        let e = user(&row("admin", &slow, Some("0")), false).err().unwrap();
+        assert!(e.contains("bcrypt cost"), "{e}");
+        let ok = user(&row("admin", HASH, Some("0")), false).unwrap();
+        assert_eq!((ok.role, ok.disabled), (Role::Admin, false));
+        // `is_active`: null and false are disabled, true is not; `disabled`: null is enabled.
+        assert!(user(&row("user", HASH, None), true).unwrap().disabled);
+        assert!(user(&row("user", HASH, Some("0")), true).unwrap().disabled);
+        assert!(!user(&row("user", HASH, Some("1")), true).unwrap().disabled);
+        assert!(!user(&row("user", HASH, None), false).unwrap().disabled);
+    }
 }
