@@ -5,6 +5,7 @@
 
 mod audit;
 mod contain;
+mod import;
 mod keys;
 mod review;
 mod users;
@@ -20,6 +21,7 @@ use crate::state::AppState;
 
 pub use audit::AuditCommand;
 pub use contain::ContainCommand;
+pub use import::ImportCommand;
 pub use keys::KeysCommand;
 pub use users::UserCommand;
 
@@ -71,6 +73,9 @@ pub enum Task {
         #[arg(long, default_value_t = 90)]
         dormant_days: u64,
     },
+    /// Bring accounts, resources and secrets over from another deployment.
+    #[command(subcommand)]
+    Import(ImportCommand),
     /// The audit trail: check its chain, or export it.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -139,6 +144,7 @@ pub async fn run(task: Task, config: Config) -> anyhow::Result<()> {
             dormant_days,
         } => review::run(&config, &format, dormant_days).await,
         Task::Audit(cmd) => audit::run(cmd, &config).await,
+        Task::Import(cmd) => import::run(cmd, config).await,
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod events;
+pub mod imports;
 pub mod incidents;
 pub mod keys;
 pub mod readers;

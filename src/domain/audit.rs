@@ -17,6 +17,8 @@ vocabulary! {
         AuthzDenied => "authz.denied",
         ContainmentBlockAddress => "containment.block_address",
         ContainmentRevokeSessions => "containment.revoke_sessions",
+        /// An import from a deployment of the guide's Python stack (`imangor import`).
+        ImportRun => "import.run",
         IncidentOpen => "incident.open",
         IncidentReport => "incident.report",
         IncidentUpdate => "incident.update",

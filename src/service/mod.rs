@@ -6,6 +6,7 @@ pub mod audit;
 pub mod auth;
 pub mod containment;
 pub mod context;
+pub mod import;
 pub mod incidents;
 pub mod keys;
 pub mod readiness;

@@ -8,6 +8,7 @@ mod authz_matrix;
 mod console;
 mod edge;
 mod helpers;
+mod import;
 mod incidents;
 mod jwt;
 mod keys;
