@@ -5,7 +5,7 @@
 //! |---|---|
 //! | `auth.*` (sign-in, refresh, revocation, a refused or legacy token) | Authentication (3002, category 3) |
 //! | `user.*` (register, create, role, disable, enable, password) | Account Change (3001, category 3) |
-//! | resources, secrets, authorization refusals, keys, containment, the server's own | API Activity (6003, category 6) |
+//! | resources, secrets, authorization refusals, keys, containment, imports, the server's own | API Activity (6003, category 6) |
 //! | `incident.*` (opened by a detector, reported, updated) | Detection Finding (2004, category 2) |
 //!
 //! The chain travels with each event: `metadata.sequence` is the row's `seq`, `metadata.uid` its
@@ -106,6 +106,8 @@ pub fn classify(action: Action) -> (Class, Activity) {
         A::ContainmentBlockAddress => (ApiActivity, create),
         A::ContainmentRevokeSessions => (ApiActivity, delete),
         A::KeysAdd => (ApiActivity, create),
+        // Accounts, resources and secrets brought in from the Python stack.
+        A::ImportRun => (ApiActivity, create),
         A::KeysPromote | A::KeysReencrypt | A::KeysRotateSigning => (ApiActivity, update),
         A::KeysRetire => (ApiActivity, delete),
         A::ServerStart => (ApiActivity, Activity(OTHER, "Server Start")),
