@@ -55,7 +55,8 @@ pub struct ExportQuery {
 /// The audit trail, newest first (sealed rows; new events appear within a second), and whether
 /// its hash chain is intact; or, with `format`, the sealed trail exported for a SIEM. Admins only.
 #[utoipa::path(get, path = "/audit", tag = "security operations", security(("bearer" = [])), params(PageQuery, ExportQuery),
-    responses((status = 200, body = AuditPage, description = "the page; with `format`, JSON Lines (application/x-ndjson)"),
+    responses((status = 200, description = "the page; with `format`, JSON Lines, one event a line",
+            content((AuditPage = "application/json"), (String = "application/x-ndjson"))),
         (status = 401), (status = 403, description = "not an admin"),
         (status = 422, description = "bad limit, cursor, format or after")))]
 async fn list(
