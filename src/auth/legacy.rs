@@ -17,7 +17,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
 
-use super::token::{JWT_LEEWAY_S, MAX_TOKEN_LEN, TokenError, decode_part};
+use super::token::{JWT_LEEWAY_S, TokenError, decode_part, split_compact};
 use crate::domain::{Timestamp, UserId};
 
 /// How often one account's use of an old token is written to the audit trail, at most.
@@ -87,16 +87,7 @@ impl LegacyTokens {
 
     /// Checks structure, header, signature and claims, in that order.
     pub fn verify(&self, token: &str, now: Timestamp) -> Result<LegacyVerified, TokenError> {
-        if token.len() > MAX_TOKEN_LEN {
-            return Err(TokenError::Malformed);
-        }
-        let mut parts = token.splitn(3, '.');
-        let (Some(h), Some(p), Some(s)) = (parts.next(), parts.next(), parts.next()) else {
-            return Err(TokenError::Malformed);
-        };
-        if h.is_empty() || p.is_empty() || s.is_empty() || s.contains('.') {
-            return Err(TokenError::Malformed);
-        }
+        let (h, p, s) = split_compact(token)?;
         let header: Header =
             serde_json::from_slice(&decode_part(h)?).map_err(|_| TokenError::Header)?;
         // The one algorithm of this key; imangor's own `at+jwt` tokens are not looked at here.

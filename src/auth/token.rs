@@ -304,16 +304,7 @@ impl TokenKeys {
     /// claims of a token whose signature fails are never parsed, so a forged token costs one
     /// header parse and one signature check.
     pub fn verify(&self, token: &str, now: Timestamp) -> Result<Verified, TokenError> {
-        if token.len() > MAX_TOKEN_LEN {
-            return Err(TokenError::Malformed);
-        }
-        let mut parts = token.splitn(3, '.');
-        let (Some(h), Some(p), Some(s)) = (parts.next(), parts.next(), parts.next()) else {
-            return Err(TokenError::Malformed);
-        };
-        if h.is_empty() || p.is_empty() || s.is_empty() || s.contains('.') {
-            return Err(TokenError::Malformed);
-        }
+        let (h, p, s) = split_compact(token)?;
         let header = decode_part(h)?;
         let header: JoseHeader = serde_json::from_slice(&header).map_err(|_| TokenError::Header)?;
         // The key is chosen by an exact `kid` match among configured keys only (never a path,
@@ -367,6 +358,22 @@ impl TokenKeys {
             expires_at: Timestamp::from_micros(c.exp.saturating_mul(1_000_000)),
         })
     }
+}
+
+/// The three parts of a compact JWS (header, payload, signature), each non-empty, of a token no
+/// longer than `MAX_TOKEN_LEN`: what both imangor's tokens and a replaced stack's are checked on.
+pub(super) fn split_compact(token: &str) -> Result<(&str, &str, &str), TokenError> {
+    if token.len() > MAX_TOKEN_LEN {
+        return Err(TokenError::Malformed);
+    }
+    let mut parts = token.splitn(3, '.');
+    let (Some(h), Some(p), Some(s)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(TokenError::Malformed);
+    };
+    if h.is_empty() || p.is_empty() || s.is_empty() || s.contains('.') {
+        return Err(TokenError::Malformed);
+    }
+    Ok((h, p, s))
 }
 
 /// One base64url part of a token, decoded, if it is a JSON object whose members have distinct
