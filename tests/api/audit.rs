@@ -633,6 +633,22 @@ async fn a_removed_newest_checkpoint_leaves_a_stale_unsigned_tail_that_verify_fi
     assert!(text.contains("covered by no signed checkpoint"), "{text}");
 }
 
+/// Three events sealed and signed, then three more sealed and left unsigned: the chain's
+/// (head, newest signed seq), with the tail between them.
+async fn unsigned_tail(app: &TestApp) -> (i64, i64) {
+    for i in 0..3 {
+        app.register(&format!("first{i}@example.com")).await;
+    }
+    seal_and_sign(app).await;
+    for i in 0..3 {
+        app.register(&format!("later{i}@example.com")).await;
+    }
+    seal(app).await;
+    let (head, signed) = tail(app).await;
+    assert!(head > signed + 1, "an unsigned tail: {head} {signed}");
+    (head, signed)
+}
+
 /// The attacker's rewrite: every row after `after` (0: all) recomputed from the row at `after`,
 /// as the algorithm is public, after `edit` changed one of them.
 async fn rewrite_after(app: &TestApp, after: i64, edits: &[&str]) {
@@ -1096,16 +1112,7 @@ fn chain_problems(app: &TestApp, kind: &str) -> u64 {
 #[tokio::test]
 async fn a_server_that_never_saw_the_unsigned_tail_does_not_sign_it_rewritten_v16_4_2_v16_4_3() {
     let a = TestApp::spawn_with(&[("IMANGOR_DATA_KEYS", DATA_KEYS)]).await;
-    for i in 0..3 {
-        a.register(&format!("first{i}@example.com")).await;
-    }
-    seal_and_sign(&a).await;
-    for i in 0..3 {
-        a.register(&format!("later{i}@example.com")).await;
-    }
-    seal(&a).await;
-    let (head, signed) = tail(&a).await;
-    assert!(head > signed + 1, "an unsigned tail: {head} {signed}");
+    let (head, signed) = unsigned_tail(&a).await;
     rewrite_after(
         &a,
         signed,
@@ -1223,16 +1230,7 @@ async fn a_forged_checkpoint_stops_signing_but_not_sealing_or_detection_v16_4_3_
 async fn a_removed_signed_head_with_the_rows_after_the_newest_checkpoint_is_found_v16_4_2_v16_4_3()
 {
     let a = TestApp::spawn_with(&[("IMANGOR_DATA_KEYS", DATA_KEYS)]).await;
-    for i in 0..3 {
-        a.register(&format!("first{i}@example.com")).await;
-    }
-    seal_and_sign(&a).await;
-    for i in 0..3 {
-        a.register(&format!("later{i}@example.com")).await;
-    }
-    seal(&a).await;
-    let (head, signed) = tail(&a).await;
-    assert!(head > signed + 1, "an unsigned tail: {head} {signed}");
+    let (_, signed) = unsigned_tail(&a).await;
     exec(
         &a,
         &format!("delete from security_events where seq > {signed}"),

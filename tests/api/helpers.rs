@@ -262,18 +262,23 @@ impl TestApp {
     pub async fn user_with_role(&self, email: &str, role: &str) -> (Account, Tokens) {
         let a = self.register(email).await;
         if role != "user" {
-            let admin = self.admin_tokens().await;
-            let res = self
-                .patch_json(
-                    &format!("/api/v1/users/{}", a.id),
-                    &admin.access,
-                    &serde_json::json!({"role": role}),
-                )
-                .await;
-            assert_eq!(res.status(), StatusCode::OK);
+            self.set_role(&a.id, role).await;
         }
         let t = self.login(&a).await;
         (a, t)
+    }
+
+    /// The admin gives account `id` the role `role` (asserting the 200).
+    pub async fn set_role(&self, id: &str, role: &str) {
+        let admin = self.admin_tokens().await;
+        let res = self
+            .patch_json(
+                &format!("/api/v1/users/{id}"),
+                &admin.access,
+                &serde_json::json!({"role": role}),
+            )
+            .await;
+        assert_eq!(res.status(), StatusCode::OK);
     }
 
     /// One series of this server's metrics (`name{labels}`), read in process; 0 when absent.

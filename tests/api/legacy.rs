@@ -139,15 +139,7 @@ async fn an_old_stack_token_reads_me_as_the_imported_account_with_its_current_ro
     );
     assert!(used[0].ip.is_some(), "{used:?}");
     // Changing the role in imangor changes what the old token may do.
-    let admin = app.admin_tokens().await;
-    let res = app
-        .patch_json(
-            &format!("/api/v1/users/{}", a.id),
-            &admin.access,
-            &json!({"role": "manager"}),
-        )
-        .await;
-    assert_eq!(res.status(), StatusCode::OK);
+    app.set_role(&a.id, "manager").await;
     let me: Value = app
         .get("/api/v1/users/me", &token)
         .await
