@@ -101,7 +101,14 @@ pub struct Config {
     pub alert_queue: usize,
     /// Automatic containment per detector.
     pub containment: Containment,
+    /// `iss` of the tokens and `issuer` of the OAuth metadata (the two always agree):
+    /// IMANGOR_JWT_ISSUER, else IMANGOR_PUBLIC_URL when set, else `imangor`.
     pub jwt_issuer: String,
+    /// The external base URL, no trailing slash: the OAuth endpoints and sign-in pages as
+    /// clients reach them (IMANGOR_PUBLIC_URL, default `http://` + the listen address).
+    pub public_url: String,
+    /// The OAuth2 password grant (the guide's first-party flow) is accepted.
+    pub password_grant: bool,
     pub jwt_audience: String,
     pub access_token_ttl: u64,
     pub refresh_token_ttl: u64,
@@ -221,9 +228,11 @@ impl Config {
                 "IMANGOR_JWT_SECRET and IMANGOR_JWT_KEYS are both set: a keyring replaces the single secret, set only one"
             );
         }
+        let listen: SocketAddr = raw.parse("listen", SocketAddr::from(([127, 0, 0, 1], 8000)))?;
+        let public_url = raw.get("public_url").map(public_url).transpose()?;
         let config = Config {
             env,
-            listen: raw.parse("listen", SocketAddr::from(([127, 0, 0, 1], 8000)))?,
+            listen,
             metrics_listen: match raw.get("metrics_listen") {
                 Some("off") => None,
                 _ => Some(raw.parse("metrics_listen", SocketAddr::from(([127, 0, 0, 1], 9100)))?),
@@ -289,7 +298,17 @@ impl Config {
                     ),
                 },
             },
-            jwt_issuer: raw.get("jwt_issuer").unwrap_or("imangor").to_owned(),
+            jwt_issuer: match (raw.get("jwt_issuer"), &public_url) {
+                (Some(i), _) => i.to_owned(),
+                (None, Some(u)) => u.clone(),
+                (None, None) => "imangor".to_owned(),
+            },
+            public_url: public_url.unwrap_or_else(|| format!("http://{listen}")),
+            password_grant: match raw.get("password_grant").unwrap_or("on") {
+                "on" => true,
+                "off" => false,
+                other => bail!("IMANGOR_PASSWORD_GRANT: {other:?} is neither `on` nor `off`"),
+            },
             jwt_audience: raw.get("jwt_audience").unwrap_or("imangor-api").to_owned(),
             access_token_ttl,
             refresh_token_ttl,
@@ -419,6 +438,24 @@ fn cors_origins(s: &str) -> anyhow::Result<Vec<String>> {
         out.push(o.to_owned());
     }
     Ok(out)
+}
+
+/// IMANGOR_PUBLIC_URL: an absolute `http` or `https` URL with a host and no query or fragment,
+/// kept without its trailing `/` (paths are appended to it).
+fn public_url(s: &str) -> anyhow::Result<String> {
+    let u = url::Url::parse(s)
+        .map_err(|e| anyhow::anyhow!("IMANGOR_PUBLIC_URL: {s:?} is not an absolute URL ({e})"))?;
+    if !matches!(u.scheme(), "http" | "https")
+        || u.host().is_none()
+        || u.query().is_some()
+        || u.fragment().is_some()
+        || !u.username().is_empty()
+    {
+        bail!(
+            "IMANGOR_PUBLIC_URL: {s:?} must be an http or https URL with a host and no query, fragment or user"
+        );
+    }
+    Ok(u.as_str().trim_end_matches('/').to_owned())
 }
 
 #[cfg(test)]

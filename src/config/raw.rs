@@ -68,6 +68,8 @@ const KEYS: &[Key] = &[
     k("contain_refresh_reuse"),
     k("jwt_issuer"),
     k("jwt_audience"),
+    k("public_url"),
+    k("password_grant"),
     k("access_token_ttl"),
     k("refresh_token_ttl"),
     k("session_max_age"),

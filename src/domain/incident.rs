@@ -54,6 +54,8 @@ vocabulary! {
         BruteForce => "brute_force",
         CredentialStuffing => "credential_stuffing",
         RefreshReuse => "refresh_reuse",
+        /// A spent authorization code presented again (RFC 6749 §4.1.2: what it issued is revoked).
+        CodeReuse => "authorization_code_reuse",
         AuthzProbing => "authz_probing",
         ForgedTokens => "forged_tokens",
         RoleEscalation => "role_escalation",

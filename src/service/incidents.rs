@@ -339,6 +339,26 @@ async fn single(
                 .await?;
             }
         }
+        (Some(A::OAuthCodeReuse), _) => {
+            // The subject is the account the code was issued for (the event's target).
+            let subject = row.target.clone().unwrap_or_else(|| "unknown".into());
+            raise(
+                tx,
+                NewIncident {
+                    kind: Kind::CodeReuse,
+                    level: Level::High,
+                    subject: Some(&subject),
+                    description: "a spent authorization code was presented again: the tokens its first use issued were revoked",
+                    reported_by: None,
+                    requested_level: None,
+                    affected_systems: &["auth", "oauth"],
+                },
+                at,
+                1,
+                out,
+            )
+            .await?;
+        }
         (Some(A::AuthTokenInvalid), _) => {
             // One incident per IPv6 /64 (one host usually holds a whole /64).
             let subject = row

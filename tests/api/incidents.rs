@@ -17,7 +17,7 @@ async fn sealed(app: &TestApp) {
 
 /// Incidents of `kind`, as an admin sees them (`admin`: an admin's access token, taken before
 /// any containment could block the test's address).
-async fn incidents_of(app: &TestApp, admin: &Tokens, kind: &str) -> Vec<Value> {
+pub async fn incidents_of(app: &TestApp, admin: &Tokens, kind: &str) -> Vec<Value> {
     sealed(app).await;
     listed_of(app, admin, kind).await
 }

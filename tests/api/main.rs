@@ -14,6 +14,7 @@ mod jwt;
 mod keys;
 mod legacy;
 mod metrics;
+mod oauth;
 mod ocsf;
 mod process;
 mod protection;
