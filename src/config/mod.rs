@@ -101,6 +101,9 @@ pub struct Config {
     pub alert_queue: usize,
     /// Automatic containment per detector.
     pub containment: Containment,
+    /// Days after its resolution in which a detector's new incident of the same (kind, subject)
+    /// is a recurrence of it (0: never).
+    pub incident_recurrence_days: u64,
     pub jwt_issuer: String,
     pub jwt_audience: String,
     pub access_token_ttl: u64,
@@ -289,6 +292,7 @@ impl Config {
                     ),
                 },
             },
+            incident_recurrence_days: raw.seconds("incident_recurrence_days", 30, 0..=3650)?,
             jwt_issuer: raw.get("jwt_issuer").unwrap_or("imangor").to_owned(),
             jwt_audience: raw.get("jwt_audience").unwrap_or("imangor-api").to_owned(),
             access_token_ttl,

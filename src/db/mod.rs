@@ -323,6 +323,11 @@ pub const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "legacy guard",
         include_str!("../../migrations/sqlite/0011_legacy_guard.sql"),
     ),
+    (
+        12,
+        "incident recurrence",
+        include_str!("../../migrations/sqlite/0012_incident_recurrence.sql"),
+    ),
 ];
 pub const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -379,6 +384,11 @@ pub const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         11,
         "legacy guard",
         include_str!("../../migrations/postgres/0011_legacy_guard.sql"),
+    ),
+    (
+        12,
+        "incident recurrence",
+        include_str!("../../migrations/postgres/0012_incident_recurrence.sql"),
     ),
 ];
 

@@ -17,6 +17,7 @@ mod metrics;
 mod ocsf;
 mod process;
 mod protection;
+mod recurrence;
 mod resources;
 mod secrets;
 mod shared_state;
