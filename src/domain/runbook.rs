@@ -99,7 +99,7 @@ fn texts(kind: Kind) -> [&'static str; 5] {
             "50 or more access tokens that failed verification from one address (the subject; an IPv6 address's /64) within a minute: forged, tampered or guessed tokens.",
             "Nothing is contained automatically (every token was refused with 401). To stop the noise: POST /api/v1/containment {\"action\": \"block_address\", \"cidr\": SUBJECT, \"seconds\": ...} or imangor contain block CIDR --seconds N.",
             "Read the incident's events (auth.token_invalid: why each failed: signature, algorithm, expiry, issuer); a run of expired tokens is a broken client, bad signatures are an attacker. If any signing key may have leaked, check imangor keys status.",
-            "If a signing key may have leaked: imangor keys rotate-signing, roll the keyring out, then imangor keys retire the old key once its tokens have expired; otherwise fix or block the client.",
+            "If a signing key may have leaked: imangor keys rotate-signing, roll the keyring out, then remove the leaked key from the keyring by hand and roll out again (its tokens fail at once; imangor keys retire would wait for them to expire); otherwise fix or block the client.",
             resolve!("Undo: a block lapses at its end (there is no earlier lift)."),
         ],
         Kind::RoleEscalation => [
@@ -127,7 +127,7 @@ fn texts(kind: Kind) -> [&'static str; 5] {
             "The audit chain check (the sealer, a server's periodic walk) found a row edited, removed or reordered, a tail rewritten, or a checkpoint or the signed head forged or removed.",
             "Automatic: the server signs nothing more over that chain (no checkpoint, no signed head) until it restarts; it still seals, so detection, containment and alerts go on.",
             "Run imangor audit verify for the first problem (its seq and kind); compare the rows with the checkpoints your SIEM kept (the audit log target) and the export; find who had write access to the database.",
-            "Restore the trail from a backup and the SIEM's copy, rotate the database credentials, and rotate the data keyring if the key may have leaked (imangor keys add, promote, reencrypt).",
+            "Restore the trail from a backup and the SIEM's copy, rotate the database credentials, and rotate the data keyring if a data key may have leaked (imangor keys add, roll out, imangor keys reencrypt, imangor keys retire OLD_ID).",
             resolve!("Undo: restart the servers once imangor audit verify passes; signing resumes."),
         ],
         Kind::UserReport => [

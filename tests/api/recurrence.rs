@@ -334,6 +334,18 @@ async fn every_kind_of_incident_carries_its_five_response_steps() {
         let text = texts[kind][step]["text"].as_str().unwrap();
         assert!(text.contains(says), "{kind}: {text}");
     }
+    // The OpenAPI document describes them, for clients and the contract fuzzer.
+    let doc: Value = app.get_anon("/openapi.json").await.json().await.unwrap();
+    let schemas = &doc["components"]["schemas"];
+    let view = &schemas["IncidentView"]["properties"];
+    for field in ["runbook", "recurrences", "recurrence_of", "resolved_at"] {
+        assert!(view[field].is_object(), "{field}: {view}");
+    }
+    assert_eq!(
+        schemas["RunbookStep"]["properties"]["step"]["pattern"],
+        "^(detection|containment|investigation|remediation|recovery)$"
+    );
+    assert!(schemas["ChainLink"]["properties"]["recurrence_of"].is_object());
     // The list stays light: no runbook or chain in it.
     let listed = listed_of(&app, &admin, "brute_force").await;
     assert!(listed[0].get("runbook").is_none() && listed[0].get("recurrences").is_none());
