@@ -89,12 +89,10 @@ async fn raise(
     rules: &Rules,
     out: &mut Vec<Raised>,
 ) -> sqlx::Result<Incident> {
-    let Some(subject) = new.subject else {
-        return Err(sqlx::Error::Protocol(
-            "a detector's incident always has a subject".into(),
-        ));
-    };
-    if let Some(incident) = incidents::raise_again(tx, new.kind, subject, now, by).await? {
+    // Without a subject there is nothing to raise again nor to recur of (every detector names one).
+    if let Some(subject) = new.subject
+        && let Some(incident) = incidents::raise_again(tx, new.kind, subject, now, by).await?
+    {
         // A repeat only counts (a flood must not double the trail).
         out.push(Raised {
             incident: incident.clone(),
@@ -103,12 +101,13 @@ async fn raise(
         });
         return Ok(incident);
     }
-    let previous = if rules.recurrence_days > 0 {
-        let window_us = (rules.recurrence_days as i64).saturating_mul(86_400_000_000);
-        let since = Timestamp::from_micros(now.micros().saturating_sub(window_us));
-        incidents::last_resolved(tx, new.kind, subject, since).await?
-    } else {
-        None
+    let previous = match new.subject {
+        Some(subject) if rules.recurrence_days > 0 => {
+            let window_us = (rules.recurrence_days as i64).saturating_mul(86_400_000_000);
+            let since = Timestamp::from_micros(now.micros().saturating_sub(window_us));
+            incidents::last_resolved(tx, new.kind, subject, since).await?
+        }
+        _ => None,
     };
     let detected = new.level;
     if let Some(p) = &previous {
