@@ -446,4 +446,23 @@ mod tests {
         .unwrap();
         assert!(!format!("{c:?}").contains("s3cr3t"));
     }
+
+    #[test]
+    fn the_recurrence_window_is_30_days_unless_set_within_0_to_3650() {
+        assert_eq!(
+            Config::from_raw(&raw(&[]))
+                .unwrap()
+                .incident_recurrence_days,
+            30
+        );
+        let set = |v: &str| Config::from_raw(&raw(&[("IMANGOR_INCIDENT_RECURRENCE_DAYS", v)]));
+        assert_eq!(set("0").unwrap().incident_recurrence_days, 0);
+        assert_eq!(set("3650").unwrap().incident_recurrence_days, 3650);
+        let refused = set("3651").unwrap_err().to_string();
+        assert!(
+            refused.contains("IMANGOR_INCIDENT_RECURRENCE_DAYS"),
+            "{refused}"
+        );
+        assert!(set("a month").is_err());
+    }
 }
