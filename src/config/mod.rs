@@ -101,6 +101,9 @@ pub struct Config {
     pub alert_queue: usize,
     /// Automatic containment per detector.
     pub containment: Containment,
+    /// Days after its resolution in which a detector's new incident of the same (kind, subject)
+    /// is a recurrence of it (0: never).
+    pub incident_recurrence_days: u64,
     /// `iss` of the tokens and `issuer` of the OAuth metadata (the two always agree):
     /// IMANGOR_JWT_ISSUER, else IMANGOR_PUBLIC_URL when set, else `imangor`.
     pub jwt_issuer: String,
@@ -298,6 +301,7 @@ impl Config {
                     ),
                 },
             },
+            incident_recurrence_days: raw.seconds("incident_recurrence_days", 30, 0..=3650)?,
             jwt_issuer: match (raw.get("jwt_issuer"), &public_url) {
                 (Some(i), _) => i.to_owned(),
                 (None, Some(u)) => u.clone(),
@@ -478,5 +482,24 @@ mod tests {
         )]))
         .unwrap();
         assert!(!format!("{c:?}").contains("s3cr3t"));
+    }
+
+    #[test]
+    fn the_recurrence_window_is_30_days_unless_set_within_0_to_3650() {
+        assert_eq!(
+            Config::from_raw(&raw(&[]))
+                .unwrap()
+                .incident_recurrence_days,
+            30
+        );
+        let set = |v: &str| Config::from_raw(&raw(&[("IMANGOR_INCIDENT_RECURRENCE_DAYS", v)]));
+        assert_eq!(set("0").unwrap().incident_recurrence_days, 0);
+        assert_eq!(set("3650").unwrap().incident_recurrence_days, 3650);
+        let refused = set("3651").unwrap_err().to_string();
+        assert!(
+            refused.contains("IMANGOR_INCIDENT_RECURRENCE_DAYS"),
+            "{refused}"
+        );
+        assert!(set("a month").is_err());
     }
 }

@@ -66,6 +66,7 @@ const KEYS: &[Key] = &[
     k("alert_queue"),
     k("contain_stuffing_block"),
     k("contain_refresh_reuse"),
+    k("incident_recurrence_days"),
     k("jwt_issuer"),
     k("jwt_audience"),
     k("public_url"),

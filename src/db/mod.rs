@@ -325,6 +325,11 @@ pub const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0011_legacy_guard.sql"),
     ),
     (
+        12,
+        "incident recurrence",
+        include_str!("../../migrations/sqlite/0012_incident_recurrence.sql"),
+    ),
+    (
         14,
         "oauth",
         include_str!("../../migrations/sqlite/0014_oauth.sql"),
@@ -385,6 +390,11 @@ pub const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         11,
         "legacy guard",
         include_str!("../../migrations/postgres/0011_legacy_guard.sql"),
+    ),
+    (
+        12,
+        "incident recurrence",
+        include_str!("../../migrations/postgres/0012_incident_recurrence.sql"),
     ),
     (
         14,

@@ -12,6 +12,7 @@ pub mod password;
 pub mod quota;
 pub mod resource;
 pub mod role;
+pub mod runbook;
 pub mod secret;
 pub mod text;
 pub mod time;

@@ -830,7 +830,8 @@ async fn credentials(
     };
     let now = Timestamp::now();
     let account = service_account(client.id);
-    let mut tx = store.db.begin().await?;
+    // It reads before it writes: a write transaction from the start (no lock upgrade on SQLite).
+    let mut tx = store.db.begin_write().await?;
     let user = users::find(&mut tx, account)
         .await?
         .filter(|u| !u.disabled)

@@ -85,36 +85,15 @@ impl World {
 
     /// A resource owned by `owner_token`'s account.
     async fn resource(&self, owner_token: &str, public: bool) -> String {
-        let res = self
-            .app
-            .post_json(
-                "/api/v1/resources",
-                Some(owner_token),
-                &json!({"title": "m", "content": "c", "is_public": public}),
-            )
-            .await;
-        assert_eq!(res.status(), StatusCode::CREATED);
-        res.json::<Value>().await.unwrap()["id"]
-            .as_str()
-            .unwrap()
-            .to_owned()
+        self.app.resource(owner_token, public).await
     }
 
     /// A secret owned by `owner_token`'s account.
     async fn secret(&self, owner_token: &str) -> String {
-        let res = self
-            .app
-            .post_json(
-                "/api/v1/secrets",
-                Some(owner_token),
-                &json!({"name": format!("s{}", self.fresh()), "value": "v"}),
-            )
-            .await;
-        assert_eq!(res.status(), StatusCode::CREATED);
-        res.json::<Value>().await.unwrap()["id"]
-            .as_str()
-            .unwrap()
-            .to_owned()
+        let body = json!({"name": format!("s{}", self.fresh()), "value": "v"});
+        self.app
+            .created("/api/v1/secrets", owner_token, &body)
+            .await
     }
 
     /// An incident reported by a fresh account (one account may have only a few open reports).

@@ -239,17 +239,7 @@ async fn authorization_probing_is_a_medium_incident() {
     let (prober, t) = app.user_with_role("prober@example.com", "user").await;
     // Ids that do not exist are not refusals of the policy; another's private resource is.
     let (_, owner) = app.user_with_role("owner@example.com", "user").await;
-    let res = app
-        .post_json(
-            "/api/v1/resources",
-            Some(&owner.access),
-            &json!({"title": "private", "content": "", "is_public": false}),
-        )
-        .await;
-    let rid = res.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let rid = app.resource(&owner.access, false).await;
     for _ in 0..20 {
         assert_eq!(
             app.get(&format!("/api/v1/resources/{rid}"), &t.access)

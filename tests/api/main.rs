@@ -18,6 +18,7 @@ mod oauth;
 mod ocsf;
 mod process;
 mod protection;
+mod recurrence;
 mod resources;
 mod secrets;
 mod shared_state;

@@ -272,7 +272,7 @@ async fn admins_register_clients_and_the_secret_is_shown_once() {
         .send()
         .await
         .unwrap();
-    assert_eq!(new.status(), StatusCode::OK);
+    assert_eq!(new.status(), StatusCode::OK, "{:?}", new.text().await);
     let e = events(&app).await;
     assert!(
         e.iter()
