@@ -48,6 +48,19 @@ fn service_email(client: ClientId) -> String {
     format!("client-{client}@clients.invalid")
 }
 
+/// Who changed the registry: the admin's id, or `operator` (the command line).
+fn actor(grant: &Authorized<()>) -> String {
+    grant
+        .by()
+        .map_or_else(|| "operator".to_owned(), |u| u.to_string())
+}
+
+/// The operator's grant to manage clients (`imangor client`): the command line acts as the
+/// system, outside the HTTP policy.
+pub fn as_operator() -> Authorized<()> {
+    crate::authz::as_operator(Action::ClientManage, crate::authz::Sealed::new(()))
+}
+
 /// Registers a client. A confidential client gets a secret, returned once and stored as its
 /// hash; one allowed the client-credentials grant also gets its service account (a `user`
 /// whose password no one knows: 256 random bits, hashed and forgotten).
@@ -101,7 +114,7 @@ pub async fn create_client(
         .await?;
     }
     Event::new(audit::Action::ClientCreate, audit::Outcome::Success)
-        .actor(grant.by().map(|u| u.to_string()).unwrap_or_default())
+        .actor(actor(grant))
         .target(format!("client:{}", client.id))
         .detail(format!(
             "{} client {:?}, grants {}, scopes {}{}",
@@ -149,7 +162,7 @@ pub async fn delete_client(
     let ended = sessions::revoke_client(&mut tx, id, "client deleted", now).await?;
     let account = users::disable_service_account(&mut tx, service_account(id), now).await?;
     Event::new(audit::Action::ClientDelete, audit::Outcome::Success)
-        .actor(grant.by().map(|u| u.to_string()).unwrap_or_default())
+        .actor(actor(grant))
         .target(format!("client:{id}"))
         .detail(format!(
             "{ended} session(s) ended{}",
@@ -185,7 +198,7 @@ pub async fn rotate_secret(
         return Err(AppError::NotFound);
     }
     Event::new(audit::Action::ClientRotateSecret, audit::Outcome::Success)
-        .actor(grant.by().map(|u| u.to_string()).unwrap_or_default())
+        .actor(actor(grant))
         .target(format!("client:{id}"))
         .record(&mut tx, meta)
         .await?;

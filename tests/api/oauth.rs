@@ -1054,3 +1054,111 @@ async fn the_password_grant_can_be_switched_off() {
             .contains(&json!("password"))
     );
 }
+
+#[tokio::test]
+async fn the_operator_manages_clients_from_the_command_line() {
+    use crate::process::{base_env, command};
+    let dir = tempfile::tempdir().unwrap();
+    let envs = base_env(dir.path()).await;
+    let run = |args: &'static [&'static str]| {
+        let mut c = command(&envs);
+        c.args(args);
+        async move {
+            let out = c.output().await.unwrap();
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            assert!(
+                out.status.success(),
+                "{args:?}: {text}{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            text
+        }
+    };
+    let out = run(&[
+        "client",
+        "create",
+        "--name",
+        "Nightly batch",
+        "--type",
+        "confidential",
+        "--grant",
+        "client_credentials",
+        "--scope",
+        "resources:read",
+    ])
+    .await;
+    // Log lines go to the same stream: the client's line is the one naming its type.
+    let id = out
+        .lines()
+        .find(|l| l.contains(" type=confidential"))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap()
+        .to_owned();
+    let secret = out
+        .lines()
+        .find_map(|l| l.strip_prefix("client_secret (shown once): "))
+        .unwrap()
+        .to_owned();
+    let db = envs
+        .iter()
+        .find(|(k, _)| *k == "IMANGOR_DATABASE_URL")
+        .unwrap()
+        .1
+        .clone();
+    let app = TestApp::spawn_with(&[("IMANGOR_DATABASE_URL", &db)]).await;
+    let grant = |secret: String| {
+        app.client
+            .post(app.url("/api/v1/token"))
+            .basic_auth(id.clone(), Some(secret))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+    };
+    assert_eq!(
+        grant(secret.clone()).await.unwrap().status(),
+        StatusCode::OK
+    );
+    let listed = run(&["client", "list", "--format", "json"]).await;
+    let list: Value = listed
+        .lines()
+        .find_map(|l| {
+            serde_json::from_str::<Value>(l)
+                .ok()
+                .filter(Value::is_array)
+        })
+        .unwrap();
+    assert_eq!(list[0]["client_id"], id.as_str());
+    assert!(!list.to_string().contains(&secret));
+    // The command line's changes are the operator's in the audit trail.
+    assert!(
+        events(&app)
+            .await
+            .iter()
+            .any(|e| e.action == "client.create" && e.actor_id.as_deref() == Some("operator"))
+    );
+    let mut c = command(&envs);
+    let out = c.args(["client", "delete", &id]).output().await.unwrap();
+    assert!(out.status.success());
+    oauth_error(
+        grant(secret).await.unwrap(),
+        StatusCode::UNAUTHORIZED,
+        "invalid_client",
+    )
+    .await;
+    let mut c = command(&envs);
+    let out = c
+        .args([
+            "client",
+            "create",
+            "--name",
+            "x",
+            "--type",
+            "public",
+            "--redirect-uri",
+            "http://evil.example.com/cb",
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("redirect_uris[0]"));
+}
