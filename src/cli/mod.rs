@@ -6,6 +6,7 @@
 mod audit;
 mod clients;
 mod contain;
+mod drill;
 mod import;
 mod keys;
 mod review;
@@ -84,6 +85,9 @@ pub enum Task {
     /// The audit trail: check its chain, or export it.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Runs every attack scenario against a running deployment and checks each step of the
+    /// chain (detected, contained, alerted, audited, counted); exit 1 when one failed.
+    Drill(drill::DrillArgs),
     /// Check the configuration as a security reviewer would: lists what is unsafe for
     /// production and exits 1 when anything is.
     Doctor {
@@ -151,6 +155,7 @@ pub async fn run(task: Task, config: Config) -> anyhow::Result<()> {
         } => review::run(&config, &format, dormant_days).await,
         Task::Audit(cmd) => audit::run(cmd, &config).await,
         Task::Import(cmd) => import::run(cmd, config).await,
+        Task::Drill(args) => drill::run(args, config).await,
     }
 }
 

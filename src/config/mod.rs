@@ -96,6 +96,9 @@ pub struct Config {
     /// Where incidents at or above `alert_min_level` are posted (HMAC-signed with the secret).
     pub alert_webhook_url: Option<Secret>,
     pub alert_webhook_secret: Option<Secret>,
+    /// IMANGOR_DRILL_KEY: with it, a request signed by `imangor drill` (`crypto::drill`) is drill
+    /// traffic, given an address of the drill range; without it the drill header is ignored.
+    pub drill_key: Option<Secret>,
     pub alert_min_level: crate::domain::incident::Level,
     /// Alerts waiting for the webhook, at most; past it an alert is dropped and counted.
     pub alert_queue: usize,
@@ -284,6 +287,15 @@ impl Config {
             alert_webhook_secret: raw
                 .get("alert_webhook_secret")
                 .map(|s| Secret::new(s.to_owned())),
+            drill_key: match raw.get("drill_key") {
+                // Whoever holds it can mark traffic as drill: never a weak one, in any environment.
+                Some(k) => {
+                    crate::domain::key::check_hmac_secret("IMANGOR_DRILL_KEY", k.as_bytes())
+                        .map_err(|e| anyhow::anyhow!(e))?;
+                    Some(Secret::new(k.to_owned()))
+                }
+                None => None,
+            },
             alert_min_level: match raw.get("alert_min_level").unwrap_or("high").parse() {
                 Ok(l) => l,
                 Err(crate::domain::vocabulary::Unknown { value: other, .. }) => bail!(

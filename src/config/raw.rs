@@ -62,6 +62,7 @@ const KEYS: &[Key] = &[
     k("key_max_age_days"),
     s("alert_webhook_url"),
     s("alert_webhook_secret"),
+    s("drill_key"),
     k("alert_min_level"),
     k("alert_queue"),
     k("contain_stuffing_block"),

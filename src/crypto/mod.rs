@@ -10,6 +10,7 @@
 pub mod chain;
 pub mod configured;
 pub mod data;
+pub mod drill;
 pub mod fernet;
 pub mod files;
 pub mod keyring;

@@ -9,7 +9,7 @@ use crate::domain::incident::{Filter, Incident, Kind, Level, Link, Note, Status}
 
 macro_rules! columns {
     () => {
-        "id, kind, level, status, subject, description, reported_by, count, first_seen, last_seen, updated_at, requested_level, affected_systems, resolved_at, recurrence_of"
+        "id, kind, level, status, subject, description, reported_by, count, first_seen, last_seen, updated_at, requested_level, affected_systems, resolved_at, recurrence_of, drill"
     };
 }
 
@@ -37,6 +37,7 @@ macro_rules! incident_row {
                 .try_get::<Option<i64>, _>("resolved_at")?
                 .map(Timestamp::from_micros),
             recurrence_of: r.try_get("recurrence_of")?,
+            drill: r.try_get("drill")?,
         }
     }};
 }
@@ -71,6 +72,8 @@ pub struct NewIncident<'a> {
     /// The level a report asked for, when `level` is lower (triage decides).
     pub requested_level: Option<Level>,
     pub affected_systems: &'a [&'a str],
+    /// Raised by drill traffic (`domain::net::is_drill_address`).
+    pub drill: bool,
 }
 
 /// Raises the unresolved incident of this (kind, subject) again (`by` more occurrences), if
@@ -92,7 +95,8 @@ pub async fn raise_again(
 }
 
 /// The incident of this (kind, subject) resolved last, at or after `since` (a recurrence's
-/// predecessor).
+/// predecessor); never a drill's, so a drill neither counts as a previous incident nor is raised
+/// by an earlier drill.
 pub async fn last_resolved(
     tx: &mut Tx,
     kind: Kind,
@@ -101,7 +105,7 @@ pub async fn last_resolved(
 ) -> sqlx::Result<Option<Incident>> {
     on_tx!(tx, c => {
         let r = sqlx::query(concat!("select ", columns!(), " from incidents
-            where kind = $1 and subject = $2 and status = 'resolved' and resolved_at >= $3
+            where kind = $1 and subject = $2 and status = 'resolved' and resolved_at >= $3 and not drill
             order by resolved_at desc, id desc limit 1"))
             .bind(kind.as_str()).bind(subject).bind(since.micros()).fetch_optional(c).await?;
         r.map(|r| Ok(incident_row!(&r))).transpose()
@@ -132,12 +136,13 @@ pub async fn open(
         updated_at: now,
         resolved_at: None,
         recurrence_of: recurrence_of.map(str::to_owned),
+        drill: n.drill,
     };
-    on_tx!(tx, c => sqlx::query(concat!("insert into incidents (", columns!(), ") values ($1, $2, $3, $4, $5, $6, $7, $9, $8, $8, $8, $10, $11, null, $12)"))
+    on_tx!(tx, c => sqlx::query(concat!("insert into incidents (", columns!(), ") values ($1, $2, $3, $4, $5, $6, $7, $9, $8, $8, $8, $10, $11, null, $12, $13)"))
         .bind(&i.id).bind(i.kind.as_str()).bind(i.level.as_str()).bind(i.status.as_str()).bind(i.subject.as_deref())
         .bind(&i.description).bind(i.reported_by.as_deref()).bind(now.micros()).bind(by)
         .bind(i.requested_level.map(Level::as_str)).bind(systems_json(&i.affected_systems))
-        .bind(i.recurrence_of.as_deref())
+        .bind(i.recurrence_of.as_deref()).bind(i.drill)
         .execute(c).await.map(drop))?;
     Ok(i)
 }
@@ -305,6 +310,14 @@ pub async fn block(
            expires_at = case when excluded.expires_at > blocked_addresses.expires_at then excluded.expires_at else blocked_addresses.expires_at end")
         .bind(cidr).bind(reason).bind(by).bind(now.micros()).bind(expires_at.micros())
         .execute(c).await.map(drop))
+}
+
+/// Lifts the block of exactly `cidr`; whether there was one in force.
+pub async fn unblock(tx: &mut Tx, cidr: &str, now: Timestamp) -> sqlx::Result<bool> {
+    tx.blocks_changed();
+    on_tx!(tx, c => sqlx::query("delete from blocked_addresses where cidr = $1 and expires_at > $2")
+        .bind(cidr).bind(now.micros())
+        .execute(c).await.map(|r| r.rows_affected() > 0))
 }
 
 /// Blocks in force: (cidr, expires_at).

@@ -334,6 +334,11 @@ pub const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "oauth",
         include_str!("../../migrations/sqlite/0014_oauth.sql"),
     ),
+    (
+        15,
+        "drill",
+        include_str!("../../migrations/sqlite/0015_drill.sql"),
+    ),
 ];
 pub const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -400,6 +405,11 @@ pub const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         14,
         "oauth",
         include_str!("../../migrations/postgres/0014_oauth.sql"),
+    ),
+    (
+        15,
+        "drill",
+        include_str!("../../migrations/postgres/0015_drill.sql"),
     ),
 ];
 

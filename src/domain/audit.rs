@@ -21,6 +21,8 @@ vocabulary! {
         ClientRotateSecret => "client.rotate_secret",
         ContainmentBlockAddress => "containment.block_address",
         ContainmentRevokeSessions => "containment.revoke_sessions",
+        /// A block lifted before its end (the drill lifts the blocks its traffic set off).
+        ContainmentUnblockAddress => "containment.unblock_address",
         /// An import from a deployment of the guide's Python stack (`imangor import`).
         ImportRun => "import.run",
         IncidentOpen => "incident.open",

@@ -97,6 +97,8 @@ pub struct Incident {
     pub resolved_at: Option<Timestamp>,
     /// The resolved incident of the same (kind, subject) that this one is a recurrence of.
     pub recurrence_of: Option<String>,
+    /// Opened by the traffic of a drill (`imangor drill`), not by an attack.
+    pub drill: bool,
 }
 
 /// One incident of a chain of recurrences, as the chain lists it.

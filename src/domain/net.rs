@@ -140,6 +140,21 @@ pub enum Hops {
     Exactly(usize),
 }
 
+/// The addresses drill traffic is given (`imangor drill`): TEST-NET-1 (RFC 5737), reserved for
+/// documentation and never routed, so no real client has one and a block of one stops no one
+/// but the drill. A request gets one only when its drill header verifies (`crypto::drill`).
+pub const DRILL_NETWORK: &str = "192.0.2.0/24";
+
+/// Whether `ip` is a drill address (`DRILL_NETWORK`).
+pub fn is_drill_address(ip: IpAddr) -> bool {
+    matches!(canonical(ip), IpAddr::V4(v4) if v4.octets()[..3] == [192, 0, 2])
+}
+
+/// Whether an address as the audit trail stores it is a drill address.
+pub fn is_drill_text(ip: &str) -> bool {
+    ip.parse().is_ok_and(is_drill_address)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

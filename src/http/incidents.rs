@@ -129,6 +129,9 @@ pub struct IncidentView {
     /// IMANGOR_INCIDENT_RECURRENCE_DAYS before this one opened, that this one is a recurrence
     /// of (and was raised one level for); null otherwise.
     recurrence_of: Option<String>,
+    /// Opened by a drill's traffic (`imangor drill`), not by an attack: never the previous
+    /// incident of a recurrence.
+    drill: bool,
     /// On one incident: the chain of recurrences it belongs to, oldest first, itself included
     /// (only itself when it neither recurs nor recurred).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -194,6 +197,7 @@ fn view(i: Incident, notes: Option<Vec<Note>>) -> IncidentView {
         updated_at: i.updated_at.rfc3339(),
         resolved_at: i.resolved_at.map(|t| t.rfc3339()),
         recurrence_of: i.recurrence_of,
+        drill: i.drill,
         recurrences: None,
         runbook: None,
         notes: notes.map(|n| {
@@ -414,8 +418,9 @@ async fn update(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ContainInput {
-    /// revoke_sessions (user_id), disable_user (user_id) or block_address (cidr, seconds).
-    #[schema(pattern = "^(revoke_sessions|disable_user|block_address)$")]
+    /// revoke_sessions (user_id), disable_user (user_id), block_address (cidr, seconds) or
+    /// unblock_address (cidr: exactly the network of a block in force; 404 when none).
+    #[schema(pattern = "^(revoke_sessions|disable_user|block_address|unblock_address)$")]
     action: String,
     user_id: Option<UserId>,
     /// An address or network, `203.0.113.7` or `203.0.113.0/24`.
@@ -448,6 +453,10 @@ enum Contain<'a> {
         seconds: u64,
         reason: &'a str,
     },
+    UnblockAddress {
+        cidr: crate::domain::net::Cidr,
+        reason: &'a str,
+    },
 }
 
 /// Checks every field of a containment body against its documented schema, whatever the
@@ -456,10 +465,17 @@ enum Contain<'a> {
 fn check_contain(req: &ContainInput) -> Result<Contain<'_>> {
     let mut errors = ValidationError::default();
     let action = req.action.as_str();
-    if !["revoke_sessions", "disable_user", "block_address"].contains(&action) {
+    if ![
+        "revoke_sessions",
+        "disable_user",
+        "block_address",
+        "unblock_address",
+    ]
+    .contains(&action)
+    {
         errors.push(
             "action",
-            "must be revoke_sessions, disable_user or block_address",
+            "must be revoke_sessions, disable_user, block_address or unblock_address",
         );
     }
     if matches!(action, "revoke_sessions" | "disable_user") && req.user_id.is_none() {
@@ -476,7 +492,7 @@ fn check_contain(req: &ContainInput) -> Result<Contain<'_>> {
             None
         }
         None => {
-            if action == "block_address" {
+            if matches!(action, "block_address" | "unblock_address") {
                 errors.push("cidr", "is required for this action");
             }
             None
@@ -503,6 +519,10 @@ fn check_contain(req: &ContainInput) -> Result<Contain<'_>> {
             cidr,
             seconds: req.seconds.unwrap_or(900),
             reason: req.reason.as_deref().unwrap_or("containment"),
+        },
+        ("unblock_address", _, Some(cidr)) => Contain::UnblockAddress {
+            cidr,
+            reason: req.reason.as_deref().unwrap_or("lifted"),
         },
         _ => return Err(AppError::Internal(anyhow::anyhow!("checked above"))),
     };
@@ -563,6 +583,22 @@ async fn contain(
                 action: req.action,
                 sessions_revoked: None,
                 blocked_until: Some(until.rfc3339()),
+            }
+        }
+        Contain::UnblockAddress { cidr, reason } => {
+            service::containment::unblock(
+                &app.store,
+                &app.guards,
+                By::Person(&who),
+                cidr,
+                reason,
+                &meta,
+            )
+            .await?;
+            ContainOutcome {
+                action: req.action,
+                sessions_revoked: None,
+                blocked_until: None,
             }
         }
     };

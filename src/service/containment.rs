@@ -136,3 +136,36 @@ pub async fn block(
     guards.blocks.refresh(&store.db).await?;
     Ok(until)
 }
+
+/// Lifts the block of exactly `cidr` before its end (who may block may lift); 404 when no
+/// block of that network is in force. Every replica drops it at its next reload of the blocks.
+pub async fn unblock(
+    store: &Store,
+    guards: &Guards,
+    by: By<'_>,
+    cidr: Cidr,
+    reason: &str,
+    meta: &RequestMeta,
+) -> Result<()> {
+    if let By::Person(who) = &by {
+        authz::authorize_plain(Some(who), Action::AddressBlock)?;
+    }
+    let now = Timestamp::now();
+    let mut tx = store.db.begin().await?;
+    let actor = by.actor();
+    if !incidents::unblock(&mut tx, &cidr.to_string(), now).await? {
+        return Err(AppError::NotFound);
+    }
+    Event::new(
+        audit::Action::ContainmentUnblockAddress,
+        audit::Outcome::Success,
+    )
+    .actor(&actor)
+    .target(cidr)
+    .detail(reason.to_owned())
+    .record(&mut tx, meta)
+    .await?;
+    store.commit(tx).await?;
+    guards.blocks.refresh(&store.db).await?;
+    Ok(())
+}

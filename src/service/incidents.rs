@@ -101,8 +101,9 @@ async fn raise(
         });
         return Ok(incident);
     }
+    // A drill's incident recurs of nothing (and `last_resolved` never answers a drill's).
     let previous = match new.subject {
-        Some(subject) if rules.recurrence_days > 0 => {
+        Some(subject) if rules.recurrence_days > 0 && !new.drill => {
             let window_us = (rules.recurrence_days as i64).saturating_mul(86_400_000_000);
             let since = Timestamp::from_micros(now.micros().saturating_sub(window_us));
             incidents::last_resolved(tx, new.kind, subject, since).await?
@@ -231,6 +232,7 @@ pub async fn detect(
                             reported_by: None,
                             requested_level: None,
                             affected_systems: &["auth"],
+                            drill: drill(last),
                         },
                         at,
                         occ,
@@ -268,6 +270,7 @@ pub async fn detect(
                             reported_by: None,
                             requested_level: None,
                             affected_systems: &["authz"],
+                            drill: drill(last),
                         },
                         at,
                         occ,
@@ -304,6 +307,7 @@ pub async fn detect(
                             reported_by: None,
                             requested_level: None,
                             affected_systems: &["auth", "network"],
+                            drill: drill(last),
                         },
                         at,
                         occurrences(accounts, STUFFING_ACCOUNTS, n),
@@ -361,6 +365,7 @@ pub async fn audit_tampering(
             reported_by: None,
             requested_level: None,
             affected_systems: &["audit"],
+            drill: false,
         },
         Timestamp::now(),
         1,
@@ -395,7 +400,7 @@ async fn single(
                 None => None,
             };
             let subject = owner.unwrap_or_else(|| "unknown".into());
-            raise(tx, NewIncident { kind: Kind::RefreshReuse, level: Level::High, subject: Some(&subject), description: "a spent refresh token was presented again: its session was revoked", reported_by: None, requested_level: None, affected_systems: &["auth", "sessions"] }, at, 1, rules, out).await?;
+            raise(tx, NewIncident { kind: Kind::RefreshReuse, level: Level::High, subject: Some(&subject), description: "a spent refresh token was presented again: its session was revoked", reported_by: None, requested_level: None, affected_systems: &["auth", "sessions"], drill: drill(row) }, at, 1, rules, out).await?;
             if contain.reuse_revokes_all
                 && let Ok(user) = subject.parse()
             {
@@ -430,6 +435,7 @@ async fn single(
                     reported_by: None,
                     requested_level: None,
                     affected_systems: &["auth", "oauth"],
+                    drill: drill(row),
                 },
                 at,
                 1,
@@ -455,6 +461,7 @@ async fn single(
                     reported_by: None,
                     requested_level: None,
                     affected_systems: &["auth", "tokens"],
+                    drill: drill(row),
                 },
                 at,
                 1,
@@ -482,6 +489,7 @@ async fn single(
                     reported_by: None,
                     requested_level: None,
                     affected_systems: &["users", "authz"],
+                    drill: drill(row),
                 },
                 at,
                 1,
@@ -502,6 +510,7 @@ async fn single(
                     reported_by: None,
                     requested_level: None,
                     affected_systems: &["redis", "rate_limits"],
+                    drill: drill(row),
                 },
                 at,
                 1,
@@ -526,6 +535,7 @@ async fn single(
                     reported_by: None,
                     requested_level: None,
                     affected_systems: &["secrets", "keys"],
+                    drill: drill(row),
                 },
                 at,
                 1,
@@ -537,6 +547,14 @@ async fn single(
         _ => {}
     }
     Ok(())
+}
+
+/// Whether an event came from drill traffic (a drill address: `domain::net::DRILL_NETWORK`); the
+/// incident it opens is labelled `drill`.
+fn drill(row: &AuditRow) -> bool {
+    row.ip
+        .as_deref()
+        .is_some_and(crate::domain::net::is_drill_text)
 }
 
 /// The subject of an incident about an address: an IPv4 address, or the /64 of an IPv6 one
@@ -660,6 +678,7 @@ pub async fn report(
             reported_by: Some(&by),
             requested_level: requested,
             affected_systems: &systems,
+            drill: false,
         },
         None,
         now,

@@ -286,6 +286,7 @@ async fn every_kind_of_incident_carries_its_five_response_steps() {
                 reported_by: None,
                 requested_level: None,
                 affected_systems: &[],
+                drill: false,
             },
             None,
             imangor::domain::Timestamp::now(),

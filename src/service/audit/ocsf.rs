@@ -110,7 +110,7 @@ pub fn classify(action: Action) -> (Class, Activity) {
         A::SecretRead | A::SecretDecrypt => (ApiActivity, read),
         A::AuthzDenied => (ApiActivity, Activity(OTHER, "Access Denied")),
         A::ContainmentBlockAddress => (ApiActivity, create),
-        A::ContainmentRevokeSessions => (ApiActivity, delete),
+        A::ContainmentRevokeSessions | A::ContainmentUnblockAddress => (ApiActivity, delete),
         A::KeysAdd => (ApiActivity, create),
         // Accounts, resources and secrets brought in from the Python stack.
         A::ImportRun => (ApiActivity, create),
