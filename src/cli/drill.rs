@@ -43,6 +43,10 @@ pub struct DrillArgs {
     /// The scrape endpoint (`http://127.0.0.1:9100/metrics`); without it the metric is not checked.
     #[arg(long)]
     metrics_url: Option<String>,
+    /// Replicas behind the URL: each counts invalid tokens on its own (`limits::blocks`), so the
+    /// forged-token scenario sends enough for every replica to cross the threshold.
+    #[arg(long, default_value_t = 1)]
+    replicas: u32,
     /// How long each step may take, in seconds.
     #[arg(long, default_value_t = 30)]
     timeout: u64,
@@ -102,6 +106,7 @@ struct Drill {
     admin: String,
     timeout: Duration,
     run: String,
+    replicas: u32,
 }
 
 /// A drill account: its id, email and password.
@@ -137,6 +142,7 @@ pub(super) async fn run(args: DrillArgs, config: Config) -> anyhow::Result<()> {
         admin: String::new(),
         timeout: Duration::from_secs(args.timeout.max(1)),
         run: uuid::Uuid::new_v4().simple().to_string()[..8].to_owned(),
+        replicas: args.replicas.clamp(1, 100),
     };
     let (status, body) = d.login(&email, &password, None).await?;
     if status != 200 {
@@ -383,7 +389,11 @@ impl Drill {
             _ => {
                 let forged =
                     "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJkcmlsbCJ9.c2lnbmF0dXJlLW9mLWEtZHJpbGw";
-                for _ in 0..crate::limits::blocks::FORGED_TOKENS {
+                // Each replica counts on its own; a balancer spreads the requests about evenly,
+                // so a tenth more per extra replica covers an uneven share.
+                let per = crate::limits::blocks::FORGED_TOKENS;
+                let n = per * self.replicas + (per / 10) * (self.replicas - 1);
+                for _ in 0..n {
                     let s = self
                         .request(reqwest::Method::GET, "/api/v1/users/me", from)
                         .bearer_auth(forged)

@@ -72,14 +72,14 @@ fn texts(kind: Kind) -> [&'static str; 5] {
             "Automatic: the login guard slows the account and locks each (account, address) pair after IMANGOR_LOGIN_LOCK_AFTER failures; nothing else is contained. If a guess may have worked, end the account's sessions (POST /api/v1/containment {\"action\": \"revoke_sessions\", \"user_id\": SUBJECT}, or imangor contain revoke-sessions --email EMAIL) and block the addresses (block_address, or imangor contain block CIDR).",
             "Read the incident's events (GET /api/v1/incidents/{id}, or GET /api/v1/audit): the addresses the failures came from, and whether an auth.login success for the account followed them (a guess that worked); imangor access-review shows its last login.",
             "If a guess may have worked: the owner changes the password (PATCH /api/v1/users/me with current_password, which ends every other session), or an admin disables the account (imangor user disable --email EMAIL).",
-            resolve!("Undo: a disabled account is enabled with PATCH /api/v1/users/{id} {\"disabled\": false} (admin); ended sessions are not restored (the owner signs in again); a block lapses at its end."),
+            resolve!("Undo: a disabled account is enabled with PATCH /api/v1/users/{id} {\"disabled\": false} (admin); ended sessions are not restored (the owner signs in again); a block lapses at its end or is lifted with POST /api/v1/containment {\"action\": \"unblock_address\", \"cidr\": ...}."),
         ],
         Kind::CredentialStuffing => [
             "Failed logins on 10 or more different accounts from one address (the subject: an IPv4 address, or an IPv6 address's /64) within 10 minutes; each further attempt raises the count.",
             "Automatic: the address (an IPv4 /32, an IPv6 /64) is refused at the door for IMANGOR_CONTAIN_STUFFING_BLOCK seconds (900; 0 = no block), recorded as containment.block_address. Block longer or wider with POST /api/v1/containment {\"action\": \"block_address\", \"cidr\": ..., \"seconds\": ...} or imangor contain block CIDR --seconds N.",
             "Read the incident's events: the accounts tried from the address, and any auth.login success from it (an account whose password was on the attacker's list); check whether the address is a shared proxy or NAT (other users behind it are refused too).",
             "For each account that signed in from the address: end its sessions (revoke_sessions) and have the owner change the password; tell the owners of the accounts tried.",
-            resolve!("Undo: the block lapses at its end (blocked_until; a longer block of the same network wins, and there is no earlier lift)."),
+            resolve!("Undo: the block lapses at its end (blocked_until; a longer block of the same network wins), or lift it now: POST /api/v1/containment {\"action\": \"unblock_address\", \"cidr\": ...} (the exact network of the block)."),
         ],
         Kind::RefreshReuse => [
             "A refresh token already spent (rotated) was presented again: two holders of one session's token, one of them a thief. The subject is the account whose session it was.",
@@ -107,7 +107,7 @@ fn texts(kind: Kind) -> [&'static str; 5] {
             "Nothing is contained automatically (every token was refused with 401). To stop the noise: POST /api/v1/containment {\"action\": \"block_address\", \"cidr\": SUBJECT, \"seconds\": ...} or imangor contain block CIDR --seconds N.",
             "Read the incident's events (auth.token_invalid: why each failed: signature, algorithm, expiry, issuer); a run of expired tokens is a broken client, bad signatures are an attacker. If any signing key may have leaked, check imangor keys status.",
             "If a signing key may have leaked: imangor keys rotate-signing, roll the keyring out, then remove the leaked key from the keyring by hand and roll out again (its tokens fail at once; imangor keys retire would wait for them to expire); otherwise fix or block the client.",
-            resolve!("Undo: a block lapses at its end (there is no earlier lift)."),
+            resolve!("Undo: a block lapses at its end, or is lifted with unblock_address (POST /api/v1/containment)."),
         ],
         Kind::RoleEscalation => [
             "An account (the subject) was made admin; the description names who did it. Expected promotions are incidents too: each is reviewed.",
