@@ -1162,3 +1162,56 @@ async fn the_operator_manages_clients_from_the_command_line() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("redirect_uris[0]"));
 }
+
+#[tokio::test]
+async fn the_sign_in_page_feeds_the_login_guard_like_the_password_grant_v6_3_1() {
+    let app = TestApp::spawn_with(&[("IMANGOR_LOGIN_LOCK_AFTER", "3")]).await;
+    let admin = app.admin_tokens().await.access;
+    let id = public_client(&app, &admin, true).await;
+    let ann = app.register("ann@example.com").await;
+    let (_, challenge) = pkce();
+    let wrong = Account {
+        password: "not the password at all".into(),
+        ..ann.clone()
+    };
+    let mut b = Browser::default();
+    let query = authorize_query(&id, &challenge, None);
+    for _ in 0..3 {
+        let res = sign_in(&app, &mut b, &query, &wrong).await;
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+        assert!(res.text().await.unwrap().contains("not correct"));
+    }
+    // Locked for this address like the password grant: even the right password is refused.
+    let res = sign_in(&app, &mut b, &query, &ann).await;
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(res.headers().get("retry-after").is_some());
+    let e = events(&app).await;
+    assert_eq!(
+        e.iter()
+            .filter(|e| e.action == "auth.login" && e.outcome == "failure")
+            .count(),
+        3
+    );
+    assert!(
+        e.iter()
+            .any(|e| e.action == "auth.login" && e.outcome == "throttled")
+    );
+}
+
+#[tokio::test]
+async fn the_sign_in_form_spends_the_token_endpoints_budget() {
+    let app = TestApp::spawn_with(&[("IMANGOR_RATE_LIMIT_TOKEN", "3/60")]).await;
+    let mut limited = None;
+    for i in 0..6 {
+        let res = Browser::default()
+            .post(&app, &[("username", "x@example.com")])
+            .await;
+        if res.status() == StatusCode::TOO_MANY_REQUESTS {
+            limited = Some((i, res.headers().get("retry-after").is_some()));
+            break;
+        }
+        assert_eq!(res.status(), StatusCode::FORBIDDEN, "no binding cookie");
+    }
+    // The fixture's own login spent one of the three.
+    assert_eq!(limited, Some((2, true)));
+}
