@@ -512,13 +512,17 @@ async fn an_unknown_client_or_unregistered_redirect_uri_gets_a_page_never_a_redi
     let id = public_client(&app, &admin, true).await;
     let (_, challenge) = pkce();
     let mut b = Browser::default();
-    for query in [
+    let queries = [
         authorize_query(&uuid::Uuid::now_v7().to_string(), &challenge, None),
         authorize_query("not-a-client", &challenge, None),
         authorize_query(&id, &challenge, None).replace("callback", "elsewhere"),
         format!("{}&client_id={id}", authorize_query(&id, &challenge, None)),
-    ] {
-        let res = b.get(&app, &query).await;
+        // The redirect URI is required (OAuth 2.1), even with one registered.
+        authorize_query(&id, &challenge, None)
+            .replace(&format!("&redirect_uri={}", urlencode(SPA)), ""),
+    ];
+    for query in &queries {
+        let res = b.get(&app, query).await;
         assert_eq!(res.status(), StatusCode::BAD_REQUEST, "{query}");
         assert!(res.headers().get("location").is_none(), "{query}");
         assert!(
@@ -528,6 +532,17 @@ async fn an_unknown_client_or_unregistered_redirect_uri_gets_a_page_never_a_redi
                 .starts_with("text/html")
         );
     }
+    // Each is recorded: refused pages are how phishing and redirect probing look.
+    let refused = events(&app)
+        .await
+        .into_iter()
+        .filter(|e| e.action == "oauth.authorize" && e.outcome == "failure")
+        .count();
+    assert_eq!(refused, queries.len());
+}
+
+fn urlencode(s: &str) -> String {
+    serde_urlencoded::to_string([("x", s)]).unwrap()[2..].to_owned()
 }
 
 #[tokio::test]
@@ -687,7 +702,24 @@ async fn a_reused_code_revokes_what_its_first_use_issued_and_raises_a_high_incid
         ])
         .await;
     oauth_error(r, StatusCode::BAD_REQUEST, "invalid_grant").await;
+    // Further replays are refused and only counted: one event, one incident.
+    for _ in 0..3 {
+        oauth_error(
+            redeem(&app, &id, &c, &verifier).await,
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+        )
+        .await;
+    }
+    assert_eq!(
+        app.metric(r#"security_events_skipped_total{action="oauth.code_reuse"}"#),
+        3
+    );
     let e = events(&app).await;
+    assert_eq!(
+        e.iter().filter(|e| e.action == "oauth.code_reuse").count(),
+        1
+    );
     assert!(e.iter().any(|e| e.action == "oauth.code_reuse"
         && e.outcome == "session_revoked"
         && e.target.as_deref() == Some(ann.id.as_str())));
@@ -794,6 +826,13 @@ async fn client_credentials_issue_a_scoped_token_for_the_client_and_no_refresh_t
         .await;
     oauth_error(res, StatusCode::UNAUTHORIZED, "invalid_client").await;
 
+    // Its service account changes only through the client: no role widened, no status broken.
+    for change in [json!({"role": "admin"}), json!({"disabled": true})] {
+        let res = app
+            .patch_json(&format!("/api/v1/users/{id}"), &admin, &change)
+            .await;
+        problem(res, StatusCode::CONFLICT).await;
+    }
     // Deleting the client ends its tokens at once.
     let res = app
         .client
@@ -955,31 +994,34 @@ async fn confidential_clients_introspect_tokens_rfc7662() {
         r.send()
     };
     let auth = Some((id.to_owned(), secret.to_owned()));
-    let v: Value = introspect(admin.access.clone(), auth.clone())
+    let own: Value = app
+        .client
+        .post(app.url("/api/v1/token"))
+        .basic_auth(id, Some(secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
         .await
         .unwrap()
         .json()
         .await
         .unwrap();
+    let own = own["access_token"].as_str().unwrap().to_owned();
+    let body =
+        |res: reqwest::Result<Response>| async move { res.unwrap().json::<Value>().await.unwrap() };
+    let v = body(introspect(own.clone(), auth.clone()).await).await;
     assert_eq!(v["active"], true);
-    assert_eq!(v["sub"], app.admin.id.as_str());
-    assert!(
-        v["exp"].is_i64() && v["iat"].is_i64() && v["iss"].is_string() && v["scope"].is_string()
-    );
-    app.revoke(&admin.access).await;
-    let v: Value = introspect(admin.access.clone(), auth.clone())
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    assert_eq!(v["sub"], id);
+    assert_eq!(v["client_id"], id);
+    assert_eq!(v["scope"], "resources:read");
+    assert_eq!(v["token_type"], "Bearer");
+    assert!(v["exp"].is_i64() && v["iat"].is_i64() && v["iss"].is_string());
+    // Another's token, even a live admin's, is not this client's to learn about.
+    let v = body(introspect(admin.access.clone(), auth.clone()).await).await;
     assert_eq!(v, json!({"active": false}));
-    let v: Value = introspect("garbage".into(), auth)
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    app.revoke(&own).await;
+    let v = body(introspect(own.clone(), auth.clone()).await).await;
+    assert_eq!(v, json!({"active": false}));
+    let v = body(introspect("garbage".into(), auth).await).await;
     assert_eq!(v, json!({"active": false}));
     let res = introspect(admin.refresh.clone(), None).await.unwrap();
     oauth_error(res, StatusCode::UNAUTHORIZED, "invalid_client").await;
@@ -988,6 +1030,19 @@ async fn confidential_clients_introspect_tokens_rfc7662() {
 #[tokio::test]
 async fn the_metadata_documents_name_the_endpoints_and_s256_only() {
     let app = TestApp::spawn_with(&[("IMANGOR_PUBLIC_URL", "https://id.example.com/")]).await;
+    // Over https the binding cookie is a __Host- cookie: Secure, path /, no Domain.
+    let admin = app.admin_tokens().await.access;
+    let id = public_client(&app, &admin, true).await;
+    let (_, challenge) = pkce();
+    let page = Browser::default()
+        .get(&app, &authorize_query(&id, &challenge, None))
+        .await;
+    let cookie = page.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(cookie.starts_with("__Host-imangor_oauth="), "{cookie}");
+    assert!(
+        cookie.contains("; Path=/;") && cookie.contains("Secure") && !cookie.contains("Domain"),
+        "{cookie}"
+    );
     let m: Value = app
         .get_anon("/.well-known/oauth-authorization-server")
         .await
