@@ -187,6 +187,12 @@ async fn build(src: &Sources<'_>, id: &str, by: &str) -> Result<Vec<u8>> {
         ("keys", audit_keys_jwks(src.keys)),
         ("deployment", deployment(src)),
     ];
+    assemble(parts, src.keys)
+}
+
+/// The bundle of `parts` (in `PARTS`' order), with its manifest signed by the current
+/// checkpoint key: pretty-printed JSON.
+fn assemble(parts: [(&str, Value); 6], keys: &DataKeyring) -> Result<Vec<u8>> {
     let mut digests = serde_json::Map::new();
     for (name, part) in &parts {
         digests.insert((*name).to_owned(), Value::String(digest(part)));
@@ -196,8 +202,8 @@ async fn build(src: &Sources<'_>, id: &str, by: &str) -> Result<Vec<u8>> {
         "canonical_form": "JSON, object keys sorted, no whitespace",
         "parts": digests,
     });
-    let key_id = src.keys.current();
-    let key = signer(src.keys, key_id)
+    let key_id = keys.current();
+    let key = signer(keys, key_id)
         .ok_or_else(|| internal(format!("no checkpoint key for data key {key_id}")))?;
     let signature = json!({
         "key_id": key_id,
@@ -384,8 +390,12 @@ pub struct Report {
 }
 
 impl Report {
+    /// One change found (said once: an event changed in both its part and the chain is one).
     fn changed(&mut self, what: impl Into<String>) {
-        self.changes.push(what.into());
+        let what = what.into();
+        if !self.changes.contains(&what) {
+            self.changes.push(what);
+        }
     }
 }
 
@@ -671,4 +681,199 @@ fn check_events(events: &[AuditRow], chain: &Chain, covered: i64, r: &mut Report
 
 fn same(a: &AuditRow, b: &AuditRow) -> bool {
     serde_json::to_value(a).ok() == serde_json::to_value(b).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::data::tests::ring;
+
+    fn row(seq: i64, prev: &str, detail: &str) -> AuditRow {
+        let mut r = AuditRow {
+            id: format!("e{seq}"),
+            seq: Some(seq),
+            at: 1_700_000_000_000_000 + seq,
+            action: "auth.login".into(),
+            outcome: "failure".into(),
+            severity: "info".into(),
+            actor_id: Some("u1".into()),
+            target: None,
+            ip: Some("203.0.113.7".into()),
+            request_id: None,
+            detail: Some(detail.into()),
+            prev_hash: Some(prev.into()),
+            hash: None,
+        };
+        r.hash = Some(chain_hash(prev, seq, &r));
+        r
+    }
+
+    /// Rows 1..=6 of a chain, a checkpoint at 3 and the signed head at 6; the incident's events are
+    /// rows 2 and 5.
+    fn bundle(keys: &DataKeyring) -> Value {
+        let mut rows = Vec::new();
+        let mut prev = crate::crypto::chain::GENESIS.to_owned();
+        for seq in 1..=6 {
+            let r = row(seq, &prev, &format!("try {seq}"));
+            prev = r.hash.clone().unwrap_or_default();
+            rows.push(r);
+        }
+        let key = signer(keys, "k1").unwrap();
+        let at = 1_700_000_000_000_100;
+        let h3 = rows[2].hash.clone().unwrap_or_default();
+        let signed = vec![
+            Signed {
+                kind: "checkpoint".into(),
+                seq: 3,
+                signature: sign_with(&key, &signed_message(3, &h3, at)),
+                hash: h3,
+                key_id: "k1".into(),
+                at,
+            },
+            Signed {
+                kind: "head".into(),
+                seq: 6,
+                signature: sign_with(&key, &head_message(6, &prev, at)),
+                hash: prev.clone(),
+                key_id: "k1".into(),
+                at,
+            },
+        ];
+        let events = vec![rows[1].clone(), rows[4].clone()];
+        let chain = Chain {
+            rows: rows[1..].to_vec(),
+            signed,
+        };
+        let parts = [
+            ("export", json!({"by": "operator"})),
+            ("incident", json!({"id": "i1", "notes": []})),
+            ("events", serde_json::to_value(&events).unwrap()),
+            ("chain", serde_json::to_value(&chain).unwrap()),
+            ("keys", audit_keys_jwks(keys)),
+            ("deployment", json!({"data_keys": ["k1"]})),
+        ];
+        serde_json::from_slice(&assemble(parts, keys).unwrap()).unwrap()
+    }
+
+    fn check(b: &Value) -> Report {
+        verify(&serde_json::to_vec(b).unwrap(), None)
+    }
+
+    /// `b` with its manifest computed and signed again by `keys` (a forger who holds a key).
+    fn resealed(b: &Value, keys: &DataKeyring) -> Value {
+        let parts = PARTS.map(|p| (p, b[p].clone()));
+        serde_json::from_slice(&assemble(parts, keys).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn the_canonical_form_sorts_keys_and_ignores_layout() {
+        let a: Value =
+            serde_json::from_str(r#"{"b": [1, {"z": null, "a": "\u00e9"}], "a": true}"#).unwrap();
+        assert_eq!(
+            String::from_utf8(canonical(&a)).unwrap(),
+            r#"{"a":true,"b":[1,{"a":"é","z":null}]}"#
+        );
+        let pretty = serde_json::to_string_pretty(&a).unwrap();
+        assert_eq!(digest(&serde_json::from_str(&pretty).unwrap()), digest(&a));
+    }
+
+    #[test]
+    fn an_intact_bundle_verifies_with_its_keys_and_with_the_same_keys_pinned() {
+        let keys = ring(&[("k1", 1), ("k0", 2)]);
+        let b = bundle(&keys);
+        let r = check(&b);
+        assert!(r.changes.is_empty(), "{:?}", r.changes);
+        let published = serde_json::to_vec(&audit_keys_jwks(&keys)).unwrap();
+        let r = verify(&serde_json::to_vec(&b).unwrap(), Some(&published));
+        assert!(r.changes.is_empty(), "{:?}", r.changes);
+    }
+
+    #[test]
+    fn removed_reordered_or_cut_rows_are_named() {
+        let keys = ring(&[("k1", 1)]);
+        let b = bundle(&keys);
+        // A row removed from the middle of the segment.
+        let mut cut = b.clone();
+        cut["chain"]["rows"].as_array_mut().unwrap().remove(2);
+        let r = check(&resealed(&cut, &keys));
+        assert!(
+            r.changes
+                .iter()
+                .any(|c| c.contains("row 5 where row 4 belongs")),
+            "{:?}",
+            r.changes
+        );
+        // Two rows swapped.
+        let mut swapped = b.clone();
+        swapped["chain"]["rows"].as_array_mut().unwrap().swap(0, 1);
+        let r = check(&resealed(&swapped, &keys));
+        assert!(
+            r.changes.iter().any(|c| c.contains("belongs")),
+            "{:?}",
+            r.changes
+        );
+        // The tail cut off with the head that signed it: the last event is no longer covered.
+        let mut short = b.clone();
+        short["chain"]["rows"].as_array_mut().unwrap().truncate(3);
+        short["chain"]["signed"].as_array_mut().unwrap().pop();
+        let r = check(&resealed(&short, &keys));
+        assert!(
+            r.changes
+                .contains(&"event seq 5 is not in the chain segment".to_owned()),
+            "{:?}",
+            r.changes
+        );
+        // A forged head: signed by a key the deployment does not publish.
+        let other = ring(&[("k1", 9)]);
+        let forged = resealed(&bundle(&other), &other);
+        let published = serde_json::to_vec(&audit_keys_jwks(&keys)).unwrap();
+        let r = verify(&serde_json::to_vec(&forged).unwrap(), Some(&published));
+        assert!(
+            r.changes
+                .iter()
+                .any(|c| c.contains("key k1 in the bundle differs")),
+            "{:?}",
+            r.changes
+        );
+        assert!(
+            r.changes
+                .iter()
+                .any(|c| c.contains("the signed head (row 6) was changed")),
+            "{:?}",
+            r.changes
+        );
+    }
+
+    #[test]
+    fn an_event_changed_in_both_places_is_named_once_by_its_seq() {
+        let keys = ring(&[("k1", 1)]);
+        let mut b = bundle(&keys);
+        b["events"][0]["detail"] = "nothing happened".into();
+        b["chain"]["rows"][0]["detail"] = "nothing happened".into();
+        let r = check(&b);
+        let named: Vec<_> = r
+            .changes
+            .iter()
+            .filter(|c| c.starts_with("event seq 2 (e2) was changed"))
+            .collect();
+        assert_eq!(named.len(), 1, "{:?}", r.changes);
+        assert!(
+            r.changes
+                .iter()
+                .any(|c| c.contains("manifest entry \"chain\"")),
+            "{:?}",
+            r.changes
+        );
+    }
+
+    #[test]
+    fn what_is_not_a_bundle_is_said() {
+        assert!(verify(b"not json", None).changes[0].contains("not a JSON bundle"));
+        let r = verify(br#"{"format": "imangor-evidence-bundle/0"}"#, None);
+        assert!(
+            r.changes[0].contains("not a bundle this version reads"),
+            "{:?}",
+            r.changes
+        );
+    }
 }
