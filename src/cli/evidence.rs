@@ -33,6 +33,9 @@ pub fn run(cmd: EvidenceCommand) -> anyhow::Result<()> {
                 .map(|k| std::fs::read(&k).with_context(|| format!("reading {}", k.display())))
                 .transpose()?;
             let report = evidence::verify(&bytes, pinned.as_deref());
+            for line in &report.about {
+                println!("{line}");
+            }
             for line in &report.checked {
                 println!("checked: {line}");
             }

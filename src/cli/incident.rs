@@ -8,6 +8,7 @@ use clap::Subcommand;
 
 use super::{shown, with_store};
 use crate::config::Config;
+use crate::error::AppError;
 use crate::service::audit::evidence::{self, Sources};
 
 #[derive(Subcommand, Debug)]
@@ -35,7 +36,10 @@ pub(super) async fn run(cmd: IncidentCommand, config: &Config) -> anyhow::Result
                     tokens: &tokens,
                     config,
                 };
-                evidence::as_operator(&src, &id).await.map_err(shown)
+                evidence::as_operator(&src, &id).await.map_err(|e| match e {
+                    AppError::NotFound => anyhow::anyhow!("no incident has the id {id}"),
+                    e => shown(e),
+                })
             })
             .await?;
             crate::crypto::files::replace_private(&out, &bundle)?;

@@ -294,7 +294,9 @@ async fn show(
 #[utoipa::path(get, path = "/incidents/{id}/evidence", tag = "security operations", security(("bearer" = [])),
     params(("id" = String, Path, description = "the incident's id")),
     responses((status = 200, description = "the bundle (`format`: imangor-evidence-bundle/1), as an attachment",
-            content_type = "application/json", body = Object),
+            content_type = "application/json", body = Object,
+            headers(("Content-Disposition" = String, description = "attachment; filename=\"incident-ID-evidence.json\""),
+                ("Cache-Control" = String, description = "no-store"))),
         (status = 401), (status = 403, description = "not an admin"), (status = 404),
         (status = 409, description = "the incident's newest events are not signed yet (retry in a few seconds), or its chain segment is too long")))]
 async fn evidence(

@@ -175,6 +175,20 @@ async fn an_incidents_evidence_bundle_verifies_offline_and_names_each_change_v16
     );
     let (ok, text) = imangor(&[], &["evidence", "verify", &path(&out)]).await;
     assert!(ok, "{text}");
+    assert!(
+        text.contains(&format!(
+            "incident {id} (brute_force, high, open), exported"
+        )) && text.contains("by operator"),
+        "{text}"
+    );
+    let unknown = uuid::Uuid::now_v7().to_string();
+    let none = path(&dir.path().join("none.json"));
+    let (ok, text) = imangor(&envs, &["incident", "evidence", &unknown, "--out", &none]).await;
+    assert!(
+        !ok && text.contains(&format!("no incident has the id {unknown}")),
+        "{text}"
+    );
+    assert!(!dir.path().join("none.json").exists());
     // Each export is in the trail, with who asked.
     let exports: Vec<_> = crate::helpers::events(&app)
         .await

@@ -385,6 +385,8 @@ fn scalar(v: &Value, out: &mut Vec<u8>) {
 /// What `verify` found: what it checked (for the operator), and every change it found.
 #[derive(Debug, Default)]
 pub struct Report {
+    /// What the bundle says of itself (unchecked until the manifest is).
+    pub about: Vec<String>,
     pub checked: Vec<String>,
     pub changes: Vec<String>,
 }
@@ -440,6 +442,32 @@ pub fn verify(bytes: &[u8], pinned: Option<&[u8]>) -> Report {
             bundle["format"]
         ));
         return r;
+    }
+    let (export, incident) = (&bundle["export"], &bundle["incident"]);
+    let text = |v: &Value| v.as_str().map_or_else(|| v.to_string(), str::to_owned);
+    r.about.push(format!(
+        "incident {} ({}, {}, {}), exported {} by {} from imangor {}",
+        text(&incident["id"]),
+        text(&incident["kind"]),
+        text(&incident["level"]),
+        text(&incident["status"]),
+        text(&export["created_at"]),
+        text(&export["by"]),
+        text(&export["server_version"])
+    ));
+    if export["unsealed_events_left_out"]
+        .as_u64()
+        .is_some_and(|n| n > 0)
+    {
+        r.about.push(format!(
+            "{} events of the incident were not sealed yet when it was exported: they are not in it",
+            export["unsealed_events_left_out"]
+        ));
+    }
+    if export["events_truncated"] == true {
+        r.about.push(format!(
+            "the incident had more than {MAX_EVENTS} events: the newest {MAX_EVENTS} are in it"
+        ));
     }
     let keys = match key_set(&bundle["keys"]) {
         Ok(k) => k,
@@ -630,7 +658,7 @@ fn check_chain(chain: &Chain, keys: &BTreeMap<String, Vec<u8>>, r: &mut Report) 
         }
     }
     r.checked.push(format!(
-        "{} signed checkpoints checked; the segment is signed up to row {covered}",
+        "signed points (checkpoints, head) checked: {}; the segment is signed up to row {covered}",
         chain.signed.len()
     ));
     if covered < end {
