@@ -421,7 +421,7 @@ async function incidents() {
     more.hidden = !cursor;
     list.replaceChildren(table([
       { title: 'Last seen', cell: (i) => when(i.last_seen) },
-      { title: 'Kind', cell: (i) => h('a', { href: `#/incidents/${encodeURIComponent(i.id)}` }, i.kind) },
+      { title: 'Kind', cell: (i) => [h('a', { href: `#/incidents/${encodeURIComponent(i.id)}` }, i.kind), i.recurrence_of ? ' (recurrence)' : null] },
       { title: 'Level', cell: (i) => levelOf(i) },
       { title: 'Status', cell: (i) => i.status },
       { title: 'Systems', wrap: true, cell: (i) => systemsOf(i) },
@@ -449,6 +449,8 @@ async function incident(parts) {
       h('dt', {}, 'Count'), h('dd', {}, i.count),
       h('dt', {}, 'First seen'), h('dd', {}, when(i.first_seen)),
       h('dt', {}, 'Last seen'), h('dd', {}, when(i.last_seen)),
+      i.resolved_at ? [h('dt', {}, 'Resolved'), h('dd', {}, when(i.resolved_at))] : null,
+      i.recurrence_of ? [h('dt', {}, 'Recurrence of'), h('dd', { id: 'incident-recurrence-of' }, incidentLink(i.recurrence_of))] : null,
       h('dt', {}, 'Description'), h('dd', { class: 'pre', id: 'incident-description' }, i.description)),
   ];
   if (RIGHTS[session.me.role].evidence) {
@@ -457,6 +459,24 @@ async function incident(parts) {
     out.push(h('p', {}, button, ' ',
       h('span', { class: 'muted' }, 'The incident, its audit events and their signed chain, checked offline with ',
         h('code', {}, 'imangor evidence verify FILE'), '.')));
+  }
+  // The chain of recurrences, when this incident is part of one (oldest first, this one marked).
+  const chain = i.recurrences || [];
+  if (chain.length > 1) {
+    out.push(h('h2', { id: 'recurrences-title' }, 'Recurrences'));
+    out.push(h('div', { id: 'incident-recurrences' }, table([
+      { title: 'Incident', cell: (l) => (l.id === i.id ? 'this one' : incidentLink(l.id)) },
+      { title: 'Level', cell: (l) => levelBadge(l.level) },
+      { title: 'Status', cell: (l) => l.status },
+      { title: 'First seen', cell: (l) => when(l.first_seen) },
+      { title: 'Resolved', cell: (l) => (l.resolved_at ? when(l.resolved_at) : '—') },
+    ], chain, 'Chain of recurrences')));
+  }
+  // What to do: the kind's runbook, the guide's five steps.
+  if (i.runbook) {
+    out.push(h('h2', { id: 'runbook-title' }, 'Runbook'));
+    out.push(h('ol', { id: 'incident-runbook', class: 'runbook', 'aria-labelledby': 'runbook-title' },
+      i.runbook.map((s) => h('li', {}, h('strong', {}, s.step), ': ', s.text))));
   }
   const next = { open: ['contained', 'resolved'], contained: ['resolved'], resolved: [] }[i.status] || [];
   if (next.length) {
@@ -513,6 +533,11 @@ async function downloadEvidence(i) {
   a.remove();
   setTimeout(() => URL.revokeObjectURL(url), 60000);
   say('Evidence bundle downloaded.');
+}
+
+/** A link to another incident's page. */
+function incidentLink(id) {
+  return h('a', { href: `#/incidents/${encodeURIComponent(id)}`, class: 'id' }, id);
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;

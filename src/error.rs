@@ -9,7 +9,11 @@ pub enum AppError {
     #[error("authentication required")]
     Unauthenticated { token_refused: Option<&'static str> },
     /// The authorization policy refused (403) or hid (404) the object.
-    #[error("{}", if .0.decision == crate::authz::policy::Decision::Hide { "not found" } else { "not allowed" })]
+    #[error("{}", match (.0.decision, .0.missing_scope) {
+        (crate::authz::policy::Decision::Hide, _) => "not found".to_owned(),
+        (_, Some(scope)) => format!("this token was not granted the scope {scope}"),
+        _ => "not allowed".to_owned(),
+    })]
     Denied(crate::authz::policy::Denial),
     /// A sensitive change was asked with a wrong current password.
     #[error("the current password is not correct")]
@@ -40,6 +44,45 @@ pub enum AppError {
     Unavailable(#[source] anyhow::Error),
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
+    /// An OAuth request refused with one of the errors of RFC 6749 §4.1.2.1 and §5.2.
+    #[error("{description}")]
+    OAuth {
+        error: OAuthCode,
+        description: &'static str,
+    },
+}
+
+/// The OAuth errors (RFC 6749 §4.1.2.1, §5.2) a use case may answer with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OAuthCode {
+    InvalidRequest,
+    /// The client could not be authenticated: 401.
+    InvalidClient,
+    InvalidGrant,
+    UnauthorizedClient,
+    UnsupportedGrantType,
+    InvalidScope,
+    AccessDenied,
+}
+
+impl OAuthCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OAuthCode::InvalidRequest => "invalid_request",
+            OAuthCode::InvalidClient => "invalid_client",
+            OAuthCode::InvalidGrant => "invalid_grant",
+            OAuthCode::UnauthorizedClient => "unauthorized_client",
+            OAuthCode::UnsupportedGrantType => "unsupported_grant_type",
+            OAuthCode::InvalidScope => "invalid_scope",
+            OAuthCode::AccessDenied => "access_denied",
+        }
+    }
+}
+
+impl AppError {
+    pub fn oauth(error: OAuthCode, description: &'static str) -> Self {
+        AppError::OAuth { error, description }
+    }
 }
 
 pub type Result<T, E = AppError> = std::result::Result<T, E>;

@@ -14,7 +14,8 @@ use serde::{Deserialize, Serialize};
 use crate::config::Config;
 use crate::crypto::KeyBytes;
 use crate::crypto::keyring::{Entry, derived_kid};
-use crate::domain::{Role, SessionId, Timestamp, UserId};
+use crate::domain::client::Scopes;
+use crate::domain::{ClientId, Role, SessionId, Timestamp, UserId};
 
 /// Clock skew allowed when checking `exp`, `nbf` and `iat` (RFC 8725 advice: small and fixed).
 pub const JWT_LEEWAY_S: u64 = 60;
@@ -27,6 +28,9 @@ pub const ACCESS_TOKEN_TYPE: &str = "at+jwt";
 const MAX_MEMBERS: usize = 32;
 
 /// Claims of an access token. `sid` names the session (refresh-token family) it was issued from.
+/// A token issued to an OAuth client names it (`client_id`, RFC 9068 §2.2) and carries the
+/// scopes it was narrowed to (`scope`); a password-grant token has neither and carries its
+/// user's whole role. A client-credentials token's `sub` is the client itself.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Claims {
     pub sub: String,
@@ -39,6 +43,10 @@ pub struct Claims {
     pub iss: String,
     pub aud: serde_json::Value,
     pub sid: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
 }
 
 /// A token whose signature and claims checked out; the user's state is checked by the caller.
@@ -48,6 +56,21 @@ pub struct Verified {
     pub session: SessionId,
     pub jti: String,
     pub expires_at: Timestamp,
+    pub issued_at: Timestamp,
+    /// The client it was issued to (none: the password grant).
+    pub client: Option<ClientId>,
+    /// The scopes it is narrowed to (none: the user's whole role).
+    pub scopes: Option<Scopes>,
+}
+
+/// Whom an access token is issued to, and how far it reaches.
+#[derive(Debug, Clone, Copy)]
+pub struct Subject {
+    pub user: UserId,
+    pub role: Role,
+    pub session: SessionId,
+    pub client: Option<ClientId>,
+    pub scopes: Option<Scopes>,
 }
 
 /// Why a token was refused. Never shown to clients (they all get the same 401).
@@ -273,31 +296,32 @@ impl TokenKeys {
     }
 
     /// Issues an access token; returns it with its `jti`.
-    pub fn issue(
-        &self,
-        user: UserId,
-        role: Role,
-        session: SessionId,
-        now: Timestamp,
-    ) -> anyhow::Result<(String, String)> {
+    pub fn issue(&self, to: &Subject, now: Timestamp) -> anyhow::Result<(String, String)> {
         let jti = crate::auth::random_token(16)?;
         let iat = now.unix_seconds();
         let claims = Claims {
-            sub: user.to_string(),
-            role: role.as_str().to_owned(),
+            sub: to.user.to_string(),
+            role: to.role.as_str().to_owned(),
             iat,
             exp: iat + self.ttl_s as i64,
             nbf: None,
             jti: jti.clone(),
             iss: self.issuer.clone(),
             aud: serde_json::Value::String(self.audience.clone()),
-            sid: session.to_string(),
+            sid: to.session.to_string(),
+            client_id: to.client.map(|c| c.to_string()),
+            scope: to.scopes.map(|s| s.to_string()),
         };
         let key = &self.keys[0];
         let mut header = Header::new(key.alg);
         header.typ = Some(ACCESS_TOKEN_TYPE.to_owned());
         header.kid = Some(key.kid.clone());
         Ok((jsonwebtoken::encode(&header, &claims, &key.encoding)?, jti))
+    }
+
+    /// The issuer its tokens name (`iss`), which the OAuth metadata also names.
+    pub fn issuer(&self) -> &str {
+        &self.issuer
     }
 
     /// Checks structure, header, signature and claims of an access token, in that order: the
@@ -351,11 +375,22 @@ impl TokenKeys {
         }
         let user = c.sub.parse().map_err(|_| TokenError::Claims)?;
         let session = c.sid.parse().map_err(|_| TokenError::Claims)?;
+        let client = c
+            .client_id
+            .map(|id| id.parse().map_err(|_| TokenError::Claims))
+            .transpose()?;
+        let scopes = c
+            .scope
+            .map(|s| Scopes::parse(&s).map_err(|_| TokenError::Claims))
+            .transpose()?;
         Ok(Verified {
             user,
             session,
             jti: c.jti,
             expires_at: Timestamp::from_micros(c.exp.saturating_mul(1_000_000)),
+            issued_at: Timestamp::from_micros(c.iat.saturating_mul(1_000_000)),
+            client,
+            scopes,
         })
     }
 }
@@ -436,6 +471,16 @@ fn unique_members(json: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn plain(user: UserId, role: Role, session: SessionId) -> Subject {
+        Subject {
+            user,
+            role,
+            session,
+            client: None,
+            scopes: None,
+        }
+    }
     use secrecy::SecretBox;
 
     fn keys() -> TokenKeys {
@@ -451,7 +496,7 @@ mod tests {
     fn issued_tokens_verify_and_carry_typ_and_kid() {
         let k = keys();
         let (user, session, now) = (UserId::new(), SessionId::new(), Timestamp::now());
-        let (t, jti) = k.issue(user, Role::User, session, now).unwrap();
+        let (t, jti) = k.issue(&plain(user, Role::User, session), now).unwrap();
         let v = k.verify(&t, now).unwrap();
         assert_eq!((v.user, v.session, v.jti), (user, session, jti));
         let h = jsonwebtoken::decode_header(&t).unwrap();
@@ -464,7 +509,7 @@ mod tests {
         let k = keys();
         let now = Timestamp::now();
         let (t, _) = k
-            .issue(UserId::new(), Role::User, SessionId::new(), now)
+            .issue(&plain(UserId::new(), Role::User, SessionId::new()), now)
             .unwrap();
         assert!(
             k.verify(&t, now.plus_seconds(900 + JWT_LEEWAY_S - 1))
@@ -497,13 +542,13 @@ mod tests {
     fn the_first_key_signs_every_key_verifies_and_a_retired_kid_is_refused_v11_2_2() {
         let (user, session, now) = (UserId::new(), SessionId::new(), Timestamp::now());
         let old = ring(&[("k1", "HS256", 1)]);
-        let (t1, _) = old.issue(user, Role::User, session, now).unwrap();
+        let (t1, _) = old.issue(&plain(user, Role::User, session), now).unwrap();
         let both = ring(&[("k2", "HS256", 2), ("k1", "HS256", 1)]);
         assert!(
             both.verify(&t1, now).is_ok(),
             "the old key verifies during the overlap"
         );
-        let (t2, _) = both.issue(user, Role::User, session, now).unwrap();
+        let (t2, _) = both.issue(&plain(user, Role::User, session), now).unwrap();
         assert_eq!(
             jsonwebtoken::decode_header(&t2).unwrap().kid.as_deref(),
             Some("k2")
@@ -523,7 +568,7 @@ mod tests {
     fn eddsa_keys_sign_verify_and_are_published_without_their_private_part() {
         let (user, session, now) = (UserId::new(), SessionId::new(), Timestamp::now());
         let r = ring(&[("e1", "EdDSA", 0), ("h1", "HS256", 1)]);
-        let (t, _) = r.issue(user, Role::Admin, session, now).unwrap();
+        let (t, _) = r.issue(&plain(user, Role::Admin, session), now).unwrap();
         assert_eq!(
             jsonwebtoken::decode_header(&t).unwrap().alg,
             Algorithm::EdDSA

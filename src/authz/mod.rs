@@ -7,7 +7,8 @@ pub mod policy;
 
 pub use policy::{Action, Actor, Decision, Denial, ReadScope, Relation, Visibility};
 
-use crate::domain::{Resource, Role, SessionId, Timestamp, User, UserId};
+use crate::domain::client::Scopes;
+use crate::domain::{ClientId, Resource, Role, SessionId, Timestamp, User, UserId};
 use crate::error::{AppError, Result};
 
 /// The authenticated caller, with the role read from the database at this request (never from the token).
@@ -18,6 +19,10 @@ pub struct Principal {
     /// `None` for an old stack's token (`auth::legacy`), which belongs to no session here.
     session: Option<SessionId>,
     token_expires_at: Timestamp,
+    /// The OAuth client the token was issued to (none: the password grant).
+    client: Option<ClientId>,
+    /// The scopes the token is narrowed to (none: the whole role).
+    scopes: Option<Scopes>,
 }
 
 impl Principal {
@@ -27,12 +32,16 @@ impl Principal {
         role: Role,
         session: SessionId,
         token_expires_at: Timestamp,
+        client: Option<ClientId>,
+        scopes: Option<Scopes>,
     ) -> Self {
         Self {
             user_id,
             role,
             session: Some(session),
             token_expires_at,
+            client,
+            scopes,
         }
     }
 
@@ -44,6 +53,8 @@ impl Principal {
             role,
             session: None,
             token_expires_at,
+            client: None,
+            scopes: None,
         }
     }
 
@@ -58,6 +69,13 @@ impl Principal {
     }
     pub fn token_expires_at(&self) -> Timestamp {
         self.token_expires_at
+    }
+    pub fn client(&self) -> Option<ClientId> {
+        self.client
+    }
+    /// The scopes the token is narrowed to; `None`: the whole role (the password grant).
+    pub fn scopes(&self) -> Option<Scopes> {
+        self.scopes
     }
 
     pub fn actor(&self) -> Actor {
@@ -168,17 +186,28 @@ fn verdict<T>(
     object: T,
 ) -> Result<Authorized<T>> {
     match decision {
-        Decision::Allow => Ok(Authorized {
-            action,
-            by: who.map(|p| p.user_id),
-            object,
-        }),
+        // The role allows it; a token narrowed to scopes must also hold the action's.
+        Decision::Allow => match who.and_then(|p| p.scopes) {
+            Some(scopes) if !scopes.contains(action.scope()) => Err(AppError::Denied(Denial {
+                decision: Decision::Deny,
+                action,
+                actor: who.map(|p| p.user_id),
+                target,
+                missing_scope: Some(action.scope()),
+            })),
+            _ => Ok(Authorized {
+                action,
+                by: who.map(|p| p.user_id),
+                object,
+            }),
+        },
         Decision::Unauthenticated => Err(AppError::unauthenticated()),
         Decision::Deny | Decision::Hide => Err(AppError::Denied(Denial {
             decision,
             action,
             actor: who.map(|p| p.user_id),
             target,
+            missing_scope: None,
         })),
     }
 }
@@ -250,6 +279,7 @@ pub fn authorize_any(who: Option<&Principal>, actions: &[Action]) -> Result<()> 
             action: actions[0],
             actor: who.map(|p| p.user_id),
             target: None,
+            missing_scope: None,
         })),
     }
 }

@@ -5,6 +5,7 @@
 use std::fmt;
 
 use crate::domain::UserId;
+use crate::domain::client::Scope;
 
 /// Who is asking: a role, or nobody (no valid token).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -58,6 +59,8 @@ pub enum Action {
     SecuritySummaryRead,
     /// The access review: privileged, dormant and never-used accounts with their last login.
     AccessReviewRead,
+    /// OAuth clients: register, list, rotate a secret, delete (with every token issued to it).
+    ClientManage,
 }
 
 /// The caller's relation to the object: its owner (for an account: the account itself), or not.
@@ -92,6 +95,9 @@ pub struct Denial {
     pub action: Action,
     pub actor: Option<UserId>,
     pub target: Option<String>,
+    /// The role allowed it but the token's scopes do not reach it: 403 `insufficient_scope`
+    /// naming this scope (RFC 6750 §3.1).
+    pub missing_scope: Option<Scope>,
 }
 
 /// Which columns of the table an action looks at.
@@ -108,7 +114,7 @@ pub enum Shape {
 }
 
 impl Action {
-    pub const ALL: [Action; 25] = [
+    pub const ALL: [Action; 26] = [
         Action::AccountRegister,
         Action::AccountCreate,
         Action::AccountReadSelf,
@@ -134,6 +140,7 @@ impl Action {
         Action::AddressBlock,
         Action::SecuritySummaryRead,
         Action::AccessReviewRead,
+        Action::ClientManage,
     ];
 
     pub fn shape(self) -> Shape {
@@ -159,7 +166,38 @@ impl Action {
             | Action::IncidentEvidence
             | Action::AddressBlock
             | Action::SecuritySummaryRead
-            | Action::AccessReviewRead => Shape::Plain,
+            | Action::AccessReviewRead
+            | Action::ClientManage => Shape::Plain,
+        }
+    }
+
+    /// The scope a token narrowed to scopes must hold for this action (an OAuth client's
+    /// token); the role still decides first, so a scope never widens it. A token of the
+    /// password grant is not narrowed.
+    pub fn scope(self) -> Scope {
+        match self {
+            Action::AccountReadSelf | Action::AccountUpdateSelf => Scope::Profile,
+            Action::ResourceCreate | Action::ResourceUpdate | Action::ResourceDelete => {
+                Scope::ResourcesWrite
+            }
+            Action::ResourceList | Action::ResourceRead => Scope::ResourcesRead,
+            Action::SecretCreate | Action::SecretDelete => Scope::SecretsWrite,
+            Action::SecretList | Action::SecretRead => Scope::SecretsRead,
+            Action::IncidentReport
+            | Action::IncidentList
+            | Action::IncidentUpdate
+            | Action::AddressBlock
+            | Action::SecuritySummaryRead => Scope::Incidents,
+            Action::AccountRegister
+            | Action::AccountCreate
+            | Action::AccountList
+            | Action::AccountSetRole
+            | Action::AccountDisableUser
+            | Action::AccountDisableStaff
+            | Action::AuditRead
+            | Action::IncidentEvidence
+            | Action::AccessReviewRead
+            | Action::ClientManage => Scope::Admin,
         }
     }
 
@@ -191,6 +229,7 @@ impl Action {
             Action::AddressBlock => "containment.block_address",
             Action::SecuritySummaryRead => "security.summary",
             Action::AccessReviewRead => "account.review",
+            Action::ClientManage => "client.manage",
         }
     }
 
@@ -222,6 +261,9 @@ impl Action {
             Action::AddressBlock => "POST /api/v1/containment `block_address`",
             Action::SecuritySummaryRead => "GET /api/v1/security/summary",
             Action::AccessReviewRead => "GET /api/v1/access-review",
+            Action::ClientManage => {
+                "POST, GET /api/v1/clients, POST /api/v1/clients/{id}/secret, DELETE /api/v1/clients/{id}"
+            }
         }
     }
 }
@@ -270,10 +312,13 @@ pub fn decide(
         // Admins may do everything (business rules still refuse demoting oneself or the last admin).
         (Admin, _, _, _) => Allow,
 
-        // The audit trail, an incident's evidence (its events and chain segment) and the access
-        // review (who holds which rights, which the admins alone can change) are the admins'
-        // alone; incidents, containment and the security summary are for admins and managers.
-        (Manager | User, AuditRead | IncidentEvidence | AccessReviewRead, _, _) => Deny,
+        // The audit trail, an incident's evidence (its events and chain segment), the access
+        // review (who holds which rights, which the admins alone can change) and the OAuth
+        // clients are the admins' alone; incidents, containment and the security summary are for
+        // admins and managers.
+        (Manager | User, AuditRead | IncidentEvidence | AccessReviewRead | ClientManage, _, _) => {
+            Deny
+        }
         (Manager, IncidentList | IncidentUpdate | AddressBlock | SecuritySummaryRead, _, _) => {
             Allow
         }
@@ -350,9 +395,12 @@ pub fn markdown() -> String {
         "# Authorization\n\n\
          Generated from `src/authz/policy.rs` by `cargo run -- policy > docs/authorization.md`; a test fails when it is stale.\n\n\
          Cells: **allow**, **403** (may see it, may not do this), **404** (its existence is not revealed), **401** (a token is needed).\n\
-         Relation: *own* = the caller owns the object (for accounts: it is the caller's own account).\n\n\
-         | action | endpoint | relation | visibility | anonymous | user | manager | admin |\n\
-         |---|---|---|---|---|---|---|---|\n",
+         Relation: *own* = the caller owns the object (for accounts: it is the caller's own account).\n\
+         Scope: what a token issued to an OAuth client must also hold (a scope narrows the role, never widens it: \
+         the role's cell decides first; a token without the scope gets 403 `insufficient_scope`). Tokens of the \
+         password grant carry the whole role.\n\n\
+         | action | endpoint | scope | relation | visibility | anonymous | user | manager | admin |\n\
+         |---|---|---|---|---|---|---|---|---|\n",
     );
     for (action, rel, vis) in cells() {
         let row: Vec<&str> = ACTORS
@@ -382,9 +430,10 @@ pub fn markdown() -> String {
             Some(Visibility::Private) => "private",
         };
         s.push_str(&format!(
-            "| {} | {} | {rel} | {vis} | {} |\n",
+            "| {} | {} | `{}` | {rel} | {vis} | {} |\n",
             action.name(),
             action.endpoint(),
+            action.scope(),
             row.join(" | ")
         ));
     }

@@ -4,6 +4,7 @@
 //! exits.
 
 mod audit;
+mod clients;
 mod contain;
 mod evidence;
 mod import;
@@ -22,6 +23,7 @@ use crate::db::Db;
 use crate::state::AppState;
 
 pub use audit::AuditCommand;
+pub use clients::ClientCommand;
 pub use contain::ContainCommand;
 pub use evidence::EvidenceCommand;
 pub use import::ImportCommand;
@@ -67,6 +69,9 @@ pub enum Task {
     /// Rotate the data keyring (encrypted values) and the signing keyring (access tokens).
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// OAuth clients: register, list, rotate a secret, delete.
+    #[command(subcommand)]
+    Client(ClientCommand),
     /// Containment as the operator: end a user's sessions, block an address or network.
     #[command(subcommand)]
     Contain(ContainCommand),
@@ -148,6 +153,7 @@ pub async fn run(task: Task, config: Config) -> anyhow::Result<()> {
         }
         Task::User(cmd) => users::run(cmd, config).await,
         Task::Keys(cmd) => keys::run(cmd, config).await,
+        Task::Client(cmd) => clients::run(cmd, config).await,
         Task::Contain(cmd) => contain::run(cmd, config).await,
         Task::AccessReview {
             format,

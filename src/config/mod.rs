@@ -101,7 +101,17 @@ pub struct Config {
     pub alert_queue: usize,
     /// Automatic containment per detector.
     pub containment: Containment,
+    /// Days after its resolution in which a detector's new incident of the same (kind, subject)
+    /// is a recurrence of it (0: never).
+    pub incident_recurrence_days: u64,
+    /// `iss` of the tokens and `issuer` of the OAuth metadata (the two always agree):
+    /// IMANGOR_JWT_ISSUER, else IMANGOR_PUBLIC_URL when set, else `imangor`.
     pub jwt_issuer: String,
+    /// The external base URL, no trailing slash: the OAuth endpoints and sign-in pages as
+    /// clients reach them (IMANGOR_PUBLIC_URL, default `http://` + the listen address).
+    pub public_url: String,
+    /// The OAuth2 password grant (the guide's first-party flow) is accepted.
+    pub password_grant: bool,
     pub jwt_audience: String,
     pub access_token_ttl: u64,
     pub refresh_token_ttl: u64,
@@ -221,9 +231,11 @@ impl Config {
                 "IMANGOR_JWT_SECRET and IMANGOR_JWT_KEYS are both set: a keyring replaces the single secret, set only one"
             );
         }
+        let listen: SocketAddr = raw.parse("listen", SocketAddr::from(([127, 0, 0, 1], 8000)))?;
+        let public_url = raw.get("public_url").map(public_url).transpose()?;
         let config = Config {
             env,
-            listen: raw.parse("listen", SocketAddr::from(([127, 0, 0, 1], 8000)))?,
+            listen,
             metrics_listen: match raw.get("metrics_listen") {
                 Some("off") => None,
                 _ => Some(raw.parse("metrics_listen", SocketAddr::from(([127, 0, 0, 1], 9100)))?),
@@ -289,7 +301,18 @@ impl Config {
                     ),
                 },
             },
-            jwt_issuer: raw.get("jwt_issuer").unwrap_or("imangor").to_owned(),
+            incident_recurrence_days: raw.seconds("incident_recurrence_days", 30, 0..=3650)?,
+            jwt_issuer: match (raw.get("jwt_issuer"), &public_url) {
+                (Some(i), _) => i.to_owned(),
+                (None, Some(u)) => u.clone(),
+                (None, None) => "imangor".to_owned(),
+            },
+            public_url: public_url.unwrap_or_else(|| format!("http://{listen}")),
+            password_grant: match raw.get("password_grant").unwrap_or("on") {
+                "on" => true,
+                "off" => false,
+                other => bail!("IMANGOR_PASSWORD_GRANT: {other:?} is neither `on` nor `off`"),
+            },
             jwt_audience: raw.get("jwt_audience").unwrap_or("imangor-api").to_owned(),
             access_token_ttl,
             refresh_token_ttl,
@@ -421,6 +444,24 @@ fn cors_origins(s: &str) -> anyhow::Result<Vec<String>> {
     Ok(out)
 }
 
+/// IMANGOR_PUBLIC_URL: an absolute `http` or `https` URL with a host and no query or fragment,
+/// kept without its trailing `/` (paths are appended to it).
+fn public_url(s: &str) -> anyhow::Result<String> {
+    let u = url::Url::parse(s)
+        .map_err(|e| anyhow::anyhow!("IMANGOR_PUBLIC_URL: {s:?} is not an absolute URL ({e})"))?;
+    if !matches!(u.scheme(), "http" | "https")
+        || u.host().is_none()
+        || u.query().is_some()
+        || u.fragment().is_some()
+        || !u.username().is_empty()
+    {
+        bail!(
+            "IMANGOR_PUBLIC_URL: {s:?} must be an http or https URL with a host and no query, fragment or user"
+        );
+    }
+    Ok(u.as_str().trim_end_matches('/').to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -441,5 +482,24 @@ mod tests {
         )]))
         .unwrap();
         assert!(!format!("{c:?}").contains("s3cr3t"));
+    }
+
+    #[test]
+    fn the_recurrence_window_is_30_days_unless_set_within_0_to_3650() {
+        assert_eq!(
+            Config::from_raw(&raw(&[]))
+                .unwrap()
+                .incident_recurrence_days,
+            30
+        );
+        let set = |v: &str| Config::from_raw(&raw(&[("IMANGOR_INCIDENT_RECURRENCE_DAYS", v)]));
+        assert_eq!(set("0").unwrap().incident_recurrence_days, 0);
+        assert_eq!(set("3650").unwrap().incident_recurrence_days, 3650);
+        let refused = set("3651").unwrap_err().to_string();
+        assert!(
+            refused.contains("IMANGOR_INCIDENT_RECURRENCE_DAYS"),
+            "{refused}"
+        );
+        assert!(set("a month").is_err());
     }
 }

@@ -5,11 +5,11 @@ use sqlx::Row;
 use super::{Db, Tx, TxConn, decode_err, on_db, on_tx};
 use crate::domain::Timestamp;
 use crate::domain::audit::{Action, Outcome};
-use crate::domain::incident::{Filter, Incident, Kind, Level, Note, Status};
+use crate::domain::incident::{Filter, Incident, Kind, Level, Link, Note, Status};
 
 macro_rules! columns {
     () => {
-        "id, kind, level, status, subject, description, reported_by, count, first_seen, last_seen, updated_at, requested_level, affected_systems"
+        "id, kind, level, status, subject, description, reported_by, count, first_seen, last_seen, updated_at, requested_level, affected_systems, resolved_at, recurrence_of"
     };
 }
 
@@ -33,6 +33,10 @@ macro_rules! incident_row {
             first_seen: Timestamp::from_micros(r.try_get("first_seen")?),
             last_seen: Timestamp::from_micros(r.try_get("last_seen")?),
             updated_at: Timestamp::from_micros(r.try_get("updated_at")?),
+            resolved_at: r
+                .try_get::<Option<i64>, _>("resolved_at")?
+                .map(Timestamp::from_micros),
+            recurrence_of: r.try_get("recurrence_of")?,
         }
     }};
 }
@@ -69,26 +73,49 @@ pub struct NewIncident<'a> {
     pub affected_systems: &'a [&'a str],
 }
 
-/// Raises the unresolved incident of this (kind, subject) again (`by` more occurrences), or opens
-/// one with `by` occurrences. Returns it and whether it is new.
-pub async fn raise(
+/// Raises the unresolved incident of this (kind, subject) again (`by` more occurrences), if
+/// there is one.
+pub async fn raise_again(
     tx: &mut Tx,
-    n: &NewIncident<'_>,
+    kind: Kind,
+    subject: &str,
     now: Timestamp,
     by: i64,
-) -> sqlx::Result<(Incident, bool)> {
-    if let Some(subject) = n.subject {
-        let found = on_tx!(tx, c => {
-            let r = sqlx::query(concat!(
-                "update incidents set count = count + $4, last_seen = $1, updated_at = $1
-                 where kind = $2 and subject = $3 and status <> 'resolved' returning ", columns!()))
-                .bind(now.micros()).bind(n.kind.as_str()).bind(subject).bind(by).fetch_optional(c).await?;
-            r.map(|r| Ok::<_, sqlx::Error>(incident_row!(&r))).transpose()
-        })?;
-        if let Some(i) = found {
-            return Ok((i, false));
-        }
-    }
+) -> sqlx::Result<Option<Incident>> {
+    on_tx!(tx, c => {
+        let r = sqlx::query(concat!(
+            "update incidents set count = count + $4, last_seen = $1, updated_at = $1
+             where kind = $2 and subject = $3 and status <> 'resolved' returning ", columns!()))
+            .bind(now.micros()).bind(kind.as_str()).bind(subject).bind(by).fetch_optional(c).await?;
+        r.map(|r| Ok::<_, sqlx::Error>(incident_row!(&r))).transpose()
+    })
+}
+
+/// The incident of this (kind, subject) resolved last, at or after `since` (a recurrence's
+/// predecessor).
+pub async fn last_resolved(
+    tx: &mut Tx,
+    kind: Kind,
+    subject: &str,
+    since: Timestamp,
+) -> sqlx::Result<Option<Incident>> {
+    on_tx!(tx, c => {
+        let r = sqlx::query(concat!("select ", columns!(), " from incidents
+            where kind = $1 and subject = $2 and status = 'resolved' and resolved_at >= $3
+            order by resolved_at desc, id desc limit 1"))
+            .bind(kind.as_str()).bind(subject).bind(since.micros()).fetch_optional(c).await?;
+        r.map(|r| Ok(incident_row!(&r))).transpose()
+    })
+}
+
+/// Opens an incident with `by` occurrences, a recurrence of `recurrence_of` when given.
+pub async fn open(
+    tx: &mut Tx,
+    n: &NewIncident<'_>,
+    recurrence_of: Option<&str>,
+    now: Timestamp,
+    by: i64,
+) -> sqlx::Result<Incident> {
     let i = Incident {
         id: uuid::Uuid::now_v7().to_string(),
         kind: n.kind,
@@ -103,13 +130,48 @@ pub async fn raise(
         first_seen: now,
         last_seen: now,
         updated_at: now,
+        resolved_at: None,
+        recurrence_of: recurrence_of.map(str::to_owned),
     };
-    on_tx!(tx, c => sqlx::query(concat!("insert into incidents (", columns!(), ") values ($1, $2, $3, $4, $5, $6, $7, $9, $8, $8, $8, $10, $11)"))
+    on_tx!(tx, c => sqlx::query(concat!("insert into incidents (", columns!(), ") values ($1, $2, $3, $4, $5, $6, $7, $9, $8, $8, $8, $10, $11, null, $12)"))
         .bind(&i.id).bind(i.kind.as_str()).bind(i.level.as_str()).bind(i.status.as_str()).bind(i.subject.as_deref())
         .bind(&i.description).bind(i.reported_by.as_deref()).bind(now.micros()).bind(by)
         .bind(i.requested_level.map(Level::as_str)).bind(systems_json(&i.affected_systems))
+        .bind(i.recurrence_of.as_deref())
         .execute(c).await.map(drop))?;
-    Ok((i, true))
+    Ok(i)
+}
+
+/// The chain of recurrences `id` belongs to, oldest first, itself included: the incidents it
+/// recurs of (following `recurrence_of`) and those recurring of it, at most `depth` links each
+/// way.
+pub async fn chain(db: &Db, id: &str, depth: i64) -> sqlx::Result<Vec<Link>> {
+    on_db!(db, p => {
+        let rows = sqlx::query(
+            "with recursive
+               up(id, recurrence_of, depth) as (
+                 select id, recurrence_of, 0 from incidents where id = $1
+                 union all
+                 select i.id, i.recurrence_of, up.depth + 1 from incidents i join up on i.id = up.recurrence_of
+                 where up.depth < $2),
+               down(id, depth) as (
+                 select id, 0 from incidents where id = $1
+                 union all
+                 select i.id, down.depth + 1 from incidents i join down on i.recurrence_of = down.id
+                 where down.depth < $2)
+             select id, level, status, first_seen, resolved_at, recurrence_of from incidents
+             where id in (select id from up union select id from down)
+             order by first_seen, id")
+            .bind(id).bind(depth).fetch_all(p).await?;
+        rows.iter().map(|r| Ok(Link {
+            id: r.try_get("id")?,
+            level: named(r.try_get("level")?)?,
+            status: named(r.try_get("status")?)?,
+            first_seen: Timestamp::from_micros(r.try_get("first_seen")?),
+            resolved_at: r.try_get::<Option<i64>, _>("resolved_at")?.map(Timestamp::from_micros),
+            recurrence_of: r.try_get("recurrence_of")?,
+        })).collect()
+    })
 }
 
 /// Whether an incident of `kind` is open or contained.
@@ -163,7 +225,8 @@ pub async fn list(
     })
 }
 
-/// Sets an incident's status, and its level and affected systems when given.
+/// Sets an incident's status, and its level and affected systems when given; resolving it
+/// stamps `resolved_at` (the start of its recurrence window).
 pub async fn set_status(
     tx: &mut Tx,
     id: &str,
@@ -174,7 +237,8 @@ pub async fn set_status(
 ) -> sqlx::Result<()> {
     let systems = systems.map(systems_json);
     on_tx!(tx, c => sqlx::query("update incidents set status = $1, updated_at = $2,
-            level = coalesce($4, level), affected_systems = coalesce($5, affected_systems) where id = $3")
+            level = coalesce($4, level), affected_systems = coalesce($5, affected_systems),
+            resolved_at = case when $1 = 'resolved' then $2 else resolved_at end where id = $3")
         .bind(status.as_str()).bind(now.micros()).bind(id).bind(level.map(Level::as_str)).bind(systems.as_deref())
         .execute(c).await.map(drop))
 }

@@ -2,6 +2,7 @@
 //! in this module's files; every value is bound (`$1`), never formatted into a statement.
 
 pub mod audit;
+pub mod clients;
 pub mod events;
 pub mod imports;
 pub mod incidents;
@@ -323,6 +324,16 @@ pub const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "legacy guard",
         include_str!("../../migrations/sqlite/0011_legacy_guard.sql"),
     ),
+    (
+        12,
+        "incident recurrence",
+        include_str!("../../migrations/sqlite/0012_incident_recurrence.sql"),
+    ),
+    (
+        14,
+        "oauth",
+        include_str!("../../migrations/sqlite/0014_oauth.sql"),
+    ),
 ];
 pub const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -379,6 +390,16 @@ pub const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         11,
         "legacy guard",
         include_str!("../../migrations/postgres/0011_legacy_guard.sql"),
+    ),
+    (
+        12,
+        "incident recurrence",
+        include_str!("../../migrations/postgres/0012_incident_recurrence.sql"),
+    ),
+    (
+        14,
+        "oauth",
+        include_str!("../../migrations/postgres/0014_oauth.sql"),
     ),
 ];
 

@@ -4,7 +4,8 @@ use sqlx::Row;
 
 use super::readers::{Readers, on_reader};
 use super::{Db, Tx, decode_err, on_db, on_tx};
-use crate::domain::{Role, SessionId, Timestamp, UserId};
+use crate::domain::client::Scopes;
+use crate::domain::{ClientId, Role, SessionId, Timestamp, UserId};
 
 /// What a request's access token is checked against: the user's current state, not the token's claims.
 #[derive(Debug, Clone)]
@@ -15,17 +16,39 @@ pub struct AuthState {
     pub jti_denied: bool,
 }
 
+/// A new session of `user`, issued to `client` (none: the password grant) and narrowed to
+/// `scopes` (none: the whole role).
 pub async fn create(
     tx: &mut Tx,
     id: SessionId,
     user: UserId,
+    client: Option<ClientId>,
+    scopes: Option<Scopes>,
     now: Timestamp,
     expires_at: Timestamp,
 ) -> sqlx::Result<()> {
-    on_tx!(tx, c => sqlx::query("insert into sessions (id, user_id, created_at, expires_at) values ($1, $2, $3, $4)")
-        .bind(id.to_string()).bind(user.to_string()).bind(now.micros()).bind(expires_at.micros())
+    on_tx!(tx, c => sqlx::query("insert into sessions (id, user_id, client_id, scope, created_at, expires_at) values ($1, $2, $3, $4, $5, $6)")
+        .bind(id.to_string()).bind(user.to_string()).bind(client.map(|c| c.to_string()))
+        .bind(scopes.map(|s| s.to_string())).bind(now.micros()).bind(expires_at.micros())
         .execute(c).await.map(|r| r.rows_affected()))?;
     Ok(())
+}
+
+/// Ends every live session issued to `client` (the client was deleted): their refresh tokens
+/// and access tokens stop working.
+pub async fn revoke_client(
+    tx: &mut Tx,
+    client: ClientId,
+    reason: &str,
+    now: Timestamp,
+) -> sqlx::Result<u64> {
+    let done = on_tx!(tx, c => sqlx::query(
+        "update sessions set revoked_at = $1, revoked_reason = $2 where client_id = $3 and revoked_at is null")
+        .bind(now.micros()).bind(reason).bind(client.to_string()).execute(c).await.map(|r| r.rows_affected()))?;
+    if done > 0 {
+        tx.auth_changed();
+    }
+    Ok(done)
 }
 
 pub async fn insert_refresh(
@@ -84,22 +107,43 @@ pub async fn find_refresh(tx: &mut Tx, hash: &str) -> sqlx::Result<Option<Refres
     })
 }
 
-/// The owner of a session and the session's absolute expiry (a refresh token never outlives
-/// it), if the session is live and its user may log in: one statement for both.
+/// A live session as a refresh reads it.
+pub struct LiveSession {
+    pub user: UserId,
+    /// The session's absolute expiry: a refresh token never outlives it.
+    pub expires_at: Timestamp,
+    /// The client its tokens were issued to (none: the password grant).
+    pub client: Option<ClientId>,
+    /// The scopes its tokens are narrowed to (none: the whole role).
+    pub scopes: Option<Scopes>,
+}
+
+/// The owner, absolute expiry and client of a session, if the session is live and its user may
+/// log in: one statement for all three.
 pub async fn live_session(
     tx: &mut Tx,
     session: SessionId,
     now: Timestamp,
-) -> sqlx::Result<Option<(UserId, Timestamp)>> {
+) -> sqlx::Result<Option<LiveSession>> {
     on_tx!(tx, c => {
         let row = sqlx::query(
-            "select s.user_id, s.expires_at from sessions s join users u on u.id = s.user_id
+            "select s.user_id, s.expires_at, s.client_id, s.scope from sessions s join users u on u.id = s.user_id
              where s.id = $1 and s.revoked_at is null and s.expires_at > $2 and not u.disabled")
             .bind(session.to_string()).bind(now.micros()).fetch_optional(c).await?;
         row.map(|r| {
             let id: String = r.try_get("user_id")?;
-            let user = id.parse().map_err(|_| decode_err("user id", &id))?;
-            Ok((user, Timestamp::from_micros(r.try_get("expires_at")?)))
+            let client: Option<String> = r.try_get("client_id")?;
+            let scope: Option<String> = r.try_get("scope")?;
+            Ok(LiveSession {
+                user: id.parse().map_err(|_| decode_err("user id", &id))?,
+                expires_at: Timestamp::from_micros(r.try_get("expires_at")?),
+                client: client
+                    .map(|c| c.parse().map_err(|_| decode_err("client id", &c)))
+                    .transpose()?,
+                scopes: scope
+                    .map(|s| Scopes::parse(&s).map_err(|_| decode_err("scope", &s)))
+                    .transpose()?,
+            })
         }).transpose()
     })
 }
@@ -262,14 +306,23 @@ pub async fn legacy_account(
 }
 
 /// Deletes what can no longer be used: denied ids of tokens past their expiry and its leeway,
-/// and refresh tokens of expired sessions.
+/// refresh tokens of expired sessions, the sessions of client-credentials tokens (one per
+/// token, its user the client's service account) once their token expired, and authorization
+/// codes and consent tickets a day after they expired (a late second use of a code is still
+/// recognised as reuse until then).
 pub async fn prune(db: &Db, now: Timestamp) -> sqlx::Result<u64> {
+    // A token is accepted up to the leeway past its `exp`: what refuses it must outlive that.
+    let past_leeway = now.micros() - crate::auth::token::JWT_LEEWAY_S as i64 * 1_000_000;
+    let day_ago = now.micros() - 86_400 * 1_000_000;
     let n = on_db!(db, c => {
-        // A token is accepted up to the leeway past its `exp`: its denial must outlive that.
         let a = sqlx::query("delete from denied_tokens where expires_at < $1")
-            .bind(now.micros() - crate::auth::token::JWT_LEEWAY_S as i64 * 1_000_000).execute(c).await?;
+            .bind(past_leeway).execute(c).await?;
         let b = sqlx::query("delete from refresh_tokens where expires_at < $1").bind(now.micros()).execute(c).await?;
-        a.rows_affected() + b.rows_affected()
+        let d = sqlx::query("delete from sessions where expires_at < $1 and client_id is not null and user_id = client_id")
+            .bind(past_leeway).execute(c).await?;
+        let e = sqlx::query("delete from oauth_codes where expires_at < $1").bind(day_ago).execute(c).await?;
+        let f = sqlx::query("delete from oauth_consents where expires_at < $1").bind(now.micros()).execute(c).await?;
+        a.rows_affected() + b.rows_affected() + d.rows_affected() + e.rows_affected() + f.rows_affected()
     });
     Ok(n)
 }

@@ -311,6 +311,22 @@ pub async fn set_disabled(
     Ok(())
 }
 
+/// Disables the service account of a deleted OAuth client (its id is the client's); false when
+/// the client had none.
+pub async fn disable_service_account(
+    tx: &mut Tx,
+    id: UserId,
+    now: Timestamp,
+) -> sqlx::Result<bool> {
+    let n = on_tx!(tx, c => sqlx::query(
+        "update users set disabled = true, updated_at = $1 where id = $2 and email like 'client-%@clients.invalid'")
+        .bind(now.micros()).bind(id.to_string()).execute(c).await.map(|r| r.rows_affected()))?;
+    if n > 0 {
+        tx.auth_changed();
+    }
+    Ok(n > 0)
+}
+
 /// Every account with its last login (the newest session it opened), for the access review.
 pub async fn with_last_login(db: &Db) -> sqlx::Result<Vec<(User, Option<Timestamp>)>> {
     on_db!(db, p => {

@@ -15,6 +15,10 @@ vocabulary! {
         AuthRevoke => "auth.revoke",
         AuthTokenInvalid => "auth.token_invalid",
         AuthzDenied => "authz.denied",
+        /// An OAuth client registered, its secret rotated, or deleted (with its tokens).
+        ClientCreate => "client.create",
+        ClientDelete => "client.delete",
+        ClientRotateSecret => "client.rotate_secret",
         ContainmentBlockAddress => "containment.block_address",
         ContainmentRevokeSessions => "containment.revoke_sessions",
         /// An import from a deployment of the guide's Python stack (`imangor import`).
@@ -25,6 +29,14 @@ vocabulary! {
         IncidentReport => "incident.report",
         IncidentUpdate => "incident.update",
         KeysAdd => "keys.add",
+        /// The authorization endpoint: a code issued after sign-in (and consent), a refusal.
+        OAuthAuthorize => "oauth.authorize",
+        /// A client failed to authenticate at the token or introspection endpoint.
+        OAuthClientAuth => "oauth.client_auth",
+        /// A spent authorization code presented again: what its first use issued is revoked.
+        OAuthCodeReuse => "oauth.code_reuse",
+        /// A client's grant at the token endpoint (code, client credentials), issued or refused.
+        OAuthToken => "oauth.token",
         KeysPromote => "keys.promote",
         KeysReencrypt => "keys.reencrypt",
         KeysRetire => "keys.retire",

@@ -64,6 +64,11 @@ id_type!(
     /// A secret of the secrets API.
     SecretId
 );
+id_type!(
+    /// An OAuth client (`client_id`). A confidential client allowed the client-credentials
+    /// grant acts through a service account whose user id is the same UUID.
+    ClientId
+);
 
 #[cfg(test)]
 mod tests {

@@ -24,6 +24,15 @@ impl Level {
             Level::Critical => Level::High,
         }
     }
+
+    /// The level one above this one (`Critical` stays `Critical`): a recurrence's.
+    pub fn above(self) -> Level {
+        match self {
+            Level::Low => Level::Medium,
+            Level::Medium => Level::High,
+            Level::High | Level::Critical => Level::Critical,
+        }
+    }
 }
 
 vocabulary! {
@@ -54,6 +63,8 @@ vocabulary! {
         BruteForce => "brute_force",
         CredentialStuffing => "credential_stuffing",
         RefreshReuse => "refresh_reuse",
+        /// A spent authorization code presented again (RFC 6749 §4.1.2: what it issued is revoked).
+        CodeReuse => "authorization_code_reuse",
         AuthzProbing => "authz_probing",
         ForgedTokens => "forged_tokens",
         RoleEscalation => "role_escalation",
@@ -82,6 +93,28 @@ pub struct Incident {
     pub first_seen: Timestamp,
     pub last_seen: Timestamp,
     pub updated_at: Timestamp,
+    /// When it was resolved (none while open or contained).
+    pub resolved_at: Option<Timestamp>,
+    /// The resolved incident of the same (kind, subject) that this one is a recurrence of.
+    pub recurrence_of: Option<String>,
+}
+
+/// One incident of a chain of recurrences, as the chain lists it.
+#[derive(Debug, Clone)]
+pub struct Link {
+    pub id: String,
+    pub level: Level,
+    pub status: Status,
+    pub first_seen: Timestamp,
+    pub resolved_at: Option<Timestamp>,
+    pub recurrence_of: Option<String>,
+}
+
+/// The level of an incident that recurs: one above the higher of the level its detector gives
+/// it and the level the resolved incident it recurs of ended at (after triage), at most
+/// `Critical`. So each recurrence of a chain stands at least one level above its detector's.
+pub fn recurrence_level(detected: Level, previous: Level) -> Level {
+    detected.max(previous).above()
 }
 
 /// A note on an incident: who (none: the server itself) moved it to `status`, and why.
@@ -114,12 +147,28 @@ mod tests {
             Level::ALL.iter().map(|l| l.below()).collect::<Vec<_>>(),
             [Level::Low, Level::Low, Level::Medium, Level::High]
         );
+        assert_eq!(
+            Level::ALL.iter().map(|l| l.above()).collect::<Vec<_>>(),
+            [Level::Medium, Level::High, Level::Critical, Level::Critical]
+        );
         for l in Level::ALL {
             assert_eq!(l.as_str().parse::<Level>(), Ok(*l));
             assert_eq!(l.to_string(), l.as_str());
         }
         assert!("High".parse::<Level>().is_err());
         assert!("".parse::<Level>().is_err());
+    }
+
+    #[test]
+    fn a_recurrence_climbs_one_level_from_the_higher_of_detector_and_previous_capped() {
+        use Level::*;
+        assert_eq!(recurrence_level(High, High), Critical);
+        assert_eq!(recurrence_level(Medium, Medium), High);
+        // A previous incident triaged down does not pull the recurrence below its detector's.
+        assert_eq!(recurrence_level(High, Low), Critical);
+        // A chain keeps climbing from where the previous one ended.
+        assert_eq!(recurrence_level(Medium, High), Critical);
+        assert_eq!(recurrence_level(Critical, Critical), Critical);
     }
 
     #[test]

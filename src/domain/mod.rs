@@ -1,6 +1,7 @@
 //! Pure types and rules, no I/O. Each type can only hold a valid value: parse, don't validate.
 
 pub mod audit;
+pub mod client;
 pub mod email;
 pub mod full_name;
 pub mod ids;
@@ -11,6 +12,7 @@ pub mod password;
 pub mod quota;
 pub mod resource;
 pub mod role;
+pub mod runbook;
 pub mod secret;
 pub mod text;
 pub mod time;
@@ -20,7 +22,7 @@ pub mod vocabulary;
 
 pub use email::Email;
 pub use full_name::FullName;
-pub use ids::{ResourceId, SecretId, SessionId, UserId};
+pub use ids::{ClientId, ResourceId, SecretId, SessionId, UserId};
 pub use password::{Password, PasswordPolicy};
 pub use quota::{LoginPolicy, Quota};
 pub use resource::{Content, Resource, ResourceFields, Title};

@@ -6,8 +6,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use crate::authz::Decision;
-use crate::error::{AppError, FieldError};
+use crate::authz::{Decision, Denial};
+use crate::error::{AppError, FieldError, OAuthCode};
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
@@ -53,6 +53,9 @@ impl IntoResponse for AppError {
             AppError::Denied(d) if d.decision == Decision::Hide => {
                 (StatusCode::NOT_FOUND, "not_found")
             }
+            AppError::Denied(d) if d.missing_scope.is_some() => {
+                (StatusCode::FORBIDDEN, "insufficient_scope")
+            }
             AppError::Denied(_) => (StatusCode::FORBIDDEN, "forbidden"),
             AppError::WrongPassword => (StatusCode::FORBIDDEN, "wrong_password"),
             AppError::QuotaExceeded { .. } => (StatusCode::FORBIDDEN, "quota_exceeded"),
@@ -64,6 +67,11 @@ impl IntoResponse for AppError {
             AppError::Busy { .. } => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
             AppError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             AppError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            AppError::OAuth {
+                error: OAuthCode::InvalidClient,
+                ..
+            } => (StatusCode::UNAUTHORIZED, "invalid_client"),
+            AppError::OAuth { error, .. } => (StatusCode::BAD_REQUEST, error.as_str()),
         };
         let detail = match &self {
             AppError::Internal(e) | AppError::Unavailable(e) => {
@@ -92,6 +100,16 @@ impl IntoResponse for AppError {
                     header::WWW_AUTHENTICATE,
                     HeaderValue::from_static(r#"Bearer error="invalid_token""#),
                 );
+            }
+            AppError::Denied(Denial {
+                missing_scope: Some(scope),
+                ..
+            }) => {
+                // RFC 6750 §3.1; a scope name holds no quote or backslash.
+                let v = format!(r#"Bearer error="insufficient_scope", scope="{scope}""#);
+                if let Ok(v) = HeaderValue::from_str(&v) {
+                    h.insert(header::WWW_AUTHENTICATE, v);
+                }
             }
             AppError::RateLimited { retry_after_s } | AppError::Busy { retry_after_s } => {
                 h.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_s));
@@ -146,7 +164,7 @@ impl OAuthError {
         Self {
             status: StatusCode::BAD_REQUEST,
             error: "unsupported_grant_type",
-            description: "supported grant types: password, refresh_token",
+            description: "supported grant types: password, authorization_code, client_credentials, refresh_token",
             retry_after_s: None,
         }
     }
@@ -155,6 +173,16 @@ impl OAuthError {
 impl From<AppError> for OAuthError {
     fn from(e: AppError) -> Self {
         let (status, error, description, retry_after_s) = match &e {
+            AppError::OAuth { error, description } => (
+                if *error == OAuthCode::InvalidClient {
+                    StatusCode::UNAUTHORIZED
+                } else {
+                    StatusCode::BAD_REQUEST
+                },
+                error.as_str(),
+                *description,
+                None,
+            ),
             AppError::Unauthenticated { .. }
             | AppError::NotFound
             | AppError::Denied(_)
@@ -221,6 +249,13 @@ impl IntoResponse for OAuthError {
         h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
         if let Some(s) = self.retry_after_s {
             h.insert(header::RETRY_AFTER, HeaderValue::from(s));
+        }
+        // RFC 6749 §5.2: a failed client authentication names the scheme the client may use.
+        if self.status == StatusCode::UNAUTHORIZED {
+            h.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(r#"Basic realm="imangor", charset="UTF-8""#),
+            );
         }
         res
     }

@@ -14,7 +14,8 @@ use super::extract::AppJson;
 use super::page::{self, once, one_of};
 use crate::authz::Principal;
 use crate::domain::UserId;
-use crate::domain::incident::{Filter, Incident, Level, Note, Status};
+use crate::domain::incident::{Filter, Incident, Level, Link, Note, Status};
+use crate::domain::runbook;
 use crate::error::{AppError, Result, ValidationError};
 use crate::service::containment::By;
 use crate::service::{self, audit::RequestMeta};
@@ -77,10 +78,35 @@ pub struct NoteView {
     note: String,
 }
 
+/// One step of an incident's runbook.
+#[derive(Serialize, ToSchema)]
+pub struct RunbookStep {
+    /// The guide's step: detection, containment, investigation, remediation or recovery (in
+    /// that order).
+    #[schema(pattern = "^(detection|containment|investigation|remediation|recovery)$")]
+    step: &'static str,
+    /// What to do in it for this kind of incident: what was contained automatically, what to
+    /// check, which call or command undoes the containment.
+    text: &'static str,
+}
+
+/// An incident of a chain of recurrences.
+#[derive(Serialize, ToSchema)]
+pub struct ChainLink {
+    id: String,
+    level: String,
+    status: String,
+    first_seen: String,
+    resolved_at: Option<String>,
+    /// The incident it is a recurrence of (the one before it in the chain); null for the first.
+    recurrence_of: Option<String>,
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct IncidentView {
     id: String,
-    /// brute_force, credential_stuffing, refresh_reuse, authz_probing, forged_tokens, role_escalation, data_integrity or user_report.
+    /// brute_force, credential_stuffing, refresh_reuse, authz_probing, forged_tokens,
+    /// role_escalation, shared_state_unavailable, data_integrity, audit_tampering or user_report.
     kind: String,
     level: String,
     /// The level a plain user's report asked for when it was stored lower (`medium`), for
@@ -99,6 +125,19 @@ pub struct IncidentView {
     first_seen: String,
     last_seen: String,
     updated_at: String,
+    /// When it was resolved; null while open or contained.
+    resolved_at: Option<String>,
+    /// The incident of the same kind and subject, resolved within
+    /// IMANGOR_INCIDENT_RECURRENCE_DAYS before this one opened, that this one is a recurrence
+    /// of (and was raised one level for); null otherwise.
+    recurrence_of: Option<String>,
+    /// On one incident: the chain of recurrences it belongs to, oldest first, itself included
+    /// (only itself when it neither recurs nor recurred).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    recurrences: Option<Vec<ChainLink>>,
+    /// On one incident: its kind's response steps, the guide's five in order.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    runbook: Option<Vec<RunbookStep>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     notes: Option<Vec<NoteView>>,
     /// On one incident, for those who may read the audit trail: the events naming it and those
@@ -111,6 +150,33 @@ pub struct IncidentView {
 pub struct IncidentPage {
     items: Vec<IncidentView>,
     next_cursor: Option<String>,
+}
+
+/// The view of one incident: with its notes, its chain of recurrences and its runbook.
+fn full_view(i: Incident, notes: Vec<Note>, chain: Vec<Link>) -> IncidentView {
+    let steps = runbook::runbook(i.kind)
+        .iter()
+        .map(|s| RunbookStep {
+            step: s.phase.as_str(),
+            text: s.text,
+        })
+        .collect();
+    let mut v = view(i, Some(notes));
+    v.runbook = Some(steps);
+    v.recurrences = Some(
+        chain
+            .into_iter()
+            .map(|l| ChainLink {
+                id: l.id,
+                level: l.level.to_string(),
+                status: l.status.to_string(),
+                first_seen: l.first_seen.rfc3339(),
+                resolved_at: l.resolved_at.map(|t| t.rfc3339()),
+                recurrence_of: l.recurrence_of,
+            })
+            .collect(),
+    );
+    v
 }
 
 fn view(i: Incident, notes: Option<Vec<Note>>) -> IncidentView {
@@ -128,6 +194,10 @@ fn view(i: Incident, notes: Option<Vec<Note>>) -> IncidentView {
         first_seen: i.first_seen.rfc3339(),
         last_seen: i.last_seen.rfc3339(),
         updated_at: i.updated_at.rfc3339(),
+        resolved_at: i.resolved_at.map(|t| t.rfc3339()),
+        recurrence_of: i.recurrence_of,
+        recurrences: None,
+        runbook: None,
         notes: notes.map(|n| {
             n.into_iter()
                 .map(|n| NoteView {
@@ -269,7 +339,8 @@ async fn list(
     }))
 }
 
-/// One incident with its notes: admins and managers.
+/// One incident with its notes, its chain of recurrences and its kind's runbook: admins and
+/// managers.
 #[utoipa::path(get, path = "/incidents/{id}", tag = "security operations", security(("bearer" = [])),
     params(("id" = String, Path, description = "the incident's id")),
     responses((status = 200, body = IncidentView), (status = 401), (status = 403), (status = 404)))]
@@ -279,9 +350,11 @@ async fn show(
     Path(id): Path<String>,
 ) -> Result<Json<IncidentView>> {
     let grant = crate::authz::authorize_plain(Some(&who), crate::authz::Action::IncidentList)?;
-    let (i, notes) = service::incidents::get(&app.store, &grant, &incident_id(&id)?).await?;
+    let id = incident_id(&id)?;
+    let (i, notes) = service::incidents::get(&app.store, &grant, &id).await?;
     let events = service::incidents::events(&app.store, &who, &i).await?;
-    let mut v = view(i, Some(notes));
+    let chain = service::incidents::chain(&app.store, &grant, &id).await?;
+    let mut v = full_view(i, notes, chain);
     v.events = events.map(|e| e.into_iter().map(Into::into).collect());
     Ok(Json(v))
 }
@@ -380,7 +453,8 @@ async fn update(
     )
     .await?;
     let (i, notes) = service::incidents::get(&app.store, &grant, &id).await?;
-    Ok(Json(view(i, Some(notes))))
+    let chain = service::incidents::chain(&app.store, &grant, &id).await?;
+    Ok(Json(full_view(i, notes, chain)))
 }
 
 #[derive(Deserialize, ToSchema)]

@@ -40,6 +40,7 @@ connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 pub async fn security_headers(req: Request, next: Next) -> Response {
     let docs = req.uri().path().starts_with("/docs");
     let console = req.uri().path() == "/console" || req.uri().path().starts_with("/console/");
+    let oauth_page = req.uri().path() == "/oauth/authorize";
     let mut res = next.run(req).await;
     if matches!(res.status(), StatusCode::METHOD_NOT_ALLOWED)
         && !res.headers().contains_key(header::CONTENT_TYPE)
@@ -77,17 +78,20 @@ pub async fn security_headers(req: Request, next: Next) -> Response {
         header::STRICT_TRANSPORT_SECURITY,
         "max-age=31536000; includeSubDomains",
     );
-    set(
-        h,
-        header::CONTENT_SECURITY_POLICY,
-        if docs {
-            DOCS_CSP
-        } else if console {
-            CONSOLE_CSP
-        } else {
-            API_CSP
-        },
-    );
+    // The OAuth pages set their own policy (their forms may lead to the client's redirect URI).
+    if !(oauth_page && h.contains_key(header::CONTENT_SECURITY_POLICY)) {
+        set(
+            h,
+            header::CONTENT_SECURITY_POLICY,
+            if docs {
+                DOCS_CSP
+            } else if console {
+                CONSOLE_CSP
+            } else {
+                API_CSP
+            },
+        );
+    }
     set(
         h,
         HeaderName::from_static("cross-origin-resource-policy"),

@@ -1,6 +1,7 @@
 //! The HTTP surface: routes, OpenAPI document, documentation page, and the layers around them.
 
 pub mod audit;
+pub mod clients;
 pub mod console;
 pub mod error;
 pub mod extract;
@@ -8,6 +9,7 @@ pub mod health;
 pub mod incidents;
 pub mod metrics;
 pub mod middleware;
+pub mod oauth;
 pub mod page;
 pub mod protect;
 pub mod resources;
@@ -140,9 +142,11 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
                 .merge(secrets::router())
                 .merge(audit::router())
                 .merge(incidents::router())
-                .merge(security::router()),
+                .merge(security::router())
+                .merge(clients::router()),
         )
         .merge(health::router())
+        .merge(oauth::metadata())
         .split_for_parts();
     // After the routes are in: the common answers go on every operation.
     utoipa::Modify::modify(&CommonAnswers, &mut doc);
@@ -162,6 +166,7 @@ pub fn router(app: AppState) -> Router {
         );
     api.merge(docs)
         .merge(console::router())
+        .merge(oauth::pages())
         .fallback(middleware::not_found)
         .layer(axum::middleware::from_fn_with_state(app.clone(), middleware::record_denials))
         .layer(axum::middleware::from_fn_with_state(app.clone(), protect::rate_limit))

@@ -169,6 +169,7 @@ impl Alerts {
                 "description": incident.description,
                 "affected_systems": incident.affected_systems,
                 "count": incident.count,
+                "recurrence_of": incident.recurrence_of,
                 "first_seen": incident.first_seen.rfc3339(),
                 "last_seen": incident.last_seen.rfc3339(),
             }

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::domain::audit::Action;
+use crate::domain::client::GrantType;
 
 /// Upper bounds of the latency buckets, in seconds.
 const BUCKETS: [f64; 14] = [
@@ -114,6 +115,8 @@ type ByRoute = std::collections::HashMap<String, BTreeMap<(&'static str, u16), H
 pub struct Metrics {
     requests: Mutex<ByRoute>,
     auth: [AtomicU64; 4],
+    /// `oauth_grants_total{grant_type, outcome}`: by `GrantType::ALL`, then success / refused.
+    oauth_grants: [[AtomicU64; 2]; 3],
     throttled: Mutex<BTreeMap<&'static str, u64>>,
     skipped: [AtomicU64; SKIPPED_ACTIONS.len()],
     incidents: Mutex<BTreeMap<(String, String), u64>>,
@@ -183,6 +186,13 @@ impl Metrics {
 
     pub fn auth(&self, s: AuthStatus) {
         self.auth[s as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A grant of an OAuth client at the token endpoint, issued or refused.
+    pub fn oauth_grant(&self, grant: GrantType, issued: bool) {
+        if let Some(i) = GrantType::ALL.iter().position(|g| *g == grant) {
+            self.oauth_grants[i][usize::from(!issued)].fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// An incident alert that was lost, and why.
@@ -321,6 +331,22 @@ impl Metrics {
                 "auth_attempts_total{{status=\"{s}\"}} {}",
                 self.auth[i].load(Ordering::Relaxed)
             );
+        }
+
+        head(
+            &mut out,
+            "oauth_grants_total",
+            "counter",
+            "Token requests of OAuth clients by grant type and outcome (issued or refused).",
+        );
+        for (i, g) in GrantType::ALL.iter().enumerate() {
+            for (j, outcome) in ["issued", "refused"].iter().enumerate() {
+                let _ = writeln!(
+                    out,
+                    "oauth_grants_total{{grant_type=\"{g}\",outcome=\"{outcome}\"}} {}",
+                    self.oauth_grants[i][j].load(Ordering::Relaxed)
+                );
+            }
         }
 
         head(

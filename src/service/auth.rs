@@ -5,13 +5,14 @@ use anyhow::Context;
 use super::audit::{self, Event, RequestMeta};
 use crate::auth::legacy::{LegacyTokens, LegacyVerified};
 use crate::auth::password::Verdict;
-use crate::auth::token::{TokenError, Verified};
+use crate::auth::token::{Subject, TokenError, Verified};
 use crate::auth::{random_token, sha256_hex};
 use crate::authz::Principal;
 use crate::config::Config;
 use crate::db::{sessions, users};
+use crate::domain::client::{GrantType, Scopes};
 use crate::domain::password::MAX_LOGIN_BYTES;
-use crate::domain::{Email, Role, SessionId, Timestamp, UserId};
+use crate::domain::{ClientId, Email, SessionId, Timestamp};
 use crate::error::{AppError, Result};
 use crate::infra::metrics::AuthStatus;
 use crate::limits::login::Gate;
@@ -24,7 +25,9 @@ const REFRESH_TOKEN_LEN: usize = 43;
 pub struct TokenPair {
     pub access_token: String,
     pub expires_in: u64,
-    pub refresh_token: String,
+    /// None for the client-credentials grant (RFC 6749 §4.4.3).
+    pub refresh_token: Option<String>,
+    pub scope: Scopes,
 }
 
 impl std::fmt::Debug for TokenPair {
@@ -54,6 +57,60 @@ pub async fn login(
     password: &str,
     meta: &RequestMeta,
 ) -> Result<TokenPair> {
+    let SignedIn { user, new_hash } =
+        check_password(store, identity, guards, sinks, username, password, meta).await?;
+    let now = Timestamp::now();
+    let mut tx = store.db.begin().await?;
+    if let Some(h) = &new_hash {
+        users::set_password_hash(&mut tx, user.id, h, now).await?;
+    }
+    let session = SessionId::new();
+    let session_end = now.plus_seconds(config.session_max_age);
+    sessions::create(&mut tx, session, user.id, None, None, now, session_end).await?;
+    let refresh_token =
+        new_refresh_token(&mut tx, session, now, session_end, config.refresh_token_ttl).await?;
+    let detail = if new_hash.is_some() {
+        "password hash upgraded to argon2id"
+    } else {
+        "password"
+    };
+    Event::new(audit::Action::AuthLogin, audit::Outcome::Success)
+        .actor(user.id)
+        .target(session)
+        .detail(detail)
+        .record(&mut tx, meta)
+        .await?;
+    store.commit(tx).await?;
+    let to = Subject {
+        user: user.id,
+        role: user.role,
+        session,
+        client: None,
+        scopes: None,
+    };
+    pair(identity, &to, now, Some(refresh_token))
+}
+
+/// A password that checked out: the account, and its new argon2id hash when the stored one
+/// must be upgraded (the caller writes it in the transaction that records the sign-in).
+pub struct SignedIn {
+    pub user: crate::domain::User,
+    pub new_hash: Option<String>,
+}
+
+/// Checks a username and password through the login guard (limits, lock, slow-down, the
+/// events the detectors count): what the password grant and the OAuth sign-in page share.
+/// Exactly one password verification runs whether or not the account exists; every failure
+/// answers the same.
+pub async fn check_password(
+    store: &Store,
+    identity: &Identity,
+    guards: &Guards,
+    sinks: &Sinks,
+    username: &str,
+    password: &str,
+    meta: &RequestMeta,
+) -> Result<SignedIn> {
     let email = Email::parse(username).ok();
     // One failure budget per account however its email is spelled; per address as the layers derived it.
     // Names that are not email addresses share one key: no account has them, and an attacker
@@ -113,7 +170,6 @@ pub async fn login(
     let verdict = identity.hasher.verify(presented, hash).await?;
     pending.settled = true;
 
-    let now = Timestamp::now();
     let user = match (verdict, user) {
         (Verdict::Match { rehash }, Some(u)) if !u.disabled => (u, rehash),
         (_, u) => {
@@ -142,35 +198,13 @@ pub async fn login(
     let (user, rehash) = user;
     guards.logins.succeeded(&account, ip).await;
     sinks.metrics.auth(AuthStatus::Success);
-    // The new hash is computed before the transaction opens: no lock is held while hashing.
+    // The new hash is computed before any transaction opens: no lock is held while hashing.
     let new_hash = if rehash {
         Some(identity.hasher.hash(password).await?)
     } else {
         None
     };
-
-    let mut tx = store.db.begin().await?;
-    if let Some(h) = &new_hash {
-        users::set_password_hash(&mut tx, user.id, h, now).await?;
-    }
-    let session = SessionId::new();
-    let session_end = now.plus_seconds(config.session_max_age);
-    sessions::create(&mut tx, session, user.id, now, session_end).await?;
-    let refresh_token =
-        new_refresh_token(&mut tx, session, now, session_end, config.refresh_token_ttl).await?;
-    let detail = if new_hash.is_some() {
-        "password hash upgraded to argon2id"
-    } else {
-        "password"
-    };
-    Event::new(audit::Action::AuthLogin, audit::Outcome::Success)
-        .actor(user.id)
-        .target(session)
-        .detail(detail)
-        .record(&mut tx, meta)
-        .await?;
-    store.commit(tx).await?;
-    pair(identity, user.id, user.role, session, now, refresh_token)
+    Ok(SignedIn { user, new_hash })
 }
 
 /// A guess the login guard refused is still a guess: an `auth.login` `throttled` event against
@@ -223,12 +257,17 @@ pub(crate) fn client(meta: &RequestMeta) -> std::net::IpAddr {
 /// spent while its session was live again is taken as theft: the whole session (every token of
 /// the family) is revoked. A token of an ended session is refused and never spent.
 #[tracing::instrument(skip_all)]
+///
+/// A refresh token is bound to the client it was issued to (`client`: the client that
+/// authenticated this request; none for the password grant's sessions): presented by any other,
+/// it is refused and not spent.
 pub async fn refresh(
     store: &Store,
     identity: &Identity,
     sinks: &Sinks,
     config: &Config,
     token: &str,
+    client: Option<ClientId>,
     meta: &RequestMeta,
 ) -> Result<TokenPair> {
     if token.len() != REFRESH_TOKEN_LEN {
@@ -269,23 +308,58 @@ pub async fn refresh(
         tracing::warn!(target: "security", session = %reused, "refresh token reuse: session revoked");
         return Err(invalid_grant());
     };
-    let Some((user_id, session_end)) = sessions::live_session(&mut tx, session, now).await? else {
+    let Some(live) = sessions::live_session(&mut tx, session, now).await? else {
         // Ended between the two statements (PostgreSQL reads each at its own start): the token
         // is not spent (the transaction is rolled back).
         return Err(invalid_grant());
     };
-    let user = users::find(&mut tx, user_id)
+    if live.client != client {
+        // Another client's token (or a client's token without its client): rolled back, not
+        // spent, so that its own client can still use it.
+        drop(tx);
+        Event::new(audit::Action::AuthRefresh, audit::Outcome::Failure)
+            .actor(live.user)
+            .target(session)
+            .detail(match (live.client, client) {
+                (Some(_), Some(_)) => "a refresh token presented by another client than its own",
+                (Some(_), None) => "a client's refresh token presented without its client",
+                _ => "a password-grant refresh token presented by a client",
+            })
+            .emit(&sinks.events, meta)
+            .await;
+        if client.is_some() {
+            sinks.metrics.oauth_grant(GrantType::RefreshToken, false);
+        }
+        return Err(invalid_grant());
+    }
+    let user = users::find(&mut tx, live.user)
         .await?
         .ok_or_else(invalid_grant)?;
-    let refresh_token =
-        new_refresh_token(&mut tx, session, now, session_end, config.refresh_token_ttl).await?;
+    let refresh_token = new_refresh_token(
+        &mut tx,
+        session,
+        now,
+        live.expires_at,
+        config.refresh_token_ttl,
+    )
+    .await?;
     Event::new(audit::Action::AuthRefresh, audit::Outcome::Success)
         .actor(user.id)
         .target(session)
         .record(&mut tx, meta)
         .await?;
     store.commit(tx).await?;
-    pair(identity, user.id, user.role, session, now, refresh_token)
+    if client.is_some() {
+        sinks.metrics.oauth_grant(GrantType::RefreshToken, true);
+    }
+    let to = Subject {
+        user: user.id,
+        role: user.role,
+        session,
+        client: live.client,
+        scopes: live.scopes,
+    };
+    pair(identity, &to, now, Some(refresh_token))
 }
 
 /// RFC 7009: a refresh token ends its session; an access token's id is denied until it expires.
@@ -489,10 +563,17 @@ async fn authenticate_verified(
     if state.jti_denied {
         return Err(AppError::invalid_token("token revoked"));
     }
-    Ok(Principal::new(v.user, state.role, v.session, v.expires_at))
+    Ok(Principal::new(
+        v.user,
+        state.role,
+        v.session,
+        v.expires_at,
+        v.client,
+        v.scopes,
+    ))
 }
 
-async fn new_refresh_token(
+pub(crate) async fn new_refresh_token(
     tx: &mut crate::db::Tx,
     session: SessionId,
     now: Timestamp,
@@ -505,21 +586,23 @@ async fn new_refresh_token(
     Ok(token)
 }
 
-fn pair(
+/// Signs an access token for `to` and answers it with `refresh_token` (none: the
+/// client-credentials grant) and the scopes it carries (a password-grant token: every scope,
+/// its role deciding).
+pub(crate) fn pair(
     identity: &Identity,
-    user: UserId,
-    role: Role,
-    session: SessionId,
+    to: &Subject,
     now: Timestamp,
-    refresh_token: String,
+    refresh_token: Option<String>,
 ) -> Result<TokenPair> {
     let (access_token, _) = identity
         .tokens
-        .issue(user, role, session, now)
+        .issue(to, now)
         .context("signing an access token")?;
     Ok(TokenPair {
         access_token,
         expires_in: identity.tokens.ttl_s,
         refresh_token,
+        scope: to.scopes.unwrap_or_else(Scopes::all),
     })
 }

@@ -15,7 +15,12 @@
 //! | user_report | `POST /api/v1/incidents` | as reported (default medium); a plain user's above one level below the alert level (at most medium) is stored at that level, the level asked kept as `requested_level` | as reported | |
 //!
 //! A detector raises the unresolved incident of the same (kind, subject) again (its count grows)
-//! instead of opening another.
+//! instead of opening another. The subject is what the detector keys on: an account id
+//! (brute_force, refresh_reuse, authz_probing, role_escalation), an address (credential_stuffing,
+//! forged_tokens: an IPv4 address, an IPv6 /64), `secret:ID` (data_integrity), `redis`
+//! (shared_state_unavailable), `audit_trail` (audit_tampering). When no incident of that (kind,
+//! subject) is unresolved but one was resolved within IMANGOR_INCIDENT_RECURRENCE_DAYS, the new
+//! incident is its recurrence (`raise`). Reports have no subject.
 
 use super::audit::{self, Event, RequestMeta};
 use crate::authz::{self, Action, Authorized, Principal};
@@ -24,7 +29,9 @@ use crate::db::Tx;
 use crate::db::audit::AuditRow;
 use crate::db::incidents::{self, NewIncident};
 use crate::domain::Timestamp;
-use crate::domain::incident::{Filter, Incident, Kind, Level, Note, Status};
+use crate::domain::incident::{
+    Filter, Incident, Kind, Level, Link, Note, Status, recurrence_level,
+};
 use crate::error::{AppError, Result, ValidationError};
 use crate::infra::alerts::Alert;
 use crate::service::context::{Guards, Sinks, Store};
@@ -51,28 +58,92 @@ pub struct Raised {
     pub occurrences: i64,
 }
 
+/// What the detectors act on besides the events: the automatic containment, and the window in
+/// which an incident of a resolved incident's (kind, subject) is its recurrence.
+#[derive(Debug, Clone, Copy)]
+pub struct Rules {
+    pub contain: Containment,
+    /// IMANGOR_INCIDENT_RECURRENCE_DAYS (0: no recurrence is linked).
+    pub recurrence_days: u64,
+}
+
+impl Rules {
+    pub fn of(config: &Config) -> Rules {
+        Rules {
+            contain: config.containment,
+            recurrence_days: config.incident_recurrence_days,
+        }
+    }
+}
+
+/// A detector's incident for `new.subject`: the unresolved one of its (kind, subject) raised
+/// again, or a new one. A new one whose (kind, subject) had an incident resolved within the
+/// recurrence window is its recurrence: it links to the one resolved last (`recurrence_of`), is
+/// raised one level (`recurrence_level`, at most critical), and says so in its opening event
+/// and in a note of its own.
 async fn raise(
     tx: &mut Tx,
-    new: NewIncident<'_>,
+    mut new: NewIncident<'_>,
     now: Timestamp,
     by: i64,
+    rules: &Rules,
     out: &mut Vec<Raised>,
 ) -> sqlx::Result<Incident> {
-    let (incident, opened) = incidents::raise(tx, &new, now, by).await?;
-    // The opening is an audit event; a repeat only counts (a flood must not double the trail).
-    if opened {
-        Event::new(audit::Action::IncidentOpen, audit::Outcome::Success)
-            .target(format!("incident:{}", incident.id))
-            .detail(format!("{} ({})", incident.kind, incident.level))
-            .record(tx, &RequestMeta::default())
-            .await?;
+    // Without a subject there is nothing to raise again nor to recur of (every detector names one).
+    if let Some(subject) = new.subject
+        && let Some(incident) = incidents::raise_again(tx, new.kind, subject, now, by).await?
+    {
+        // A repeat only counts (a flood must not double the trail).
+        out.push(Raised {
+            incident: incident.clone(),
+            opened: false,
+            occurrences: by,
+        });
+        return Ok(incident);
     }
+    let previous = match new.subject {
+        Some(subject) if rules.recurrence_days > 0 => {
+            let window_us = (rules.recurrence_days as i64).saturating_mul(86_400_000_000);
+            let since = Timestamp::from_micros(now.micros().saturating_sub(window_us));
+            incidents::last_resolved(tx, new.kind, subject, since).await?
+        }
+        _ => None,
+    };
+    let detected = new.level;
+    if let Some(p) = &previous {
+        new.level = recurrence_level(detected, p.level);
+    }
+    let incident =
+        incidents::open(tx, &new, previous.as_ref().map(|p| p.id.as_str()), now, by).await?;
+    let mut detail = format!("{} ({})", incident.kind, incident.level);
+    if let Some(p) = &previous {
+        let link = recurrence_note(p, detected, incident.level);
+        incidents::add_note(tx, &incident.id, None, Status::Open, &link, now).await?;
+        detail.push_str(&format!(", recurrence of incident:{}", p.id));
+    }
+    Event::new(audit::Action::IncidentOpen, audit::Outcome::Success)
+        .target(format!("incident:{}", incident.id))
+        .detail(detail)
+        .record(tx, &RequestMeta::default())
+        .await?;
     out.push(Raised {
         incident: incident.clone(),
-        opened,
+        opened: true,
         occurrences: by,
     });
     Ok(incident)
+}
+
+/// The note a recurrence opens with: which incident it recurs of, when that was resolved, and
+/// the level it was raised to.
+fn recurrence_note(previous: &Incident, detected: Level, level: Level) -> String {
+    let resolved = previous
+        .resolved_at
+        .map_or_else(|| "?".to_owned(), Timestamp::rfc3339);
+    format!(
+        "recurrence of incident {} (resolved {resolved}, at {}): raised from {detected} to {level}",
+        previous.id, previous.level
+    )
 }
 
 /// The count rules' subjects in a batch: (rule, subject) -> (events, the newest of them).
@@ -104,10 +175,11 @@ fn occurrences(total: i64, threshold: i64, n: i64) -> i64 {
 pub async fn detect(
     tx: &mut Tx,
     rows: &[AuditRow],
-    contain: &Containment,
+    rules: &Rules,
     out: &mut Vec<Raised>,
 ) -> sqlx::Result<()> {
     use audit::{Action as A, Outcome as O};
+    let contain = &rules.contain;
     let mut groups: Groups = Vec::new();
     for row in rows {
         match names(row) {
@@ -130,7 +202,7 @@ pub async fn detect(
                     group(&mut groups, Kind::AuthzProbing, actor, row);
                 }
             }
-            _ => single(tx, row, contain, out).await?,
+            _ => single(tx, row, rules, out).await?,
         }
     }
     for ((rule, subject), (n, last)) in groups {
@@ -162,6 +234,7 @@ pub async fn detect(
                         },
                         at,
                         occ,
+                        rules,
                         out,
                     )
                     .await?;
@@ -198,6 +271,7 @@ pub async fn detect(
                         },
                         at,
                         occ,
+                        rules,
                         out,
                     )
                     .await?;
@@ -233,6 +307,7 @@ pub async fn detect(
                         },
                         at,
                         occurrences(accounts, STUFFING_ACCOUNTS, n),
+                        rules,
                         out,
                     )
                     .await?;
@@ -269,6 +344,7 @@ pub async fn detect(
 pub async fn audit_tampering(
     tx: &mut Tx,
     p: &crate::crypto::chain::Problem,
+    rules: &Rules,
     out: &mut Vec<Raised>,
 ) -> sqlx::Result<()> {
     if incidents::unresolved_of_kind(tx, Kind::AuditTampering).await? {
@@ -288,6 +364,7 @@ pub async fn audit_tampering(
         },
         Timestamp::now(),
         1,
+        rules,
         out,
     )
     .await?;
@@ -304,10 +381,11 @@ fn names(row: &AuditRow) -> (Option<audit::Action>, Option<audit::Outcome>) {
 async fn single(
     tx: &mut Tx,
     row: &AuditRow,
-    contain: &Containment,
+    rules: &Rules,
     out: &mut Vec<Raised>,
 ) -> sqlx::Result<()> {
     use audit::{Action as A, Outcome as O};
+    let contain = &rules.contain;
     let at = Timestamp::from_micros(row.at);
     match names(row) {
         (Some(A::AuthRefreshReuse), _) => {
@@ -317,7 +395,7 @@ async fn single(
                 None => None,
             };
             let subject = owner.unwrap_or_else(|| "unknown".into());
-            raise(tx, NewIncident { kind: Kind::RefreshReuse, level: Level::High, subject: Some(&subject), description: "a spent refresh token was presented again: its session was revoked", reported_by: None, requested_level: None, affected_systems: &["auth", "sessions"] }, at, 1, out).await?;
+            raise(tx, NewIncident { kind: Kind::RefreshReuse, level: Level::High, subject: Some(&subject), description: "a spent refresh token was presented again: its session was revoked", reported_by: None, requested_level: None, affected_systems: &["auth", "sessions"] }, at, 1, rules, out).await?;
             if contain.reuse_revokes_all
                 && let Ok(user) = subject.parse()
             {
@@ -339,6 +417,27 @@ async fn single(
                 .await?;
             }
         }
+        (Some(A::OAuthCodeReuse), _) => {
+            // The subject is the account the code was issued for (the event's target).
+            let subject = row.target.clone().unwrap_or_else(|| "unknown".into());
+            raise(
+                tx,
+                NewIncident {
+                    kind: Kind::CodeReuse,
+                    level: Level::High,
+                    subject: Some(&subject),
+                    description: "a spent authorization code was presented again: the tokens its first use issued were revoked",
+                    reported_by: None,
+                    requested_level: None,
+                    affected_systems: &["auth", "oauth"],
+                },
+                at,
+                1,
+                rules,
+                out,
+            )
+            .await?;
+        }
         (Some(A::AuthTokenInvalid), _) => {
             // One incident per IPv6 /64 (one host usually holds a whole /64).
             let subject = row
@@ -359,6 +458,7 @@ async fn single(
                 },
                 at,
                 1,
+                rules,
                 out,
             )
             .await?;
@@ -385,6 +485,7 @@ async fn single(
                 },
                 at,
                 1,
+                rules,
                 out,
             )
             .await?;
@@ -404,6 +505,7 @@ async fn single(
                 },
                 at,
                 1,
+                rules,
                 out,
             )
             .await?;
@@ -427,6 +529,7 @@ async fn single(
                 },
                 at,
                 1,
+                rules,
                 out,
             )
             .await?;
@@ -546,7 +649,8 @@ pub async fn report(
             "you have too many unresolved reports; wait until they are handled",
         ));
     }
-    let (incident, _) = incidents::raise(
+    // A report has no subject: it is never raised again nor a recurrence.
+    let incident = incidents::open(
         &mut tx,
         &NewIncident {
             kind: Kind::UserReport,
@@ -557,6 +661,7 @@ pub async fn report(
             requested_level: requested,
             affected_systems: &systems,
         },
+        None,
         now,
         1,
     )
@@ -604,6 +709,16 @@ pub async fn get(store: &Store, grant: &Authorized<()>, id: &str) -> Result<(Inc
     store.commit(tx).await?;
     let notes = incidents::notes(&store.db, id).await?;
     Ok((i, notes))
+}
+
+/// Links of a chain of recurrences read each way, at most.
+const CHAIN_DEPTH: i64 = 50;
+
+/// The chain of recurrences an incident belongs to, oldest first, itself included (just itself
+/// when it neither recurs nor recurred), for whom may read the incident.
+pub async fn chain(store: &Store, grant: &Authorized<()>, id: &str) -> Result<Vec<Link>> {
+    grant.require_any(&[Action::IncidentList, Action::IncidentUpdate])?;
+    Ok(incidents::chain(&store.db, id, CHAIN_DEPTH).await?)
 }
 
 /// The events tied to an incident, for whom the policy lets read the audit trail (`None` for

@@ -14,6 +14,10 @@ use crate::helpers::*;
 const NOT_POLICED: &[&str] = &[
     "POST /api/v1/token",
     "POST /api/v1/token/revoke",
+    // Clients authenticate there with their own credentials, not a bearer token.
+    "POST /api/v1/token/introspect",
+    "GET /.well-known/oauth-authorization-server",
+    "GET /.well-known/oauth-protected-resource",
     "GET /healthz",
     "GET /readyz",
     "GET /.well-known/jwks.json",
@@ -82,36 +86,15 @@ impl World {
 
     /// A resource owned by `owner_token`'s account.
     async fn resource(&self, owner_token: &str, public: bool) -> String {
-        let res = self
-            .app
-            .post_json(
-                "/api/v1/resources",
-                Some(owner_token),
-                &json!({"title": "m", "content": "c", "is_public": public}),
-            )
-            .await;
-        assert_eq!(res.status(), StatusCode::CREATED);
-        res.json::<Value>().await.unwrap()["id"]
-            .as_str()
-            .unwrap()
-            .to_owned()
+        self.app.resource(owner_token, public).await
     }
 
     /// A secret owned by `owner_token`'s account.
     async fn secret(&self, owner_token: &str) -> String {
-        let res = self
-            .app
-            .post_json(
-                "/api/v1/secrets",
-                Some(owner_token),
-                &json!({"name": format!("s{}", self.fresh()), "value": "v"}),
-            )
-            .await;
-        assert_eq!(res.status(), StatusCode::CREATED);
-        res.json::<Value>().await.unwrap()["id"]
-            .as_str()
-            .unwrap()
-            .to_owned()
+        let body = json!({"name": format!("s{}", self.fresh()), "value": "v"});
+        self.app
+            .created("/api/v1/secrets", owner_token, &body)
+            .await
     }
 
     /// An incident reported by a fresh account (one account may have only a few open reports).
@@ -130,6 +113,25 @@ impl World {
             .await;
         assert_eq!(res.status(), StatusCode::CREATED);
         res.json::<Value>().await.unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    fn client_body(&self) -> Value {
+        json!({"name": format!("client {}", self.fresh()), "type": "confidential",
+               "grant_types": ["client_credentials"], "scopes": ["resources:read"]})
+    }
+
+    /// A confidential client registered by the admin, to act on.
+    async fn oauth_client(&self) -> String {
+        let admin = self.who(Actor::Admin).0.unwrap();
+        let res = self
+            .app
+            .post_json("/api/v1/clients", Some(admin), &self.client_body())
+            .await;
+        assert_eq!(res.status(), StatusCode::CREATED);
+        res.json::<Value>().await.unwrap()["client_id"]
             .as_str()
             .unwrap()
             .to_owned()
@@ -309,6 +311,30 @@ impl World {
                     .await,
                 "GET /api/v1/access-review",
             ),
+            Action::ClientManage => {
+                // Registering, listing, rotating and deleting go together.
+                let list = self.send(Method::GET, "/api/v1/clients", token, None).await;
+                let create = self
+                    .send(Method::POST, "/api/v1/clients", token, Some(self.client_body()))
+                    .await;
+                let id = self.oauth_client().await;
+                let rotate = self
+                    .send(Method::POST, &format!("/api/v1/clients/{id}/secret"), token, None)
+                    .await;
+                let delete = self
+                    .send(Method::DELETE, &format!("/api/v1/clients/{id}"), token, None)
+                    .await;
+                for (op, status) in [
+                    ("POST /api/v1/clients", create),
+                    ("POST /api/v1/clients/{client_id}/secret", rotate),
+                    ("DELETE /api/v1/clients/{client_id}", delete),
+                ] {
+                    assert_eq!(status.is_success(), list.is_success(), "{op}: {status}");
+                    assert_eq!(status.as_u16() / 100 == 4, list.as_u16() / 100 == 4, "{op}");
+                    self.extra.borrow_mut().insert(op);
+                }
+                (list, "GET /api/v1/clients")
+            }
             Action::SecretCreate => (
                 self.send(
                     Method::POST,
@@ -431,8 +457,13 @@ async fn every_cell_of_the_policy_answers_what_the_table_says_v8_2_1_v8_2_2() {
             cells += 1;
             // Every refusal of the policy is a security event naming actor, action and target.
             let denied = denied_events(&world.app).await;
-            // Reading one incident goes with listing them: a refusal of both is two events.
-            let requests = if action == Action::IncidentList { 2 } else { 1 };
+            // Reading one incident goes with listing them, and the four client operations go
+            // together: a refusal of each is an event.
+            let requests = match action {
+                Action::IncidentList => 2,
+                Action::ClientManage => 4,
+                _ => 1,
+            };
             if matches!(decision, Decision::Deny | Decision::Hide) {
                 assert_eq!(
                     denied.len(),
@@ -601,6 +632,15 @@ const CONTRACT: &[(&str, On, &str, Want)] = &[
     ("POST /api/v1/containment", On::Nothing, "block_address", [401, 403, 200, 200]),
     ("GET /api/v1/security/summary", On::Nothing, "", [401, 403, 200, 200]),
     ("GET /api/v1/access-review", On::Nothing, "", [401, 403, 403, 200]),
+    // Clients and OAuth flows.
+    ("POST /api/v1/clients", On::Nothing, "", [401, 403, 403, 201]),
+    ("GET /api/v1/clients", On::Nothing, "", [401, 403, 403, 200]),
+    ("POST /api/v1/clients/{client_id}/secret", On::Other, "", [401, 403, 403, 200]),
+    ("DELETE /api/v1/clients/{client_id}", On::Other, "", [401, 403, 403, 204]),
+    // Without HTTP Basic credentials of a confidential client, whoever the bearer.
+    ("POST /api/v1/token/introspect", On::Nothing, "", [401, 401, 401, 401]),
+    ("GET /.well-known/oauth-authorization-server", On::Nothing, "", [200, 200, 200, 200]),
+    ("GET /.well-known/oauth-protected-resource", On::Nothing, "", [200, 200, 200, 200]),
 ];
 
 const ACTORS_IN_ORDER: [Actor; 4] = [Actor::Anonymous, Actor::User, Actor::Manager, Actor::Admin];
@@ -733,6 +773,26 @@ impl World {
             ("POST /api/v1/containment", _) => {
                 let body = json!({"action": variant, "cidr": format!("203.0.113.{}", n % 250), "seconds": 60});
                 self.send(method, path, token, Some(body)).await
+            }
+            ("POST /api/v1/clients", _) => {
+                self.send(method, path, token, Some(self.client_body()))
+                    .await
+            }
+            (_, On::Other) if path.starts_with("/api/v1/clients/") => {
+                let id = self.oauth_client().await;
+                self.send(method, &path.replace("{client_id}", &id), token, None)
+                    .await
+            }
+            ("POST /api/v1/token/introspect", _) => {
+                let mut r = self
+                    .app
+                    .client
+                    .post(self.app.url(path))
+                    .form(&[("token", format!("not-a-token-{n}"))]);
+                if let Some(t) = token {
+                    r = r.bearer_auth(t);
+                }
+                r.send().await.unwrap().status()
             }
             (_, On::Nothing) if method == Method::GET => self.send(method, path, token, None).await,
             _ => panic!("no request written for {op} on {on:?}"),

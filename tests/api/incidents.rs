@@ -17,7 +17,7 @@ async fn sealed(app: &TestApp) {
 
 /// Incidents of `kind`, as an admin sees them (`admin`: an admin's access token, taken before
 /// any containment could block the test's address).
-async fn incidents_of(app: &TestApp, admin: &Tokens, kind: &str) -> Vec<Value> {
+pub async fn incidents_of(app: &TestApp, admin: &Tokens, kind: &str) -> Vec<Value> {
     sealed(app).await;
     listed_of(app, admin, kind).await
 }
@@ -239,17 +239,7 @@ async fn authorization_probing_is_a_medium_incident() {
     let (prober, t) = app.user_with_role("prober@example.com", "user").await;
     // Ids that do not exist are not refusals of the policy; another's private resource is.
     let (_, owner) = app.user_with_role("owner@example.com", "user").await;
-    let res = app
-        .post_json(
-            "/api/v1/resources",
-            Some(&owner.access),
-            &json!({"title": "private", "content": "", "is_public": false}),
-        )
-        .await;
-    let rid = res.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let rid = app.resource(&owner.access, false).await;
     for _ in 0..20 {
         assert_eq!(
             app.get(&format!("/api/v1/resources/{rid}"), &t.access)

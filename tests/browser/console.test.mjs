@@ -277,6 +277,30 @@ await scenario('admin sees the brute-force incident of ten failed logins, contai
   assert.ok(done, 'resolved through the API');
   const one = await apiCall('GET', `/api/v1/incidents/${done.id}`, admin);
   assert.deepEqual(one.body.notes.map((n) => n.status), ['contained', 'resolved']);
+  // The page shows the kind's runbook: the guide's five steps.
+  const steps = w.page.locator('#incident-runbook li');
+  assert.equal(await steps.count(), 5, 'five response steps');
+  assert.match(await steps.first().textContent(), /^detection: /);
+
+  // One more guess on the account within the window: a recurrence, linked and one level higher.
+  await token(ACCOUNTS.victim, 'not the password at all');
+  let again = null;
+  for (let i = 0; i < 40 && !again; i += 1) {
+    const open = await apiCall('GET', '/api/v1/incidents?status=open', admin);
+    again = open.body.items.find((x) => x.kind === 'brute_force' && x.recurrence_of === done.id);
+    if (!again) await new Promise((r) => { setTimeout(r, 250); });
+  }
+  assert.ok(again, 'the detector opened a recurrence within 10 s');
+  assert.equal(again.level, 'critical');
+  await goTo(w, `#/incidents/${again.id}`, 'incident-recurrence');
+  assert.equal(await w.page.locator('#incident-recurrence-of').textContent(), done.id);
+  const chain = w.page.locator('#incident-recurrences tbody tr');
+  assert.equal(await chain.count(), 2, 'the chain: the resolved incident and this one');
+  assert.match(await chain.nth(1).textContent(), /this one/);
+  await w.page.locator('#incident-recurrence-of a').click();
+  await w.page.locator('#incident-status', { hasText: 'resolved' }).waitFor();
+  const closed = await apiCall('PATCH', `/api/v1/incidents/${again.id}`, admin, { status: 'resolved', note: 'drill of the test' });
+  assert.equal(closed.status, 200);
 });
 
 await scenario('admin changes a user\'s role; the audit trail shows it with its chain check', async (w) => {

@@ -289,6 +289,8 @@ fn incident_json(i: &Incident, notes: &[Note]) -> Value {
         "first_seen": i.first_seen.rfc3339(),
         "last_seen": i.last_seen.rfc3339(),
         "updated_at": i.updated_at.rfc3339(),
+        "resolved_at": i.resolved_at.map(|t| t.rfc3339()),
+        "recurrence_of": i.recurrence_of,
         "notes": notes,
     })
 }

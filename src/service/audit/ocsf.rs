@@ -89,6 +89,12 @@ pub fn classify(action: Action) -> (Class, Activity) {
         A::AuthLogin => (Authentication, Activity(1, "Logon")),
         A::AuthRevoke => (Authentication, Activity(2, "Logoff")),
         A::AuthRefresh | A::AuthRefreshReuse => (Authentication, Activity(OTHER, "Token Refresh")),
+        A::OAuthAuthorize | A::OAuthToken | A::OAuthClientAuth | A::OAuthCodeReuse => {
+            (Authentication, Activity(OTHER, "OAuth Grant"))
+        }
+        A::ClientCreate => (ApiActivity, create),
+        A::ClientRotateSecret => (ApiActivity, update),
+        A::ClientDelete => (ApiActivity, delete),
         // A presented token checked: refused (forged, expired), or an old stack's accepted.
         A::AuthTokenInvalid | A::AuthLegacyToken => {
             (Authentication, Activity(OTHER, "Token Validation"))

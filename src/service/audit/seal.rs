@@ -77,7 +77,7 @@ pub async fn seal_pending(
     store: &Store,
     keys: &DataKeyring,
     watch: &ChainWatch,
-    contain: &crate::config::Containment,
+    rules: &crate::service::incidents::Rules,
     schedule: CheckpointSchedule,
     sign: Sign,
 ) -> anyhow::Result<(Vec<crate::service::incidents::Raised>, Option<Problem>)> {
@@ -149,7 +149,7 @@ pub async fn seal_pending(
             prev = hash;
         }
         // The detectors read the events as they join the chain, in the same transaction.
-        crate::service::incidents::detect(&mut tx, &rows, contain, &mut raised).await?;
+        crate::service::incidents::detect(&mut tx, &rows, rules, &mut raised).await?;
         let mut signed = None;
         let mut head_signed = false;
         if trusted
@@ -369,17 +369,20 @@ async fn pass(trail: &Trail, sign: Sign) -> anyhow::Result<()> {
     let _one_at_a_time = trail.chain.passes.lock().await;
     // Everything queued before this pass is written first, so the pass sees it.
     trail.sinks.events.flush().await;
-    let (keys, contain) = (&trail.keys, &trail.config.containment);
+    let (keys, rules) = (
+        &trail.keys,
+        &crate::service::incidents::Rules::of(&trail.config),
+    );
     let schedule = trail.config.audit_checkpoints;
     let watch = &trail.chain;
-    let (raised, found) = seal_pending(&trail.store, keys, watch, contain, schedule, sign).await?;
+    let (raised, found) = seal_pending(&trail.store, keys, watch, rules, schedule, sign).await?;
     if let Some(p) = found {
         report(trail, p).await?;
     }
     if !raised.is_empty() {
         crate::service::incidents::after_commit(&trail.sinks, &trail.config, &raised);
         trail.blocks.refresh(&trail.store.db).await?;
-        let (_, found) = seal_pending(&trail.store, keys, watch, contain, schedule, sign).await?;
+        let (_, found) = seal_pending(&trail.store, keys, watch, rules, schedule, sign).await?;
         if let Some(p) = found {
             report(trail, p).await?;
         }
@@ -399,7 +402,13 @@ pub async fn report(trail: &Trail, p: Problem) -> anyhow::Result<()> {
     // In the sealing lock: replicas that find it at once open one incident.
     let mut tx = audit::begin_sealing(&trail.store.db).await?;
     let mut raised = Vec::new();
-    crate::service::incidents::audit_tampering(&mut tx, &p, &mut raised).await?;
+    crate::service::incidents::audit_tampering(
+        &mut tx,
+        &p,
+        &crate::service::incidents::Rules::of(&trail.config),
+        &mut raised,
+    )
+    .await?;
     trail.store.commit(tx).await?;
     crate::service::incidents::after_commit(&trail.sinks, &trail.config, &raised);
     Ok(())
