@@ -7,6 +7,7 @@ mod audit;
 mod authz_matrix;
 mod console;
 mod edge;
+mod evidence;
 mod helpers;
 mod import;
 mod incidents;
