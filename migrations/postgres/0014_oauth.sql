@@ -35,6 +35,7 @@ create table oauth_codes (
     challenge text not null,
     scope text not null,
     auth_time bigint not null,
+    mfa boolean not null default false,
     expires_at bigint not null,
     used_at bigint,
     session_id text,
@@ -54,6 +55,7 @@ create table oauth_consents (
     scope text not null,
     state text,
     auth_time bigint not null,
+    mfa boolean not null default false,
     expires_at bigint not null
 );
 create index oauth_consents_expiry on oauth_consents (expires_at);

@@ -165,8 +165,9 @@ pub struct Grant {
     /// The PKCE `code_challenge` (S256).
     pub challenge: String,
     pub scope: Scopes,
-    /// When the user signed in (the token's `auth_time`).
+    /// When the user signed in (the token's `auth_time`), and whether with a second factor.
     pub auth_time: Timestamp,
+    pub mfa: bool,
 }
 
 fn grant_row(r: &impl RowGet) -> sqlx::Result<Grant> {
@@ -182,6 +183,7 @@ fn grant_row(r: &impl RowGet) -> sqlx::Result<Grant> {
         challenge: r.text("challenge")?,
         scope: Scopes::parse(&scope).map_err(|_| decode_err("scope", &scope))?,
         auth_time: Timestamp::from_micros(r.int("auth_time")?),
+        mfa: r.flag("mfa")?,
     })
 }
 
@@ -192,10 +194,10 @@ pub async fn insert_code(
     expires_at: Timestamp,
 ) -> sqlx::Result<()> {
     on_tx!(tx, c => sqlx::query(
-        "insert into oauth_codes (code_hash, client_id, user_id, redirect_uri, challenge, scope, auth_time, expires_at)
-         values ($1, $2, $3, $4, $5, $6, $7, $8)")
+        "insert into oauth_codes (code_hash, client_id, user_id, redirect_uri, challenge, scope, auth_time, mfa, expires_at)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9)")
         .bind(code_hash).bind(g.client.to_string()).bind(g.user.to_string()).bind(&g.redirect_uri)
-        .bind(&g.challenge).bind(g.scope.to_string()).bind(g.auth_time.micros()).bind(expires_at.micros())
+        .bind(&g.challenge).bind(g.scope.to_string()).bind(g.auth_time.micros()).bind(g.mfa).bind(expires_at.micros())
         .execute(c).await.map(drop))
 }
 
@@ -210,7 +212,7 @@ pub async fn redeem_code(
         let row = sqlx::query(
             "update oauth_codes set used_at = $1
              where code_hash = $2 and used_at is null and expires_at > $1
-             returning client_id, user_id, redirect_uri, challenge, scope, auth_time")
+             returning client_id, user_id, redirect_uri, challenge, scope, auth_time, mfa")
             .bind(now.micros()).bind(code_hash).fetch_optional(c).await?;
         row.map(|r| grant_row(&r)).transpose()
     })
@@ -283,11 +285,11 @@ pub async fn insert_ticket(
     expires_at: Timestamp,
 ) -> sqlx::Result<()> {
     on_tx!(tx, c => sqlx::query(
-        "insert into oauth_consents (ticket_hash, binding, user_id, client_id, redirect_uri, challenge, scope, state, auth_time, expires_at)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)")
+        "insert into oauth_consents (ticket_hash, binding, user_id, client_id, redirect_uri, challenge, scope, state, auth_time, mfa, expires_at)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)")
         .bind(ticket_hash).bind(binding).bind(g.user.to_string()).bind(g.client.to_string())
         .bind(&g.redirect_uri).bind(&g.challenge).bind(g.scope.to_string()).bind(state)
-        .bind(g.auth_time.micros()).bind(expires_at.micros())
+        .bind(g.auth_time.micros()).bind(g.mfa).bind(expires_at.micros())
         .execute(c).await.map(drop))
 }
 
@@ -302,7 +304,7 @@ pub async fn take_ticket(
     on_tx!(tx, c => {
         let row = sqlx::query(
             "delete from oauth_consents where ticket_hash = $1 and binding = $2 and expires_at > $3
-             returning client_id, user_id, redirect_uri, challenge, scope, auth_time, state")
+             returning client_id, user_id, redirect_uri, challenge, scope, auth_time, mfa, state")
             .bind(ticket_hash).bind(binding).bind(now.micros()).fetch_optional(c).await?;
         row.map(|r| Ok((grant_row(&r)?, r.try_get("state")?))).transpose()
     })

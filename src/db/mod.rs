@@ -7,6 +7,7 @@ pub mod events;
 pub mod imports;
 pub mod incidents;
 pub mod keys;
+pub mod mfa;
 pub mod readers;
 pub mod resources;
 pub mod secrets;
@@ -334,6 +335,11 @@ pub const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "oauth",
         include_str!("../../migrations/sqlite/0014_oauth.sql"),
     ),
+    (
+        16,
+        "mfa",
+        include_str!("../../migrations/sqlite/0016_mfa.sql"),
+    ),
 ];
 pub const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -400,6 +406,11 @@ pub const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         14,
         "oauth",
         include_str!("../../migrations/postgres/0014_oauth.sql"),
+    ),
+    (
+        16,
+        "mfa",
+        include_str!("../../migrations/postgres/0016_mfa.sql"),
     ),
 ];
 

@@ -29,6 +29,13 @@ vocabulary! {
         IncidentReport => "incident.report",
         IncidentUpdate => "incident.update",
         KeysAdd => "keys.add",
+        /// Second factors: a TOTP enrolment started or confirmed, removed; recovery codes
+        /// regenerated or used; a second factor checked at sign-in.
+        MfaRecoveryCodes => "mfa.recovery_codes",
+        MfaRecoveryUse => "mfa.recovery_use",
+        MfaTotpEnroll => "mfa.totp_enroll",
+        MfaTotpRemove => "mfa.totp_remove",
+        MfaVerify => "mfa.verify",
         /// The authorization endpoint: a code issued after sign-in (and consent), a refusal.
         OAuthAuthorize => "oauth.authorize",
         /// A client failed to authenticate at the token or introspection endpoint.

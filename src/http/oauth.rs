@@ -20,6 +20,7 @@ use crate::auth::{random_token, sha256_hex};
 use crate::domain::client::Scope;
 use crate::error::AppError;
 use crate::service::audit::RequestMeta;
+use crate::service::mfa::Factor;
 use crate::service::oauth::{self, AuthRequest, AuthorizeError, AuthorizeParams, SignInNext};
 use crate::state::AppState;
 
@@ -251,11 +252,40 @@ async fn submit(
         Ok(r) => r,
         Err(e) => return refused(&app, e, get_param(&pairs, "client_id"), &meta).await,
     };
+    if let Some(mfa_token) = get_param(&pairs, "mfa_token") {
+        let factor = match (get_param(&pairs, "otp"), get_param(&pairs, "recovery_code")) {
+            (Some(otp), _) => Factor::Totp(otp),
+            (None, Some(code)) => Factor::RecoveryCode(code),
+            (None, None) => Factor::Totp(""),
+        };
+        let next = oauth::second_factor(
+            &app.store,
+            &app.identity,
+            &app.guards,
+            &app.keys,
+            &req,
+            mfa_token,
+            factor,
+            &bound,
+            &meta,
+        )
+        .await;
+        return match next {
+            Err(AppError::OAuth { .. }) => second_factor_page(
+                &req,
+                &binding,
+                mfa_token,
+                StatusCode::UNAUTHORIZED,
+                Some("The code is not correct, or this sign-in expired."),
+            ),
+            other => answer(&req, &binding, other),
+        };
+    }
     let (username, password) = (
         get_param(&pairs, "username").unwrap_or(""),
         get_param(&pairs, "password").unwrap_or(""),
     );
-    match oauth::sign_in(
+    let next = oauth::sign_in(
         &app.store,
         &app.identity,
         &app.guards,
@@ -266,13 +296,21 @@ async fn submit(
         &bound,
         &meta,
     )
-    .await
-    {
+    .await;
+    answer(&req, &binding, next)
+}
+
+/// The page (or redirect) that follows a sign-in step.
+fn answer(req: &AuthRequest, binding: &str, next: Result<SignInNext, AppError>) -> Response {
+    match next {
         Ok(SignInNext::Redirect(url)) => redirect(&url),
-        Ok(SignInNext::Consent { ticket }) => consent_page(&req, &binding, &ticket),
+        Ok(SignInNext::Consent { ticket }) => consent_page(req, binding, &ticket),
+        Ok(SignInNext::SecondFactor { mfa_token }) => {
+            second_factor_page(req, binding, &mfa_token, StatusCode::OK, None)
+        }
         Err(AppError::Unauthenticated { .. }) => sign_in_page(
-            &req,
-            &binding,
+            req,
+            binding,
             StatusCode::UNAUTHORIZED,
             Some("The email or the password is not correct."),
         ),
@@ -433,12 +471,8 @@ fn hidden(name: &str, value: &str) -> String {
     )
 }
 
-fn sign_in_page(
-    req: &AuthRequest,
-    binding: &str,
-    status: StatusCode,
-    error: Option<&str>,
-) -> Response {
+/// The hidden fields that carry an authorization request through a form.
+fn request_fields(req: &AuthRequest, binding: &str) -> String {
     let mut fields = String::new();
     fields.push_str(&hidden("response_type", "code"));
     fields.push_str(&hidden("client_id", &req.client.id.to_string()));
@@ -450,14 +484,54 @@ fn sign_in_page(
     fields.push_str(&hidden("code_challenge", &req.challenge));
     fields.push_str(&hidden("code_challenge_method", "S256"));
     fields.push_str(&hidden("csrf", binding));
-    let error = error
+    fields
+}
+
+fn error_line(error: Option<&str>) -> String {
+    error
         .map(|e| {
             format!(
                 "<p id=\"signin-error\" class=\"error\" role=\"alert\">{}</p>\n",
                 esc(e)
             )
         })
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+/// The second factor: a TOTP code (`otp`) or, instead, a recovery code (`recovery_code`).
+fn second_factor_page(
+    req: &AuthRequest,
+    binding: &str,
+    mfa_token: &str,
+    status: StatusCode,
+    error: Option<&str>,
+) -> Response {
+    let body = format!(
+        "<section aria-labelledby=\"mfa-title\">\n\
+         <h1 id=\"mfa-title\">Second factor</h1>\n\
+         <p class=\"muted\">to continue to <strong>{}</strong></p>\n{}\
+         <form method=\"post\" action=\"/oauth/authorize\">\n{}{}\
+         <label for=\"otp\">Code from your authenticator app</label>\n\
+         <input id=\"otp\" name=\"otp\" inputmode=\"numeric\" autocomplete=\"one-time-code\" pattern=\"[0-9]{{6}}\">\n\
+         <label for=\"recovery_code\">or a recovery code</label>\n\
+         <input id=\"recovery_code\" name=\"recovery_code\" autocomplete=\"off\">\n\
+         <button type=\"submit\">Continue</button>\n</form>\n</section>\n",
+        esc(&req.client.name),
+        error_line(error),
+        request_fields(req, binding),
+        hidden("mfa_token", mfa_token),
+    );
+    page(status, "Second factor", &body, Some(&req.redirect_uri))
+}
+
+fn sign_in_page(
+    req: &AuthRequest,
+    binding: &str,
+    status: StatusCode,
+    error: Option<&str>,
+) -> Response {
+    let fields = request_fields(req, binding);
+    let error = error_line(error);
     let body = format!(
         "<section id=\"signin\" aria-labelledby=\"signin-title\">\n\
          <h1 id=\"signin-title\">Sign in</h1>\n\

@@ -7,12 +7,14 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use super::audit::{self, Event, RequestMeta};
-use super::auth::{SignedIn, TokenPair, check_password, pair};
+use super::auth::{SignedIn, TokenPair, check_password, open_session, pair, subject};
 use crate::auth::token::Subject;
 use crate::auth::{random_token, sha256_hex};
 use crate::authz::{Action, Authorized};
 use crate::config::Config;
+use crate::crypto::data::DataKeyring;
 use crate::db::clients::{self, Grant};
+use crate::db::sessions::NewSession;
 use crate::db::{sessions, users};
 use crate::domain::client::{Client, ClientKind, GrantType, NewClient, RedirectUri, Scopes};
 use crate::domain::{ClientId, Role, SessionId, Timestamp, UserId};
@@ -422,6 +424,8 @@ pub enum SignInNext {
     Redirect(String),
     /// Ask the user to approve the client: the ticket the consent form carries.
     Consent { ticket: String },
+    /// Ask for the second factor: the token the form carries with the code.
+    SecondFactor { mfa_token: String },
 }
 
 /// The client's answer URL (RFC 6749 §4.1.2): its redirect URI with `params`, `state` when the
@@ -458,17 +462,16 @@ pub async fn sign_in(
     let SignedIn { user, new_hash } =
         check_password(store, identity, guards, sinks, username, password, meta).await?;
     let now = Timestamp::now();
-    let grant = Grant {
-        client: req.client.id,
-        user: user.id,
-        redirect_uri: req.redirect_uri.clone(),
-        challenge: req.challenge.clone(),
-        scope: req.scope,
-        auth_time: now,
-    };
+    let second_factor = crate::db::mfa::requires_second_factor(&store.db, user.id).await?;
     let mut tx = store.db.begin().await?;
     if let Some(h) = &new_hash {
         users::set_password_hash(&mut tx, user.id, h, now).await?;
+    }
+    // An account with a second factor goes on only with it (the same rule as the password grant).
+    if second_factor {
+        let mfa_token = super::mfa::challenge(&mut tx, user.id, now, meta).await?;
+        store.commit(tx).await?;
+        return Ok(SignInNext::SecondFactor { mfa_token });
     }
     Event::new(audit::Action::AuthLogin, audit::Outcome::Success)
         .actor(user.id)
@@ -480,8 +483,61 @@ pub async fn sign_in(
         })
         .record(&mut tx, meta)
         .await?;
-    let next = if req.client.first_party {
-        let code = issue_code(&mut tx, &grant, meta).await?;
+    let next = signed_in(&mut tx, identity, req, user.id, false, binding, meta).await?;
+    store.commit(tx).await?;
+    Ok(next)
+}
+
+/// The sign-in page's second step: the `mfa_token` of a right password and a TOTP or recovery
+/// code (`mfa::pass`: the login guard, five wrong codes end the token); then as `sign_in`.
+#[allow(clippy::too_many_arguments)] // each context it names is one it uses (service::context)
+pub async fn second_factor(
+    store: &Store,
+    identity: &Identity,
+    guards: &Guards,
+    keys: &DataKeyring,
+    req: &AuthRequest,
+    mfa_token: &str,
+    factor: super::mfa::Factor<'_>,
+    binding: &str,
+    meta: &RequestMeta,
+) -> Result<SignInNext> {
+    let (user, how) = super::mfa::pass(store, guards, keys, mfa_token, factor, meta).await?;
+    let mut tx = store.db.begin().await?;
+    Event::new(audit::Action::AuthLogin, audit::Outcome::Success)
+        .actor(user.id)
+        .target(format!("client:{}", req.client.id))
+        .detail(format!("sign-in page; {how}"))
+        .record(&mut tx, meta)
+        .await?;
+    let next = signed_in(&mut tx, identity, req, user.id, true, binding, meta).await?;
+    store.commit(tx).await?;
+    Ok(next)
+}
+
+/// After the sign-in: a code for a first-party client, or a consent ticket bound to this
+/// browser for any other.
+async fn signed_in(
+    tx: &mut crate::db::Tx,
+    identity: &Identity,
+    req: &AuthRequest,
+    user: UserId,
+    mfa: bool,
+    binding: &str,
+    meta: &RequestMeta,
+) -> Result<SignInNext> {
+    let now = Timestamp::now();
+    let grant = Grant {
+        client: req.client.id,
+        user,
+        redirect_uri: req.redirect_uri.clone(),
+        challenge: req.challenge.clone(),
+        scope: req.scope,
+        auth_time: now,
+        mfa,
+    };
+    Ok(if req.client.first_party {
+        let code = issue_code(tx, &grant, meta).await?;
         SignInNext::Redirect(answer_url(
             identity,
             &req.redirect_uri,
@@ -491,7 +547,7 @@ pub async fn sign_in(
     } else {
         let ticket = random_token(32)?;
         clients::insert_ticket(
-            &mut tx,
+            tx,
             &sha256_hex(&ticket),
             binding,
             &grant,
@@ -500,9 +556,7 @@ pub async fn sign_in(
         )
         .await?;
         SignInNext::Consent { ticket }
-    };
-    store.commit(tx).await?;
-    Ok(next)
+    })
 }
 
 async fn issue_code(tx: &mut crate::db::Tx, grant: &Grant, meta: &RequestMeta) -> Result<String> {
@@ -718,36 +772,27 @@ async fn redeem(
     }
     let user = user.ok_or_else(invalid_grant)?;
     let scopes = grant.scope.intersect(client.scopes);
-    let session = SessionId::new();
-    let session_end = now.plus_seconds(config.session_max_age);
-    sessions::create(
+    let (session, refresh_token) = open_session(
         &mut tx,
-        session,
-        user.id,
-        Some(client.id),
-        Some(scopes),
-        now,
-        session_end,
+        NewSession {
+            id: SessionId::new(),
+            user: user.id,
+            client: Some(client.id),
+            scopes: Some(scopes),
+            mfa: grant.mfa,
+            auth_time: grant.auth_time,
+            now,
+            expires_at: now.plus_seconds(config.session_max_age),
+        },
+        client
+            .allows(GrantType::RefreshToken)
+            .then_some(config.refresh_token_ttl),
     )
     .await?;
-    clients::set_code_session(&mut tx, &hash, session).await?;
-    let refresh_token = if client.allows(GrantType::RefreshToken) {
-        Some(
-            super::auth::new_refresh_token(
-                &mut tx,
-                session,
-                now,
-                session_end,
-                config.refresh_token_ttl,
-            )
-            .await?,
-        )
-    } else {
-        None
-    };
+    clients::set_code_session(&mut tx, &hash, session.id).await?;
     Event::new(audit::Action::OAuthToken, audit::Outcome::Success)
         .actor(user.id)
-        .target(session)
+        .target(session.id)
         .detail(format!(
             "authorization_code for client {}; scope {scopes}",
             client.id
@@ -755,14 +800,7 @@ async fn redeem(
         .record(&mut tx, meta)
         .await?;
     store.commit(tx).await?;
-    let to = Subject {
-        user: user.id,
-        role: user.role,
-        session,
-        client: Some(client.id),
-        scopes: Some(scopes),
-    };
-    pair(identity, &to, now, refresh_token)
+    pair(identity, &subject(&session, user.role), now, refresh_token)
 }
 
 fn invalid_grant() -> AppError {
@@ -856,34 +894,34 @@ async fn credentials(
             "this client's service account is disabled",
         ));
     };
-    let session = SessionId::new();
     // The session lives as long as its one token (pruned after it expires).
-    let session_end = now.plus_seconds(identity.tokens.ttl_s);
-    sessions::create(
+    let (session, _) = open_session(
         &mut tx,
-        session,
-        user.id,
-        Some(client.id),
-        Some(scopes),
-        now,
-        session_end,
+        NewSession {
+            id: SessionId::new(),
+            user: user.id,
+            client: Some(client.id),
+            scopes: Some(scopes),
+            mfa: false,
+            auth_time: now,
+            now,
+            expires_at: now.plus_seconds(identity.tokens.ttl_s),
+        },
+        None,
     )
     .await?;
     Event::new(audit::Action::OAuthToken, audit::Outcome::Success)
         .actor(user.id)
-        .target(session)
+        .target(session.id)
         .detail(format!("client_credentials; scope {scopes}"))
         .record(&mut tx, meta)
         .await?;
     store.commit(tx).await?;
     // A service account acts as a `user` whatever its row says (its role is not changed
-    // through /users, and a scope never widens a role).
+    // through /users, and a scope never widens a role); no user signed in.
     let to = Subject {
-        user: user.id,
-        role: Role::User,
-        session,
-        client: Some(client.id),
-        scopes: Some(scopes),
+        signed_in: None,
+        ..subject(&session, Role::User)
     };
     pair(identity, &to, now, None)
 }

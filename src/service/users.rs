@@ -165,45 +165,17 @@ pub async fn update_me(
     let new_hash = match &change.password {
         None => None,
         Some((current, new)) => {
-            // Guessing the current password with a stolen access token is throttled like a login.
-            let guard_key = format!("password-change:{}", who.user_id());
-            let ip = super::auth::client(meta);
-            match guards.logins.begin(&guard_key, ip).await {
-                Gate::Locked { retry_after_s, .. } => {
-                    // A refused guess is still a guess: recorded like a refused login, and capped
-                    // the same way (ASVS V16.3.1).
-                    const ACTION: audit::Action = audit::Action::UserPasswordChange;
-                    let id = who.user_id();
-                    if let Some(note) =
-                        super::refusal_recorded(guards, sinks, ACTION, &id.to_string())
-                    {
-                        Event::new(ACTION, audit::Outcome::Throttled)
-                            .actor(id)
-                            .target(id)
-                            .detail(format!(
-                                "too many wrong current passwords; refused for {retry_after_s} s{note}"
-                            ))
-                            .emit(&sinks.events, meta)
-                            .await;
-                    }
-                    return Err(AppError::RateLimited { retry_after_s });
-                }
-                Gate::Open { delay } if !delay.is_zero() => tokio::time::sleep(delay).await,
-                Gate::Open { .. } => {}
-            }
-            let mut tx = store.db.begin().await?;
-            let stored = users::password_hash(&mut tx, who.user_id()).await?;
-            store.commit(tx).await?;
-            if identity.hasher.verify(current, stored).await? == Verdict::Mismatch {
-                Event::new(audit::Action::UserPasswordChange, audit::Outcome::Failure)
-                    .actor(who.user_id())
-                    .target(who.user_id())
-                    .detail("wrong current password")
-                    .emit(&sinks.events, meta)
-                    .await;
-                return Err(AppError::WrongPassword);
-            }
-            guards.logins.succeeded(&guard_key, ip).await;
+            confirm_current_password(
+                store,
+                identity,
+                guards,
+                sinks,
+                who,
+                current,
+                audit::Action::UserPasswordChange,
+                meta,
+            )
+            .await?;
             Some(identity.hasher.hash(new.expose()).await?)
         }
     };
@@ -276,6 +248,58 @@ pub async fn list(
     let page = users::list(&mut tx, grant, search, after, limit + 1).await?;
     store.commit(tx).await?;
     Ok(page)
+}
+
+/// Checks the caller's current password before a sensitive change of its own account (a new
+/// password, a second factor). Guessing it with a stolen access token is throttled like a
+/// login (per account and address) and each refusal and wrong guess is an `action` event.
+#[allow(clippy::too_many_arguments)] // each context it names is one it uses (service::context)
+pub(crate) async fn confirm_current_password(
+    store: &Store,
+    identity: &Identity,
+    guards: &Guards,
+    sinks: &Sinks,
+    who: &Principal,
+    current: &str,
+    action: audit::Action,
+    meta: &RequestMeta,
+) -> Result<()> {
+    let guard_key = format!("password-change:{}", who.user_id());
+    let ip = super::auth::client(meta);
+    match guards.logins.begin(&guard_key, ip).await {
+        Gate::Locked { retry_after_s, .. } => {
+            // A refused guess is still a guess: recorded like a refused login, and capped the
+            // same way (ASVS V16.3.1).
+            let id = who.user_id();
+            if let Some(note) = super::refusal_recorded(guards, sinks, action, &id.to_string()) {
+                Event::new(action, audit::Outcome::Throttled)
+                    .actor(id)
+                    .target(id)
+                    .detail(format!(
+                        "too many wrong current passwords; refused for {retry_after_s} s{note}"
+                    ))
+                    .emit(&sinks.events, meta)
+                    .await;
+            }
+            return Err(AppError::RateLimited { retry_after_s });
+        }
+        Gate::Open { delay } if !delay.is_zero() => tokio::time::sleep(delay).await,
+        Gate::Open { .. } => {}
+    }
+    let mut tx = store.db.begin().await?;
+    let stored = users::password_hash(&mut tx, who.user_id()).await?;
+    store.commit(tx).await?;
+    if identity.hasher.verify(current, stored).await? == Verdict::Mismatch {
+        Event::new(action, audit::Outcome::Failure)
+            .actor(who.user_id())
+            .target(who.user_id())
+            .detail("wrong current password")
+            .emit(&sinks.events, meta)
+            .await;
+        return Err(AppError::WrongPassword);
+    }
+    guards.logins.succeeded(&guard_key, ip).await;
+    Ok(())
 }
 
 /// Role and status changes, as the policy allows them: admins change both; managers only

@@ -15,6 +15,7 @@ mod jwt;
 mod keys;
 mod legacy;
 mod metrics;
+mod mfa;
 mod oauth;
 mod ocsf;
 mod process;

@@ -92,6 +92,9 @@ pub fn classify(action: Action) -> (Class, Activity) {
         A::OAuthAuthorize | A::OAuthToken | A::OAuthClientAuth | A::OAuthCodeReuse => {
             (Authentication, Activity(OTHER, "OAuth Grant"))
         }
+        A::MfaVerify | A::MfaRecoveryUse => (Authentication, Activity(OTHER, "Second Factor")),
+        A::MfaTotpEnroll | A::MfaRecoveryCodes => (AccountChange, Activity(OTHER, "MFA Enable")),
+        A::MfaTotpRemove => (AccountChange, Activity(OTHER, "MFA Disable")),
         A::ClientCreate => (ApiActivity, create),
         A::ClientRotateSecret => (ApiActivity, update),
         A::ClientDelete => (ApiActivity, delete),
