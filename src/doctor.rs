@@ -106,6 +106,15 @@ pub async fn examine(config: &Config, deployment: Deployment) -> Vec<Finding> {
             format!("IMANGOR_CORS_ORIGINS allows {o}, which is not HTTPS"),
         );
     }
+    if let Err(why) = crate::service::oauth::console_redirect_uri(config) {
+        warn(
+            &mut out,
+            format!(
+                "the console cannot sign in: its redirect URI {}/console is refused ({why}); set IMANGOR_PUBLIC_URL to the https URL users reach",
+                config.public_url
+            ),
+        );
+    }
     if config.password_policy.min_chars < 15 {
         warn(
             &mut out,
