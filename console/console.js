@@ -21,8 +21,8 @@ const FLOW_KEY = 'imangor.console.signin';
 
 // What each role may do, as in docs/authorization.md (the API enforces it; this only hides controls).
 const RIGHTS = {
-  admin: { audit: true, review: true, setRole: true, disable: ['user', 'manager', 'admin'], incidents: true },
-  manager: { audit: false, review: false, setRole: false, disable: ['user'], incidents: true },
+  admin: { audit: true, review: true, setRole: true, disable: ['user', 'manager', 'admin'], incidents: true, evidence: true },
+  manager: { audit: false, review: false, setRole: false, disable: ['user'], incidents: true, evidence: false },
 };
 const LEVELS = ['low', 'medium', 'high', 'critical'];
 const STATUSES = ['open', 'contained', 'resolved'];
@@ -548,6 +548,13 @@ async function incident(parts) {
       i.recurrence_of ? [h('dt', {}, 'Recurrence of'), h('dd', { id: 'incident-recurrence-of' }, incidentLink(i.recurrence_of))] : null,
       h('dt', {}, 'Description'), h('dd', { class: 'pre', id: 'incident-description' }, i.description)),
   ];
+  if (RIGHTS[session.me.role].evidence) {
+    const button = h('button', { type: 'button', class: 'secondary', id: 'incident-evidence' }, 'Download evidence bundle');
+    button.addEventListener('click', () => downloadEvidence(i).catch((e) => say(e.message)));
+    out.push(h('p', {}, button, ' ',
+      h('span', { class: 'muted' }, 'The incident, its audit events and their signed chain, checked offline with ',
+        h('code', {}, 'imangor evidence verify FILE'), '.')));
+  }
   // The chain of recurrences, when this incident is part of one (oldest first, this one marked).
   const chain = i.recurrences || [];
   if (chain.length > 1) {
@@ -605,6 +612,22 @@ async function incident(parts) {
     out.push(eventTable(i.events, 'Events of this incident'));
   }
   return out;
+}
+
+/**
+ * Downloads an incident's evidence bundle as a file. It needs the bearer token, so it is fetched
+ * here rather than linked; re-indenting it keeps its digests (the manifest hashes a canonical form).
+ */
+async function downloadEvidence(i) {
+  const bundle = await api('GET', `/api/v1/incidents/${encodeURIComponent(i.id)}/evidence`);
+  const blob = new Blob([`${JSON.stringify(bundle, null, 2)}\n`], { type: 'application/json' });
+  const url = URL.createObjectURL(blob);
+  const a = h('a', { href: url, download: `incident-${i.id}-evidence.json` });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60000);
+  say('Evidence bundle downloaded.');
 }
 
 /** A link to another incident's page. */

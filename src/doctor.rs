@@ -71,6 +71,7 @@ pub async fn examine(config: &Config, deployment: Deployment) -> Vec<Finding> {
         }
     }
     keyrings(config, &mut out);
+    oauth(config, &mut out);
     if deployment.behind_proxy && config.trusted_proxies.is_empty() {
         fail(
             &mut out,
@@ -104,15 +105,6 @@ pub async fn examine(config: &Config, deployment: Deployment) -> Vec<Finding> {
         warn(
             &mut out,
             format!("IMANGOR_CORS_ORIGINS allows {o}, which is not HTTPS"),
-        );
-    }
-    if let Err(why) = crate::service::oauth::console_redirect_uri(config) {
-        warn(
-            &mut out,
-            format!(
-                "the console cannot sign in: its redirect URI {}/console is refused ({why}); set IMANGOR_PUBLIC_URL to the https URL users reach",
-                config.public_url
-            ),
         );
     }
     if config.password_policy.min_chars < 15 {
@@ -375,4 +367,43 @@ pub fn report(findings: &[Finding]) -> usize {
         println!("{tag}  {}", f.message);
     }
     findings.iter().filter(|f| f.level == Level::Fail).count()
+}
+
+/// The OAuth side of a deployment: the password grant (the client handles the user's password;
+/// RFC 9700 §2.4 keeps it to first-party clients), the public URL the pages and metadata are
+/// reached at, and an issuer that clients checking RFC 8414 can compare.
+fn oauth(config: &Config, out: &mut Vec<Finding>) {
+    if config.password_grant {
+        warn(
+            out,
+            "IMANGOR_PASSWORD_GRANT is on: any client may send a user's password to the token endpoint; once every client uses the authorization code flow, set it to off (RFC 9700 2.4)",
+        );
+    }
+    if !config.public_url.starts_with("https://") {
+        // Plain http on a name (not a loopback address) is no redirect URI at all: the server
+        // leaves the console's built-in client out, and the console cannot sign in.
+        let console = match crate::service::oauth::console_redirect_uri(config) {
+            Ok(_) => String::new(),
+            Err(why) => format!(
+                "; the console cannot sign in at all (its redirect URI {}/console is refused: {why})",
+                config.public_url
+            ),
+        };
+        warn(
+            out,
+            format!(
+                "IMANGOR_PUBLIC_URL is {}: the sign-in pages, the OAuth metadata and the console's redirect URI are announced over plain http; set the https URL clients reach{console}",
+                config.public_url
+            ),
+        );
+    }
+    if !config.jwt_issuer.starts_with("https://") {
+        warn(
+            out,
+            format!(
+                "the token issuer is {:?}, not an https URL: OAuth clients that compare the metadata's issuer (RFC 8414 3.3, RFC 9207) refuse it; set IMANGOR_PUBLIC_URL (which becomes the issuer) or IMANGOR_JWT_ISSUER; tokens issued under the old issuer stop verifying, so do it when their lifetime ({} s) can pass",
+                config.jwt_issuer, config.access_token_ttl
+            ),
+        );
+    }
 }

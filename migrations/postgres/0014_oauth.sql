@@ -26,7 +26,7 @@ create index sessions_client on sessions (client_id);
 
 -- An authorization code (RFC 6749 4.1, RFC 7636): single use, bound to its client, redirect URI,
 -- PKCE challenge, user and scope. `session_id` is the session its redemption started: a second
--- redemption ends it.
+-- redemption ends it; `reuse_at` records the first such replay (later ones are only counted).
 create table oauth_codes (
     code_hash text primary key,
     client_id text not null,
@@ -37,7 +37,8 @@ create table oauth_codes (
     auth_time bigint not null,
     expires_at bigint not null,
     used_at bigint,
-    session_id text
+    session_id text,
+    reuse_at bigint
 );
 create index oauth_codes_expiry on oauth_codes (expires_at);
 

@@ -4,8 +4,11 @@
 //! exits.
 
 mod audit;
+mod clients;
 mod contain;
+mod evidence;
 mod import;
+mod incident;
 mod keys;
 mod review;
 mod users;
@@ -20,8 +23,11 @@ use crate::db::Db;
 use crate::state::AppState;
 
 pub use audit::AuditCommand;
+pub use clients::ClientCommand;
 pub use contain::ContainCommand;
+pub use evidence::EvidenceCommand;
 pub use import::ImportCommand;
+pub use incident::IncidentCommand;
 pub use keys::KeysCommand;
 pub use users::UserCommand;
 
@@ -43,6 +49,9 @@ pub struct Cli {
 pub enum Command {
     /// Serve the API (IMANGOR_LISTEN).
     Serve,
+    /// Check an evidence bundle offline: reads the file alone (no configuration, no database).
+    #[command(subcommand)]
+    Evidence(EvidenceCommand),
     #[command(flatten)]
     Task(Task),
 }
@@ -60,6 +69,9 @@ pub enum Task {
     /// Rotate the data keyring (encrypted values) and the signing keyring (access tokens).
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// OAuth clients: register, list, rotate a secret, delete.
+    #[command(subcommand)]
+    Client(ClientCommand),
     /// Containment as the operator: end a user's sessions, block an address or network.
     #[command(subcommand)]
     Contain(ContainCommand),
@@ -79,6 +91,9 @@ pub enum Task {
     /// The audit trail: check its chain, or export it.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// One incident: write its evidence bundle.
+    #[command(subcommand)]
+    Incident(IncidentCommand),
     /// Check the configuration as a security reviewer would: lists what is unsafe for
     /// production and exits 1 when anything is.
     Doctor {
@@ -138,14 +153,21 @@ pub async fn run(task: Task, config: Config) -> anyhow::Result<()> {
         }
         Task::User(cmd) => users::run(cmd, config).await,
         Task::Keys(cmd) => keys::run(cmd, config).await,
+        Task::Client(cmd) => clients::run(cmd, config).await,
         Task::Contain(cmd) => contain::run(cmd, config).await,
         Task::AccessReview {
             format,
             dormant_days,
         } => review::run(&config, &format, dormant_days).await,
         Task::Audit(cmd) => audit::run(cmd, &config).await,
+        Task::Incident(cmd) => incident::run(cmd, &config).await,
         Task::Import(cmd) => import::run(cmd, config).await,
     }
+}
+
+/// Runs a command that reads no configuration (`evidence verify`: the file alone).
+pub fn run_offline(cmd: EvidenceCommand) -> anyhow::Result<()> {
+    evidence::run(cmd)
 }
 
 /// Runs `task` on the store alone (connected and migrated), then closes it, failed or not.

@@ -141,6 +141,13 @@ pub async fn find(db: &Db, id: ClientId) -> sqlx::Result<Option<(Client, Option<
     })
 }
 
+/// True when `id` is a registered client's (a user with this id is its service account).
+pub async fn exists(tx: &mut Tx, id: ClientId) -> sqlx::Result<bool> {
+    let n: i64 = on_tx!(tx, c => sqlx::query_scalar("select count(*) from oauth_clients where id = $1")
+        .bind(id.to_string()).fetch_one(c).await)?;
+    Ok(n > 0)
+}
+
 /// Replaces a confidential client's secret; false when there is no such client.
 pub async fn set_secret(
     tx: &mut Tx,
@@ -227,25 +234,51 @@ pub async fn redeem_code(
     })
 }
 
-/// A spent code: its client and the session its first redemption started (if it did).
-pub async fn spent_code(
+/// What a replayed code tells.
+pub enum Replay {
+    /// Not a spent code: unknown, or never redeemed (expired).
+    Unknown,
+    /// A spent code whose reuse was recorded before: only counted.
+    Repeated,
+    /// The first replay of a spent code, recorded now: its user and the session its first
+    /// redemption started (if it did).
+    First {
+        user: UserId,
+        session: Option<SessionId>,
+    },
+}
+
+/// Records the first replay of a spent code (`reuse_at` is set once).
+pub async fn mark_code_reused(
     tx: &mut Tx,
     code_hash: &str,
-) -> sqlx::Result<Option<(ClientId, UserId, Option<SessionId>)>> {
-    on_tx!(tx, c => {
+    now: Timestamp,
+) -> sqlx::Result<Replay> {
+    let row = on_tx!(tx, c => {
         let row = sqlx::query(
-            "select client_id, user_id, session_id from oauth_codes where code_hash = $1 and used_at is not null")
-            .bind(code_hash).fetch_optional(c).await?;
-        row.map(|r| {
-            let client: String = r.try_get("client_id")?;
-            let user: String = r.try_get("user_id")?;
-            let session: Option<String> = r.try_get("session_id")?;
-            Ok((
-                client.parse().map_err(|_| decode_err("client id", &client))?,
-                user.parse().map_err(|_| decode_err("user id", &user))?,
-                session.map(|s| s.parse().map_err(|_| decode_err("session id", &s))).transpose()?,
-            ))
+            "update oauth_codes set reuse_at = $1
+             where code_hash = $2 and used_at is not null and reuse_at is null
+             returning user_id, session_id")
+            .bind(now.micros()).bind(code_hash).fetch_optional(c).await?;
+        row.map(|r| -> sqlx::Result<(String, Option<String>)> {
+            Ok((r.try_get("user_id")?, r.try_get("session_id")?))
         }).transpose()
+    })?;
+    if let Some((user, session)) = row {
+        return Ok(Replay::First {
+            user: user.parse().map_err(|_| decode_err("user id", &user))?,
+            session: session
+                .map(|s| s.parse().map_err(|_| decode_err("session id", &s)))
+                .transpose()?,
+        });
+    }
+    let spent: i64 = on_tx!(tx, c => sqlx::query_scalar(
+        "select count(*) from oauth_codes where code_hash = $1 and used_at is not null")
+        .bind(code_hash).fetch_one(c).await)?;
+    Ok(if spent > 0 {
+        Replay::Repeated
+    } else {
+        Replay::Unknown
     })
 }
 

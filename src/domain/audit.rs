@@ -23,6 +23,8 @@ vocabulary! {
         ContainmentRevokeSessions => "containment.revoke_sessions",
         /// An import from a deployment of the guide's Python stack (`imangor import`).
         ImportRun => "import.run",
+        /// An incident's evidence bundle exported (`imangor incident evidence`, the API).
+        IncidentEvidence => "incident.evidence",
         IncidentOpen => "incident.open",
         IncidentReport => "incident.report",
         IncidentUpdate => "incident.update",

@@ -169,7 +169,10 @@ fn quota(app: &AppState, method: &Method, path: &str) -> Option<(&'static str, Q
         // address is free and no API traffic from a probe's address can fail the probe.
         (_, "/healthz" | "/readyz") => Some(("health", c.rate_limit_api)),
         (_, p) if p.starts_with("/docs") || p == "/openapi.json" => None,
-        (&Method::POST, "/api/v1/token") => Some(("token", c.rate_limit_token)),
+        // The sign-in page's form takes passwords as the token endpoint does: the same budget.
+        (&Method::POST, "/api/v1/token" | "/oauth/authorize") => {
+            Some(("token", c.rate_limit_token))
+        }
         (&Method::POST, "/api/v1/users") => Some(("register", c.rate_limit_register)),
         _ => Some(("api", c.rate_limit_api)),
     }

@@ -124,6 +124,19 @@ fn service_email(client: ClientId) -> String {
     format!("client-{client}@clients.invalid")
 }
 
+/// Who changed the registry: the admin's id, or `operator` (the command line).
+fn actor(grant: &Authorized<()>) -> String {
+    grant
+        .by()
+        .map_or_else(|| "operator".to_owned(), |u| u.to_string())
+}
+
+/// The operator's grant to manage clients (`imangor client`): the command line acts as the
+/// system, outside the HTTP policy.
+pub fn as_operator() -> Authorized<()> {
+    crate::authz::as_operator(Action::ClientManage, crate::authz::Sealed::new(()))
+}
+
 /// Registers a client. A confidential client gets a secret, returned once and stored as its
 /// hash; one allowed the client-credentials grant also gets its service account (a `user`
 /// whose password no one knows: 256 random bits, hashed and forgotten).
@@ -177,7 +190,7 @@ pub async fn create_client(
         .await?;
     }
     Event::new(audit::Action::ClientCreate, audit::Outcome::Success)
-        .actor(grant.by().map(|u| u.to_string()).unwrap_or_default())
+        .actor(actor(grant))
         .target(format!("client:{}", client.id))
         .detail(format!(
             "{} client {:?}, grants {}, scopes {}{}",
@@ -230,7 +243,7 @@ pub async fn delete_client(
     let ended = sessions::revoke_client(&mut tx, id, "client deleted", now).await?;
     let account = users::disable_service_account(&mut tx, service_account(id), now).await?;
     Event::new(audit::Action::ClientDelete, audit::Outcome::Success)
-        .actor(grant.by().map(|u| u.to_string()).unwrap_or_default())
+        .actor(actor(grant))
         .target(format!("client:{id}"))
         .detail(format!(
             "{ended} session(s) ended{}",
@@ -266,7 +279,7 @@ pub async fn rotate_secret(
         return Err(AppError::NotFound);
     }
     Event::new(audit::Action::ClientRotateSecret, audit::Outcome::Success)
-        .actor(grant.by().map(|u| u.to_string()).unwrap_or_default())
+        .actor(actor(grant))
         .target(format!("client:{id}"))
         .record(&mut tx, meta)
         .await?;
@@ -404,11 +417,8 @@ pub async fn authorization_request(
                 ));
             }
         },
-        // Optional only where a single URI is registered (RFC 6749 §3.1.2.3).
-        None => match client.redirect_uris.as_slice() {
-            [only] => only.as_str().to_owned(),
-            _ => return Err(AuthorizeError::Page("the redirect URI is missing")),
-        },
+        // Required (OAuth 2.1): the token request must then name the same URI.
+        None => return Err(AuthorizeError::Page("the redirect URI is missing")),
     };
     let state = p.state.map(str::to_owned);
     let back = |error, description| AuthorizeError::Redirect {
@@ -474,6 +484,17 @@ pub async fn authorization_request(
         state,
         challenge: challenge.to_owned(),
     })
+}
+
+/// A refusal at the authorization endpoint that goes to no client (an error page): an unknown
+/// client, an unregistered redirect URI, a form not bound to this browser, a spent or foreign
+/// consent ticket. Recorded as an `oauth.authorize` failure (phishing and redirect probing).
+pub async fn refused_page(sinks: &Sinks, client_id: Option<&str>, why: &str, meta: &RequestMeta) {
+    let mut e = Event::new(audit::Action::OAuthAuthorize, audit::Outcome::Failure).detail(why);
+    if let Some(id) = client_id.and_then(|c| c.parse::<ClientId>().ok()) {
+        e = e.target(format!("client:{id}"));
+    }
+    e.emit(&sinks.events, meta).await;
 }
 
 /// What the sign-in page does next.
@@ -584,23 +605,6 @@ async fn issue_code(tx: &mut crate::db::Tx, grant: &Grant, meta: &RequestMeta) -
         .record(tx, meta)
         .await?;
     Ok(code)
-}
-
-/// What a consent ticket named, for the consent page.
-pub struct ConsentView {
-    pub client_name: String,
-    pub scope: Scopes,
-}
-
-/// Reads (without taking) the client a ticket asks for: the consent page shows its name.
-pub async fn consent_view(store: &Store, client: ClientId) -> Result<ConsentView> {
-    let (c, _) = clients::find(&store.db, client)
-        .await?
-        .ok_or(AppError::NotFound)?;
-    Ok(ConsentView {
-        client_name: c.name,
-        scope: c.scopes,
-    })
 }
 
 /// The consent form's answer: the ticket is taken (single use, bound to the browser that
@@ -730,12 +734,22 @@ async fn redeem(
     let now = Timestamp::now();
     let mut tx = store.db.begin_write().await?;
     let Some(grant) = clients::redeem_code(&mut tx, &hash, now).await? else {
-        let Some((_, user, session)) = clients::spent_code(&mut tx, &hash).await? else {
-            drop(tx);
-            failed("authorization_code: unknown or expired code")
-                .emit(&sinks.events, meta)
-                .await;
-            return Err(invalid_grant());
+        let (user, session) = match clients::mark_code_reused(&mut tx, &hash, now).await? {
+            clients::Replay::First { user, session } => (user, session),
+            clients::Replay::Repeated => {
+                // Recorded once already: counted, so that replays cannot flood the trail or
+                // page the on-call again.
+                drop(tx);
+                sinks.metrics.event_skipped(audit::Action::OAuthCodeReuse);
+                return Err(invalid_grant());
+            }
+            clients::Replay::Unknown => {
+                drop(tx);
+                failed("authorization_code: unknown or expired code")
+                    .emit(&sinks.events, meta)
+                    .await;
+                return Err(invalid_grant());
+            }
         };
         let ended = match session {
             Some(s) => sessions::revoke(&mut tx, s, "authorization code reuse", now).await?,
@@ -913,15 +927,16 @@ async fn credentials(
     let account = service_account(client.id);
     // It reads before it writes: a write transaction from the start (no lock upgrade on SQLite).
     let mut tx = store.db.begin_write().await?;
-    let user = users::find(&mut tx, account)
-        .await?
-        .filter(|u| !u.disabled)
-        .ok_or_else(|| {
-            AppError::Internal(anyhow::anyhow!(
-                "client {} has no active service account",
-                client.id
-            ))
-        })?;
+    let Some(user) = users::find(&mut tx, account).await?.filter(|u| !u.disabled) else {
+        drop(tx);
+        failed("client_credentials: the client's service account is disabled")
+            .emit(&sinks.events, meta)
+            .await;
+        return Err(refuse(
+            OAuthCode::UnauthorizedClient,
+            "this client's service account is disabled",
+        ));
+    };
     let session = SessionId::new();
     // The session lives as long as its one token (pruned after it expires).
     let session_end = now.plus_seconds(identity.tokens.ttl_s);
@@ -942,9 +957,11 @@ async fn credentials(
         .record(&mut tx, meta)
         .await?;
     store.commit(tx).await?;
+    // A service account acts as a `user` whatever its row says (its role is not changed
+    // through /users, and a scope never widens a role).
     let to = Subject {
         user: user.id,
-        role: user.role,
+        role: Role::User,
         session,
         client: Some(client.id),
         scopes: Some(scopes),
@@ -952,9 +969,10 @@ async fn credentials(
     pair(identity, &to, now, None)
 }
 
-/// RFC 7662 introspection of an access token, for a confidential client: active only when its
-/// signature and claims check out and its session, account and id are still good (the same
-/// checks as a request bearing it).
+/// RFC 7662 introspection of an access token, for a confidential client: active only for a
+/// token issued to that client whose signature and claims check out and whose session, account
+/// and id are still good (the same checks as a request bearing it). A resource server verifies
+/// other tokens itself (`/.well-known/jwks.json` for EdDSA keys).
 pub async fn introspect(
     store: &Store,
     identity: &Identity,
@@ -972,7 +990,9 @@ pub async fn introspect(
     let Ok(v) = identity.tokens.verify(token, now) else {
         return Ok(inactive);
     };
-    if v.expires_at <= now {
+    // A client learns about the tokens issued to it, not about anyone else's (introspection
+    // must not be an oracle for stolen tokens).
+    if v.expires_at <= now || v.client != Some(client.id) {
         return Ok(inactive);
     }
     let Some(state) = sessions::auth_state(&store.readers, v.user, v.session, &v.jti, now).await?

@@ -7,7 +7,7 @@ use crate::config::Config;
 use crate::config::Registration;
 use crate::db::users::NewUser;
 use crate::db::{Tx, sessions, users};
-use crate::domain::{Email, FullName, Password, Role, Timestamp, User, UserId};
+use crate::domain::{ClientId, Email, FullName, Password, Role, Timestamp, User, UserId};
 use crate::error::{AppError, Result, ResultExt, ValidationError};
 use crate::limits::login::Gate;
 use crate::service::context::{Guards, Identity, Sinks, Store};
@@ -327,6 +327,13 @@ pub async fn update(
     else {
         return Err(ValidationError::field("body", "give role or disabled").into());
     };
+    // A client's service account acts for the client: its role stays `user` and it ends with
+    // the client (DELETE /api/v1/clients/{id}), so no one widens or breaks a client here.
+    if crate::db::clients::exists(&mut tx, ClientId::from_uuid(id.as_uuid())).await? {
+        return Err(AppError::Refused(
+            "this is an OAuth client's service account: it changes through its client",
+        ));
+    }
     let demotes = change.role.is_some_and(|r| r != Role::Admin) && before.role == Role::Admin;
     let disables = change.disabled == Some(true) && !before.disabled;
     if id == who.user_id() && (change.role.is_some_and(|r| r != before.role) || disables) {

@@ -10,7 +10,7 @@ use crate::helpers::*;
 use crate::oauth::{Browser, claims, location, param, pkce, sign_in};
 
 /// `service::oauth::CONSOLE_CLIENT_ID`, as documented (README, console/console.js).
-const CONSOLE: &str = "c0a5c01e-0000-4000-8000-000000000001";
+pub(crate) const CONSOLE: &str = "c0a5c01e-0000-4000-8000-000000000001";
 
 /// The console's entry in the client list, if there is one.
 async fn console_client(app: &TestApp, admin: &str) -> Option<Value> {

@@ -350,6 +350,39 @@ async fn doctor_passes_a_sound_production_setup_and_names_every_unsafe_setting()
     let (ok, out, err) = imangor(&envs, &["doctor"]).await;
     assert!(ok, "a sound setup passes: {out} {err}");
     assert!(!out.contains("FAIL"), "{out}");
+    // The OAuth side is noted, not failed: the password grant is on, the public URL and the
+    // issuer are not https (issue 18).
+    for note in [
+        "IMANGOR_PASSWORD_GRANT is on",
+        "IMANGOR_PUBLIC_URL is http://",
+        "not an https URL",
+    ] {
+        assert!(out.contains(note), "{note} missing from:\n{out}");
+    }
+    let mut oauth = envs.clone();
+    oauth.extend([
+        ("IMANGOR_PUBLIC_URL", "https://id.example.com".to_owned()),
+        ("IMANGOR_PASSWORD_GRANT", "off".to_owned()),
+    ]);
+    let (ok, out, _) = imangor(&oauth, &["doctor"]).await;
+    assert!(
+        ok && !out.contains("PASSWORD_GRANT")
+            && !out.contains("PUBLIC_URL")
+            && !out.contains("issuer"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("console cannot sign in"),
+        "a loopback or https public URL serves the console: {out}"
+    );
+    // Plain http on a name: no redirect URI for the console's client at all (console_oauth.rs).
+    let mut plain = envs.clone();
+    plain.push((
+        "IMANGOR_PUBLIC_URL",
+        "http://imangor.example.com".to_owned(),
+    ));
+    let (_, out, _) = imangor(&plain, &["doctor"]).await;
+    assert!(out.contains("the console cannot sign in at all"), "{out}");
 
     // Old keys: beyond the rotation period.
     sql(

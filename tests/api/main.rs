@@ -8,6 +8,7 @@ mod authz_matrix;
 mod console;
 mod console_oauth;
 mod edge;
+mod evidence;
 mod helpers;
 mod import;
 mod incidents;

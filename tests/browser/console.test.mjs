@@ -3,12 +3,14 @@
 //   BASE_URL, ADMIN_EMAIL, MANAGER_EMAIL, USER_EMAIL, VICTIM_EMAIL, TARGET_EMAIL, XSS_EMAIL,
 //   PASSWORD (every account's), XSS_NAME (the full name the XSS account was given), ARTIFACTS,
 //   SPA_URL (where tests/browser/spa, a sample single-page client, is served: a second origin);
+//   IMANGOR_BIN (the binary, to verify a downloaded evidence bundle);
 //   SCREENSHOTS=always keeps the screenshots of passing scenarios too.
 // Each scenario asserts what it claims; on a failure the screenshots of the pages it visited are
 // written to ARTIFACTS. Every page is watched for console errors, page errors, CSP violations
 // and the XSS payload's marker, and checked with axe-core for WCAG 2 A/AA violations.
 
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
@@ -36,6 +38,8 @@ const ACCOUNTS = {
   xss: env('XSS_EMAIL'),
 };
 const XSS_NAME = env('XSS_NAME');
+// The binary, to check a downloaded evidence bundle offline.
+const IMANGOR_BIN = env('IMANGOR_BIN');
 const XSS_DESCRIPTION = 'Phishing mail <script>window.__xss = "description"; console.log("XSS-RAN")</script>'
   + ' then <img src=x onerror="window.__xss = \'img\'; console.log(\'XSS-RAN\')"> & "quotes"';
 const ARTIFACTS = env('ARTIFACTS');
@@ -252,6 +256,17 @@ await scenario('admin sees the brute-force incident of ten failed logins, contai
   // Its events: the failed logins themselves.
   assert.ok(await w.page.locator('tbody tr', { hasText: 'auth.login' }).count() >= 10, 'the failed logins are listed');
 
+  // The evidence bundle: downloaded as a file, and intact for `imangor evidence verify`.
+  const [download] = await Promise.all([
+    w.page.waitForEvent('download'),
+    w.page.getByRole('button', { name: 'Download evidence bundle' }).click(),
+  ]);
+  assert.match(download.suggestedFilename(), /^incident-[0-9a-f-]{36}-evidence\.json$/);
+  const bundleFile = join(ARTIFACTS, download.suggestedFilename());
+  await download.saveAs(bundleFile);
+  const verified = execFileSync(IMANGOR_BIN, ['evidence', 'verify', bundleFile], { encoding: 'utf8', env: {} });
+  assert.match(verified, /the evidence bundle is intact/);
+
   // Containment: the subject is the attacked account; end its sessions.
   assert.equal(await w.page.locator('#contain-action').inputValue(), 'revoke_sessions');
   await w.page.getByRole('button', { name: 'Apply' }).click();
@@ -360,6 +375,14 @@ await scenario('a manager cannot change roles: no control, and the API refuses',
   const res = await apiCall('PATCH', `/api/v1/users/${target.id}`, manager, { role: 'admin' });
   assert.equal(res.status, 403, 'PATCH role with a manager token');
   assert.equal((await apiCall('GET', '/api/v1/audit', manager)).status, 403);
+  // An incident's page offers a manager no evidence bundle (the audit trail is in it); the API
+  // refuses one too.
+  const incidents = await apiCall('GET', '/api/v1/incidents?limit=1', admin);
+  const one = incidents.body.items[0];
+  assert.ok(one, 'an incident to look at');
+  await goTo(w, `#/incidents/${one.id}`, 'incident-manager');
+  assert.equal(await w.page.getByRole('button', { name: 'Download evidence bundle' }).count(), 0);
+  assert.equal((await apiCall('GET', `/api/v1/incidents/${one.id}/evidence`, manager)).status, 403);
 });
 
 await scenario('a plain user is refused the console', async (w) => {

@@ -107,7 +107,7 @@ pub fn classify(action: Action) -> (Class, Activity) {
         A::ResourceUpdate | A::SecretReseal => (ApiActivity, update),
         A::ResourceDelete | A::SecretDelete => (ApiActivity, delete),
         A::SecretCreate => (ApiActivity, create),
-        A::SecretRead | A::SecretDecrypt => (ApiActivity, read),
+        A::SecretRead | A::SecretDecrypt | A::IncidentEvidence => (ApiActivity, read),
         A::AuthzDenied => (ApiActivity, Activity(OTHER, "Access Denied")),
         A::ContainmentBlockAddress => (ApiActivity, create),
         A::ContainmentRevokeSessions => (ApiActivity, delete),
