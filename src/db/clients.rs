@@ -95,6 +95,24 @@ pub async fn insert(tx: &mut Tx, c: &Client, secret_hash: Option<&str>) -> sqlx:
         .execute(conn).await.map(drop))
 }
 
+/// Inserts a client, or brings an existing one with its id to `c`'s kind, name, redirect URIs,
+/// grants, scopes and `first_party` (no secret; `created_at` kept): one statement, so that
+/// replicas starting together all end on the same row.
+pub async fn upsert_public(tx: &mut Tx, c: &Client) -> sqlx::Result<()> {
+    on_tx!(tx, conn => sqlx::query(
+        "insert into oauth_clients (id, name, kind, secret_hash, redirect_uris, grant_types, scopes,
+                                    first_party, created_at, updated_at)
+         values ($1, $2, 'public', null, $3, $4, $5, $6, $7, $7)
+         on conflict (id) do update set name = excluded.name, kind = 'public', secret_hash = null,
+             redirect_uris = excluded.redirect_uris, grant_types = excluded.grant_types,
+             scopes = excluded.scopes, first_party = excluded.first_party,
+             updated_at = excluded.updated_at")
+        .bind(c.id.to_string()).bind(&c.name)
+        .bind(uris_text(c)).bind(grants_text(c)).bind(c.scopes.to_string())
+        .bind(c.first_party).bind(c.created_at.micros())
+        .execute(conn).await.map(drop))
+}
+
 /// Every client, oldest first.
 pub async fn list(db: &Db) -> sqlx::Result<Vec<Client>> {
     let sql: &str = concat!(

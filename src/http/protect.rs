@@ -264,8 +264,9 @@ fn checked_bearer(app: &AppState, req: &Request) -> Option<CheckedBearer> {
 
 const CORS_METHODS: &str = "GET, POST, PUT, PATCH, DELETE";
 const CORS_HEADERS: &str = "authorization, content-type";
-const CORS_EXPOSE: &str =
-    "ratelimit-limit, ratelimit-remaining, ratelimit-reset, retry-after, x-request-id";
+/// `www-authenticate` among them: a browser client reads why a token was refused (RFC 6750
+/// §3.1, `insufficient_scope` and the scope it lacked).
+const CORS_EXPOSE: &str = "ratelimit-limit, ratelimit-remaining, ratelimit-reset, retry-after, www-authenticate, x-request-id";
 
 /// CORS with an exact allowlist: a listed origin is echoed (never `*` with credentials), with
 /// explicit methods and headers; any other origin, `null` included, gets no `Access-Control-*`.

@@ -34,6 +34,82 @@ fn refuse(error: OAuthCode, description: &'static str) -> AppError {
     AppError::oauth(error, description)
 }
 
+/// The security console's client id: fixed, so that the page (`console/console.js`) names it
+/// without asking, and the same on every deployment.
+pub const CONSOLE_CLIENT_ID: &str = "c0a5c01e-0000-4000-8000-000000000001";
+/// The console's name, on the sign-in page and in the client list.
+pub const CONSOLE_CLIENT_NAME: &str = "imangor security console";
+
+pub fn console_client_id() -> ClientId {
+    CONSOLE_CLIENT_ID
+        .parse()
+        .expect("CONSOLE_CLIENT_ID is a hyphenated UUID")
+}
+
+/// The console's redirect URI, `{IMANGOR_PUBLIC_URL}/console`, or why it cannot be registered
+/// (a public URL neither https nor http on a loopback address literal).
+pub fn console_redirect_uri(config: &Config) -> std::result::Result<RedirectUri, String> {
+    RedirectUri::parse(&format!("{}/console", config.public_url))
+}
+
+/// What became of the console's client at start.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ConsoleClient {
+    /// Registered as it should be (created, brought up to date, or already so).
+    Registered,
+    /// The public URL gives no acceptable redirect URI: the console cannot sign in, and a
+    /// client left by an earlier start was removed.
+    Absent { why: String },
+}
+
+/// Registers the console as a first-party public client (the code flow with PKCE, then
+/// refresh tokens; every scope, the role deciding), or brings its row up to date: run by every
+/// replica at start, idempotent (one upsert). Its redirect URI follows `IMANGOR_PUBLIC_URL`;
+/// where that gives none, an earlier row is removed (its refresh tokens then stop working).
+pub async fn ensure_console_client(store: &Store, config: &Config) -> Result<ConsoleClient> {
+    let id = console_client_id();
+    let redirect = match console_redirect_uri(config) {
+        Ok(r) => r,
+        Err(why) => {
+            let mut tx = store.db.begin_write().await?;
+            clients::delete(&mut tx, id).await?;
+            store.commit(tx).await?;
+            return Ok(ConsoleClient::Absent { why });
+        }
+    };
+    let console = Client {
+        id,
+        name: CONSOLE_CLIENT_NAME.to_owned(),
+        kind: ClientKind::Public,
+        redirect_uris: vec![redirect],
+        grant_types: vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
+        scopes: Scopes::all(),
+        first_party: true,
+        created_at: Timestamp::now(),
+    };
+    let current = clients::find(&store.db, id).await?;
+    let same = current.as_ref().is_some_and(|(c, secret)| {
+        secret.is_none()
+            && c.kind == console.kind
+            && c.name == console.name
+            && c.redirect_uris == console.redirect_uris
+            && c.grant_types == console.grant_types
+            && c.scopes == console.scopes
+            && c.first_party
+    });
+    if !same {
+        let mut tx = store.db.begin_write().await?;
+        clients::upsert_public(&mut tx, &console).await?;
+        store.commit(tx).await?;
+        tracing::info!(
+            client_id = CONSOLE_CLIENT_ID,
+            redirect_uri = console.redirect_uris[0].as_str(),
+            "the console's OAuth client was registered"
+        );
+    }
+    Ok(ConsoleClient::Registered)
+}
+
 /// A client just registered, with its secret (shown this once; none for a public client).
 pub struct Registered {
     pub client: Client,
@@ -156,6 +232,11 @@ pub async fn delete_client(
     meta: &RequestMeta,
 ) -> Result<()> {
     grant.require(Action::ClientManage)?;
+    if id == console_client_id() {
+        return Err(AppError::Refused(
+            "the console's client is built in and cannot be deleted",
+        ));
+    }
     let now = Timestamp::now();
     let mut tx = store.db.begin().await?;
     if !clients::delete(&mut tx, id).await? {

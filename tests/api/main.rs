@@ -6,6 +6,7 @@ mod accounts;
 mod audit;
 mod authz_matrix;
 mod console;
+mod console_oauth;
 mod edge;
 mod evidence;
 mod helpers;

@@ -13,7 +13,7 @@ use crate::helpers::*;
 const SPA: &str = "https://spa.example.com/callback";
 
 /// A PKCE pair: a verifier of 43 characters and its S256 challenge.
-fn pkce() -> (String, String) {
+pub(crate) fn pkce() -> (String, String) {
     let mut bytes = [0u8; 32];
     aws_lc_rs::rand::fill(&mut bytes).unwrap();
     let verifier = URL_SAFE_NO_PAD.encode(bytes);
@@ -49,12 +49,12 @@ async fn public_client(app: &TestApp, admin: &str, first_party: bool) -> String 
 
 /// A browser: its binding cookie, kept between the page and the form.
 #[derive(Default)]
-struct Browser {
+pub(crate) struct Browser {
     cookie: Option<String>,
 }
 
 impl Browser {
-    async fn get(&mut self, app: &TestApp, path_and_query: &str) -> Response {
+    pub(crate) async fn get(&mut self, app: &TestApp, path_and_query: &str) -> Response {
         let mut r = app.client.get(app.url(path_and_query));
         if let Some(c) = &self.cookie {
             r = r.header("cookie", c);
@@ -67,7 +67,7 @@ impl Browser {
         res
     }
 
-    async fn post(&self, app: &TestApp, form: &[(&str, &str)]) -> Response {
+    pub(crate) async fn post(&self, app: &TestApp, form: &[(&str, &str)]) -> Response {
         let mut r = app.client.post(app.url("/oauth/authorize")).form(form);
         if let Some(c) = &self.cookie {
             r = r.header("cookie", c);
@@ -77,7 +77,7 @@ impl Browser {
 }
 
 /// The value of the hidden input `name` of a page.
-fn hidden(html: &str, name: &str) -> String {
+pub(crate) fn hidden(html: &str, name: &str) -> String {
     let at = html
         .find(&format!("name=\"{name}\" value=\""))
         .unwrap_or_else(|| panic!("no input {name} in {html}"));
@@ -104,7 +104,12 @@ fn authorize_query(client_id: &str, challenge: &str, scope: Option<&str>) -> Str
 }
 
 /// The sign-in form of the page, posted with `account`'s credentials.
-async fn sign_in(app: &TestApp, b: &mut Browser, query: &str, account: &Account) -> Response {
+pub(crate) async fn sign_in(
+    app: &TestApp,
+    b: &mut Browser,
+    query: &str,
+    account: &Account,
+) -> Response {
     let page = b.get(app, query).await;
     assert_eq!(page.status(), StatusCode::OK);
     let html = page.text().await.unwrap();
@@ -133,14 +138,14 @@ async fn sign_in(app: &TestApp, b: &mut Browser, query: &str, account: &Account)
 }
 
 /// The query parameters of a 303's `Location`.
-fn location(res: &Response) -> (String, Vec<(String, String)>) {
+pub(crate) fn location(res: &Response) -> (String, Vec<(String, String)>) {
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     let loc = res.headers()["location"].to_str().unwrap().to_owned();
     let (base, query) = loc.split_once('?').unwrap_or((&loc, ""));
     (base.to_owned(), serde_urlencoded::from_str(query).unwrap())
 }
 
-fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
+pub(crate) fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
     params
         .iter()
         .find(|(k, _)| k == name)
@@ -174,7 +179,7 @@ async fn redeem(app: &TestApp, client_id: &str, code: &str, verifier: &str) -> R
 }
 
 /// Runs one statement on the app's database (to age a code, say).
-async fn exec(app: &TestApp, sql: &str) {
+pub(crate) async fn exec(app: &TestApp, sql: &str) {
     match &app.state.store.db {
         imangor::db::Db::Sqlite(p) => {
             sqlx::query(sql).execute(p).await.unwrap();
@@ -185,7 +190,7 @@ async fn exec(app: &TestApp, sql: &str) {
     }
 }
 
-fn claims(token: &str) -> Value {
+pub(crate) fn claims(token: &str) -> Value {
     let payload = token.split('.').nth(1).unwrap();
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
 }
@@ -219,7 +224,8 @@ async fn admins_register_clients_and_the_secret_is_shown_once() {
         .json()
         .await
         .unwrap();
-    assert_eq!(list.as_array().unwrap().len(), 2);
+    // The two, after the console's built-in client (console_oauth.rs).
+    assert_eq!(list.as_array().unwrap().len(), 3);
     assert!(
         !list.to_string().contains(secret),
         "a listing never shows a secret"
@@ -1193,6 +1199,18 @@ async fn the_operator_manages_clients_from_the_command_line() {
     let mut c = command(&envs);
     let out = c.args(["client", "delete", &id]).output().await.unwrap();
     assert!(out.status.success());
+    // The console's built-in client (registered when the server above started) stays.
+    let mut c = command(&envs);
+    let out = c
+        .args(["client", "delete", crate::console_oauth::CONSOLE])
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("built in"),
+        "{out:?}"
+    );
     oauth_error(
         grant(secret).await.unwrap(),
         StatusCode::UNAUTHORIZED,
