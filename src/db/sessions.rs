@@ -323,7 +323,7 @@ pub async fn legacy_account(
 /// refresh tokens of expired sessions, the sessions of client-credentials tokens (one per
 /// token, its user the client's service account) once their token expired, and authorization
 /// codes and consent tickets a day after they expired (a late second use of a code is still
-/// recognised as reuse until then).
+/// recognised as reuse until then), and expired mfa tokens.
 pub async fn prune(db: &Db, now: Timestamp) -> sqlx::Result<u64> {
     // A token is accepted up to the leeway past its `exp`: what refuses it must outlive that.
     let past_leeway = now.micros() - crate::auth::token::JWT_LEEWAY_S as i64 * 1_000_000;
@@ -336,7 +336,9 @@ pub async fn prune(db: &Db, now: Timestamp) -> sqlx::Result<u64> {
             .bind(past_leeway).execute(c).await?;
         let e = sqlx::query("delete from oauth_codes where expires_at < $1").bind(day_ago).execute(c).await?;
         let f = sqlx::query("delete from oauth_consents where expires_at < $1").bind(now.micros()).execute(c).await?;
+        let g = sqlx::query("delete from mfa_tokens where expires_at < $1").bind(now.micros()).execute(c).await?;
         a.rows_affected() + b.rows_affected() + d.rows_affected() + e.rows_affected() + f.rows_affected()
+            + g.rows_affected()
     });
     Ok(n)
 }

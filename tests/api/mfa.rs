@@ -471,3 +471,33 @@ async fn the_sign_in_page_asks_for_the_second_factor() {
     let loc = res.headers()["location"].to_str().unwrap();
     assert!(loc.starts_with("https://spa.example.com/cb?code="), "{loc}");
 }
+
+#[tokio::test]
+async fn expired_mfa_tokens_are_pruned() {
+    let app = TestApp::spawn().await;
+    let a = app.register("ann@example.com").await;
+    enrol(&app, &a).await;
+    let _old = mfa_token(&app, &a).await;
+    let _live = mfa_token(&app, &a).await;
+    crate::keys::sql(
+        &app.database_url,
+        "update mfa_tokens set expires_at = 1 where failures = 0 and token_hash = (select min(token_hash) from mfa_tokens)",
+    )
+    .await;
+    let pruned =
+        imangor::db::sessions::prune(&app.state.store.db, imangor::domain::Timestamp::now())
+            .await
+            .unwrap();
+    assert!(pruned >= 1);
+    let left: i64 = match &app.state.store.db {
+        imangor::db::Db::Sqlite(p) => sqlx::query_scalar("select count(*) from mfa_tokens")
+            .fetch_one(p)
+            .await
+            .unwrap(),
+        imangor::db::Db::Postgres(p) => sqlx::query_scalar("select count(*) from mfa_tokens")
+            .fetch_one(p)
+            .await
+            .unwrap(),
+    };
+    assert_eq!(left, 1, "the live one stays");
+}
