@@ -1,6 +1,10 @@
 // imangor security console. One ES module, no dependency, no build step.
 //
 // Its own security:
+// - It signs in as the server's built-in first-party OAuth client: the authorization code flow
+//   with PKCE (RFC 6749 §4.1, RFC 7636) through the server's sign-in page, so this script never
+//   sees a password. Only the PKCE verifier, the state and the page to come back to wait in
+//   sessionStorage during the trip to that page, and are removed when the answer comes back.
 // - The tokens live in this module's scope only (never in web storage or a cookie): an
 //   injected script cannot read them back later, and a reload signs out.
 // - Every value from the API is put in the page as text (textContent, createElement); no
@@ -10,10 +14,15 @@
 
 let session = null; // { access, refresh, me: {id, email, full_name, role} }
 
+// The console's OAuth client, built into the server (service::oauth::CONSOLE_CLIENT_ID).
+const CLIENT_ID = 'c0a5c01e-0000-4000-8000-000000000001';
+// The one sessionStorage entry: { verifier, state, back } while the sign-in page is open.
+const FLOW_KEY = 'imangor.console.signin';
+
 // What each role may do, as in docs/authorization.md (the API enforces it; this only hides controls).
 const RIGHTS = {
-  admin: { audit: true, review: true, setRole: true, disable: ['user', 'manager', 'admin'], incidents: true },
-  manager: { audit: false, review: false, setRole: false, disable: ['user'], incidents: true },
+  admin: { audit: true, review: true, setRole: true, disable: ['user', 'manager', 'admin'], incidents: true, evidence: true },
+  manager: { audit: false, review: false, setRole: false, disable: ['user'], incidents: true, evidence: false },
 };
 const LEVELS = ['low', 'medium', 'high', 'critical'];
 const STATUSES = ['open', 'contained', 'resolved'];
@@ -145,7 +154,8 @@ let refreshing = null;
 function refresh() {
   if (!refreshing) {
     const current = session;
-    refreshing = call('POST', '/api/v1/token', { form: { grant_type: 'refresh_token', refresh_token: current.refresh } })
+    const form = { grant_type: 'refresh_token', refresh_token: current.refresh, client_id: CLIENT_ID };
+    refreshing = call('POST', '/api/v1/token', { form })
       .then(({ res, data }) => {
         if (!res.ok || session !== current) return false;
         current.access = data.access_token;
@@ -160,30 +170,115 @@ function refresh() {
 
 // ---------------------------------------------------------------- signing in and out
 
-async function signIn(event) {
-  event.preventDefault();
-  const form = event.currentTarget;
+/** base64url without padding (RFC 4648 §5), as PKCE writes it. */
+function base64url(bytes) {
+  let text = '';
+  for (const b of bytes) text += String.fromCharCode(b);
+  return btoa(text).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+}
+
+/** 32 random bytes in base64url: a PKCE verifier (43 characters) or a state. */
+function randomText() {
+  const bytes = new Uint8Array(32);
+  crypto.getRandomValues(bytes);
+  return base64url(bytes);
+}
+
+/** The server's RFC 8414 metadata: where to sign in, and the issuer its answers name. */
+async function metadata() {
+  const res = await fetch('/.well-known/oauth-authorization-server',
+    { headers: { Accept: 'application/json' }, credentials: 'omit', cache: 'no-store', redirect: 'error' });
+  if (!res.ok) throw new Error(`The server's OAuth metadata could not be read (${res.status}).`);
+  return res.json();
+}
+
+/** Where the sign-in page sends the browser back: this page, without query or fragment. */
+function redirectUri() {
+  return `${location.origin}/console`;
+}
+
+/** The "Sign in" button: a PKCE pair and a state, kept for the return, then the sign-in page. */
+async function startSignIn() {
   const error = $('signin-error');
+  const button = $('signin-start');
   error.textContent = '';
-  const username = form.elements.username.value.trim();
-  const password = form.elements.password.value;
-  if (!username || !password) {
-    error.textContent = 'Give your email and password.';
-    return;
-  }
-  const button = form.querySelector('button');
   button.disabled = true;
-  // Whatever happens next, the password does not stay in the page.
-  form.elements.password.value = '';
   try {
-    const { res, data } = await call('POST', '/api/v1/token', { form: { grant_type: 'password', username, password } });
-    if (res.status === 429) {
-      error.textContent = `Too many attempts. Retry in ${res.headers.get('retry-after') || 'a few'} seconds.`;
+    if (!window.isSecureContext || !crypto.subtle) {
+      throw new Error('Signing in needs a secure page: open the console over https (or on 127.0.0.1).');
+    }
+    const meta = await metadata();
+    const home = meta.authorization_endpoint.replace(/\/oauth\/authorize$/, '/console');
+    if (home !== redirectUri()) {
+      // The server sends the browser back to its public URL only (IMANGOR_PUBLIC_URL).
+      error.replaceChildren('Sign-in returns to ', h('a', { href: home }, home), ': open the console there.');
+      button.disabled = false;
       return;
     }
+    const verifier = randomText();
+    const state = randomText();
+    const digest = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(verifier));
+    sessionStorage.setItem(FLOW_KEY, JSON.stringify({ verifier, state, back: location.hash }));
+    const query = new URLSearchParams({
+      response_type: 'code',
+      client_id: CLIENT_ID,
+      redirect_uri: redirectUri(),
+      state,
+      code_challenge: base64url(new Uint8Array(digest)),
+      code_challenge_method: 'S256',
+    });
+    location.assign(`${meta.authorization_endpoint}?${query}`);
+  } catch (e) {
+    error.textContent = e.message;
+    button.disabled = false;
+  }
+}
+
+/**
+ * The return from the sign-in page (`/console?code=..&state=..&iss=..`, or `error=..`): the
+ * query leaves the address bar and the history at once; the state must be this tab's and the
+ * issuer the server's (RFC 9207) before the code is exchanged with the verifier. False when the
+ * page was not opened by such a return.
+ */
+async function finishSignIn() {
+  const params = new URLSearchParams(location.search);
+  const saved = sessionStorage.getItem(FLOW_KEY);
+  sessionStorage.removeItem(FLOW_KEY);
+  if (!params.has('code') && !params.has('error')) return false;
+  let flow = null;
+  try {
+    flow = JSON.parse(saved);
+  } catch (_) { /* none, or not ours */ }
+  const back = flow && typeof flow.back === 'string' && flow.back.startsWith('#/') ? flow.back : '';
+  history.replaceState(null, '', location.pathname + back);
+  const error = $('signin-error');
+  const button = $('signin-start');
+  button.disabled = true;
+  try {
+    if (!flow || typeof flow.state !== 'string' || params.get('state') !== flow.state) {
+      throw new Error('This sign-in was not started from this tab. Sign in again.');
+    }
+    const meta = await metadata();
+    if (params.get('iss') !== meta.issuer) {
+      throw new Error('The sign-in answer names another issuer than this server. Sign in again.');
+    }
+    if (params.has('error')) {
+      throw new Error(`Sign-in refused: ${params.get('error_description') || params.get('error')}.`);
+    }
+    const form = {
+      grant_type: 'authorization_code',
+      code: params.get('code'),
+      redirect_uri: redirectUri(),
+      code_verifier: flow.verifier,
+      client_id: CLIENT_ID,
+    };
+    const { res, data } = await call('POST', '/api/v1/token', { form });
+    if (res.status === 429) {
+      throw new Error(`Too many attempts. Retry in ${res.headers.get('retry-after') || 'a few'} seconds.`);
+    }
     if (!res.ok) {
-      error.textContent = res.status === 400 ? 'Wrong email or password.' : `Sign-in failed (${res.status}).`;
-      return;
+      const why = data && (data.error_description || data.error);
+      throw new Error(`Sign-in failed (${res.status}${why ? `: ${why}` : ''}). Sign in again.`);
     }
     session = { access: data.access_token, refresh: data.refresh_token, me: null };
     const me = await api('GET', '/api/v1/users/me');
@@ -191,18 +286,18 @@ async function signIn(event) {
       // A plain user gets no console: end the session that was just opened.
       await revoke();
       session = null;
-      error.textContent = `This console is for admins and managers; your account's role is ${me.role}.`;
-      return;
+      throw new Error(`This console is for admins and managers; your account's role is ${me.role}.`);
     }
     session.me = me;
-    form.reset();
     enter();
   } catch (e) {
     session = null;
     error.textContent = e.message;
+    button.focus();
   } finally {
     button.disabled = false;
   }
+  return true;
 }
 
 async function revoke() {
@@ -226,7 +321,7 @@ function signOut(message) {
   $('signin').hidden = false;
   $('signin-error').textContent = message || '';
   if (location.hash) history.replaceState(null, '', location.pathname);
-  $('signin-email').focus();
+  $('signin-start').focus();
 }
 
 function enter() {
@@ -453,6 +548,13 @@ async function incident(parts) {
       i.recurrence_of ? [h('dt', {}, 'Recurrence of'), h('dd', { id: 'incident-recurrence-of' }, incidentLink(i.recurrence_of))] : null,
       h('dt', {}, 'Description'), h('dd', { class: 'pre', id: 'incident-description' }, i.description)),
   ];
+  if (RIGHTS[session.me.role].evidence) {
+    const button = h('button', { type: 'button', class: 'secondary', id: 'incident-evidence' }, 'Download evidence bundle');
+    button.addEventListener('click', () => downloadEvidence(i).catch((e) => say(e.message)));
+    out.push(h('p', {}, button, ' ',
+      h('span', { class: 'muted' }, 'The incident, its audit events and their signed chain, checked offline with ',
+        h('code', {}, 'imangor evidence verify FILE'), '.')));
+  }
   // The chain of recurrences, when this incident is part of one (oldest first, this one marked).
   const chain = i.recurrences || [];
   if (chain.length > 1) {
@@ -510,6 +612,22 @@ async function incident(parts) {
     out.push(eventTable(i.events, 'Events of this incident'));
   }
   return out;
+}
+
+/**
+ * Downloads an incident's evidence bundle as a file. It needs the bearer token, so it is fetched
+ * here rather than linked; re-indenting it keeps its digests (the manifest hashes a canonical form).
+ */
+async function downloadEvidence(i) {
+  const bundle = await api('GET', `/api/v1/incidents/${encodeURIComponent(i.id)}/evidence`);
+  const blob = new Blob([`${JSON.stringify(bundle, null, 2)}\n`], { type: 'application/json' });
+  const url = URL.createObjectURL(blob);
+  const a = h('a', { href: url, download: `incident-${i.id}-evidence.json` });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60000);
+  say('Evidence bundle downloaded.');
 }
 
 /** A link to another incident's page. */
@@ -725,10 +843,10 @@ async function accessReview() {
 // ---------------------------------------------------------------- start
 
 function start() {
-  $('signin-form').addEventListener('submit', signIn);
+  $('signin-start').addEventListener('click', startSignIn);
   $('signout').addEventListener('click', () => signOut('Signed out.'));
   window.addEventListener('hashchange', route);
-  $('signin-email').focus();
+  finishSignIn().then((answered) => { if (!answered) $('signin-start').focus(); });
 }
 
 start();

@@ -380,10 +380,19 @@ fn oauth(config: &Config, out: &mut Vec<Finding>) {
         );
     }
     if !config.public_url.starts_with("https://") {
+        // Plain http on a name (not a loopback address) is no redirect URI at all: the server
+        // leaves the console's built-in client out, and the console cannot sign in.
+        let console = match crate::service::oauth::console_redirect_uri(config) {
+            Ok(_) => String::new(),
+            Err(why) => format!(
+                "; the console cannot sign in at all (its redirect URI {}/console is refused: {why})",
+                config.public_url
+            ),
+        };
         warn(
             out,
             format!(
-                "IMANGOR_PUBLIC_URL is {}: the sign-in pages, the OAuth metadata and the console's redirect URI are announced over plain http; set the https URL clients reach",
+                "IMANGOR_PUBLIC_URL is {}: the sign-in pages, the OAuth metadata and the console's redirect URI are announced over plain http; set the https URL clients reach{console}",
                 config.public_url
             ),
         );

@@ -8,6 +8,10 @@ use imangor::startup::{self, App};
 async fn main() -> std::process::ExitCode {
     keep_memory_small();
     let cli = Cli::parse();
+    // Checking an evidence bundle reads the file alone: no configuration is needed or read.
+    if let Command::Evidence(cmd) = cli.command {
+        return exit(cli::run_offline(cmd));
+    }
     let config = match cli.load_config() {
         Ok(c) => c,
         Err(e) => {
@@ -19,7 +23,13 @@ async fn main() -> std::process::ExitCode {
     let done = match cli.command {
         Command::Serve => serve(config).await,
         Command::Task(task) => cli::run(task, config).await,
+        Command::Evidence(cmd) => cli::run_offline(cmd),
     };
+    exit(done)
+}
+
+/// 0 when the command succeeded; its error and 1 otherwise.
+fn exit(done: anyhow::Result<()>) -> std::process::ExitCode {
     match done {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

@@ -51,6 +51,7 @@ impl App {
         .await
         .context("recording the keyrings in the key log")?;
         record_start(&state).await?;
+        console_client(&state).await?;
         if let Some((email, password)) =
             crate::service::users::bootstrap_admin(&state.store, &state.identity, &state.config)
                 .await
@@ -280,6 +281,26 @@ fn share(state: &AppState, shared: Arc<crate::infra::shared::Shared>, jobs: &mut
 }
 
 /// The start-up event of the audit trail: what this server runs with (never a secret).
+/// The console's built-in OAuth client, registered (or brought up to date) on every start.
+async fn console_client(state: &AppState) -> anyhow::Result<()> {
+    use crate::service::oauth::{self, ConsoleClient};
+    let outcome = oauth::ensure_console_client(&state.store, &state.config)
+        .await
+        .map_err(|e| match e {
+            crate::error::AppError::Internal(e) | crate::error::AppError::Unavailable(e) => {
+                e.context("registering the console's OAuth client")
+            }
+            e => anyhow::anyhow!("registering the console's OAuth client: {e}"),
+        })?;
+    if let ConsoleClient::Absent { why } = outcome {
+        tracing::warn!(
+            public_url = %state.config.public_url,
+            "the console cannot sign in: its redirect URI {{IMANGOR_PUBLIC_URL}}/console is refused ({why}); set IMANGOR_PUBLIC_URL to the https URL users reach (or http://127.0.0.1:PORT on this machine)"
+        );
+    }
+    Ok(())
+}
+
 async fn record_start(state: &AppState) -> anyhow::Result<()> {
     let c = &state.config;
     let signing: Vec<String> = state

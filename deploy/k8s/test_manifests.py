@@ -308,6 +308,10 @@ def check_config(docs):
         bad.append("ConfigMap: rate limits are off")
     if data.get("IMANGOR_CORS_ORIGINS", "").strip() == "*":
         bad.append("ConfigMap: IMANGOR_CORS_ORIGINS is *")
+    # The OAuth issuer, sign-in pages and the console's redirect URI: the https host clients
+    # reach (the listen address 0.0.0.0 is nobody's URL, and plain http announces the pages as such).
+    if not (data.get("IMANGOR_PUBLIC_URL") or "").startswith("https://"):
+        bad.append("ConfigMap: IMANGOR_PUBLIC_URL is not an https URL")
     for key in data:
         if key in SECRET_SETTINGS:
             bad.append(f"ConfigMap: holds the secret {key}")
@@ -624,6 +628,8 @@ BREAKAGES = [
     ("no trusted proxies", lambda d: of_kind(d, "ConfigMap")[0]["data"].pop("IMANGOR_TRUSTED_PROXIES"), "TRUSTED_PROXIES"),
     ("the whole pod CIDR trusted", lambda d: of_kind(d, "ConfigMap")[0]["data"].update(IMANGOR_TRUSTED_PROXIES="10.244.0.0/16"), "TRUSTED_PROXIES"),
     ("no trusted hops", lambda d: of_kind(d, "ConfigMap")[0]["data"].pop("IMANGOR_TRUSTED_HOPS"), "TRUSTED_HOPS"),
+    ("no public URL", lambda d: of_kind(d, "ConfigMap")[0]["data"].pop("IMANGOR_PUBLIC_URL"), "IMANGOR_PUBLIC_URL"),
+    ("a plain-http public URL", lambda d: of_kind(d, "ConfigMap")[0]["data"].update(IMANGOR_PUBLIC_URL="http://api.example.com"), "IMANGOR_PUBLIC_URL"),
     ("readiness on the public port", lambda d: container(d)["readinessProbe"]["httpGet"].update(port="http"), "readinessProbe"),
     ("secret in the ConfigMap", lambda d: of_kind(d, "ConfigMap")[0]["data"].update(IMANGOR_DATABASE_URL="postgres://u:p@db/x"), "IMANGOR_DATABASE_URL"),
     ("plaintext backends on an open network", lambda d: [d.remove(p) for p in of_kind(d, "NetworkPolicy")], "IMANGOR_ALLOW_PLAINTEXT_BACKENDS"),

@@ -26,7 +26,7 @@ create index sessions_client on sessions (client_id);
 
 -- An authorization code (RFC 6749 4.1, RFC 7636): single use, bound to its client, redirect URI,
 -- PKCE challenge, user and scope. `session_id` is the session its redemption started: a second
--- redemption ends it.
+-- redemption ends it; `reuse_at` records the first such replay (later ones are only counted).
 create table oauth_codes (
     code_hash text primary key,
     client_id text not null,
@@ -35,9 +35,11 @@ create table oauth_codes (
     challenge text not null,
     scope text not null,
     auth_time bigint not null,
+    mfa boolean not null default false,
     expires_at bigint not null,
     used_at bigint,
-    session_id text
+    session_id text,
+    reuse_at bigint
 );
 create index oauth_codes_expiry on oauth_codes (expires_at);
 
@@ -53,6 +55,7 @@ create table oauth_consents (
     scope text not null,
     state text,
     auth_time bigint not null,
+    mfa boolean not null default false,
     expires_at bigint not null
 );
 create index oauth_consents_expiry on oauth_consents (expires_at);

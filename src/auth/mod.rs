@@ -5,6 +5,7 @@ pub mod cursor;
 pub mod legacy;
 pub mod password;
 pub mod token;
+pub mod totp;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

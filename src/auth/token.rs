@@ -47,6 +47,12 @@ pub struct Claims {
     pub client_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
+    /// How the user signed in (RFC 8176): `pwd`, and `mfa` after a second factor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amr: Option<Vec<String>>,
+    /// When the user signed in (RFC 9470 `auth_time`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_time: Option<i64>,
 }
 
 /// A token whose signature and claims checked out; the user's state is checked by the caller.
@@ -71,6 +77,15 @@ pub struct Subject {
     pub session: SessionId,
     pub client: Option<ClientId>,
     pub scopes: Option<Scopes>,
+    /// How the user signed in: `None` for a client acting for itself (no user signed in).
+    pub signed_in: Option<SignedInWith>,
+}
+
+/// How and when the user behind a token signed in.
+#[derive(Debug, Clone, Copy)]
+pub struct SignedInWith {
+    pub mfa: bool,
+    pub at: Timestamp,
 }
 
 /// Why a token was refused. Never shown to clients (they all get the same 401).
@@ -311,6 +326,14 @@ impl TokenKeys {
             sid: to.session.to_string(),
             client_id: to.client.map(|c| c.to_string()),
             scope: to.scopes.map(|s| s.to_string()),
+            amr: to.signed_in.map(|s| {
+                let mut amr = vec!["pwd".to_owned()];
+                if s.mfa {
+                    amr.push("mfa".to_owned());
+                }
+                amr
+            }),
+            auth_time: to.signed_in.map(|s| s.at.unix_seconds()),
         };
         let key = &self.keys[0];
         let mut header = Header::new(key.alg);
@@ -479,6 +502,7 @@ mod tests {
             session,
             client: None,
             scopes: None,
+            signed_in: None,
         }
     }
     use secrecy::SecretBox;

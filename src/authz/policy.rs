@@ -51,6 +51,8 @@ pub enum Action {
     IncidentList,
     /// Contain or resolve an incident, with a note.
     IncidentUpdate,
+    /// Export an incident's evidence bundle (its audit events and chain segment).
+    IncidentEvidence,
     /// Block an address or network for a while (containment).
     AddressBlock,
     /// The security dashboard's figures: incidents by level, logins by hour, sessions.
@@ -112,7 +114,7 @@ pub enum Shape {
 }
 
 impl Action {
-    pub const ALL: [Action; 25] = [
+    pub const ALL: [Action; 26] = [
         Action::AccountRegister,
         Action::AccountCreate,
         Action::AccountReadSelf,
@@ -134,6 +136,7 @@ impl Action {
         Action::IncidentReport,
         Action::IncidentList,
         Action::IncidentUpdate,
+        Action::IncidentEvidence,
         Action::AddressBlock,
         Action::SecuritySummaryRead,
         Action::AccessReviewRead,
@@ -160,6 +163,7 @@ impl Action {
             | Action::IncidentReport
             | Action::IncidentList
             | Action::IncidentUpdate
+            | Action::IncidentEvidence
             | Action::AddressBlock
             | Action::SecuritySummaryRead
             | Action::AccessReviewRead
@@ -191,6 +195,7 @@ impl Action {
             | Action::AccountDisableUser
             | Action::AccountDisableStaff
             | Action::AuditRead
+            | Action::IncidentEvidence
             | Action::AccessReviewRead
             | Action::ClientManage => Scope::Admin,
         }
@@ -220,6 +225,7 @@ impl Action {
             Action::IncidentReport => "incident.report",
             Action::IncidentList => "incident.list",
             Action::IncidentUpdate => "incident.update",
+            Action::IncidentEvidence => "incident.evidence",
             Action::AddressBlock => "containment.block_address",
             Action::SecuritySummaryRead => "security.summary",
             Action::AccessReviewRead => "account.review",
@@ -251,6 +257,7 @@ impl Action {
             Action::IncidentReport => "POST /api/v1/incidents",
             Action::IncidentList => "GET /api/v1/incidents, GET /api/v1/incidents/{id}",
             Action::IncidentUpdate => "PATCH /api/v1/incidents/{id}",
+            Action::IncidentEvidence => "GET /api/v1/incidents/{id}/evidence",
             Action::AddressBlock => "POST /api/v1/containment `block_address`",
             Action::SecuritySummaryRead => "GET /api/v1/security/summary",
             Action::AccessReviewRead => "GET /api/v1/access-review",
@@ -305,10 +312,13 @@ pub fn decide(
         // Admins may do everything (business rules still refuse demoting oneself or the last admin).
         (Admin, _, _, _) => Allow,
 
-        // The audit trail, the access review (who holds which rights, which the admins alone
-        // can change) and the OAuth clients are the admins' alone; incidents, containment and the security summary
-        // are for admins and managers.
-        (Manager | User, AuditRead | AccessReviewRead | ClientManage, _, _) => Deny,
+        // The audit trail, an incident's evidence (its events and chain segment), the access
+        // review (who holds which rights, which the admins alone can change) and the OAuth
+        // clients are the admins' alone; incidents, containment and the security summary are for
+        // admins and managers.
+        (Manager | User, AuditRead | IncidentEvidence | AccessReviewRead | ClientManage, _, _) => {
+            Deny
+        }
         (Manager, IncidentList | IncidentUpdate | AddressBlock | SecuritySummaryRead, _, _) => {
             Allow
         }

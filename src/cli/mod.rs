@@ -7,7 +7,9 @@ mod audit;
 mod clients;
 mod contain;
 mod drill;
+mod evidence;
 mod import;
+mod incident;
 mod keys;
 mod review;
 mod users;
@@ -24,7 +26,9 @@ use crate::state::AppState;
 pub use audit::AuditCommand;
 pub use clients::ClientCommand;
 pub use contain::ContainCommand;
+pub use evidence::EvidenceCommand;
 pub use import::ImportCommand;
+pub use incident::IncidentCommand;
 pub use keys::KeysCommand;
 pub use users::UserCommand;
 
@@ -46,6 +50,9 @@ pub struct Cli {
 pub enum Command {
     /// Serve the API (IMANGOR_LISTEN).
     Serve,
+    /// Check an evidence bundle offline: reads the file alone (no configuration, no database).
+    #[command(subcommand)]
+    Evidence(EvidenceCommand),
     #[command(flatten)]
     Task(Task),
 }
@@ -88,6 +95,9 @@ pub enum Task {
     /// Runs every attack scenario against a running deployment and checks each step of the
     /// chain (detected, contained, alerted, audited, counted); exit 1 when one failed.
     Drill(drill::DrillArgs),
+    /// One incident: write its evidence bundle.
+    #[command(subcommand)]
+    Incident(IncidentCommand),
     /// Check the configuration as a security reviewer would: lists what is unsafe for
     /// production and exits 1 when anything is.
     Doctor {
@@ -154,9 +164,15 @@ pub async fn run(task: Task, config: Config) -> anyhow::Result<()> {
             dormant_days,
         } => review::run(&config, &format, dormant_days).await,
         Task::Audit(cmd) => audit::run(cmd, &config).await,
+        Task::Incident(cmd) => incident::run(cmd, &config).await,
         Task::Import(cmd) => import::run(cmd, config).await,
         Task::Drill(args) => drill::run(args, config).await,
     }
+}
+
+/// Runs a command that reads no configuration (`evidence verify`: the file alone).
+pub fn run_offline(cmd: EvidenceCommand) -> anyhow::Result<()> {
+    evidence::run(cmd)
 }
 
 /// Runs `task` on the store alone (connected and migrated), then closes it, failed or not.

@@ -78,14 +78,47 @@ pub fn verdict(keys: &DataKeyring, key_id: &str, signature: &str, messages: &[&[
     let Some(key) = signer(keys, key_id) else {
         return Verdict::UnknownKey;
     };
+    verdict_with(key.public_key().as_ref(), signature, messages)
+}
+
+/// What a stored signature says under a public key alone (an evidence bundle's, checked
+/// without the data keys): `Holds(i)` over `messages[i]`, or `Fails`.
+pub fn verdict_with(public: &[u8], signature: &str, messages: &[&[u8]]) -> Verdict {
     let Ok(sig) = URL_SAFE_NO_PAD.decode(signature) else {
         return Verdict::Fails;
     };
-    let public = signature::UnparsedPublicKey::new(&signature::ED25519, key.public_key().as_ref());
+    let public = signature::UnparsedPublicKey::new(&signature::ED25519, public);
     messages
         .iter()
         .position(|m| public.verify(m, &sig).is_ok())
         .map_or(Verdict::Fails, Verdict::Holds)
+}
+
+/// The public half of the checkpoint key derived from data key `key_id` (32 bytes), if the
+/// keyring holds it: what verifies its checkpoints anywhere, without the data key.
+pub fn public_key(keys: &DataKeyring, key_id: &str) -> Option<Vec<u8>> {
+    signer(keys, key_id).map(|k| k.public_key().as_ref().to_vec())
+}
+
+/// The checkpoint keys' public halves as a JSON Web Key Set (RFC 8037 `OKP`/`Ed25519`), one per
+/// data key, the current first: `/.well-known/imangor-audit-keys` and every evidence bundle.
+pub fn audit_keys_jwks(keys: &DataKeyring) -> serde_json::Value {
+    let keys: Vec<serde_json::Value> = keys
+        .ids()
+        .filter_map(|id| {
+            public_key(keys, id).map(|x| {
+                serde_json::json!({"kty": "OKP", "crv": "Ed25519", "x": URL_SAFE_NO_PAD.encode(x),
+                    "kid": id, "alg": "EdDSA", "use": "sig"})
+            })
+        })
+        .collect();
+    serde_json::json!({ "keys": keys })
+}
+
+/// What an evidence bundle's signature covers: the SHA-256 (hex) of its manifest (a message
+/// neither a checkpoint nor the head signs).
+pub fn bundle_message(manifest_sha256: &str) -> Vec<u8> {
+    format!("imangor evidence bundle v1\n{manifest_sha256}").into_bytes()
 }
 
 /// A signature as stored: base64url, unpadded.

@@ -7,7 +7,7 @@ use sqlx::Row;
 use super::{Db, Tx, on_db, on_tx};
 
 /// One audit row as stored.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct AuditRow {
     pub id: String,
     pub seq: Option<i64>,

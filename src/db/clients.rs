@@ -95,6 +95,24 @@ pub async fn insert(tx: &mut Tx, c: &Client, secret_hash: Option<&str>) -> sqlx:
         .execute(conn).await.map(drop))
 }
 
+/// Inserts a client, or brings an existing one with its id to `c`'s kind, name, redirect URIs,
+/// grants, scopes and `first_party` (no secret; `created_at` kept): one statement, so that
+/// replicas starting together all end on the same row.
+pub async fn upsert_public(tx: &mut Tx, c: &Client) -> sqlx::Result<()> {
+    on_tx!(tx, conn => sqlx::query(
+        "insert into oauth_clients (id, name, kind, secret_hash, redirect_uris, grant_types, scopes,
+                                    first_party, created_at, updated_at)
+         values ($1, $2, 'public', null, $3, $4, $5, $6, $7, $7)
+         on conflict (id) do update set name = excluded.name, kind = 'public', secret_hash = null,
+             redirect_uris = excluded.redirect_uris, grant_types = excluded.grant_types,
+             scopes = excluded.scopes, first_party = excluded.first_party,
+             updated_at = excluded.updated_at")
+        .bind(c.id.to_string()).bind(&c.name)
+        .bind(uris_text(c)).bind(grants_text(c)).bind(c.scopes.to_string())
+        .bind(c.first_party).bind(c.created_at.micros())
+        .execute(conn).await.map(drop))
+}
+
 /// Every client, oldest first.
 pub async fn list(db: &Db) -> sqlx::Result<Vec<Client>> {
     let sql: &str = concat!(
@@ -121,6 +139,13 @@ pub async fn find(db: &Db, id: ClientId) -> sqlx::Result<Option<(Client, Option<
             Some(r) => Ok(Some((client_row(&r)?, r.try_get("secret_hash")?))),
         }
     })
+}
+
+/// True when `id` is a registered client's (a user with this id is its service account).
+pub async fn exists(tx: &mut Tx, id: ClientId) -> sqlx::Result<bool> {
+    let n: i64 = on_tx!(tx, c => sqlx::query_scalar("select count(*) from oauth_clients where id = $1")
+        .bind(id.to_string()).fetch_one(c).await)?;
+    Ok(n > 0)
 }
 
 /// Replaces a confidential client's secret; false when there is no such client.
@@ -158,8 +183,9 @@ pub struct Grant {
     /// The PKCE `code_challenge` (S256).
     pub challenge: String,
     pub scope: Scopes,
-    /// When the user signed in (the token's `auth_time`).
+    /// When the user signed in (the token's `auth_time`), and whether with a second factor.
     pub auth_time: Timestamp,
+    pub mfa: bool,
 }
 
 fn grant_row(r: &impl RowGet) -> sqlx::Result<Grant> {
@@ -175,6 +201,7 @@ fn grant_row(r: &impl RowGet) -> sqlx::Result<Grant> {
         challenge: r.text("challenge")?,
         scope: Scopes::parse(&scope).map_err(|_| decode_err("scope", &scope))?,
         auth_time: Timestamp::from_micros(r.int("auth_time")?),
+        mfa: r.flag("mfa")?,
     })
 }
 
@@ -185,10 +212,10 @@ pub async fn insert_code(
     expires_at: Timestamp,
 ) -> sqlx::Result<()> {
     on_tx!(tx, c => sqlx::query(
-        "insert into oauth_codes (code_hash, client_id, user_id, redirect_uri, challenge, scope, auth_time, expires_at)
-         values ($1, $2, $3, $4, $5, $6, $7, $8)")
+        "insert into oauth_codes (code_hash, client_id, user_id, redirect_uri, challenge, scope, auth_time, mfa, expires_at)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9)")
         .bind(code_hash).bind(g.client.to_string()).bind(g.user.to_string()).bind(&g.redirect_uri)
-        .bind(&g.challenge).bind(g.scope.to_string()).bind(g.auth_time.micros()).bind(expires_at.micros())
+        .bind(&g.challenge).bind(g.scope.to_string()).bind(g.auth_time.micros()).bind(g.mfa).bind(expires_at.micros())
         .execute(c).await.map(drop))
 }
 
@@ -203,31 +230,57 @@ pub async fn redeem_code(
         let row = sqlx::query(
             "update oauth_codes set used_at = $1
              where code_hash = $2 and used_at is null and expires_at > $1
-             returning client_id, user_id, redirect_uri, challenge, scope, auth_time")
+             returning client_id, user_id, redirect_uri, challenge, scope, auth_time, mfa")
             .bind(now.micros()).bind(code_hash).fetch_optional(c).await?;
         row.map(|r| grant_row(&r)).transpose()
     })
 }
 
-/// A spent code: its client and the session its first redemption started (if it did).
-pub async fn spent_code(
+/// What a replayed code tells.
+pub enum Replay {
+    /// Not a spent code: unknown, or never redeemed (expired).
+    Unknown,
+    /// A spent code whose reuse was recorded before: only counted.
+    Repeated,
+    /// The first replay of a spent code, recorded now: its user and the session its first
+    /// redemption started (if it did).
+    First {
+        user: UserId,
+        session: Option<SessionId>,
+    },
+}
+
+/// Records the first replay of a spent code (`reuse_at` is set once).
+pub async fn mark_code_reused(
     tx: &mut Tx,
     code_hash: &str,
-) -> sqlx::Result<Option<(ClientId, UserId, Option<SessionId>)>> {
-    on_tx!(tx, c => {
+    now: Timestamp,
+) -> sqlx::Result<Replay> {
+    let row = on_tx!(tx, c => {
         let row = sqlx::query(
-            "select client_id, user_id, session_id from oauth_codes where code_hash = $1 and used_at is not null")
-            .bind(code_hash).fetch_optional(c).await?;
-        row.map(|r| {
-            let client: String = r.try_get("client_id")?;
-            let user: String = r.try_get("user_id")?;
-            let session: Option<String> = r.try_get("session_id")?;
-            Ok((
-                client.parse().map_err(|_| decode_err("client id", &client))?,
-                user.parse().map_err(|_| decode_err("user id", &user))?,
-                session.map(|s| s.parse().map_err(|_| decode_err("session id", &s))).transpose()?,
-            ))
+            "update oauth_codes set reuse_at = $1
+             where code_hash = $2 and used_at is not null and reuse_at is null
+             returning user_id, session_id")
+            .bind(now.micros()).bind(code_hash).fetch_optional(c).await?;
+        row.map(|r| -> sqlx::Result<(String, Option<String>)> {
+            Ok((r.try_get("user_id")?, r.try_get("session_id")?))
         }).transpose()
+    })?;
+    if let Some((user, session)) = row {
+        return Ok(Replay::First {
+            user: user.parse().map_err(|_| decode_err("user id", &user))?,
+            session: session
+                .map(|s| s.parse().map_err(|_| decode_err("session id", &s)))
+                .transpose()?,
+        });
+    }
+    let spent: i64 = on_tx!(tx, c => sqlx::query_scalar(
+        "select count(*) from oauth_codes where code_hash = $1 and used_at is not null")
+        .bind(code_hash).fetch_one(c).await)?;
+    Ok(if spent > 0 {
+        Replay::Repeated
+    } else {
+        Replay::Unknown
     })
 }
 
@@ -250,11 +303,11 @@ pub async fn insert_ticket(
     expires_at: Timestamp,
 ) -> sqlx::Result<()> {
     on_tx!(tx, c => sqlx::query(
-        "insert into oauth_consents (ticket_hash, binding, user_id, client_id, redirect_uri, challenge, scope, state, auth_time, expires_at)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)")
+        "insert into oauth_consents (ticket_hash, binding, user_id, client_id, redirect_uri, challenge, scope, state, auth_time, mfa, expires_at)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)")
         .bind(ticket_hash).bind(binding).bind(g.user.to_string()).bind(g.client.to_string())
         .bind(&g.redirect_uri).bind(&g.challenge).bind(g.scope.to_string()).bind(state)
-        .bind(g.auth_time.micros()).bind(expires_at.micros())
+        .bind(g.auth_time.micros()).bind(g.mfa).bind(expires_at.micros())
         .execute(c).await.map(drop))
 }
 
@@ -269,7 +322,7 @@ pub async fn take_ticket(
     on_tx!(tx, c => {
         let row = sqlx::query(
             "delete from oauth_consents where ticket_hash = $1 and binding = $2 and expires_at > $3
-             returning client_id, user_id, redirect_uri, challenge, scope, auth_time, state")
+             returning client_id, user_id, redirect_uri, challenge, scope, auth_time, mfa, state")
             .bind(ticket_hash).bind(binding).bind(now.micros()).fetch_optional(c).await?;
         row.map(|r| Ok((grant_row(&r)?, r.try_get("state")?))).transpose()
     })

@@ -7,6 +7,7 @@ pub mod events;
 pub mod imports;
 pub mod incidents;
 pub mod keys;
+pub mod mfa;
 pub mod readers;
 pub mod resources;
 pub mod secrets;
@@ -339,6 +340,11 @@ pub const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "drill",
         include_str!("../../migrations/sqlite/0015_drill.sql"),
     ),
+    (
+        16,
+        "mfa",
+        include_str!("../../migrations/sqlite/0016_mfa.sql"),
+    ),
 ];
 pub const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -410,6 +416,11 @@ pub const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         15,
         "drill",
         include_str!("../../migrations/postgres/0015_drill.sql"),
+    ),
+    (
+        16,
+        "mfa",
+        include_str!("../../migrations/postgres/0016_mfa.sql"),
     ),
 ];
 

@@ -131,10 +131,14 @@ pub async fn list(
     Ok(rows?)
 }
 
-/// Rows per key id: what `imangor keys status` shows and `keys retire` checks.
+/// Rows per key id (secrets and TOTP secrets): what `imangor keys status` shows and `keys
+/// retire` checks.
 pub async fn count_by_key(tx: &mut Tx) -> sqlx::Result<Vec<(String, i64)>> {
     on_tx!(tx, c => {
-        let rows = sqlx::query("select key_id, count(*) as n from secrets group by key_id order by key_id")
+        // TOTP secrets (`mfa_totp`) are sealed under the same keyring and counted with them.
+        let rows = sqlx::query(
+            "select key_id, count(*) as n from (select key_id from secrets union all select key_id from mfa_totp) t
+             group by key_id order by key_id")
             .fetch_all(c).await?;
         rows.iter().map(|r| Ok((r.try_get("key_id")?, r.try_get("n")?))).collect()
     })

@@ -16,20 +16,29 @@ pub struct AuthState {
     pub jti_denied: bool,
 }
 
-/// A new session of `user`, issued to `client` (none: the password grant) and narrowed to
-/// `scopes` (none: the whole role).
-pub async fn create(
-    tx: &mut Tx,
-    id: SessionId,
-    user: UserId,
-    client: Option<ClientId>,
-    scopes: Option<Scopes>,
-    now: Timestamp,
-    expires_at: Timestamp,
-) -> sqlx::Result<()> {
-    on_tx!(tx, c => sqlx::query("insert into sessions (id, user_id, client_id, scope, created_at, expires_at) values ($1, $2, $3, $4, $5, $6)")
-        .bind(id.to_string()).bind(user.to_string()).bind(client.map(|c| c.to_string()))
-        .bind(scopes.map(|s| s.to_string())).bind(now.micros()).bind(expires_at.micros())
+/// A session to open.
+pub struct NewSession {
+    pub id: SessionId,
+    pub user: UserId,
+    /// The client its tokens are issued to (none: the password grant).
+    pub client: Option<ClientId>,
+    /// The scopes they are narrowed to (none: the whole role).
+    pub scopes: Option<Scopes>,
+    /// The user passed a second factor.
+    pub mfa: bool,
+    /// When the user signed in.
+    pub auth_time: Timestamp,
+    pub now: Timestamp,
+    pub expires_at: Timestamp,
+}
+
+pub async fn create(tx: &mut Tx, s: &NewSession) -> sqlx::Result<()> {
+    on_tx!(tx, c => sqlx::query(
+        "insert into sessions (id, user_id, client_id, scope, mfa, auth_time, created_at, expires_at)
+         values ($1, $2, $3, $4, $5, $6, $7, $8)")
+        .bind(s.id.to_string()).bind(s.user.to_string()).bind(s.client.map(|c| c.to_string()))
+        .bind(s.scopes.map(|s| s.to_string())).bind(s.mfa).bind(s.auth_time.micros())
+        .bind(s.now.micros()).bind(s.expires_at.micros())
         .execute(c).await.map(|r| r.rows_affected()))?;
     Ok(())
 }
@@ -116,6 +125,9 @@ pub struct LiveSession {
     pub client: Option<ClientId>,
     /// The scopes its tokens are narrowed to (none: the whole role).
     pub scopes: Option<Scopes>,
+    /// Its user passed a second factor, and when the user signed in.
+    pub mfa: bool,
+    pub auth_time: Timestamp,
 }
 
 /// The owner, absolute expiry and client of a session, if the session is live and its user may
@@ -127,7 +139,7 @@ pub async fn live_session(
 ) -> sqlx::Result<Option<LiveSession>> {
     on_tx!(tx, c => {
         let row = sqlx::query(
-            "select s.user_id, s.expires_at, s.client_id, s.scope from sessions s join users u on u.id = s.user_id
+            "select s.user_id, s.expires_at, s.client_id, s.scope, s.mfa, coalesce(s.auth_time, s.created_at) as auth_time from sessions s join users u on u.id = s.user_id
              where s.id = $1 and s.revoked_at is null and s.expires_at > $2 and not u.disabled")
             .bind(session.to_string()).bind(now.micros()).fetch_optional(c).await?;
         row.map(|r| {
@@ -143,6 +155,8 @@ pub async fn live_session(
                 scopes: scope
                     .map(|s| Scopes::parse(&s).map_err(|_| decode_err("scope", &s)))
                     .transpose()?,
+                mfa: r.try_get("mfa")?,
+                auth_time: Timestamp::from_micros(r.try_get("auth_time")?),
             })
         }).transpose()
     })
@@ -309,7 +323,7 @@ pub async fn legacy_account(
 /// refresh tokens of expired sessions, the sessions of client-credentials tokens (one per
 /// token, its user the client's service account) once their token expired, and authorization
 /// codes and consent tickets a day after they expired (a late second use of a code is still
-/// recognised as reuse until then).
+/// recognised as reuse until then), and expired mfa tokens.
 pub async fn prune(db: &Db, now: Timestamp) -> sqlx::Result<u64> {
     // A token is accepted up to the leeway past its `exp`: what refuses it must outlive that.
     let past_leeway = now.micros() - crate::auth::token::JWT_LEEWAY_S as i64 * 1_000_000;
@@ -322,7 +336,9 @@ pub async fn prune(db: &Db, now: Timestamp) -> sqlx::Result<u64> {
             .bind(past_leeway).execute(c).await?;
         let e = sqlx::query("delete from oauth_codes where expires_at < $1").bind(day_ago).execute(c).await?;
         let f = sqlx::query("delete from oauth_consents where expires_at < $1").bind(now.micros()).execute(c).await?;
+        let g = sqlx::query("delete from mfa_tokens where expires_at < $1").bind(now.micros()).execute(c).await?;
         a.rows_affected() + b.rows_affected() + d.rows_affected() + e.rows_affected() + f.rows_affected()
+            + g.rows_affected()
     });
     Ok(n)
 }

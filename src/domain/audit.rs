@@ -25,10 +25,19 @@ vocabulary! {
         ContainmentUnblockAddress => "containment.unblock_address",
         /// An import from a deployment of the guide's Python stack (`imangor import`).
         ImportRun => "import.run",
+        /// An incident's evidence bundle exported (`imangor incident evidence`, the API).
+        IncidentEvidence => "incident.evidence",
         IncidentOpen => "incident.open",
         IncidentReport => "incident.report",
         IncidentUpdate => "incident.update",
         KeysAdd => "keys.add",
+        /// Second factors: a TOTP enrolment started or confirmed, removed; recovery codes
+        /// regenerated or used; a second factor checked at sign-in.
+        MfaRecoveryCodes => "mfa.recovery_codes",
+        MfaRecoveryUse => "mfa.recovery_use",
+        MfaTotpEnroll => "mfa.totp_enroll",
+        MfaTotpRemove => "mfa.totp_remove",
+        MfaVerify => "mfa.verify",
         /// The authorization endpoint: a code issued after sign-in (and consent), a refusal.
         OAuthAuthorize => "oauth.authorize",
         /// A client failed to authenticate at the token or introspection endpoint.

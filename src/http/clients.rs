@@ -130,10 +130,12 @@ async fn list(State(app): State<AppState>, who: Principal) -> Result<Json<Vec<Cl
     ))
 }
 
-/// Delete a client: every token issued to it stops working at once.
+/// Delete a client: every token issued to it stops working at once. The console's built-in
+/// client (`c0a5c01e-0000-4000-8000-000000000001`) cannot be deleted.
 #[utoipa::path(delete, path = "/clients/{client_id}", tag = "clients", security(("bearer" = [])),
     params(("client_id" = String, Path)),
-    responses((status = 204), (status = 401), (status = 403, description = "not an admin"), (status = 404)))]
+    responses((status = 204), (status = 401), (status = 403, description = "not an admin"), (status = 404),
+        (status = 409, description = "the console's built-in client")))]
 async fn delete(
     State(app): State<AppState>,
     who: Principal,

@@ -149,6 +149,8 @@ pub struct OAuthError {
     error: &'static str,
     description: &'static str,
     retry_after_s: Option<u64>,
+    /// `mfa_required`: the token the second factor is presented with.
+    mfa_token: Option<String>,
 }
 
 impl OAuthError {
@@ -158,14 +160,26 @@ impl OAuthError {
             error: "invalid_request",
             description,
             retry_after_s: None,
+            mfa_token: None,
+        }
+    }
+    /// The password was right and the account has a second factor (API.md).
+    pub fn mfa_required(mfa_token: String) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            error: "mfa_required",
+            description: "a second factor is required: present it with grant_type=urn:imangor:grant-type:mfa",
+            retry_after_s: None,
+            mfa_token: Some(mfa_token),
         }
     }
     pub fn unsupported_grant_type() -> Self {
         Self {
             status: StatusCode::BAD_REQUEST,
             error: "unsupported_grant_type",
-            description: "supported grant types: password, authorization_code, client_credentials, refresh_token",
+            description: "supported grant types: password, authorization_code, client_credentials, refresh_token, urn:imangor:grant-type:mfa",
             retry_after_s: None,
+            mfa_token: None,
         }
     }
 }
@@ -235,14 +249,18 @@ impl From<AppError> for OAuthError {
             error,
             description,
             retry_after_s,
+            mfa_token: None,
         }
     }
 }
 
 impl IntoResponse for OAuthError {
     fn into_response(self) -> Response {
-        let body =
+        let mut body =
             serde_json::json!({ "error": self.error, "error_description": self.description });
+        if let Some(t) = &self.mfa_token {
+            body["mfa_token"] = serde_json::Value::String(t.clone());
+        }
         let mut res = (self.status, Json(body)).into_response();
         let h = res.headers_mut();
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

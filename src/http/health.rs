@@ -19,6 +19,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(healthz))
         .routes(routes!(readyz))
         .routes(routes!(jwks))
+        .routes(routes!(audit_keys))
 }
 
 /// The public keys (EdDSA) that verify imangor's access tokens, by `kid` (RFC 7517): other
@@ -27,6 +28,21 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[utoipa::path(get, path = "/.well-known/jwks.json", tag = "keys", responses((status = 200, description = "a JSON Web Key Set")))]
 async fn jwks(State(app): State<AppState>) -> Response {
     let mut res = Json(app.identity.tokens.jwks()).into_response();
+    res.headers_mut().insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("public, max-age=300"),
+    );
+    res
+}
+
+/// The public keys (Ed25519, by `kid`: the data key's id) that verify the audit chain's signed
+/// checkpoints and evidence bundles (`imangor evidence verify --keys`), in the shape of a JSON Web
+/// Key Set: an investigator checks a bundle against keys fetched from the deployment, not only
+/// against those the bundle carries. Never a data key itself.
+#[utoipa::path(get, path = "/.well-known/imangor-audit-keys", tag = "keys",
+    responses((status = 200, description = "a JSON Web Key Set of Ed25519 keys (`kty` OKP, `crv` Ed25519, `x`, `kid`, `use` sig)")))]
+async fn audit_keys(State(app): State<AppState>) -> Response {
+    let mut res = Json(crate::crypto::chain::audit_keys_jwks(&app.keys)).into_response();
     res.headers_mut().insert(
         axum::http::header::CACHE_CONTROL,
         axum::http::HeaderValue::from_static("public, max-age=300"),

@@ -3,7 +3,8 @@
 
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -27,6 +28,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(report, list))
         .routes(routes!(show, update))
+        .routes(routes!(evidence))
         .routes(routes!(contain))
 }
 
@@ -359,6 +361,50 @@ async fn show(
     let mut v = full_view(i, notes, chain);
     v.events = events.map(|e| e.into_iter().map(Into::into).collect());
     Ok(Json(v))
+}
+
+/// The incident's evidence bundle, as a JSON file to download: the incident with its notes, its
+/// audit events, the chain segment and the signed checkpoints that cover them, the public
+/// checkpoint keys, the deployment's configuration (no secrets) and a signed manifest of SHA-256
+/// digests. `imangor evidence verify FILE` checks it offline. Admins only; each export is recorded
+/// in the audit trail (`incident.evidence`).
+#[utoipa::path(get, path = "/incidents/{id}/evidence", tag = "security operations", security(("bearer" = [])),
+    params(("id" = String, Path, description = "the incident's id")),
+    responses((status = 200, description = "the bundle (`format`: imangor-evidence-bundle/1), as an attachment",
+            content_type = "application/json", body = Object,
+            headers(("Content-Disposition" = String, description = "attachment; filename=\"incident-ID-evidence.json\""),
+                ("Cache-Control" = String, description = "no-store"))),
+        (status = 401), (status = 403, description = "not an admin"), (status = 404),
+        (status = 409, description = "the incident's newest events are not signed yet (retry in a few seconds), or its chain segment is too long")))]
+async fn evidence(
+    State(app): State<AppState>,
+    who: Principal,
+    meta: RequestMeta,
+    Path(id): Path<String>,
+) -> Result<Response> {
+    let grant = crate::authz::authorize_plain(Some(&who), crate::authz::Action::IncidentEvidence)?;
+    let id = incident_id(&id)?;
+    let src = service::audit::evidence::Sources {
+        db: &app.store.db,
+        keys: &app.keys,
+        tokens: &app.identity.tokens,
+        config: &app.config,
+    };
+    let bundle = service::audit::evidence::export(&src, &grant, &id, &meta).await?;
+    let mut res = bundle.into_response();
+    let headers = res.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    // The id was checked to be a UUID: nothing in the file name needs quoting.
+    if let Ok(v) = HeaderValue::from_str(&format!(
+        "attachment; filename=\"incident-{id}-evidence.json\""
+    )) {
+        headers.insert(header::CONTENT_DISPOSITION, v);
+    }
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(res)
 }
 
 /// Contain or resolve an incident, with a note (open -> contained -> resolved), and triage it:

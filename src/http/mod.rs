@@ -8,6 +8,7 @@ pub mod extract;
 pub mod health;
 pub mod incidents;
 pub mod metrics;
+pub mod mfa;
 pub mod middleware;
 pub mod oauth;
 pub mod page;
@@ -143,7 +144,8 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
                 .merge(audit::router())
                 .merge(incidents::router())
                 .merge(security::router())
-                .merge(clients::router()),
+                .merge(clients::router())
+                .merge(mfa::router()),
         )
         .merge(health::router())
         .merge(oauth::metadata())

@@ -3,8 +3,8 @@
 //!
 //! The pages run no script, load only the console's style sheet, cannot be framed, and post
 //! only to themselves and (by the 303 that follows) to the client's redirect URI. Each form is
-//! bound to the browser that loaded it: a random cookie (`HttpOnly`, `SameSite=Strict`, path
-//! `/oauth`) whose value the form repeats; a post without both, or with two that differ, is
+//! bound to the browser that loaded it: a random cookie (`HttpOnly`, `SameSite=Strict`;
+//! `__Host-` and `Secure` over https) whose value the form repeats; a post without both, or with two that differ, is
 //! refused (login CSRF). A consent ticket is also bound to that cookie (its hash).
 
 use axum::extract::{RawQuery, State};
@@ -20,11 +20,23 @@ use crate::auth::{random_token, sha256_hex};
 use crate::domain::client::Scope;
 use crate::error::AppError;
 use crate::service::audit::RequestMeta;
+use crate::service::mfa::Factor;
 use crate::service::oauth::{self, AuthRequest, AuthorizeError, AuthorizeParams, SignInNext};
 use crate::state::AppState;
 
-/// The cookie that binds a form to the browser it was served to.
+/// The cookie that binds a form to the browser it was served to. Over https it is a `__Host-`
+/// cookie (Secure, path `/`, no Domain: no sibling host can plant it); over http (development,
+/// a loopback public URL) browsers refuse that prefix, so it is a plain one on `/oauth`.
 const COOKIE: &str = "imangor_oauth";
+const HOST_COOKIE: &str = "__Host-imangor_oauth";
+
+fn cookie_name(app: &AppState) -> &'static str {
+    if app.config.public_url.starts_with("https://") {
+        HOST_COOKIE
+    } else {
+        COOKIE
+    }
+}
 /// The longest query or form of an authorization request.
 const MAX_PARAMS_LEN: usize = 4096;
 
@@ -128,14 +140,14 @@ fn params(pairs: &[(String, String)]) -> AuthorizeParams<'_> {
 }
 
 /// The browser's binding cookie, if it sent a well-formed one.
-fn cookie(headers: &HeaderMap) -> Option<String> {
+fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|c| c.trim().split_once('='))
-        .find(|(k, _)| *k == COOKIE)
+        .find(|(k, _)| *k == name)
         .map(|(_, v)| v.to_owned())
         .filter(|v| {
             v.len() == 43
@@ -147,20 +159,22 @@ fn cookie(headers: &HeaderMap) -> Option<String> {
 /// GET: checks the request and shows the sign-in form (RFC 6749 §4.1.1).
 async fn authorize(
     State(app): State<AppState>,
+    meta: RequestMeta,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
     let Some(pairs) = pairs(query.as_deref().unwrap_or("")) else {
-        return error_page(
-            StatusCode::BAD_REQUEST,
-            "The authorization request is malformed (a parameter is repeated, or it is too long).",
-        );
+        let why =
+            "The authorization request is malformed (a parameter is repeated, or it is too long).";
+        oauth::refused_page(&app.sinks, None, why, &meta).await;
+        return error_page(StatusCode::BAD_REQUEST, why);
     };
     let req = match oauth::authorization_request(&app.store, &params(&pairs)).await {
         Ok(r) => r,
-        Err(e) => return refused(&app, e),
+        Err(e) => return refused(&app, e, get_param(&pairs, "client_id"), &meta).await,
     };
-    let (binding, set_cookie) = match cookie(&headers) {
+    let name = cookie_name(&app);
+    let (binding, set_cookie) = match cookie(&headers, name) {
         Some(c) => (c, false),
         None => match random_token(32) {
             Ok(c) => (c, true),
@@ -169,12 +183,11 @@ async fn authorize(
     };
     let mut res = sign_in_page(&req, &binding, StatusCode::OK, None);
     if set_cookie {
-        let secure = if app.config.public_url.starts_with("https://") {
-            "; Secure"
+        let v = if name == HOST_COOKIE {
+            format!("{name}={binding}; Path=/; Secure; HttpOnly; SameSite=Strict")
         } else {
-            ""
+            format!("{name}={binding}; Path=/oauth; HttpOnly; SameSite=Strict")
         };
-        let v = format!("{COOKIE}={binding}; Path=/oauth; HttpOnly; SameSite=Strict{secure}");
         if let Ok(v) = HeaderValue::from_str(&v) {
             res.headers_mut().insert(header::SET_COOKIE, v);
         }
@@ -193,9 +206,20 @@ async fn submit(
         return error_page(StatusCode::BAD_REQUEST, "The form is malformed.");
     };
     // The form must come from a page this server gave this browser (login CSRF).
-    let binding = match (cookie(&headers), get_param(&pairs, "csrf")) {
+    let binding = match (
+        cookie(&headers, cookie_name(&app)),
+        get_param(&pairs, "csrf"),
+    ) {
         (Some(c), Some(f)) if same(c.as_bytes(), f.as_bytes()) => c,
         _ => {
+            let client = get_param(&pairs, "client_id");
+            oauth::refused_page(
+                &app.sinks,
+                client,
+                "a form not bound to this browser (CSRF)",
+                &meta,
+            )
+            .await;
             return error_page(
                 StatusCode::FORBIDDEN,
                 "This form was not served to this browser, or it expired. Start again from the application.",
@@ -213,22 +237,55 @@ async fn submit(
         return match oauth::consent(&app.store, &app.identity, ticket, &bound, approve, &meta).await
         {
             Ok(Some(url)) => redirect(&url),
-            Ok(None) => error_page(
-                StatusCode::BAD_REQUEST,
-                "This sign-in expired or was already used. Start again from the application.",
-            ),
+            Ok(None) => {
+                let why = "a consent ticket unknown, expired, spent or bound to another browser";
+                oauth::refused_page(&app.sinks, None, why, &meta).await;
+                error_page(
+                    StatusCode::BAD_REQUEST,
+                    "This sign-in expired or was already used. Start again from the application.",
+                )
+            }
             Err(e) => failure_page(e),
         };
     }
     let req = match oauth::authorization_request(&app.store, &params(&pairs)).await {
         Ok(r) => r,
-        Err(e) => return refused(&app, e),
+        Err(e) => return refused(&app, e, get_param(&pairs, "client_id"), &meta).await,
     };
+    if let Some(mfa_token) = get_param(&pairs, "mfa_token") {
+        let factor = match (get_param(&pairs, "otp"), get_param(&pairs, "recovery_code")) {
+            (Some(otp), _) => Factor::Totp(otp),
+            (None, Some(code)) => Factor::RecoveryCode(code),
+            (None, None) => Factor::Totp(""),
+        };
+        let next = oauth::second_factor(
+            &app.store,
+            &app.identity,
+            &app.guards,
+            &app.keys,
+            &req,
+            mfa_token,
+            factor,
+            &bound,
+            &meta,
+        )
+        .await;
+        return match next {
+            Err(AppError::OAuth { .. }) => second_factor_page(
+                &req,
+                &binding,
+                mfa_token,
+                StatusCode::UNAUTHORIZED,
+                Some("The code is not correct, or this sign-in expired."),
+            ),
+            other => answer(&req, &binding, other),
+        };
+    }
     let (username, password) = (
         get_param(&pairs, "username").unwrap_or(""),
         get_param(&pairs, "password").unwrap_or(""),
     );
-    match oauth::sign_in(
+    let next = oauth::sign_in(
         &app.store,
         &app.identity,
         &app.guards,
@@ -239,13 +296,21 @@ async fn submit(
         &bound,
         &meta,
     )
-    .await
-    {
+    .await;
+    answer(&req, &binding, next)
+}
+
+/// The page (or redirect) that follows a sign-in step.
+fn answer(req: &AuthRequest, binding: &str, next: Result<SignInNext, AppError>) -> Response {
+    match next {
         Ok(SignInNext::Redirect(url)) => redirect(&url),
-        Ok(SignInNext::Consent { ticket }) => consent_page(&req, &binding, &ticket),
+        Ok(SignInNext::Consent { ticket }) => consent_page(req, binding, &ticket),
+        Ok(SignInNext::SecondFactor { mfa_token }) => {
+            second_factor_page(req, binding, &mfa_token, StatusCode::OK, None)
+        }
         Err(AppError::Unauthenticated { .. }) => sign_in_page(
-            &req,
-            &binding,
+            req,
+            binding,
             StatusCode::UNAUTHORIZED,
             Some("The email or the password is not correct."),
         ),
@@ -257,11 +322,20 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// A refused request: an error page where the redirect URI cannot be trusted, else the error
-/// sent back to the client (RFC 6749 §4.1.2.1) with `state` and `iss`.
-fn refused(app: &AppState, e: AuthorizeError) -> Response {
+/// A refused request: an error page where the redirect URI cannot be trusted (recorded: it is
+/// how phishing and redirect probing look), else the error sent back to the client (RFC 6749
+/// §4.1.2.1) with `state` and `iss`.
+async fn refused(
+    app: &AppState,
+    e: AuthorizeError,
+    client_id: Option<&str>,
+    meta: &RequestMeta,
+) -> Response {
     match e {
-        AuthorizeError::Page(why) => error_page(StatusCode::BAD_REQUEST, why),
+        AuthorizeError::Page(why) => {
+            oauth::refused_page(&app.sinks, client_id, why, meta).await;
+            error_page(StatusCode::BAD_REQUEST, why)
+        }
         AuthorizeError::Redirect {
             redirect_uri,
             error,
@@ -397,12 +471,8 @@ fn hidden(name: &str, value: &str) -> String {
     )
 }
 
-fn sign_in_page(
-    req: &AuthRequest,
-    binding: &str,
-    status: StatusCode,
-    error: Option<&str>,
-) -> Response {
+/// The hidden fields that carry an authorization request through a form.
+fn request_fields(req: &AuthRequest, binding: &str) -> String {
     let mut fields = String::new();
     fields.push_str(&hidden("response_type", "code"));
     fields.push_str(&hidden("client_id", &req.client.id.to_string()));
@@ -414,14 +484,54 @@ fn sign_in_page(
     fields.push_str(&hidden("code_challenge", &req.challenge));
     fields.push_str(&hidden("code_challenge_method", "S256"));
     fields.push_str(&hidden("csrf", binding));
-    let error = error
+    fields
+}
+
+fn error_line(error: Option<&str>) -> String {
+    error
         .map(|e| {
             format!(
                 "<p id=\"signin-error\" class=\"error\" role=\"alert\">{}</p>\n",
                 esc(e)
             )
         })
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+/// The second factor: a TOTP code (`otp`) or, instead, a recovery code (`recovery_code`).
+fn second_factor_page(
+    req: &AuthRequest,
+    binding: &str,
+    mfa_token: &str,
+    status: StatusCode,
+    error: Option<&str>,
+) -> Response {
+    let body = format!(
+        "<section aria-labelledby=\"mfa-title\">\n\
+         <h1 id=\"mfa-title\">Second factor</h1>\n\
+         <p class=\"muted\">to continue to <strong>{}</strong></p>\n{}\
+         <form method=\"post\" action=\"/oauth/authorize\">\n{}{}\
+         <label for=\"otp\">Code from your authenticator app</label>\n\
+         <input id=\"otp\" name=\"otp\" inputmode=\"numeric\" autocomplete=\"one-time-code\" pattern=\"[0-9]{{6}}\">\n\
+         <label for=\"recovery_code\">or a recovery code</label>\n\
+         <input id=\"recovery_code\" name=\"recovery_code\" autocomplete=\"off\">\n\
+         <button type=\"submit\">Continue</button>\n</form>\n</section>\n",
+        esc(&req.client.name),
+        error_line(error),
+        request_fields(req, binding),
+        hidden("mfa_token", mfa_token),
+    );
+    page(status, "Second factor", &body, Some(&req.redirect_uri))
+}
+
+fn sign_in_page(
+    req: &AuthRequest,
+    binding: &str,
+    status: StatusCode,
+    error: Option<&str>,
+) -> Response {
+    let fields = request_fields(req, binding);
+    let error = error_line(error);
     let body = format!(
         "<section id=\"signin\" aria-labelledby=\"signin-title\">\n\
          <h1 id=\"signin-title\">Sign in</h1>\n\

@@ -195,7 +195,10 @@ fn quota(app: &AppState, method: &Method, path: &str) -> Option<(&'static str, Q
         // address is free and no API traffic from a probe's address can fail the probe.
         (_, "/healthz" | "/readyz") => Some(("health", c.rate_limit_api)),
         (_, p) if p.starts_with("/docs") || p == "/openapi.json" => None,
-        (&Method::POST, "/api/v1/token") => Some(("token", c.rate_limit_token)),
+        // The sign-in page's form takes passwords as the token endpoint does: the same budget.
+        (&Method::POST, "/api/v1/token" | "/oauth/authorize") => {
+            Some(("token", c.rate_limit_token))
+        }
         (&Method::POST, "/api/v1/users") => Some(("register", c.rate_limit_register)),
         _ => Some(("api", c.rate_limit_api)),
     }
@@ -287,8 +290,9 @@ fn checked_bearer(app: &AppState, req: &Request) -> Option<CheckedBearer> {
 
 const CORS_METHODS: &str = "GET, POST, PUT, PATCH, DELETE";
 const CORS_HEADERS: &str = "authorization, content-type";
-const CORS_EXPOSE: &str =
-    "ratelimit-limit, ratelimit-remaining, ratelimit-reset, retry-after, x-request-id";
+/// `www-authenticate` among them: a browser client reads why a token was refused (RFC 6750
+/// §3.1, `insufficient_scope` and the scope it lacked).
+const CORS_EXPOSE: &str = "ratelimit-limit, ratelimit-remaining, ratelimit-reset, retry-after, www-authenticate, x-request-id";
 
 /// CORS with an exact allowlist: a listed origin is echoed (never `*` with credentials), with
 /// explicit methods and headers; any other origin, `null` included, gets no `Access-Control-*`.

@@ -14,6 +14,8 @@ use super::error::OAuthError;
 use super::extract::OAuthForm;
 use crate::domain::client::Client;
 use crate::error::{AppError, OAuthCode};
+use crate::service::auth::{Granted, TokenPair};
+use crate::service::mfa::Factor;
 use crate::service::oauth::{ClientAuth, Redemption};
 use crate::service::{self, audit::RequestMeta};
 use crate::state::AppState;
@@ -201,7 +203,7 @@ async fn token(
                     "username and password are required",
                 ));
             };
-            service::auth::login(
+            let granted = service::auth::login(
                 &app.store,
                 &app.identity,
                 &app.guards,
@@ -211,7 +213,34 @@ async fn token(
                 password,
                 &meta,
             )
-            .await?
+            .await?;
+            tokens_or_mfa(granted)?
+        }
+        Some(MFA_GRANT) => {
+            let Some(mfa_token) = form.get("mfa_token") else {
+                return Err(OAuthError::invalid_request("mfa_token is required"));
+            };
+            let factor = match (form.get("otp"), form.get("recovery_code")) {
+                (Some(otp), None) => Factor::Totp(otp),
+                (None, Some(code)) => Factor::RecoveryCode(code),
+                _ => {
+                    return Err(OAuthError::invalid_request(
+                        "give one of otp and recovery_code",
+                    ));
+                }
+            };
+            let granted = service::mfa::redeem(
+                &app.store,
+                &app.identity,
+                &app.guards,
+                &app.keys,
+                &app.config,
+                mfa_token,
+                factor,
+                &meta,
+            )
+            .await?;
+            tokens_or_mfa(granted)?
         }
         Some("refresh_token") => {
             let Some(refresh) = form.get("refresh_token") else {
@@ -289,6 +318,18 @@ async fn token(
         scope: pair.scope.to_string(),
     };
     Ok(no_store(Json(body).into_response()))
+}
+
+/// The MFA grant's type (API.md "Multi-factor authentication").
+const MFA_GRANT: &str = "urn:imangor:grant-type:mfa";
+
+/// Tokens, or the `mfa_required` answer: 400 with the `mfa_token` the second factor is
+/// presented with, and no tokens.
+fn tokens_or_mfa(granted: Granted) -> Result<TokenPair, OAuthError> {
+    match granted {
+        Granted::Tokens(pair) => Ok(pair),
+        Granted::MfaRequired { mfa_token } => Err(OAuthError::mfa_required(mfa_token)),
+    }
 }
 
 /// Introspect an access token (RFC 7662), for a confidential client (HTTP Basic).

@@ -74,10 +74,11 @@ const AUTH_STATUSES: [&str; 4] = ["success", "failure", "locked", "rate_limited"
 /// their account's cap of events (`limits::login::RefusalEvents`), and replays of a spent
 /// refresh token whose reuse was already recorded (refused, never written again: a replay must
 /// not raise the incident and page the on-call each time).
-pub const SKIPPED_ACTIONS: [Action; 3] = [
+pub const SKIPPED_ACTIONS: [Action; 4] = [
     Action::AuthLogin,
     Action::UserPasswordChange,
     Action::AuthRefreshReuse,
+    Action::OAuthCodeReuse,
 ];
 /// Why an incident alert was lost: `security_alerts_dropped_total{reason}`.
 #[derive(Debug, Clone, Copy)]

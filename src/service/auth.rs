@@ -5,7 +5,7 @@ use anyhow::Context;
 use super::audit::{self, Event, RequestMeta};
 use crate::auth::legacy::{LegacyTokens, LegacyVerified};
 use crate::auth::password::Verdict;
-use crate::auth::token::{Subject, TokenError, Verified};
+use crate::auth::token::{SignedInWith, Subject, TokenError, Verified};
 use crate::auth::{random_token, sha256_hex};
 use crate::authz::Principal;
 use crate::config::Config;
@@ -56,19 +56,27 @@ pub async fn login(
     username: &str,
     password: &str,
     meta: &RequestMeta,
-) -> Result<TokenPair> {
+) -> Result<Granted> {
     let SignedIn { user, new_hash } =
         check_password(store, identity, guards, sinks, username, password, meta).await?;
     let now = Timestamp::now();
+    let second_factor = crate::db::mfa::requires_second_factor(&store.db, user.id).await?;
     let mut tx = store.db.begin().await?;
     if let Some(h) = &new_hash {
         users::set_password_hash(&mut tx, user.id, h, now).await?;
     }
-    let session = SessionId::new();
-    let session_end = now.plus_seconds(config.session_max_age);
-    sessions::create(&mut tx, session, user.id, None, None, now, session_end).await?;
-    let refresh_token =
-        new_refresh_token(&mut tx, session, now, session_end, config.refresh_token_ttl).await?;
+    // An account with a second factor gets no tokens for its password alone.
+    if second_factor {
+        let mfa_token = super::mfa::challenge(&mut tx, user.id, now, meta).await?;
+        store.commit(tx).await?;
+        return Ok(Granted::MfaRequired { mfa_token });
+    }
+    let (session, refresh_token) = open_session(
+        &mut tx,
+        user_session(user.id, config, false, now),
+        Some(config.refresh_token_ttl),
+    )
+    .await?;
     let detail = if new_hash.is_some() {
         "password hash upgraded to argon2id"
     } else {
@@ -76,19 +84,75 @@ pub async fn login(
     };
     Event::new(audit::Action::AuthLogin, audit::Outcome::Success)
         .actor(user.id)
-        .target(session)
+        .target(session.id)
         .detail(detail)
         .record(&mut tx, meta)
         .await?;
     store.commit(tx).await?;
-    let to = Subject {
-        user: user.id,
-        role: user.role,
-        session,
+    Ok(Granted::Tokens(pair(
+        identity,
+        &subject(&session, user.role),
+        now,
+        refresh_token,
+    )?))
+}
+
+/// What the password grant answers: tokens, or (for an account with a second factor) the
+/// token that the second factor is presented with.
+pub enum Granted {
+    Tokens(TokenPair),
+    MfaRequired { mfa_token: String },
+}
+
+/// A session of a user who signed in now (with a second factor or not), issued to no client.
+pub(crate) fn user_session(
+    user: crate::domain::UserId,
+    config: &Config,
+    mfa: bool,
+    now: Timestamp,
+) -> sessions::NewSession {
+    sessions::NewSession {
+        id: SessionId::new(),
+        user,
         client: None,
         scopes: None,
+        mfa,
+        auth_time: now,
+        now,
+        expires_at: now.plus_seconds(config.session_max_age),
+    }
+}
+
+/// Whom a new session's tokens are issued to, with the user's `role` read now.
+pub(crate) fn subject(s: &sessions::NewSession, role: crate::domain::Role) -> Subject {
+    Subject {
+        user: s.user,
+        role,
+        session: s.id,
+        client: s.client,
+        scopes: s.scopes,
+        signed_in: Some(SignedInWith {
+            mfa: s.mfa,
+            at: s.auth_time,
+        }),
+    }
+}
+
+/// Opens a session and, given a refresh token's lifetime, its first refresh token: how every
+/// grant that signs a user in ends.
+pub(crate) async fn open_session(
+    tx: &mut crate::db::Tx,
+    session: sessions::NewSession,
+    refresh_ttl: Option<u64>,
+) -> Result<(sessions::NewSession, Option<String>)> {
+    sessions::create(tx, &session).await?;
+    let refresh_token = match refresh_ttl {
+        Some(ttl) => {
+            Some(new_refresh_token(tx, session.id, session.now, session.expires_at, ttl).await?)
+        }
+        None => None,
     };
-    pair(identity, &to, now, Some(refresh_token))
+    Ok((session, refresh_token))
 }
 
 /// A password that checked out: the account, and its new argon2id hash when the stored one
@@ -358,6 +422,10 @@ pub async fn refresh(
         session,
         client: live.client,
         scopes: live.scopes,
+        signed_in: Some(SignedInWith {
+            mfa: live.mfa,
+            at: live.auth_time,
+        }),
     };
     pair(identity, &to, now, Some(refresh_token))
 }

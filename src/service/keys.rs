@@ -283,5 +283,28 @@ pub async fn reencrypt(
             total.max(done.resealed),
         );
     }
+    // The TOTP secrets under the same keyring (one per account: one transaction).
+    let mut tx = db.begin_write().await?;
+    for (user, row) in crate::db::mfa::not_under(&mut tx, &current).await? {
+        let aad = crate::db::mfa::binding(user);
+        match ring.open(&row.key_id, &row.secret, &aad) {
+            Ok(plain) => {
+                let sealed = ring.seal(&plain, &aad)?;
+                if crate::db::mfa::reseal(&mut tx, user, &row, &sealed).await? {
+                    done.resealed += 1;
+                } else {
+                    done.skipped += 1;
+                }
+            }
+            Err(e) => {
+                done.failed += 1;
+                tracing::error!(user = %user, error = %e, "a TOTP secret did not open; left as it is");
+            }
+        }
+    }
+    tx.commit()
+        .await
+        .quiet()
+        .context("committing the TOTP secrets")?;
     Ok(done)
 }

@@ -9,6 +9,7 @@ pub mod context;
 pub mod import;
 pub mod incidents;
 pub mod keys;
+pub mod mfa;
 pub mod oauth;
 pub mod readiness;
 pub mod resources;

@@ -7,12 +7,14 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use super::audit::{self, Event, RequestMeta};
-use super::auth::{SignedIn, TokenPair, check_password, pair};
+use super::auth::{SignedIn, TokenPair, check_password, open_session, pair, subject};
 use crate::auth::token::Subject;
 use crate::auth::{random_token, sha256_hex};
 use crate::authz::{Action, Authorized};
 use crate::config::Config;
+use crate::crypto::data::DataKeyring;
 use crate::db::clients::{self, Grant};
+use crate::db::sessions::NewSession;
 use crate::db::{sessions, users};
 use crate::domain::client::{Client, ClientKind, GrantType, NewClient, RedirectUri, Scopes};
 use crate::domain::{ClientId, Role, SessionId, Timestamp, UserId};
@@ -30,6 +32,82 @@ pub const MAX_STATE_LEN: usize = 512;
 
 fn refuse(error: OAuthCode, description: &'static str) -> AppError {
     AppError::oauth(error, description)
+}
+
+/// The security console's client id: fixed, so that the page (`console/console.js`) names it
+/// without asking, and the same on every deployment.
+pub const CONSOLE_CLIENT_ID: &str = "c0a5c01e-0000-4000-8000-000000000001";
+/// The console's name, on the sign-in page and in the client list.
+pub const CONSOLE_CLIENT_NAME: &str = "imangor security console";
+
+pub fn console_client_id() -> ClientId {
+    CONSOLE_CLIENT_ID
+        .parse()
+        .expect("CONSOLE_CLIENT_ID is a hyphenated UUID")
+}
+
+/// The console's redirect URI, `{IMANGOR_PUBLIC_URL}/console`, or why it cannot be registered
+/// (a public URL neither https nor http on a loopback address literal).
+pub fn console_redirect_uri(config: &Config) -> std::result::Result<RedirectUri, String> {
+    RedirectUri::parse(&format!("{}/console", config.public_url))
+}
+
+/// What became of the console's client at start.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ConsoleClient {
+    /// Registered as it should be (created, brought up to date, or already so).
+    Registered,
+    /// The public URL gives no acceptable redirect URI: the console cannot sign in, and a
+    /// client left by an earlier start was removed.
+    Absent { why: String },
+}
+
+/// Registers the console as a first-party public client (the code flow with PKCE, then
+/// refresh tokens; every scope, the role deciding), or brings its row up to date: run by every
+/// replica at start, idempotent (one upsert). Its redirect URI follows `IMANGOR_PUBLIC_URL`;
+/// where that gives none, an earlier row is removed (its refresh tokens then stop working).
+pub async fn ensure_console_client(store: &Store, config: &Config) -> Result<ConsoleClient> {
+    let id = console_client_id();
+    let redirect = match console_redirect_uri(config) {
+        Ok(r) => r,
+        Err(why) => {
+            let mut tx = store.db.begin_write().await?;
+            clients::delete(&mut tx, id).await?;
+            store.commit(tx).await?;
+            return Ok(ConsoleClient::Absent { why });
+        }
+    };
+    let console = Client {
+        id,
+        name: CONSOLE_CLIENT_NAME.to_owned(),
+        kind: ClientKind::Public,
+        redirect_uris: vec![redirect],
+        grant_types: vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
+        scopes: Scopes::all(),
+        first_party: true,
+        created_at: Timestamp::now(),
+    };
+    let current = clients::find(&store.db, id).await?;
+    let same = current.as_ref().is_some_and(|(c, secret)| {
+        secret.is_none()
+            && c.kind == console.kind
+            && c.name == console.name
+            && c.redirect_uris == console.redirect_uris
+            && c.grant_types == console.grant_types
+            && c.scopes == console.scopes
+            && c.first_party
+    });
+    if !same {
+        let mut tx = store.db.begin_write().await?;
+        clients::upsert_public(&mut tx, &console).await?;
+        store.commit(tx).await?;
+        tracing::info!(
+            client_id = CONSOLE_CLIENT_ID,
+            redirect_uri = console.redirect_uris[0].as_str(),
+            "the console's OAuth client was registered"
+        );
+    }
+    Ok(ConsoleClient::Registered)
 }
 
 /// A client just registered, with its secret (shown this once; none for a public client).
@@ -154,6 +232,11 @@ pub async fn delete_client(
     meta: &RequestMeta,
 ) -> Result<()> {
     grant.require(Action::ClientManage)?;
+    if id == console_client_id() {
+        return Err(AppError::Refused(
+            "the console's client is built in and cannot be deleted",
+        ));
+    }
     let now = Timestamp::now();
     let mut tx = store.db.begin().await?;
     if !clients::delete(&mut tx, id).await? {
@@ -336,11 +419,8 @@ pub async fn authorization_request(
                 ));
             }
         },
-        // Optional only where a single URI is registered (RFC 6749 §3.1.2.3).
-        None => match client.redirect_uris.as_slice() {
-            [only] => only.as_str().to_owned(),
-            _ => return Err(AuthorizeError::Page("the redirect URI is missing")),
-        },
+        // Required (OAuth 2.1): the token request must then name the same URI.
+        None => return Err(AuthorizeError::Page("the redirect URI is missing")),
     };
     let state = p.state.map(str::to_owned);
     let back = |error, description| AuthorizeError::Redirect {
@@ -408,12 +488,25 @@ pub async fn authorization_request(
     })
 }
 
+/// A refusal at the authorization endpoint that goes to no client (an error page): an unknown
+/// client, an unregistered redirect URI, a form not bound to this browser, a spent or foreign
+/// consent ticket. Recorded as an `oauth.authorize` failure (phishing and redirect probing).
+pub async fn refused_page(sinks: &Sinks, client_id: Option<&str>, why: &str, meta: &RequestMeta) {
+    let mut e = Event::new(audit::Action::OAuthAuthorize, audit::Outcome::Failure).detail(why);
+    if let Some(id) = client_id.and_then(|c| c.parse::<ClientId>().ok()) {
+        e = e.target(format!("client:{id}"));
+    }
+    e.emit(&sinks.events, meta).await;
+}
+
 /// What the sign-in page does next.
 pub enum SignInNext {
     /// Send the browser back to the client with this URL (a code, or an error).
     Redirect(String),
     /// Ask the user to approve the client: the ticket the consent form carries.
     Consent { ticket: String },
+    /// Ask for the second factor: the token the form carries with the code.
+    SecondFactor { mfa_token: String },
 }
 
 /// The client's answer URL (RFC 6749 §4.1.2): its redirect URI with `params`, `state` when the
@@ -450,17 +543,16 @@ pub async fn sign_in(
     let SignedIn { user, new_hash } =
         check_password(store, identity, guards, sinks, username, password, meta).await?;
     let now = Timestamp::now();
-    let grant = Grant {
-        client: req.client.id,
-        user: user.id,
-        redirect_uri: req.redirect_uri.clone(),
-        challenge: req.challenge.clone(),
-        scope: req.scope,
-        auth_time: now,
-    };
+    let second_factor = crate::db::mfa::requires_second_factor(&store.db, user.id).await?;
     let mut tx = store.db.begin().await?;
     if let Some(h) = &new_hash {
         users::set_password_hash(&mut tx, user.id, h, now).await?;
+    }
+    // An account with a second factor goes on only with it (the same rule as the password grant).
+    if second_factor {
+        let mfa_token = super::mfa::challenge(&mut tx, user.id, now, meta).await?;
+        store.commit(tx).await?;
+        return Ok(SignInNext::SecondFactor { mfa_token });
     }
     Event::new(audit::Action::AuthLogin, audit::Outcome::Success)
         .actor(user.id)
@@ -472,8 +564,61 @@ pub async fn sign_in(
         })
         .record(&mut tx, meta)
         .await?;
-    let next = if req.client.first_party {
-        let code = issue_code(&mut tx, &grant, meta).await?;
+    let next = signed_in(&mut tx, identity, req, user.id, false, binding, meta).await?;
+    store.commit(tx).await?;
+    Ok(next)
+}
+
+/// The sign-in page's second step: the `mfa_token` of a right password and a TOTP or recovery
+/// code (`mfa::pass`: the login guard, five wrong codes end the token); then as `sign_in`.
+#[allow(clippy::too_many_arguments)] // each context it names is one it uses (service::context)
+pub async fn second_factor(
+    store: &Store,
+    identity: &Identity,
+    guards: &Guards,
+    keys: &DataKeyring,
+    req: &AuthRequest,
+    mfa_token: &str,
+    factor: super::mfa::Factor<'_>,
+    binding: &str,
+    meta: &RequestMeta,
+) -> Result<SignInNext> {
+    let (user, how) = super::mfa::pass(store, guards, keys, mfa_token, factor, meta).await?;
+    let mut tx = store.db.begin().await?;
+    Event::new(audit::Action::AuthLogin, audit::Outcome::Success)
+        .actor(user.id)
+        .target(format!("client:{}", req.client.id))
+        .detail(format!("sign-in page; {how}"))
+        .record(&mut tx, meta)
+        .await?;
+    let next = signed_in(&mut tx, identity, req, user.id, true, binding, meta).await?;
+    store.commit(tx).await?;
+    Ok(next)
+}
+
+/// After the sign-in: a code for a first-party client, or a consent ticket bound to this
+/// browser for any other.
+async fn signed_in(
+    tx: &mut crate::db::Tx,
+    identity: &Identity,
+    req: &AuthRequest,
+    user: UserId,
+    mfa: bool,
+    binding: &str,
+    meta: &RequestMeta,
+) -> Result<SignInNext> {
+    let now = Timestamp::now();
+    let grant = Grant {
+        client: req.client.id,
+        user,
+        redirect_uri: req.redirect_uri.clone(),
+        challenge: req.challenge.clone(),
+        scope: req.scope,
+        auth_time: now,
+        mfa,
+    };
+    Ok(if req.client.first_party {
+        let code = issue_code(tx, &grant, meta).await?;
         SignInNext::Redirect(answer_url(
             identity,
             &req.redirect_uri,
@@ -483,7 +628,7 @@ pub async fn sign_in(
     } else {
         let ticket = random_token(32)?;
         clients::insert_ticket(
-            &mut tx,
+            tx,
             &sha256_hex(&ticket),
             binding,
             &grant,
@@ -492,9 +637,7 @@ pub async fn sign_in(
         )
         .await?;
         SignInNext::Consent { ticket }
-    };
-    store.commit(tx).await?;
-    Ok(next)
+    })
 }
 
 async fn issue_code(tx: &mut crate::db::Tx, grant: &Grant, meta: &RequestMeta) -> Result<String> {
@@ -516,23 +659,6 @@ async fn issue_code(tx: &mut crate::db::Tx, grant: &Grant, meta: &RequestMeta) -
         .record(tx, meta)
         .await?;
     Ok(code)
-}
-
-/// What a consent ticket named, for the consent page.
-pub struct ConsentView {
-    pub client_name: String,
-    pub scope: Scopes,
-}
-
-/// Reads (without taking) the client a ticket asks for: the consent page shows its name.
-pub async fn consent_view(store: &Store, client: ClientId) -> Result<ConsentView> {
-    let (c, _) = clients::find(&store.db, client)
-        .await?
-        .ok_or(AppError::NotFound)?;
-    Ok(ConsentView {
-        client_name: c.name,
-        scope: c.scopes,
-    })
 }
 
 /// The consent form's answer: the ticket is taken (single use, bound to the browser that
@@ -662,12 +788,22 @@ async fn redeem(
     let now = Timestamp::now();
     let mut tx = store.db.begin_write().await?;
     let Some(grant) = clients::redeem_code(&mut tx, &hash, now).await? else {
-        let Some((_, user, session)) = clients::spent_code(&mut tx, &hash).await? else {
-            drop(tx);
-            failed("authorization_code: unknown or expired code")
-                .emit(&sinks.events, meta)
-                .await;
-            return Err(invalid_grant());
+        let (user, session) = match clients::mark_code_reused(&mut tx, &hash, now).await? {
+            clients::Replay::First { user, session } => (user, session),
+            clients::Replay::Repeated => {
+                // Recorded once already: counted, so that replays cannot flood the trail or
+                // page the on-call again.
+                drop(tx);
+                sinks.metrics.event_skipped(audit::Action::OAuthCodeReuse);
+                return Err(invalid_grant());
+            }
+            clients::Replay::Unknown => {
+                drop(tx);
+                failed("authorization_code: unknown or expired code")
+                    .emit(&sinks.events, meta)
+                    .await;
+                return Err(invalid_grant());
+            }
         };
         let ended = match session {
             Some(s) => sessions::revoke(&mut tx, s, "authorization code reuse", now).await?,
@@ -717,36 +853,27 @@ async fn redeem(
     }
     let user = user.ok_or_else(invalid_grant)?;
     let scopes = grant.scope.intersect(client.scopes);
-    let session = SessionId::new();
-    let session_end = now.plus_seconds(config.session_max_age);
-    sessions::create(
+    let (session, refresh_token) = open_session(
         &mut tx,
-        session,
-        user.id,
-        Some(client.id),
-        Some(scopes),
-        now,
-        session_end,
+        NewSession {
+            id: SessionId::new(),
+            user: user.id,
+            client: Some(client.id),
+            scopes: Some(scopes),
+            mfa: grant.mfa,
+            auth_time: grant.auth_time,
+            now,
+            expires_at: now.plus_seconds(config.session_max_age),
+        },
+        client
+            .allows(GrantType::RefreshToken)
+            .then_some(config.refresh_token_ttl),
     )
     .await?;
-    clients::set_code_session(&mut tx, &hash, session).await?;
-    let refresh_token = if client.allows(GrantType::RefreshToken) {
-        Some(
-            super::auth::new_refresh_token(
-                &mut tx,
-                session,
-                now,
-                session_end,
-                config.refresh_token_ttl,
-            )
-            .await?,
-        )
-    } else {
-        None
-    };
+    clients::set_code_session(&mut tx, &hash, session.id).await?;
     Event::new(audit::Action::OAuthToken, audit::Outcome::Success)
         .actor(user.id)
-        .target(session)
+        .target(session.id)
         .detail(format!(
             "authorization_code for client {}; scope {scopes}",
             client.id
@@ -754,14 +881,7 @@ async fn redeem(
         .record(&mut tx, meta)
         .await?;
     store.commit(tx).await?;
-    let to = Subject {
-        user: user.id,
-        role: user.role,
-        session,
-        client: Some(client.id),
-        scopes: Some(scopes),
-    };
-    pair(identity, &to, now, refresh_token)
+    pair(identity, &subject(&session, user.role), now, refresh_token)
 }
 
 fn invalid_grant() -> AppError {
@@ -845,48 +965,52 @@ async fn credentials(
     let account = service_account(client.id);
     // It reads before it writes: a write transaction from the start (no lock upgrade on SQLite).
     let mut tx = store.db.begin_write().await?;
-    let user = users::find(&mut tx, account)
-        .await?
-        .filter(|u| !u.disabled)
-        .ok_or_else(|| {
-            AppError::Internal(anyhow::anyhow!(
-                "client {} has no active service account",
-                client.id
-            ))
-        })?;
-    let session = SessionId::new();
+    let Some(user) = users::find(&mut tx, account).await?.filter(|u| !u.disabled) else {
+        drop(tx);
+        failed("client_credentials: the client's service account is disabled")
+            .emit(&sinks.events, meta)
+            .await;
+        return Err(refuse(
+            OAuthCode::UnauthorizedClient,
+            "this client's service account is disabled",
+        ));
+    };
     // The session lives as long as its one token (pruned after it expires).
-    let session_end = now.plus_seconds(identity.tokens.ttl_s);
-    sessions::create(
+    let (session, _) = open_session(
         &mut tx,
-        session,
-        user.id,
-        Some(client.id),
-        Some(scopes),
-        now,
-        session_end,
+        NewSession {
+            id: SessionId::new(),
+            user: user.id,
+            client: Some(client.id),
+            scopes: Some(scopes),
+            mfa: false,
+            auth_time: now,
+            now,
+            expires_at: now.plus_seconds(identity.tokens.ttl_s),
+        },
+        None,
     )
     .await?;
     Event::new(audit::Action::OAuthToken, audit::Outcome::Success)
         .actor(user.id)
-        .target(session)
+        .target(session.id)
         .detail(format!("client_credentials; scope {scopes}"))
         .record(&mut tx, meta)
         .await?;
     store.commit(tx).await?;
+    // A service account acts as a `user` whatever its row says (its role is not changed
+    // through /users, and a scope never widens a role); no user signed in.
     let to = Subject {
-        user: user.id,
-        role: user.role,
-        session,
-        client: Some(client.id),
-        scopes: Some(scopes),
+        signed_in: None,
+        ..subject(&session, Role::User)
     };
     pair(identity, &to, now, None)
 }
 
-/// RFC 7662 introspection of an access token, for a confidential client: active only when its
-/// signature and claims check out and its session, account and id are still good (the same
-/// checks as a request bearing it).
+/// RFC 7662 introspection of an access token, for a confidential client: active only for a
+/// token issued to that client whose signature and claims check out and whose session, account
+/// and id are still good (the same checks as a request bearing it). A resource server verifies
+/// other tokens itself (`/.well-known/jwks.json` for EdDSA keys).
 pub async fn introspect(
     store: &Store,
     identity: &Identity,
@@ -904,7 +1028,9 @@ pub async fn introspect(
     let Ok(v) = identity.tokens.verify(token, now) else {
         return Ok(inactive);
     };
-    if v.expires_at <= now {
+    // A client learns about the tokens issued to it, not about anyone else's (introspection
+    // must not be an oracle for stolen tokens).
+    if v.expires_at <= now || v.client != Some(client.id) {
         return Ok(inactive);
     }
     let Some(state) = sessions::auth_state(&store.readers, v.user, v.session, &v.jti, now).await?

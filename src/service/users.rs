@@ -7,7 +7,7 @@ use crate::config::Config;
 use crate::config::Registration;
 use crate::db::users::NewUser;
 use crate::db::{Tx, sessions, users};
-use crate::domain::{Email, FullName, Password, Role, Timestamp, User, UserId};
+use crate::domain::{ClientId, Email, FullName, Password, Role, Timestamp, User, UserId};
 use crate::error::{AppError, Result, ResultExt, ValidationError};
 use crate::limits::login::Gate;
 use crate::service::context::{Guards, Identity, Sinks, Store};
@@ -165,45 +165,17 @@ pub async fn update_me(
     let new_hash = match &change.password {
         None => None,
         Some((current, new)) => {
-            // Guessing the current password with a stolen access token is throttled like a login.
-            let guard_key = format!("password-change:{}", who.user_id());
-            let ip = super::auth::client(meta);
-            match guards.logins.begin(&guard_key, ip).await {
-                Gate::Locked { retry_after_s, .. } => {
-                    // A refused guess is still a guess: recorded like a refused login, and capped
-                    // the same way (ASVS V16.3.1).
-                    const ACTION: audit::Action = audit::Action::UserPasswordChange;
-                    let id = who.user_id();
-                    if let Some(note) =
-                        super::refusal_recorded(guards, sinks, ACTION, &id.to_string())
-                    {
-                        Event::new(ACTION, audit::Outcome::Throttled)
-                            .actor(id)
-                            .target(id)
-                            .detail(format!(
-                                "too many wrong current passwords; refused for {retry_after_s} s{note}"
-                            ))
-                            .emit(&sinks.events, meta)
-                            .await;
-                    }
-                    return Err(AppError::RateLimited { retry_after_s });
-                }
-                Gate::Open { delay } if !delay.is_zero() => tokio::time::sleep(delay).await,
-                Gate::Open { .. } => {}
-            }
-            let mut tx = store.db.begin().await?;
-            let stored = users::password_hash(&mut tx, who.user_id()).await?;
-            store.commit(tx).await?;
-            if identity.hasher.verify(current, stored).await? == Verdict::Mismatch {
-                Event::new(audit::Action::UserPasswordChange, audit::Outcome::Failure)
-                    .actor(who.user_id())
-                    .target(who.user_id())
-                    .detail("wrong current password")
-                    .emit(&sinks.events, meta)
-                    .await;
-                return Err(AppError::WrongPassword);
-            }
-            guards.logins.succeeded(&guard_key, ip).await;
+            confirm_current_password(
+                store,
+                identity,
+                guards,
+                sinks,
+                who,
+                current,
+                audit::Action::UserPasswordChange,
+                meta,
+            )
+            .await?;
             Some(identity.hasher.hash(new.expose()).await?)
         }
     };
@@ -278,6 +250,58 @@ pub async fn list(
     Ok(page)
 }
 
+/// Checks the caller's current password before a sensitive change of its own account (a new
+/// password, a second factor). Guessing it with a stolen access token is throttled like a
+/// login (per account and address) and each refusal and wrong guess is an `action` event.
+#[allow(clippy::too_many_arguments)] // each context it names is one it uses (service::context)
+pub(crate) async fn confirm_current_password(
+    store: &Store,
+    identity: &Identity,
+    guards: &Guards,
+    sinks: &Sinks,
+    who: &Principal,
+    current: &str,
+    action: audit::Action,
+    meta: &RequestMeta,
+) -> Result<()> {
+    let guard_key = format!("password-change:{}", who.user_id());
+    let ip = super::auth::client(meta);
+    match guards.logins.begin(&guard_key, ip).await {
+        Gate::Locked { retry_after_s, .. } => {
+            // A refused guess is still a guess: recorded like a refused login, and capped the
+            // same way (ASVS V16.3.1).
+            let id = who.user_id();
+            if let Some(note) = super::refusal_recorded(guards, sinks, action, &id.to_string()) {
+                Event::new(action, audit::Outcome::Throttled)
+                    .actor(id)
+                    .target(id)
+                    .detail(format!(
+                        "too many wrong current passwords; refused for {retry_after_s} s{note}"
+                    ))
+                    .emit(&sinks.events, meta)
+                    .await;
+            }
+            return Err(AppError::RateLimited { retry_after_s });
+        }
+        Gate::Open { delay } if !delay.is_zero() => tokio::time::sleep(delay).await,
+        Gate::Open { .. } => {}
+    }
+    let mut tx = store.db.begin().await?;
+    let stored = users::password_hash(&mut tx, who.user_id()).await?;
+    store.commit(tx).await?;
+    if identity.hasher.verify(current, stored).await? == Verdict::Mismatch {
+        Event::new(action, audit::Outcome::Failure)
+            .actor(who.user_id())
+            .target(who.user_id())
+            .detail("wrong current password")
+            .emit(&sinks.events, meta)
+            .await;
+        return Err(AppError::WrongPassword);
+    }
+    guards.logins.succeeded(&guard_key, ip).await;
+    Ok(())
+}
+
 /// Role and status changes, as the policy allows them: admins change both; managers only
 /// disable or enable plain users. Then the business rules: nobody changes their own role or
 /// status, and the last active admin stays one (409).
@@ -327,6 +351,13 @@ pub async fn update(
     else {
         return Err(ValidationError::field("body", "give role or disabled").into());
     };
+    // A client's service account acts for the client: its role stays `user` and it ends with
+    // the client (DELETE /api/v1/clients/{id}), so no one widens or breaks a client here.
+    if crate::db::clients::exists(&mut tx, ClientId::from_uuid(id.as_uuid())).await? {
+        return Err(AppError::Refused(
+            "this is an OAuth client's service account: it changes through its client",
+        ));
+    }
     let demotes = change.role.is_some_and(|r| r != Role::Admin) && before.role == Role::Admin;
     let disables = change.disabled == Some(true) && !before.disabled;
     if id == who.user_id() && (change.role.is_some_and(|r| r != before.role) || disables) {

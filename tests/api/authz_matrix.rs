@@ -21,6 +21,7 @@ const NOT_POLICED: &[&str] = &[
     "GET /healthz",
     "GET /readyz",
     "GET /.well-known/jwks.json",
+    "GET /.well-known/imangor-audit-keys",
 ];
 
 struct World {
@@ -277,6 +278,13 @@ impl World {
                     )
                     .await,
                     "PATCH /api/v1/incidents/{id}",
+                )
+            }
+            Action::IncidentEvidence => {
+                let path = format!("/api/v1/incidents/{}/evidence", self.incident().await);
+                (
+                    self.send(Method::GET, &path, token, None).await,
+                    "GET /api/v1/incidents/{id}/evidence",
                 )
             }
             Action::AddressBlock => (
@@ -588,6 +596,7 @@ const CONTRACT: &[(&str, On, &str, Want)] = &[
     ("PATCH /api/v1/users/{id}", On::Other, "disabled", [401, 403, 200, 200]),
     ("PATCH /api/v1/users/{id}", On::OtherStaff, "disabled", [401, 403, 403, 200]),
     ("GET /.well-known/jwks.json", On::Nothing, "", [200, 200, 200, 200]),
+    ("GET /.well-known/imangor-audit-keys", On::Nothing, "", [200, 200, 200, 200]),
     // Resources.
     ("POST /api/v1/resources", On::Nothing, "", [401, 201, 201, 201]),
     ("GET /api/v1/resources", On::Nothing, "", [401, 200, 200, 200]),
@@ -615,6 +624,7 @@ const CONTRACT: &[(&str, On, &str, Want)] = &[
     ("GET /api/v1/incidents", On::Nothing, "", [401, 403, 200, 200]),
     ("GET /api/v1/incidents/{id}", On::Nothing, "", [401, 403, 200, 200]),
     ("PATCH /api/v1/incidents/{id}", On::Nothing, "", [401, 403, 200, 200]),
+    ("GET /api/v1/incidents/{id}/evidence", On::Nothing, "", [401, 403, 403, 200]),
     ("GET /api/v1/audit", On::Nothing, "", [401, 403, 403, 200]),
     ("GET /healthz", On::Nothing, "", [200, 200, 200, 200]),
     ("GET /readyz", On::Nothing, "", [200, 200, 200, 200]),
@@ -738,6 +748,16 @@ impl World {
                 let id = self.incident().await;
                 self.send(method, &format!("/api/v1/incidents/{id}"), token, None)
                     .await
+            }
+            ("GET /api/v1/incidents/{id}/evidence", _) => {
+                let id = self.incident().await;
+                self.send(
+                    method,
+                    &format!("/api/v1/incidents/{id}/evidence"),
+                    token,
+                    None,
+                )
+                .await
             }
             ("PATCH /api/v1/incidents/{id}", _) => {
                 let id = self.incident().await;

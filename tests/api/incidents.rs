@@ -75,7 +75,7 @@ async fn refused_refresh(app: &TestApp, refresh: &str) {
     .await;
 }
 
-async fn wrong_login(app: &TestApp, email: &str) -> StatusCode {
+pub(crate) async fn wrong_login(app: &TestApp, email: &str) -> StatusCode {
     app.token(&[
         ("grant_type", "password"),
         ("username", email),

@@ -371,6 +371,18 @@ async fn doctor_passes_a_sound_production_setup_and_names_every_unsafe_setting()
             && !out.contains("issuer"),
         "{out}"
     );
+    assert!(
+        !out.contains("console cannot sign in"),
+        "a loopback or https public URL serves the console: {out}"
+    );
+    // Plain http on a name: no redirect URI for the console's client at all (console_oauth.rs).
+    let mut plain = envs.clone();
+    plain.push((
+        "IMANGOR_PUBLIC_URL",
+        "http://imangor.example.com".to_owned(),
+    ));
+    let (_, out, _) = imangor(&plain, &["doctor"]).await;
+    assert!(out.contains("the console cannot sign in at all"), "{out}");
 
     // Old keys: beyond the rotation period.
     sql(

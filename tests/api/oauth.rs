@@ -13,7 +13,7 @@ use crate::helpers::*;
 const SPA: &str = "https://spa.example.com/callback";
 
 /// A PKCE pair: a verifier of 43 characters and its S256 challenge.
-fn pkce() -> (String, String) {
+pub(crate) fn pkce() -> (String, String) {
     let mut bytes = [0u8; 32];
     aws_lc_rs::rand::fill(&mut bytes).unwrap();
     let verifier = URL_SAFE_NO_PAD.encode(bytes);
@@ -49,12 +49,12 @@ async fn public_client(app: &TestApp, admin: &str, first_party: bool) -> String 
 
 /// A browser: its binding cookie, kept between the page and the form.
 #[derive(Default)]
-struct Browser {
+pub(crate) struct Browser {
     cookie: Option<String>,
 }
 
 impl Browser {
-    async fn get(&mut self, app: &TestApp, path_and_query: &str) -> Response {
+    pub(crate) async fn get(&mut self, app: &TestApp, path_and_query: &str) -> Response {
         let mut r = app.client.get(app.url(path_and_query));
         if let Some(c) = &self.cookie {
             r = r.header("cookie", c);
@@ -67,7 +67,7 @@ impl Browser {
         res
     }
 
-    async fn post(&self, app: &TestApp, form: &[(&str, &str)]) -> Response {
+    pub(crate) async fn post(&self, app: &TestApp, form: &[(&str, &str)]) -> Response {
         let mut r = app.client.post(app.url("/oauth/authorize")).form(form);
         if let Some(c) = &self.cookie {
             r = r.header("cookie", c);
@@ -77,7 +77,7 @@ impl Browser {
 }
 
 /// The value of the hidden input `name` of a page.
-fn hidden(html: &str, name: &str) -> String {
+pub(crate) fn hidden(html: &str, name: &str) -> String {
     let at = html
         .find(&format!("name=\"{name}\" value=\""))
         .unwrap_or_else(|| panic!("no input {name} in {html}"));
@@ -104,7 +104,12 @@ fn authorize_query(client_id: &str, challenge: &str, scope: Option<&str>) -> Str
 }
 
 /// The sign-in form of the page, posted with `account`'s credentials.
-async fn sign_in(app: &TestApp, b: &mut Browser, query: &str, account: &Account) -> Response {
+pub(crate) async fn sign_in(
+    app: &TestApp,
+    b: &mut Browser,
+    query: &str,
+    account: &Account,
+) -> Response {
     let page = b.get(app, query).await;
     assert_eq!(page.status(), StatusCode::OK);
     let html = page.text().await.unwrap();
@@ -133,14 +138,14 @@ async fn sign_in(app: &TestApp, b: &mut Browser, query: &str, account: &Account)
 }
 
 /// The query parameters of a 303's `Location`.
-fn location(res: &Response) -> (String, Vec<(String, String)>) {
+pub(crate) fn location(res: &Response) -> (String, Vec<(String, String)>) {
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     let loc = res.headers()["location"].to_str().unwrap().to_owned();
     let (base, query) = loc.split_once('?').unwrap_or((&loc, ""));
     (base.to_owned(), serde_urlencoded::from_str(query).unwrap())
 }
 
-fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
+pub(crate) fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
     params
         .iter()
         .find(|(k, _)| k == name)
@@ -174,7 +179,7 @@ async fn redeem(app: &TestApp, client_id: &str, code: &str, verifier: &str) -> R
 }
 
 /// Runs one statement on the app's database (to age a code, say).
-async fn exec(app: &TestApp, sql: &str) {
+pub(crate) async fn exec(app: &TestApp, sql: &str) {
     match &app.state.store.db {
         imangor::db::Db::Sqlite(p) => {
             sqlx::query(sql).execute(p).await.unwrap();
@@ -185,7 +190,7 @@ async fn exec(app: &TestApp, sql: &str) {
     }
 }
 
-fn claims(token: &str) -> Value {
+pub(crate) fn claims(token: &str) -> Value {
     let payload = token.split('.').nth(1).unwrap();
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
 }
@@ -219,7 +224,8 @@ async fn admins_register_clients_and_the_secret_is_shown_once() {
         .json()
         .await
         .unwrap();
-    assert_eq!(list.as_array().unwrap().len(), 2);
+    // The two, after the console's built-in client (console_oauth.rs).
+    assert_eq!(list.as_array().unwrap().len(), 3);
     assert!(
         !list.to_string().contains(secret),
         "a listing never shows a secret"
@@ -512,13 +518,17 @@ async fn an_unknown_client_or_unregistered_redirect_uri_gets_a_page_never_a_redi
     let id = public_client(&app, &admin, true).await;
     let (_, challenge) = pkce();
     let mut b = Browser::default();
-    for query in [
+    let queries = [
         authorize_query(&uuid::Uuid::now_v7().to_string(), &challenge, None),
         authorize_query("not-a-client", &challenge, None),
         authorize_query(&id, &challenge, None).replace("callback", "elsewhere"),
         format!("{}&client_id={id}", authorize_query(&id, &challenge, None)),
-    ] {
-        let res = b.get(&app, &query).await;
+        // The redirect URI is required (OAuth 2.1), even with one registered.
+        authorize_query(&id, &challenge, None)
+            .replace(&format!("&redirect_uri={}", urlencode(SPA)), ""),
+    ];
+    for query in &queries {
+        let res = b.get(&app, query).await;
         assert_eq!(res.status(), StatusCode::BAD_REQUEST, "{query}");
         assert!(res.headers().get("location").is_none(), "{query}");
         assert!(
@@ -528,6 +538,17 @@ async fn an_unknown_client_or_unregistered_redirect_uri_gets_a_page_never_a_redi
                 .starts_with("text/html")
         );
     }
+    // Each is recorded: refused pages are how phishing and redirect probing look.
+    let refused = events(&app)
+        .await
+        .into_iter()
+        .filter(|e| e.action == "oauth.authorize" && e.outcome == "failure")
+        .count();
+    assert_eq!(refused, queries.len());
+}
+
+fn urlencode(s: &str) -> String {
+    serde_urlencoded::to_string([("x", s)]).unwrap()[2..].to_owned()
 }
 
 #[tokio::test]
@@ -687,7 +708,24 @@ async fn a_reused_code_revokes_what_its_first_use_issued_and_raises_a_high_incid
         ])
         .await;
     oauth_error(r, StatusCode::BAD_REQUEST, "invalid_grant").await;
+    // Further replays are refused and only counted: one event, one incident.
+    for _ in 0..3 {
+        oauth_error(
+            redeem(&app, &id, &c, &verifier).await,
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+        )
+        .await;
+    }
+    assert_eq!(
+        app.metric(r#"security_events_skipped_total{action="oauth.code_reuse"}"#),
+        3
+    );
     let e = events(&app).await;
+    assert_eq!(
+        e.iter().filter(|e| e.action == "oauth.code_reuse").count(),
+        1
+    );
     assert!(e.iter().any(|e| e.action == "oauth.code_reuse"
         && e.outcome == "session_revoked"
         && e.target.as_deref() == Some(ann.id.as_str())));
@@ -794,6 +832,13 @@ async fn client_credentials_issue_a_scoped_token_for_the_client_and_no_refresh_t
         .await;
     oauth_error(res, StatusCode::UNAUTHORIZED, "invalid_client").await;
 
+    // Its service account changes only through the client: no role widened, no status broken.
+    for change in [json!({"role": "admin"}), json!({"disabled": true})] {
+        let res = app
+            .patch_json(&format!("/api/v1/users/{id}"), &admin, &change)
+            .await;
+        problem(res, StatusCode::CONFLICT).await;
+    }
     // Deleting the client ends its tokens at once.
     let res = app
         .client
@@ -955,31 +1000,34 @@ async fn confidential_clients_introspect_tokens_rfc7662() {
         r.send()
     };
     let auth = Some((id.to_owned(), secret.to_owned()));
-    let v: Value = introspect(admin.access.clone(), auth.clone())
+    let own: Value = app
+        .client
+        .post(app.url("/api/v1/token"))
+        .basic_auth(id, Some(secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
         .await
         .unwrap()
         .json()
         .await
         .unwrap();
+    let own = own["access_token"].as_str().unwrap().to_owned();
+    let body =
+        |res: reqwest::Result<Response>| async move { res.unwrap().json::<Value>().await.unwrap() };
+    let v = body(introspect(own.clone(), auth.clone()).await).await;
     assert_eq!(v["active"], true);
-    assert_eq!(v["sub"], app.admin.id.as_str());
-    assert!(
-        v["exp"].is_i64() && v["iat"].is_i64() && v["iss"].is_string() && v["scope"].is_string()
-    );
-    app.revoke(&admin.access).await;
-    let v: Value = introspect(admin.access.clone(), auth.clone())
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    assert_eq!(v["sub"], id);
+    assert_eq!(v["client_id"], id);
+    assert_eq!(v["scope"], "resources:read");
+    assert_eq!(v["token_type"], "Bearer");
+    assert!(v["exp"].is_i64() && v["iat"].is_i64() && v["iss"].is_string());
+    // Another's token, even a live admin's, is not this client's to learn about.
+    let v = body(introspect(admin.access.clone(), auth.clone()).await).await;
     assert_eq!(v, json!({"active": false}));
-    let v: Value = introspect("garbage".into(), auth)
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    app.revoke(&own).await;
+    let v = body(introspect(own.clone(), auth.clone()).await).await;
+    assert_eq!(v, json!({"active": false}));
+    let v = body(introspect("garbage".into(), auth).await).await;
     assert_eq!(v, json!({"active": false}));
     let res = introspect(admin.refresh.clone(), None).await.unwrap();
     oauth_error(res, StatusCode::UNAUTHORIZED, "invalid_client").await;
@@ -988,6 +1036,19 @@ async fn confidential_clients_introspect_tokens_rfc7662() {
 #[tokio::test]
 async fn the_metadata_documents_name_the_endpoints_and_s256_only() {
     let app = TestApp::spawn_with(&[("IMANGOR_PUBLIC_URL", "https://id.example.com/")]).await;
+    // Over https the binding cookie is a __Host- cookie: Secure, path /, no Domain.
+    let admin = app.admin_tokens().await.access;
+    let id = public_client(&app, &admin, true).await;
+    let (_, challenge) = pkce();
+    let page = Browser::default()
+        .get(&app, &authorize_query(&id, &challenge, None))
+        .await;
+    let cookie = page.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(cookie.starts_with("__Host-imangor_oauth="), "{cookie}");
+    assert!(
+        cookie.contains("; Path=/;") && cookie.contains("Secure") && !cookie.contains("Domain"),
+        "{cookie}"
+    );
     let m: Value = app
         .get_anon("/.well-known/oauth-authorization-server")
         .await
@@ -1138,6 +1199,18 @@ async fn the_operator_manages_clients_from_the_command_line() {
     let mut c = command(&envs);
     let out = c.args(["client", "delete", &id]).output().await.unwrap();
     assert!(out.status.success());
+    // The console's built-in client (registered when the server above started) stays.
+    let mut c = command(&envs);
+    let out = c
+        .args(["client", "delete", crate::console_oauth::CONSOLE])
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("built in"),
+        "{out:?}"
+    );
     oauth_error(
         grant(secret).await.unwrap(),
         StatusCode::UNAUTHORIZED,
@@ -1161,4 +1234,57 @@ async fn the_operator_manages_clients_from_the_command_line() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("redirect_uris[0]"));
+}
+
+#[tokio::test]
+async fn the_sign_in_page_feeds_the_login_guard_like_the_password_grant_v6_3_1() {
+    let app = TestApp::spawn_with(&[("IMANGOR_LOGIN_LOCK_AFTER", "3")]).await;
+    let admin = app.admin_tokens().await.access;
+    let id = public_client(&app, &admin, true).await;
+    let ann = app.register("ann@example.com").await;
+    let (_, challenge) = pkce();
+    let wrong = Account {
+        password: "not the password at all".into(),
+        ..ann.clone()
+    };
+    let mut b = Browser::default();
+    let query = authorize_query(&id, &challenge, None);
+    for _ in 0..3 {
+        let res = sign_in(&app, &mut b, &query, &wrong).await;
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+        assert!(res.text().await.unwrap().contains("not correct"));
+    }
+    // Locked for this address like the password grant: even the right password is refused.
+    let res = sign_in(&app, &mut b, &query, &ann).await;
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(res.headers().get("retry-after").is_some());
+    let e = events(&app).await;
+    assert_eq!(
+        e.iter()
+            .filter(|e| e.action == "auth.login" && e.outcome == "failure")
+            .count(),
+        3
+    );
+    assert!(
+        e.iter()
+            .any(|e| e.action == "auth.login" && e.outcome == "throttled")
+    );
+}
+
+#[tokio::test]
+async fn the_sign_in_form_spends_the_token_endpoints_budget() {
+    let app = TestApp::spawn_with(&[("IMANGOR_RATE_LIMIT_TOKEN", "3/60")]).await;
+    let mut limited = None;
+    for i in 0..6 {
+        let res = Browser::default()
+            .post(&app, &[("username", "x@example.com")])
+            .await;
+        if res.status() == StatusCode::TOO_MANY_REQUESTS {
+            limited = Some((i, res.headers().get("retry-after").is_some()));
+            break;
+        }
+        assert_eq!(res.status(), StatusCode::FORBIDDEN, "no binding cookie");
+    }
+    // The fixture's own login spent one of the three.
+    assert_eq!(limited, Some((2, true)));
 }

@@ -464,6 +464,8 @@ async fn cors_answers_listed_origins_exactly_and_nobody_else_v3_4_2() {
         "https://app.example.com"
     );
     assert!(header(&res, "access-control-expose-headers").contains("retry-after"));
+    // A browser client reads why its token was refused (insufficient_scope, RFC 6750 §3.1).
+    assert!(header(&res, "access-control-expose-headers").contains("www-authenticate"));
     let _: Value = res.json().await.unwrap();
 }
 

@@ -217,11 +217,9 @@ async fn there_are_no_default_accounts_v6_3_2() {
 }
 
 #[tokio::test]
-async fn only_the_password_and_refresh_grants_exist_v10_4_4() {
+async fn only_the_grants_of_the_contract_exist_v10_4_4() {
     let app = TestApp::spawn().await;
     for g in [
-        "authorization_code",
-        "client_credentials",
         "implicit",
         "urn:ietf:params:oauth:grant-type:device_code",
         "x",
@@ -230,6 +228,15 @@ async fn only_the_password_and_refresh_grants_exist_v10_4_4() {
             app.token(&[("grant_type", g)]).await,
             StatusCode::BAD_REQUEST,
             "unsupported_grant_type",
+        )
+        .await;
+    }
+    // The grants of OAuth clients exist, and want a client (tests/api/oauth.rs).
+    for g in ["authorization_code", "client_credentials"] {
+        oauth_error(
+            app.token(&[("grant_type", g)]).await,
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
         )
         .await;
     }

@@ -1,13 +1,16 @@
 // The security console in Debian's Chromium, driven by playwright-core. scripts/browser-test
 // starts the server and the accounts, then runs this file with:
 //   BASE_URL, ADMIN_EMAIL, MANAGER_EMAIL, USER_EMAIL, VICTIM_EMAIL, TARGET_EMAIL, XSS_EMAIL,
-//   PASSWORD (every account's), XSS_NAME (the full name the XSS account was given), ARTIFACTS;
+//   PASSWORD (every account's), XSS_NAME (the full name the XSS account was given), ARTIFACTS,
+//   SPA_URL (where tests/browser/spa, a sample single-page client, is served: a second origin);
+//   IMANGOR_BIN (the binary, to verify a downloaded evidence bundle);
 //   SCREENSHOTS=always keeps the screenshots of passing scenarios too.
 // Each scenario asserts what it claims; on a failure the screenshots of the pages it visited are
 // written to ARTIFACTS. Every page is watched for console errors, page errors, CSP violations
 // and the XSS payload's marker, and checked with axe-core for WCAG 2 A/AA violations.
 
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
@@ -22,6 +25,9 @@ const env = (k) => {
   return v;
 };
 const BASE = env('BASE_URL');
+const SPA = env('SPA_URL');
+// The console's built-in OAuth client (service::oauth::CONSOLE_CLIENT_ID).
+const CONSOLE_CLIENT = 'c0a5c01e-0000-4000-8000-000000000001';
 const PASSWORD = env('PASSWORD');
 const ACCOUNTS = {
   admin: env('ADMIN_EMAIL'),
@@ -32,6 +38,8 @@ const ACCOUNTS = {
   xss: env('XSS_EMAIL'),
 };
 const XSS_NAME = env('XSS_NAME');
+// The binary, to check a downloaded evidence bundle offline.
+const IMANGOR_BIN = env('IMANGOR_BIN');
 const XSS_DESCRIPTION = 'Phishing mail <script>window.__xss = "description"; console.log("XSS-RAN")</script>'
   + ' then <img src=x onerror="window.__xss = \'img\'; console.log(\'XSS-RAN\')"> & "quotes"';
 const ARTIFACTS = env('ARTIFACTS');
@@ -109,14 +117,25 @@ async function clean(w) {
   assert.deepEqual(w.errors, [], `${w.name}: errors on the page`);
 }
 
-async function signIn(w, email) {
-  const res = await w.page.goto(`${BASE}/console`);
+/** The console's sign-in: its button opens the server's sign-in page (the code flow with
+ * PKCE); there, keyboard only, type and press Enter; the browser comes back to the console. */
+async function signIn(w, email, path = '/console') {
+  const res = await w.page.goto(`${BASE}${path}`);
   assert.equal(res.status(), 200);
   assert.equal(res.headers()['content-security-policy'], CSP, 'the console CSP');
-  // Keyboard only: type, then Enter submits the form.
-  await w.page.locator('#signin-email').fill(email);
-  await w.page.locator('#signin-password').fill(PASSWORD);
-  await w.page.locator('#signin-password').press('Enter');
+  await Promise.all([
+    w.page.waitForURL((u) => u.pathname === '/oauth/authorize'),
+    w.page.getByRole('button', { name: 'Sign in' }).click(),
+  ]);
+  await passwordPage(w, email);
+  await w.page.waitForURL((u) => u.pathname === '/console');
+}
+
+/** The server's sign-in page: email and password, then Enter. */
+async function passwordPage(w, email) {
+  await w.page.locator('#username').fill(email);
+  await w.page.locator('#password').fill(PASSWORD);
+  await w.page.locator('#password').press('Enter');
 }
 
 async function goTo(w, hash, label) {
@@ -237,6 +256,17 @@ await scenario('admin sees the brute-force incident of ten failed logins, contai
   // Its events: the failed logins themselves.
   assert.ok(await w.page.locator('tbody tr', { hasText: 'auth.login' }).count() >= 10, 'the failed logins are listed');
 
+  // The evidence bundle: downloaded as a file, and intact for `imangor evidence verify`.
+  const [download] = await Promise.all([
+    w.page.waitForEvent('download'),
+    w.page.getByRole('button', { name: 'Download evidence bundle' }).click(),
+  ]);
+  assert.match(download.suggestedFilename(), /^incident-[0-9a-f-]{36}-evidence\.json$/);
+  const bundleFile = join(ARTIFACTS, download.suggestedFilename());
+  await download.saveAs(bundleFile);
+  const verified = execFileSync(IMANGOR_BIN, ['evidence', 'verify', bundleFile], { encoding: 'utf8', env: {} });
+  assert.match(verified, /the evidence bundle is intact/);
+
   // Containment: the subject is the attacked account; end its sessions.
   assert.equal(await w.page.locator('#contain-action').inputValue(), 'revoke_sessions');
   await w.page.getByRole('button', { name: 'Apply' }).click();
@@ -345,6 +375,14 @@ await scenario('a manager cannot change roles: no control, and the API refuses',
   const res = await apiCall('PATCH', `/api/v1/users/${target.id}`, manager, { role: 'admin' });
   assert.equal(res.status, 403, 'PATCH role with a manager token');
   assert.equal((await apiCall('GET', '/api/v1/audit', manager)).status, 403);
+  // An incident's page offers a manager no evidence bundle (the audit trail is in it); the API
+  // refuses one too.
+  const incidents = await apiCall('GET', '/api/v1/incidents?limit=1', admin);
+  const one = incidents.body.items[0];
+  assert.ok(one, 'an incident to look at');
+  await goTo(w, `#/incidents/${one.id}`, 'incident-manager');
+  assert.equal(await w.page.getByRole('button', { name: 'Download evidence bundle' }).count(), 0);
+  assert.equal((await apiCall('GET', `/api/v1/incidents/${one.id}/evidence`, manager)).status, 403);
 });
 
 await scenario('a plain user is refused the console', async (w) => {
@@ -354,8 +392,8 @@ await scenario('a plain user is refused the console', async (w) => {
   await accessible(w, 'sign-in refused');
   assert.equal(await w.page.locator('#nav').isHidden(), true);
   assert.equal(await w.page.locator('#view').isHidden(), true);
-  // The skip link comes before the form for a keyboard user.
-  await w.page.locator('#signin-email').focus();
+  // The skip link comes before the sign-in button for a keyboard user.
+  await w.page.locator('#signin-start').focus();
   await w.page.keyboard.press('Shift+Tab');
   assert.equal(await w.page.evaluate(() => document.activeElement.textContent), 'Skip to content');
   // Nothing of the console's data was fetched with that token.
@@ -398,38 +436,148 @@ await scenario('XSS: a full name and an incident description with markup are sho
   await w.page.waitForTimeout(300);
 });
 
-await scenario('scripts blocked: Enter in the sign-in form puts no credential in any URL (issue 16, ASVS V14.2.1)', async (w) => {
+await scenario('scripts blocked: the console has no password field, so no credential can reach a URL (ASVS V14.2.1)', async (w) => {
   const seen = [];
   w.page.on('request', (r) => seen.push(r));
   const res = await w.page.goto(`${BASE}/console`);
   assert.equal(res.status(), 200);
   assert.equal(res.headers()['content-security-policy'], CSP, 'the console CSP');
-  await w.page.locator('#signin-email').fill(ACCOUNTS.admin);
-  await w.page.locator('#signin-password').fill(PASSWORD);
-  // Enter submits the form as the markup says: no script runs to stop it (had one run, it would
-  // have prevented the post, and this wait would time out).
-  const [sent] = await Promise.all([
-    w.page.waitForRequest((r) => r.isNavigationRequest()),
-    w.page.locator('#signin-password').press('Enter'),
-  ]);
-  await w.page.waitForLoadState('load');
-  await shot(w, 'after-enter');
-  assert.equal(`${sent.method()} ${sent.url()}`, `POST ${BASE}/console`, 'the form posts to /console, no query');
-  assert.match(sent.postData() || '', /(^|&)password=/, 'the password went in the body');
-  assert.equal((await sent.response()).status(), 303, 'sent back to the page unread');
-  assert.equal(w.page.url(), `${BASE}/console`, 'the page the browser keeps in its history');
-  const secrets = [PASSWORD, encodeURIComponent(PASSWORD), new URLSearchParams({ p: PASSWORD }).toString().slice(2),
-    ACCOUNTS.admin, encodeURIComponent(ACCOUNTS.admin)];
-  const urls = seen.map((r) => r.url());
-  assert.ok(urls.length >= 3, `the page, the post and the page again: ${urls.join(', ')}`);
-  for (const url of urls) {
-    for (const secret of secrets) assert.ok(!url.includes(secret), `a credential in the URL ${url}`);
-    assert.equal(new URL(url).search, '', `no query string: ${url}`);
-  }
+  assert.equal(await w.page.locator('input').count(), 0, 'no input at all');
+  assert.equal(await w.page.locator('form').count(), 0, 'no form to submit');
+  // Without its script the button does nothing.
+  await w.page.getByRole('button', { name: 'Sign in' }).click();
+  await w.page.waitForTimeout(300);
+  await shot(w, 'no-script');
+  assert.equal(w.page.url(), `${BASE}/console`);
   assert.deepEqual(seen.filter((r) => r.resourceType() === 'document').map((r) => `${r.method()} ${new URL(r.url()).pathname}`),
-    ['GET /console', 'POST /console', 'GET /console']);
-  assert.ok(!urls.some((u) => u.includes('/api/')), 'no API call: nobody signed in');
+    ['GET /console']);
 }, undefined, { javaScriptEnabled: false });
+
+await scenario('the console signs in through the code flow with PKCE: it never sees the password (issue 18, ASVS V10.4.4)', async (w) => {
+  const seen = [];
+  w.page.on('request', (r) => seen.push(r));
+  // Started from a page of the console: after the sign-in, that page is shown.
+  await signIn(w, ACCOUNTS.admin, '/console#/users');
+  await w.page.locator('#nav').waitFor();
+  await w.page.locator('#view [aria-busy]').waitFor({ state: 'detached' });
+  assert.match(await w.page.locator('#who').textContent(), /\(admin\)$/);
+  assert.equal(await w.page.locator('#view h1').textContent(), 'Users');
+  // The code, state and iss left the address bar; nothing stays in web storage.
+  assert.equal(w.page.url(), `${BASE}/console#/users`);
+  assert.equal(await w.page.evaluate(() => sessionStorage.length + localStorage.length), 0);
+  // The authorization request: the console's client, its redirect URI, an S256 challenge.
+  const authorize = seen.find((r) => r.method() === 'GET' && new URL(r.url()).pathname === '/oauth/authorize');
+  const q = new URL(authorize.url()).searchParams;
+  assert.equal(q.get('client_id'), CONSOLE_CLIENT);
+  assert.equal(q.get('redirect_uri'), `${BASE}/console`);
+  assert.equal(q.get('code_challenge_method'), 'S256');
+  assert.match(q.get('code_challenge'), /^[A-Za-z0-9_-]{43}$/);
+  assert.match(q.get('state'), /^[A-Za-z0-9_-]{43}$/);
+  // The password went only to the server's sign-in page, in a form body.
+  const withPassword = seen.filter((r) => (r.postData() || '').includes(encodeURIComponent(PASSWORD).replace(/%20/g, '+'))
+    || (r.postData() || '').includes(PASSWORD));
+  assert.deepEqual(withPassword.map((r) => `${r.method()} ${new URL(r.url()).pathname}`), ['POST /oauth/authorize']);
+  for (const r of seen) assert.ok(!r.url().includes(encodeURIComponent(PASSWORD)), `the password in ${r.url()}`);
+  // The console's one token request: the code with its verifier, as the console's client.
+  const exchange = seen.filter((r) => new URL(r.url()).pathname === '/api/v1/token');
+  assert.equal(exchange.length, 1);
+  const form = new URLSearchParams(exchange[0].postData());
+  assert.equal(form.get('grant_type'), 'authorization_code');
+  assert.equal(form.get('client_id'), CONSOLE_CLIENT);
+  assert.match(form.get('code_verifier'), /^[A-Za-z0-9_-]{43}$/);
+  assert.equal(form.get('password'), null);
+  // Signing out revokes the refresh token; the page is back at its button.
+  await w.page.getByRole('button', { name: 'Sign out' }).click();
+  await w.page.locator('#signin-error', { hasText: 'Signed out.' }).waitFor();
+  assert.equal(await w.page.locator('#nav').isHidden(), true);
+  const revoked = seen.filter((r) => new URL(r.url()).pathname === '/api/v1/token/revoke');
+  assert.equal(revoked.length, 1, 'the refresh token was revoked');
+});
+
+await scenario('the console refuses an answer it did not ask for (state) and exchanges no code', async (w) => {
+  const seen = [];
+  w.page.on('request', (r) => seen.push(r));
+  await w.page.goto(`${BASE}/console?code=forged-code-forged-code-forged-code-forged&state=not-mine&iss=imangor`);
+  await w.page.locator('#signin-error', { hasText: /not started from this tab/ }).waitFor();
+  assert.equal(w.page.url(), `${BASE}/console`, 'the answer left the address bar');
+  assert.ok(!seen.some((r) => new URL(r.url()).pathname === '/api/v1/token'), 'no code was exchanged');
+  await shot(w, 'refused-answer');
+  await accessible(w, 'refused answer');
+});
+
+await scenario('a sample SPA on another origin signs in with the code flow, PKCE and consent, then calls the API', async (w) => {
+  // The admin registers the SPA: public, not first party, two scopes.
+  const admin = await access(ACCOUNTS.admin);
+  const reg = await apiCall('POST', '/api/v1/clients', admin, {
+    name: 'Sample SPA', type: 'public', redirect_uris: [`${SPA}/callback.html`], scopes: ['profile', 'resources:read'],
+  });
+  assert.equal(reg.status, 201, JSON.stringify(reg.body));
+  const clientId = reg.body.client_id;
+  const mine = await apiCall('POST', '/api/v1/resources', await access(ACCOUNTS.manager),
+    { title: 'Quarterly plan', content: 'x', is_public: false });
+  assert.equal(mine.status, 201);
+
+  const start = await w.page.goto(`${SPA}/index.html?${new URLSearchParams({ server: BASE, client_id: clientId })}`);
+  assert.equal(start.status(), 200);
+  await Promise.all([
+    w.page.waitForURL((u) => u.origin === BASE && u.pathname === '/oauth/authorize'),
+    w.page.getByRole('button', { name: 'Sign in with imangor' }).click(),
+  ]);
+  // The server's sign-in page names the client; the password is typed there, not in the SPA.
+  assert.match(await w.page.locator('main').textContent(), /to continue to Sample SPA/);
+  await shot(w, 'sign-in');
+  await accessible(w, 'sign-in page');
+  await passwordPage(w, ACCOUNTS.manager);
+  // Not first party: the consent page lists what the SPA asks.
+  await w.page.locator('h1', { hasText: 'Allow access?' }).waitFor();
+  assert.equal(new URL(w.page.url()).origin, BASE);
+  const asked = await w.page.locator('main li code').allTextContents();
+  assert.deepEqual(asked, ['resources:read', 'profile']);
+  assert.match(await w.page.locator('main').textContent(), /Sample SPA asks to act on your behalf/);
+  await shot(w, 'consent');
+  await accessible(w, 'consent page');
+  await Promise.all([
+    w.page.waitForURL((u) => u.origin === SPA && u.pathname === '/callback.html'),
+    w.page.getByRole('button', { name: 'Allow' }).click(),
+  ]);
+  await w.page.waitForFunction(() => window.spa && window.spa.done);
+  const got = await w.page.evaluate(() => window.spa);
+  await shot(w, 'spa-signed-in');
+  assert.equal(got.error, undefined, JSON.stringify(got));
+  assert.equal(got.state_ok && got.iss_ok, true);
+  assert.equal(got.token_status, 200);
+  assert.equal(got.scope, 'resources:read profile');
+  assert.equal(got.refresh, true, 'a refresh token for the SPA');
+  assert.deepEqual([got.me_status, got.email], [200, ACCOUNTS.manager]);
+  assert.equal(got.resources_status, 200);
+  assert.ok(got.titles.includes('Quarterly plan'), `the manager's resources: ${got.titles}`);
+  // The role would allow a write; the token's scopes do not.
+  assert.equal(got.write_status, 403);
+  assert.match(got.write_challenge || '', /insufficient_scope/);
+  // Chromium logs that refused write as a failed load: the one error this scenario expects.
+  const refused = w.errors.filter((e) => e.includes('status of 403'));
+  assert.equal(refused.length, 1, w.errors.join('; '));
+  w.errors = w.errors.filter((e) => !refused.includes(e));
+  // What the user sees on the SPA; the code left its address bar.
+  assert.equal(await w.page.locator('#result').textContent(), `Signed in as ${ACCOUNTS.manager}`);
+  assert.equal(await w.page.locator('#scope').textContent(), 'resources:read profile');
+  assert.equal(w.page.url(), `${SPA}/callback.html`);
+  // The same sign-in page denies: the SPA gets access_denied, with its state and the issuer.
+  await w.page.goto(`${SPA}/index.html?${new URLSearchParams({ server: BASE, client_id: clientId })}`);
+  await Promise.all([
+    w.page.waitForURL((u) => u.pathname === '/oauth/authorize'),
+    w.page.getByRole('button', { name: 'Sign in with imangor' }).click(),
+  ]);
+  await passwordPage(w, ACCOUNTS.manager);
+  await Promise.all([
+    w.page.waitForURL((u) => u.origin === SPA),
+    w.page.getByRole('button', { name: 'Deny' }).click(),
+  ]);
+  await w.page.waitForFunction(() => window.spa && window.spa.done);
+  const denied = await w.page.evaluate(() => window.spa);
+  assert.equal(denied.state_ok && denied.iss_ok, true);
+  assert.equal(denied.error, 'refused: access_denied');
+});
 
 await scenario('phone-sized screen: the dashboard and the incidents fit the width', async (w) => {
   await signIn(w, ACCOUNTS.manager);

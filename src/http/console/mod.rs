@@ -3,10 +3,11 @@
 //! same API, under the same policy, as any client; it runs under its own strict
 //! Content-Security-Policy (`middleware::CONSOLE_CSP`): no inline script or style.
 //!
-//! The sign-in form is `method="post" action="/console"`, for the moment before the script runs
-//! (or when scripts are blocked): pressing Enter then posts the form here instead of putting the
-//! password in a URL (`GET /console?username=..&password=..`, kept in history and access logs).
-//! `POST /console` is not a way to sign in: it never reads the body and answers 303 to the page.
+//! The page signs in as the built-in first-party OAuth client (`service::oauth::CONSOLE_CLIENT_ID`,
+//! registered at start with the redirect URI `{IMANGOR_PUBLIC_URL}/console`): its "Sign in"
+//! button opens the server's sign-in page (`/oauth/authorize`) with a PKCE challenge, and the
+//! script exchanges the code that comes back at `POST /api/v1/token`. The page has no password
+//! field and no form: nothing it could post, and no `POST /console` (405).
 
 use std::sync::OnceLock;
 
@@ -24,7 +25,7 @@ const STYLE: &str = include_str!("../../../console/console.css");
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/console", get(index).post(form_without_script))
+        .route("/console", get(index))
         .route(
             "/console/",
             get(|| async { Redirect::permanent("/console") }),
@@ -36,13 +37,6 @@ pub fn router() -> Router<AppState> {
 async fn index(headers: HeaderMap) -> Response {
     static TAG: OnceLock<HeaderValue> = OnceLock::new();
     asset(&headers, INDEX, &TAG, "text/html; charset=utf-8")
-}
-
-/// The sign-in form posted before the script ran: the body (the credentials) is neither read nor
-/// logged, nothing is checked, and the browser is sent back to the page (303, so a reload does
-/// not post again). Signing in is the script's call to `POST /api/v1/token`, under its limits.
-async fn form_without_script() -> Redirect {
-    Redirect::to("/console")
 }
 
 async fn script(headers: HeaderMap) -> Response {

@@ -4,6 +4,7 @@
 //! signatures are `crypto::chain`'s; the rows are stored by `db::audit` and `db::events`.
 
 pub mod check;
+pub mod evidence;
 pub mod ocsf;
 pub mod page;
 pub mod seal;

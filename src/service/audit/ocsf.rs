@@ -92,6 +92,9 @@ pub fn classify(action: Action) -> (Class, Activity) {
         A::OAuthAuthorize | A::OAuthToken | A::OAuthClientAuth | A::OAuthCodeReuse => {
             (Authentication, Activity(OTHER, "OAuth Grant"))
         }
+        A::MfaVerify | A::MfaRecoveryUse => (Authentication, Activity(OTHER, "Second Factor")),
+        A::MfaTotpEnroll | A::MfaRecoveryCodes => (AccountChange, Activity(OTHER, "MFA Enable")),
+        A::MfaTotpRemove => (AccountChange, Activity(OTHER, "MFA Disable")),
         A::ClientCreate => (ApiActivity, create),
         A::ClientRotateSecret => (ApiActivity, update),
         A::ClientDelete => (ApiActivity, delete),
@@ -107,7 +110,7 @@ pub fn classify(action: Action) -> (Class, Activity) {
         A::ResourceUpdate | A::SecretReseal => (ApiActivity, update),
         A::ResourceDelete | A::SecretDelete => (ApiActivity, delete),
         A::SecretCreate => (ApiActivity, create),
-        A::SecretRead | A::SecretDecrypt => (ApiActivity, read),
+        A::SecretRead | A::SecretDecrypt | A::IncidentEvidence => (ApiActivity, read),
         A::AuthzDenied => (ApiActivity, Activity(OTHER, "Access Denied")),
         A::ContainmentBlockAddress => (ApiActivity, create),
         A::ContainmentRevokeSessions | A::ContainmentUnblockAddress => (ApiActivity, delete),

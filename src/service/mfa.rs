@@ -1,0 +1,499 @@
+//! Multi-factor authentication: TOTP enrolment (RFC 6238), recovery codes, and signing in with
+//! a second factor after the password (`mfa_token`, then the MFA grant).
+//!
+//! An account with a confirmed TOTP gets no tokens for its password alone: the password grant
+//! answers `mfa_required` with an `mfa_token` (five minutes, single use, ended by five wrong
+//! codes), redeemed by `grant_type=urn:imangor:grant-type:mfa` with a TOTP or a recovery code.
+//! Every code is checked through the login guard of the account (wrong codes count like wrong
+//! passwords), and each TOTP step is accepted once.
+
+use super::audit::{self, Event, RequestMeta};
+use super::auth::{Granted, open_session, pair, subject, user_session};
+use crate::auth::totp;
+use crate::auth::{random_token, sha256_hex};
+use crate::authz::{self, Action, Principal};
+use crate::config::Config;
+use crate::crypto::data::DataKeyring;
+use crate::db::{Tx, mfa, users};
+use crate::domain::{Timestamp, UserId};
+use crate::error::{AppError, OAuthCode, Result};
+use crate::limits::login::Gate;
+use crate::service::context::{Guards, Identity, Sinks, Store};
+
+/// How long an `mfa_token` lives.
+pub const MFA_TOKEN_TTL_S: u64 = 300;
+/// Wrong codes that end an `mfa_token`.
+pub const MAX_FAILURES: i32 = 5;
+/// Recovery codes per account.
+pub const RECOVERY_CODES: usize = 10;
+/// Length of an `mfa_token`: 32 random bytes in base64url.
+const TOKEN_LEN: usize = 43;
+
+/// Starts the second step of a sign-in whose password was right: a new `mfa_token`.
+pub async fn challenge(
+    tx: &mut Tx,
+    user: UserId,
+    now: Timestamp,
+    meta: &RequestMeta,
+) -> Result<String> {
+    let token = random_token(32)?;
+    mfa::insert_token(
+        tx,
+        &sha256_hex(&token),
+        user,
+        now.plus_seconds(MFA_TOKEN_TTL_S),
+    )
+    .await?;
+    Event::new(audit::Action::AuthLogin, audit::Outcome::Success)
+        .actor(user)
+        .target(user)
+        .detail("password; second factor required")
+        .record(tx, meta)
+        .await?;
+    Ok(token)
+}
+
+/// The caller's second factors.
+pub struct Status {
+    pub totp: bool,
+    pub recovery_codes_left: i64,
+}
+
+pub async fn status(store: &Store, who: &Principal) -> Result<Status> {
+    authz::authorize_plain(Some(who), Action::AccountReadSelf)?;
+    let mut tx = store.db.begin().await?;
+    let totp = mfa::has_second_factor(&mut tx, who.user_id()).await?;
+    let left = mfa::recovery_codes_left(&mut tx, who.user_id()).await?;
+    store.commit(tx).await?;
+    Ok(Status {
+        totp,
+        recovery_codes_left: left,
+    })
+}
+
+/// A pending TOTP enrolment: the secret as an authenticator app takes it.
+pub struct Enrolment {
+    pub secret: String,
+    pub otpauth_uri: String,
+}
+
+/// Starts (or restarts) a TOTP enrolment after checking the current password. The secret is
+/// sealed under the data keyring, bound to the account; it becomes required at sign-in only
+/// once a first code confirms it.
+#[allow(clippy::too_many_arguments)] // each context it names is one it uses (service::context)
+pub async fn begin_totp(
+    store: &Store,
+    identity: &Identity,
+    guards: &Guards,
+    sinks: &Sinks,
+    keys: &DataKeyring,
+    config: &Config,
+    who: &Principal,
+    current_password: &str,
+    meta: &RequestMeta,
+) -> Result<Enrolment> {
+    authz::authorize_plain(Some(who), Action::AccountUpdateSelf)?;
+    super::users::confirm_current_password(
+        store,
+        identity,
+        guards,
+        sinks,
+        who,
+        current_password,
+        audit::Action::MfaTotpEnroll,
+        meta,
+    )
+    .await?;
+    let user = who.user_id();
+    let mut secret = zeroize::Zeroizing::new(vec![0u8; totp::SECRET_LEN]);
+    aws_lc_rs::rand::fill(&mut secret)
+        .map_err(|_| anyhow::anyhow!("the system random generator failed"))?;
+    let sealed = keys.seal(&secret, &mfa::binding(user))?;
+    let now = Timestamp::now();
+    let mut tx = store.db.begin_write().await?;
+    if mfa::has_second_factor(&mut tx, user).await? {
+        return Err(AppError::Conflict("a TOTP second factor"));
+    }
+    mfa::put_pending(&mut tx, user, &sealed, now).await?;
+    let account = users::find(&mut tx, user)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    Event::new(audit::Action::MfaTotpEnroll, audit::Outcome::Success)
+        .actor(user)
+        .target(user)
+        .detail("enrolment started; waits for a first code")
+        .record(&mut tx, meta)
+        .await?;
+    store.commit(tx).await?;
+    Ok(Enrolment {
+        secret: totp::base32(&secret),
+        otpauth_uri: totp::otpauth_uri(issuer_label(config), &account.email, &secret),
+    })
+}
+
+/// The issuer an authenticator app shows: the public URL's host.
+fn issuer_label(config: &Config) -> &str {
+    config.public_url.split("://").nth(1).unwrap_or("imangor")
+}
+
+/// Confirms a pending enrolment with a first code: TOTP is required at sign-in from now on,
+/// and the answer holds the ten recovery codes (shown once).
+pub async fn confirm_totp(
+    store: &Store,
+    keys: &DataKeyring,
+    who: &Principal,
+    code: &str,
+    meta: &RequestMeta,
+) -> Result<Vec<String>> {
+    authz::authorize_plain(Some(who), Action::AccountUpdateSelf)?;
+    let user = who.user_id();
+    let now = Timestamp::now();
+    let mut tx = store.db.begin_write().await?;
+    let Some(stored) = mfa::totp(&mut tx, user).await? else {
+        return Err(AppError::Refused("no TOTP enrolment was started"));
+    };
+    if stored.confirmed {
+        return Err(AppError::Conflict("a TOTP second factor"));
+    }
+    let step = totp_step(keys, user, &stored, code, now)?;
+    let ok = match step {
+        Some(step) => mfa::accept_step(&mut tx, user, step, now).await?,
+        None => false,
+    };
+    if !ok {
+        drop(tx);
+        return Err(crate::domain::ValidationError::field(
+            "code",
+            "the code is not the current one",
+        )
+        .into());
+    }
+    let codes = new_recovery_codes(&mut tx, user).await?;
+    Event::new(audit::Action::MfaTotpEnroll, audit::Outcome::Success)
+        .actor(user)
+        .target(user)
+        .detail("confirmed: TOTP is required at sign-in; 10 recovery codes issued")
+        .record(&mut tx, meta)
+        .await?;
+    store.commit(tx).await?;
+    Ok(codes)
+}
+
+/// Checks a code against a stored secret; the step it matched, if any and not yet used.
+fn totp_step(
+    keys: &DataKeyring,
+    user: UserId,
+    stored: &mfa::Totp,
+    code: &str,
+    now: Timestamp,
+) -> Result<Option<i64>> {
+    let secret = keys
+        .open(&stored.key_id, &stored.secret, &mfa::binding(user))
+        .map_err(|e| anyhow::anyhow!("a TOTP secret did not open: {e}"))?;
+    Ok(totp::verify(
+        &secret,
+        code.trim(),
+        totp::step_of(now.unix_seconds()),
+        stored.last_step,
+    ))
+}
+
+/// Ten new recovery codes (hashes stored, the old ones gone): each 10 characters of
+/// `[0-9a-z]` minus look-alikes, about 51 bits, grouped `xxxxx-xxxxx` for reading.
+async fn new_recovery_codes(tx: &mut Tx, user: UserId) -> Result<Vec<String>> {
+    const ALPHABET: &[u8] = b"23456789abcdefghjkmnpqrstuvwxyz";
+    let mut codes = Vec::with_capacity(RECOVERY_CODES);
+    for _ in 0..RECOVERY_CODES {
+        let mut raw = [0u8; 10];
+        aws_lc_rs::rand::fill(&mut raw)
+            .map_err(|_| anyhow::anyhow!("the system random generator failed"))?;
+        // 31 symbols: reject bytes that would bias the choice.
+        let mut chars = String::with_capacity(11);
+        let mut i = 0;
+        while chars.len() < 11 {
+            let b = raw[i % raw.len()];
+            i += 1;
+            if i % raw.len() == 0 {
+                aws_lc_rs::rand::fill(&mut raw)
+                    .map_err(|_| anyhow::anyhow!("the system random generator failed"))?;
+            }
+            if usize::from(b) >= 248 {
+                continue;
+            }
+            if chars.len() == 5 {
+                chars.push('-');
+            }
+            chars.push(ALPHABET[usize::from(b) % ALPHABET.len()] as char);
+        }
+        codes.push(chars);
+    }
+    let hashes: Vec<String> = codes.iter().map(|c| recovery_hash(c)).collect();
+    mfa::set_recovery_codes(tx, user, &hashes).await?;
+    Ok(codes)
+}
+
+/// A recovery code as typed (any case, with or without the dash) to its stored hash.
+fn recovery_hash(code: &str) -> String {
+    let normal: String = code
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    sha256_hex(&format!("recovery\0{normal}"))
+}
+
+/// Removes TOTP (and the recovery codes) after the current password and a current code.
+#[allow(clippy::too_many_arguments)] // each context it names is one it uses (service::context)
+pub async fn remove_totp(
+    store: &Store,
+    identity: &Identity,
+    guards: &Guards,
+    sinks: &Sinks,
+    keys: &DataKeyring,
+    who: &Principal,
+    current_password: &str,
+    code: &str,
+    meta: &RequestMeta,
+) -> Result<()> {
+    let (mut tx, user) = with_password_and_code(
+        store,
+        identity,
+        guards,
+        sinks,
+        keys,
+        who,
+        (current_password, code),
+        audit::Action::MfaTotpRemove,
+        meta,
+    )
+    .await?;
+    mfa::remove(&mut tx, user).await?;
+    Event::new(audit::Action::MfaTotpRemove, audit::Outcome::Success)
+        .actor(user)
+        .target(user)
+        .record(&mut tx, meta)
+        .await?;
+    store.commit(tx).await?;
+    Ok(())
+}
+
+/// The checks before a change to the caller's own second factor: the policy, the current
+/// password (through its guard), then a current code; returns the write transaction the
+/// change goes in.
+#[allow(clippy::too_many_arguments)] // each context it names is one it uses (service::context)
+async fn with_password_and_code(
+    store: &Store,
+    identity: &Identity,
+    guards: &Guards,
+    sinks: &Sinks,
+    keys: &DataKeyring,
+    who: &Principal,
+    (current_password, code): (&str, &str),
+    action: audit::Action,
+    meta: &RequestMeta,
+) -> Result<(Tx, UserId)> {
+    authz::authorize_plain(Some(who), Action::AccountUpdateSelf)?;
+    super::users::confirm_current_password(
+        store,
+        identity,
+        guards,
+        sinks,
+        who,
+        current_password,
+        action,
+        meta,
+    )
+    .await?;
+    let user = who.user_id();
+    let mut tx = store.db.begin_write().await?;
+    current_code(&mut tx, keys, user, code, Timestamp::now()).await?;
+    Ok((tx, user))
+}
+
+/// Requires a current, unused code of the account's confirmed TOTP (and spends its step).
+async fn current_code(
+    tx: &mut Tx,
+    keys: &DataKeyring,
+    user: UserId,
+    code: &str,
+    now: Timestamp,
+) -> Result<()> {
+    let Some(stored) = mfa::totp(tx, user).await?.filter(|t| t.confirmed) else {
+        return Err(AppError::Refused("this account has no TOTP second factor"));
+    };
+    let ok = match totp_step(keys, user, &stored, code, now)? {
+        Some(step) => mfa::accept_step(tx, user, step, now).await?,
+        None => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(crate::domain::ValidationError::field("code", "the code is not the current one").into())
+    }
+}
+
+/// New recovery codes after the current password and a current code; the old ones stop.
+#[allow(clippy::too_many_arguments)] // each context it names is one it uses (service::context)
+pub async fn regenerate_recovery_codes(
+    store: &Store,
+    identity: &Identity,
+    guards: &Guards,
+    sinks: &Sinks,
+    keys: &DataKeyring,
+    who: &Principal,
+    current_password: &str,
+    code: &str,
+    meta: &RequestMeta,
+) -> Result<Vec<String>> {
+    let (mut tx, user) = with_password_and_code(
+        store,
+        identity,
+        guards,
+        sinks,
+        keys,
+        who,
+        (current_password, code),
+        audit::Action::MfaRecoveryCodes,
+        meta,
+    )
+    .await?;
+    let codes = new_recovery_codes(&mut tx, user).await?;
+    Event::new(audit::Action::MfaRecoveryCodes, audit::Outcome::Success)
+        .actor(user)
+        .target(user)
+        .detail("10 new recovery codes; the old ones no longer work")
+        .record(&mut tx, meta)
+        .await?;
+    store.commit(tx).await?;
+    Ok(codes)
+}
+
+/// The second factor as presented to the MFA grant.
+pub enum Factor<'a> {
+    Totp(&'a str),
+    RecoveryCode(&'a str),
+}
+
+/// `grant_type=urn:imangor:grant-type:mfa`: the `mfa_token` of a right password and a second
+/// factor (`pass`); tokens carry `amr: ["pwd", "mfa"]` and `auth_time`.
+#[allow(clippy::too_many_arguments)] // each context it names is one it uses (service::context)
+pub async fn redeem(
+    store: &Store,
+    identity: &Identity,
+    guards: &Guards,
+    keys: &DataKeyring,
+    config: &Config,
+    mfa_token: &str,
+    factor: Factor<'_>,
+    meta: &RequestMeta,
+) -> Result<Granted> {
+    let (user, how) = pass(store, guards, keys, mfa_token, factor, meta).await?;
+    let now = Timestamp::now();
+    let mut tx = store.db.begin().await?;
+    let (session, refresh_token) = open_session(
+        &mut tx,
+        user_session(user.id, config, true, now),
+        Some(config.refresh_token_ttl),
+    )
+    .await?;
+    Event::new(audit::Action::AuthLogin, audit::Outcome::Success)
+        .actor(user.id)
+        .target(session.id)
+        .detail(how)
+        .record(&mut tx, meta)
+        .await?;
+    store.commit(tx).await?;
+    Ok(Granted::Tokens(pair(
+        identity,
+        &subject(&session, user.role),
+        now,
+        refresh_token,
+    )?))
+}
+
+/// The second step of a sign-in: the `mfa_token` of a right password and a second factor,
+/// checked through the account's login guard (a wrong code counts like a wrong password; a
+/// locked account is refused before the code is looked at); five wrong codes end the token.
+/// On success the token is spent and the account returned with how it signed in.
+pub async fn pass(
+    store: &Store,
+    guards: &Guards,
+    keys: &DataKeyring,
+    mfa_token: &str,
+    factor: Factor<'_>,
+    meta: &RequestMeta,
+) -> Result<(crate::domain::User, &'static str)> {
+    let invalid = || {
+        AppError::oauth(
+            OAuthCode::InvalidGrant,
+            "the mfa_token or the code is not valid",
+        )
+    };
+    if mfa_token.len() != TOKEN_LEN {
+        return Err(invalid());
+    }
+    let hash = sha256_hex(mfa_token);
+    let now = Timestamp::now();
+    let mut tx = store.db.begin_write().await?;
+    let Some(user_id) = mfa::token_user(&mut tx, &hash, now, MAX_FAILURES).await? else {
+        return Err(invalid());
+    };
+    let Some(user) = users::find(&mut tx, user_id).await?.filter(|u| !u.disabled) else {
+        return Err(invalid());
+    };
+    drop(tx);
+    let ip = super::auth::client(meta);
+    if let Gate::Locked { retry_after_s, .. } = guards.logins.begin(&user.email, ip).await {
+        return Err(AppError::RateLimited { retry_after_s });
+    }
+    let mut tx = store.db.begin_write().await?;
+    let (ok, how) = match factor {
+        Factor::Totp(code) => {
+            let ok = match mfa::totp(&mut tx, user.id).await?.filter(|t| t.confirmed) {
+                Some(stored) => match totp_step(keys, user.id, &stored, code, now)? {
+                    Some(step) => mfa::accept_step(&mut tx, user.id, step, now).await?,
+                    None => false,
+                },
+                None => false,
+            };
+            (ok, "password + TOTP")
+        }
+        Factor::RecoveryCode(code) => (
+            mfa::spend_recovery_code(&mut tx, user.id, &recovery_hash(code), now).await?,
+            "password + recovery code",
+        ),
+    };
+    if !ok {
+        let failures = mfa::token_failed(&mut tx, &hash).await?;
+        Event::new(audit::Action::MfaVerify, audit::Outcome::Failure)
+            .actor(user.id)
+            .target(user.id)
+            .detail(format!(
+                "wrong {} ({failures} of {MAX_FAILURES} for this sign-in)",
+                match factor {
+                    Factor::Totp(_) => "TOTP code",
+                    Factor::RecoveryCode(_) => "recovery code",
+                }
+            ))
+            .record(&mut tx, meta)
+            .await?;
+        store.commit(tx).await?;
+        return Err(invalid());
+    }
+    if !mfa::spend_token(&mut tx, &hash, now).await? {
+        return Err(invalid());
+    }
+    if matches!(factor, Factor::RecoveryCode(_)) {
+        let left = mfa::recovery_codes_left(&mut tx, user.id).await?;
+        Event::new(audit::Action::MfaRecoveryUse, audit::Outcome::Success)
+            .actor(user.id)
+            .target(user.id)
+            .detail(format!("a recovery code was used; {left} left"))
+            .warning()
+            .record(&mut tx, meta)
+            .await?;
+    }
+    store.commit(tx).await?;
+    guards.logins.succeeded(&user.email, ip).await;
+    Ok((user, how))
+}

@@ -1,0 +1,503 @@
+//! Multi-factor authentication (issue 19, API.md "Multi-factor authentication"): TOTP enrolment,
+//! signing in with a second factor through the password grant and the sign-in page, recovery
+//! codes, replay and guessing refused (ASVS V6.3.3, V6.5.1, V6.5.2, V6.6.x).
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+/// RFC 4648 base32 (no padding) back to bytes.
+fn unbase32(s: &str) -> Vec<u8> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let (mut buffer, mut bits, mut out) = (0u32, 0u32, Vec::new());
+    for c in s.bytes() {
+        let v = ALPHABET.iter().position(|a| *a == c).unwrap() as u32;
+        buffer = (buffer << 5) | v;
+        bits += 5;
+        if bits >= 8 {
+            out.push((buffer >> (bits - 8)) as u8);
+            bits -= 8;
+        }
+    }
+    out
+}
+
+/// An authenticator app: the secret, and the last step it gave a code for.
+struct App {
+    secret: Vec<u8>,
+    last: i64,
+}
+
+impl App {
+    fn now_step() -> i64 {
+        imangor::auth::totp::step_of(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs() as i64,
+        )
+    }
+
+    /// A code the server has not accepted yet and still accepts (within one step of now).
+    fn code(&mut self) -> String {
+        let step = (Self::now_step() - 1).max(self.last + 1);
+        assert!(
+            step <= Self::now_step() + 1,
+            "no fresh code left in this window"
+        );
+        self.last = step;
+        format!("{:06}", imangor::auth::totp::code_at(&self.secret, step))
+    }
+
+    /// The code `code` would give next, without taking it (for a request that will be refused).
+    fn peek(&self) -> String {
+        let step = (Self::now_step() - 1).max(self.last + 1);
+        format!("{:06}", imangor::auth::totp::code_at(&self.secret, step))
+    }
+
+    /// Six digits that are no code of this window.
+    fn wrong(&self, n: u32) -> Vec<String> {
+        let valid: Vec<String> = (-1..=1)
+            .map(|d| {
+                format!(
+                    "{:06}",
+                    imangor::auth::totp::code_at(&self.secret, Self::now_step() + d)
+                )
+            })
+            .collect();
+        (0u32..)
+            .map(|i| format!("{:06}", (i * 111_111 + 7) % 1_000_000))
+            .filter(|c| !valid.contains(c))
+            .take(n as usize)
+            .collect()
+    }
+
+    /// A code that was already used.
+    fn replayed(&self) -> String {
+        format!(
+            "{:06}",
+            imangor::auth::totp::code_at(&self.secret, self.last)
+        )
+    }
+}
+
+/// Enrols `a` in TOTP; returns its authenticator and the recovery codes.
+async fn enrol(app: &TestApp, a: &Account) -> (App, Vec<String>) {
+    let t = app.login(a).await;
+    let res = app
+        .post_json(
+            "/api/v1/users/me/mfa/totp",
+            Some(&t.access),
+            &json!({"current_password": a.password}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let v: Value = res.json().await.unwrap();
+    let secret = v["secret"].as_str().unwrap();
+    assert!(
+        v["otpauth_uri"]
+            .as_str()
+            .unwrap()
+            .starts_with("otpauth://totp/")
+    );
+    assert!(
+        v["otpauth_uri"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("secret={secret}"))
+    );
+    let mut auth = App {
+        secret: unbase32(secret),
+        last: 0,
+    };
+    assert_eq!(auth.secret.len(), 20);
+    let res = app
+        .post_json(
+            "/api/v1/users/me/mfa/totp/confirm",
+            Some(&t.access),
+            &json!({"code": auth.code()}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let v: Value = res.json().await.unwrap();
+    let codes: Vec<String> = v["recovery_codes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_owned())
+        .collect();
+    (auth, codes)
+}
+
+/// The password grant's answer for an account with a second factor: its `mfa_token`.
+async fn mfa_token(app: &TestApp, a: &Account) -> String {
+    let res = app
+        .token(&[
+            ("grant_type", "password"),
+            ("username", &a.email),
+            ("password", &a.password),
+        ])
+        .await;
+    let v = oauth_error(res, StatusCode::BAD_REQUEST, "mfa_required").await;
+    assert!(v.get("access_token").is_none());
+    v["mfa_token"].as_str().unwrap().to_owned()
+}
+
+async fn mfa_grant(app: &TestApp, token: &str, field: &str, code: &str) -> reqwest::Response {
+    app.token(&[
+        ("grant_type", "urn:imangor:grant-type:mfa"),
+        ("mfa_token", token),
+        (field, code),
+    ])
+    .await
+}
+
+fn claims(token: &str) -> Value {
+    use base64::Engine;
+    let payload = token.split('.').nth(1).unwrap();
+    serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn an_enrolled_account_signs_in_only_with_its_second_factor_v6_3_3() {
+    let app = TestApp::spawn().await;
+    let a = app.register("ann@example.com").await;
+    let before = app.login(&a).await;
+    assert_eq!(claims(&before.access)["amr"], json!(["pwd"]));
+    let (mut auth, codes) = enrol(&app, &a).await;
+    assert_eq!(codes.len(), 10);
+    let status: Value = app
+        .get("/api/v1/users/me/mfa", &before.access)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        status,
+        json!({"totp": true, "passkeys": [], "recovery_codes_left": 10})
+    );
+
+    // The password alone gets no tokens, only the mfa_token.
+    let token = mfa_token(&app, &a).await;
+    let res = mfa_grant(&app, &token, "otp", &auth.code()).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let v: Value = res.json().await.unwrap();
+    let c = claims(v["access_token"].as_str().unwrap());
+    assert_eq!(c["amr"], json!(["pwd", "mfa"]));
+    assert!(c["auth_time"].is_i64());
+    // The refresh keeps how the user signed in.
+    let r: Value = app
+        .refresh(v["refresh_token"].as_str().unwrap())
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        claims(r["access_token"].as_str().unwrap())["amr"],
+        json!(["pwd", "mfa"])
+    );
+
+    // An mfa_token is single use; a code works once (V6.5.1).
+    oauth_error(
+        mfa_grant(&app, &token, "otp", &auth.replayed()).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_grant",
+    )
+    .await;
+    let token = mfa_token(&app, &a).await;
+    oauth_error(
+        mfa_grant(&app, &token, "otp", &auth.replayed()).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_grant",
+    )
+    .await;
+    let e = events(&app).await;
+    assert!(e.iter().any(|e| {
+        e.action == "mfa.totp_enroll"
+            && e.detail
+                .as_deref()
+                .is_some_and(|d| d.starts_with("confirmed"))
+    }));
+    assert!(
+        e.iter()
+            .any(|e| e.action == "auth.login" && e.detail.as_deref() == Some("password + TOTP"))
+    );
+    assert!(
+        e.iter()
+            .any(|e| e.action == "mfa.verify" && e.outcome == "failure")
+    );
+}
+
+#[tokio::test]
+async fn a_recovery_code_signs_in_once_and_is_recorded_v6_5_2() {
+    let app = TestApp::spawn().await;
+    let a = app.register("ann@example.com").await;
+    let (_, codes) = enrol(&app, &a).await;
+    // About 51 bits each, distinct.
+    let mut distinct = codes.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 10);
+    assert!(
+        codes
+            .iter()
+            .all(|c| c.len() == 11 && c.as_bytes()[5] == b'-')
+    );
+    let token = mfa_token(&app, &a).await;
+    let res = mfa_grant(&app, &token, "recovery_code", &codes[3].to_uppercase()).await;
+    assert_eq!(res.status(), StatusCode::OK, "any case");
+    let token = mfa_token(&app, &a).await;
+    oauth_error(
+        mfa_grant(&app, &token, "recovery_code", &codes[3]).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_grant",
+    )
+    .await;
+    let t: Value = mfa_grant(&app, &token, "recovery_code", &codes[4])
+        .await
+        .json()
+        .await
+        .unwrap();
+    let status: Value = app
+        .get("/api/v1/users/me/mfa", t["access_token"].as_str().unwrap())
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status["recovery_codes_left"], 8);
+    let e = events(&app).await;
+    let used: Vec<_> = e
+        .iter()
+        .filter(|e| e.action == "mfa.recovery_use")
+        .collect();
+    assert_eq!(used.len(), 2);
+    assert_eq!(used[0].severity, "warning");
+}
+
+#[tokio::test]
+async fn five_wrong_codes_end_an_mfa_token_and_an_old_one_expires() {
+    let app = TestApp::spawn().await;
+    let a = app.register("ann@example.com").await;
+    let (auth, _) = enrol(&app, &a).await;
+    let token = mfa_token(&app, &a).await;
+    for wrong in auth.wrong(5) {
+        oauth_error(
+            mfa_grant(&app, &token, "otp", &wrong).await,
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+        )
+        .await;
+    }
+    // Ended by the fifth: even the right code is refused now.
+    oauth_error(
+        mfa_grant(&app, &token, "otp", &auth.peek()).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_grant",
+    )
+    .await;
+    // An mfa_token past its five minutes (aged in the database).
+    let token = mfa_token(&app, &a).await;
+    crate::keys::sql(&app.database_url, "update mfa_tokens set expires_at = 0").await;
+    oauth_error(
+        mfa_grant(&app, &token, "otp", &auth.peek()).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_grant",
+    )
+    .await;
+    let wrong = events(&app)
+        .await
+        .into_iter()
+        .filter(|e| e.action == "mfa.verify" && e.outcome == "failure")
+        .count();
+    assert_eq!(wrong, 5);
+}
+
+#[tokio::test]
+async fn enrolment_and_removal_need_the_current_password_and_a_code() {
+    let app = TestApp::spawn().await;
+    let a = app.register("ann@example.com").await;
+    let t = app.login(&a).await;
+    let res = app
+        .post_json(
+            "/api/v1/users/me/mfa/totp",
+            Some(&t.access),
+            &json!({"current_password": "wrong password here"}),
+        )
+        .await;
+    problem(res, StatusCode::FORBIDDEN).await;
+    let res = app
+        .post_json(
+            "/api/v1/users/me/mfa/totp/confirm",
+            Some(&t.access),
+            &json!({"code": "123456"}),
+        )
+        .await;
+    problem(res, StatusCode::CONFLICT).await;
+    let (mut auth, _) = enrol(&app, &a).await;
+    // A second enrolment while one is confirmed is refused.
+    let res = app
+        .post_json(
+            "/api/v1/users/me/mfa/totp",
+            Some(&t.access),
+            &json!({"current_password": a.password}),
+        )
+        .await;
+    problem(res, StatusCode::CONFLICT).await;
+    // New recovery codes: the old ones stop working.
+    let res = app
+        .post_json(
+            "/api/v1/users/me/mfa/recovery-codes",
+            Some(&t.access),
+            &json!({"current_password": a.password, "code": auth.code()}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let remove = |body: Value| {
+        app.client
+            .delete(app.url("/api/v1/users/me/mfa/totp"))
+            .bearer_auth(&t.access)
+            .json(&body)
+            .send()
+    };
+    let res = remove(json!({"current_password": a.password, "code": auth.replayed()}))
+        .await
+        .unwrap();
+    invalid_fields(res, &["code"]).await;
+    let res = remove(json!({"current_password": a.password, "code": auth.code()}))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    // Back to the password alone.
+    app.login(&a).await;
+}
+
+#[tokio::test]
+async fn the_sign_in_page_asks_for_the_second_factor() {
+    let app = TestApp::spawn().await;
+    let a = app.register("ann@example.com").await;
+    let (mut auth, _) = enrol(&app, &a).await;
+    let admin = app.admin_tokens().await.access;
+    let c: Value = app
+        .post_json("/api/v1/clients", Some(&admin), &json!({"name": "SPA", "type": "public", "redirect_uris": ["https://spa.example.com/cb"], "first_party": true}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = c["client_id"].as_str().unwrap();
+    let challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+    let q = serde_urlencoded::to_string([
+        ("response_type", "code"),
+        ("client_id", id),
+        ("redirect_uri", "https://spa.example.com/cb"),
+        ("code_challenge", challenge),
+        ("code_challenge_method", "S256"),
+    ])
+    .unwrap();
+    let page = app
+        .client
+        .get(app.url(&format!("/oauth/authorize?{q}")))
+        .send()
+        .await
+        .unwrap();
+    let cookie = page.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let html = page.text().await.unwrap();
+    let field = |html: &str, name: &str| {
+        let at = html.find(&format!("name=\"{name}\" value=\"")).unwrap() + name.len() + 15;
+        html[at..at + html[at..].find('"').unwrap()].to_owned()
+    };
+    let csrf = field(&html, "csrf");
+    let mut form: Vec<(String, String)> = [
+        "response_type",
+        "client_id",
+        "redirect_uri",
+        "scope",
+        "code_challenge",
+        "code_challenge_method",
+    ]
+    .iter()
+    .map(|n| (n.to_string(), field(&html, n)))
+    .collect();
+    form.push(("csrf".into(), csrf));
+    let post = |extra: Vec<(String, String)>| {
+        let mut f = form.clone();
+        f.extend(extra);
+        app.client
+            .post(app.url("/oauth/authorize"))
+            .header("cookie", cookie.clone())
+            .form(&f)
+            .send()
+    };
+    let res = post(vec![
+        ("username".into(), a.email.clone()),
+        ("password".into(), a.password.clone()),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(
+        res.status(),
+        StatusCode::OK,
+        "no code for the password alone"
+    );
+    let html = res.text().await.unwrap();
+    assert!(html.contains("name=\"otp\""), "{html}");
+    let token = field(&html, "mfa_token");
+    let wrong = auth.wrong(1).remove(0);
+    let res = post(vec![
+        ("mfa_token".into(), token.clone()),
+        ("otp".into(), wrong),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    let res = post(vec![
+        ("mfa_token".into(), token),
+        ("otp".into(), auth.code()),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let loc = res.headers()["location"].to_str().unwrap();
+    assert!(loc.starts_with("https://spa.example.com/cb?code="), "{loc}");
+}
+
+#[tokio::test]
+async fn expired_mfa_tokens_are_pruned() {
+    let app = TestApp::spawn().await;
+    let a = app.register("ann@example.com").await;
+    enrol(&app, &a).await;
+    let _old = mfa_token(&app, &a).await;
+    let _live = mfa_token(&app, &a).await;
+    crate::keys::sql(
+        &app.database_url,
+        "update mfa_tokens set expires_at = 1 where failures = 0 and token_hash = (select min(token_hash) from mfa_tokens)",
+    )
+    .await;
+    let pruned =
+        imangor::db::sessions::prune(&app.state.store.db, imangor::domain::Timestamp::now())
+            .await
+            .unwrap();
+    assert!(pruned >= 1);
+    let left: i64 = match &app.state.store.db {
+        imangor::db::Db::Sqlite(p) => sqlx::query_scalar("select count(*) from mfa_tokens")
+            .fetch_one(p)
+            .await
+            .unwrap(),
+        imangor::db::Db::Postgres(p) => sqlx::query_scalar("select count(*) from mfa_tokens")
+            .fetch_one(p)
+            .await
+            .unwrap(),
+    };
+    assert_eq!(left, 1, "the live one stays");
+}
