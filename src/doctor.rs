@@ -373,6 +373,15 @@ pub fn report(findings: &[Finding]) -> usize {
 /// RFC 9700 §2.4 keeps it to first-party clients), the public URL the pages and metadata are
 /// reached at, and an issuer that clients checking RFC 8414 can compare.
 fn oauth(config: &Config, out: &mut Vec<Finding>) {
+    if !config
+        .mfa_required_roles
+        .contains(&crate::domain::Role::Admin)
+    {
+        fail(
+            out,
+            "admins may sign in with a password alone: set IMANGOR_MFA_REQUIRED_ROLES to include admin (one stolen password would be the whole deployment)",
+        );
+    }
     if config.password_grant {
         warn(
             out,

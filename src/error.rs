@@ -44,6 +44,10 @@ pub enum AppError {
     Unavailable(#[source] anyhow::Error),
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
+    /// A sensitive operation needs a token whose user passed a second factor within
+    /// `max_age_s` (RFC 9470).
+    #[error("this operation needs a recent second factor: sign in again with it")]
+    StepUpRequired { max_age_s: u64 },
     /// An OAuth request refused with one of the errors of RFC 6749 §4.1.2.1 and §5.2.
     #[error("{description}")]
     OAuth {

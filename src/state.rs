@@ -137,6 +137,7 @@ pub async fn open(config: Config) -> anyhow::Result<(AppState, Jobs)> {
             hasher: Arc::new(hasher),
             cache,
             legacy: crate::auth::legacy::LegacyTokens::configured(&config).map(Arc::new),
+            mfa_required_roles: config.mfa_required_roles.clone(),
         },
         guards: Guards {
             limiter: Arc::new(Limiter::new(shared.clone())),

@@ -191,6 +191,7 @@ mod tests {
             disabled: false,
             session_active: true,
             jti_denied: false,
+            second_factor: false,
         }
     }
 

@@ -67,6 +67,9 @@ pub struct Verified {
     pub client: Option<ClientId>,
     /// The scopes it is narrowed to (none: the user's whole role).
     pub scopes: Option<Scopes>,
+    /// Its user signed in with a second factor (`mfa` in `amr`), and when (`auth_time`).
+    pub mfa: bool,
+    pub auth_time: Option<Timestamp>,
 }
 
 /// Whom an access token is issued to, and how far it reaches.
@@ -414,6 +417,10 @@ impl TokenKeys {
             issued_at: Timestamp::from_micros(c.iat.saturating_mul(1_000_000)),
             client,
             scopes,
+            mfa: c.amr.as_ref().is_some_and(|a| a.iter().any(|m| m == "mfa")),
+            auth_time: c
+                .auth_time
+                .map(|t| Timestamp::from_micros(t.saturating_mul(1_000_000))),
         })
     }
 }

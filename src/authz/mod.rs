@@ -23,7 +23,16 @@ pub struct Principal {
     client: Option<ClientId>,
     /// The scopes the token is narrowed to (none: the whole role).
     scopes: Option<Scopes>,
+    /// How the user signed in: with a second factor, and when.
+    mfa: bool,
+    auth_time: Option<Timestamp>,
+    /// Sensitive operations need a recent second factor: the account has one, or its role
+    /// must (IMANGOR_MFA_REQUIRED_ROLES).
+    step_up: bool,
 }
+
+/// How recent a second factor must be for a sensitive operation (RFC 9470 `max_age`).
+pub const STEP_UP_MAX_AGE_S: u64 = 900;
 
 impl Principal {
     /// Only `service::auth::authenticate` makes one, after verifying a token and the account's state.
@@ -42,7 +51,34 @@ impl Principal {
             token_expires_at,
             client,
             scopes,
+            mfa: false,
+            auth_time: None,
+            step_up: false,
         }
+    }
+
+    /// How the user behind the token signed in, and whether sensitive operations need a
+    /// recent second factor from this account.
+    pub(crate) fn signed_in(
+        mut self,
+        mfa: bool,
+        auth_time: Option<Timestamp>,
+        step_up: bool,
+    ) -> Self {
+        self.mfa = mfa;
+        self.auth_time = auth_time;
+        self.step_up = step_up;
+        self
+    }
+
+    /// A sensitive operation may go on: no second factor is asked of this account, or the
+    /// token's user passed one within `STEP_UP_MAX_AGE_S` (RFC 9470).
+    fn stepped_up(&self, now: Timestamp) -> bool {
+        !self.step_up
+            || (self.mfa
+                && self
+                    .auth_time
+                    .is_some_and(|t| t.plus_seconds(STEP_UP_MAX_AGE_S).micros() >= now.micros()))
     }
 
     /// The caller behind an old stack's access token (`service::auth`, after mapping its user
@@ -55,6 +91,9 @@ impl Principal {
             token_expires_at,
             client: None,
             scopes: None,
+            mfa: false,
+            auth_time: None,
+            step_up: false,
         }
     }
 
@@ -195,6 +234,11 @@ fn verdict<T>(
                 target,
                 missing_scope: Some(action.scope()),
             })),
+            _ if action.sensitive() && who.is_some_and(|p| !p.stepped_up(Timestamp::now())) => {
+                Err(AppError::StepUpRequired {
+                    max_age_s: STEP_UP_MAX_AGE_S,
+                })
+            }
             _ => Ok(Authorized {
                 action,
                 by: who.map(|p| p.user_id),

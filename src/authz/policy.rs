@@ -201,6 +201,20 @@ impl Action {
         }
     }
 
+    /// Sensitive: role and status changes, containment, client management. From an account
+    /// with a second factor, or whose role must have one, they need a token whose user passed
+    /// the second factor recently (RFC 9470 step-up).
+    pub fn sensitive(self) -> bool {
+        matches!(
+            self,
+            Action::AccountSetRole
+                | Action::AccountDisableUser
+                | Action::AccountDisableStaff
+                | Action::AddressBlock
+                | Action::ClientManage
+        )
+    }
+
     /// The name used in security events and the documentation.
     pub fn name(self) -> &'static str {
         match self {
@@ -398,9 +412,12 @@ pub fn markdown() -> String {
          Relation: *own* = the caller owns the object (for accounts: it is the caller's own account).\n\
          Scope: what a token issued to an OAuth client must also hold (a scope narrows the role, never widens it: \
          the role's cell decides first; a token without the scope gets 403 `insufficient_scope`). Tokens of the \
-         password grant carry the whole role.\n\n\
-         | action | endpoint | scope | relation | visibility | anonymous | user | manager | admin |\n\
-         |---|---|---|---|---|---|---|---|---|\n",
+         password grant carry the whole role.\n\
+         Sensitive (**yes**): from an account with a second factor, or whose role must have one \
+         (IMANGOR_MFA_REQUIRED_ROLES), the token's user must have passed the second factor within 15 minutes \
+         (401 `insufficient_user_authentication`, RFC 9470).\n\n\
+         | action | endpoint | scope | sensitive | relation | visibility | anonymous | user | manager | admin |\n\
+         |---|---|---|---|---|---|---|---|---|---|\n",
     );
     for (action, rel, vis) in cells() {
         let row: Vec<&str> = ACTORS
@@ -430,10 +447,11 @@ pub fn markdown() -> String {
             Some(Visibility::Private) => "private",
         };
         s.push_str(&format!(
-            "| {} | {} | `{}` | {rel} | {vis} | {} |\n",
+            "| {} | {} | `{}` | {} | {rel} | {vis} | {} |\n",
             action.name(),
             action.endpoint(),
             action.scope(),
+            if action.sensitive() { "yes" } else { "" },
             row.join(" | ")
         ));
     }

@@ -14,7 +14,7 @@ use anyhow::bail;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::domain::net::{self, Cidr, ClientIpHeader, Hops};
-use crate::domain::{Email, LoginPolicy, PasswordPolicy, Quota};
+use crate::domain::{Email, LoginPolicy, PasswordPolicy, Quota, Role};
 
 pub use raw::{RawSettings, Source, read_secret_file};
 
@@ -115,6 +115,9 @@ pub struct Config {
     pub public_url: String,
     /// The OAuth2 password grant (the guide's first-party flow) is accepted.
     pub password_grant: bool,
+    /// Roles that must have a second factor (IMANGOR_MFA_REQUIRED_ROLES): without one, an
+    /// account of such a role signs in only to enrol one.
+    pub mfa_required_roles: Vec<Role>,
     pub jwt_audience: String,
     pub access_token_ttl: u64,
     pub refresh_token_ttl: u64,
@@ -320,6 +323,21 @@ impl Config {
                 (None, None) => "imangor".to_owned(),
             },
             public_url: public_url.unwrap_or_else(|| format!("http://{listen}")),
+            mfa_required_roles: match raw.get("mfa_required_roles") {
+                None => Vec::new(),
+                Some(list) => list
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|r| !r.is_empty())
+                    .map(|r| {
+                        Role::parse(r).ok_or_else(|| {
+                            anyhow::anyhow!(
+                                "IMANGOR_MFA_REQUIRED_ROLES: {r:?} is not one of admin, manager, user"
+                            )
+                        })
+                    })
+                    .collect::<anyhow::Result<_>>()?,
+            },
             password_grant: match raw.get("password_grant").unwrap_or("on") {
                 "on" => true,
                 "off" => false,

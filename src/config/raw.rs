@@ -72,6 +72,7 @@ const KEYS: &[Key] = &[
     k("jwt_audience"),
     k("public_url"),
     k("password_grant"),
+    k("mfa_required_roles"),
     k("access_token_ttl"),
     k("refresh_token_ttl"),
     k("session_max_age"),

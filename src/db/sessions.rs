@@ -14,6 +14,8 @@ pub struct AuthState {
     pub disabled: bool,
     pub session_active: bool,
     pub jti_denied: bool,
+    /// The account has a confirmed second factor (sensitive operations then need it).
+    pub second_factor: bool,
 }
 
 /// A session to open.
@@ -268,7 +270,8 @@ pub async fn auth_state(
     on_reader!(readers, c => {
         let row = sqlx::query(
             "select u.role, u.disabled, s.revoked_at, s.expires_at,
-                    (select count(*) from denied_tokens d where d.jti = $3) as denied
+                    (select count(*) from denied_tokens d where d.jti = $3) as denied,
+                    (select count(*) from mfa_totp m where m.user_id = u.id and m.confirmed_at is not null) as factors
              from users u join sessions s on s.user_id = u.id
              where u.id = $1 and s.id = $2")
             .bind(user.to_string()).bind(session.to_string()).bind(jti)
@@ -284,6 +287,7 @@ pub async fn auth_state(
                     disabled: r.try_get("disabled")?,
                     session_active: revoked.is_none() && expires > now.micros(),
                     jti_denied: r.try_get::<i64, _>("denied")? > 0,
+                    second_factor: r.try_get::<i64, _>("factors")? > 0,
                 }))
             }
         }

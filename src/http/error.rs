@@ -50,6 +50,9 @@ impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let (status, code) = match &self {
             AppError::Unauthenticated { .. } => (StatusCode::UNAUTHORIZED, "unauthenticated"),
+            AppError::StepUpRequired { .. } => {
+                (StatusCode::UNAUTHORIZED, "insufficient_user_authentication")
+            }
             AppError::Denied(d) if d.decision == Decision::Hide => {
                 (StatusCode::NOT_FOUND, "not_found")
             }
@@ -107,6 +110,15 @@ impl IntoResponse for AppError {
             }) => {
                 // RFC 6750 §3.1; a scope name holds no quote or backslash.
                 let v = format!(r#"Bearer error="insufficient_scope", scope="{scope}""#);
+                if let Ok(v) = HeaderValue::from_str(&v) {
+                    h.insert(header::WWW_AUTHENTICATE, v);
+                }
+            }
+            AppError::StepUpRequired { max_age_s } => {
+                // RFC 9470 §3: the error and the age a new authentication may have.
+                let v = format!(
+                    r#"Bearer error="insufficient_user_authentication", error_description="a recent second factor is required", max_age={max_age_s}"#
+                );
                 if let Ok(v) = HeaderValue::from_str(&v) {
                     h.insert(header::WWW_AUTHENTICATE, v);
                 }
@@ -198,6 +210,7 @@ impl From<AppError> for OAuthError {
                 None,
             ),
             AppError::Unauthenticated { .. }
+            | AppError::StepUpRequired { .. }
             | AppError::NotFound
             | AppError::Denied(_)
             | AppError::WrongPassword

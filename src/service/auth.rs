@@ -71,13 +71,17 @@ pub async fn login(
         store.commit(tx).await?;
         return Ok(Granted::MfaRequired { mfa_token });
     }
-    let (session, refresh_token) = open_session(
-        &mut tx,
-        user_session(user.id, config, false, now),
-        Some(config.refresh_token_ttl),
-    )
-    .await?;
-    let detail = if new_hash.is_some() {
+    // A role that must have a second factor, without one: a token that can only enrol one.
+    let enrol_only = identity.mfa_required_roles.contains(&user.role);
+    let mut new_session = user_session(user.id, config, false, now);
+    if enrol_only {
+        new_session.scopes = Some(enrolment_scopes());
+    }
+    let (session, refresh_token) =
+        open_session(&mut tx, new_session, Some(config.refresh_token_ttl)).await?;
+    let detail = if enrol_only {
+        "password; this role must have a second factor: the token can only enrol one"
+    } else if new_hash.is_some() {
         "password hash upgraded to argon2id"
     } else {
         "password"
@@ -102,6 +106,14 @@ pub async fn login(
 pub enum Granted {
     Tokens(TokenPair),
     MfaRequired { mfa_token: String },
+}
+
+/// What the token of an account that must have a second factor and has none is narrowed to:
+/// its own profile, where a second factor is enrolled (`POST /api/v1/users/me/mfa/totp`).
+pub(crate) fn enrolment_scopes() -> Scopes {
+    [crate::domain::client::Scope::Profile]
+        .into_iter()
+        .collect()
 }
 
 /// A session of a user who signed in now (with a second factor or not), issued to no client.
@@ -631,6 +643,7 @@ async fn authenticate_verified(
     if state.jti_denied {
         return Err(AppError::invalid_token("token revoked"));
     }
+    let step_up = state.second_factor || identity.mfa_required_roles.contains(&state.role);
     Ok(Principal::new(
         v.user,
         state.role,
@@ -638,7 +651,8 @@ async fn authenticate_verified(
         v.expires_at,
         v.client,
         v.scopes,
-    ))
+    )
+    .signed_in(v.mfa, v.auth_time, step_up))
 }
 
 pub(crate) async fn new_refresh_token(

@@ -45,6 +45,8 @@ pub struct Identity {
     pub cache: Arc<AuthCache>,
     /// The old stack's access tokens, accepted while `IMANGOR_LEGACY_JWT_SECRET` is set.
     pub legacy: Option<Arc<LegacyTokens>>,
+    /// Roles that must sign in with a second factor (IMANGOR_MFA_REQUIRED_ROLES).
+    pub mfa_required_roles: Vec<crate::domain::Role>,
 }
 
 /// What stands between a request and the work: rate limits, the login guard, blocked addresses,

@@ -169,6 +169,8 @@ pub async fn confirm_totp(
         .into());
     }
     let codes = new_recovery_codes(&mut tx, user).await?;
+    // Sensitive operations now ask this account for its second factor: cached state drops.
+    tx.auth_changed();
     Event::new(audit::Action::MfaTotpEnroll, audit::Outcome::Success)
         .actor(user)
         .target(user)
@@ -268,6 +270,7 @@ pub async fn remove_totp(
     )
     .await?;
     mfa::remove(&mut tx, user).await?;
+    tx.auth_changed();
     Event::new(audit::Action::MfaTotpRemove, audit::Outcome::Success)
         .actor(user)
         .target(user)

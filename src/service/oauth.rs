@@ -852,7 +852,11 @@ async fn redeem(
         return Err(invalid_grant());
     }
     let user = user.ok_or_else(invalid_grant)?;
-    let scopes = grant.scope.intersect(client.scopes);
+    let mut scopes = grant.scope.intersect(client.scopes);
+    // A role that must have a second factor, signed in without one: enrolment only.
+    if !grant.mfa && identity.mfa_required_roles.contains(&user.role) {
+        scopes = scopes.intersect(super::auth::enrolment_scopes());
+    }
     let (session, refresh_token) = open_session(
         &mut tx,
         NewSession {

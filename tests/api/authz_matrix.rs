@@ -167,21 +167,39 @@ impl World {
                     "POST /api/v1/users",
                 )
             }
-            Action::AccountReadSelf => (
-                self.send(Method::GET, "/api/v1/users/me", token, None)
-                    .await,
-                "GET /api/v1/users/me",
-            ),
-            Action::AccountUpdateSelf => (
-                self.send(
-                    Method::PATCH,
-                    "/api/v1/users/me",
-                    token,
-                    Some(json!({"full_name": "Same"})),
-                )
-                .await,
-                "PATCH /api/v1/users/me",
-            ),
+            Action::AccountReadSelf => {
+                let me = self.send(Method::GET, "/api/v1/users/me", token, None).await;
+                let mfa = self.send(Method::GET, "/api/v1/users/me/mfa", token, None).await;
+                assert_eq!(me, mfa, "the account and its second factors go together");
+                self.extra.borrow_mut().insert("GET /api/v1/users/me/mfa");
+                (me, "GET /api/v1/users/me")
+            }
+            Action::AccountUpdateSelf => {
+                let me = self
+                    .send(Method::PATCH, "/api/v1/users/me", token, Some(json!({"full_name": "Same"})))
+                    .await;
+                // Changes to one's own second factor: past the policy, each is refused by its
+                // own checks (a wrong current password, no enrolment); never by the policy alone.
+                let wrong = json!({"current_password": "not the password", "code": "123456"});
+                for (method, path, body) in [
+                    (Method::POST, "/api/v1/users/me/mfa/totp", json!({"current_password": "not the password"})),
+                    (Method::POST, "/api/v1/users/me/mfa/totp/confirm", json!({"code": "123456"})),
+                    (Method::DELETE, "/api/v1/users/me/mfa/totp", wrong.clone()),
+                    (Method::POST, "/api/v1/users/me/mfa/recovery-codes", wrong),
+                ] {
+                    let op = match (method.as_str(), path) {
+                        ("POST", "/api/v1/users/me/mfa/totp") => "POST /api/v1/users/me/mfa/totp",
+                        ("POST", "/api/v1/users/me/mfa/totp/confirm") => "POST /api/v1/users/me/mfa/totp/confirm",
+                        ("DELETE", _) => "DELETE /api/v1/users/me/mfa/totp",
+                        _ => "POST /api/v1/users/me/mfa/recovery-codes",
+                    };
+                    let got = self.send(method, path, token, Some(body)).await;
+                    assert_eq!(got == StatusCode::UNAUTHORIZED, me == StatusCode::UNAUTHORIZED, "{op}: {got}");
+                    assert_ne!(got, StatusCode::OK, "{op}");
+                    self.extra.borrow_mut().insert(op);
+                }
+                (me, "PATCH /api/v1/users/me")
+            }
             Action::AccountList => (
                 self.send(Method::GET, "/api/v1/users", token, None).await,
                 "GET /api/v1/users",
@@ -632,6 +650,13 @@ const CONTRACT: &[(&str, On, &str, Want)] = &[
     ("POST /api/v1/containment", On::Nothing, "block_address", [401, 403, 200, 200]),
     ("GET /api/v1/security/summary", On::Nothing, "", [401, 403, 200, 200]),
     ("GET /api/v1/access-review", On::Nothing, "", [401, 403, 403, 200]),
+    // Multi-factor authentication (refused past the policy by their own checks here: a wrong
+    // current password, no enrolment started).
+    ("GET /api/v1/users/me/mfa", On::Nothing, "", [401, 200, 200, 200]),
+    ("POST /api/v1/users/me/mfa/totp", On::Nothing, "", [401, 403, 403, 403]),
+    ("POST /api/v1/users/me/mfa/totp/confirm", On::Nothing, "", [401, 409, 409, 409]),
+    ("DELETE /api/v1/users/me/mfa/totp", On::Nothing, "", [401, 403, 403, 403]),
+    ("POST /api/v1/users/me/mfa/recovery-codes", On::Nothing, "", [401, 403, 403, 403]),
     // Clients and OAuth flows.
     ("POST /api/v1/clients", On::Nothing, "", [401, 403, 403, 201]),
     ("GET /api/v1/clients", On::Nothing, "", [401, 403, 403, 200]),
@@ -772,6 +797,16 @@ impl World {
             }
             ("POST /api/v1/containment", _) => {
                 let body = json!({"action": variant, "cidr": format!("203.0.113.{}", n % 250), "seconds": 60});
+                self.send(method, path, token, Some(body)).await
+            }
+            (_, On::Nothing) if path.starts_with("/api/v1/users/me/mfa/") => {
+                let body = match path {
+                    "/api/v1/users/me/mfa/totp/confirm" => json!({"code": "123456"}),
+                    "/api/v1/users/me/mfa/totp" if method == Method::POST => {
+                        json!({"current_password": "not the password"})
+                    }
+                    _ => json!({"current_password": "not the password", "code": "123456"}),
+                };
                 self.send(method, path, token, Some(body)).await
             }
             ("POST /api/v1/clients", _) => {

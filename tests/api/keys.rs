@@ -344,6 +344,7 @@ async fn doctor_passes_a_sound_production_setup_and_names_every_unsafe_setting()
         ("IMANGOR_JWT_SECRET", JWT_SECRET.to_owned()),
         ("IMANGOR_DATA_KEYS", DATA_KEYS.to_owned()),
         ("IMANGOR_PASSWORD_MIN_LENGTH", "15".to_owned()),
+        ("IMANGOR_MFA_REQUIRED_ROLES", "admin,manager".to_owned()),
     ]);
     let (ok, out, err) = imangor(&envs, &["migrate"]).await;
     assert!(ok, "{out} {err}");
@@ -416,6 +417,7 @@ async fn doctor_passes_a_sound_production_setup_and_names_every_unsafe_setting()
         "IMANGOR_TRUSTED_PROXIES",
         "SQLite with 3 replicas",
         "IMANGOR_PASSWORD_MIN_LENGTH",
+        "IMANGOR_MFA_REQUIRED_ROLES",
     ] {
         assert!(out.contains(finding), "{finding} missing from:\n{out}");
     }

@@ -501,3 +501,122 @@ async fn expired_mfa_tokens_are_pruned() {
     };
     assert_eq!(left, 1, "the live one stays");
 }
+
+/// Signs `a` in with its second factor; returns the access token.
+async fn with_second_factor(app: &TestApp, a: &Account, auth: &mut App) -> String {
+    let token = mfa_token(app, a).await;
+    let v: Value = mfa_grant(app, &token, "otp", &auth.code())
+        .await
+        .json()
+        .await
+        .unwrap();
+    v["access_token"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn sensitive_operations_need_a_recent_second_factor_rfc9470() {
+    let app = TestApp::spawn().await;
+    let ann = app.register("ann@example.com").await;
+    let admin = app.admin.clone();
+    let (mut auth, _) = enrol(&app, &admin).await;
+    let res = app
+        .token(&[
+            ("grant_type", "password"),
+            ("username", &admin.email),
+            ("password", &admin.password),
+        ])
+        .await;
+    assert_eq!(
+        res.status(),
+        StatusCode::BAD_REQUEST,
+        "the admin now needs the second factor"
+    );
+    let token = with_second_factor(&app, &admin, &mut auth).await;
+    let res = app
+        .patch_json(
+            &format!("/api/v1/users/{}", ann.id),
+            &token,
+            &json!({"role": "manager"}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK, "a fresh second factor");
+    // The same token once its second factor is old (auth_time beyond 15 minutes): a token
+    // re-signed by the server's own keys with an old auth_time stands for it.
+    let stale = {
+        let keys = &app.state.identity.tokens;
+        let v = keys
+            .verify(&token, imangor::domain::Timestamp::now())
+            .unwrap();
+        let subject = imangor::auth::token::Subject {
+            user: v.user,
+            role: imangor::domain::Role::Admin,
+            session: v.session,
+            client: None,
+            scopes: None,
+            signed_in: Some(imangor::auth::token::SignedInWith {
+                mfa: true,
+                at: imangor::domain::Timestamp::from_micros(
+                    imangor::domain::Timestamp::now().micros() - 16 * 60 * 1_000_000,
+                ),
+            }),
+        };
+        keys.issue(&subject, imangor::domain::Timestamp::now())
+            .unwrap()
+            .0
+    };
+    let res = app
+        .patch_json(
+            &format!("/api/v1/users/{}", ann.id),
+            &stale,
+            &json!({"role": "user"}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        res.headers()["www-authenticate"],
+        r#"Bearer error="insufficient_user_authentication", error_description="a recent second factor is required", max_age=900"#
+    );
+    let p = problem(res, StatusCode::UNAUTHORIZED).await;
+    assert_eq!(
+        p["type"],
+        "urn:imangor:problem:insufficient_user_authentication"
+    );
+    // Not sensitive: reading goes on with the old second factor.
+    assert_eq!(
+        app.get("/api/v1/users", &stale).await.status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn a_role_that_must_have_a_second_factor_signs_in_only_to_enrol_one() {
+    let app = TestApp::spawn_with(&[("IMANGOR_MFA_REQUIRED_ROLES", "manager")]).await;
+    let (m, _) = app.user_with_role("mia@example.com", "manager").await;
+    let res = app
+        .token(&[
+            ("grant_type", "password"),
+            ("username", &m.email),
+            ("password", &m.password),
+        ])
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let v: Value = res.json().await.unwrap();
+    assert_eq!(v["scope"], "profile", "enrolment only");
+    let t = v["access_token"].as_str().unwrap();
+    let res = app.get("/api/v1/incidents", t).await;
+    assert_eq!(
+        res.headers()["www-authenticate"],
+        r#"Bearer error="insufficient_scope", scope="incidents""#
+    );
+    // It can enrol; then its sign-ins need the second factor and reach the role's actions.
+    let (mut auth, _) = enrol(&app, &m).await;
+    let full = with_second_factor(&app, &m, &mut auth).await;
+    assert_eq!(
+        app.get("/api/v1/incidents", &full).await.status(),
+        StatusCode::OK
+    );
+    // A plain user is not asked.
+    let u = app.register("ulla@example.com").await;
+    let t = app.login(&u).await;
+    assert_eq!(claims(&t.access)["scope"], Value::Null);
+}
