@@ -144,7 +144,10 @@ pub(super) async fn run(args: DrillArgs, config: Config) -> anyhow::Result<()> {
         run: uuid::Uuid::new_v4().simple().to_string()[..8].to_owned(),
         replicas: args.replicas.clamp(1, 100),
     };
-    let (status, body) = d.login(&email, &password, None).await?;
+    let (mut status, mut body) = d.login(&email, &password, None).await?;
+    if status == 400 && body["error"] == "mfa_required" {
+        (status, body) = d.second_factor(&body).await?;
+    }
     if status != 200 {
         bail!(
             "the admin could not sign in ({status}): check IMANGOR_DRILL_ADMIN_EMAIL and its password"
@@ -294,6 +297,32 @@ impl Drill {
             ("password", password),
         ];
         self.form("/api/v1/token", &form, from).await
+    }
+
+    /// The admin's second factor, for an admin with TOTP (containment and account changes need
+    /// it): a code of IMANGOR_DRILL_ADMIN_TOTP_SECRET (base32, or its _FILE) for this step, or
+    /// for the next one when this step's code was spent already.
+    async fn second_factor(&self, challenge: &Value) -> anyhow::Result<(u16, Value)> {
+        let secret = secret_env("IMANGOR_DRILL_ADMIN_TOTP_SECRET")
+            .context("the admin has a second factor: give its TOTP secret")?;
+        let secret = crate::auth::totp::from_base32(&secret)
+            .context("IMANGOR_DRILL_ADMIN_TOTP_SECRET is not base32")?;
+        let mfa_token = challenge["mfa_token"].as_str().unwrap_or_default();
+        let step = crate::auth::totp::step_of(Timestamp::now().unix_seconds());
+        let mut answer = (0, Value::Null);
+        for step in [step, step + 1] {
+            let otp = format!("{:06}", crate::auth::totp::code_at(&secret, step));
+            let form = [
+                ("grant_type", "urn:imangor:grant-type:mfa"),
+                ("mfa_token", mfa_token),
+                ("otp", otp.as_str()),
+            ];
+            answer = self.form("/api/v1/token", &form, None).await?;
+            if answer.0 == 200 {
+                break;
+            }
+        }
+        Ok(answer)
     }
 
     /// A throw-away account, created by the admin.

@@ -32,6 +32,36 @@ async fn all_incidents(app: &TestApp, admin: &Tokens) -> Vec<Value> {
         .clone()
 }
 
+/// Runs the built `imangor drill` against `app` as its admin, with `env` and `args` added; its
+/// output and the JSON it wrote.
+async fn drill(
+    app: &TestApp,
+    env: &[(&str, String)],
+    args: &[&str],
+) -> (std::process::Output, Value) {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("drill.json");
+    let mut vars = vec![
+        ("IMANGOR_DRILL_KEY", DRILL_KEY.to_owned()),
+        ("IMANGOR_DATA_DIR", dir.path().display().to_string()),
+        ("IMANGOR_DRILL_ADMIN_EMAIL", ADMIN_EMAIL.to_owned()),
+        ("IMANGOR_DRILL_ADMIN_PASSWORD", ADMIN_PASSWORD.to_owned()),
+    ];
+    vars.extend(env.iter().cloned());
+    let out = command(&vars)
+        .args(["drill", "--url", &app.url(""), "--json"])
+        .arg(&json)
+        .args(args)
+        .output()
+        .await
+        .unwrap();
+    let doc = std::fs::read(&json)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or(Value::Null);
+    (out, doc)
+}
+
 #[tokio::test]
 async fn the_drill_passes_every_scenario_and_leaves_nothing_behind() {
     // Arrange: a server with the drill key, alerting to the receiver the drill will start.
@@ -43,25 +73,20 @@ async fn the_drill_passes_every_scenario_and_leaves_nothing_behind() {
         ("IMANGOR_ALERT_WEBHOOK_SECRET", WEBHOOK_SECRET),
     ])
     .await;
-    let dir = tempfile::tempdir().unwrap();
-    let json = dir.path().join("drill.json");
     let metrics = format!("http://{}/metrics", app.metrics_addr.unwrap());
 
     // Act
-    let out = command(&[
-        ("IMANGOR_DRILL_KEY", DRILL_KEY.to_owned()),
-        ("IMANGOR_ALERT_WEBHOOK_SECRET", WEBHOOK_SECRET.to_owned()),
-        ("IMANGOR_DATA_DIR", dir.path().display().to_string()),
-        ("IMANGOR_DRILL_ADMIN_EMAIL", ADMIN_EMAIL.to_owned()),
-        ("IMANGOR_DRILL_ADMIN_PASSWORD", ADMIN_PASSWORD.to_owned()),
-    ])
-    .args(["drill", "--url", &app.url(""), "--json"])
-    .arg(&json)
-    .args(["--webhook-listen", &format!("127.0.0.1:{port}")])
-    .args(["--metrics-url", &metrics, "--timeout", "20"])
-    .output()
-    .await
-    .unwrap();
+    let listen = format!("127.0.0.1:{port}");
+    let env = [("IMANGOR_ALERT_WEBHOOK_SECRET", WEBHOOK_SECRET.to_owned())];
+    let args = [
+        "--webhook-listen",
+        &listen,
+        "--metrics-url",
+        &metrics,
+        "--timeout",
+        "20",
+    ];
+    let (out, doc) = drill(&app, &env, &args).await;
 
     // Assert: exit 0, the table, and the JSON of the contract.
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -71,7 +96,6 @@ async fn the_drill_passes_every_scenario_and_leaves_nothing_behind() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("scenario") && stdout.contains("detected in"));
-    let doc: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     let scenarios = doc["scenarios"].as_array().unwrap();
     let names: Vec<&str> = scenarios
         .iter()
@@ -263,6 +287,35 @@ async fn a_resolved_drill_incident_is_never_the_previous_incident_of_a_recurrenc
     assert!(second.drill);
     assert_eq!(second.level.as_str(), "high");
     assert_eq!(second.recurrence_of, None, "{second:?}");
+}
+
+#[tokio::test]
+async fn an_admin_with_a_second_factor_runs_the_drill_with_its_totp_secret() {
+    // Arrange: the admin enrolled in TOTP (containment and account changes need a recent one).
+    let app = TestApp::spawn_with(&[("IMANGOR_DRILL_KEY", DRILL_KEY)]).await;
+    let (authenticator, _) = crate::mfa::enrol(&app, &app.admin.clone()).await;
+    let secret = imangor::auth::totp::base32(&authenticator.secret);
+
+    // Act: without the secret, then with it.
+    let (refused, _) = drill(&app, &[], &["--timeout", "20"]).await;
+    let env = [("IMANGOR_DRILL_ADMIN_TOTP_SECRET", secret)];
+    let (out, doc) = drill(&app, &env, &["--timeout", "20"]).await;
+
+    // Assert
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("IMANGOR_DRILL_ADMIN_TOTP_SECRET"));
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let scenarios = doc["scenarios"].as_array().unwrap();
+    assert!(
+        scenarios
+            .iter()
+            .all(|s| s["passed"] == true && s["alerted_ms"].is_null())
+    );
 }
 
 #[tokio::test]

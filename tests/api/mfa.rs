@@ -24,8 +24,8 @@ fn unbase32(s: &str) -> Vec<u8> {
 }
 
 /// An authenticator app: the secret, and the last step it gave a code for.
-struct App {
-    secret: Vec<u8>,
+pub(crate) struct App {
+    pub(crate) secret: Vec<u8>,
     last: i64,
 }
 
@@ -83,7 +83,7 @@ impl App {
 }
 
 /// Enrols `a` in TOTP; returns its authenticator and the recovery codes.
-async fn enrol(app: &TestApp, a: &Account) -> (App, Vec<String>) {
+pub(crate) async fn enrol(app: &TestApp, a: &Account) -> (App, Vec<String>) {
     let t = app.login(a).await;
     let res = app
         .post_json(
