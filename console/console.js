@@ -516,7 +516,7 @@ async function incidents() {
     more.hidden = !cursor;
     list.replaceChildren(table([
       { title: 'Last seen', cell: (i) => when(i.last_seen) },
-      { title: 'Kind', cell: (i) => [h('a', { href: `#/incidents/${encodeURIComponent(i.id)}` }, i.kind), i.recurrence_of ? ' (recurrence)' : null] },
+      { title: 'Kind', cell: (i) => [h('a', { href: `#/incidents/${encodeURIComponent(i.id)}` }, i.kind), i.recurrence_of ? ' (recurrence)' : null, i.drill ? ' (drill)' : null] },
       { title: 'Level', cell: (i) => levelOf(i) },
       { title: 'Status', cell: (i) => i.status },
       { title: 'Systems', wrap: true, cell: (i) => systemsOf(i) },
@@ -546,6 +546,7 @@ async function incident(parts) {
       h('dt', {}, 'Last seen'), h('dd', {}, when(i.last_seen)),
       i.resolved_at ? [h('dt', {}, 'Resolved'), h('dd', {}, when(i.resolved_at))] : null,
       i.recurrence_of ? [h('dt', {}, 'Recurrence of'), h('dd', { id: 'incident-recurrence-of' }, incidentLink(i.recurrence_of))] : null,
+      i.drill ? [h('dt', {}, 'Drill'), h('dd', { id: 'incident-drill' }, 'opened by imangor drill traffic, not an attack')] : null,
       h('dt', {}, 'Description'), h('dd', { class: 'pre', id: 'incident-description' }, i.description)),
   ];
   if (RIGHTS[session.me.role].evidence) {
