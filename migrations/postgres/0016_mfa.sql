@@ -21,13 +21,18 @@ create table mfa_recovery_codes (
 );
 
 -- Between a right password and the second factor: single purpose, five minutes, at most five
--- wrong codes.
+-- codes judged (each attempt is reserved before it is judged, so parallel guesses cannot pass
+-- the limit).
 create table mfa_tokens (
     token_hash text primary key,
     user_id text collate "C" not null references users (id) on delete cascade,
     expires_at bigint not null,
     failures integer not null default 0,
-    used_at bigint
+    used_at bigint,
+    -- where it may be redeemed: `grant` (the MFA grant) or `page` (the sign-in page, by the
+    -- browser whose binding cookie hashes to `binding`)
+    purpose text not null check (purpose in ('grant', 'page')),
+    binding text
 );
 create index mfa_tokens_expiry on mfa_tokens (expires_at);
 

@@ -256,6 +256,18 @@ fn verdict<T>(
     }
 }
 
+/// For a change to the caller's own second factor: from an account that must show one, a
+/// token whose user passed it within `STEP_UP_MAX_AGE_S` (RFC 9470).
+pub fn require_recent_second_factor(who: &Principal) -> Result<()> {
+    if who.stepped_up(Timestamp::now()) {
+        Ok(())
+    } else {
+        Err(AppError::StepUpRequired {
+            max_age_s: STEP_UP_MAX_AGE_S,
+        })
+    }
+}
+
 /// Asks the policy about an action that has no object (creating, listing, one's own profile).
 pub fn authorize_plain(who: Option<&Principal>, action: Action) -> Result<Authorized<()>> {
     debug_assert_eq!(

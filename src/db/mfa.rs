@@ -53,17 +53,20 @@ pub async fn put_pending(
 }
 
 /// Records an accepted step (only forward: a concurrent use of the same code loses) and, on the
-/// first code, confirms the enrolment. False when another request took the step first.
+/// first code, confirms the enrolment; only while the secret is still the one the code was
+/// checked against (a restarted enrolment replaces it). False when another request took the
+/// step first or the secret changed.
 pub async fn accept_step(
     tx: &mut Tx,
     user: UserId,
+    read: &Totp,
     step: i64,
     now: Timestamp,
 ) -> sqlx::Result<bool> {
     let n = on_tx!(tx, c => sqlx::query(
         "update mfa_totp set last_step = $1, confirmed_at = coalesce(confirmed_at, $2)
-         where user_id = $3 and last_step < $1")
-        .bind(step).bind(now.micros()).bind(user.to_string())
+         where user_id = $3 and last_step < $1 and secret = $4")
+        .bind(step).bind(now.micros()).bind(user.to_string()).bind(&read.secret)
         .execute(c).await.map(|r| r.rows_affected()))?;
     Ok(n == 1)
 }
@@ -107,47 +110,66 @@ pub async fn recovery_codes_left(tx: &mut Tx, user: UserId) -> sqlx::Result<i64>
         .bind(user.to_string()).fetch_one(c).await)
 }
 
+/// Where an mfa token may be redeemed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose<'a> {
+    /// The MFA grant of the token endpoint.
+    Grant,
+    /// The sign-in page, by the browser whose binding cookie hashes to this.
+    Page { binding: &'a str },
+}
+
+impl Purpose<'_> {
+    fn parts(&self) -> (&'static str, Option<&str>) {
+        match self {
+            Purpose::Grant => ("grant", None),
+            Purpose::Page { binding } => ("page", Some(binding)),
+        }
+    }
+}
+
 pub async fn insert_token(
     tx: &mut Tx,
     hash: &str,
     user: UserId,
     expires_at: Timestamp,
+    purpose: Purpose<'_>,
 ) -> sqlx::Result<()> {
-    on_tx!(tx, c => sqlx::query("insert into mfa_tokens (token_hash, user_id, expires_at) values ($1, $2, $3)")
-        .bind(hash).bind(user.to_string()).bind(expires_at.micros())
+    let (purpose, binding) = purpose.parts();
+    on_tx!(tx, c => sqlx::query(
+        "insert into mfa_tokens (token_hash, user_id, expires_at, purpose, binding) values ($1, $2, $3, $4, $5)")
+        .bind(hash).bind(user.to_string()).bind(expires_at.micros()).bind(purpose).bind(binding)
         .execute(c).await.map(drop))
 }
 
-/// The account of a live mfa token (unexpired, unspent, under `max_failures` wrong codes).
-pub async fn token_user(
+/// Reserves one attempt on a live mfa token of this purpose (unexpired, unspent, fewer than
+/// `max_attempts` reserved): the attempt is counted before the code is judged, so parallel
+/// guesses cannot pass the limit. The token's account, when the attempt may go on.
+pub async fn reserve_attempt(
     tx: &mut Tx,
     hash: &str,
     now: Timestamp,
-    max_failures: i32,
+    max_attempts: i32,
+    purpose: Purpose<'_>,
 ) -> sqlx::Result<Option<UserId>> {
+    let (purpose, binding) = purpose.parts();
     let id: Option<String> = on_tx!(tx, c => sqlx::query_scalar(
-        "select user_id from mfa_tokens where token_hash = $1 and expires_at > $2 and used_at is null and failures < $3")
-        .bind(hash).bind(now.micros()).bind(max_failures).fetch_optional(c).await)?;
+        "update mfa_tokens set failures = failures + 1
+         where token_hash = $1 and expires_at > $2 and used_at is null and failures < $3
+           and purpose = $4 and coalesce(binding, '') = coalesce($5, '')
+         returning user_id")
+        .bind(hash).bind(now.micros()).bind(max_attempts).bind(purpose).bind(binding)
+        .fetch_optional(c).await)?;
     id.map(|id| id.parse().map_err(|_| decode_err("user id", &id)))
         .transpose()
 }
 
-/// Spends a live mfa token; false when another request spent it first.
+/// Spends a live mfa token; false when another request spent it first or it expired.
 pub async fn spend_token(tx: &mut Tx, hash: &str, now: Timestamp) -> sqlx::Result<bool> {
     let n = on_tx!(tx, c => sqlx::query(
-        "update mfa_tokens set used_at = $1 where token_hash = $2 and used_at is null")
+        "update mfa_tokens set used_at = $1 where token_hash = $2 and used_at is null and expires_at > $1")
         .bind(now.micros()).bind(hash).execute(c).await.map(|r| r.rows_affected()))?;
     Ok(n == 1)
-}
-
-/// Counts a wrong code against an mfa token; returns the failures so far.
-pub async fn token_failed(tx: &mut Tx, hash: &str) -> sqlx::Result<i64> {
-    on_tx!(tx, c => {
-        let n: Option<i32> = sqlx::query_scalar(
-            "update mfa_tokens set failures = failures + 1 where token_hash = $1 returning failures")
-            .bind(hash).fetch_optional(c).await?;
-        Ok(n.map(i64::from).unwrap_or(0))
-    })
 }
 
 /// Whether the account has a confirmed second factor.

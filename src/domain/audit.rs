@@ -85,6 +85,8 @@ vocabulary! {
         SessionRevoked => "session_revoked",
         /// An access token revoked: its id is refused until it expires.
         AccessTokenDenied => "access_token_denied",
+        /// A right password of an account with a second factor: the sign-in waits for it.
+        SecondFactorRequired => "second_factor_required",
     }
 }
 

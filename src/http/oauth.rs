@@ -256,7 +256,16 @@ async fn submit(
         let factor = match (get_param(&pairs, "otp"), get_param(&pairs, "recovery_code")) {
             (Some(otp), _) => Factor::Totp(otp),
             (None, Some(code)) => Factor::RecoveryCode(code),
-            (None, None) => Factor::Totp(""),
+            // Nothing typed: asked again, no attempt spent.
+            (None, None) => {
+                return second_factor_page(
+                    &req,
+                    &binding,
+                    mfa_token,
+                    StatusCode::BAD_REQUEST,
+                    Some("Type the code from your authenticator app, or a recovery code."),
+                );
+            }
         };
         let next = oauth::second_factor(
             &app.store,

@@ -217,6 +217,13 @@ async fn token(
             tokens_or_mfa(granted)?
         }
         Some(MFA_GRANT) => {
+            // The second half of the password grant: off with it.
+            if !app.config.password_grant {
+                return Err(OAuthError::from(AppError::oauth(
+                    OAuthCode::UnsupportedGrantType,
+                    "the password grant is switched off here (IMANGOR_PASSWORD_GRANT=off)",
+                )));
+            }
             let Some(mfa_token) = form.get("mfa_token") else {
                 return Err(OAuthError::invalid_request("mfa_token is required"));
             };

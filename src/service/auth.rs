@@ -57,17 +57,21 @@ pub async fn login(
     password: &str,
     meta: &RequestMeta,
 ) -> Result<Granted> {
-    let SignedIn { user, new_hash } =
-        check_password(store, identity, guards, sinks, username, password, meta).await?;
+    let SignedIn {
+        user,
+        new_hash,
+        second_factor,
+    } = check_password(store, identity, guards, sinks, username, password, meta).await?;
     let now = Timestamp::now();
-    let second_factor = crate::db::mfa::requires_second_factor(&store.db, user.id).await?;
     let mut tx = store.db.begin().await?;
     if let Some(h) = &new_hash {
         users::set_password_hash(&mut tx, user.id, h, now).await?;
     }
     // An account with a second factor gets no tokens for its password alone.
     if second_factor {
-        let mfa_token = super::mfa::challenge(&mut tx, user.id, now, meta).await?;
+        let mfa_token =
+            super::mfa::challenge(&mut tx, user.id, now, crate::db::mfa::Purpose::Grant, meta)
+                .await?;
         store.commit(tx).await?;
         return Ok(Granted::MfaRequired { mfa_token });
     }
@@ -172,6 +176,8 @@ pub(crate) async fn open_session(
 pub struct SignedIn {
     pub user: crate::domain::User,
     pub new_hash: Option<String>,
+    /// The account has a confirmed second factor: no tokens yet.
+    pub second_factor: bool,
 }
 
 /// Checks a username and password through the login guard (limits, lock, slow-down, the
@@ -272,7 +278,13 @@ pub async fn check_password(
         }
     };
     let (user, rehash) = user;
-    guards.logins.succeeded(&account, ip).await;
+    // With a second factor the sign-in is not over: the guard's count of this account's
+    // failures stays until the code is right too (`mfa::pass`), or a right password would wipe
+    // the count of wrong codes.
+    let second_factor = crate::db::mfa::requires_second_factor(&store.db, user.id).await?;
+    if !second_factor {
+        guards.logins.succeeded(&account, ip).await;
+    }
     sinks.metrics.auth(AuthStatus::Success);
     // The new hash is computed before any transaction opens: no lock is held while hashing.
     let new_hash = if rehash {
@@ -280,7 +292,11 @@ pub async fn check_password(
     } else {
         None
     };
-    Ok(SignedIn { user, new_hash })
+    Ok(SignedIn {
+        user,
+        new_hash,
+        second_factor,
+    })
 }
 
 /// A guess the login guard refused is still a guess: an `auth.login` `throttled` event against

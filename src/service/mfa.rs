@@ -34,6 +34,7 @@ pub async fn challenge(
     tx: &mut Tx,
     user: UserId,
     now: Timestamp,
+    purpose: mfa::Purpose<'_>,
     meta: &RequestMeta,
 ) -> Result<String> {
     let token = random_token(32)?;
@@ -42,14 +43,18 @@ pub async fn challenge(
         &sha256_hex(&token),
         user,
         now.plus_seconds(MFA_TOKEN_TTL_S),
+        purpose,
     )
     .await?;
-    Event::new(audit::Action::AuthLogin, audit::Outcome::Success)
-        .actor(user)
-        .target(user)
-        .detail("password; second factor required")
-        .record(tx, meta)
-        .await?;
+    Event::new(
+        audit::Action::AuthLogin,
+        audit::Outcome::SecondFactorRequired,
+    )
+    .actor(user)
+    .target(user)
+    .detail("password; second factor required")
+    .record(tx, meta)
+    .await?;
     Ok(token)
 }
 
@@ -157,7 +162,7 @@ pub async fn confirm_totp(
     }
     let step = totp_step(keys, user, &stored, code, now)?;
     let ok = match step {
-        Some(step) => mfa::accept_step(&mut tx, user, step, now).await?,
+        Some(step) => mfa::accept_step(&mut tx, user, &stored, step, now).await?,
         None => false,
     };
     if !ok {
@@ -169,12 +174,24 @@ pub async fn confirm_totp(
         .into());
     }
     let codes = new_recovery_codes(&mut tx, user).await?;
-    // Sensitive operations now ask this account for its second factor: cached state drops.
+    // Sessions opened with the password alone end (this one stays: it just proved the code),
+    // and with them the replaced stack's tokens; sensitive operations now ask for the second
+    // factor (cached state drops).
+    let ended = crate::db::sessions::revoke_all_of(
+        &mut tx,
+        user,
+        who.session(),
+        "a second factor was enrolled",
+        now,
+    )
+    .await?;
     tx.auth_changed();
     Event::new(audit::Action::MfaTotpEnroll, audit::Outcome::Success)
         .actor(user)
         .target(user)
-        .detail("confirmed: TOTP is required at sign-in; 10 recovery codes issued")
+        .detail(format!(
+            "confirmed: TOTP is required at sign-in; 10 recovery codes issued; {ended} other session(s) ended"
+        ))
         .record(&mut tx, meta)
         .await?;
     store.commit(tx).await?;
@@ -200,48 +217,48 @@ fn totp_step(
     ))
 }
 
-/// Ten new recovery codes (hashes stored, the old ones gone): each 10 characters of
-/// `[0-9a-z]` minus look-alikes, about 51 bits, grouped `xxxxx-xxxxx` for reading.
+/// Ten new recovery codes (hashes stored, the old ones gone): each 24 characters of a
+/// 31-symbol alphabet without look-alikes (about 119 bits, past the 112 below which NIST SP
+/// 800-63B wants a slow hash), grouped `xxxxxx-xxxxxx-xxxxxx-xxxxxx` for reading.
 async fn new_recovery_codes(tx: &mut Tx, user: UserId) -> Result<Vec<String>> {
     const ALPHABET: &[u8] = b"23456789abcdefghjkmnpqrstuvwxyz";
+    const CHARS: usize = 24;
     let mut codes = Vec::with_capacity(RECOVERY_CODES);
     for _ in 0..RECOVERY_CODES {
-        let mut raw = [0u8; 10];
-        aws_lc_rs::rand::fill(&mut raw)
-            .map_err(|_| anyhow::anyhow!("the system random generator failed"))?;
-        // 31 symbols: reject bytes that would bias the choice.
-        let mut chars = String::with_capacity(11);
-        let mut i = 0;
-        while chars.len() < 11 {
-            let b = raw[i % raw.len()];
-            i += 1;
-            if i % raw.len() == 0 {
-                aws_lc_rs::rand::fill(&mut raw)
-                    .map_err(|_| anyhow::anyhow!("the system random generator failed"))?;
+        let mut code = String::with_capacity(CHARS + 3);
+        let mut taken = 0;
+        while taken < CHARS {
+            let mut raw = [0u8; 32];
+            aws_lc_rs::rand::fill(&mut raw)
+                .map_err(|_| anyhow::anyhow!("the system random generator failed"))?;
+            // 248 = 8 x 31: bytes above it would bias the choice.
+            for b in raw.into_iter().filter(|b| *b < 248) {
+                if taken == CHARS {
+                    break;
+                }
+                if taken > 0 && taken % 6 == 0 {
+                    code.push('-');
+                }
+                code.push(ALPHABET[usize::from(b) % ALPHABET.len()] as char);
+                taken += 1;
             }
-            if usize::from(b) >= 248 {
-                continue;
-            }
-            if chars.len() == 5 {
-                chars.push('-');
-            }
-            chars.push(ALPHABET[usize::from(b) % ALPHABET.len()] as char);
         }
-        codes.push(chars);
+        codes.push(code);
     }
-    let hashes: Vec<String> = codes.iter().map(|c| recovery_hash(c)).collect();
+    let hashes: Vec<String> = codes.iter().map(|c| recovery_hash(user, c)).collect();
     mfa::set_recovery_codes(tx, user, &hashes).await?;
     Ok(codes)
 }
 
-/// A recovery code as typed (any case, with or without the dash) to its stored hash.
-fn recovery_hash(code: &str) -> String {
+/// A recovery code as typed (any case, with or without the dashes) to its stored hash, salted
+/// with the account (one table of hashes cannot be attacked for every account at once).
+fn recovery_hash(user: UserId, code: &str) -> String {
     let normal: String = code
         .chars()
         .filter(|c| c.is_ascii_alphanumeric())
         .map(|c| c.to_ascii_lowercase())
         .collect();
-    sha256_hex(&format!("recovery\0{normal}"))
+    sha256_hex(&format!("recovery\0{user}\0{normal}"))
 }
 
 /// Removes TOTP (and the recovery codes) after the current password and a current code.
@@ -296,6 +313,8 @@ async fn with_password_and_code(
     meta: &RequestMeta,
 ) -> Result<(Tx, UserId)> {
     authz::authorize_plain(Some(who), Action::AccountUpdateSelf)?;
+    // Changing the second factor is itself sensitive: a token whose user passed it recently.
+    authz::require_recent_second_factor(who)?;
     super::users::confirm_current_password(
         store,
         identity,
@@ -308,8 +327,31 @@ async fn with_password_and_code(
     )
     .await?;
     let user = who.user_id();
+    // The code goes through the account's login guard like one at sign-in.
+    let mut tx = store.db.begin().await?;
+    let email = users::find(&mut tx, user)
+        .await?
+        .ok_or(AppError::NotFound)?
+        .email;
+    drop(tx);
+    let ip = super::auth::client(meta);
+    match guards.logins.begin(&email, ip).await {
+        Gate::Locked { retry_after_s, .. } => return Err(AppError::RateLimited { retry_after_s }),
+        Gate::Open { delay } if !delay.is_zero() => tokio::time::sleep(delay).await,
+        Gate::Open { .. } => {}
+    }
     let mut tx = store.db.begin_write().await?;
-    current_code(&mut tx, keys, user, code, Timestamp::now()).await?;
+    if let Err(e) = current_code(&mut tx, keys, user, code, Timestamp::now()).await {
+        drop(tx);
+        Event::new(audit::Action::MfaVerify, audit::Outcome::Failure)
+            .actor(user)
+            .target(user)
+            .detail(format!("wrong TOTP code for {action}"))
+            .emit(&sinks.events, meta)
+            .await;
+        return Err(e);
+    }
+    guards.logins.succeeded(&email, ip).await;
     Ok((tx, user))
 }
 
@@ -325,7 +367,7 @@ async fn current_code(
         return Err(AppError::Refused("this account has no TOTP second factor"));
     };
     let ok = match totp_step(keys, user, &stored, code, now)? {
-        Some(step) => mfa::accept_step(tx, user, step, now).await?,
+        Some(step) => mfa::accept_step(tx, user, &stored, step, now).await?,
         None => false,
     };
     if ok {
@@ -390,7 +432,16 @@ pub async fn redeem(
     factor: Factor<'_>,
     meta: &RequestMeta,
 ) -> Result<Granted> {
-    let (user, how) = pass(store, guards, keys, mfa_token, factor, meta).await?;
+    let (user, how) = pass(
+        store,
+        guards,
+        keys,
+        mfa_token,
+        mfa::Purpose::Grant,
+        factor,
+        meta,
+    )
+    .await?;
     let now = Timestamp::now();
     let mut tx = store.db.begin().await?;
     let (session, refresh_token) = open_session(
@@ -423,6 +474,7 @@ pub async fn pass(
     guards: &Guards,
     keys: &DataKeyring,
     mfa_token: &str,
+    purpose: mfa::Purpose<'_>,
     factor: Factor<'_>,
     meta: &RequestMeta,
 ) -> Result<(crate::domain::User, &'static str)> {
@@ -437,24 +489,32 @@ pub async fn pass(
     }
     let hash = sha256_hex(mfa_token);
     let now = Timestamp::now();
+    // The attempt is reserved (counted) and committed before the code is judged: parallel
+    // guesses on one token cannot pass MAX_FAILURES.
     let mut tx = store.db.begin_write().await?;
-    let Some(user_id) = mfa::token_user(&mut tx, &hash, now, MAX_FAILURES).await? else {
+    let Some(user_id) = mfa::reserve_attempt(&mut tx, &hash, now, MAX_FAILURES, purpose).await?
+    else {
         return Err(invalid());
     };
-    let Some(user) = users::find(&mut tx, user_id).await?.filter(|u| !u.disabled) else {
+    let user = users::find(&mut tx, user_id).await?;
+    store.commit(tx).await?;
+    let Some(user) = user.filter(|u| !u.disabled) else {
         return Err(invalid());
     };
-    drop(tx);
+    // The login guard of the account, as for its password: a lock refuses before the code is
+    // read, the slow-down applies.
     let ip = super::auth::client(meta);
-    if let Gate::Locked { retry_after_s, .. } = guards.logins.begin(&user.email, ip).await {
-        return Err(AppError::RateLimited { retry_after_s });
+    match guards.logins.begin(&user.email, ip).await {
+        Gate::Locked { retry_after_s, .. } => return Err(AppError::RateLimited { retry_after_s }),
+        Gate::Open { delay } if !delay.is_zero() => tokio::time::sleep(delay).await,
+        Gate::Open { .. } => {}
     }
     let mut tx = store.db.begin_write().await?;
     let (ok, how) = match factor {
         Factor::Totp(code) => {
             let ok = match mfa::totp(&mut tx, user.id).await?.filter(|t| t.confirmed) {
                 Some(stored) => match totp_step(keys, user.id, &stored, code, now)? {
-                    Some(step) => mfa::accept_step(&mut tx, user.id, step, now).await?,
+                    Some(step) => mfa::accept_step(&mut tx, user.id, &stored, step, now).await?,
                     None => false,
                 },
                 None => false,
@@ -462,17 +522,18 @@ pub async fn pass(
             (ok, "password + TOTP")
         }
         Factor::RecoveryCode(code) => (
-            mfa::spend_recovery_code(&mut tx, user.id, &recovery_hash(code), now).await?,
+            mfa::spend_recovery_code(&mut tx, user.id, &recovery_hash(user.id, code), now).await?,
             "password + recovery code",
         ),
     };
-    if !ok {
-        let failures = mfa::token_failed(&mut tx, &hash).await?;
+    if !ok || !mfa::spend_token(&mut tx, &hash, now).await? {
+        drop(tx);
+        let mut tx = store.db.begin().await?;
         Event::new(audit::Action::MfaVerify, audit::Outcome::Failure)
             .actor(user.id)
             .target(user.id)
             .detail(format!(
-                "wrong {} ({failures} of {MAX_FAILURES} for this sign-in)",
+                "wrong {} (an attempt of at most {MAX_FAILURES} for this sign-in)",
                 match factor {
                     Factor::Totp(_) => "TOTP code",
                     Factor::RecoveryCode(_) => "recovery code",
@@ -481,9 +542,6 @@ pub async fn pass(
             .record(&mut tx, meta)
             .await?;
         store.commit(tx).await?;
-        return Err(invalid());
-    }
-    if !mfa::spend_token(&mut tx, &hash, now).await? {
         return Err(invalid());
     }
     if matches!(factor, Factor::RecoveryCode(_)) {
@@ -497,6 +555,7 @@ pub async fn pass(
             .await?;
     }
     store.commit(tx).await?;
+    // Only now is the sign-in over: the guard forgets this account's failures.
     guards.logins.succeeded(&user.email, ip).await;
     Ok((user, how))
 }

@@ -540,17 +540,26 @@ pub async fn sign_in(
     binding: &str,
     meta: &RequestMeta,
 ) -> Result<SignInNext> {
-    let SignedIn { user, new_hash } =
-        check_password(store, identity, guards, sinks, username, password, meta).await?;
+    let SignedIn {
+        user,
+        new_hash,
+        second_factor,
+    } = check_password(store, identity, guards, sinks, username, password, meta).await?;
     let now = Timestamp::now();
-    let second_factor = crate::db::mfa::requires_second_factor(&store.db, user.id).await?;
     let mut tx = store.db.begin().await?;
     if let Some(h) = &new_hash {
         users::set_password_hash(&mut tx, user.id, h, now).await?;
     }
     // An account with a second factor goes on only with it (the same rule as the password grant).
     if second_factor {
-        let mfa_token = super::mfa::challenge(&mut tx, user.id, now, meta).await?;
+        let mfa_token = super::mfa::challenge(
+            &mut tx,
+            user.id,
+            now,
+            crate::db::mfa::Purpose::Page { binding },
+            meta,
+        )
+        .await?;
         store.commit(tx).await?;
         return Ok(SignInNext::SecondFactor { mfa_token });
     }
@@ -583,7 +592,9 @@ pub async fn second_factor(
     binding: &str,
     meta: &RequestMeta,
 ) -> Result<SignInNext> {
-    let (user, how) = super::mfa::pass(store, guards, keys, mfa_token, factor, meta).await?;
+    let purpose = crate::db::mfa::Purpose::Page { binding };
+    let (user, how) =
+        super::mfa::pass(store, guards, keys, mfa_token, purpose, factor, meta).await?;
     let mut tx = store.db.begin().await?;
     Event::new(audit::Action::AuthLogin, audit::Outcome::Success)
         .actor(user.id)

@@ -279,6 +279,7 @@ async fn doctor_flags_the_setting_after_seven_days_and_counts_bcrypt_accounts_v1
         ("IMANGOR_JWT_SECRET", JWT_SECRET.to_owned()),
         ("IMANGOR_DATA_KEYS", DATA_KEYS.to_owned()),
         ("IMANGOR_PASSWORD_MIN_LENGTH", "15".to_owned()),
+        ("IMANGOR_MFA_REQUIRED_ROLES", "admin".to_owned()),
         (
             "IMANGOR_LEGACY_JWT_SECRET_FILE",
             secret_file.display().to_string(),

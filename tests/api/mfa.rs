@@ -84,6 +84,12 @@ impl App {
 
 /// Enrols `a` in TOTP; returns its authenticator and the recovery codes.
 pub(crate) async fn enrol(app: &TestApp, a: &Account) -> (App, Vec<String>) {
+    let (auth, codes, _) = enrol_with_token(app, a).await;
+    (auth, codes)
+}
+
+/// `enrol`, with the password-only access token that enrolled (its session is the one kept).
+async fn enrol_with_token(app: &TestApp, a: &Account) -> (App, Vec<String>, String) {
     let t = app.login(a).await;
     let res = app
         .post_json(
@@ -127,18 +133,21 @@ pub(crate) async fn enrol(app: &TestApp, a: &Account) -> (App, Vec<String>) {
         .iter()
         .map(|c| c.as_str().unwrap().to_owned())
         .collect();
-    (auth, codes)
+    (auth, codes, t.access)
+}
+
+async fn password_grant(app: &TestApp, a: &Account) -> reqwest::Response {
+    app.token(&[
+        ("grant_type", "password"),
+        ("username", &a.email),
+        ("password", &a.password),
+    ])
+    .await
 }
 
 /// The password grant's answer for an account with a second factor: its `mfa_token`.
 async fn mfa_token(app: &TestApp, a: &Account) -> String {
-    let res = app
-        .token(&[
-            ("grant_type", "password"),
-            ("username", &a.email),
-            ("password", &a.password),
-        ])
-        .await;
+    let res = password_grant(app, a).await;
     let v = oauth_error(res, StatusCode::BAD_REQUEST, "mfa_required").await;
     assert!(v.get("access_token").is_none());
     v["mfa_token"].as_str().unwrap().to_owned()
@@ -172,16 +181,15 @@ async fn an_enrolled_account_signs_in_only_with_its_second_factor_v6_3_3() {
     assert_eq!(claims(&before.access)["amr"], json!(["pwd"]));
     let (mut auth, codes) = enrol(&app, &a).await;
     assert_eq!(codes.len(), 10);
-    let status: Value = app
-        .get("/api/v1/users/me/mfa", &before.access)
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(
-        status,
-        json!({"totp": true, "passkeys": [], "recovery_codes_left": 10})
-    );
+    // Sessions opened with the password alone ended with the enrolment (V6.3.3): a thief's
+    // token from before does not outlive it, nor its refresh token.
+    invalid_token(app.get("/api/v1/users/me", &before.access).await).await;
+    oauth_error(
+        app.refresh(&before.refresh).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_grant",
+    )
+    .await;
 
     // The password alone gets no tokens, only the mfa_token.
     let token = mfa_token(&app, &a).await;
@@ -190,6 +198,16 @@ async fn an_enrolled_account_signs_in_only_with_its_second_factor_v6_3_3() {
     let v: Value = res.json().await.unwrap();
     let c = claims(v["access_token"].as_str().unwrap());
     assert_eq!(c["amr"], json!(["pwd", "mfa"]));
+    let status: Value = app
+        .get("/api/v1/users/me/mfa", v["access_token"].as_str().unwrap())
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        status,
+        json!({"totp": true, "passkeys": [], "recovery_codes_left": 10})
+    );
     assert!(c["auth_time"].is_i64());
     // The refresh keeps how the user signed in.
     let r: Value = app
@@ -239,7 +257,7 @@ async fn a_recovery_code_signs_in_once_and_is_recorded_v6_5_2() {
     let app = TestApp::spawn().await;
     let a = app.register("ann@example.com").await;
     let (_, codes) = enrol(&app, &a).await;
-    // About 51 bits each, distinct.
+    // About 119 bits each (24 of 31 symbols), distinct.
     let mut distinct = codes.clone();
     distinct.sort();
     distinct.dedup();
@@ -247,7 +265,8 @@ async fn a_recovery_code_signs_in_once_and_is_recorded_v6_5_2() {
     assert!(
         codes
             .iter()
-            .all(|c| c.len() == 11 && c.as_bytes()[5] == b'-')
+            .all(|c| c.len() == 27 && c.split('-').all(|g| g.len() == 6)),
+        "{codes:?}"
     );
     let token = mfa_token(&app, &a).await;
     let res = mfa_grant(&app, &token, "recovery_code", &codes[3].to_uppercase()).await;
@@ -339,7 +358,13 @@ async fn enrolment_and_removal_need_the_current_password_and_a_code() {
         )
         .await;
     problem(res, StatusCode::CONFLICT).await;
-    let (mut auth, _) = enrol(&app, &a).await;
+    let (mut auth, codes, enrolled) = enrol_with_token(&app, &a).await;
+    // The password-only session of before ended with the enrolment.
+    invalid_token(app.get("/api/v1/users/me", &t.access).await).await;
+    let t = Tokens {
+        access: enrolled,
+        refresh: String::new(),
+    };
     // A second enrolment while one is confirmed is refused.
     let res = app
         .post_json(
@@ -349,11 +374,29 @@ async fn enrolment_and_removal_need_the_current_password_and_a_code() {
         )
         .await;
     problem(res, StatusCode::CONFLICT).await;
-    // New recovery codes: the old ones stop working.
+    // Changing the second factor needs a token whose user passed it: the password-only
+    // token that enrolled is refused (RFC 9470), a fresh one with the code is not.
     let res = app
         .post_json(
             "/api/v1/users/me/mfa/recovery-codes",
             Some(&t.access),
+            &json!({"current_password": a.password, "code": auth.peek()}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    // (Signed in with a recovery code: the window holds only three TOTP codes.)
+    let token = mfa_token(&app, &a).await;
+    let v: Value = mfa_grant(&app, &token, "recovery_code", &codes[0])
+        .await
+        .json()
+        .await
+        .unwrap();
+    let strong = v["access_token"].as_str().unwrap().to_owned();
+    // New recovery codes: the old ones stop working.
+    let res = app
+        .post_json(
+            "/api/v1/users/me/mfa/recovery-codes",
+            Some(&strong),
             &json!({"current_password": a.password, "code": auth.code()}),
         )
         .await;
@@ -361,7 +404,7 @@ async fn enrolment_and_removal_need_the_current_password_and_a_code() {
     let remove = |body: Value| {
         app.client
             .delete(app.url("/api/v1/users/me/mfa/totp"))
-            .bearer_auth(&t.access)
+            .bearer_auth(&strong)
             .json(&body)
             .send()
     };
@@ -369,6 +412,13 @@ async fn enrolment_and_removal_need_the_current_password_and_a_code() {
         .await
         .unwrap();
     invalid_fields(res, &["code"]).await;
+    assert!(
+        events(&app)
+            .await
+            .iter()
+            .any(|e| e.action == "mfa.verify" && e.outcome == "failure"),
+        "a wrong code on removal is recorded"
+    );
     let res = remove(json!({"current_password": a.password, "code": auth.code()}))
         .await
         .unwrap();
@@ -453,6 +503,13 @@ async fn the_sign_in_page_asks_for_the_second_factor() {
     let html = res.text().await.unwrap();
     assert!(html.contains("name=\"otp\""), "{html}");
     let token = field(&html, "mfa_token");
+    // The page's token is the page's, for this browser: the MFA grant refuses it.
+    oauth_error(
+        mfa_grant(&app, &token, "otp", &auth.peek()).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_grant",
+    )
+    .await;
     let wrong = auth.wrong(1).remove(0);
     let res = post(vec![
         ("mfa_token".into(), token.clone()),
@@ -619,4 +676,65 @@ async fn a_role_that_must_have_a_second_factor_signs_in_only_to_enrol_one() {
     let u = app.register("ulla@example.com").await;
     let t = app.login(&u).await;
     assert_eq!(claims(&t.access)["scope"], Value::Null);
+}
+
+#[tokio::test]
+async fn a_right_password_does_not_wipe_the_count_of_wrong_codes_v6_3_1() {
+    let app = TestApp::spawn_with(&[("IMANGOR_LOGIN_LOCK_AFTER", "4")]).await;
+    let a = app.register("ann@example.com").await;
+    let (auth, _) = enrol(&app, &a).await;
+    let mut locked = false;
+    // New mfa_tokens from the right password do not reset the guard: guessing locks.
+    for w in auth.wrong(10) {
+        let res = password_grant(&app, &a).await;
+        if res.status() == StatusCode::TOO_MANY_REQUESTS {
+            locked = true;
+            break;
+        }
+        let token = res.json::<Value>().await.unwrap()["mfa_token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let res = mfa_grant(&app, &token, "otp", &w).await;
+        if res.status() == StatusCode::TOO_MANY_REQUESTS {
+            locked = true;
+            break;
+        }
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    }
+    assert!(
+        locked,
+        "ten rounds of the right password and a wrong code never locked"
+    );
+}
+
+#[tokio::test]
+async fn parallel_guesses_on_one_mfa_token_are_at_most_five() {
+    let app = TestApp::spawn().await;
+    let a = app.register("ann@example.com").await;
+    let (auth, _) = enrol(&app, &a).await;
+    let token = mfa_token(&app, &a).await;
+    let mut all = tokio::task::JoinSet::new();
+    for g in auth.wrong(20) {
+        let (client, url, token) = (app.client.clone(), app.url("/api/v1/token"), token.clone());
+        all.spawn(async move {
+            let form = [
+                ("grant_type", "urn:imangor:grant-type:mfa"),
+                ("mfa_token", token.as_str()),
+                ("otp", g.as_str()),
+            ];
+            client.post(url).form(&form).send().await.unwrap().status()
+        });
+    }
+    let answers = all.join_all().await;
+    assert!(
+        answers.iter().all(|s| *s == StatusCode::BAD_REQUEST),
+        "{answers:?}"
+    );
+    let judged = events(&app)
+        .await
+        .into_iter()
+        .filter(|e| e.action == "mfa.verify" && e.outcome == "failure")
+        .count();
+    assert!(judged <= 5, "{judged} codes judged on one token");
 }

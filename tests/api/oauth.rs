@@ -1102,6 +1102,15 @@ async fn the_password_grant_can_be_switched_off() {
             .unwrap()
             .contains("IMANGOR_PASSWORD_GRANT")
     );
+    // Its second half too.
+    let res = app
+        .token(&[
+            ("grant_type", "urn:imangor:grant-type:mfa"),
+            ("mfa_token", "x"),
+            ("otp", "123456"),
+        ])
+        .await;
+    oauth_error(res, StatusCode::BAD_REQUEST, "unsupported_grant_type").await;
     let m: Value = app
         .get_anon("/.well-known/oauth-authorization-server")
         .await

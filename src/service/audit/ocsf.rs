@@ -140,6 +140,8 @@ fn status_id(action: Option<Action>, outcome: Option<Outcome>) -> (u32, &'static
         {
             (1, "Success")
         }
+        // Half a sign-in: neither a success nor a failure yet.
+        Some(Outcome::SecondFactorRequired) => (99, "Other"),
         Some(_) => (2, "Failure"),
         None => (0, "Unknown"),
     }
