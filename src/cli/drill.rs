@@ -107,6 +107,9 @@ struct Drill {
     timeout: Duration,
     run: String,
     replicas: u32,
+    /// The drill address the admin creates the drill accounts from: the registration budget
+    /// of the operator's own address is left alone (and the trail shows them as the drill's).
+    setup: IpAddr,
 }
 
 /// A drill account: its id, email and password.
@@ -143,6 +146,7 @@ pub(super) async fn run(args: DrillArgs, config: Config) -> anyhow::Result<()> {
         timeout: Duration::from_secs(args.timeout.max(1)),
         run: uuid::Uuid::new_v4().simple().to_string()[..8].to_owned(),
         replicas: args.replicas.clamp(1, 100),
+        setup: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
     };
     let (mut status, mut body) = d.login(&email, &password, None).await?;
     if status == 400 && body["error"] == "mfa_required" {
@@ -156,9 +160,11 @@ pub(super) async fn run(args: DrillArgs, config: Config) -> anyhow::Result<()> {
     d.admin = body["access_token"].as_str().unwrap_or_default().to_owned();
     let before = scrape(&d.http, args.metrics_url.as_deref()).await;
 
-    // Five drill addresses of the drill range, fresh for each run (a random base).
+    // Six drill addresses of the drill range, fresh for each run (a random base): one per
+    // scenario, and one the drill accounts are created from.
     let base = 1 + (uuid::Uuid::new_v4().as_bytes()[0] % 240);
     let addr = |i: u8| IpAddr::V4(Ipv4Addr::new(192, 0, 2, base + i));
+    d.setup = addr(5);
     let mut accounts = Vec::new();
     let mut blocked = Vec::new();
     let mut outcomes = vec![
@@ -329,13 +335,15 @@ impl Drill {
     async fn account(&self, name: &str) -> anyhow::Result<Account> {
         let email = format!("drill-{}-{name}@drill.example.com", self.run);
         let password = format!("drill {} {}", self.run, uuid::Uuid::new_v4().simple());
-        let (status, body) = self
-            .admin_json(
-                reqwest::Method::POST,
-                "/api/v1/users",
-                Some(json!({"email": email, "password": password, "full_name": format!("drill {name}")})),
-            )
-            .await?;
+        let res = self
+            .request(reqwest::Method::POST, "/api/v1/users", Some(self.setup))
+            .bearer_auth(&self.admin)
+            .json(&json!({"email": email, "password": password, "full_name": format!("drill {name}")}))
+            .send()
+            .await
+            .context("creating a drill account")?;
+        let status = res.status().as_u16();
+        let body: Value = res.json().await.unwrap_or(Value::Null);
         if status != 201 {
             bail!("creating the drill account {email} answered {status}: {body}");
         }
@@ -506,36 +514,46 @@ impl Drill {
     async fn audit(&self, outcomes: &mut [Outcome]) {
         let mut wanted: Vec<(usize, bool, bool)> =
             (0..outcomes.len()).map(|i| (i, false, false)).collect();
-        let mut cursor: Option<String> = None;
         let mut chain_problem = None;
         let deadline = Instant::now() + self.timeout;
-        for _ in 0..100 {
-            let path = match &cursor {
-                Some(c) => format!("/api/v1/audit?limit=100&cursor={c}"),
-                None => "/api/v1/audit?limit=100".to_owned(),
-            };
-            let Ok((200, page)) = self.admin_json(reqwest::Method::GET, &path, None).await else {
-                break;
-            };
-            if cursor.is_none() && !page["chain"]["first_problem"].is_null() {
-                chain_problem = Some(page["chain"]["first_problem"].to_string());
-            }
-            for e in page["items"].as_array().into_iter().flatten() {
-                for (i, from, opened) in wanted.iter_mut() {
-                    let o = &outcomes[*i];
-                    *from |= e["ip"] == o.addr.to_string();
-                    *opened |= o.incident.as_ref().is_some_and(|id| {
-                        e["action"] == "incident.open" && e["target"] == format!("incident:{id}")
-                    });
+        // Newest first, page after page; read again from the top while something is missing: an
+        // event appears once sealed (within a second), the last incident's opening included.
+        'read: while Instant::now() < deadline {
+            let mut cursor: Option<String> = None;
+            for _ in 0..100 {
+                let path = match &cursor {
+                    Some(c) => format!("/api/v1/audit?limit=100&cursor={c}"),
+                    None => "/api/v1/audit?limit=100".to_owned(),
+                };
+                let Ok((200, page)) = self.admin_json(reqwest::Method::GET, &path, None).await
+                else {
+                    break 'read;
+                };
+                if cursor.is_none() && !page["chain"]["first_problem"].is_null() {
+                    chain_problem = Some(page["chain"]["first_problem"].to_string());
+                }
+                for e in page["items"].as_array().into_iter().flatten() {
+                    for (i, from, opened) in wanted.iter_mut() {
+                        let o = &outcomes[*i];
+                        *from |= e["ip"] == o.addr.to_string();
+                        *opened |= o.incident.as_ref().is_some_and(|id| {
+                            e["action"] == "incident.open"
+                                && e["target"] == format!("incident:{id}")
+                        });
+                    }
+                }
+                let done = wanted
+                    .iter()
+                    .all(|(i, from, opened)| *from && (*opened || outcomes[*i].incident.is_none()));
+                if done {
+                    break 'read;
+                }
+                cursor = page["next_cursor"].as_str().map(str::to_owned);
+                if cursor.is_none() || Instant::now() > deadline {
+                    break;
                 }
             }
-            let done = wanted
-                .iter()
-                .all(|(i, from, opened)| *from && (*opened || outcomes[*i].incident.is_none()));
-            cursor = page["next_cursor"].as_str().map(str::to_owned);
-            if done || cursor.is_none() || Instant::now() > deadline {
-                break;
-            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
         }
         for (i, from, opened) in wanted {
             let o = &mut outcomes[i];
