@@ -63,6 +63,8 @@ vocabulary! {
         BruteForce => "brute_force",
         CredentialStuffing => "credential_stuffing",
         RefreshReuse => "refresh_reuse",
+        /// Wrong second-factor codes on one account: someone holding its password guesses codes.
+        TotpGuessing => "totp_guessing",
         /// A spent authorization code presented again (RFC 6749 §4.1.2: what it issued is revoked).
         CodeReuse => "authorization_code_reuse",
         AuthzProbing => "authz_probing",

@@ -88,6 +88,13 @@ fn texts(kind: Kind) -> [&'static str; 5] {
             "Find how the token left the client (a stolen device, a leaking log or proxy); the owner changes the password (ends every other session); disable the account (disable_user) if the thief may still hold its password.",
             resolve!("Undo: revoked sessions are not restored (the owner signs in again); a disabled account is enabled with PATCH /api/v1/users/{id} {\"disabled\": false} (admin)."),
         ],
+        Kind::TotpGuessing => [
+            "10 or more wrong second-factor codes (TOTP or recovery codes) on one account (the subject, an account id) within 10 minutes. Each attempt needed the right password: treat the password as known to an attacker.",
+            "Automatic: each code went through the account's login guard (locks per account and address after IMANGOR_LOGIN_LOCK_AFTER failures, slows the account), and an mfa_token ends after 5 attempts; nothing else is contained. End the account's sessions with POST /api/v1/containment {\"action\": \"revoke_sessions\", \"user_id\": SUBJECT} if one may be the attacker's.",
+            "Read the incident's events (mfa.verify failures, the auth.login second_factor_required events before them): the addresses, and whether an auth.login success with a second factor followed (a guess that worked) or a recovery code was used (mfa.recovery_use).",
+            "The owner changes the password at once (PATCH /api/v1/users/me with current_password; it ends every other session) and checks their authenticator; if a code may have worked, disable the account (imangor user disable --email EMAIL) until the owner is reached, then have them remove and enrol TOTP again.",
+            resolve!("Undo: a disabled account is enabled with PATCH /api/v1/users/{id} {\"disabled\": false} (admin); ended sessions are not restored."),
+        ],
         Kind::CodeReuse => [
             "An OAuth authorization code already redeemed was presented again: the code leaked (a redirect URI or log that exposes it, a stolen browser history) and two parties hold it. The subject is the account the code was issued for; the event names the client that presented it.",
             "Automatic: the session the code's first redemption started was ended (its access and refresh tokens stop at once). Otherwise end the account's other sessions with POST /api/v1/containment {\"action\": \"revoke_sessions\", \"user_id\": SUBJECT}.",

@@ -41,6 +41,8 @@ const WINDOW_S: u64 = 600;
 pub const BRUTE_FORCE_FAILURES: i64 = 10;
 pub const STUFFING_ACCOUNTS: i64 = 10;
 pub const PROBING_DENIALS: i64 = 20;
+/// Wrong second-factor codes on one account within the window (TOTP guessing).
+pub const TOTP_GUESSES: i64 = 10;
 /// Unresolved reports one account may have at once.
 pub const MAX_OPEN_REPORTS: i64 = 5;
 /// The highest level a plain user's report is ever stored at (lower when the alert level is
@@ -203,6 +205,11 @@ pub async fn detect(
                     group(&mut groups, Kind::AuthzProbing, actor, row);
                 }
             }
+            (Some(A::MfaVerify), Some(O::Failure)) => {
+                if let Some(actor) = &row.actor_id {
+                    group(&mut groups, Kind::TotpGuessing, actor, row);
+                }
+            }
             _ => single(tx, row, rules, out).await?,
         }
     }
@@ -233,6 +240,36 @@ pub async fn detect(
                             requested_level: None,
                             affected_systems: &["auth"],
                             drill: drill(last),
+                        },
+                        at,
+                        occ,
+                        rules,
+                        out,
+                    )
+                    .await?;
+                }
+            }
+            Kind::TotpGuessing => {
+                let cap = TOTP_GUESSES + n;
+                let outcomes = [O::Failure, O::Failure];
+                let total =
+                    incidents::count_by_actor(tx, A::MfaVerify, outcomes, subject, since, at, cap)
+                        .await?;
+                let occ = occurrences(total, TOTP_GUESSES, n);
+                if occ > 0 {
+                    let d = format!(
+                        "{TOTP_GUESSES} or more wrong second-factor codes on one account within 10 minutes: its password is known"
+                    );
+                    raise(
+                        tx,
+                        NewIncident {
+                            kind: rule,
+                            level: Level::High,
+                            subject: Some(subject),
+                            description: &d,
+                            reported_by: None,
+                            requested_level: None,
+                            affected_systems: &["auth", "mfa"],
                         },
                         at,
                         occ,

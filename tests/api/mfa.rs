@@ -738,3 +738,22 @@ async fn parallel_guesses_on_one_mfa_token_are_at_most_five() {
         .count();
     assert!(judged <= 5, "{judged} codes judged on one token");
 }
+
+#[tokio::test]
+async fn guessing_second_factor_codes_raises_a_high_incident() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_tokens().await;
+    let a = app.register("ann@example.com").await;
+    let (auth, _) = enrol(&app, &a).await;
+    for chunk in auth.wrong(10).chunks(5) {
+        let token = mfa_token(&app, &a).await;
+        for w in chunk {
+            let res = mfa_grant(&app, &token, "otp", w).await;
+            oauth_error(res, StatusCode::BAD_REQUEST, "invalid_grant").await;
+        }
+    }
+    let found = crate::incidents::incidents_of(&app, &admin, "totp_guessing").await;
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0]["level"], "high");
+    assert_eq!(found[0]["subject"], a.id.as_str());
+}
