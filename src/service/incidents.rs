@@ -270,6 +270,7 @@ pub async fn detect(
                             reported_by: None,
                             requested_level: None,
                             affected_systems: &["auth", "mfa"],
+                            drill: drill(last),
                         },
                         at,
                         occ,
