@@ -160,7 +160,7 @@ pub(super) async fn run(args: DrillArgs, config: Config) -> anyhow::Result<()> {
     d.admin = body["access_token"].as_str().unwrap_or_default().to_owned();
     let before = scrape(&d.http, args.metrics_url.as_deref()).await;
 
-    // Six drill addresses of the drill range, fresh for each run (a random base): one per
+    // Nine drill addresses of the drill range, fresh for each run (a random base): one per
     // scenario, and one the drill accounts are created from.
     let base = 1 + (uuid::Uuid::new_v4().as_bytes()[0] % 240);
     let addr = |i: u8| IpAddr::V4(Ipv4Addr::new(192, 0, 2, base + i));
@@ -173,6 +173,7 @@ pub(super) async fn run(args: DrillArgs, config: Config) -> anyhow::Result<()> {
         Outcome::new("refresh_reuse", Level::High, addr(2)),
         Outcome::new("authz_probing", Level::Medium, addr(3)),
         Outcome::new("forged_tokens", Level::High, addr(4)),
+        Outcome::new("totp_guessing", Level::High, addr(6)),
     ];
     for o in &mut outcomes {
         let t0 = match d.attack(o, &mut accounts).await {
@@ -265,7 +266,20 @@ impl Drill {
         path: &str,
         body: Option<Value>,
     ) -> anyhow::Result<(u16, Value)> {
-        let mut r = self.request(method, path, None).bearer_auth(&self.admin);
+        self.json_as(&self.admin, None, method, path, body).await
+    }
+
+    /// A JSON call with `token`, marked as drill traffic from `from` when given; the status and
+    /// the body (null when not JSON).
+    async fn json_as(
+        &self,
+        token: &str,
+        from: Option<IpAddr>,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<(u16, Value)> {
+        let mut r = self.request(method, path, from).bearer_auth(token);
         if let Some(b) = body {
             r = r.json(&b);
         }
@@ -331,19 +345,61 @@ impl Drill {
         Ok(answer)
     }
 
+    /// Enrols a drill account in TOTP (as itself, from its drill address); the secret.
+    async fn enrol_totp(&self, access: &str, a: &Account, from: IpAddr) -> anyhow::Result<Vec<u8>> {
+        let post = reqwest::Method::POST;
+        let ask = json!({"current_password": a.password});
+        let path = "/api/v1/users/me/mfa/totp";
+        let (status, body) = self
+            .json_as(access, Some(from), post.clone(), path, Some(ask))
+            .await?;
+        let secret = body["secret"]
+            .as_str()
+            .and_then(crate::auth::totp::from_base32)
+            .with_context(|| format!("starting a TOTP enrolment answered {status}: {body}"))?;
+        let step = crate::auth::totp::step_of(Timestamp::now().unix_seconds());
+        let code = json!({"code": format!("{:06}", crate::auth::totp::code_at(&secret, step))});
+        let path = "/api/v1/users/me/mfa/totp/confirm";
+        let (status, _) = self
+            .json_as(access, Some(from), post, path, Some(code))
+            .await?;
+        if status != 200 {
+            bail!("confirming the TOTP enrolment answered {status}");
+        }
+        Ok(secret)
+    }
+
+    /// A drill account, signed in from `from` (kept in `accounts` for the clean-up); its tokens.
+    async fn signed_in(
+        &self,
+        name: &str,
+        from: Option<IpAddr>,
+        accounts: &mut Vec<Account>,
+    ) -> anyhow::Result<Value> {
+        let a = self.account(name).await?;
+        let (s, tokens) = self.login(&a.email, &a.password, from).await?;
+        accounts.push(a);
+        if s != 200 {
+            bail!("the drill account could not sign in ({s})");
+        }
+        Ok(tokens)
+    }
+
     /// A throw-away account, created by the admin.
     async fn account(&self, name: &str) -> anyhow::Result<Account> {
         let email = format!("drill-{}-{name}@drill.example.com", self.run);
         let password = format!("drill {} {}", self.run, uuid::Uuid::new_v4().simple());
-        let res = self
-            .request(reqwest::Method::POST, "/api/v1/users", Some(self.setup))
-            .bearer_auth(&self.admin)
-            .json(&json!({"email": email, "password": password, "full_name": format!("drill {name}")}))
-            .send()
-            .await
-            .context("creating a drill account")?;
-        let status = res.status().as_u16();
-        let body: Value = res.json().await.unwrap_or(Value::Null);
+        let body =
+            json!({"email": email, "password": password, "full_name": format!("drill {name}")});
+        let (status, body) = self
+            .json_as(
+                &self.admin,
+                Some(self.setup),
+                reqwest::Method::POST,
+                "/api/v1/users",
+                Some(body),
+            )
+            .await?;
         if status != 201 {
             bail!("creating the drill account {email} answered {status}: {body}");
         }
@@ -384,12 +440,7 @@ impl Drill {
                 }
             }
             "refresh_reuse" => {
-                let a = self.account("reuse").await?;
-                let (s, first) = self.login(&a.email, &a.password, from).await?;
-                accounts.push(a);
-                if s != 200 {
-                    bail!("the drill account could not sign in ({s})");
-                }
+                let first = self.signed_in("reuse", from, accounts).await?;
                 let spent = first["refresh_token"].as_str().unwrap_or_default();
                 let refresh = [("grant_type", "refresh_token"), ("refresh_token", spent)];
                 let (s, rotated) = self.form("/api/v1/token", &refresh, from).await?;
@@ -403,12 +454,7 @@ impl Drill {
                 }
             }
             "authz_probing" => {
-                let a = self.account("probe").await?;
-                let (s, t) = self.login(&a.email, &a.password, from).await?;
-                accounts.push(a);
-                if s != 200 {
-                    bail!("the drill account could not sign in ({s})");
-                }
+                let t = self.signed_in("probe", from, accounts).await?;
                 let token = t["access_token"].as_str().unwrap_or_default().to_owned();
                 for _ in 0..crate::service::incidents::PROBING_DENIALS {
                     let s = self
@@ -420,6 +466,60 @@ impl Drill {
                         .as_u16();
                     if s != 403 {
                         bail!("a plain user's read of the audit trail answered {s}, not 403");
+                    }
+                }
+            }
+            "totp_guessing" => {
+                let t = self.signed_in("totp", from, accounts).await?;
+                let access = t["access_token"].as_str().unwrap_or_default().to_owned();
+                let secret = self
+                    .enrol_totp(&access, &accounts[accounts.len() - 1], o.addr)
+                    .await?;
+                let a = &accounts[accounts.len() - 1];
+                // Codes that are none of the three an authenticator could show now.
+                let now = crate::auth::totp::step_of(Timestamp::now().unix_seconds());
+                let valid: Vec<u32> = (now - 2..=now + 2)
+                    .map(|step| crate::auth::totp::code_at(&secret, step))
+                    .collect();
+                let mut wrong = (0u32..)
+                    .map(|i| (i * 111_111 + 7) % 1_000_000)
+                    .filter(|c| !valid.contains(c));
+                // The login guard locks an (account, address) pair after five failures
+                // (IMANGOR_LOGIN_LOCK_AFTER), the password step of a second-factor sign-in
+                // counting until a right code: four guesses a sign-in, from this scenario's
+                // drill address and the two after it.
+                let after = |n: u32| match o.addr {
+                    IpAddr::V4(v4) => IpAddr::V4(Ipv4Addr::from(u32::from(v4) + n)),
+                    v6 => v6,
+                };
+                let guesses = crate::service::incidents::TOTP_GUESSES;
+                for (round, from) in [from, Some(after(1)), Some(after(2))]
+                    .into_iter()
+                    .enumerate()
+                {
+                    let left = guesses - 4 * round as i64;
+                    if left <= 0 {
+                        break;
+                    }
+                    let (s, challenge) = self.login(&a.email, &a.password, from).await?;
+                    if s != 400 || challenge["error"] != "mfa_required" {
+                        bail!("the enrolled account's sign-in answered {s}, not mfa_required");
+                    }
+                    let token = challenge["mfa_token"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned();
+                    for code in wrong.by_ref().take(left.min(4) as usize) {
+                        let otp = format!("{code:06}");
+                        let form = [
+                            ("grant_type", "urn:imangor:grant-type:mfa"),
+                            ("mfa_token", token.as_str()),
+                            ("otp", otp.as_str()),
+                        ];
+                        let (s, _) = self.form("/api/v1/token", &form, from).await?;
+                        if s != 400 {
+                            bail!("a wrong second-factor code answered {s}");
+                        }
                     }
                 }
             }

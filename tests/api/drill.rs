@@ -108,7 +108,8 @@ async fn the_drill_passes_every_scenario_and_leaves_nothing_behind() {
             "credential_stuffing",
             "refresh_reuse",
             "authz_probing",
-            "forged_tokens"
+            "forged_tokens",
+            "totp_guessing"
         ]
     );
     for s in scenarios {
@@ -125,7 +126,7 @@ async fn the_drill_passes_every_scenario_and_leaves_nothing_behind() {
     // Nothing left behind: every incident is a resolved drill one, no block, no active account.
     let admin = app.admin_tokens().await;
     let incidents = all_incidents(&app, &admin).await;
-    assert_eq!(incidents.len(), 5, "{incidents:?}");
+    assert_eq!(incidents.len(), 6, "{incidents:?}");
     for i in &incidents {
         assert_eq!(i["status"], "resolved", "{i}");
         assert_eq!(i["drill"], true, "{i}");
@@ -148,7 +149,7 @@ async fn the_drill_passes_every_scenario_and_leaves_nothing_behind() {
         .iter()
         .filter(|u| u["email"].as_str().unwrap().starts_with("drill-"))
         .collect();
-    assert_eq!(drill_accounts.len(), 3, "{users}");
+    assert_eq!(drill_accounts.len(), 4, "{users}");
     for u in drill_accounts {
         assert_eq!(u["disabled"], true, "{u}");
     }
