@@ -146,6 +146,7 @@ pub async fn open(config: Config) -> anyhow::Result<(AppState, Jobs)> {
             blocks,
             token_watch: Arc::default(),
             shares: crate::limits::shares::Shares::new(config.max_connections_per_address),
+            drill_seen: Default::default(),
         },
         store,
         sinks,

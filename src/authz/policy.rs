@@ -55,6 +55,9 @@ pub enum Action {
     IncidentEvidence,
     /// Block an address or network for a while (containment).
     AddressBlock,
+    /// Lift a block before its end: the admins' alone (a manager's block may be an admin's
+    /// decision; lifting one is a judgement the admins keep).
+    AddressUnblock,
     /// The security dashboard's figures: incidents by level, logins by hour, sessions.
     SecuritySummaryRead,
     /// The access review: privileged, dormant and never-used accounts with their last login.
@@ -114,7 +117,7 @@ pub enum Shape {
 }
 
 impl Action {
-    pub const ALL: [Action; 26] = [
+    pub const ALL: [Action; 27] = [
         Action::AccountRegister,
         Action::AccountCreate,
         Action::AccountReadSelf,
@@ -138,6 +141,7 @@ impl Action {
         Action::IncidentUpdate,
         Action::IncidentEvidence,
         Action::AddressBlock,
+        Action::AddressUnblock,
         Action::SecuritySummaryRead,
         Action::AccessReviewRead,
         Action::ClientManage,
@@ -165,6 +169,7 @@ impl Action {
             | Action::IncidentUpdate
             | Action::IncidentEvidence
             | Action::AddressBlock
+            | Action::AddressUnblock
             | Action::SecuritySummaryRead
             | Action::AccessReviewRead
             | Action::ClientManage => Shape::Plain,
@@ -187,6 +192,7 @@ impl Action {
             | Action::IncidentList
             | Action::IncidentUpdate
             | Action::AddressBlock
+            | Action::AddressUnblock
             | Action::SecuritySummaryRead => Scope::Incidents,
             Action::AccountRegister
             | Action::AccountCreate
@@ -211,6 +217,7 @@ impl Action {
                 | Action::AccountDisableUser
                 | Action::AccountDisableStaff
                 | Action::AddressBlock
+                | Action::AddressUnblock
                 | Action::ClientManage
         )
     }
@@ -241,6 +248,7 @@ impl Action {
             Action::IncidentUpdate => "incident.update",
             Action::IncidentEvidence => "incident.evidence",
             Action::AddressBlock => "containment.block_address",
+            Action::AddressUnblock => "containment.unblock_address",
             Action::SecuritySummaryRead => "security.summary",
             Action::AccessReviewRead => "account.review",
             Action::ClientManage => "client.manage",
@@ -273,6 +281,7 @@ impl Action {
             Action::IncidentUpdate => "PATCH /api/v1/incidents/{id}",
             Action::IncidentEvidence => "GET /api/v1/incidents/{id}/evidence",
             Action::AddressBlock => "POST /api/v1/containment `block_address`",
+            Action::AddressUnblock => "POST /api/v1/containment `unblock_address`",
             Action::SecuritySummaryRead => "GET /api/v1/security/summary",
             Action::AccessReviewRead => "GET /api/v1/access-review",
             Action::ClientManage => {
@@ -330,9 +339,12 @@ pub fn decide(
         // review (who holds which rights, which the admins alone can change) and the OAuth
         // clients are the admins' alone; incidents, containment and the security summary are for
         // admins and managers.
-        (Manager | User, AuditRead | IncidentEvidence | AccessReviewRead | ClientManage, _, _) => {
-            Deny
-        }
+        (
+            Manager | User,
+            AuditRead | IncidentEvidence | AccessReviewRead | ClientManage | AddressUnblock,
+            _,
+            _,
+        ) => Deny,
         (Manager, IncidentList | IncidentUpdate | AddressBlock | SecuritySummaryRead, _, _) => {
             Allow
         }

@@ -12,6 +12,7 @@
 //! the previous incident of a recurrence). The admin calls (accounts, incidents, audit) are
 //! ordinary, authenticated requests.
 
+use crate::domain::net::DRILL_EMAIL_DOMAIN;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -387,7 +388,7 @@ impl Drill {
 
     /// A throw-away account, created by the admin.
     async fn account(&self, name: &str) -> anyhow::Result<Account> {
-        let email = format!("drill-{}-{name}@drill.example.com", self.run);
+        let email = format!("drill-{}-{name}@{DRILL_EMAIL_DOMAIN}", self.run);
         let password = format!("drill {} {}", self.run, uuid::Uuid::new_v4().simple());
         let body =
             json!({"email": email, "password": password, "full_name": format!("drill {name}")});
@@ -432,7 +433,7 @@ impl Drill {
             }
             "credential_stuffing" => {
                 for i in 0..crate::service::incidents::STUFFING_ACCOUNTS {
-                    let email = format!("drill-{}-stuffed-{i}@drill.example.com", self.run);
+                    let email = format!("drill-{}-stuffed-{i}@{DRILL_EMAIL_DOMAIN}", self.run);
                     let (s, _) = self.login(&email, "a stuffed password", from).await?;
                     if s != 400 {
                         bail!("a wrong login answered {s}");

@@ -144,6 +144,8 @@ pub enum Hops {
 /// documentation and never routed, so no real client has one and a block of one stops no one
 /// but the drill. A request gets one only when its drill header verifies (`crypto::drill`).
 pub const DRILL_NETWORK: &str = "192.0.2.0/24";
+/// The email domain of the drill's throw-away accounts (`drill-RUN-NAME@drill.example.com`).
+pub const DRILL_EMAIL_DOMAIN: &str = "drill.example.com";
 
 /// Whether `ip` is a drill address (`DRILL_NETWORK`).
 pub fn is_drill_address(ip: IpAddr) -> bool {

@@ -59,9 +59,12 @@ pub async fn client_address(State(app): State<AppState>, mut req: Request, next:
         // Drill traffic (signed with IMANGOR_DRILL_KEY) comes from the drill address it names:
         // every layer below (blocks, limits, the login guard, the audit trail) sees that one, so
         // whatever the drill sets off is keyed on an address no real client has.
-        let ip = drill_address(&app, &req).unwrap_or(resolved);
+        let drill = drill_address(&app, &req, peer.ip());
+        let ip = drill.unwrap_or(resolved);
         let probe = matches!(req.uri().path(), "/healthz" | "/readyz");
-        if !probe && app.guards.blocks.is_blocked(ip) {
+        // A blocked address stays blocked with a drill header too (a captured header must not
+        // lift a block of its sender).
+        if !probe && (app.guards.blocks.is_blocked(ip) || app.guards.blocks.is_blocked(resolved)) {
             return problem(
                 StatusCode::FORBIDDEN,
                 "address_blocked",
@@ -100,8 +103,9 @@ pub async fn client_address(State(app): State<AppState>, mut req: Request, next:
 }
 
 /// The drill address of a request carrying a valid drill header, when the server has a drill
-/// key (`crypto::drill`); `None` leaves it ordinary traffic.
-fn drill_address(app: &AppState, req: &Request) -> Option<IpAddr> {
+/// key (`crypto::drill`), presented for the first time; `None` leaves it ordinary traffic. The
+/// real address of drill traffic is logged (the audit trail records the drill address).
+fn drill_address(app: &AppState, req: &Request, peer: IpAddr) -> Option<IpAddr> {
     let key = app.config.drill_key.as_ref()?;
     let value = req
         .headers()
@@ -115,10 +119,20 @@ fn drill_address(app: &AppState, req: &Request) -> Option<IpAddr> {
         req.method().as_str(),
         req.uri().path(),
     );
-    if addr.is_none() {
-        tracing::warn!(target: "security", "a drill header that does not verify; the request is ordinary traffic");
+    match addr {
+        Some(a) if app.guards.drill_seen.first(value) => {
+            tracing::info!(target: "security", drill = %a, peer = %peer, "drill traffic");
+            Some(a)
+        }
+        Some(_) => {
+            tracing::warn!(target: "security", peer = %peer, "a drill header presented again; the request is ordinary traffic");
+            None
+        }
+        None => {
+            tracing::warn!(target: "security", peer = %peer, "a drill header that does not verify; the request is ordinary traffic");
+            None
+        }
     }
-    addr
 }
 
 /// The body of a request must be in within `IMANGOR_BODY_TIMEOUT` of its headers: with bodies of

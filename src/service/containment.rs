@@ -137,7 +137,7 @@ pub async fn block(
     Ok(until)
 }
 
-/// Lifts the block of exactly `cidr` before its end (who may block may lift); 404 when no
+/// Lifts the block of exactly `cidr` before its end (admins: `AddressUnblock`); 404 when no
 /// block of that network is in force. Every replica drops it at its next reload of the blocks.
 pub async fn unblock(
     store: &Store,
@@ -148,7 +148,7 @@ pub async fn unblock(
     meta: &RequestMeta,
 ) -> Result<()> {
     if let By::Person(who) = &by {
-        authz::authorize_plain(Some(who), Action::AddressBlock)?;
+        authz::authorize_plain(Some(who), Action::AddressUnblock)?;
     }
     let now = Timestamp::now();
     let mut tx = store.db.begin().await?;

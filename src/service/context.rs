@@ -63,6 +63,8 @@ pub struct Guards {
     pub token_watch: Arc<TokenWatch>,
     /// Each address's share of the connections (and of forwarded requests in flight).
     pub shares: Arc<Shares>,
+    /// The drill headers already accepted (each is accepted once).
+    pub drill_seen: Arc<crate::crypto::drill::Seen>,
 }
 
 /// Where what happened goes, off the request path: security events that go with no change,

@@ -103,6 +103,10 @@ async fn raise(
         });
         return Ok(incident);
     }
+    // The label `drill` only for what a drill sets off: one of its detectors, about a drill
+    // address or a drill account (an event from a drill address is not enough: a key holder's
+    // traffic must not hide a real account's incident, nor a role change or a broken secret).
+    new.drill = new.drill && drill_subject(tx, new.kind, new.subject).await?;
     // A drill's incident recurs of nothing (and `last_resolved` never answers a drill's).
     let previous = match new.subject {
         Some(subject) if rules.recurrence_days > 0 && !new.drill => {
@@ -585,6 +589,30 @@ async fn single(
         _ => {}
     }
     Ok(())
+}
+
+/// Whether an incident's subject is the drill's own: for the detectors the drill runs, a drill
+/// address (or its network), or an account of the drill's email domain.
+async fn drill_subject(tx: &mut Tx, kind: Kind, subject: Option<&str>) -> sqlx::Result<bool> {
+    let Some(subject) = subject else {
+        return Ok(false);
+    };
+    match kind {
+        Kind::CredentialStuffing | Kind::ForgedTokens => Ok(crate::domain::net::is_drill_text(
+            subject.split('/').next().unwrap_or(""),
+        )),
+        Kind::BruteForce | Kind::AuthzProbing | Kind::TotpGuessing | Kind::RefreshReuse => {
+            let Ok(id) = subject.parse() else {
+                return Ok(false);
+            };
+            Ok(crate::db::users::find(tx, id).await?.is_some_and(|u| {
+                u.email
+                    .rsplit_once('@')
+                    .is_some_and(|(_, d)| d == crate::domain::net::DRILL_EMAIL_DOMAIN)
+            }))
+        }
+        _ => Ok(false),
+    }
 }
 
 /// Whether an event came from drill traffic (a drill address: `domain::net::DRILL_NETWORK`); the

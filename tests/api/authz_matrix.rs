@@ -315,6 +315,22 @@ impl World {
                 .await,
                 "POST /api/v1/containment",
             ),
+            Action::AddressUnblock => {
+                // A block in force (the admin's), then the caller lifts it.
+                let cidr = format!("198.51.100.{}", n % 250);
+                let admin = self.who(Actor::Admin).0;
+                let block = json!({"action": "block_address", "cidr": cidr, "seconds": 60});
+                let blocked = self
+                    .send(Method::POST, "/api/v1/containment", admin, Some(block))
+                    .await;
+                assert_eq!(blocked, StatusCode::OK);
+                let lift = json!({"action": "unblock_address", "cidr": cidr, "reason": "matrix"});
+                (
+                    self.send(Method::POST, "/api/v1/containment", token, Some(lift))
+                        .await,
+                    "POST /api/v1/containment",
+                )
+            }
             Action::AuditRead => (
                 self.send(Method::GET, "/api/v1/audit", token, None).await,
                 "GET /api/v1/audit",
@@ -648,6 +664,8 @@ const CONTRACT: &[(&str, On, &str, Want)] = &[
     ("GET /readyz", On::Nothing, "", [200, 200, 200, 200]),
     // The project's own rows.
     ("POST /api/v1/containment", On::Nothing, "block_address", [401, 403, 200, 200]),
+    // Lifting a block is the admins' alone; none in force here: 404 for them.
+    ("POST /api/v1/containment", On::Nothing, "unblock_address", [401, 403, 403, 404]),
     ("GET /api/v1/security/summary", On::Nothing, "", [401, 403, 200, 200]),
     ("GET /api/v1/access-review", On::Nothing, "", [401, 403, 403, 200]),
     // Multi-factor authentication (refused past the policy by their own checks here: a wrong

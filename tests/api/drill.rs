@@ -266,6 +266,32 @@ async fn a_forged_stale_or_misplaced_drill_header_is_ordinary_traffic() {
         ),
         ("no key on the server", None, DRILL_KEY, 0, "192.0.2.44"),
     ];
+    // A replayed header (one captured on its way): each is accepted once.
+    {
+        let app = TestApp::spawn_with(&[("IMANGOR_DRILL_KEY", DRILL_KEY)]).await;
+        let one = signed(DRILL_KEY, now(), "192.0.2.44");
+        let i = stuffing_with(&app, 11, || Some(one.clone())).await;
+        assert_eq!(i.subject.as_deref(), Some("127.0.0.1"), "replayed");
+        assert!(!i.drill, "replayed");
+        // And a blocked real address stays blocked behind a fresh drill header.
+        let res = app
+            .client
+            .post(app.url("/api/v1/token"))
+            .header("x-imangor-drill", signed(DRILL_KEY, now(), "192.0.2.45"))
+            .form(&[
+                ("grant_type", "password"),
+                ("username", "x@example.com"),
+                ("password", "p"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            res.status(),
+            StatusCode::FORBIDDEN,
+            "the real address is blocked"
+        );
+    }
     for (case, server_key, key, skew, addr) in cases {
         // A fresh server each: the ordinary stuffing blocks the test's own address.
         let app = match server_key {
