@@ -327,17 +327,19 @@ pub async fn disable_service_account(
     Ok(n > 0)
 }
 
-/// Every account with its last login (the newest session it opened), for the access review.
-pub async fn with_last_login(db: &Db) -> sqlx::Result<Vec<(User, Option<Timestamp>)>> {
+/// Every account with its last login and whether it has a confirmed second factor.
+pub async fn with_last_login(db: &Db) -> sqlx::Result<Vec<(User, Option<Timestamp>, bool)>> {
     on_db!(db, p => {
         let rows = sqlx::query(
             "select u.id, u.email, u.full_name, u.role, u.disabled, u.created_at,
-                    (select max(s.created_at) from sessions s where s.user_id = u.id) as last_login
+                    (select max(s.created_at) from sessions s where s.user_id = u.id) as last_login,
+                    (select count(*) from mfa_totp m where m.user_id = u.id and m.confirmed_at is not null) as factors
              from users u order by u.email")
             .fetch_all(p).await?;
         rows.iter().map(|r| {
             let last: Option<i64> = r.try_get("last_login")?;
-            Ok((user_row!(r), last.map(Timestamp::from_micros)))
+            let factors: i64 = r.try_get("factors")?;
+            Ok((user_row!(r), last.map(Timestamp::from_micros), factors > 0))
         }).collect()
     })
 }

@@ -116,7 +116,8 @@ pub struct FindingView {
     created_at: String,
     /// The newest session the account opened; null if it never logged in.
     last_login: Option<String>,
-    /// Why it is listed: admin, manager, never_logged_in, dormant (and disabled).
+    /// Why it is listed: admin, manager, no_second_factor (privileged, password alone),
+    /// never_logged_in, dormant (and disabled).
     flags: Vec<&'static str>,
 }
 

@@ -19,7 +19,8 @@ pub const MAX_DORMANT_DAYS: u64 = 3650;
 pub struct Finding {
     pub user: User,
     pub last_login: Option<Timestamp>,
-    /// `admin`, `manager`, `never_logged_in`, `dormant`, `disabled`.
+    /// `admin`, `manager`, `no_second_factor` (a privileged account signing in with a password
+    /// alone), `never_logged_in`, `dormant`, `disabled`.
     pub flags: Vec<&'static str>,
 }
 
@@ -39,19 +40,22 @@ pub async fn run(store: &Store, grant: &Authorized<()>, dormant_days: u64) -> Re
 /// Keeps every privileged account and every dormant or never-used one (a disabled plain account
 /// that is otherwise fine is not a finding).
 pub fn review(
-    rows: Vec<(User, Option<Timestamp>)>,
+    rows: Vec<(User, Option<Timestamp>, bool)>,
     dormant_days: u64,
     now: Timestamp,
 ) -> Vec<Finding> {
     let days = dormant_days.min(MAX_DORMANT_DAYS) as i64;
     let dormant_before = now.micros() - days * 86_400 * 1_000_000;
     rows.into_iter()
-        .filter_map(|(user, last_login)| {
+        .filter_map(|(user, last_login, second_factor)| {
             let mut flags = Vec::new();
             match user.role {
                 Role::Admin => flags.push("admin"),
                 Role::Manager => flags.push("manager"),
                 Role::User => {}
+            }
+            if user.role != Role::User && !second_factor {
+                flags.push("no_second_factor");
             }
             match last_login {
                 None => flags.push("never_logged_in"),
@@ -93,11 +97,12 @@ mod tests {
         let old = Some(Timestamp::from_micros(0));
         let found = review(
             vec![
-                (user(Role::Admin, false), recent),
-                (user(Role::User, false), recent),
-                (user(Role::User, false), old),
-                (user(Role::User, true), None),
-                (user(Role::User, true), recent),
+                (user(Role::Admin, false), recent, false),
+                (user(Role::Manager, false), recent, true),
+                (user(Role::User, false), recent, false),
+                (user(Role::User, false), old, false),
+                (user(Role::User, true), None, false),
+                (user(Role::User, true), recent, false),
             ],
             90,
             now,
@@ -106,7 +111,8 @@ mod tests {
         assert_eq!(
             flags,
             vec![
-                vec!["admin"],
+                vec!["admin", "no_second_factor"],
+                vec!["manager"],
                 vec!["dormant"],
                 vec!["never_logged_in", "disabled"]
             ]

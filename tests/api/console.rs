@@ -282,13 +282,21 @@ async fn the_access_review_lists_privileged_and_unused_accounts_for_admins_only(
     assert_eq!(
         found,
         [
-            (manager.email.clone(), vec!["manager".to_owned()], true),
+            (
+                manager.email.clone(),
+                vec!["manager".to_owned(), "no_second_factor".to_owned()],
+                true
+            ),
             (
                 unused.email.clone(),
                 vec!["never_logged_in".to_owned()],
                 false
             ),
-            (ADMIN_EMAIL.to_owned(), vec!["admin".to_owned()], true),
+            (
+                ADMIN_EMAIL.to_owned(),
+                vec!["admin".to_owned(), "no_second_factor".to_owned()],
+                true
+            ),
         ]
     );
 

@@ -757,3 +757,37 @@ async fn guessing_second_factor_codes_raises_a_high_incident() {
     assert_eq!(found[0]["level"], "high");
     assert_eq!(found[0]["subject"], a.id.as_str());
 }
+
+#[tokio::test]
+async fn the_access_review_names_privileged_accounts_without_a_second_factor() {
+    let app = TestApp::spawn().await;
+    let (m, _) = app.user_with_role("mia@example.com", "manager").await;
+    let flags_of = |review: &Value, email: &str| {
+        review["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["email"] == email)
+            .map(|i| i["flags"].clone())
+            .unwrap()
+    };
+    let admin = app.admin_tokens().await.access;
+    let before: Value = app
+        .get("/api/v1/access-review", &admin)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        flags_of(&before, &m.email),
+        json!(["manager", "no_second_factor"])
+    );
+    enrol(&app, &m).await;
+    let after: Value = app
+        .get("/api/v1/access-review", &admin)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(flags_of(&after, &m.email), json!(["manager"]));
+}
