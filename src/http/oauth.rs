@@ -210,7 +210,12 @@ async fn submit(
         cookie(&headers, cookie_name(&app)),
         get_param(&pairs, "csrf"),
     ) {
-        (Some(c), Some(f)) if same(c.as_bytes(), f.as_bytes()) => c,
+        (Some(c), Some(f))
+            if aws_lc_rs::constant_time::verify_slices_are_equal(c.as_bytes(), f.as_bytes())
+                .is_ok() =>
+        {
+            c
+        }
         _ => {
             let client = get_param(&pairs, "client_id");
             oauth::refused_page(
@@ -326,11 +331,6 @@ fn answer(req: &AuthRequest, binding: &str, next: Result<SignInNext, AppError>) 
         Err(e) => failure_page(e),
     }
 }
-
-fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 /// A refused request: an error page where the redirect URI cannot be trusted (recorded: it is
 /// how phishing and redirect probing look), else the error sent back to the client (RFC 6749
 /// §4.1.2.1) with `state` and `iss`.

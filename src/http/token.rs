@@ -12,7 +12,7 @@ use utoipa_axum::routes;
 
 use super::error::OAuthError;
 use super::extract::OAuthForm;
-use crate::domain::client::Client;
+use crate::domain::client::{Client, GrantType};
 use crate::error::{AppError, OAuthCode};
 use crate::service::auth::{Granted, TokenPair};
 use crate::service::mfa::Factor;
@@ -254,16 +254,21 @@ async fn token(
                 return Err(OAuthError::invalid_request("refresh_token is required"));
             };
             let client = client_of(&app, &headers, &form, &meta).await?;
-            service::auth::refresh(
+            let refreshed = service::auth::refresh(
                 &app.store,
                 &app.identity,
                 &app.sinks,
                 &app.config,
                 refresh,
-                client.map(|c| c.id),
+                client.as_ref().map(|c| c.id),
                 &meta,
             )
-            .await?
+            .await;
+            // The password grant's refreshes are not a client's grant.
+            match client {
+                Some(_) => counted(&app, GrantType::RefreshToken, refreshed)?,
+                None => refreshed?,
+            }
         }
         Some("authorization_code") => {
             let Some(client) = client_of(&app, &headers, &form, &meta).await? else {
@@ -277,7 +282,7 @@ async fn token(
                 redirect_uri: form.get("redirect_uri"),
                 verifier: form.get("code_verifier"),
             };
-            service::oauth::redeem_code(
+            let redeemed = service::oauth::redeem_code(
                 &app.store,
                 &app.identity,
                 &app.sinks,
@@ -286,25 +291,12 @@ async fn token(
                 &presented,
                 &meta,
             )
-            .await?
+            .await;
+            counted(&app, GrantType::AuthorizationCode, redeemed)?
         }
         Some("client_credentials") => {
-            let client = match basic_credentials(&headers)? {
-                Some((id, secret)) => {
-                    let auth = ClientAuth::Basic {
-                        id: &id,
-                        secret: &secret,
-                    };
-                    service::oauth::authenticate_client(&app.store, &app.sinks, auth, &meta).await?
-                }
-                None => {
-                    return Err(OAuthError::from(AppError::oauth(
-                        OAuthCode::InvalidClient,
-                        "client authentication failed",
-                    )));
-                }
-            };
-            service::oauth::client_credentials(
+            let client = confidential_client(&app, &headers, &meta).await?;
+            let issued = service::oauth::client_credentials(
                 &app.store,
                 &app.identity,
                 &app.sinks,
@@ -312,7 +304,8 @@ async fn token(
                 form.get("scope"),
                 &meta,
             )
-            .await?
+            .await;
+            counted(&app, GrantType::ClientCredentials, issued)?
         }
         Some(_) => return Err(OAuthError::unsupported_grant_type()),
         None => return Err(OAuthError::invalid_request("grant_type is required")),
@@ -325,6 +318,16 @@ async fn token(
         scope: pair.scope.to_string(),
     };
     Ok(no_store(Json(body).into_response()))
+}
+
+/// A client's grant, counted by its outcome (`oauth_grants_total`).
+fn counted(
+    app: &AppState,
+    grant: GrantType,
+    result: Result<TokenPair, AppError>,
+) -> Result<TokenPair, AppError> {
+    app.sinks.metrics.oauth_grant(grant, result.is_ok());
+    result
 }
 
 /// The MFA grant's type (API.md "Multi-factor authentication").

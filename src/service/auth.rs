@@ -10,7 +10,7 @@ use crate::auth::{random_token, sha256_hex};
 use crate::authz::Principal;
 use crate::config::Config;
 use crate::db::{sessions, users};
-use crate::domain::client::{GrantType, Scopes};
+use crate::domain::client::Scopes;
 use crate::domain::password::MAX_LOGIN_BYTES;
 use crate::domain::{ClientId, Email, SessionId, Timestamp};
 use crate::error::{AppError, Result};
@@ -419,9 +419,6 @@ pub async fn refresh(
             })
             .emit(&sinks.events, meta)
             .await;
-        if client.is_some() {
-            sinks.metrics.oauth_grant(GrantType::RefreshToken, false);
-        }
         return Err(invalid_grant());
     }
     let user = users::find(&mut tx, live.user)
@@ -441,9 +438,6 @@ pub async fn refresh(
         .record(&mut tx, meta)
         .await?;
     store.commit(tx).await?;
-    if client.is_some() {
-        sinks.metrics.oauth_grant(GrantType::RefreshToken, true);
-    }
     let to = Subject {
         user: user.id,
         role: user.role,

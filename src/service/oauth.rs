@@ -324,7 +324,11 @@ pub async fn authenticate_client(
         (Some((c, Some(hash))), ClientAuth::Basic { secret, .. }) => {
             c.kind == ClientKind::Confidential
                 && secret.len() == TOKEN_LEN
-                && same(sha256_hex(secret).as_bytes(), hash.as_bytes())
+                && aws_lc_rs::constant_time::verify_slices_are_equal(
+                    sha256_hex(secret).as_bytes(),
+                    hash.as_bytes(),
+                )
+                .is_ok()
         }
         (Some((c, None)), ClientAuth::Public { .. }) => c.kind == ClientKind::Public,
         _ => false,
@@ -348,11 +352,6 @@ pub async fn authenticate_client(
             ))
         }
     }
-}
-
-/// Constant-time equality of two byte strings of public length.
-fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// The parameters of an authorization request (RFC 6749 §4.1.1, RFC 7636 §4.3), as sent.
@@ -731,26 +730,6 @@ pub async fn consent(
     Ok(Some(url))
 }
 
-/// `grant_type=authorization_code` (RFC 6749 §4.1.3, RFC 7636 §4.6). The code is spent by the
-/// first presentation whatever follows: a wrong client, redirect URI or verifier burns it. A
-/// spent code presented again ends the session its first use started and raises a `high`
-/// incident (`oauth.code_reuse`).
-pub async fn redeem_code(
-    store: &Store,
-    identity: &Identity,
-    sinks: &Sinks,
-    config: &Config,
-    client: &Client,
-    presented: &Redemption<'_>,
-    meta: &RequestMeta,
-) -> Result<TokenPair> {
-    let result = redeem(store, identity, sinks, config, client, presented, meta).await;
-    sinks
-        .metrics
-        .oauth_grant(GrantType::AuthorizationCode, result.is_ok());
-    result
-}
-
 /// What a client presents with `grant_type=authorization_code`.
 pub struct Redemption<'a> {
     pub code: &'a str,
@@ -758,7 +737,11 @@ pub struct Redemption<'a> {
     pub verifier: Option<&'a str>,
 }
 
-async fn redeem(
+/// `grant_type=authorization_code` (RFC 6749 §4.1.3, RFC 7636 §4.6). The code is spent by the
+/// first presentation whatever follows: a wrong client, redirect URI or verifier burns it. A
+/// spent code presented again ends the session its first use started and raises a `high`
+/// incident (`oauth.code_reuse`).
+pub async fn redeem_code(
     store: &Store,
     identity: &Identity,
     sinks: &Sinks,
@@ -915,31 +898,17 @@ fn pkce_matches(verifier: &str, challenge: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'));
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, verifier.as_bytes());
     well_formed
-        && same(
+        && aws_lc_rs::constant_time::verify_slices_are_equal(
             URL_SAFE_NO_PAD.encode(digest).as_bytes(),
             challenge.as_bytes(),
         )
+        .is_ok()
 }
 
 /// `grant_type=client_credentials` (RFC 6749 §4.4): an access token for the client itself (its
 /// `sub` is the client; it acts as the client's service account), narrowed to the requested
 /// scopes or all the client's, and no refresh token.
 pub async fn client_credentials(
-    store: &Store,
-    identity: &Identity,
-    sinks: &Sinks,
-    client: &Client,
-    scope: Option<&str>,
-    meta: &RequestMeta,
-) -> Result<TokenPair> {
-    let result = credentials(store, identity, sinks, client, scope, meta).await;
-    sinks
-        .metrics
-        .oauth_grant(GrantType::ClientCredentials, result.is_ok());
-    result
-}
-
-async fn credentials(
     store: &Store,
     identity: &Identity,
     sinks: &Sinks,
