@@ -248,17 +248,17 @@ impl Drill {
         method: reqwest::Method,
         path: &str,
         from: Option<IpAddr>,
-    ) -> reqwest::RequestBuilder {
+    ) -> anyhow::Result<reqwest::RequestBuilder> {
         let mut r = self.http.request(method.clone(), self.url(path));
         if let Some(addr) = from {
             let bare = path.split('?').next().unwrap_or(path);
             let ts = Timestamp::now().unix_seconds();
             r = r.header(
                 drill::HEADER,
-                drill::sign(&self.key, ts, addr, method.as_str(), bare),
+                drill::sign(&self.key, ts, addr, method.as_str(), bare)?,
             );
         }
-        r
+        Ok(r)
     }
 
     async fn admin_json(
@@ -280,7 +280,7 @@ impl Drill {
         path: &str,
         body: Option<Value>,
     ) -> anyhow::Result<(u16, Value)> {
-        let mut r = self.request(method, path, from).bearer_auth(token);
+        let mut r = self.request(method, path, from)?.bearer_auth(token);
         if let Some(b) = body {
             r = r.json(&b);
         }
@@ -296,7 +296,7 @@ impl Drill {
         from: Option<IpAddr>,
     ) -> anyhow::Result<(u16, Value)> {
         let res = self
-            .request(reqwest::Method::POST, path, from)
+            .request(reqwest::Method::POST, path, from)?
             .header("content-type", "application/x-www-form-urlencoded")
             .body(serde_urlencoded::to_string(form)?)
             .send()
@@ -357,7 +357,8 @@ impl Drill {
         let secret = body["secret"]
             .as_str()
             .and_then(crate::auth::totp::from_base32)
-            .with_context(|| format!("starting a TOTP enrolment answered {status}: {body}"))?;
+            // The body holds the secret: only the status goes into the failure.
+            .with_context(|| format!("starting a TOTP enrolment answered {status}"))?;
         let step = crate::auth::totp::step_of(Timestamp::now().unix_seconds());
         let code = json!({"code": format!("{:06}", crate::auth::totp::code_at(&secret, step))});
         let path = "/api/v1/users/me/mfa/totp/confirm";
@@ -459,7 +460,7 @@ impl Drill {
                 let token = t["access_token"].as_str().unwrap_or_default().to_owned();
                 for _ in 0..crate::service::incidents::PROBING_DENIALS {
                     let s = self
-                        .request(reqwest::Method::GET, "/api/v1/audit", from)
+                        .request(reqwest::Method::GET, "/api/v1/audit", from)?
                         .bearer_auth(&token)
                         .send()
                         .await?
@@ -533,7 +534,7 @@ impl Drill {
                 let n = per * self.replicas + (per / 10) * (self.replicas - 1);
                 for _ in 0..n {
                     let s = self
-                        .request(reqwest::Method::GET, "/api/v1/users/me", from)
+                        .request(reqwest::Method::GET, "/api/v1/users/me", from)?
                         .bearer_auth(forged)
                         .send()
                         .await?
@@ -584,7 +585,14 @@ impl Drill {
             _ => return,
         };
         while t0.elapsed() < self.timeout {
-            let mut req = self.request(reqwest::Method::GET, "/api/v1/users/me", Some(o.addr));
+            let mut req = match self.request(reqwest::Method::GET, "/api/v1/users/me", Some(o.addr))
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    o.fail(format!("signing a drill request: {e}"));
+                    return;
+                }
+            };
             if let Some(t) = &token {
                 req = req.bearer_auth(t);
             }
@@ -771,7 +779,13 @@ async fn receive_alerts(addr: SocketAddr, into: Received, config: &Config) -> an
                     .and_then(|r| r.split(',').next())
                     .and_then(|t| t.parse().ok())
                     .unwrap_or(0);
-                if crate::infra::alerts::signature(secret, ts, &body) != given {
+                let expected = crate::infra::alerts::signature(secret, ts, &body);
+                if aws_lc_rs::constant_time::verify_slices_are_equal(
+                    expected.as_bytes(),
+                    given.as_bytes(),
+                )
+                .is_err()
+                {
                     return StatusCode::UNAUTHORIZED;
                 }
             }

@@ -477,16 +477,18 @@ fn cors_origins(s: &str) -> anyhow::Result<Vec<String>> {
 /// IMANGOR_PUBLIC_URL: an absolute `http` or `https` URL with a host and no query or fragment,
 /// kept without its trailing `/` (paths are appended to it).
 fn public_url(s: &str) -> anyhow::Result<String> {
+    // The value is never echoed: it might hold credentials by mistake.
     let u = url::Url::parse(s)
-        .map_err(|e| anyhow::anyhow!("IMANGOR_PUBLIC_URL: {s:?} is not an absolute URL ({e})"))?;
+        .map_err(|e| anyhow::anyhow!("IMANGOR_PUBLIC_URL is not an absolute URL ({e})"))?;
     if !matches!(u.scheme(), "http" | "https")
         || u.host().is_none()
         || u.query().is_some()
         || u.fragment().is_some()
         || !u.username().is_empty()
+        || u.password().is_some()
     {
         bail!(
-            "IMANGOR_PUBLIC_URL: {s:?} must be an http or https URL with a host and no query, fragment or user"
+            "IMANGOR_PUBLIC_URL must be an http or https URL with a host and no query, fragment, user or password"
         );
     }
     Ok(u.as_str().trim_end_matches('/').to_owned())
@@ -531,5 +533,22 @@ mod tests {
             "{refused}"
         );
         assert!(set("a month").is_err());
+    }
+
+    #[test]
+    fn a_public_url_with_credentials_is_refused_without_echoing_them() {
+        assert_eq!(
+            public_url("https://id.example.com/").unwrap(),
+            "https://id.example.com"
+        );
+        for bad in [
+            "https://:hunter2@id.example.com",
+            "https://user@id.example.com",
+            "https://id.example.com/?x=1",
+            "ftp://id.example.com",
+        ] {
+            let e = public_url(bad).unwrap_err().to_string();
+            assert!(!e.contains("hunter2"), "{e}");
+        }
     }
 }

@@ -26,17 +26,22 @@ fn message(ts: i64, addr: IpAddr, nonce: &str, method: &str, path: &str) -> Stri
 
 /// The header value marking a `method` request of `path` as drill traffic from `addr` at `ts`,
 /// with a random nonce: every request's header differs, and each is accepted once (`Seen`).
-pub fn sign(secret: &[u8], ts: i64, addr: IpAddr, method: &str, path: &str) -> String {
+pub fn sign(
+    secret: &[u8],
+    ts: i64,
+    addr: IpAddr,
+    method: &str,
+    path: &str,
+) -> anyhow::Result<String> {
     let mut raw = [0u8; 8];
-    // A failed generator gives a fixed nonce: the header is then accepted once, and the drill
-    // fails loudly rather than quietly.
-    let _ = aws_lc_rs::rand::fill(&mut raw);
+    aws_lc_rs::rand::fill(&mut raw)
+        .map_err(|_| anyhow::anyhow!("the system random generator failed"))?;
     let nonce = super::hex(&raw);
     let tag = hmac::sign(
         &key(secret),
         message(ts, addr, &nonce, method, path).as_bytes(),
     );
-    format!("{ts};{addr};{nonce};{}", super::hex(tag.as_ref()))
+    Ok(format!("{ts};{addr};{nonce};{}", super::hex(tag.as_ref())))
 }
 
 /// The drill address a header value claims, when it is signed with `secret` for this `method`
@@ -115,14 +120,14 @@ mod tests {
     #[test]
     fn a_signed_fresh_header_names_its_drill_address() {
         let addr: IpAddr = "192.0.2.7".parse().unwrap();
-        let v = sign(KEY, 1000, addr, "POST", "/api/v1/token");
+        let v = sign(KEY, 1000, addr, "POST", "/api/v1/token").unwrap();
         assert_eq!(verify(KEY, &v, 1030, "POST", "/api/v1/token"), Some(addr));
     }
 
     #[test]
     fn a_stale_forged_or_moved_header_is_ignored() {
         let addr: IpAddr = "192.0.2.7".parse().unwrap();
-        let v = sign(KEY, 1000, addr, "POST", "/api/v1/token");
+        let v = sign(KEY, 1000, addr, "POST", "/api/v1/token").unwrap();
         assert_eq!(
             verify(KEY, &v, 1000 + FRESH_S as i64 + 1, "POST", "/api/v1/token"),
             None
@@ -140,7 +145,7 @@ mod tests {
         assert_eq!(verify(KEY, &v, 1000, "GET", "/api/v1/token"), None);
         assert_eq!(verify(KEY, &v, 1000, "POST", "/api/v1/users"), None);
         let real: IpAddr = "203.0.113.9".parse().unwrap();
-        let outside = sign(KEY, 1000, real, "POST", "/api/v1/token");
+        let outside = sign(KEY, 1000, real, "POST", "/api/v1/token").unwrap();
         assert_eq!(verify(KEY, &outside, 1000, "POST", "/api/v1/token"), None);
         assert_eq!(
             verify(KEY, "1000;192.0.2.7;zz", 1000, "POST", "/api/v1/token"),
@@ -151,10 +156,10 @@ mod tests {
     #[test]
     fn a_header_has_one_spelling_and_is_accepted_once() {
         let addr: IpAddr = "192.0.2.7".parse().unwrap();
-        let v = sign(KEY, 1000, addr, "POST", "/api/v1/token");
+        let v = sign(KEY, 1000, addr, "POST", "/api/v1/token").unwrap();
         assert_ne!(
             v,
-            sign(KEY, 1000, addr, "POST", "/api/v1/token"),
+            sign(KEY, 1000, addr, "POST", "/api/v1/token").unwrap(),
             "a nonce each"
         );
         let seen = Seen::default();

@@ -154,8 +154,8 @@ impl IntoResponse for AppError {
 #[derive(Debug, Clone, Copy)]
 pub struct TokenRefused(pub &'static str);
 
-/// An OAuth2 error (RFC 6749 section 5.2), answered by the token endpoints.
-#[derive(Debug)]
+/// An OAuth2 error (RFC 6749 section 5.2), answered by the token endpoints. Its `Debug` leaves
+/// the `mfa_token` out (a live credential).
 pub struct OAuthError {
     status: StatusCode,
     error: &'static str,
@@ -163,6 +163,18 @@ pub struct OAuthError {
     retry_after_s: Option<u64>,
     /// `mfa_required`: the token the second factor is presented with.
     mfa_token: Option<String>,
+}
+
+impl std::fmt::Debug for OAuthError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OAuthError")
+            .field("status", &self.status)
+            .field("error", &self.error)
+            .field("description", &self.description)
+            .field("retry_after_s", &self.retry_after_s)
+            .field("mfa_token", &self.mfa_token.as_ref().map(|_| "[REDACTED]"))
+            .finish()
+    }
 }
 
 impl OAuthError {
@@ -289,5 +301,16 @@ impl IntoResponse for OAuthError {
             );
         }
         res
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_debug_of_an_mfa_required_answer_leaves_its_token_out() {
+        let e = super::OAuthError::mfa_required("live-mfa-token-value".into());
+        let shown = format!("{e:?}");
+        assert!(!shown.contains("live-mfa-token-value"), "{shown}");
+        assert!(shown.contains("REDACTED"));
     }
 }

@@ -59,12 +59,15 @@ pub async fn client_address(State(app): State<AppState>, mut req: Request, next:
         // Drill traffic (signed with IMANGOR_DRILL_KEY) comes from the drill address it names:
         // every layer below (blocks, limits, the login guard, the audit trail) sees that one, so
         // whatever the drill sets off is keyed on an address no real client has.
-        let drill = drill_address(&app, &req, peer.ip());
+        let drill = drill_address(&app, &req, resolved);
         let ip = drill.unwrap_or(resolved);
         let probe = matches!(req.uri().path(), "/healthz" | "/readyz");
         // A blocked address stays blocked with a drill header too (a captured header must not
         // lift a block of its sender).
-        if !probe && (app.guards.blocks.is_blocked(ip) || app.guards.blocks.is_blocked(resolved)) {
+        if !probe
+            && (app.guards.blocks.is_blocked(ip)
+                || (drill.is_some() && app.guards.blocks.is_blocked(resolved)))
+        {
             return problem(
                 StatusCode::FORBIDDEN,
                 "address_blocked",
@@ -105,7 +108,7 @@ pub async fn client_address(State(app): State<AppState>, mut req: Request, next:
 /// The drill address of a request carrying a valid drill header, when the server has a drill
 /// key (`crypto::drill`), presented for the first time; `None` leaves it ordinary traffic. The
 /// real address of drill traffic is logged (the audit trail records the drill address).
-fn drill_address(app: &AppState, req: &Request, peer: IpAddr) -> Option<IpAddr> {
+fn drill_address(app: &AppState, req: &Request, client: IpAddr) -> Option<IpAddr> {
     let key = app.config.drill_key.as_ref()?;
     let value = req
         .headers()
@@ -121,15 +124,15 @@ fn drill_address(app: &AppState, req: &Request, peer: IpAddr) -> Option<IpAddr> 
     );
     match addr {
         Some(a) if app.guards.drill_seen.first(value) => {
-            tracing::info!(target: "security", drill = %a, peer = %peer, "drill traffic");
+            tracing::info!(target: "security", drill = %a, client = %client, "drill traffic");
             Some(a)
         }
         Some(_) => {
-            tracing::warn!(target: "security", peer = %peer, "a drill header presented again; the request is ordinary traffic");
+            tracing::warn!(target: "security", client = %client, "a drill header presented again; the request is ordinary traffic");
             None
         }
         None => {
-            tracing::warn!(target: "security", peer = %peer, "a drill header that does not verify; the request is ordinary traffic");
+            tracing::warn!(target: "security", client = %client, "a drill header that does not verify; the request is ordinary traffic");
             None
         }
     }

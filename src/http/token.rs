@@ -138,12 +138,7 @@ fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, OA
     let Some(v) = headers.get(header::AUTHORIZATION) else {
         return Ok(None);
     };
-    let bad = || {
-        OAuthError::from(AppError::oauth(
-            OAuthCode::InvalidClient,
-            "client authentication failed",
-        ))
-    };
+    let bad = client_auth_failed;
     let v = v.to_str().map_err(|_| bad())?;
     let Some(b64) = v
         .split_once(' ')

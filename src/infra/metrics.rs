@@ -117,7 +117,7 @@ pub struct Metrics {
     requests: Mutex<ByRoute>,
     auth: [AtomicU64; 4],
     /// `oauth_grants_total{grant_type, outcome}`: by `GrantType::ALL`, then success / refused.
-    oauth_grants: [[AtomicU64; 2]; 3],
+    oauth_grants: [[AtomicU64; 2]; GrantType::ALL.len()],
     throttled: Mutex<BTreeMap<&'static str, u64>>,
     skipped: [AtomicU64; SKIPPED_ACTIONS.len()],
     incidents: Mutex<BTreeMap<(String, String), u64>>,

@@ -320,15 +320,22 @@ pub async fn authenticate_client(
         Some(id) => clients::find(&store.db, id).await?,
         None => None,
     };
+    // A presented secret is hashed and compared whether or not the client exists, so that an
+    // unknown client and a wrong secret take the same work.
+    let presented = match auth {
+        ClientAuth::Basic { secret, .. } => Some(sha256_hex(secret)),
+        ClientAuth::Public { .. } => None,
+    };
+    let stored = match &found {
+        Some((_, Some(hash))) => hash.as_str(),
+        _ => "0000000000000000000000000000000000000000000000000000000000000000",
+    };
+    let secret_matches = presented.as_deref().is_some_and(|p| {
+        aws_lc_rs::constant_time::verify_slices_are_equal(p.as_bytes(), stored.as_bytes()).is_ok()
+    });
     let ok = match (&found, auth) {
-        (Some((c, Some(hash))), ClientAuth::Basic { secret, .. }) => {
-            c.kind == ClientKind::Confidential
-                && secret.len() == TOKEN_LEN
-                && aws_lc_rs::constant_time::verify_slices_are_equal(
-                    sha256_hex(secret).as_bytes(),
-                    hash.as_bytes(),
-                )
-                .is_ok()
+        (Some((c, Some(_))), ClientAuth::Basic { secret, .. }) => {
+            c.kind == ClientKind::Confidential && secret.len() == TOKEN_LEN && secret_matches
         }
         (Some((c, None)), ClientAuth::Public { .. }) => c.kind == ClientKind::Public,
         _ => false,
@@ -693,7 +700,8 @@ pub async fn consent(
     else {
         return Ok(None);
     };
-    let client_gone = clients::find(&store.db, grant.client).await?.is_none();
+    // In the transaction (no second connection while it holds the write lock).
+    let client_gone = !clients::exists(&mut tx, grant.client).await?;
     let user_ok = users::find(&mut tx, grant.user)
         .await?
         .is_some_and(|u| !u.disabled);

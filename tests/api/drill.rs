@@ -228,7 +228,7 @@ async fn stuffing_with(app: &TestApp, n: usize, header: impl Fn() -> Option<Stri
 
 fn signed(key: &str, ts: i64, addr: &str) -> String {
     let addr: IpAddr = addr.parse().unwrap();
-    imangor::crypto::drill::sign(key.as_bytes(), ts, addr, "POST", "/api/v1/token")
+    imangor::crypto::drill::sign(key.as_bytes(), ts, addr, "POST", "/api/v1/token").unwrap()
 }
 
 fn now() -> i64 {

@@ -446,7 +446,12 @@ pub fn verify(bytes: &[u8], pinned: Option<&[u8]>) -> Report {
         return r;
     }
     let (export, incident) = (&bundle["export"], &bundle["incident"]);
-    let text = |v: &Value| v.as_str().map_or_else(|| v.to_string(), str::to_owned);
+    // The bundle is untrusted until checked: its strings are printed escaped (no terminal
+    // control sequence or line break can fake a line of the verdict).
+    let text = |v: &Value| {
+        v.as_str()
+            .map_or_else(|| v.to_string(), |s| s.escape_debug().to_string())
+    };
     r.about.push(format!(
         "incident {} ({}, {}, {}), exported {} by {} from imangor {}",
         text(&incident["id"]),
@@ -905,5 +910,15 @@ mod tests {
             "{:?}",
             r.changes
         );
+    }
+
+    #[test]
+    fn a_bundles_strings_are_printed_escaped() {
+        let keys = ring(&[("k1", 1)]);
+        let mut b = bundle(&keys);
+        b["export"]["by"] = json!("evil\u{1b}[2K\nintact: no change");
+        let r = check(&b);
+        let line = r.about.iter().find(|l| l.contains("evil")).unwrap();
+        assert!(!line.contains('\u{1b}') && !line.contains('\n'), "{line:?}");
     }
 }
