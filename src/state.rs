@@ -75,7 +75,11 @@ pub async fn open(config: Config) -> anyhow::Result<(AppState, Jobs)> {
     // IMANGOR_DB_MAX_CONNECTIONS counts both: the pool, and the connections held for reads.
     let held = crate::db::readers::held_of(config.db_max_connections);
     let readers = crate::db::readers::Readers::new(db.clone(), held, config.db_acquire_timeout);
-    let hasher = Hasher::new(config.hash_concurrency, config.hash_queue)?;
+    let hasher = Hasher::new(
+        config.hash_concurrency,
+        config.hash_queue,
+        config.hash_idle_release,
+    )?;
     let cursors = Cursors::derive(keys.cursor_key());
     let shared = match &config.redis_url {
         Some(url) => {

@@ -38,23 +38,135 @@ pub enum Verdict {
 
 type Job = Box<dyn FnOnce() + Send>;
 
+/// The argon2 working memory the hashing threads keep between hashes (19 MiB each): allocating
+/// it afresh for every hash cost ~4 900 page faults each time. Once no hash has been asked for
+/// during the idle-release time, all of it is returned to the system.
+struct Kept {
+    idle_release: std::time::Duration,
+    state: std::sync::Mutex<KeptState>,
+}
+
+struct KeptState {
+    free: Vec<Vec<Block>>,
+    last_used: std::time::Instant,
+}
+
+impl Kept {
+    fn new(idle_release: std::time::Duration) -> Self {
+        Kept {
+            idle_release,
+            state: std::sync::Mutex::new(KeptState {
+                free: Vec::new(),
+                last_used: std::time::Instant::now(),
+            }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, KeptState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Memory for one hash: a kept buffer, or an empty one that `derive` grows.
+    fn take(&self) -> Vec<Block> {
+        self.lock().free.pop().unwrap_or_default()
+    }
+
+    /// Keeps `memory` (already zeroed by `derive`) for the next hash.
+    fn put(&self, memory: Vec<Block>) {
+        let mut state = self.lock();
+        state.last_used = std::time::Instant::now();
+        if !memory.is_empty() {
+            state.free.push(memory);
+        }
+    }
+
+    /// Bytes kept between hashes.
+    fn bytes(&self) -> usize {
+        self.lock()
+            .free
+            .iter()
+            .map(|m| m.len() * size_of::<Block>())
+            .sum()
+    }
+
+    /// How long a hashing thread waits for a job before it checks whether the memory is due.
+    fn wait(&self) -> std::time::Duration {
+        let state = self.lock();
+        if state.free.is_empty() {
+            self.idle_release
+        } else {
+            self.idle_release
+                .saturating_sub(state.last_used.elapsed())
+                .max(std::time::Duration::from_millis(10))
+        }
+    }
+
+    /// Returns the kept memory to the system when no hash has run for the idle-release time;
+    /// true when it did.
+    fn release_if_idle(&self) -> bool {
+        let released = {
+            let mut state = self.lock();
+            if state.free.is_empty() || state.last_used.elapsed() < self.idle_release {
+                return false;
+            }
+            std::mem::take(&mut state.free)
+        };
+        // Each buffer is far above the mmap threshold (`main::keep_memory_small`): freeing it
+        // unmaps it. The trim gives back what the other threads' arenas hold free as well.
+        drop(released);
+        trim_heap();
+        true
+    }
+}
+
+/// Returns free heap memory of every malloc arena to the system (glibc's `malloc_trim`).
+#[allow(unsafe_code)]
+fn trim_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free memory held by the allocator; it has no
+    // memory-safety preconditions.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// `n` threads that run hashing jobs at nice 10: under load, requests that need no hash are
-/// scheduled first, and a hash takes the core when it is free.
-fn hashing_threads(n: usize) -> anyhow::Result<std::sync::mpsc::Sender<Job>> {
+/// scheduled first, and a hash takes the core when it is free. With `kept`, each job runs in
+/// kept memory, and the thread waiting for the next job returns it once the queue is idle.
+fn hashing_threads(
+    n: usize,
+    kept: Option<Arc<Kept>>,
+) -> anyhow::Result<std::sync::mpsc::Sender<Job>> {
+    use std::sync::mpsc::RecvTimeoutError;
     let (tx, rx) = std::sync::mpsc::channel::<Job>();
     let rx = Arc::new(std::sync::Mutex::new(rx));
     for i in 0..n {
         let rx = rx.clone();
+        let kept = kept.clone();
         std::thread::Builder::new()
             .name(format!("imangor-hash-{i}"))
             .spawn(move || {
                 lower_priority();
-                MEMORY.set(Some(Vec::new()));
                 loop {
-                    let job = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
-                    match job {
-                        Ok(job) => job(),
-                        Err(_) => return,
+                    let job = {
+                        let rx = rx.lock().unwrap_or_else(|e| e.into_inner());
+                        match &kept {
+                            Some(kept) => rx.recv_timeout(kept.wait()),
+                            None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+                        }
+                    };
+                    match (job, &kept) {
+                        (Ok(job), Some(kept)) => {
+                            // The job gives it back (`Hasher::run`) before it answers.
+                            MEMORY.set(Some(kept.take()));
+                            job();
+                        }
+                        (Ok(job), None) => job(),
+                        (Err(RecvTimeoutError::Timeout), Some(kept)) => {
+                            kept.release_if_idle();
+                        }
+                        (Err(RecvTimeoutError::Timeout), None) => {}
+                        (Err(RecvTimeoutError::Disconnected), _) => return,
                     }
                 }
             })
@@ -86,19 +198,35 @@ pub struct Hasher {
     timings: Arc<std::sync::Mutex<crate::infra::metrics::Histogram>>,
     /// Verified when the account does not exist, so that an unknown email costs the same as a wrong password.
     dummy: String,
+    /// The working memory kept between hashes; `None` when every hash allocates its own.
+    kept: Option<Arc<Kept>>,
 }
 
 impl Hasher {
-    pub fn new(concurrency: usize, queue: usize) -> anyhow::Result<Self> {
+    /// `concurrency` hashing threads, `queue` jobs admitted beyond them; the threads keep their
+    /// argon2 memory between hashes and return it once no hash has run for `idle_release`
+    /// (zero: nothing is kept).
+    pub fn new(
+        concurrency: usize,
+        queue: usize,
+        idle_release: std::time::Duration,
+    ) -> anyhow::Result<Self> {
         let dummy = hash_blocking(&crate::auth::random_token(24)?)?;
+        let kept = (!idle_release.is_zero()).then(|| Arc::new(Kept::new(idle_release)));
         Ok(Self {
             running: Arc::new(Semaphore::new(concurrency)),
             admitted: Arc::new(Semaphore::new(concurrency + queue)),
             waiting: Arc::new(AtomicUsize::new(0)),
-            jobs: std::sync::Mutex::new(hashing_threads(concurrency)?),
+            jobs: std::sync::Mutex::new(hashing_threads(concurrency, kept.clone())?),
             timings: Arc::default(),
             dummy,
+            kept,
         })
+    }
+
+    /// Bytes of argon2 working memory kept between hashes (not counting hashes running now).
+    pub fn kept_bytes(&self) -> usize {
+        self.kept.as_ref().map_or(0, |k| k.bytes())
     }
 
     /// Jobs admitted and not yet finished (queued or running).
@@ -137,10 +265,14 @@ impl Hasher {
             .await
             .map_err(|e| AppError::Internal(e.into()))?;
         let timings = self.timings.clone();
+        let kept = self.kept.clone();
         let (done, result) = tokio::sync::oneshot::channel();
         let task: Job = Box::new(move || {
             let started = std::time::Instant::now();
             let out = job();
+            if let (Some(kept), Some(memory)) = (&kept, MEMORY.take()) {
+                kept.put(memory);
+            }
             timings
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
@@ -181,9 +313,9 @@ impl Hasher {
 }
 
 std::thread_local! {
-    /// A hashing thread's argon2 working memory, kept from one hash to the next: allocating the
-    /// 19 MiB afresh for every hash cost ~4 900 page faults each time (a quarter of a login's
-    /// CPU on the benchmark machine). `None` on other threads, which allocate per hash.
+    /// The argon2 working memory of the hash running on this thread, taken from `Kept` for the
+    /// job and given back after it. `None` where no memory is kept (other threads, or an idle
+    /// release of zero), which allocate per hash.
     static MEMORY: std::cell::RefCell<Option<Vec<Block>>> = const { std::cell::RefCell::new(None) };
 }
 
@@ -300,9 +432,11 @@ mod tests {
     use super::*;
     use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 
+    const IDLE: std::time::Duration = std::time::Duration::from_secs(30);
+
     #[tokio::test]
     async fn new_hashes_are_argon2id_with_owasp_parameters_and_salted() {
-        let h = Hasher::new(1, 4).unwrap();
+        let h = Hasher::new(1, 4, IDLE).unwrap();
         let a = h.hash("correct horse battery staple").await.unwrap();
         let b = h.hash("correct horse battery staple").await.unwrap();
         assert!(a.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{a}");
@@ -323,7 +457,7 @@ mod tests {
 
     #[tokio::test]
     async fn bcrypt_hashes_verify_and_ask_for_a_rehash() {
-        let h = Hasher::new(1, 4).unwrap();
+        let h = Hasher::new(1, 4, IDLE).unwrap();
         let b = bcrypt::hash("imported secret pw", 4).unwrap();
         assert!(b.starts_with("$2b$"));
         assert_eq!(
@@ -348,7 +482,7 @@ mod tests {
         .hash_password(b"some long password")
         .unwrap()
         .to_string();
-        let h = Hasher::new(1, 4).unwrap();
+        let h = Hasher::new(1, 4, IDLE).unwrap();
         assert_eq!(
             h.verify("some long password", Some(weak)).await.unwrap(),
             Verdict::Match { rehash: true }
@@ -357,7 +491,7 @@ mod tests {
 
     #[tokio::test]
     async fn hashes_interoperate_with_the_argon2_crates_own_hasher_and_verifier() {
-        let h = Hasher::new(1, 4).unwrap();
+        let h = Hasher::new(1, 4, IDLE).unwrap();
         let ours = h.hash("interop passphrase 1").await.unwrap();
         let parsed = PasswordHash::new(&ours).unwrap();
         assert!(
@@ -398,7 +532,7 @@ mod tests {
         .hash_password(b"a stronger stored hash")
         .unwrap()
         .to_string();
-        let h = Hasher::new(1, 4).unwrap();
+        let h = Hasher::new(1, 4, IDLE).unwrap();
         assert!(matches!(
             h.verify("a stronger stored hash", Some(strong.clone()))
                 .await
@@ -434,8 +568,61 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn kept_memory_is_returned_once_the_queue_has_been_idle_for_the_setting() {
+        // Kept while hashes come; returned after the idle time; kept again by the next hash.
+        let h = Hasher::new(1, 4, std::time::Duration::from_millis(200)).unwrap();
+        h.hash("a login").await.unwrap();
+        let one = M_COST_KIB as usize * 1024;
+        assert_eq!(h.kept_bytes(), one, "kept right after a hash");
+        let released = async {
+            while h.kept_bytes() != 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(10), released)
+            .await
+            .expect("released once idle");
+        h.hash("another login").await.unwrap();
+        assert_eq!(h.kept_bytes(), one, "kept again by the next hash");
+    }
+
+    #[test]
+    fn kept_memory_stays_while_hashes_come_and_goes_when_they_stop() {
+        let kept = Kept::new(std::time::Duration::from_secs(60));
+        assert!(!kept.release_if_idle(), "nothing kept, nothing released");
+        kept.put(vec![Block::new(); 8]);
+        assert_eq!(kept.bytes(), 8 * 1024);
+        assert!(!kept.release_if_idle(), "used just now");
+        assert!(kept.wait() > std::time::Duration::from_secs(50));
+        let mut state = kept.lock();
+        let Some(long_ago) = state
+            .last_used
+            .checked_sub(std::time::Duration::from_secs(61))
+        else {
+            return; // a monotonic clock younger than a minute (just booted): nothing to test
+        };
+        state.last_used = long_ago;
+        drop(state);
+        assert_eq!(kept.wait(), std::time::Duration::from_millis(10), "due");
+        assert!(kept.release_if_idle());
+        assert_eq!(kept.bytes(), 0);
+        assert_eq!(kept.wait(), std::time::Duration::from_secs(60));
+    }
+
+    #[tokio::test]
+    async fn with_an_idle_release_of_zero_nothing_is_kept() {
+        let h = Hasher::new(1, 4, std::time::Duration::ZERO).unwrap();
+        let stored = h.hash("kept nowhere").await.unwrap();
+        assert_eq!(
+            h.verify("kept nowhere", Some(stored)).await.unwrap(),
+            Verdict::Match { rehash: false }
+        );
+        assert_eq!(h.kept_bytes(), 0);
+    }
+
+    #[tokio::test]
     async fn unknown_accounts_never_match_and_a_full_queue_is_busy() {
-        let h = Hasher::new(1, 0).unwrap();
+        let h = Hasher::new(1, 0, IDLE).unwrap();
         assert_eq!(h.verify("anything", None).await.unwrap(), Verdict::Mismatch);
         let held = h.admitted.clone().try_acquire_owned().unwrap();
         let started = std::time::Instant::now();

@@ -130,6 +130,9 @@ pub struct Config {
     pub password_policy: PasswordPolicy,
     pub hash_concurrency: usize,
     pub hash_queue: usize,
+    /// How long the hashing queue stays idle before the hashing threads' kept argon2 memory
+    /// (19 MiB each) is returned to the system; zero: none is kept, each hash allocates its own.
+    pub hash_idle_release: Duration,
     pub request_timeout: Duration,
     pub shutdown_timeout: Duration,
     pub log_format: LogFormat,
@@ -356,6 +359,11 @@ impl Config {
             password_policy: PasswordPolicy { min_chars },
             hash_concurrency: raw.parse("hash_concurrency", cores)?.clamp(1, 256),
             hash_queue: raw.parse("hash_queue", 256usize)?.clamp(1, 100_000),
+            hash_idle_release: Duration::from_secs(raw.seconds(
+                "hash_idle_release",
+                30,
+                0..=86_400,
+            )?),
             request_timeout: Duration::from_secs(raw.seconds("request_timeout", 30, 1..=3600)?),
             shutdown_timeout: Duration::from_secs(raw.seconds("shutdown_timeout", 30, 0..=3600)?),
             log_format,
@@ -533,6 +541,23 @@ mod tests {
             "{refused}"
         );
         assert!(set("a month").is_err());
+    }
+
+    #[test]
+    fn hashing_memory_is_released_after_30_idle_seconds_unless_set_within_0_to_a_day() {
+        assert_eq!(
+            Config::from_raw(&raw(&[])).unwrap().hash_idle_release,
+            Duration::from_secs(30)
+        );
+        let set = |v: &str| Config::from_raw(&raw(&[("IMANGOR_HASH_IDLE_RELEASE", v)]));
+        assert_eq!(set("0").unwrap().hash_idle_release, Duration::ZERO);
+        assert_eq!(
+            set("86400").unwrap().hash_idle_release,
+            Duration::from_secs(86_400)
+        );
+        let refused = set("86401").unwrap_err().to_string();
+        assert!(refused.contains("IMANGOR_HASH_IDLE_RELEASE"), "{refused}");
+        assert!(set("soon").is_err());
     }
 
     #[test]

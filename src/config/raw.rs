@@ -83,6 +83,7 @@ const KEYS: &[Key] = &[
     k("password_min_length"),
     k("hash_concurrency"),
     k("hash_queue"),
+    k("hash_idle_release"),
     k("request_timeout"),
     k("shutdown_timeout"),
     k("log_format"),

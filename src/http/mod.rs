@@ -166,21 +166,13 @@ pub fn router(app: AppState) -> Router {
                 .validator_url("none")
                 .try_it_out_enabled(true),
         );
-    api.merge(docs)
-        .merge(console::router())
-        .merge(oauth::pages())
-        .fallback(middleware::not_found)
-        .layer(axum::middleware::from_fn_with_state(app.clone(), middleware::record_denials))
-        .layer(axum::middleware::from_fn_with_state(app.clone(), protect::rate_limit))
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(axum::middleware::from_fn_with_state(app.clone(), protect::body_deadline))
-        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
-        .layer(CatchPanicLayer::custom(middleware::panic_response))
-        .layer(axum::middleware::from_fn_with_state(app.clone(), protect::cors))
-        // Inside the security headers and the request log: its refusals (a blocked address, an
-        // unreadable forwarding header, an address past its share) carry the one and are in the other.
-        .layer(axum::middleware::from_fn_with_state(app.clone(), protect::client_address))
-        .layer(axum::middleware::from_fn(middleware::security_headers))
+    // One layer made of all of them, applied once: `Router::layer` re-boxes every route's
+    // service for each call, and axum clones a route's service for every request, so twelve
+    // `.layer` calls cost twelve boxed clones and drops per request (callgrind: about a third of
+    // (a)'s instructions). The order is the same: the first here is the outermost.
+    let layers = tower::ServiceBuilder::new()
+        .layer(axum::middleware::from_fn_with_state(app.clone(), metrics::observe))
+        .layer(axum::middleware::from_fn(middleware::request_id))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|req: &Request| {
@@ -198,7 +190,21 @@ pub fn router(app: AppState) -> Router {
                     }
                 }),
         )
-        .layer(axum::middleware::from_fn(middleware::request_id))
-        .layer(axum::middleware::from_fn_with_state(app.clone(), metrics::observe))
+        .layer(axum::middleware::from_fn(middleware::security_headers))
+        // Inside the security headers and the request log: its refusals (a blocked address, an
+        // unreadable forwarding header, an address past its share) carry the one and are in the other.
+        .layer(axum::middleware::from_fn_with_state(app.clone(), protect::client_address))
+        .layer(axum::middleware::from_fn_with_state(app.clone(), protect::cors))
+        .layer(CatchPanicLayer::custom(middleware::panic_response))
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
+        .layer(axum::middleware::from_fn_with_state(app.clone(), protect::body_deadline))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state(app.clone(), protect::rate_limit))
+        .layer(axum::middleware::from_fn_with_state(app.clone(), middleware::record_denials));
+    api.merge(docs)
+        .merge(console::router())
+        .merge(oauth::pages())
+        .fallback(middleware::not_found)
+        .layer(layers)
         .with_state(app)
 }
