@@ -71,6 +71,7 @@ const KEYS: &[Key] = &[
     k("jwt_issuer"),
     k("jwt_audience"),
     k("public_url"),
+    k("webauthn_rp_id"),
     k("password_grant"),
     k("mfa_required_roles"),
     k("access_token_ttl"),

@@ -172,10 +172,15 @@ pub async fn spend_token(tx: &mut Tx, hash: &str, now: Timestamp) -> sqlx::Resul
     Ok(n == 1)
 }
 
-/// Whether the account has a confirmed second factor.
+/// How many second factors an account has: a confirmed TOTP, and its passkeys.
+const SECOND_FACTORS: &str =
+    "select (select count(*) from mfa_totp where user_id = $1 and confirmed_at is not null)
+     + (select count(*) from passkeys where user_id = $1)";
+
+/// Whether the account has a confirmed second factor (TOTP or a passkey).
 pub async fn has_second_factor(tx: &mut Tx, user: UserId) -> sqlx::Result<bool> {
     let n: i64 = on_tx!(tx, c => sqlx::query_scalar(
-        "select count(*) from mfa_totp where user_id = $1 and confirmed_at is not null")
+        SECOND_FACTORS)
         .bind(user.to_string()).fetch_one(c).await)?;
     Ok(n > 0)
 }
@@ -216,7 +221,27 @@ pub async fn reseal(
 /// opens (a deferred SQLite transaction that reads first may fail to upgrade to a write).
 pub async fn requires_second_factor(db: &Db, user: UserId) -> sqlx::Result<bool> {
     let n: i64 = on_db!(db, c => sqlx::query_scalar(
-        "select count(*) from mfa_totp where user_id = $1 and confirmed_at is not null")
+        SECOND_FACTORS)
         .bind(user.to_string()).fetch_one(c).await)?;
     Ok(n > 0)
+}
+
+/// The account of a live mfa token of this purpose that may still take an attempt, without
+/// reserving one (what a passkey challenge for the second step is issued to).
+pub async fn live_token_user(
+    tx: &mut Tx,
+    hash: &str,
+    now: Timestamp,
+    max_attempts: i32,
+    purpose: Purpose<'_>,
+) -> sqlx::Result<Option<UserId>> {
+    let (purpose, binding) = purpose.parts();
+    let id: Option<String> = on_tx!(tx, c => sqlx::query_scalar(
+        "select user_id from mfa_tokens
+         where token_hash = $1 and expires_at > $2 and used_at is null and failures < $3
+           and purpose = $4 and coalesce(binding, '') = coalesce($5, '')")
+        .bind(hash).bind(now.micros()).bind(max_attempts).bind(purpose).bind(binding)
+        .fetch_optional(c).await)?;
+    id.map(|id| id.parse().map_err(|_| decode_err("user id", &id)))
+        .transpose()
 }

@@ -333,7 +333,8 @@ pub async fn with_last_login(db: &Db) -> sqlx::Result<Vec<(User, Option<Timestam
         let rows = sqlx::query(
             "select u.id, u.email, u.full_name, u.role, u.disabled, u.created_at,
                     (select max(s.created_at) from sessions s where s.user_id = u.id) as last_login,
-                    (select count(*) from mfa_totp m where m.user_id = u.id and m.confirmed_at is not null) as factors
+                    ((select count(*) from mfa_totp m where m.user_id = u.id and m.confirmed_at is not null)
+                     + (select count(*) from passkeys k where k.user_id = u.id)) as factors
              from users u order by u.email")
             .fetch_all(p).await?;
         rows.iter().map(|r| {

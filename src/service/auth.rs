@@ -77,7 +77,7 @@ pub async fn login(
     }
     // A role that must have a second factor, without one: a token that can only enrol one.
     let enrol_only = identity.mfa_required_roles.contains(&user.role);
-    let mut new_session = user_session(user.id, config, false, now);
+    let mut new_session = user_session(user.id, config, crate::domain::SignInMethod::Password, now);
     if enrol_only {
         new_session.scopes = Some(enrolment_scopes());
     }
@@ -124,7 +124,7 @@ pub(crate) fn enrolment_scopes() -> Scopes {
 pub(crate) fn user_session(
     user: crate::domain::UserId,
     config: &Config,
-    mfa: bool,
+    method: crate::domain::SignInMethod,
     now: Timestamp,
 ) -> sessions::NewSession {
     sessions::NewSession {
@@ -132,7 +132,7 @@ pub(crate) fn user_session(
         user,
         client: None,
         scopes: None,
-        mfa,
+        method,
         auth_time: now,
         now,
         expires_at: now.plus_seconds(config.session_max_age),
@@ -148,7 +148,7 @@ pub(crate) fn subject(s: &sessions::NewSession, role: crate::domain::Role) -> Su
         client: s.client,
         scopes: s.scopes,
         signed_in: Some(SignedInWith {
-            mfa: s.mfa,
+            method: s.method,
             at: s.auth_time,
         }),
     }
@@ -445,7 +445,7 @@ pub async fn refresh(
         client: live.client,
         scopes: live.scopes,
         signed_in: Some(SignedInWith {
-            mfa: live.mfa,
+            method: live.method,
             at: live.auth_time,
         }),
     };

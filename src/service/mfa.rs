@@ -14,8 +14,9 @@ use crate::auth::{random_token, sha256_hex};
 use crate::authz::{self, Action, Principal};
 use crate::config::Config;
 use crate::crypto::data::DataKeyring;
+use crate::db::passkeys::Ceremony;
 use crate::db::{Tx, mfa, users};
-use crate::domain::{Timestamp, UserId};
+use crate::domain::{SignInMethod, Timestamp, UserId};
 use crate::error::{AppError, OAuthCode, Result};
 use crate::limits::login::Gate;
 use crate::service::context::{Guards, Identity, Sinks, Store};
@@ -67,7 +68,9 @@ pub struct Status {
 pub async fn status(store: &Store, who: &Principal) -> Result<Status> {
     authz::authorize_plain(Some(who), Action::AccountReadSelf)?;
     let mut tx = store.db.begin().await?;
-    let totp = mfa::has_second_factor(&mut tx, who.user_id()).await?;
+    let totp = mfa::totp(&mut tx, who.user_id())
+        .await?
+        .is_some_and(|t| t.confirmed);
     let left = mfa::recovery_codes_left(&mut tx, who.user_id()).await?;
     store.commit(tx).await?;
     Ok(Status {
@@ -98,6 +101,7 @@ pub async fn begin_totp(
     meta: &RequestMeta,
 ) -> Result<Enrolment> {
     authz::authorize_plain(Some(who), Action::AccountUpdateSelf)?;
+    super::passkeys::in_person(store, who).await?;
     super::users::confirm_current_password(
         store,
         identity,
@@ -116,8 +120,14 @@ pub async fn begin_totp(
     let sealed = keys.seal(&secret, &mfa::binding(user))?;
     let now = Timestamp::now();
     let mut tx = store.db.begin_write().await?;
-    if mfa::has_second_factor(&mut tx, user).await? {
+    if mfa::totp(&mut tx, user).await?.is_some_and(|t| t.confirmed) {
         return Err(AppError::Conflict("a TOTP second factor"));
+    }
+    // An account with a passkey adds TOTP only with a recent second factor (RFC 9470).
+    if mfa::has_second_factor(&mut tx, user).await? && !who.passed_second_factor_recently() {
+        return Err(AppError::StepUpRequired {
+            max_age_s: authz::STEP_UP_MAX_AGE_S,
+        });
     }
     mfa::put_pending(&mut tx, user, &sealed, now).await?;
     let account = users::find(&mut tx, user)
@@ -313,6 +323,7 @@ async fn with_password_and_code(
     meta: &RequestMeta,
 ) -> Result<(Tx, UserId)> {
     authz::authorize_plain(Some(who), Action::AccountUpdateSelf)?;
+    super::passkeys::in_person(store, who).await?;
     // Changing the second factor is itself sensitive: a token whose user passed it recently.
     authz::require_recent_second_factor(who)?;
     super::users::confirm_current_password(
@@ -414,9 +425,25 @@ pub async fn regenerate_recovery_codes(
 }
 
 /// The second factor as presented to the MFA grant.
+#[derive(Clone, Copy)]
 pub enum Factor<'a> {
     Totp(&'a str),
     RecoveryCode(&'a str),
+    /// A passkey's answer (the sign-in page only), judged for this relying party.
+    Passkey(
+        &'a super::passkeys::Answer,
+        &'a crate::auth::webauthn::RelyingParty,
+    ),
+}
+
+impl Factor<'_> {
+    /// How a sign-in that passes it was made.
+    pub fn method(&self) -> SignInMethod {
+        match self {
+            Factor::Totp(_) | Factor::RecoveryCode(_) => SignInMethod::PasswordAndCode,
+            Factor::Passkey(..) => SignInMethod::PasswordAndPasskey,
+        }
+    }
 }
 
 /// `grant_type=urn:imangor:grant-type:mfa`: the `mfa_token` of a right password and a second
@@ -432,6 +459,7 @@ pub async fn redeem(
     factor: Factor<'_>,
     meta: &RequestMeta,
 ) -> Result<Granted> {
+    let method = factor.method();
     let (user, how) = pass(
         store,
         guards,
@@ -446,7 +474,7 @@ pub async fn redeem(
     let mut tx = store.db.begin().await?;
     let (session, refresh_token) = open_session(
         &mut tx,
-        user_session(user.id, config, true, now),
+        user_session(user.id, config, method, now),
         Some(config.refresh_token_ttl),
     )
     .await?;
@@ -509,7 +537,20 @@ pub async fn pass(
         Gate::Open { delay } if !delay.is_zero() => tokio::time::sleep(delay).await,
         Gate::Open { .. } => {}
     }
+    // A passkey's challenge is spent first, in its own transaction (single use, whatever the
+    // answer); only one issued for this account's second step on this browser's page counts.
+    let challenge = match (factor, purpose) {
+        (Factor::Passkey(answer, _), mfa::Purpose::Page { binding }) => {
+            let ceremony = Ceremony::SecondFactor {
+                user: user.id,
+                binding,
+            };
+            super::passkeys::spend_challenge(store, &answer.client_data_json, ceremony).await?
+        }
+        _ => None,
+    };
     let mut tx = store.db.begin_write().await?;
+    let mut refused_because = None;
     let (ok, how) = match factor {
         Factor::Totp(code) => {
             let ok = match mfa::totp(&mut tx, user.id).await?.filter(|t| t.confirmed) {
@@ -525,6 +566,33 @@ pub async fn pass(
             mfa::spend_recovery_code(&mut tx, user.id, &recovery_hash(user.id, code), now).await?,
             "password + recovery code",
         ),
+        Factor::Passkey(answer, rp) => {
+            let ok = match purpose {
+                mfa::Purpose::Page { binding } => {
+                    let ceremony = Ceremony::SecondFactor {
+                        user: user.id,
+                        binding,
+                    };
+                    match super::passkeys::check(
+                        &mut tx,
+                        rp,
+                        answer,
+                        challenge.as_deref(),
+                        ceremony,
+                    )
+                    .await?
+                    {
+                        Ok(_) => true,
+                        Err(refusal) => {
+                            refused_because = Some(refusal.why);
+                            false
+                        }
+                    }
+                }
+                mfa::Purpose::Grant => false,
+            };
+            (ok, "password + passkey")
+        }
     };
     if !ok || !mfa::spend_token(&mut tx, &hash, now).await? {
         drop(tx);
@@ -532,13 +600,18 @@ pub async fn pass(
         Event::new(audit::Action::MfaVerify, audit::Outcome::Failure)
             .actor(user.id)
             .target(user.id)
-            .detail(format!(
-                "wrong {} (an attempt of at most {MAX_FAILURES} for this sign-in)",
-                match factor {
-                    Factor::Totp(_) => "TOTP code",
-                    Factor::RecoveryCode(_) => "recovery code",
-                }
-            ))
+            .detail(
+                format!(
+                    "wrong {} (an attempt of at most {MAX_FAILURES} for this sign-in)",
+                    match factor {
+                        Factor::Totp(_) => "TOTP code",
+                        Factor::RecoveryCode(_) => "recovery code",
+                        Factor::Passkey(..) => "passkey answer",
+                    }
+                ) + &refused_because
+                    .map(|why| format!(": {why}"))
+                    .unwrap_or_default(),
+            )
             .record(&mut tx, meta)
             .await?;
         store.commit(tx).await?;

@@ -20,6 +20,7 @@ mod metrics;
 mod mfa;
 mod oauth;
 mod ocsf;
+mod passkeys;
 mod process;
 mod protection;
 mod recurrence;

@@ -611,7 +611,7 @@ async fn sensitive_operations_need_a_recent_second_factor_rfc9470() {
             client: None,
             scopes: None,
             signed_in: Some(imangor::auth::token::SignedInWith {
-                mfa: true,
+                method: imangor::domain::SignInMethod::PasswordAndCode,
                 at: imangor::domain::Timestamp::from_micros(
                     imangor::domain::Timestamp::now().micros() - 16 * 60 * 1_000_000,
                 ),
