@@ -683,6 +683,19 @@ await scenario('an admin enrols TOTP through the console\'s QR page, then signs 
   const theirs = w.page.locator('tbody tr', { hasText: ACCOUNTS.manager }).locator('td[data-label="Second factor"]');
   assert.equal(await theirs.textContent(), 'no (privileged)');
 
+  // This session began with the password alone: a role change (sensitive) asks for a recent
+  // second factor (RFC 9470). The page says so and the session goes on.
+  await searchUsers(w, ACCOUNTS.target);
+  const target = w.page.locator('tbody tr', { hasText: ACCOUNTS.target });
+  await target.getByRole('combobox', { name: `Role of ${ACCOUNTS.target}` }).selectOption('user');
+  await target.getByRole('button', { name: 'Set role' }).click();
+  await status(w, /recent second factor: sign out, then sign in again/);
+  assert.equal(await w.page.locator('#nav').isVisible(), true, 'still signed in');
+  w.errors = w.errors.filter((e) => !e.includes('status of 401'));
+  const admin = await access(ACCOUNTS.admin);
+  const list = await apiCall('GET', `/api/v1/users?q=${encodeURIComponent(ACCOUNTS.target)}`, admin);
+  assert.equal(list.body.items[0].role, 'manager', 'the role did not change');
+
   // The password alone no longer gets tokens.
   const t = await token(ACCOUNTS.mfa);
   assert.deepEqual([t.status, t.body.error], [400, 'mfa_required']);
