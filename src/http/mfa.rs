@@ -60,6 +60,9 @@ pub struct EnrolmentView {
     secret: String,
     /// The same as an `otpauth://` URI (for a QR code).
     otpauth_uri: String,
+    /// The URI as a QR code: a complete `<svg>` element (one `rect` and one `path`, a
+    /// four-module quiet zone, no script or style), drawn by the server for the console.
+    qr_svg: String,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -104,9 +107,13 @@ async fn begin_totp(
         &meta,
     )
     .await?;
+    // An email and a host name are bounded far below what a QR code holds (2,331 bytes).
+    let qr_svg = super::qr::svg(&e.otpauth_uri, "QR code of the authenticator app's secret")
+        .ok_or_else(|| anyhow::anyhow!("the otpauth URI does not fit a QR code"))?;
     Ok(Json(EnrolmentView {
         secret: e.secret,
         otpauth_uri: e.otpauth_uri,
+        qr_svg,
     }))
 }
 

@@ -242,7 +242,7 @@ pub async fn list(
     search: Option<&str>,
     after: Option<UserId>,
     limit: u32,
-) -> Result<Vec<(User, Option<Timestamp>)>> {
+) -> Result<Vec<users::Activity>> {
     grant.require(Action::AccountList)?;
     let mut tx = store.db.begin().await?;
     let page = users::list(&mut tx, grant, search, after, limit + 1).await?;
