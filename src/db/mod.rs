@@ -345,6 +345,11 @@ pub const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "mfa",
         include_str!("../../migrations/sqlite/0016_mfa.sql"),
     ),
+    (
+        18,
+        "mfa withheld",
+        include_str!("../../migrations/sqlite/0018_mfa_withheld.sql"),
+    ),
 ];
 pub const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -421,6 +426,11 @@ pub const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         16,
         "mfa",
         include_str!("../../migrations/postgres/0016_mfa.sql"),
+    ),
+    (
+        18,
+        "mfa withheld",
+        include_str!("../../migrations/postgres/0018_mfa_withheld.sql"),
     ),
 ];
 
