@@ -402,6 +402,8 @@ impl Config {
             login: LoginPolicy {
                 lock_after: raw.parse("login_lock_after", 5u32)?.clamp(1, 100),
                 slow_after: raw.parse("login_slow_after", 10u32)?.clamp(1, 100),
+                // NIST SP 800-63B: at most 100 consecutive failures.
+                hard_cap: raw.parse("login_hard_cap", 100u32)?.clamp(1, 100),
                 ..LoginPolicy::default()
             },
             trusted_proxies: net::parse_list(raw.get("trusted_proxies").unwrap_or(""))

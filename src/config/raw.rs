@@ -94,6 +94,7 @@ const KEYS: &[Key] = &[
     k("rate_limit_report"),
     k("login_lock_after"),
     k("login_slow_after"),
+    k("login_hard_cap"),
     k("trusted_proxies"),
     k("client_ip_header"),
     k("trusted_hops"),

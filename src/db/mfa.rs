@@ -128,40 +128,49 @@ impl Purpose<'_> {
     }
 }
 
+/// A new mfa token; `password_ok` false for one handed out past the account's lock-out to a
+/// wrong password (no code completes it).
 pub async fn insert_token(
     tx: &mut Tx,
     hash: &str,
     user: UserId,
     expires_at: Timestamp,
     purpose: Purpose<'_>,
+    password_ok: bool,
 ) -> sqlx::Result<()> {
     let (purpose, binding) = purpose.parts();
     on_tx!(tx, c => sqlx::query(
-        "insert into mfa_tokens (token_hash, user_id, expires_at, purpose, binding) values ($1, $2, $3, $4, $5)")
+        "insert into mfa_tokens (token_hash, user_id, expires_at, purpose, binding, password_ok) values ($1, $2, $3, $4, $5, $6)")
         .bind(hash).bind(user.to_string()).bind(expires_at.micros()).bind(purpose).bind(binding)
+        .bind(i32::from(password_ok))
         .execute(c).await.map(drop))
 }
 
 /// Reserves one attempt on a live mfa token of this purpose (unexpired, unspent, fewer than
 /// `max_attempts` reserved): the attempt is counted before the code is judged, so parallel
-/// guesses cannot pass the limit. The token's account, when the attempt may go on.
+/// guesses cannot pass the limit. The token's account and whether its password was right,
+/// when the attempt may go on.
 pub async fn reserve_attempt(
     tx: &mut Tx,
     hash: &str,
     now: Timestamp,
     max_attempts: i32,
     purpose: Purpose<'_>,
-) -> sqlx::Result<Option<UserId>> {
+) -> sqlx::Result<Option<(UserId, bool)>> {
     let (purpose, binding) = purpose.parts();
-    let id: Option<String> = on_tx!(tx, c => sqlx::query_scalar(
+    let row: Option<(String, i32)> = on_tx!(tx, c => sqlx::query_as(
         "update mfa_tokens set failures = failures + 1
          where token_hash = $1 and expires_at > $2 and used_at is null and failures < $3
            and purpose = $4 and coalesce(binding, '') = coalesce($5, '')
-         returning user_id")
+         returning user_id, password_ok")
         .bind(hash).bind(now.micros()).bind(max_attempts).bind(purpose).bind(binding)
         .fetch_optional(c).await)?;
-    id.map(|id| id.parse().map_err(|_| decode_err("user id", &id)))
-        .transpose()
+    row.map(|(id, ok)| {
+        id.parse()
+            .map(|id| (id, ok == 1))
+            .map_err(|_| decode_err("user id", &id))
+    })
+    .transpose()
 }
 
 /// Spends a live mfa token; false when another request spent it first or it expired.
@@ -215,6 +224,17 @@ pub async fn reseal(
         .bind(&sealed.key_id).bind(&sealed.bytes).bind(user.to_string()).bind(&read.key_id).bind(&read.secret)
         .execute(c).await.map(|r| r.rows_affected()))?;
     Ok(n == 1)
+}
+
+/// Whether the enabled account of this email has a confirmed second factor (false for no
+/// account): what the login guard's lock-out for new addresses lets through to a code. One
+/// query whatever the answer.
+pub async fn second_factor_by_email(db: &Db, email: &str) -> sqlx::Result<bool> {
+    let n: i64 = on_db!(db, c => sqlx::query_scalar(
+        "select count(*) from users u join mfa_totp t on t.user_id = u.id
+         where u.email = $1 and not u.disabled and t.confirmed_at is not null")
+        .bind(email).fetch_one(c).await)?;
+    Ok(n > 0)
 }
 
 /// `has_second_factor` outside a transaction: what a sign-in reads before its write transaction

@@ -351,6 +351,11 @@ pub const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "passkeys",
         include_str!("../../migrations/sqlite/0017_passkeys.sql"),
     ),
+    (
+        18,
+        "mfa withheld",
+        include_str!("../../migrations/sqlite/0018_mfa_withheld.sql"),
+    ),
 ];
 pub const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -432,6 +437,11 @@ pub const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         17,
         "passkeys",
         include_str!("../../migrations/postgres/0017_passkeys.sql"),
+    ),
+    (
+        18,
+        "mfa withheld",
+        include_str!("../../migrations/postgres/0018_mfa_withheld.sql"),
     ),
 ];
 

@@ -345,6 +345,7 @@ async fn submit(
             &app.store,
             &app.identity,
             &app.guards,
+            &app.sinks,
             &app.keys,
             &req,
             mfa_token,

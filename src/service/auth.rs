@@ -61,6 +61,7 @@ pub async fn login(
         user,
         new_hash,
         second_factor,
+        password_ok,
     } = check_password(store, identity, guards, sinks, username, password, meta).await?;
     let now = Timestamp::now();
     let mut tx = store.db.begin().await?;
@@ -69,9 +70,9 @@ pub async fn login(
     }
     // An account with a second factor gets no tokens for its password alone.
     if second_factor {
+        let purpose = crate::db::mfa::Purpose::Grant;
         let mfa_token =
-            super::mfa::challenge(&mut tx, user.id, now, crate::db::mfa::Purpose::Grant, meta)
-                .await?;
+            super::mfa::challenge(&mut tx, user.id, now, purpose, password_ok, meta).await?;
         store.commit(tx).await?;
         return Ok(Granted::MfaRequired { mfa_token });
     }
@@ -178,6 +179,11 @@ pub struct SignedIn {
     pub new_hash: Option<String>,
     /// The account has a confirmed second factor: no tokens yet.
     pub second_factor: bool,
+    /// False only past the account's lock-out for new addresses (`limits::login`), for a wrong
+    /// password of an account with a second factor: it is answered like a right one, with an
+    /// mfa_token that no code completes (`second_factor` is then true), so that the answer says
+    /// nothing about the password. Never a signed-in account.
+    pub password_ok: bool,
 }
 
 /// Checks a username and password through the login guard (limits, lock, slow-down, the
@@ -202,13 +208,30 @@ pub async fn check_password(
         .map(|e| e.as_str().to_owned())
         .unwrap_or_else(|| "\0not-an-email".to_owned());
     let ip = client(meta);
-    let slowed = match guards.logins.begin(&account, ip).await {
+    let mut gate = guards.logins.begin(&account, ip).await;
+    // Past the account's cap, from an address it never logged in from: an account with a second
+    // factor goes on, to an mfa_token whatever the password (its verdict is withheld until a
+    // code, so that the lock-out is no password oracle); every other stays refused unhashed,
+    // as before (issue 19 item 6).
+    let past_cap = match (&gate, &email) {
+        (Gate::Capped { .. }, Some(e)) => {
+            crate::db::mfa::second_factor_by_email(&store.db, e.as_str()).await?
+        }
+        _ => false,
+    };
+    if past_cap {
+        gate = guards.logins.begin_past_cap(&account, ip).await;
+    }
+    let slowed = match gate {
         Gate::Locked {
             retry_after_s,
             first,
+        }
+        | Gate::Capped {
+            retry_after_s,
+            first,
         } => {
-            sinks.metrics.auth(AuthStatus::Locked);
-            record_refusal(
+            return Err(refuse_login(
                 store,
                 guards,
                 sinks,
@@ -217,8 +240,7 @@ pub async fn check_password(
                 retry_after_s,
                 meta,
             )
-            .await;
-            return Err(AppError::RateLimited { retry_after_s });
+            .await);
         }
         Gate::Open { delay } => delay,
     };
@@ -254,6 +276,27 @@ pub async fn check_password(
 
     let user = match (verdict, user) {
         (Verdict::Match { rehash }, Some(u)) if !u.disabled => (u, rehash),
+        // Past the cap a wrong password of an account with a second factor is answered like a
+        // right one: an mfa_token that no code completes.
+        (_, Some(u)) if past_cap && !u.disabled => {
+            sinks.metrics.auth(AuthStatus::Failure);
+            Event::new(audit::Action::AuthLogin, audit::Outcome::Failure)
+                .actor(u.id)
+                .target(u.id)
+                .detail(format!(
+                    "wrong password from an address past the account's lock-out; answered with an mfa_token that no code completes{}",
+                    if slowed.is_zero() { String::new() } else { format!("; answer slowed by {} ms", slowed.as_millis()) }
+                ))
+                .emit(&sinks.events, meta)
+                .await;
+            crate::db::mfa::requires_second_factor(&store.db, u.id).await?;
+            return Ok(SignedIn {
+                user: u,
+                new_hash: None,
+                second_factor: true,
+                password_ok: false,
+            });
+        }
         (_, u) => {
             let reason = match (&u, verdict) {
                 (None, _) => "unknown account",
@@ -282,6 +325,20 @@ pub async fn check_password(
     // failures stays until the code is right too (`mfa::pass`), or a right password would wipe
     // the count of wrong codes.
     let second_factor = crate::db::mfa::requires_second_factor(&store.db, user.id).await?;
+    if past_cap && !second_factor {
+        // Its second factor went between the two reads: refused as past the cap.
+        let retry_after_s = guards.logins.policy().forget_after.as_secs();
+        return Err(refuse_login(
+            store,
+            guards,
+            sinks,
+            email.as_ref(),
+            false,
+            retry_after_s,
+            meta,
+        )
+        .await);
+    }
     if !second_factor {
         guards.logins.succeeded(&account, ip).await;
     }
@@ -296,7 +353,23 @@ pub async fn check_password(
         user,
         new_hash,
         second_factor,
+        password_ok: true,
     })
+}
+
+/// A sign-in the login guard refused: counted, recorded (`record_refusal`), answered 429.
+async fn refuse_login(
+    store: &Store,
+    guards: &Guards,
+    sinks: &Sinks,
+    email: Option<&Email>,
+    first: bool,
+    retry_after_s: u64,
+    meta: &RequestMeta,
+) -> AppError {
+    sinks.metrics.auth(AuthStatus::Locked);
+    record_refusal(store, guards, sinks, email, first, retry_after_s, meta).await;
+    AppError::RateLimited { retry_after_s }
 }
 
 /// A guess the login guard refused is still a guess: an `auth.login` `throttled` event against
@@ -322,12 +395,7 @@ async fn record_refusal(
     let Some(note) = super::refusal_recorded(guards, sinks, ACTION, email.as_str()) else {
         return;
     };
-    let detail = if first {
-        format!("too many failures from this address; locked for {retry_after_s} s{note}")
-    } else {
-        format!("refused: this address stays locked for {retry_after_s} s{note}")
-    };
-    let mut e = Event::new(ACTION, audit::Outcome::Throttled).detail(detail);
+    let mut e = refusal_event(ACTION, first, retry_after_s, note);
     e = match users::id_by_email(&store.readers, email.as_str()).await {
         Ok(Some(id)) => e.actor(id).target(id),
         Ok(None) => e.target(format!("login:{}", &sha256_hex(email.as_str())[..16])),
@@ -338,6 +406,21 @@ async fn record_refusal(
         }
     };
     e.emit(&sinks.events, meta).await;
+}
+
+/// The `throttled` event of a guess the login guard refused (`note`: `refusal_recorded`'s).
+pub(crate) fn refusal_event(
+    action: audit::Action,
+    first: bool,
+    retry_after_s: u64,
+    note: &str,
+) -> Event {
+    let detail = if first {
+        format!("too many failures from this address; locked for {retry_after_s} s{note}")
+    } else {
+        format!("refused: this address stays locked for {retry_after_s} s{note}")
+    };
+    Event::new(action, audit::Outcome::Throttled).detail(detail)
 }
 
 /// The client address of a request (unspecified when unknown, which then shares one budget).

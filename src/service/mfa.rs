@@ -18,7 +18,7 @@ use crate::db::passkeys::Ceremony;
 use crate::db::{Tx, mfa, users};
 use crate::domain::{SignInMethod, Timestamp, UserId};
 use crate::error::{AppError, OAuthCode, Result};
-use crate::limits::login::Gate;
+use crate::limits::login::{CODES_PAST_CAP, Gate};
 use crate::service::context::{Guards, Identity, Sinks, Store};
 
 /// How long an `mfa_token` lives.
@@ -27,15 +27,21 @@ pub const MFA_TOKEN_TTL_S: u64 = 300;
 pub const MAX_FAILURES: i32 = 5;
 /// Recovery codes per account.
 pub const RECOVERY_CODES: usize = 10;
+/// How a recovery-code sign-in from an address the account never signed in from starts its
+/// `mfa.recovery_use` event's detail (what the `recovery_code_new_address` detector reads).
+pub const RECOVERY_FROM_NEW_ADDRESS: &str = "from an address this account never signed in from";
 /// Length of an `mfa_token`: 32 random bytes in base64url.
 const TOKEN_LEN: usize = 43;
 
-/// Starts the second step of a sign-in whose password was right: a new `mfa_token`.
+/// Starts the second step of a sign-in whose password was right: a new `mfa_token`. Past the
+/// account's lock-out for new addresses a wrong password gets one too (`password_ok` false,
+/// `auth::SignedIn`), which no code completes; its failure was recorded already.
 pub async fn challenge(
     tx: &mut Tx,
     user: UserId,
     now: Timestamp,
     purpose: mfa::Purpose<'_>,
+    password_ok: bool,
     meta: &RequestMeta,
 ) -> Result<String> {
     let token = random_token(32)?;
@@ -45,8 +51,12 @@ pub async fn challenge(
         user,
         now.plus_seconds(MFA_TOKEN_TTL_S),
         purpose,
+        password_ok,
     )
     .await?;
+    if !password_ok {
+        return Ok(token);
+    }
     Event::new(
         audit::Action::AuthLogin,
         audit::Outcome::SecondFactorRequired,
@@ -347,7 +357,27 @@ async fn with_password_and_code(
     drop(tx);
     let ip = super::auth::client(meta);
     match guards.logins.begin(&email, ip).await {
-        Gate::Locked { retry_after_s, .. } => return Err(AppError::RateLimited { retry_after_s }),
+        Gate::Locked {
+            retry_after_s,
+            first,
+        }
+        | Gate::Capped {
+            retry_after_s,
+            first,
+        } => {
+            let action = audit::Action::MfaVerify;
+            refused(
+                guards,
+                sinks,
+                action,
+                (user, &email),
+                first,
+                retry_after_s,
+                meta,
+            )
+            .await;
+            return Err(AppError::RateLimited { retry_after_s });
+        }
         Gate::Open { delay } if !delay.is_zero() => tokio::time::sleep(delay).await,
         Gate::Open { .. } => {}
     }
@@ -364,6 +394,27 @@ async fn with_password_and_code(
     }
     guards.logins.succeeded(&email, ip).await;
     Ok((tx, user))
+}
+
+/// A code the login guard refused is still a guess: a `throttled` event of `action` against
+/// the account (the detectors count it with the failures), capped per account and window like
+/// a refused password (`service::refusal_recorded`, ASVS V16.3.1).
+async fn refused(
+    guards: &Guards,
+    sinks: &Sinks,
+    action: audit::Action,
+    (user, email): (UserId, &str),
+    first: bool,
+    retry_after_s: u64,
+    meta: &RequestMeta,
+) {
+    if let Some(note) = super::refusal_recorded(guards, sinks, action, email) {
+        super::auth::refusal_event(action, first, retry_after_s, note)
+            .actor(user)
+            .target(user)
+            .emit(&sinks.events, meta)
+            .await;
+    }
 }
 
 /// Requires a current, unused code of the account's confirmed TOTP (and spends its step).
@@ -453,6 +504,7 @@ pub async fn redeem(
     store: &Store,
     identity: &Identity,
     guards: &Guards,
+    sinks: &Sinks,
     keys: &DataKeyring,
     config: &Config,
     mfa_token: &str,
@@ -463,6 +515,7 @@ pub async fn redeem(
     let (user, how) = pass(
         store,
         guards,
+        sinks,
         keys,
         mfa_token,
         mfa::Purpose::Grant,
@@ -497,9 +550,16 @@ pub async fn redeem(
 /// checked through the account's login guard (a wrong code counts like a wrong password; a
 /// locked account is refused before the code is looked at); five wrong codes end the token.
 /// On success the token is spent and the account returned with how it signed in.
+///
+/// Past the account's lock-out for new addresses (`limits::login`) the guard lets a code
+/// through (`begin_past_cap`): the token of a wrong password fails whatever the code, and the
+/// codes of right passwords have a budget (`CODES_PAST_CAP`) past which they are not checked.
+/// Both fail exactly like a wrong code, so nobody without a valid code learns anything.
+#[allow(clippy::too_many_arguments)] // each context it names is one it uses (service::context)
 pub async fn pass(
     store: &Store,
     guards: &Guards,
+    sinks: &Sinks,
     keys: &DataKeyring,
     mfa_token: &str,
     purpose: mfa::Purpose<'_>,
@@ -520,7 +580,8 @@ pub async fn pass(
     // The attempt is reserved (counted) and committed before the code is judged: parallel
     // guesses on one token cannot pass MAX_FAILURES.
     let mut tx = store.db.begin_write().await?;
-    let Some(user_id) = mfa::reserve_attempt(&mut tx, &hash, now, MAX_FAILURES, purpose).await?
+    let Some((user_id, password_ok)) =
+        mfa::reserve_attempt(&mut tx, &hash, now, MAX_FAILURES, purpose).await?
     else {
         return Err(invalid());
     };
@@ -529,11 +590,33 @@ pub async fn pass(
     let Some(user) = user.filter(|u| !u.disabled) else {
         return Err(invalid());
     };
+    // What this attempt guesses: a code, or (the token of a wrong password) still the password.
+    let action = if password_ok {
+        audit::Action::MfaVerify
+    } else {
+        audit::Action::AuthLogin
+    };
     // The login guard of the account, as for its password: a lock refuses before the code is
     // read, the slow-down applies.
     let ip = super::auth::client(meta);
-    match guards.logins.begin(&user.email, ip).await {
-        Gate::Locked { retry_after_s, .. } => return Err(AppError::RateLimited { retry_after_s }),
+    let mut gate = guards.logins.begin(&user.email, ip).await;
+    let past_cap = matches!(gate, Gate::Capped { .. });
+    if past_cap {
+        gate = guards.logins.begin_past_cap(&user.email, ip).await;
+    }
+    match gate {
+        Gate::Locked {
+            retry_after_s,
+            first,
+        }
+        | Gate::Capped {
+            retry_after_s,
+            first,
+        } => {
+            let whom = (user.id, user.email.as_str());
+            refused(guards, sinks, action, whom, first, retry_after_s, meta).await;
+            return Err(AppError::RateLimited { retry_after_s });
+        }
         Gate::Open { delay } if !delay.is_zero() => tokio::time::sleep(delay).await,
         Gate::Open { .. } => {}
     }
@@ -549,7 +632,10 @@ pub async fn pass(
         }
         _ => None,
     };
+    let within_budget = !past_cap || !password_ok || guards.logins.code_past_cap(&user.email).await;
     let mut tx = store.db.begin_write().await?;
+    // The code is checked (and its step or recovery code spent) in every case, then rolled back
+    // unless the sign-in completes: the same work whatever the token.
     let mut refused_because = None;
     let (ok, how) = match factor {
         Factor::Totp(code) => {
@@ -594,24 +680,33 @@ pub async fn pass(
             (ok, "password + passkey")
         }
     };
+    let ok = ok && password_ok && within_budget;
     if !ok || !mfa::spend_token(&mut tx, &hash, now).await? {
         drop(tx);
+        let what = match factor {
+            Factor::Totp(_) => "TOTP code",
+            Factor::RecoveryCode(_) => "recovery code",
+            Factor::Passkey(..) => "passkey answer",
+        };
+        let detail = if !password_ok {
+            format!(
+                "a {what} on the mfa_token of a wrong password (past the account's lock-out); no code completes it"
+            )
+        } else if !within_budget {
+            format!(
+                "{what} not checked: the {CODES_PAST_CAP} codes an account takes past its lock-out are spent; answered as wrong"
+            )
+        } else {
+            let why = refused_because
+                .map(|why| format!(": {why}"))
+                .unwrap_or_default();
+            format!("wrong {what} (an attempt of at most {MAX_FAILURES} for this sign-in){why}")
+        };
         let mut tx = store.db.begin().await?;
-        Event::new(audit::Action::MfaVerify, audit::Outcome::Failure)
+        Event::new(action, audit::Outcome::Failure)
             .actor(user.id)
             .target(user.id)
-            .detail(
-                format!(
-                    "wrong {} (an attempt of at most {MAX_FAILURES} for this sign-in)",
-                    match factor {
-                        Factor::Totp(_) => "TOTP code",
-                        Factor::RecoveryCode(_) => "recovery code",
-                        Factor::Passkey(..) => "passkey answer",
-                    }
-                ) + &refused_because
-                    .map(|why| format!(": {why}"))
-                    .unwrap_or_default(),
-            )
+            .detail(detail)
             .record(&mut tx, meta)
             .await?;
         store.commit(tx).await?;
@@ -619,10 +714,17 @@ pub async fn pass(
     }
     if matches!(factor, Factor::RecoveryCode(_)) {
         let left = mfa::recovery_codes_left(&mut tx, user.id).await?;
+        // From an address the account never signed in from: the `recovery_code_new_address`
+        // detector raises an incident on it (the guard's notion of a known address).
+        let from = if guards.logins.knows(&user.email, ip).await {
+            String::new()
+        } else {
+            format!(" {RECOVERY_FROM_NEW_ADDRESS}")
+        };
         Event::new(audit::Action::MfaRecoveryUse, audit::Outcome::Success)
             .actor(user.id)
             .target(user.id)
-            .detail(format!("a recovery code was used; {left} left"))
+            .detail(format!("a recovery code was used{from}; {left} left"))
             .warning()
             .record(&mut tx, meta)
             .await?;

@@ -550,6 +550,7 @@ pub async fn sign_in(
         user,
         new_hash,
         second_factor,
+        password_ok,
     } = check_password(store, identity, guards, sinks, username, password, meta).await?;
     let now = Timestamp::now();
     let mut tx = store.db.begin().await?;
@@ -563,6 +564,7 @@ pub async fn sign_in(
             user.id,
             now,
             crate::db::mfa::Purpose::Page { binding },
+            password_ok,
             meta,
         )
         .await?;
@@ -600,6 +602,7 @@ pub async fn second_factor(
     store: &Store,
     identity: &Identity,
     guards: &Guards,
+    sinks: &Sinks,
     keys: &DataKeyring,
     req: &AuthRequest,
     mfa_token: &str,
@@ -610,7 +613,7 @@ pub async fn second_factor(
     let purpose = crate::db::mfa::Purpose::Page { binding };
     let factor_method = factor.method();
     let (user, how) =
-        super::mfa::pass(store, guards, keys, mfa_token, purpose, factor, meta).await?;
+        super::mfa::pass(store, guards, sinks, keys, mfa_token, purpose, factor, meta).await?;
     let mut tx = store.db.begin().await?;
     Event::new(audit::Action::AuthLogin, audit::Outcome::Success)
         .actor(user.id)

@@ -16,6 +16,7 @@ mod incidents;
 mod jwt;
 mod keys;
 mod legacy;
+mod lockout;
 mod metrics;
 mod mfa;
 mod oauth;

@@ -40,7 +40,7 @@ impl App {
     }
 
     /// A code the server has not accepted yet and still accepts (within one step of now).
-    fn code(&mut self) -> String {
+    pub(crate) fn code(&mut self) -> String {
         let step = (Self::now_step() - 1).max(self.last + 1);
         assert!(
             step <= Self::now_step() + 1,
@@ -51,13 +51,13 @@ impl App {
     }
 
     /// The code `code` would give next, without taking it (for a request that will be refused).
-    fn peek(&self) -> String {
+    pub(crate) fn peek(&self) -> String {
         let step = (Self::now_step() - 1).max(self.last + 1);
         format!("{:06}", imangor::auth::totp::code_at(&self.secret, step))
     }
 
     /// Six digits that are no code of this window.
-    fn wrong(&self, n: u32) -> Vec<String> {
+    pub(crate) fn wrong(&self, n: u32) -> Vec<String> {
         let valid: Vec<String> = (-1..=1)
             .map(|d| {
                 format!(
@@ -162,7 +162,7 @@ async fn mfa_grant(app: &TestApp, token: &str, field: &str, code: &str) -> reqwe
     .await
 }
 
-fn claims(token: &str) -> Value {
+pub(crate) fn claims(token: &str) -> Value {
     use base64::Engine;
     let payload = token.split('.').nth(1).unwrap();
     serde_json::from_slice(
