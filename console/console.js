@@ -136,6 +136,8 @@ async function call(method, path, { form, json } = {}) {
 async function api(method, path, options) {
   const sent = session && session.access;
   let { res, data } = await call(method, path, options);
+  // A sensitive operation asks for a recent second factor (RFC 9470): the session is fine.
+  if (res.status === 401 && stepUpAsked(res)) throw new ApiError(401, { detail: STEP_UP });
   // Expired: refresh once (unless another call already did) and send again.
   if (res.status === 401 && session && (session.access !== sent || await refresh())) {
     ({ res, data } = await call(method, path, options));
@@ -146,6 +148,13 @@ async function api(method, path, options) {
   }
   if (!res.ok) throw new ApiError(res.status, data);
   return data;
+}
+
+const STEP_UP = 'this needs a recent second factor: sign out, then sign in again with your authenticator code';
+
+/** A 401 that asks for a recent second factor (RFC 9470), not a new session. */
+function stepUpAsked(res) {
+  return /error="insufficient_user_authentication"/.test(res.headers.get('www-authenticate') || '');
 }
 
 // One refresh at a time: a refresh token is single-use, and presenting a spent one again is
@@ -280,7 +289,7 @@ async function finishSignIn() {
       const why = data && (data.error_description || data.error);
       throw new Error(`Sign-in failed (${res.status}${why ? `: ${why}` : ''}). Sign in again.`);
     }
-    session = { access: data.access_token, refresh: data.refresh_token, me: null };
+    session = { access: data.access_token, refresh: data.refresh_token, me: null, enrolOnly: enrolOnly(data.scope) };
     const me = await api('GET', '/api/v1/users/me');
     if (!Object.hasOwn(RIGHTS, me.role)) {
       // A plain user gets no console: end the session that was just opened.
@@ -328,14 +337,15 @@ function enter() {
   const me = session.me;
   const rights = RIGHTS[me.role];
   for (const a of document.querySelectorAll('#nav a')) {
-    a.hidden = Boolean(a.dataset.needs) && !rights[a.dataset.needs];
+    a.hidden = (Boolean(a.dataset.needs) && !rights[a.dataset.needs]) || (session.enrolOnly && a.dataset.page !== 'security');
   }
   $('nav').hidden = false;
   $('signout').hidden = false;
   $('who').textContent = `${me.full_name} (${me.role})`;
   $('signin').hidden = true;
   $('view').hidden = false;
-  if (!location.hash || location.hash === '#/') location.hash = '#/dashboard';
+  const home = session.enrolOnly ? '#/security' : '#/dashboard';
+  if (!location.hash || location.hash === '#/' || (session.enrolOnly && location.hash !== home)) location.hash = home;
   else route();
 }
 
@@ -348,6 +358,7 @@ const PAGES = {
   users: { title: 'Users', render: users },
   audit: { title: 'Audit trail', render: audit, needs: 'audit' },
   'access-review': { title: 'Access review', render: accessReview, needs: 'review' },
+  security: { title: 'Sign-in security', render: security },
 };
 
 async function route() {
@@ -355,6 +366,7 @@ async function route() {
   const parts = location.hash.replace(/^#\/?/, '').split('?')[0].split('/');
   let name = parts[0] || 'dashboard';
   if (name === 'incidents' && parts[1]) name = 'incident';
+  if (session.enrolOnly) name = 'security';
   const page = PAGES[name] || PAGES.dashboard;
   const rights = RIGHTS[session.me.role];
   for (const a of document.querySelectorAll('#nav a')) {
@@ -745,6 +757,7 @@ async function users() {
         { title: 'Role', cell: roleCell },
         { title: 'Status', cell: (a) => (a.disabled ? h('span', { class: 'bad' }, 'disabled') : 'active') },
         { title: 'Last login', cell: (a) => when(a.last_login) },
+        { title: 'Second factor', cell: secondFactorCell },
         { title: 'Actions', cell: actions },
       ], shown, 'Accounts'));
   };
@@ -781,6 +794,12 @@ async function users() {
     list,
     h('div', { class: 'pager' }, more),
   ];
+}
+
+/** Whether an account signs in with a second factor; an admin or manager without one stands out. */
+function secondFactorCell(a) {
+  if (a.second_factor) return h('span', { class: 'ok' }, 'yes');
+  return a.role === 'user' ? 'no' : h('span', { class: 'bad' }, 'no (privileged)');
 }
 
 // ---------------------------------------------------------------- audit trail
@@ -839,6 +858,167 @@ async function accessReview() {
   form.addEventListener('submit', (e) => { e.preventDefault(); show().catch((err) => say(err.message)); });
   await show();
   return [form, holder];
+}
+
+// ---------------------------------------------------------------- sign-in security (second factors)
+//
+// The signed-in person's own second factors (API.md "Multi-factor authentication"). The API asks
+// the current password again for every change, so this page, and only this page, has password
+// fields: what is typed goes in the JSON body of one call and the form is emptied after it.
+// The QR code is the server's SVG shown through an <img> from a data: URL (the CSP's img-src
+// allows data:): an image runs no script and loads nothing, and this script parses no markup.
+
+/**
+ * A token narrowed to the profile: the role must have a second factor and this sign-in had none
+ * (IMANGOR_MFA_REQUIRED_ROLES). The console then offers the enrolment page only.
+ */
+function enrolOnly(scope) {
+  return typeof scope === 'string' && scope.split(' ').every((x) => x === 'profile');
+}
+
+async function security() {
+  const state = await api('GET', '/api/v1/users/me/mfa');
+  const totp = h('section', { id: 'totp', 'aria-labelledby': 'totp-title' });
+  const show = (next) => totp.replaceChildren(...next);
+  show(totpStatus(state, show));
+  const out = [totp, passkeysSection(state)];
+  if (session.enrolOnly) {
+    out.unshift(h('p', { class: 'banner', id: 'enrol-only' },
+      'Your role must sign in with a second factor. Set up an authenticator app here; then sign out and sign in again with its code to use the rest of the console.'));
+  }
+  return out;
+}
+
+/** Where passkeys are listed and registered. */
+function passkeysSection(state) {
+  // Passkeys (WebAuthn, issue 19 item 3) are listed and registered here, in #passkeys, from
+  // `state.passkeys` (GET /api/v1/users/me/mfa) and POST /api/v1/users/me/passkeys/options.
+  return h('section', { id: 'passkeys-section', 'aria-labelledby': 'passkeys-title' },
+    h('h2', { id: 'passkeys-title' }, 'Passkeys'),
+    h('div', { id: 'passkeys' }));
+}
+
+/** TOTP on or off, with what can be done from there. */
+function totpStatus(state, show) {
+  const out = [h('h2', { id: 'totp-title' }, 'Authenticator app')];
+  if (!state.totp) {
+    out.push(h('p', { id: 'totp-state' }, 'Off: signing in asks for your password only.'));
+    const form = secretForm('totp-start', 'Set up an authenticator app', false, 'Start', async (fields) => {
+      const e = await api('POST', '/api/v1/users/me/mfa/totp', { json: { current_password: fields.password } });
+      show(totpEnrol(e, show));
+    });
+    out.push(form);
+    return out;
+  }
+  out.push(h('p', { id: 'totp-state' }, 'On: signing in asks for a code from your authenticator app after your password. ',
+    h('span', { id: 'recovery-left' }, `${state.recovery_codes_left} of 10 recovery codes left.`)));
+  out.push(secretForm('recovery-new', 'New recovery codes', true, 'Make new recovery codes', async (fields) => {
+    const r = await api('POST', '/api/v1/users/me/mfa/recovery-codes', { json: { current_password: fields.password, code: fields.code } });
+    show(recoveryCodes(r.recovery_codes, 'New recovery codes: the old ones no longer work.'));
+  }, 'The old codes stop working.'));
+  out.push(secretForm('totp-remove', 'Remove the authenticator app', true, 'Remove', async (fields) => {
+    await api('DELETE', '/api/v1/users/me/mfa/totp', { json: { current_password: fields.password, code: fields.code } });
+    say('The authenticator app was removed; its recovery codes no longer work.');
+    route();
+  }, 'Signing in then asks for your password only, and the recovery codes stop working.', 'danger'));
+  return out;
+}
+
+/** The enrolment: the QR code and the secret for typing, then the first code confirms it. */
+function totpEnrol(e, show) {
+  const qr = h('img', {
+    id: 'totp-qr', class: 'qr', width: '224', height: '224',
+    alt: 'QR code of the authenticator app secret (the same secret is written below)',
+    src: `data:image/svg+xml;base64,${btoa(e.qr_svg)}`,
+  });
+  const grouped = (e.secret.match(/.{1,4}/g) || []).join(' ');
+  const form = h('form', { 'aria-labelledby': 'totp-confirm-title' },
+    h('h3', { id: 'totp-confirm-title' }, 'Confirm with a first code'),
+    h('label', { for: 'totp-confirm-code' }, 'Code from the app (6 digits)'),
+    codeInput('totp-confirm-code'),
+    h('p', { class: 'error', role: 'alert' }),
+    h('div', { class: 'row-actions' },
+      h('button', { type: 'submit' }, 'Confirm'),
+      h('button', { type: 'button', class: 'secondary', onclick: () => route() }, 'Cancel')));
+  form.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    submitting(form, async () => {
+      const r = await api('POST', '/api/v1/users/me/mfa/totp/confirm', { json: { code: form.elements.code.value.trim() } });
+      show(recoveryCodes(r.recovery_codes, 'The authenticator app is set up: signing in asks for its code from now on.'));
+    });
+  });
+  return [
+    h('h2', { id: 'totp-title' }, 'Set up an authenticator app'),
+    h('p', {}, 'Scan this QR code with an authenticator app (any app that reads TOTP codes), or type the secret into it.'),
+    h('div', { class: 'qr-box' }, qr,
+      h('dl', { class: 'fields' },
+        h('dt', {}, 'Secret'), h('dd', {}, h('code', { id: 'totp-secret', class: 'secret' }, grouped)),
+        h('dt', {}, 'Kind'), h('dd', {}, 'time-based (TOTP), SHA-1, 6 digits, every 30 seconds'))),
+    form,
+  ];
+}
+
+/** Recovery codes, shown once. */
+function recoveryCodes(codes, headline) {
+  const done = h('button', { type: 'button', onclick: () => route() }, 'I have kept them');
+  return [
+    h('h2', { id: 'totp-title' }, 'Recovery codes'),
+    h('p', { class: 'banner ok', role: 'status' }, headline),
+    h('p', {}, 'Keep these ten codes somewhere safe, apart from your phone: each signs you in once instead of an app code if the app is lost. ',
+      h('strong', {}, 'They are shown only now.')),
+    h('ol', { id: 'recovery-codes', class: 'codes' }, codes.map((c) => h('li', {}, h('code', {}, c)))),
+    h('p', {}, done),
+  ];
+}
+
+/** A six-digit code field. */
+function codeInput(id) {
+  return h('input', {
+    id, name: 'code', required: true, inputmode: 'numeric', autocomplete: 'one-time-code',
+    pattern: '[0-9]{6}', maxlength: '6', class: 'code',
+  });
+}
+
+/**
+ * A form that asks the current password (and, when `withCode`, an app code) for `action`; the
+ * fields are emptied whatever the answer, and an error is shown in the form.
+ */
+function secretForm(id, title, withCode, button, action, note, kind) {
+  const form = h('form', { id, 'aria-labelledby': `${id}-title` },
+    h('h3', { id: `${id}-title` }, title),
+    note ? h('p', { class: 'muted' }, note) : null,
+    // For password managers: whose password this is.
+    h('input', { type: 'text', name: 'username', autocomplete: 'username', value: session.me.email, hidden: true, readonly: true }),
+    h('label', { for: `${id}-password` }, 'Current password'),
+    h('input', { id: `${id}-password`, name: 'password', type: 'password', required: true, autocomplete: 'current-password', maxlength: '1024' }),
+    withCode ? [h('label', { for: `${id}-code` }, 'Code from the app (6 digits)'), codeInput(`${id}-code`)] : null,
+    h('p', { class: 'error', role: 'alert' }),
+    h('div', {}, h('button', { type: 'submit', class: kind || null }, button)));
+  form.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const fields = { password: form.elements.password.value, code: withCode ? form.elements.code.value.trim() : undefined };
+    form.elements.password.value = '';
+    if (withCode) form.elements.code.value = '';
+    submitting(form, () => action(fields));
+  });
+  return form;
+}
+
+/** Runs a form's call with its button disabled; a refusal is written in the form. */
+async function submitting(form, action) {
+  const button = form.querySelector('button[type="submit"]');
+  const error = form.querySelector('.error');
+  error.textContent = '';
+  button.disabled = true;
+  try {
+    await action();
+  } catch (e) {
+    const fields = e.body && Array.isArray(e.body.errors) ? e.body.errors.map((x) => x.message).join('; ') : '';
+    error.textContent = e.body && e.body.type === 'urn:imangor:problem:wrong_password' ? 'The password is not right.'
+      : fields ? `Refused: ${fields}.` : e.message;
+  } finally {
+    button.disabled = false;
+  }
 }
 
 // ---------------------------------------------------------------- start

@@ -107,6 +107,17 @@ pub async fn examine(config: &Config, deployment: Deployment) -> Vec<Finding> {
             format!("IMANGOR_CORS_ORIGINS allows {o}, which is not HTTPS"),
         );
     }
+    if config.webauthn_rp_id.parse::<std::net::IpAddr>().is_ok()
+        || config.webauthn_rp_id.starts_with('[')
+    {
+        warn(
+            &mut out,
+            format!(
+                "passkeys cannot be registered: browsers refuse an IP address ({}) as WebAuthn relying party id; set IMANGOR_PUBLIC_URL to a host name (localhost in development)",
+                config.webauthn_rp_id
+            ),
+        );
+    }
     if config.password_policy.min_chars < 15 {
         warn(
             &mut out,

@@ -1,11 +1,14 @@
-//! Authentication primitives: password hashing and access/refresh tokens.
+//! Authentication primitives: password hashing, access/refresh tokens, TOTP and the WebAuthn
+//! (passkey) verifier.
 
 pub mod cache;
+pub mod cbor;
 pub mod cursor;
 pub mod legacy;
 pub mod password;
 pub mod token;
 pub mod totp;
+pub mod webauthn;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

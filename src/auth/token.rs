@@ -87,7 +87,7 @@ pub struct Subject {
 /// How and when the user behind a token signed in.
 #[derive(Debug, Clone, Copy)]
 pub struct SignedInWith {
-    pub mfa: bool,
+    pub method: crate::domain::SignInMethod,
     pub at: Timestamp,
 }
 
@@ -329,13 +329,9 @@ impl TokenKeys {
             sid: to.session.to_string(),
             client_id: to.client.map(|c| c.to_string()),
             scope: to.scopes.map(|s| s.to_string()),
-            amr: to.signed_in.map(|s| {
-                let mut amr = vec!["pwd".to_owned()];
-                if s.mfa {
-                    amr.push("mfa".to_owned());
-                }
-                amr
-            }),
+            amr: to
+                .signed_in
+                .map(|s| s.method.amr().iter().map(|m| (*m).to_owned()).collect()),
             auth_time: to.signed_in.map(|s| s.at.unix_seconds()),
         };
         let key = &self.keys[0];

@@ -81,6 +81,15 @@ impl Principal {
                     .is_some_and(|t| t.plus_seconds(STEP_UP_MAX_AGE_S).micros() >= now.micros()))
     }
 
+    /// The token's user passed a second factor within `STEP_UP_MAX_AGE_S` (whatever the
+    /// account's rules): what adding a second factor to an account that has one asks.
+    pub fn passed_second_factor_recently(&self) -> bool {
+        self.mfa
+            && self.auth_time.is_some_and(|t| {
+                t.plus_seconds(STEP_UP_MAX_AGE_S).micros() >= Timestamp::now().micros()
+            })
+    }
+
     /// The caller behind an old stack's access token (`service::auth`, after mapping its user
     /// id to the imported account and reading that account's state).
     pub(crate) fn legacy(user_id: UserId, role: Role, token_expires_at: Timestamp) -> Self {

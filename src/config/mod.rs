@@ -113,6 +113,9 @@ pub struct Config {
     /// The external base URL, no trailing slash: the OAuth endpoints and sign-in pages as
     /// clients reach them (IMANGOR_PUBLIC_URL, default `http://` + the listen address).
     pub public_url: String,
+    /// The WebAuthn relying party id passkeys are scoped to: IMANGOR_WEBAUTHN_RP_ID, else the
+    /// public URL's host. Browsers report the public URL's origin in every answer.
+    pub webauthn_rp_id: String,
     /// The OAuth2 password grant (the guide's first-party flow) is accepted.
     pub password_grant: bool,
     /// Roles that must have a second factor (IMANGOR_MFA_REQUIRED_ROLES): without one, an
@@ -325,6 +328,10 @@ impl Config {
                 (None, Some(u)) => u.clone(),
                 (None, None) => "imangor".to_owned(),
             },
+            webauthn_rp_id: rp_id(
+                raw.get("webauthn_rp_id"),
+                public_url.as_deref().unwrap_or(&format!("http://{listen}")),
+            )?,
             public_url: public_url.unwrap_or_else(|| format!("http://{listen}")),
             mfa_required_roles: match raw.get("mfa_required_roles") {
                 None => Vec::new(),
@@ -403,6 +410,8 @@ impl Config {
             login: LoginPolicy {
                 lock_after: raw.parse("login_lock_after", 5u32)?.clamp(1, 100),
                 slow_after: raw.parse("login_slow_after", 10u32)?.clamp(1, 100),
+                // NIST SP 800-63B: at most 100 consecutive failures.
+                hard_cap: raw.parse("login_hard_cap", 100u32)?.clamp(1, 100),
                 ..LoginPolicy::default()
             },
             trusted_proxies: net::parse_list(raw.get("trusted_proxies").unwrap_or(""))
@@ -502,9 +511,60 @@ fn public_url(s: &str) -> anyhow::Result<String> {
     Ok(u.as_str().trim_end_matches('/').to_owned())
 }
 
+/// IMANGOR_WEBAUTHN_RP_ID: the public URL's host or a parent domain of it (WebAuthn §5.1.3: an
+/// RP id must be a registrable suffix of the origin's host), lower case; default the host.
+fn rp_id(set: Option<&str>, public_url: &str) -> anyhow::Result<String> {
+    let host = url::Url::parse(public_url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
+        .ok_or_else(|| anyhow::anyhow!("IMANGOR_PUBLIC_URL has no host"))?;
+    let Some(id) = set else {
+        return Ok(host);
+    };
+    let id = id.trim().to_ascii_lowercase();
+    let well_formed = !id.is_empty()
+        && id.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        });
+    if !well_formed || !(host == id || host.ends_with(&format!(".{id}"))) {
+        bail!(
+            "IMANGOR_WEBAUTHN_RP_ID must be the host of IMANGOR_PUBLIC_URL ({host}) or a domain it is under"
+        );
+    }
+    Ok(id)
+}
+
+/// The origin browsers report for pages of the public URL (`scheme://host[:port]`).
+pub fn public_origin(public_url: &str) -> String {
+    url::Url::parse(public_url)
+        .map(|u| u.origin().ascii_serialization())
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_webauthn_rp_id_is_the_public_host_or_a_domain_above_it() {
+        assert_eq!(
+            rp_id(None, "https://id.example.com/x").unwrap(),
+            "id.example.com"
+        );
+        assert_eq!(
+            rp_id(Some("Example.com"), "https://id.example.com").unwrap(),
+            "example.com"
+        );
+        for bad in ["evil.com", "ample.com", "", "a..com", "id.example.com.evil"] {
+            assert!(rp_id(Some(bad), "https://id.example.com").is_err(), "{bad}");
+        }
+        assert_eq!(
+            public_origin("http://localhost:8123/base"),
+            "http://localhost:8123"
+        );
+    }
 
     pub(super) fn raw(vars: &[(&str, &str)]) -> RawSettings {
         RawSettings::gather(

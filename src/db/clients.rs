@@ -5,7 +5,7 @@ use sqlx::Row;
 
 use super::{Db, Tx, decode_err, on_db, on_tx};
 use crate::domain::client::{Client, ClientKind, GrantType, RedirectUri, Scopes};
-use crate::domain::{ClientId, SessionId, Timestamp, UserId};
+use crate::domain::{ClientId, SessionId, SignInMethod, Timestamp, UserId};
 
 macro_rules! columns {
     () => {
@@ -48,6 +48,7 @@ trait RowGet {
     fn text(&self, c: &str) -> sqlx::Result<String>;
     fn int(&self, c: &str) -> sqlx::Result<i64>;
     fn flag(&self, c: &str) -> sqlx::Result<bool>;
+    fn opt_text(&self, c: &str) -> sqlx::Result<Option<String>>;
 }
 
 macro_rules! row_get {
@@ -60,6 +61,9 @@ macro_rules! row_get {
                 self.try_get(c)
             }
             fn flag(&self, c: &str) -> sqlx::Result<bool> {
+                self.try_get(c)
+            }
+            fn opt_text(&self, c: &str) -> sqlx::Result<Option<String>> {
                 self.try_get(c)
             }
         }
@@ -185,7 +189,7 @@ pub struct Grant {
     pub scope: Scopes,
     /// When the user signed in (the token's `auth_time`), and whether with a second factor.
     pub auth_time: Timestamp,
-    pub mfa: bool,
+    pub method: SignInMethod,
 }
 
 fn grant_row(r: &impl RowGet) -> sqlx::Result<Grant> {
@@ -201,7 +205,7 @@ fn grant_row(r: &impl RowGet) -> sqlx::Result<Grant> {
         challenge: r.text("challenge")?,
         scope: Scopes::parse(&scope).map_err(|_| decode_err("scope", &scope))?,
         auth_time: Timestamp::from_micros(r.int("auth_time")?),
-        mfa: r.flag("mfa")?,
+        method: SignInMethod::from_stored(r.flag("mfa")?, r.opt_text("amr")?.as_deref()),
     })
 }
 
@@ -212,10 +216,11 @@ pub async fn insert_code(
     expires_at: Timestamp,
 ) -> sqlx::Result<()> {
     on_tx!(tx, c => sqlx::query(
-        "insert into oauth_codes (code_hash, client_id, user_id, redirect_uri, challenge, scope, auth_time, mfa, expires_at)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9)")
+        "insert into oauth_codes (code_hash, client_id, user_id, redirect_uri, challenge, scope, auth_time, mfa, amr, expires_at)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)")
         .bind(code_hash).bind(g.client.to_string()).bind(g.user.to_string()).bind(&g.redirect_uri)
-        .bind(&g.challenge).bind(g.scope.to_string()).bind(g.auth_time.micros()).bind(g.mfa).bind(expires_at.micros())
+        .bind(&g.challenge).bind(g.scope.to_string()).bind(g.auth_time.micros()).bind(g.method.stored().0)
+        .bind(g.method.stored().1).bind(expires_at.micros())
         .execute(c).await.map(drop))
 }
 
@@ -230,7 +235,7 @@ pub async fn redeem_code(
         let row = sqlx::query(
             "update oauth_codes set used_at = $1
              where code_hash = $2 and used_at is null and expires_at > $1
-             returning client_id, user_id, redirect_uri, challenge, scope, auth_time, mfa")
+             returning client_id, user_id, redirect_uri, challenge, scope, auth_time, mfa, amr")
             .bind(now.micros()).bind(code_hash).fetch_optional(c).await?;
         row.map(|r| grant_row(&r)).transpose()
     })
@@ -303,11 +308,11 @@ pub async fn insert_ticket(
     expires_at: Timestamp,
 ) -> sqlx::Result<()> {
     on_tx!(tx, c => sqlx::query(
-        "insert into oauth_consents (ticket_hash, binding, user_id, client_id, redirect_uri, challenge, scope, state, auth_time, mfa, expires_at)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)")
+        "insert into oauth_consents (ticket_hash, binding, user_id, client_id, redirect_uri, challenge, scope, state, auth_time, mfa, amr, expires_at)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)")
         .bind(ticket_hash).bind(binding).bind(g.user.to_string()).bind(g.client.to_string())
         .bind(&g.redirect_uri).bind(&g.challenge).bind(g.scope.to_string()).bind(state)
-        .bind(g.auth_time.micros()).bind(g.mfa).bind(expires_at.micros())
+        .bind(g.auth_time.micros()).bind(g.method.stored().0).bind(g.method.stored().1).bind(expires_at.micros())
         .execute(c).await.map(drop))
 }
 
@@ -322,7 +327,7 @@ pub async fn take_ticket(
     on_tx!(tx, c => {
         let row = sqlx::query(
             "delete from oauth_consents where ticket_hash = $1 and binding = $2 and expires_at > $3
-             returning client_id, user_id, redirect_uri, challenge, scope, auth_time, mfa, state")
+             returning client_id, user_id, redirect_uri, challenge, scope, auth_time, mfa, amr, state")
             .bind(ticket_hash).bind(binding).bind(now.micros()).fetch_optional(c).await?;
         row.map(|r| Ok((grant_row(&r)?, r.try_get("state")?))).transpose()
     })

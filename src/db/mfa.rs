@@ -128,40 +128,49 @@ impl Purpose<'_> {
     }
 }
 
+/// A new mfa token; `password_ok` false for one handed out past the account's lock-out to a
+/// wrong password (no code completes it).
 pub async fn insert_token(
     tx: &mut Tx,
     hash: &str,
     user: UserId,
     expires_at: Timestamp,
     purpose: Purpose<'_>,
+    password_ok: bool,
 ) -> sqlx::Result<()> {
     let (purpose, binding) = purpose.parts();
     on_tx!(tx, c => sqlx::query(
-        "insert into mfa_tokens (token_hash, user_id, expires_at, purpose, binding) values ($1, $2, $3, $4, $5)")
+        "insert into mfa_tokens (token_hash, user_id, expires_at, purpose, binding, password_ok) values ($1, $2, $3, $4, $5, $6)")
         .bind(hash).bind(user.to_string()).bind(expires_at.micros()).bind(purpose).bind(binding)
+        .bind(i32::from(password_ok))
         .execute(c).await.map(drop))
 }
 
 /// Reserves one attempt on a live mfa token of this purpose (unexpired, unspent, fewer than
 /// `max_attempts` reserved): the attempt is counted before the code is judged, so parallel
-/// guesses cannot pass the limit. The token's account, when the attempt may go on.
+/// guesses cannot pass the limit. The token's account and whether its password was right,
+/// when the attempt may go on.
 pub async fn reserve_attempt(
     tx: &mut Tx,
     hash: &str,
     now: Timestamp,
     max_attempts: i32,
     purpose: Purpose<'_>,
-) -> sqlx::Result<Option<UserId>> {
+) -> sqlx::Result<Option<(UserId, bool)>> {
     let (purpose, binding) = purpose.parts();
-    let id: Option<String> = on_tx!(tx, c => sqlx::query_scalar(
+    let row: Option<(String, i32)> = on_tx!(tx, c => sqlx::query_as(
         "update mfa_tokens set failures = failures + 1
          where token_hash = $1 and expires_at > $2 and used_at is null and failures < $3
            and purpose = $4 and coalesce(binding, '') = coalesce($5, '')
-         returning user_id")
+         returning user_id, password_ok")
         .bind(hash).bind(now.micros()).bind(max_attempts).bind(purpose).bind(binding)
         .fetch_optional(c).await)?;
-    id.map(|id| id.parse().map_err(|_| decode_err("user id", &id)))
-        .transpose()
+    row.map(|(id, ok)| {
+        id.parse()
+            .map(|id| (id, ok == 1))
+            .map_err(|_| decode_err("user id", &id))
+    })
+    .transpose()
 }
 
 /// Spends a live mfa token; false when another request spent it first or it expired.
@@ -172,10 +181,15 @@ pub async fn spend_token(tx: &mut Tx, hash: &str, now: Timestamp) -> sqlx::Resul
     Ok(n == 1)
 }
 
-/// Whether the account has a confirmed second factor.
+/// How many second factors an account has: a confirmed TOTP, and its passkeys.
+const SECOND_FACTORS: &str =
+    "select (select count(*) from mfa_totp where user_id = $1 and confirmed_at is not null)
+     + (select count(*) from passkeys where user_id = $1)";
+
+/// Whether the account has a confirmed second factor (TOTP or a passkey).
 pub async fn has_second_factor(tx: &mut Tx, user: UserId) -> sqlx::Result<bool> {
     let n: i64 = on_tx!(tx, c => sqlx::query_scalar(
-        "select count(*) from mfa_totp where user_id = $1 and confirmed_at is not null")
+        SECOND_FACTORS)
         .bind(user.to_string()).fetch_one(c).await)?;
     Ok(n > 0)
 }
@@ -212,11 +226,43 @@ pub async fn reseal(
     Ok(n == 1)
 }
 
+/// Whether the enabled account of this email has a confirmed second factor (false for no
+/// account): what the login guard's lock-out for new addresses lets through to a code. One
+/// query whatever the answer.
+pub async fn second_factor_by_email(db: &Db, email: &str) -> sqlx::Result<bool> {
+    let n: i64 = on_db!(db, c => sqlx::query_scalar(
+        "select count(*) from users u where u.email = $1 and not u.disabled
+           and (exists (select 1 from mfa_totp t where t.user_id = u.id and t.confirmed_at is not null)
+                or exists (select 1 from passkeys k where k.user_id = u.id))")
+        .bind(email).fetch_one(c).await)?;
+    Ok(n > 0)
+}
+
 /// `has_second_factor` outside a transaction: what a sign-in reads before its write transaction
 /// opens (a deferred SQLite transaction that reads first may fail to upgrade to a write).
 pub async fn requires_second_factor(db: &Db, user: UserId) -> sqlx::Result<bool> {
     let n: i64 = on_db!(db, c => sqlx::query_scalar(
-        "select count(*) from mfa_totp where user_id = $1 and confirmed_at is not null")
+        SECOND_FACTORS)
         .bind(user.to_string()).fetch_one(c).await)?;
     Ok(n > 0)
+}
+
+/// The account of a live mfa token of this purpose that may still take an attempt, without
+/// reserving one (what a passkey challenge for the second step is issued to).
+pub async fn live_token_user(
+    tx: &mut Tx,
+    hash: &str,
+    now: Timestamp,
+    max_attempts: i32,
+    purpose: Purpose<'_>,
+) -> sqlx::Result<Option<UserId>> {
+    let (purpose, binding) = purpose.parts();
+    let id: Option<String> = on_tx!(tx, c => sqlx::query_scalar(
+        "select user_id from mfa_tokens
+         where token_hash = $1 and expires_at > $2 and used_at is null and failures < $3
+           and purpose = $4 and coalesce(binding, '') = coalesce($5, '')")
+        .bind(hash).bind(now.micros()).bind(max_attempts).bind(purpose).bind(binding)
+        .fetch_optional(c).await)?;
+    id.map(|id| id.parse().map_err(|_| decode_err("user id", &id)))
+        .transpose()
 }

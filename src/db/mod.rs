@@ -8,6 +8,7 @@ pub mod imports;
 pub mod incidents;
 pub mod keys;
 pub mod mfa;
+pub mod passkeys;
 pub mod readers;
 pub mod resources;
 pub mod secrets;
@@ -345,6 +346,16 @@ pub const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "mfa",
         include_str!("../../migrations/sqlite/0016_mfa.sql"),
     ),
+    (
+        17,
+        "passkeys",
+        include_str!("../../migrations/sqlite/0017_passkeys.sql"),
+    ),
+    (
+        18,
+        "mfa withheld",
+        include_str!("../../migrations/sqlite/0018_mfa_withheld.sql"),
+    ),
 ];
 pub const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -421,6 +432,16 @@ pub const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         16,
         "mfa",
         include_str!("../../migrations/postgres/0016_mfa.sql"),
+    ),
+    (
+        17,
+        "passkeys",
+        include_str!("../../migrations/postgres/0017_passkeys.sql"),
+    ),
+    (
+        18,
+        "mfa withheld",
+        include_str!("../../migrations/postgres/0018_mfa_withheld.sql"),
     ),
 ];
 

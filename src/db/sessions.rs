@@ -5,7 +5,7 @@ use sqlx::Row;
 use super::readers::{Readers, on_reader};
 use super::{Db, Tx, decode_err, on_db, on_tx};
 use crate::domain::client::Scopes;
-use crate::domain::{ClientId, Role, SessionId, Timestamp, UserId};
+use crate::domain::{ClientId, Role, SessionId, SignInMethod, Timestamp, UserId};
 
 /// What a request's access token is checked against: the user's current state, not the token's claims.
 #[derive(Debug, Clone)]
@@ -26,8 +26,8 @@ pub struct NewSession {
     pub client: Option<ClientId>,
     /// The scopes they are narrowed to (none: the whole role).
     pub scopes: Option<Scopes>,
-    /// The user passed a second factor.
-    pub mfa: bool,
+    /// How the user signed in.
+    pub method: SignInMethod,
     /// When the user signed in.
     pub auth_time: Timestamp,
     pub now: Timestamp,
@@ -36,10 +36,10 @@ pub struct NewSession {
 
 pub async fn create(tx: &mut Tx, s: &NewSession) -> sqlx::Result<()> {
     on_tx!(tx, c => sqlx::query(
-        "insert into sessions (id, user_id, client_id, scope, mfa, auth_time, created_at, expires_at)
-         values ($1, $2, $3, $4, $5, $6, $7, $8)")
+        "insert into sessions (id, user_id, client_id, scope, mfa, amr, auth_time, created_at, expires_at)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9)")
         .bind(s.id.to_string()).bind(s.user.to_string()).bind(s.client.map(|c| c.to_string()))
-        .bind(s.scopes.map(|s| s.to_string())).bind(s.mfa).bind(s.auth_time.micros())
+        .bind(s.scopes.map(|s| s.to_string())).bind(s.method.stored().0).bind(s.method.stored().1).bind(s.auth_time.micros())
         .bind(s.now.micros()).bind(s.expires_at.micros())
         .execute(c).await.map(|r| r.rows_affected()))?;
     Ok(())
@@ -127,8 +127,8 @@ pub struct LiveSession {
     pub client: Option<ClientId>,
     /// The scopes its tokens are narrowed to (none: the whole role).
     pub scopes: Option<Scopes>,
-    /// Its user passed a second factor, and when the user signed in.
-    pub mfa: bool,
+    /// How and when its user signed in.
+    pub method: SignInMethod,
     pub auth_time: Timestamp,
 }
 
@@ -141,7 +141,7 @@ pub async fn live_session(
 ) -> sqlx::Result<Option<LiveSession>> {
     on_tx!(tx, c => {
         let row = sqlx::query(
-            "select s.user_id, s.expires_at, s.client_id, s.scope, s.mfa, coalesce(s.auth_time, s.created_at) as auth_time from sessions s join users u on u.id = s.user_id
+            "select s.user_id, s.expires_at, s.client_id, s.scope, s.mfa, s.amr, coalesce(s.auth_time, s.created_at) as auth_time from sessions s join users u on u.id = s.user_id
              where s.id = $1 and s.revoked_at is null and s.expires_at > $2 and not u.disabled")
             .bind(session.to_string()).bind(now.micros()).fetch_optional(c).await?;
         row.map(|r| {
@@ -157,7 +157,10 @@ pub async fn live_session(
                 scopes: scope
                     .map(|s| Scopes::parse(&s).map_err(|_| decode_err("scope", &s)))
                     .transpose()?,
-                mfa: r.try_get("mfa")?,
+                method: SignInMethod::from_stored(
+                    r.try_get("mfa")?,
+                    r.try_get::<Option<String>, _>("amr")?.as_deref(),
+                ),
                 auth_time: Timestamp::from_micros(r.try_get("auth_time")?),
             })
         }).transpose()
@@ -271,7 +274,8 @@ pub async fn auth_state(
         let row = sqlx::query(
             "select u.role, u.disabled, s.revoked_at, s.expires_at,
                     (select count(*) from denied_tokens d where d.jti = $3) as denied,
-                    (select count(*) from mfa_totp m where m.user_id = u.id and m.confirmed_at is not null) as factors
+                    ((select count(*) from mfa_totp m where m.user_id = u.id and m.confirmed_at is not null)
+                     + (select count(*) from passkeys k where k.user_id = u.id)) as factors
              from users u join sessions s on s.user_id = u.id
              where u.id = $1 and s.id = $2")
             .bind(user.to_string()).bind(session.to_string()).bind(jti)
@@ -327,7 +331,7 @@ pub async fn legacy_account(
 /// refresh tokens of expired sessions, the sessions of client-credentials tokens (one per
 /// token, its user the client's service account) once their token expired, and authorization
 /// codes and consent tickets a day after they expired (a late second use of a code is still
-/// recognised as reuse until then), and expired mfa tokens.
+/// recognised as reuse until then), and expired mfa tokens and WebAuthn challenges.
 pub async fn prune(db: &Db, now: Timestamp) -> sqlx::Result<u64> {
     // A token is accepted up to the leeway past its `exp`: what refuses it must outlive that.
     let past_leeway = now.micros() - crate::auth::token::JWT_LEEWAY_S as i64 * 1_000_000;
@@ -341,8 +345,9 @@ pub async fn prune(db: &Db, now: Timestamp) -> sqlx::Result<u64> {
         let e = sqlx::query("delete from oauth_codes where expires_at < $1").bind(day_ago).execute(c).await?;
         let f = sqlx::query("delete from oauth_consents where expires_at < $1").bind(now.micros()).execute(c).await?;
         let g = sqlx::query("delete from mfa_tokens where expires_at < $1").bind(now.micros()).execute(c).await?;
+        let h = sqlx::query("delete from webauthn_challenges where expires_at < $1").bind(now.micros()).execute(c).await?;
         a.rows_affected() + b.rows_affected() + d.rows_affected() + e.rows_affected() + f.rows_affected()
-            + g.rows_affected()
+            + g.rows_affected() + h.rows_affected()
     });
     Ok(n)
 }

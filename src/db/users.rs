@@ -23,6 +23,26 @@ macro_rules! columns {
     };
 }
 
+/// What the account listings add to `columns!()`: the last login (the newest session) and the
+/// count of confirmed second factors (the query reads `users` without an alias).
+macro_rules! activity_columns {
+    () => {
+        "(select max(s.created_at) from sessions s where s.user_id = users.id) as last_login, \
+         ((select count(*) from mfa_totp m where m.user_id = users.id and m.confirmed_at is not null) \
+          + (select count(*) from passkeys k where k.user_id = users.id)) as factors"
+    };
+}
+
+/// A row of `columns!()` and `activity_columns!()` as an `Activity`.
+macro_rules! activity_row {
+    ($r:expr) => {{
+        let r = $r;
+        let last: Option<i64> = r.try_get("last_login")?;
+        let factors: i64 = r.try_get("factors")?;
+        (user_row!(r), last.map(Timestamp::from_micros), factors > 0)
+    }};
+}
+
 macro_rules! user_row {
     ($r:expr) => {{
         let r = $r;
@@ -173,7 +193,7 @@ pub async fn find_for_update(tx: &mut Tx, id: UserId) -> sqlx::Result<Option<Sea
 }
 
 /// A page of users in creation order (ids are UUIDv7, so id order is creation order), each with
-/// its last login (the newest session it opened). `search`, when given, keeps the accounts whose
+/// its last login (the newest session it opened) and whether it has a second factor. `search`, when given, keeps the accounts whose
 /// email or full name contains it, ignoring case (ASCII case on SQLite, Unicode on PostgreSQL);
 /// `%`, `_` and `\` in it are matched literally.
 pub async fn list(
@@ -182,7 +202,7 @@ pub async fn list(
     search: Option<&str>,
     after: Option<UserId>,
     limit: u32,
-) -> crate::error::Result<Vec<(User, Option<Timestamp>)>> {
+) -> crate::error::Result<Vec<Activity>> {
     grant.require(Action::AccountList)?;
     let after = after.map(|a| a.to_string()).unwrap_or_default();
     let pattern = search.map(|q| {
@@ -196,18 +216,16 @@ pub async fn list(
     let sql: &str = concat!(
         "select ",
         columns!(),
-        ", (select max(s.created_at) from sessions s where s.user_id = users.id) as last_login
-         from users where id > $1
+        ", ",
+        activity_columns!(),
+        " from users where id > $1
            and ($3 is null or lower(email) like $3 escape '\\' or lower(full_name) like $3 escape '\\')
          order by id limit $2"
     );
     on_tx!(tx, c => {
         let rows = sqlx::query(sql).bind(after).bind(i64::from(limit)).bind(pattern)
             .fetch_all(c).await?;
-        Ok(rows.iter().map(|r| {
-            let last: Option<i64> = r.try_get("last_login")?;
-            Ok((user_row!(r), last.map(Timestamp::from_micros)))
-        }).collect::<sqlx::Result<Vec<_>>>()?)
+        Ok(rows.iter().map(|r| Ok(activity_row!(r))).collect::<sqlx::Result<Vec<_>>>()?)
     })
 }
 
@@ -328,18 +346,19 @@ pub async fn disable_service_account(
 }
 
 /// Every account with its last login and whether it has a confirmed second factor.
-pub async fn with_last_login(db: &Db) -> sqlx::Result<Vec<(User, Option<Timestamp>, bool)>> {
+pub async fn with_last_login(db: &Db) -> sqlx::Result<Vec<Activity>> {
+    const SQL: &str = concat!(
+        "select ",
+        columns!(),
+        ", ",
+        activity_columns!(),
+        " from users order by email"
+    );
     on_db!(db, p => {
-        let rows = sqlx::query(
-            "select u.id, u.email, u.full_name, u.role, u.disabled, u.created_at,
-                    (select max(s.created_at) from sessions s where s.user_id = u.id) as last_login,
-                    (select count(*) from mfa_totp m where m.user_id = u.id and m.confirmed_at is not null) as factors
-             from users u order by u.email")
-            .fetch_all(p).await?;
-        rows.iter().map(|r| {
-            let last: Option<i64> = r.try_get("last_login")?;
-            let factors: i64 = r.try_get("factors")?;
-            Ok((user_row!(r), last.map(Timestamp::from_micros), factors > 0))
-        }).collect()
+        let rows = sqlx::query(SQL).fetch_all(p).await?;
+        rows.iter().map(|r| Ok(activity_row!(r))).collect()
     })
 }
+
+/// An account as the listings show it: the account, its last login, whether it has a second factor.
+pub type Activity = (User, Option<Timestamp>, bool);

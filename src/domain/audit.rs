@@ -33,6 +33,9 @@ vocabulary! {
         KeysAdd => "keys.add",
         /// Second factors: a TOTP enrolment started or confirmed, removed; recovery codes
         /// regenerated or used; a second factor checked at sign-in.
+        /// A passkey registered or removed (WebAuthn).
+        MfaPasskeyRegister => "mfa.passkey_register",
+        MfaPasskeyRemove => "mfa.passkey_remove",
         MfaRecoveryCodes => "mfa.recovery_codes",
         MfaRecoveryUse => "mfa.recovery_use",
         MfaTotpEnroll => "mfa.totp_enroll",

@@ -65,6 +65,9 @@ vocabulary! {
         RefreshReuse => "refresh_reuse",
         /// Wrong second-factor codes on one account: someone holding its password guesses codes.
         TotpGuessing => "totp_guessing",
+        /// A recovery code signed in from an address the account never signed in from: someone
+        /// who holds the password may hold a code too (or the owner lost their authenticator).
+        RecoveryCodeNewAddress => "recovery_code_new_address",
         /// A spent authorization code presented again (RFC 6749 §4.1.2: what it issued is revoked).
         CodeReuse => "authorization_code_reuse",
         AuthzProbing => "authz_probing",

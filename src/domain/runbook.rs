@@ -95,6 +95,13 @@ fn texts(kind: Kind) -> [&'static str; 5] {
             "The owner changes the password at once (PATCH /api/v1/users/me with current_password; it ends every other session) and checks their authenticator; if a code may have worked, disable the account (imangor user disable --email EMAIL) until the owner is reached, then have them remove and enrol TOTP again.",
             resolve!("Undo: a disabled account is enabled with PATCH /api/v1/users/{id} {\"disabled\": false} (admin); ended sessions are not restored."),
         ],
+        Kind::RecoveryCodeNewAddress => [
+            "A recovery code completed a sign-in (after the right password) from an address the account never signed in from (the login guard's known addresses: 90 days, 8 per account); the subject is the account id. The owner may have lost their authenticator, or someone holds the password and a code.",
+            "Nothing is contained automatically (the sign-in succeeded; the code is spent). If the owner did not do it: end the account's sessions with POST /api/v1/containment {\"action\": \"revoke_sessions\", \"user_id\": SUBJECT} or imangor contain revoke-sessions --email EMAIL, or disable it (disable_user).",
+            "Read the incident's events (mfa.recovery_use, the auth.login success and second_factor_required events around it): the address and when; ask the owner through a channel other than this account whether they used a recovery code.",
+            "If the owner did not: they change the password at once (it ends every other session), regenerate the recovery codes (POST /api/v1/users/me/mfa/recovery-codes) and check their authenticator; if they did (a lost phone): they remove and enrol TOTP again on a new device.",
+            resolve!("Undo: ended sessions are not restored (the owner signs in again); a disabled account is enabled with PATCH /api/v1/users/{id} {\"disabled\": false} (admin)."),
+        ],
         Kind::CodeReuse => [
             "An OAuth authorization code already redeemed was presented again: the code leaked (a redirect URI or log that exposes it, a stolen browser history) and two parties hold it. The subject is the account the code was issued for; the event names the client that presented it.",
             "Automatic: the session the code's first redemption started was ended (its access and refresh tokens stop at once). Otherwise end the account's other sessions with POST /api/v1/containment {\"action\": \"revoke_sessions\", \"user_id\": SUBJECT}.",

@@ -105,7 +105,8 @@ pub struct ChainLink {
 #[derive(Serialize, ToSchema)]
 pub struct IncidentView {
     id: String,
-    /// brute_force, credential_stuffing, refresh_reuse, authz_probing, forged_tokens,
+    /// brute_force, credential_stuffing, refresh_reuse, totp_guessing,
+    /// recovery_code_new_address, authorization_code_reuse, authz_probing, forged_tokens,
     /// role_escalation, shared_state_unavailable, data_integrity, audit_tampering or user_report.
     kind: String,
     level: String,

@@ -13,6 +13,7 @@ pub mod middleware;
 pub mod oauth;
 pub mod page;
 pub mod protect;
+pub mod qr;
 pub mod resources;
 pub mod secrets;
 pub mod security;

@@ -1,8 +1,9 @@
 //! The authorization endpoint's pages (`/oauth/authorize`: sign-in, then consent for clients
 //! that are not first-party) and the metadata documents (RFC 8414, RFC 9728).
 //!
-//! The pages run no script, load only the console's style sheet, cannot be framed, and post
-//! only to themselves and (by the 303 that follows) to the client's redirect URI. Each form is
+//! The pages load only the console's style sheet and one script of this server (passkeys:
+//! `/console/passkey.js`, which calls `navigator.credentials.get` and fetches options from
+//! `/oauth/passkey`), cannot be framed, and post only to themselves and (by the 303 that follows) to the client's redirect URI. Each form is
 //! bound to the browser that loaded it: a random cookie (`HttpOnly`, `SameSite=Strict`;
 //! `__Host-` and `Secure` over https) whose value the form repeats; a post without both, or with two that differ, is
 //! refused (login CSRF). A consent ticket is also bound to that cookie (its hash).
@@ -16,9 +17,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::extract::OAuthForm;
-use crate::auth::{random_token, sha256_hex};
+use crate::auth::{random_token, sha256_hex, webauthn};
 use crate::domain::client::Scope;
 use crate::error::AppError;
+use crate::service;
 use crate::service::audit::RequestMeta;
 use crate::service::mfa::Factor;
 use crate::service::oauth::{self, AuthRequest, AuthorizeError, AuthorizeParams, SignInNext};
@@ -42,7 +44,9 @@ const MAX_PARAMS_LEN: usize = 4096;
 
 /// The pages: HTML, outside the OpenAPI document.
 pub fn pages() -> Router<AppState> {
-    Router::new().route("/oauth/authorize", get(authorize).post(submit))
+    Router::new()
+        .route("/oauth/authorize", get(authorize).post(submit))
+        .route("/oauth/passkey", axum::routing::post(passkey_options))
 }
 
 /// The metadata documents, in the OpenAPI document.
@@ -195,6 +199,74 @@ async fn authorize(
     res
 }
 
+/// The browser binding a form or a fetch of a page repeats (`csrf`), when it is the cookie's;
+/// a refusal is recorded (login CSRF).
+async fn bound_to_browser(
+    app: &AppState,
+    headers: &HeaderMap,
+    pairs: &[(String, String)],
+    meta: &RequestMeta,
+) -> Option<String> {
+    match (cookie(headers, cookie_name(app)), get_param(pairs, "csrf")) {
+        (Some(c), Some(f))
+            if aws_lc_rs::constant_time::verify_slices_are_equal(c.as_bytes(), f.as_bytes())
+                .is_ok() =>
+        {
+            Some(c)
+        }
+        _ => {
+            let client = get_param(pairs, "client_id");
+            let why = "a form not bound to this browser (CSRF)";
+            oauth::refused_page(&app.sinks, client, why, meta).await;
+            None
+        }
+    }
+}
+
+/// POST `/oauth/passkey` (the page's script, `csrf` and, on the second-factor page,
+/// `mfa_token`): request options for `navigator.credentials.get`, bound to this browser. 404
+/// when the `mfa_token` is not live for this browser or its account has no passkey.
+async fn passkey_options(
+    State(app): State<AppState>,
+    meta: RequestMeta,
+    headers: HeaderMap,
+    form: Result<OAuthForm, super::error::OAuthError>,
+) -> Response {
+    let Ok(OAuthForm(pairs)) = form else {
+        return StatusCode::BAD_REQUEST.into_response();
+    };
+    let Some(binding) = bound_to_browser(&app, &headers, &pairs, &meta).await else {
+        return StatusCode::FORBIDDEN.into_response();
+    };
+    let bound = sha256_hex(&binding);
+    let token = get_param(&pairs, "mfa_token");
+    match service::passkeys::sign_in_options(&app.store, &app.config, &bound, token).await {
+        Ok(Some(options)) => {
+            let mut res = Json(options).into_response();
+            res.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            res
+        }
+        Ok(None) => StatusCode::NOT_FOUND.into_response(),
+        Err(e) => failure_page(e),
+    }
+}
+
+/// A passkey's answer as the page's script posts it (base64url fields `passkey_*`).
+fn passkey_answer(pairs: &[(String, String)]) -> Option<service::passkeys::Answer> {
+    let field = |name: &str| get_param(pairs, name).and_then(webauthn::unb64url);
+    Some(service::passkeys::Answer {
+        raw_id: field("passkey_id")?,
+        client_data_json: field("passkey_client_data")?,
+        authenticator_data: field("passkey_authenticator_data")?,
+        signature: field("passkey_signature")?,
+        user_handle: match get_param(pairs, "passkey_user_handle") {
+            None => None,
+            Some(h) => Some(webauthn::unb64url(h)?),
+        },
+    })
+}
+
 /// POST: the sign-in form, or the consent form (it carries `decision`).
 async fn submit(
     State(app): State<AppState>,
@@ -206,30 +278,11 @@ async fn submit(
         return error_page(StatusCode::BAD_REQUEST, "The form is malformed.");
     };
     // The form must come from a page this server gave this browser (login CSRF).
-    let binding = match (
-        cookie(&headers, cookie_name(&app)),
-        get_param(&pairs, "csrf"),
-    ) {
-        (Some(c), Some(f))
-            if aws_lc_rs::constant_time::verify_slices_are_equal(c.as_bytes(), f.as_bytes())
-                .is_ok() =>
-        {
-            c
-        }
-        _ => {
-            let client = get_param(&pairs, "client_id");
-            oauth::refused_page(
-                &app.sinks,
-                client,
-                "a form not bound to this browser (CSRF)",
-                &meta,
-            )
-            .await;
-            return error_page(
-                StatusCode::FORBIDDEN,
-                "This form was not served to this browser, or it expired. Start again from the application.",
-            );
-        }
+    let Some(binding) = bound_to_browser(&app, &headers, &pairs, &meta).await else {
+        return error_page(
+            StatusCode::FORBIDDEN,
+            "This form was not served to this browser, or it expired. Start again from the application.",
+        );
     };
     let bound = sha256_hex(&binding);
     if let Some(decision) = get_param(&pairs, "decision") {
@@ -257,12 +310,28 @@ async fn submit(
         Ok(r) => r,
         Err(e) => return refused(&app, e, get_param(&pairs, "client_id"), &meta).await,
     };
+    let passkey = get_param(&pairs, "passkey_id").map(|_| passkey_answer(&pairs));
+    let rp = service::passkeys::relying_party(&app.config);
     if let Some(mfa_token) = get_param(&pairs, "mfa_token") {
-        let factor = match (get_param(&pairs, "otp"), get_param(&pairs, "recovery_code")) {
-            (Some(otp), _) => Factor::Totp(otp),
-            (None, Some(code)) => Factor::RecoveryCode(code),
+        let factor = match (
+            get_param(&pairs, "otp"),
+            get_param(&pairs, "recovery_code"),
+            &passkey,
+        ) {
+            (Some(otp), ..) => Factor::Totp(otp),
+            (None, Some(code), _) => Factor::RecoveryCode(code),
+            (None, None, Some(Some(answer))) => Factor::Passkey(answer, &rp),
+            (None, None, Some(None)) => {
+                return second_factor_page(
+                    &req,
+                    &binding,
+                    mfa_token,
+                    StatusCode::BAD_REQUEST,
+                    Some("The passkey's answer is malformed."),
+                );
+            }
             // Nothing typed: asked again, no attempt spent.
-            (None, None) => {
+            (None, None, None) => {
                 return second_factor_page(
                     &req,
                     &binding,
@@ -276,6 +345,7 @@ async fn submit(
             &app.store,
             &app.identity,
             &app.guards,
+            &app.sinks,
             &app.keys,
             &req,
             mfa_token,
@@ -291,6 +361,37 @@ async fn submit(
                 mfa_token,
                 StatusCode::UNAUTHORIZED,
                 Some("The code is not correct, or this sign-in expired."),
+            ),
+            other => answer(&req, &binding, other),
+        };
+    }
+    if let Some(given) = passkey {
+        let next = match given {
+            Some(answer) => {
+                oauth::passkey_sign_in(
+                    &app.store,
+                    &app.identity,
+                    &app.guards,
+                    &app.config,
+                    &app.sinks,
+                    &req,
+                    &answer,
+                    &bound,
+                    &meta,
+                )
+                .await
+            }
+            None => Err(AppError::oauth(
+                crate::error::OAuthCode::InvalidRequest,
+                "malformed passkey answer",
+            )),
+        };
+        return match next {
+            Err(AppError::OAuth { .. }) => sign_in_page(
+                &req,
+                &binding,
+                StatusCode::UNAUTHORIZED,
+                Some("The passkey was not accepted. Try again, or sign in with your password."),
             ),
             other => answer(&req, &binding, other),
         };
@@ -424,18 +525,49 @@ fn esc(s: &str) -> String {
 /// A page in the console's look, under a CSP that allows no script and posts only here and,
 /// when given, to the origin (or private-use scheme) of `redirect_uri`.
 fn page(status: StatusCode, title: &str, body: &str, redirect_uri: Option<&str>) -> Response {
+    render(status, title, body, redirect_uri, false)
+}
+
+/// `page`, with the one passkey script of this server (`script-src 'self'`; its fetches go only
+/// here, `connect-src 'self'`).
+fn page_with_passkeys(
+    status: StatusCode,
+    title: &str,
+    body: &str,
+    redirect_uri: Option<&str>,
+) -> Response {
+    render(status, title, body, redirect_uri, true)
+}
+
+fn render(
+    status: StatusCode,
+    title: &str,
+    body: &str,
+    redirect_uri: Option<&str>,
+    passkeys: bool,
+) -> Response {
     let html = format!(
         "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
          <meta name=\"referrer\" content=\"no-referrer\">\n<title>{} · imangor</title>\n\
          <link rel=\"icon\" href=\"data:,\">\n<link rel=\"stylesheet\" href=\"/console/console.css\">\n\
          </head>\n<body>\n<header class=\"top\"><span class=\"brand\">imangor</span></header>\n\
-         <main id=\"main\">\n{body}</main>\n</body>\n</html>\n",
-        esc(title)
+         <main id=\"main\">\n{body}</main>\n{}</body>\n</html>\n",
+        esc(title),
+        if passkeys {
+            "<script src=\"/console/passkey.js\" defer></script>\n"
+        } else {
+            ""
+        }
     );
     let target = redirect_uri.and_then(form_target).unwrap_or_default();
+    let script = if passkeys {
+        "script-src 'self'; connect-src 'self'; "
+    } else {
+        ""
+    };
     let csp = format!(
-        "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'{target}; \
+        "default-src 'none'; {script}style-src 'self'; img-src 'self' data:; form-action 'self'{target}; \
          frame-ancestors 'none'; base-uri 'none'"
     );
     let mut res = (status, html).into_response();
@@ -524,13 +656,40 @@ fn second_factor_page(
          <input id=\"otp\" name=\"otp\" inputmode=\"numeric\" autocomplete=\"one-time-code\" pattern=\"[0-9]{{6}}\">\n\
          <label for=\"recovery_code\">or a recovery code</label>\n\
          <input id=\"recovery_code\" name=\"recovery_code\" autocomplete=\"off\">\n\
-         <button type=\"submit\">Continue</button>\n</form>\n</section>\n",
+         <button type=\"submit\">Continue</button>\n</form>\n{}</section>\n",
         esc(&req.client.name),
         error_line(error),
         request_fields(req, binding),
         hidden("mfa_token", mfa_token),
+        passkey_form(req, binding, Some(mfa_token), "Use a passkey instead"),
     );
-    page(status, "Second factor", &body, Some(&req.redirect_uri))
+    page_with_passkeys(status, "Second factor", &body, Some(&req.redirect_uri))
+}
+
+/// The form the passkey script fills and posts (hidden until the script finds passkeys usable:
+/// on the sign-in page the browser supports them; on the second-factor page the account has
+/// one). Without script the page works as before.
+fn passkey_form(req: &AuthRequest, binding: &str, mfa_token: Option<&str>, label: &str) -> String {
+    let fields: String = [
+        "passkey_id",
+        "passkey_client_data",
+        "passkey_authenticator_data",
+        "passkey_signature",
+        "passkey_user_handle",
+    ]
+    .iter()
+    .map(|n| hidden(n, ""))
+    .collect();
+    format!(
+        "<form id=\"passkey-form\" method=\"post\" action=\"/oauth/authorize\" hidden>\n{}{}{fields}\
+         <button id=\"passkey-button\" type=\"button\">{}</button>\n\
+         <p id=\"passkey-status\" class=\"muted\" role=\"status\"></p>\n</form>\n",
+        request_fields(req, binding),
+        mfa_token
+            .map(|t| hidden("mfa_token", t))
+            .unwrap_or_default(),
+        esc(label),
+    )
 }
 
 fn sign_in_page(
@@ -550,10 +709,11 @@ fn sign_in_page(
          <input id=\"username\" name=\"username\" type=\"email\" autocomplete=\"username\" required>\n\
          <label for=\"password\">Password</label>\n\
          <input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" required>\n\
-         <button type=\"submit\">Sign in</button>\n</form>\n</section>\n",
-        esc(&req.client.name)
+         <button type=\"submit\">Sign in</button>\n</form>\n{}</section>\n",
+        esc(&req.client.name),
+        passkey_form(req, binding, None, "Sign in with a passkey"),
     );
-    page(status, "Sign in", &body, Some(&req.redirect_uri))
+    page_with_passkeys(status, "Sign in", &body, Some(&req.redirect_uri))
 }
 
 fn consent_page(req: &AuthRequest, binding: &str, ticket: &str) -> Response {

@@ -235,6 +235,7 @@ async fn token(
                 &app.store,
                 &app.identity,
                 &app.guards,
+                &app.sinks,
                 &app.keys,
                 &app.config,
                 mfa_token,

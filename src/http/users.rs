@@ -150,6 +150,8 @@ pub struct AccountListItem {
     created_at: String,
     /// The newest session the account opened; null if it never logged in.
     last_login: Option<String>,
+    /// The account has a confirmed second factor (required at its sign-in).
+    second_factor: bool,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -362,7 +364,7 @@ async fn list(
     let (rows, next_cursor) = page::finish(
         rows,
         req,
-        |(u, _)| u.id.as_uuid(),
+        |(u, _, _)| u.id.as_uuid(),
         &app.cursors,
         LIST,
         who.user_id(),
@@ -370,7 +372,7 @@ async fn list(
     Ok(Json(AccountPage {
         items: rows
             .into_iter()
-            .map(|(u, last)| AccountListItem {
+            .map(|(u, last, second_factor)| AccountListItem {
                 id: u.id,
                 email: u.email,
                 full_name: u.full_name,
@@ -378,6 +380,7 @@ async fn list(
                 disabled: u.disabled,
                 created_at: u.created_at.rfc3339(),
                 last_login: last.map(|t| t.rfc3339()),
+                second_factor,
             })
             .collect(),
         next_cursor,

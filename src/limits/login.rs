@@ -5,9 +5,12 @@
 //! `lock_after` failures the pair is refused (429) for a growing while. Per account: past
 //! `slow_after` failures every attempt is answered after a growing, bounded delay; past
 //! `hard_cap` consecutive failures (NIST SP 800-63B: at most 100) the account refuses every
-//! address except those it was logged in from before, so its owner keeps getting in. A success
-//! resets both. Each attempt is counted when it starts, under one lock, so parallel attempts
-//! cannot slip past a threshold; a success then takes its count back.
+//! address except those it was logged in from before, so its owner keeps getting in (`Capped`);
+//! an account with a second factor goes on there with it (`begin_past_cap`): the caller withholds
+//! the password's verdict until a code, and the codes of a right password have a budget of
+//! their own past the cap (`code_past_cap`). A success resets all of it. Each attempt is
+//! counted when it starts, under one lock, so parallel attempts cannot slip past a threshold; a
+//! success then takes its count back.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -23,9 +26,13 @@ use crate::infra::shared::{Lua, Shared};
 pub enum Gate {
     /// Go on, after waiting `delay` (zero below the account threshold).
     Open { delay: Duration },
-    /// Refuse with 429 for this pair (or, past the hard cap, for this unknown address).
-    /// `first` is true for the first refusal of this lock (the one worth an audit event).
+    /// Refuse with 429 for this pair. `first` is true for the first refusal of this lock (the
+    /// one worth an audit event). Nothing was counted.
     Locked { retry_after_s: u64, first: bool },
+    /// The account is past its hard cap and this address is not one it logged in from: refused
+    /// like `Locked` (nothing was counted), unless a second factor is to decide, in which case
+    /// the caller asks again with `begin_past_cap`.
+    Capped { retry_after_s: u64, first: bool },
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -44,10 +51,16 @@ struct Account {
     known: Vec<IpAddr>,
     /// The hard cap's first refusal was reported.
     reported: bool,
+    /// Codes of right passwords tried past the hard cap, and when the first of them came.
+    codes_past_cap: Option<(u32, Instant)>,
 }
 
 const MAX_ENTRIES: usize = 100_000;
 const MAX_KNOWN: usize = 8;
+/// Second-factor codes (after a right password) an account takes past its hard cap from
+/// addresses it does not know, per `forget_after` window: someone who holds the password
+/// cannot guess codes without end by spreading over addresses. Past it codes are not checked.
+pub const CODES_PAST_CAP: u32 = 10;
 
 pub struct LoginGuard {
     policy: LoginPolicy,
@@ -83,10 +96,44 @@ impl LoginGuard {
 
     /// Counts an attempt (as a failure until `succeeded` says otherwise) and says whether it may go on.
     pub fn begin(&self, account: &str, ip: IpAddr) -> Gate {
-        self.begin_at(account, ip, Instant::now())
+        self.begin_at(account, ip, Instant::now(), false)
     }
 
-    fn begin_at(&self, account: &str, ip: IpAddr, now: Instant) -> Gate {
+    /// `begin` for an attempt that only a second factor can complete: the account's hard cap
+    /// does not stop it (the pair's lock does); counted like any other.
+    pub fn begin_past_cap(&self, account: &str, ip: IpAddr) -> Gate {
+        self.begin_at(account, ip, Instant::now(), true)
+    }
+
+    /// Takes one code of the account's budget past the hard cap (`CODES_PAST_CAP`); false when
+    /// it is spent (the code must then not be checked).
+    pub fn code_past_cap(&self, account: &str) -> bool {
+        self.code_past_cap_at(account, Instant::now())
+    }
+
+    fn code_past_cap_at(&self, account: &str, now: Instant) -> bool {
+        let forget = self.policy.forget_after;
+        let mut accounts = self.accounts.lock().unwrap_or_else(|e| e.into_inner());
+        let acct = accounts.entry(account.to_owned()).or_default();
+        let (n, since) = match acct.codes_past_cap {
+            Some((n, since)) if now.duration_since(since) < forget => (n + 1, since),
+            _ => (1, now),
+        };
+        acct.codes_past_cap = Some((n, since));
+        n <= CODES_PAST_CAP
+    }
+
+    /// Whether the account logged in from this address (its bucket) before.
+    pub fn knows(&self, account: &str, ip: IpAddr) -> bool {
+        let ip = bucket_ip(ip);
+        self.accounts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(account)
+            .is_some_and(|a| a.known.contains(&ip))
+    }
+
+    fn begin_at(&self, account: &str, ip: IpAddr, now: Instant, past_cap: bool) -> Gate {
         let ip = bucket_ip(ip);
         let forget = self.policy.forget_after;
         // Both maps under their locks for the whole decision: the check and the count are one step.
@@ -118,11 +165,11 @@ impl LoginGuard {
         if acct.last.is_some_and(|l| now.duration_since(l) >= forget) {
             acct.failures = 0;
         }
-        if acct.failures >= self.policy.hard_cap && !acct.known.contains(&ip) {
+        if !past_cap && acct.failures >= self.policy.hard_cap && !acct.known.contains(&ip) {
             let until = acct.last.unwrap_or(now) + forget;
             let first = !acct.reported;
             acct.reported = true;
-            return Gate::Locked {
+            return Gate::Capped {
                 retry_after_s: secs(until.saturating_duration_since(now)).max(1),
                 first,
             };
@@ -177,6 +224,7 @@ impl LoginGuard {
         let acct = accounts.entry(account.to_owned()).or_default();
         acct.failures = 0;
         acct.last = None;
+        acct.codes_past_cap = None;
         if !acct.known.contains(&ip) {
             if acct.known.len() >= MAX_KNOWN {
                 acct.known.remove(0);
@@ -196,14 +244,16 @@ pub struct Logins {
     names: aws_lc_rs::hmac::Key,
 }
 
-/// `LoginGuard::begin` on Redis, in one atomic step (milliseconds, on Redis's clock).
-/// KEYS: pair, account, known addresses. Returns {locked, retry_after_s | delay_ms, first}.
+/// `LoginGuard::begin_at` on Redis, in one atomic step (milliseconds, on Redis's clock).
+/// KEYS: pair, account, known addresses; ARGV[8] '1' past the cap. Returns {gate,
+/// retry_after_s | delay_ms, first}, gate 0 open, 1 locked, 2 capped.
 static BEGIN: Lua = Lua::new(
     r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local lock_after, slow_after, hard_cap = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local forget, max_lock, max_delay, ip = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7]
+local past_cap = ARGV[8] == '1'
 local pf = tonumber(redis.call('HGET', KEYS[1], 'f')) or 0
 local pl = tonumber(redis.call('HGET', KEYS[1], 'l')) or now
 if now - pl >= forget then pf = 0 end
@@ -219,11 +269,11 @@ end
 local af = tonumber(redis.call('HGET', KEYS[2], 'f')) or 0
 local al = tonumber(redis.call('HGET', KEYS[2], 'l')) or now
 if now - al >= forget then af = 0 end
-if af >= hard_cap and not redis.call('ZSCORE', KEYS[3], ip) then
+if not past_cap and af >= hard_cap and not redis.call('ZSCORE', KEYS[3], ip) then
   local first = 1
   if redis.call('HGET', KEYS[2], 'r') == '1' then first = 0 end
   redis.call('HSET', KEYS[2], 'r', '1')
-  return {1, math.max(1, math.ceil((al + forget - now) / 1000)), first}
+  return {2, math.max(1, math.ceil((al + forget - now) / 1000)), first}
 end
 redis.call('HSET', KEYS[2], 'f', af + 1, 'l', now, 'r', '0')
 redis.call('PEXPIRE', KEYS[2], forget)
@@ -235,10 +285,11 @@ return {0, delay, 0}
 ",
 );
 
-/// `LoginGuard::succeeded`: KEYS pair, account, known; ARGV address, how long it is known (ms).
+/// `LoginGuard::succeeded`: KEYS pair, account, known, codes past the cap; ARGV address, how
+/// long it is known (ms).
 static SUCCEEDED: Lua = Lua::new(
     r"
-redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[4])
 local t = redis.call('TIME')
 redis.call('ZADD', KEYS[3], tonumber(t[1]), ARGV[1])
 redis.call('ZREMRANGEBYRANK', KEYS[3], 0, -(tonumber(ARGV[3]) + 1))
@@ -258,6 +309,23 @@ return 1
 ",
 );
 
+/// `LoginGuard::code_past_cap`: KEYS codes past the cap; ARGV the window (ms). Returns the count.
+static CODE_PAST_CAP: Lua = Lua::new(
+    r"
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[1])) end
+return n
+",
+);
+
+/// `LoginGuard::knows`: KEYS known; ARGV the address. Returns 1 when known.
+static KNOWS: Lua = Lua::new(
+    r"
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 1 end
+return 0
+",
+);
+
 /// How long an account remembers the addresses it logged in from.
 const KNOWN_FOR: Duration = Duration::from_secs(90 * 86_400);
 
@@ -271,7 +339,13 @@ impl Logins {
         }
     }
 
-    fn keys(&self, s: &Shared, account: &str, ip: IpAddr) -> [String; 3] {
+    pub fn policy(&self) -> &LoginPolicy {
+        &self.memory.policy
+    }
+
+    /// The Redis keys of an account: its pair with this address, its counters, the addresses
+    /// it knows, its codes past the cap.
+    fn keys(&self, s: &Shared, account: &str, ip: IpAddr) -> [String; 4] {
         let ip = bucket_ip(ip).to_string();
         let tag = aws_lc_rs::hmac::sign(&self.names, account.as_bytes());
         let name = crate::crypto::hex(&tag.as_ref()[..16]);
@@ -279,14 +353,24 @@ impl Logins {
             s.key(&["login", "pair", &ip, &name]),
             s.key(&["login", "account", &name]),
             s.key(&["login", "known", &name]),
+            s.key(&["login", "codes-past-cap", &name]),
         ]
     }
 
     /// Counts an attempt (as a failure until `succeeded` says otherwise) and says whether it may go on.
     pub async fn begin(&self, account: &str, ip: IpAddr) -> Gate {
+        self.begin_as(account, ip, false).await
+    }
+
+    /// `LoginGuard::begin_past_cap`: an attempt that only a second factor can complete.
+    pub async fn begin_past_cap(&self, account: &str, ip: IpAddr) -> Gate {
+        self.begin_as(account, ip, true).await
+    }
+
+    async fn begin_as(&self, account: &str, ip: IpAddr, past_cap: bool) -> Gate {
         if let Some(s) = &self.shared {
             let p = &self.memory.policy;
-            let [pair, acct, known] = self.keys(s, account, ip);
+            let [pair, acct, known, _] = self.keys(s, account, ip);
             let args = [
                 p.lock_after.to_string(),
                 p.slow_after.to_string(),
@@ -295,26 +379,56 @@ impl Logins {
                 p.max_lock.as_millis().to_string(),
                 p.max_delay.as_millis().to_string(),
                 bucket_ip(ip).to_string(),
+                u8::from(past_cap).to_string(),
             ];
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
             if let Some(r) = s
                 .run::<Vec<i64>>(&BEGIN, &[&pair, &acct, &known], &args)
                 .await
-                && let [locked, n, first] = r[..]
+                && let [gate, n, first] = r[..]
             {
-                return if locked == 1 {
-                    Gate::Locked {
-                        retry_after_s: n.max(1) as u64,
-                        first: first == 1,
-                    }
-                } else {
-                    Gate::Open {
+                let (retry_after_s, first) = (n.max(1) as u64, first == 1);
+                return match gate {
+                    1 => Gate::Locked {
+                        retry_after_s,
+                        first,
+                    },
+                    2 => Gate::Capped {
+                        retry_after_s,
+                        first,
+                    },
+                    _ => Gate::Open {
                         delay: Duration::from_millis(n.max(0) as u64),
-                    }
+                    },
                 };
             }
         }
-        self.memory.begin(account, ip)
+        self.memory.begin_at(account, ip, Instant::now(), past_cap)
+    }
+
+    /// `LoginGuard::code_past_cap`, across the replicas.
+    pub async fn code_past_cap(&self, account: &str) -> bool {
+        if let Some(s) = &self.shared {
+            let [_, _, _, codes] = self.keys(s, account, IpAddr::from([0, 0, 0, 0]));
+            let window = self.memory.policy.forget_after.as_millis().to_string();
+            if let Some(n) = s.run::<i64>(&CODE_PAST_CAP, &[&codes], &[&window]).await {
+                return n <= i64::from(CODES_PAST_CAP);
+            }
+        }
+        self.memory.code_past_cap(account)
+    }
+
+    /// Whether the account logged in from this address (its bucket) before: a new address is
+    /// one it did not (in the shared store when it answers, this process's otherwise).
+    pub async fn knows(&self, account: &str, ip: IpAddr) -> bool {
+        if let Some(s) = &self.shared {
+            let [_, _, known, _] = self.keys(s, account, ip);
+            let addr = bucket_ip(ip).to_string();
+            if let Some(n) = s.run::<i64>(&KNOWS, &[&known], &[&addr]).await {
+                return n == 1;
+            }
+        }
+        self.memory.knows(account, ip)
     }
 
     /// A success forgets the failures and remembers the address (in both stores, so that a
@@ -322,7 +436,7 @@ impl Logins {
     pub async fn succeeded(&self, account: &str, ip: IpAddr) {
         self.memory.succeeded(account, ip);
         if let Some(s) = &self.shared {
-            let [pair, acct, known] = self.keys(s, account, ip);
+            let [pair, acct, known, codes] = self.keys(s, account, ip);
             let args = [
                 bucket_ip(ip).to_string(),
                 KNOWN_FOR.as_millis().to_string(),
@@ -330,7 +444,7 @@ impl Logins {
             ];
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
             let _ = s
-                .run::<i64>(&SUCCEEDED, &[&pair, &acct, &known], &args)
+                .run::<i64>(&SUCCEEDED, &[&pair, &acct, &known, &codes], &args)
                 .await;
         }
     }
@@ -343,7 +457,7 @@ impl Logins {
             && let Ok(rt) = tokio::runtime::Handle::try_current()
         {
             let s = s.clone();
-            let [pair, acct, _] = self.keys(&s, account, ip);
+            let [pair, acct, _, _] = self.keys(&s, account, ip);
             rt.spawn(async move {
                 let _ = s.run::<i64>(&NOT_ATTEMPTED, &[&pair, &acct], &[]).await;
             });
@@ -443,19 +557,19 @@ mod tests {
         let t = Instant::now();
         for _ in 0..5 {
             assert!(matches!(
-                g.begin_at("a@x.io", ip("1.1.1.1"), t),
+                g.begin_at("a@x.io", ip("1.1.1.1"), t, false),
                 Gate::Open { .. }
             ));
         }
         assert_eq!(
-            g.begin_at("a@x.io", ip("1.1.1.1"), t),
+            g.begin_at("a@x.io", ip("1.1.1.1"), t, false),
             Gate::Locked {
                 retry_after_s: 30,
                 first: true
             }
         );
         assert_eq!(
-            g.begin_at("a@x.io", ip("1.1.1.1"), t),
+            g.begin_at("a@x.io", ip("1.1.1.1"), t, false),
             Gate::Locked {
                 retry_after_s: 30,
                 first: false
@@ -464,16 +578,16 @@ mod tests {
         );
         // Another address is not locked out by the first one's failures.
         assert!(matches!(
-            g.begin_at("a@x.io", ip("2.2.2.2"), t),
+            g.begin_at("a@x.io", ip("2.2.2.2"), t, false),
             Gate::Open { .. }
         ));
         let later = t + Duration::from_secs(31);
         assert!(matches!(
-            g.begin_at("a@x.io", ip("1.1.1.1"), later),
+            g.begin_at("a@x.io", ip("1.1.1.1"), later, false),
             Gate::Open { .. }
         ));
         assert_eq!(
-            g.begin_at("a@x.io", ip("1.1.1.1"), later),
+            g.begin_at("a@x.io", ip("1.1.1.1"), later, false),
             Gate::Locked {
                 retry_after_s: 60,
                 first: true
@@ -482,12 +596,64 @@ mod tests {
     }
 
     #[test]
+    fn past_the_hard_cap_new_addresses_are_capped_unless_a_second_factor_decides() {
+        let policy = LoginPolicy {
+            hard_cap: 3,
+            lock_after: 10,
+            ..LoginPolicy::default()
+        };
+        let g = LoginGuard::new(policy);
+        let t = Instant::now();
+        g.succeeded("a@x.io", ip("9.9.9.9"));
+        for _ in 0..3 {
+            assert!(matches!(
+                g.begin_at("a@x.io", ip("1.1.1.1"), t, false),
+                Gate::Open { .. }
+            ));
+        }
+        // Capped, counted nowhere, reported once.
+        assert!(matches!(
+            g.begin_at("a@x.io", ip("2.2.2.2"), t, false),
+            Gate::Capped { first: true, .. }
+        ));
+        assert!(matches!(
+            g.begin_at("a@x.io", ip("2.2.2.2"), t, false),
+            Gate::Capped { first: false, .. }
+        ));
+        // A known address is not; a second factor goes on, counted (the pair still locks).
+        assert!(matches!(
+            g.begin_at("a@x.io", ip("9.9.9.9"), t, false),
+            Gate::Open { .. }
+        ));
+        for _ in 0..10 {
+            assert!(matches!(
+                g.begin_at("a@x.io", ip("2.2.2.2"), t, true),
+                Gate::Open { .. }
+            ));
+        }
+        assert!(matches!(
+            g.begin_at("a@x.io", ip("2.2.2.2"), t, true),
+            Gate::Locked { .. }
+        ));
+        // The codes past the cap have a budget per window; a success gives it back.
+        for _ in 0..CODES_PAST_CAP {
+            assert!(g.code_past_cap_at("a@x.io", t));
+        }
+        assert!(!g.code_past_cap_at("a@x.io", t));
+        assert!(g.code_past_cap_at("a@x.io", t + policy.forget_after));
+        assert!(!g.knows("a@x.io", ip("3.3.3.3")));
+        g.succeeded("a@x.io", ip("3.3.3.3"));
+        assert!(g.knows("a@x.io", ip("3.3.3.3")));
+        assert!(g.code_past_cap_at("a@x.io", t));
+    }
+
+    #[test]
     fn an_attempt_without_a_verdict_is_taken_back() {
         let g = LoginGuard::new(LoginPolicy::default());
         let t = Instant::now();
         for _ in 0..20 {
             assert!(matches!(
-                g.begin_at("a@x.io", ip("1.1.1.1"), t),
+                g.begin_at("a@x.io", ip("1.1.1.1"), t, false),
                 Gate::Open { .. }
             ));
             g.not_attempted("a@x.io", ip("1.1.1.1"));
@@ -500,18 +666,20 @@ mod tests {
         let t = Instant::now();
         let mut last = Duration::ZERO;
         for i in 0..40 {
-            match g.begin_at("v@x.io", ip(&format!("10.0.{}.1", i)), t) {
+            match g.begin_at("v@x.io", ip(&format!("10.0.{}.1", i)), t, false) {
                 Gate::Open { delay } => {
                     assert!(delay >= last && delay <= Duration::from_secs(5));
                     last = delay;
                 }
-                Gate::Locked { .. } => panic!("distinct addresses never lock the account"),
+                Gate::Locked { .. } | Gate::Capped { .. } => {
+                    panic!("distinct addresses never lock the account")
+                }
             }
         }
         assert_eq!(last, Duration::from_secs(5));
         g.succeeded("v@x.io", ip("10.0.0.1"));
         assert_eq!(
-            g.begin_at("v@x.io", ip("10.0.0.1"), t),
+            g.begin_at("v@x.io", ip("10.0.0.1"), t, false),
             Gate::Open {
                 delay: Duration::ZERO
             }

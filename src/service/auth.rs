@@ -61,6 +61,7 @@ pub async fn login(
         user,
         new_hash,
         second_factor,
+        password_ok,
     } = check_password(store, identity, guards, sinks, username, password, meta).await?;
     let now = Timestamp::now();
     let mut tx = store.db.begin().await?;
@@ -69,15 +70,15 @@ pub async fn login(
     }
     // An account with a second factor gets no tokens for its password alone.
     if second_factor {
+        let purpose = crate::db::mfa::Purpose::Grant;
         let mfa_token =
-            super::mfa::challenge(&mut tx, user.id, now, crate::db::mfa::Purpose::Grant, meta)
-                .await?;
+            super::mfa::challenge(&mut tx, user.id, now, purpose, password_ok, meta).await?;
         store.commit(tx).await?;
         return Ok(Granted::MfaRequired { mfa_token });
     }
     // A role that must have a second factor, without one: a token that can only enrol one.
     let enrol_only = identity.mfa_required_roles.contains(&user.role);
-    let mut new_session = user_session(user.id, config, false, now);
+    let mut new_session = user_session(user.id, config, crate::domain::SignInMethod::Password, now);
     if enrol_only {
         new_session.scopes = Some(enrolment_scopes());
     }
@@ -124,7 +125,7 @@ pub(crate) fn enrolment_scopes() -> Scopes {
 pub(crate) fn user_session(
     user: crate::domain::UserId,
     config: &Config,
-    mfa: bool,
+    method: crate::domain::SignInMethod,
     now: Timestamp,
 ) -> sessions::NewSession {
     sessions::NewSession {
@@ -132,7 +133,7 @@ pub(crate) fn user_session(
         user,
         client: None,
         scopes: None,
-        mfa,
+        method,
         auth_time: now,
         now,
         expires_at: now.plus_seconds(config.session_max_age),
@@ -148,7 +149,7 @@ pub(crate) fn subject(s: &sessions::NewSession, role: crate::domain::Role) -> Su
         client: s.client,
         scopes: s.scopes,
         signed_in: Some(SignedInWith {
-            mfa: s.mfa,
+            method: s.method,
             at: s.auth_time,
         }),
     }
@@ -178,6 +179,11 @@ pub struct SignedIn {
     pub new_hash: Option<String>,
     /// The account has a confirmed second factor: no tokens yet.
     pub second_factor: bool,
+    /// False only past the account's lock-out for new addresses (`limits::login`), for a wrong
+    /// password of an account with a second factor: it is answered like a right one, with an
+    /// mfa_token that no code completes (`second_factor` is then true), so that the answer says
+    /// nothing about the password. Never a signed-in account.
+    pub password_ok: bool,
 }
 
 /// Checks a username and password through the login guard (limits, lock, slow-down, the
@@ -202,13 +208,30 @@ pub async fn check_password(
         .map(|e| e.as_str().to_owned())
         .unwrap_or_else(|| "\0not-an-email".to_owned());
     let ip = client(meta);
-    let slowed = match guards.logins.begin(&account, ip).await {
+    let mut gate = guards.logins.begin(&account, ip).await;
+    // Past the account's cap, from an address it never logged in from: an account with a second
+    // factor goes on, to an mfa_token whatever the password (its verdict is withheld until a
+    // code, so that the lock-out is no password oracle); every other stays refused unhashed,
+    // as before (issue 19 item 6).
+    let past_cap = match (&gate, &email) {
+        (Gate::Capped { .. }, Some(e)) => {
+            crate::db::mfa::second_factor_by_email(&store.db, e.as_str()).await?
+        }
+        _ => false,
+    };
+    if past_cap {
+        gate = guards.logins.begin_past_cap(&account, ip).await;
+    }
+    let slowed = match gate {
         Gate::Locked {
             retry_after_s,
             first,
+        }
+        | Gate::Capped {
+            retry_after_s,
+            first,
         } => {
-            sinks.metrics.auth(AuthStatus::Locked);
-            record_refusal(
+            return Err(refuse_login(
                 store,
                 guards,
                 sinks,
@@ -217,8 +240,7 @@ pub async fn check_password(
                 retry_after_s,
                 meta,
             )
-            .await;
-            return Err(AppError::RateLimited { retry_after_s });
+            .await);
         }
         Gate::Open { delay } => delay,
     };
@@ -252,6 +274,44 @@ pub async fn check_password(
     let verdict = identity.hasher.verify(presented, hash).await?;
     pending.settled = true;
 
+    // Past the cap a right and a wrong password of an account with a second factor leave the
+    // same traces: the same event (the detectors and containment count it alike: a block of the
+    // address must not tell a wrong guess from a right one), the same metric, no rehash (a second
+    // hash only for a right password would be a timing oracle), and an mfa_token; only the
+    // token knows, and only a valid code after a right password completes it.
+    if let Some(u) = user.as_ref().filter(|u| past_cap && !u.disabled) {
+        let password_ok = matches!(verdict, Verdict::Match { .. });
+        sinks.metrics.auth(AuthStatus::Failure);
+        Event::new(audit::Action::AuthLogin, audit::Outcome::Failure)
+            .actor(u.id)
+            .target(u.id)
+            .detail(format!(
+                "password from an address past the account's lock-out; its verdict waits for the second factor{}",
+                if slowed.is_zero() { String::new() } else { format!("; answer slowed by {} ms", slowed.as_millis()) }
+            ))
+            .emit(&sinks.events, meta)
+            .await;
+        if !crate::db::mfa::requires_second_factor(&store.db, u.id).await? {
+            // Its second factor went between the two reads: refused as past the cap.
+            let retry_after_s = guards.logins.policy().forget_after.as_secs();
+            return Err(refuse_login(
+                store,
+                guards,
+                sinks,
+                email.as_ref(),
+                false,
+                retry_after_s,
+                meta,
+            )
+            .await);
+        }
+        return Ok(SignedIn {
+            user: u.clone(),
+            new_hash: None,
+            second_factor: true,
+            password_ok,
+        });
+    }
     let user = match (verdict, user) {
         (Verdict::Match { rehash }, Some(u)) if !u.disabled => (u, rehash),
         (_, u) => {
@@ -296,7 +356,23 @@ pub async fn check_password(
         user,
         new_hash,
         second_factor,
+        password_ok: true,
     })
+}
+
+/// A sign-in the login guard refused: counted, recorded (`record_refusal`), answered 429.
+async fn refuse_login(
+    store: &Store,
+    guards: &Guards,
+    sinks: &Sinks,
+    email: Option<&Email>,
+    first: bool,
+    retry_after_s: u64,
+    meta: &RequestMeta,
+) -> AppError {
+    sinks.metrics.auth(AuthStatus::Locked);
+    record_refusal(store, guards, sinks, email, first, retry_after_s, meta).await;
+    AppError::RateLimited { retry_after_s }
 }
 
 /// A guess the login guard refused is still a guess: an `auth.login` `throttled` event against
@@ -322,12 +398,7 @@ async fn record_refusal(
     let Some(note) = super::refusal_recorded(guards, sinks, ACTION, email.as_str()) else {
         return;
     };
-    let detail = if first {
-        format!("too many failures from this address; locked for {retry_after_s} s{note}")
-    } else {
-        format!("refused: this address stays locked for {retry_after_s} s{note}")
-    };
-    let mut e = Event::new(ACTION, audit::Outcome::Throttled).detail(detail);
+    let mut e = refusal_event(ACTION, first, retry_after_s, note);
     e = match users::id_by_email(&store.readers, email.as_str()).await {
         Ok(Some(id)) => e.actor(id).target(id),
         Ok(None) => e.target(format!("login:{}", &sha256_hex(email.as_str())[..16])),
@@ -338,6 +409,21 @@ async fn record_refusal(
         }
     };
     e.emit(&sinks.events, meta).await;
+}
+
+/// The `throttled` event of a guess the login guard refused (`note`: `refusal_recorded`'s).
+pub(crate) fn refusal_event(
+    action: audit::Action,
+    first: bool,
+    retry_after_s: u64,
+    note: &str,
+) -> Event {
+    let detail = if first {
+        format!("too many failures from this address; locked for {retry_after_s} s{note}")
+    } else {
+        format!("refused: this address stays locked for {retry_after_s} s{note}")
+    };
+    Event::new(action, audit::Outcome::Throttled).detail(detail)
 }
 
 /// The client address of a request (unspecified when unknown, which then shares one budget).
@@ -445,7 +531,7 @@ pub async fn refresh(
         client: live.client,
         scopes: live.scopes,
         signed_in: Some(SignedInWith {
-            mfa: live.mfa,
+            method: live.method,
             at: live.auth_time,
         }),
     };

@@ -6,6 +6,7 @@
 //! | brute_force | 10 failed logins on one account in 10 minutes (guesses the login guard refused count) | high | auth | (the login guard already slows the account) |
 //! | credential_stuffing | failed logins on 10 different accounts from one address in 10 minutes (one incident per IPv6 /64) | high | auth, network | block the address, an IPv6 address's /64 (IMANGOR_CONTAIN_STUFFING_BLOCK seconds, default 900) |
 //! | refresh_reuse | a refresh token spent while its session was live presented again, once per session (`sessions.reuse_at`), even if the session was revoked after the rotation; a token of an ended session is never spent, so it raises nothing; a further replay is refused, only counted | high | auth, sessions | the session is revoked; with IMANGOR_CONTAIN_REFRESH_REUSE=all, every session of the user |
+//! | recovery_code_new_address | a recovery code signs in from an address the account never signed in from (the login guard's known addresses) | medium | auth, mfa | |
 //! | authz_probing | 20 refusals of the policy for one account in 10 minutes | medium | authz | |
 //! | forged_tokens | 50 access tokens that fail verification from one address (an IPv6 /64) in a minute | high | auth, tokens | |
 //! | role_escalation | an account made admin | high | users, authz | |
@@ -16,7 +17,8 @@
 //!
 //! A detector raises the unresolved incident of the same (kind, subject) again (its count grows)
 //! instead of opening another. The subject is what the detector keys on: an account id
-//! (brute_force, refresh_reuse, authz_probing, role_escalation), an address (credential_stuffing,
+//! (brute_force, refresh_reuse, totp_guessing, recovery_code_new_address, authz_probing,
+//! role_escalation), an address (credential_stuffing,
 //! forged_tokens: an IPv4 address, an IPv6 /64), `secret:ID` (data_integrity), `redis`
 //! (shared_state_unavailable), `audit_trail` (audit_tampering). When no incident of that (kind,
 //! subject) is unresolved but one was resolved within IMANGOR_INCIDENT_RECURRENCE_DAYS, the new
@@ -209,7 +211,7 @@ pub async fn detect(
                     group(&mut groups, Kind::AuthzProbing, actor, row);
                 }
             }
-            (Some(A::MfaVerify), Some(O::Failure)) => {
+            (Some(A::MfaVerify), Some(O::Failure | O::Throttled)) => {
                 if let Some(actor) = &row.actor_id {
                     group(&mut groups, Kind::TotpGuessing, actor, row);
                 }
@@ -255,7 +257,8 @@ pub async fn detect(
             }
             Kind::TotpGuessing => {
                 let cap = TOTP_GUESSES + n;
-                let outcomes = [O::Failure, O::Failure];
+                // Codes the login guard refused count with the wrong ones.
+                let outcomes = [O::Failure, O::Throttled];
                 let total =
                     incidents::count_by_actor(tx, A::MfaVerify, outcomes, subject, since, at, cap)
                         .await?;
@@ -464,6 +467,32 @@ async fn single(
                 .await?;
             }
         }
+        (Some(A::MfaRecoveryUse), Some(O::Success))
+            if row
+                .detail
+                .as_deref()
+                .is_some_and(|d| d.contains(crate::service::mfa::RECOVERY_FROM_NEW_ADDRESS)) =>
+        {
+            let subject = row.actor_id.clone().unwrap_or_default();
+            raise(
+                tx,
+                NewIncident {
+                    kind: Kind::RecoveryCodeNewAddress,
+                    level: Level::Medium,
+                    subject: Some(&subject),
+                    description: "a recovery code signed in from an address the account never signed in from",
+                    reported_by: None,
+                    requested_level: None,
+                    affected_systems: &["auth", "mfa"],
+                    drill: drill(row),
+                },
+                at,
+                1,
+                rules,
+                out,
+            )
+            .await?;
+        }
         (Some(A::OAuthCodeReuse), _) => {
             // The subject is the account the code was issued for (the event's target).
             let subject = row.target.clone().unwrap_or_else(|| "unknown".into());
@@ -601,7 +630,11 @@ async fn drill_subject(tx: &mut Tx, kind: Kind, subject: Option<&str>) -> sqlx::
         Kind::CredentialStuffing | Kind::ForgedTokens => Ok(crate::domain::net::is_drill_text(
             subject.split('/').next().unwrap_or(""),
         )),
-        Kind::BruteForce | Kind::AuthzProbing | Kind::TotpGuessing | Kind::RefreshReuse => {
+        Kind::BruteForce
+        | Kind::AuthzProbing
+        | Kind::TotpGuessing
+        | Kind::RecoveryCodeNewAddress
+        | Kind::RefreshReuse => {
             let Ok(id) = subject.parse() else {
                 return Ok(false);
             };

@@ -14,10 +14,11 @@ use crate::auth::{random_token, sha256_hex};
 use crate::authz::{self, Action, Principal};
 use crate::config::Config;
 use crate::crypto::data::DataKeyring;
+use crate::db::passkeys::Ceremony;
 use crate::db::{Tx, mfa, users};
-use crate::domain::{Timestamp, UserId};
+use crate::domain::{SignInMethod, Timestamp, UserId};
 use crate::error::{AppError, OAuthCode, Result};
-use crate::limits::login::Gate;
+use crate::limits::login::{CODES_PAST_CAP, Gate};
 use crate::service::context::{Guards, Identity, Sinks, Store};
 
 /// How long an `mfa_token` lives.
@@ -26,15 +27,21 @@ pub const MFA_TOKEN_TTL_S: u64 = 300;
 pub const MAX_FAILURES: i32 = 5;
 /// Recovery codes per account.
 pub const RECOVERY_CODES: usize = 10;
+/// How a recovery-code sign-in from an address the account never signed in from starts its
+/// `mfa.recovery_use` event's detail (what the `recovery_code_new_address` detector reads).
+pub const RECOVERY_FROM_NEW_ADDRESS: &str = "from an address this account never signed in from";
 /// Length of an `mfa_token`: 32 random bytes in base64url.
 const TOKEN_LEN: usize = 43;
 
-/// Starts the second step of a sign-in whose password was right: a new `mfa_token`.
+/// Starts the second step of a sign-in whose password was right: a new `mfa_token`. Past the
+/// account's lock-out for new addresses a wrong password gets one too (`password_ok` false,
+/// `auth::SignedIn`), which no code completes; its failure was recorded already.
 pub async fn challenge(
     tx: &mut Tx,
     user: UserId,
     now: Timestamp,
     purpose: mfa::Purpose<'_>,
+    password_ok: bool,
     meta: &RequestMeta,
 ) -> Result<String> {
     let token = random_token(32)?;
@@ -44,8 +51,12 @@ pub async fn challenge(
         user,
         now.plus_seconds(MFA_TOKEN_TTL_S),
         purpose,
+        password_ok,
     )
     .await?;
+    if !password_ok {
+        return Ok(token);
+    }
     Event::new(
         audit::Action::AuthLogin,
         audit::Outcome::SecondFactorRequired,
@@ -67,7 +78,9 @@ pub struct Status {
 pub async fn status(store: &Store, who: &Principal) -> Result<Status> {
     authz::authorize_plain(Some(who), Action::AccountReadSelf)?;
     let mut tx = store.db.begin().await?;
-    let totp = mfa::has_second_factor(&mut tx, who.user_id()).await?;
+    let totp = mfa::totp(&mut tx, who.user_id())
+        .await?
+        .is_some_and(|t| t.confirmed);
     let left = mfa::recovery_codes_left(&mut tx, who.user_id()).await?;
     store.commit(tx).await?;
     Ok(Status {
@@ -98,6 +111,7 @@ pub async fn begin_totp(
     meta: &RequestMeta,
 ) -> Result<Enrolment> {
     authz::authorize_plain(Some(who), Action::AccountUpdateSelf)?;
+    super::passkeys::in_person(store, who).await?;
     super::users::confirm_current_password(
         store,
         identity,
@@ -116,8 +130,14 @@ pub async fn begin_totp(
     let sealed = keys.seal(&secret, &mfa::binding(user))?;
     let now = Timestamp::now();
     let mut tx = store.db.begin_write().await?;
-    if mfa::has_second_factor(&mut tx, user).await? {
+    if mfa::totp(&mut tx, user).await?.is_some_and(|t| t.confirmed) {
         return Err(AppError::Conflict("a TOTP second factor"));
+    }
+    // An account with a passkey adds TOTP only with a recent second factor (RFC 9470).
+    if mfa::has_second_factor(&mut tx, user).await? && !who.passed_second_factor_recently() {
+        return Err(AppError::StepUpRequired {
+            max_age_s: authz::STEP_UP_MAX_AGE_S,
+        });
     }
     mfa::put_pending(&mut tx, user, &sealed, now).await?;
     let account = users::find(&mut tx, user)
@@ -313,6 +333,7 @@ async fn with_password_and_code(
     meta: &RequestMeta,
 ) -> Result<(Tx, UserId)> {
     authz::authorize_plain(Some(who), Action::AccountUpdateSelf)?;
+    super::passkeys::in_person(store, who).await?;
     // Changing the second factor is itself sensitive: a token whose user passed it recently.
     authz::require_recent_second_factor(who)?;
     super::users::confirm_current_password(
@@ -336,7 +357,27 @@ async fn with_password_and_code(
     drop(tx);
     let ip = super::auth::client(meta);
     match guards.logins.begin(&email, ip).await {
-        Gate::Locked { retry_after_s, .. } => return Err(AppError::RateLimited { retry_after_s }),
+        Gate::Locked {
+            retry_after_s,
+            first,
+        }
+        | Gate::Capped {
+            retry_after_s,
+            first,
+        } => {
+            let action = audit::Action::MfaVerify;
+            refused(
+                guards,
+                sinks,
+                action,
+                (user, &email),
+                first,
+                retry_after_s,
+                meta,
+            )
+            .await;
+            return Err(AppError::RateLimited { retry_after_s });
+        }
         Gate::Open { delay } if !delay.is_zero() => tokio::time::sleep(delay).await,
         Gate::Open { .. } => {}
     }
@@ -353,6 +394,27 @@ async fn with_password_and_code(
     }
     guards.logins.succeeded(&email, ip).await;
     Ok((tx, user))
+}
+
+/// A code the login guard refused is still a guess: a `throttled` event of `action` against
+/// the account (the detectors count it with the failures), capped per account and window like
+/// a refused password (`service::refusal_recorded`, ASVS V16.3.1).
+async fn refused(
+    guards: &Guards,
+    sinks: &Sinks,
+    action: audit::Action,
+    (user, email): (UserId, &str),
+    first: bool,
+    retry_after_s: u64,
+    meta: &RequestMeta,
+) {
+    if let Some(note) = super::refusal_recorded(guards, sinks, action, email) {
+        super::auth::refusal_event(action, first, retry_after_s, note)
+            .actor(user)
+            .target(user)
+            .emit(&sinks.events, meta)
+            .await;
+    }
 }
 
 /// Requires a current, unused code of the account's confirmed TOTP (and spends its step).
@@ -414,9 +476,25 @@ pub async fn regenerate_recovery_codes(
 }
 
 /// The second factor as presented to the MFA grant.
+#[derive(Clone, Copy)]
 pub enum Factor<'a> {
     Totp(&'a str),
     RecoveryCode(&'a str),
+    /// A passkey's answer (the sign-in page only), judged for this relying party.
+    Passkey(
+        &'a super::passkeys::Answer,
+        &'a crate::auth::webauthn::RelyingParty,
+    ),
+}
+
+impl Factor<'_> {
+    /// How a sign-in that passes it was made.
+    pub fn method(&self) -> SignInMethod {
+        match self {
+            Factor::Totp(_) | Factor::RecoveryCode(_) => SignInMethod::PasswordAndCode,
+            Factor::Passkey(..) => SignInMethod::PasswordAndPasskey,
+        }
+    }
 }
 
 /// `grant_type=urn:imangor:grant-type:mfa`: the `mfa_token` of a right password and a second
@@ -426,15 +504,18 @@ pub async fn redeem(
     store: &Store,
     identity: &Identity,
     guards: &Guards,
+    sinks: &Sinks,
     keys: &DataKeyring,
     config: &Config,
     mfa_token: &str,
     factor: Factor<'_>,
     meta: &RequestMeta,
 ) -> Result<Granted> {
+    let method = factor.method();
     let (user, how) = pass(
         store,
         guards,
+        sinks,
         keys,
         mfa_token,
         mfa::Purpose::Grant,
@@ -446,7 +527,7 @@ pub async fn redeem(
     let mut tx = store.db.begin().await?;
     let (session, refresh_token) = open_session(
         &mut tx,
-        user_session(user.id, config, true, now),
+        user_session(user.id, config, method, now),
         Some(config.refresh_token_ttl),
     )
     .await?;
@@ -469,9 +550,16 @@ pub async fn redeem(
 /// checked through the account's login guard (a wrong code counts like a wrong password; a
 /// locked account is refused before the code is looked at); five wrong codes end the token.
 /// On success the token is spent and the account returned with how it signed in.
+///
+/// Past the account's lock-out for new addresses (`limits::login`) the guard lets a code
+/// through (`begin_past_cap`): the token of a wrong password fails whatever the code, and the
+/// codes of right passwords have a budget (`CODES_PAST_CAP`) past which they are not checked.
+/// Both fail exactly like a wrong code, so nobody without a valid code learns anything.
+#[allow(clippy::too_many_arguments)] // each context it names is one it uses (service::context)
 pub async fn pass(
     store: &Store,
     guards: &Guards,
+    sinks: &Sinks,
     keys: &DataKeyring,
     mfa_token: &str,
     purpose: mfa::Purpose<'_>,
@@ -492,7 +580,8 @@ pub async fn pass(
     // The attempt is reserved (counted) and committed before the code is judged: parallel
     // guesses on one token cannot pass MAX_FAILURES.
     let mut tx = store.db.begin_write().await?;
-    let Some(user_id) = mfa::reserve_attempt(&mut tx, &hash, now, MAX_FAILURES, purpose).await?
+    let Some((user_id, password_ok)) =
+        mfa::reserve_attempt(&mut tx, &hash, now, MAX_FAILURES, purpose).await?
     else {
         return Err(invalid());
     };
@@ -501,15 +590,53 @@ pub async fn pass(
     let Some(user) = user.filter(|u| !u.disabled) else {
         return Err(invalid());
     };
+    // What this attempt guesses: a code, or (the token of a wrong password) still the password.
+    let action = if password_ok {
+        audit::Action::MfaVerify
+    } else {
+        audit::Action::AuthLogin
+    };
     // The login guard of the account, as for its password: a lock refuses before the code is
     // read, the slow-down applies.
     let ip = super::auth::client(meta);
-    match guards.logins.begin(&user.email, ip).await {
-        Gate::Locked { retry_after_s, .. } => return Err(AppError::RateLimited { retry_after_s }),
+    let mut gate = guards.logins.begin(&user.email, ip).await;
+    let past_cap = matches!(gate, Gate::Capped { .. });
+    if past_cap {
+        gate = guards.logins.begin_past_cap(&user.email, ip).await;
+    }
+    match gate {
+        Gate::Locked {
+            retry_after_s,
+            first,
+        }
+        | Gate::Capped {
+            retry_after_s,
+            first,
+        } => {
+            let whom = (user.id, user.email.as_str());
+            refused(guards, sinks, action, whom, first, retry_after_s, meta).await;
+            return Err(AppError::RateLimited { retry_after_s });
+        }
         Gate::Open { delay } if !delay.is_zero() => tokio::time::sleep(delay).await,
         Gate::Open { .. } => {}
     }
+    // A passkey's challenge is spent first, in its own transaction (single use, whatever the
+    // answer); only one issued for this account's second step on this browser's page counts.
+    let challenge = match (factor, purpose) {
+        (Factor::Passkey(answer, _), mfa::Purpose::Page { binding }) => {
+            let ceremony = Ceremony::SecondFactor {
+                user: user.id,
+                binding,
+            };
+            super::passkeys::spend_challenge(store, &answer.client_data_json, ceremony).await?
+        }
+        _ => None,
+    };
+    let within_budget = !past_cap || !password_ok || guards.logins.code_past_cap(&user.email).await;
     let mut tx = store.db.begin_write().await?;
+    // The code is checked (and its step or recovery code spent) in every case, then rolled back
+    // unless the sign-in completes: the same work whatever the token.
+    let mut refused_because = None;
     let (ok, how) = match factor {
         Factor::Totp(code) => {
             let ok = match mfa::totp(&mut tx, user.id).await?.filter(|t| t.confirmed) {
@@ -525,20 +652,61 @@ pub async fn pass(
             mfa::spend_recovery_code(&mut tx, user.id, &recovery_hash(user.id, code), now).await?,
             "password + recovery code",
         ),
+        Factor::Passkey(answer, rp) => {
+            let ok = match purpose {
+                mfa::Purpose::Page { binding } => {
+                    let ceremony = Ceremony::SecondFactor {
+                        user: user.id,
+                        binding,
+                    };
+                    match super::passkeys::check(
+                        &mut tx,
+                        rp,
+                        answer,
+                        challenge.as_deref(),
+                        ceremony,
+                    )
+                    .await?
+                    {
+                        Ok(_) => true,
+                        Err(refusal) => {
+                            refused_because = Some(refusal.why);
+                            false
+                        }
+                    }
+                }
+                mfa::Purpose::Grant => false,
+            };
+            (ok, "password + passkey")
+        }
     };
+    let ok = ok && password_ok && within_budget;
     if !ok || !mfa::spend_token(&mut tx, &hash, now).await? {
         drop(tx);
+        let what = match factor {
+            Factor::Totp(_) => "TOTP code",
+            Factor::RecoveryCode(_) => "recovery code",
+            Factor::Passkey(..) => "passkey answer",
+        };
+        let detail = if !password_ok {
+            format!(
+                "a {what} on the mfa_token of a wrong password (past the account's lock-out); no code completes it"
+            )
+        } else if !within_budget {
+            format!(
+                "{what} not checked: the {CODES_PAST_CAP} codes an account takes past its lock-out are spent; answered as wrong"
+            )
+        } else {
+            let why = refused_because
+                .map(|why| format!(": {why}"))
+                .unwrap_or_default();
+            format!("wrong {what} (an attempt of at most {MAX_FAILURES} for this sign-in){why}")
+        };
         let mut tx = store.db.begin().await?;
-        Event::new(audit::Action::MfaVerify, audit::Outcome::Failure)
+        Event::new(action, audit::Outcome::Failure)
             .actor(user.id)
             .target(user.id)
-            .detail(format!(
-                "wrong {} (an attempt of at most {MAX_FAILURES} for this sign-in)",
-                match factor {
-                    Factor::Totp(_) => "TOTP code",
-                    Factor::RecoveryCode(_) => "recovery code",
-                }
-            ))
+            .detail(detail)
             .record(&mut tx, meta)
             .await?;
         store.commit(tx).await?;
@@ -546,10 +714,17 @@ pub async fn pass(
     }
     if matches!(factor, Factor::RecoveryCode(_)) {
         let left = mfa::recovery_codes_left(&mut tx, user.id).await?;
+        // From an address the account never signed in from: the `recovery_code_new_address`
+        // detector raises an incident on it (the guard's notion of a known address).
+        let from = if guards.logins.knows(&user.email, ip).await {
+            String::new()
+        } else {
+            format!(" {RECOVERY_FROM_NEW_ADDRESS}")
+        };
         Event::new(audit::Action::MfaRecoveryUse, audit::Outcome::Success)
             .actor(user.id)
             .target(user.id)
-            .detail(format!("a recovery code was used; {left} left"))
+            .detail(format!("a recovery code was used{from}; {left} left"))
             .warning()
             .record(&mut tx, meta)
             .await?;

@@ -11,6 +11,7 @@ pub mod incidents;
 pub mod keys;
 pub mod mfa;
 pub mod oauth;
+pub mod passkeys;
 pub mod readiness;
 pub mod resources;
 pub mod secrets;

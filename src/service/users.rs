@@ -242,7 +242,7 @@ pub async fn list(
     search: Option<&str>,
     after: Option<UserId>,
     limit: u32,
-) -> Result<Vec<(User, Option<Timestamp>)>> {
+) -> Result<Vec<users::Activity>> {
     grant.require(Action::AccountList)?;
     let mut tx = store.db.begin().await?;
     let page = users::list(&mut tx, grant, search, after, limit + 1).await?;
@@ -267,7 +267,7 @@ pub(crate) async fn confirm_current_password(
     let guard_key = format!("password-change:{}", who.user_id());
     let ip = super::auth::client(meta);
     match guards.logins.begin(&guard_key, ip).await {
-        Gate::Locked { retry_after_s, .. } => {
+        Gate::Locked { retry_after_s, .. } | Gate::Capped { retry_after_s, .. } => {
             // A refused guess is still a guess: recorded like a refused login, and capped the
             // same way (ASVS V16.3.1).
             let id = who.user_id();

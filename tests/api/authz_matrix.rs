@@ -186,8 +186,14 @@ impl World {
                     (Method::POST, "/api/v1/users/me/mfa/totp/confirm", json!({"code": "123456"})),
                     (Method::DELETE, "/api/v1/users/me/mfa/totp", wrong.clone()),
                     (Method::POST, "/api/v1/users/me/mfa/recovery-codes", wrong),
+                    (Method::POST, "/api/v1/users/me/passkeys/options", json!({"current_password": "not the password"})),
+                    (Method::POST, "/api/v1/users/me/passkeys", passkey_body()),
+                    (Method::DELETE, NO_PASSKEY, json!({"current_password": "not the password"})),
                 ] {
                     let op = match (method.as_str(), path) {
+                        ("POST", "/api/v1/users/me/passkeys/options") => "POST /api/v1/users/me/passkeys/options",
+                        ("POST", "/api/v1/users/me/passkeys") => "POST /api/v1/users/me/passkeys",
+                        ("DELETE", NO_PASSKEY) => "DELETE /api/v1/users/me/passkeys/{id}",
                         ("POST", "/api/v1/users/me/mfa/totp") => "POST /api/v1/users/me/mfa/totp",
                         ("POST", "/api/v1/users/me/mfa/totp/confirm") => "POST /api/v1/users/me/mfa/totp/confirm",
                         ("DELETE", _) => "DELETE /api/v1/users/me/mfa/totp",
@@ -675,6 +681,9 @@ const CONTRACT: &[(&str, On, &str, Want)] = &[
     ("POST /api/v1/users/me/mfa/totp/confirm", On::Nothing, "", [401, 409, 409, 409]),
     ("DELETE /api/v1/users/me/mfa/totp", On::Nothing, "", [401, 403, 403, 403]),
     ("POST /api/v1/users/me/mfa/recovery-codes", On::Nothing, "", [401, 403, 403, 403]),
+    ("POST /api/v1/users/me/passkeys/options", On::Nothing, "", [401, 403, 403, 403]),
+    ("POST /api/v1/users/me/passkeys", On::Nothing, "", [401, 422, 422, 422]),
+    ("DELETE /api/v1/users/me/passkeys/{id}", On::Nothing, "", [401, 403, 403, 403]),
     // Clients and OAuth flows.
     ("POST /api/v1/clients", On::Nothing, "", [401, 403, 403, 201]),
     ("GET /api/v1/clients", On::Nothing, "", [401, 403, 403, 200]),
@@ -817,6 +826,19 @@ impl World {
                 let body = json!({"action": variant, "cidr": format!("203.0.113.{}", n % 250), "seconds": 60});
                 self.send(method, path, token, Some(body)).await
             }
+            (_, On::Nothing) if path.starts_with("/api/v1/users/me/passkeys") => {
+                let body = match path {
+                    "/api/v1/users/me/passkeys/options" => {
+                        json!({"current_password": "not the password"})
+                    }
+                    _ if method == Method::DELETE => {
+                        json!({"current_password": "not the password"})
+                    }
+                    _ => passkey_body(),
+                };
+                let path = path.replace("/{id}", &NO_PASSKEY["/api/v1/users/me/passkeys".len()..]);
+                self.send(method, &path, token, Some(body)).await
+            }
             (_, On::Nothing) if path.starts_with("/api/v1/users/me/mfa/") => {
                 let body = match path {
                     "/api/v1/users/me/mfa/totp/confirm" => json!({"code": "123456"}),
@@ -905,4 +927,13 @@ async fn the_contract_table_written_by_hand_holds_over_http_v8_2_1_v8_2_2() {
         extra.is_empty(),
         "rows for undocumented operations: {extra:?}"
     );
+}
+
+/// A passkey no account has.
+const NO_PASSKEY: &str = "/api/v1/users/me/passkeys/0e0e0e0e-0000-4000-8000-000000000000";
+
+/// A registration that answers no challenge: refused by its own check (422), never the policy.
+fn passkey_body() -> Value {
+    json!({"name": "key", "credential": {"rawId": "AA", "type": "public-key",
+        "response": {"clientDataJSON": "e30", "attestationObject": "oA"}}})
 }

@@ -40,7 +40,7 @@ impl App {
     }
 
     /// A code the server has not accepted yet and still accepts (within one step of now).
-    fn code(&mut self) -> String {
+    pub(crate) fn code(&mut self) -> String {
         let step = (Self::now_step() - 1).max(self.last + 1);
         assert!(
             step <= Self::now_step() + 1,
@@ -51,13 +51,13 @@ impl App {
     }
 
     /// The code `code` would give next, without taking it (for a request that will be refused).
-    fn peek(&self) -> String {
+    pub(crate) fn peek(&self) -> String {
         let step = (Self::now_step() - 1).max(self.last + 1);
         format!("{:06}", imangor::auth::totp::code_at(&self.secret, step))
     }
 
     /// Six digits that are no code of this window.
-    fn wrong(&self, n: u32) -> Vec<String> {
+    pub(crate) fn wrong(&self, n: u32) -> Vec<String> {
         let valid: Vec<String> = (-1..=1)
             .map(|d| {
                 format!(
@@ -88,31 +88,31 @@ pub(crate) async fn enrol(app: &TestApp, a: &Account) -> (App, Vec<String>) {
     (auth, codes)
 }
 
-/// `enrol`, with the password-only access token that enrolled (its session is the one kept).
-async fn enrol_with_token(app: &TestApp, a: &Account) -> (App, Vec<String>, String) {
-    let t = app.login(a).await;
+/// Starts an enrolment with `a`'s token; the answer, whose URI holds the secret.
+async fn begin(app: &TestApp, a: &Account, access: &str) -> Value {
     let res = app
         .post_json(
             "/api/v1/users/me/mfa/totp",
-            Some(&t.access),
+            Some(access),
             &json!({"current_password": a.password}),
         )
         .await;
     assert_eq!(res.status(), StatusCode::OK);
     let v: Value = res.json().await.unwrap();
+    let (secret, uri) = (
+        v["secret"].as_str().unwrap(),
+        v["otpauth_uri"].as_str().unwrap(),
+    );
+    assert!(uri.starts_with("otpauth://totp/"), "{uri}");
+    assert!(uri.contains(&format!("?secret={secret}&")), "{uri}");
+    v
+}
+
+/// `enrol`, with the password-only access token that enrolled (its session is the one kept).
+async fn enrol_with_token(app: &TestApp, a: &Account) -> (App, Vec<String>, String) {
+    let t = app.login(a).await;
+    let v = begin(app, a, &t.access).await;
     let secret = v["secret"].as_str().unwrap();
-    assert!(
-        v["otpauth_uri"]
-            .as_str()
-            .unwrap()
-            .starts_with("otpauth://totp/")
-    );
-    assert!(
-        v["otpauth_uri"]
-            .as_str()
-            .unwrap()
-            .contains(&format!("secret={secret}"))
-    );
     let mut auth = App {
         secret: unbase32(secret),
         last: 0,
@@ -162,7 +162,7 @@ async fn mfa_grant(app: &TestApp, token: &str, field: &str, code: &str) -> reqwe
     .await
 }
 
-fn claims(token: &str) -> Value {
+pub(crate) fn claims(token: &str) -> Value {
     use base64::Engine;
     let payload = token.split('.').nth(1).unwrap();
     serde_json::from_slice(
@@ -611,7 +611,7 @@ async fn sensitive_operations_need_a_recent_second_factor_rfc9470() {
             client: None,
             scopes: None,
             signed_in: Some(imangor::auth::token::SignedInWith {
-                mfa: true,
+                method: imangor::domain::SignInMethod::PasswordAndCode,
                 at: imangor::domain::Timestamp::from_micros(
                     imangor::domain::Timestamp::now().micros() - 16 * 60 * 1_000_000,
                 ),
@@ -790,4 +790,73 @@ async fn the_access_review_names_privileged_accounts_without_a_second_factor() {
         .await
         .unwrap();
     assert_eq!(flags_of(&after, &m.email), json!(["manager"]));
+}
+
+/// The console shows the enrolment as a QR code the server drew (issue 19 item 8): a complete,
+/// inert `<svg>` beside the secret and the `otpauth://` URI that holds it.
+#[tokio::test]
+async fn the_enrolment_answer_holds_the_otpauth_uri_as_an_inert_svg_qr_code() {
+    let app = TestApp::spawn().await;
+    let a = app.register("qr@example.com").await;
+    let t = app.login(&a).await;
+    // The secret is in the otpauth URI (checked by `begin`).
+    let v = begin(&app, &a, &t.access).await;
+    let secret = v["secret"].as_str().unwrap();
+    let uri = v["otpauth_uri"].as_str().unwrap();
+    assert!(
+        uri.contains("qr%40example.com"),
+        "the account in the label: {uri}"
+    );
+    let svg = v["qr_svg"].as_str().unwrap();
+    assert!(svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 "));
+    assert!(svg.ends_with("</svg>"));
+    // One unit per module: a version 1 to 40 symbol (21 to 177 modules) and a 4-module margin.
+    let side: i32 = svg
+        .split("viewBox=\"0 0 ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    assert!(
+        (21 + 8..=177 + 8).contains(&side) && (side - 8 - 17) % 4 == 0,
+        "{side}"
+    );
+    // The top row of the first finder pattern, right after the quiet zone.
+    assert!(svg.contains("<rect ") && svg.contains("<path d=\"M4,4h7v1h-7z"));
+    let lower = svg.to_ascii_lowercase();
+    for needle in ["<script", "style", "href", " on", "javascript:"] {
+        assert!(!lower.contains(needle), "{needle} in qr_svg");
+    }
+    // The secret itself is not written into the picture as text.
+    assert!(!svg.contains(secret));
+}
+
+/// Admins see in the users list which accounts have a second factor (issue 19 item 8, V6.3.3).
+#[tokio::test]
+async fn the_users_list_says_which_accounts_have_a_second_factor() {
+    let app = TestApp::spawn().await;
+    let (m, _) = app.user_with_role("max@example.com", "manager").await;
+    let admin = app.admin_tokens().await.access;
+    let second_factor = |list: &Value| {
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["email"] == m.email.as_str())
+            .map(|i| i["second_factor"].clone())
+            .unwrap()
+    };
+    let before: Value = app.get("/api/v1/users", &admin).await.json().await.unwrap();
+    assert_eq!(second_factor(&before), json!(false));
+    enrol(&app, &m).await;
+    let after: Value = app.get("/api/v1/users", &admin).await.json().await.unwrap();
+    assert_eq!(second_factor(&after), json!(true));
+    // The search answers the same shape.
+    let found: Value = app
+        .get("/api/v1/users?q=max%40", &admin)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(second_factor(&found), json!(true));
 }

@@ -37,7 +37,7 @@ async fn flow(first_party: bool) -> (TestApp, String, String, Account) {
     (app, admin, id, ann)
 }
 
-async fn public_client(app: &TestApp, admin: &str, first_party: bool) -> String {
+pub(crate) async fn public_client(app: &TestApp, admin: &str, first_party: bool) -> String {
     let c = client(
         app,
         admin,
@@ -54,6 +54,11 @@ pub(crate) struct Browser {
 }
 
 impl Browser {
+    /// Its binding cookie (`name=value`), once a page set one.
+    pub(crate) fn cookie(&self) -> Option<&str> {
+        self.cookie.as_deref()
+    }
+
     pub(crate) async fn get(&mut self, app: &TestApp, path_and_query: &str) -> Response {
         let mut r = app.client.get(app.url(path_and_query));
         if let Some(c) = &self.cookie {
@@ -85,7 +90,7 @@ pub(crate) fn hidden(html: &str, name: &str) -> String {
     rest[..rest.find('"').unwrap()].replace("&amp;", "&")
 }
 
-fn authorize_query(client_id: &str, challenge: &str, scope: Option<&str>) -> String {
+pub(crate) fn authorize_query(client_id: &str, challenge: &str, scope: Option<&str>) -> String {
     let mut q = vec![
         ("response_type", "code"),
         ("client_id", client_id),
@@ -167,7 +172,7 @@ async fn code(app: &TestApp, client_id: &str, challenge: &str, account: &Account
     param(&params, "code").unwrap().to_owned()
 }
 
-async fn redeem(app: &TestApp, client_id: &str, code: &str, verifier: &str) -> Response {
+pub(crate) async fn redeem(app: &TestApp, client_id: &str, code: &str, verifier: &str) -> Response {
     app.token(&[
         ("grant_type", "authorization_code"),
         ("code", code),
@@ -344,10 +349,12 @@ async fn the_code_flow_with_pkce_signs_in_without_the_client_seeing_the_password
         csp.contains("frame-ancestors 'none'") && csp.contains("default-src 'none'"),
         "{csp}"
     );
+    // One script, this server's (passkeys), and fetches only here.
     assert!(
-        !csp.contains("script-src"),
-        "the page runs no script: {csp}"
+        csp.contains("script-src 'self';") && csp.contains("connect-src 'self';"),
+        "the page runs only its own script: {csp}"
     );
+    assert!(!csp.contains("unsafe"), "{csp}");
     assert_eq!(h["x-frame-options"], "DENY");
     let cookie = h["set-cookie"].to_str().unwrap();
     assert!(

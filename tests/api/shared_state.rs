@@ -396,6 +396,16 @@ async fn the_shared_login_defence_decides_as_the_one_in_memory_v6_3_1() {
                 retry_after_s: y,
                 first: g,
             },
+        )
+        | (
+            Gate::Capped {
+                retry_after_s: x,
+                first: f,
+            },
+            Gate::Capped {
+                retry_after_s: y,
+                first: g,
+            },
         ) => x.abs_diff(y) <= 1 && f == g,
         _ => false,
     };
@@ -416,8 +426,35 @@ async fn the_shared_login_defence_decides_as_the_one_in_memory_v6_3_1() {
             "step {i} from {addr}: Redis {r:?}, memory {m:?}"
         );
     }
+    // Past the cap, a sign-in that a second factor decides goes on from a new address (the
+    // pair's lock still applies), with a budget of codes (issue 19 item 6).
+    for addr in ["10.0.0.20", "10.0.0.20", "10.0.0.20", "10.0.0.20"] {
+        let (r, m) = (
+            redis.begin_past_cap(account, ip(addr)).await,
+            memory.begin_past_cap(account, ip(addr)),
+        );
+        assert!(
+            same(r, m),
+            "past the cap from {addr}: Redis {r:?}, memory {m:?}"
+        );
+    }
+    for i in 0..=imangor::limits::login::CODES_PAST_CAP {
+        let (r, m) = (
+            redis.code_past_cap(account).await,
+            memory.code_past_cap(account),
+        );
+        assert_eq!(r, m, "code {i} past the cap");
+    }
+    assert!(!redis.knows(account, ip("10.0.0.9")).await);
     // A success from an address forgets the failures and makes the address known.
     redis.succeeded(account, ip("10.0.0.9")).await;
+    memory.succeeded(account, ip("10.0.0.9"));
+    assert!(redis.knows(account, ip("10.0.0.9")).await);
+    assert!(
+        redis.code_past_cap(account).await,
+        "a success gives the budget back"
+    );
+    assert!(memory.code_past_cap(account));
     memory.succeeded(account, ip("10.0.0.9"));
     for addr in ["10.0.0.9", "10.0.0.10", "10.0.0.10", "10.0.0.10"] {
         let (r, m) = (

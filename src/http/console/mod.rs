@@ -22,6 +22,8 @@ use crate::state::AppState;
 const INDEX: &str = include_str!("../../../console/index.html");
 const SCRIPT: &str = include_str!("../../../console/console.js");
 const STYLE: &str = include_str!("../../../console/console.css");
+/// The sign-in pages' one script: passkeys (`navigator.credentials.get`).
+const PASSKEY: &str = include_str!("../../../console/passkey.js");
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -32,6 +34,7 @@ pub fn router() -> Router<AppState> {
         )
         .route("/console/console.js", get(script))
         .route("/console/console.css", get(style))
+        .route("/console/passkey.js", get(passkey))
 }
 
 async fn index(headers: HeaderMap) -> Response {
@@ -42,6 +45,11 @@ async fn index(headers: HeaderMap) -> Response {
 async fn script(headers: HeaderMap) -> Response {
     static TAG: OnceLock<HeaderValue> = OnceLock::new();
     asset(&headers, SCRIPT, &TAG, "text/javascript; charset=utf-8")
+}
+
+async fn passkey(headers: HeaderMap) -> Response {
+    static TAG: OnceLock<HeaderValue> = OnceLock::new();
+    asset(&headers, PASSKEY, &TAG, "text/javascript; charset=utf-8")
 }
 
 async fn style(headers: HeaderMap) -> Response {

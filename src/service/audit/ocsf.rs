@@ -93,8 +93,10 @@ pub fn classify(action: Action) -> (Class, Activity) {
             (Authentication, Activity(OTHER, "OAuth Grant"))
         }
         A::MfaVerify | A::MfaRecoveryUse => (Authentication, Activity(OTHER, "Second Factor")),
-        A::MfaTotpEnroll | A::MfaRecoveryCodes => (AccountChange, Activity(OTHER, "MFA Enable")),
-        A::MfaTotpRemove => (AccountChange, Activity(OTHER, "MFA Disable")),
+        A::MfaTotpEnroll | A::MfaRecoveryCodes | A::MfaPasskeyRegister => {
+            (AccountChange, Activity(OTHER, "MFA Enable"))
+        }
+        A::MfaTotpRemove | A::MfaPasskeyRemove => (AccountChange, Activity(OTHER, "MFA Disable")),
         A::ClientCreate => (ApiActivity, create),
         A::ClientRotateSecret => (ApiActivity, update),
         A::ClientDelete => (ApiActivity, delete),
