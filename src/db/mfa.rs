@@ -231,8 +231,9 @@ pub async fn reseal(
 /// query whatever the answer.
 pub async fn second_factor_by_email(db: &Db, email: &str) -> sqlx::Result<bool> {
     let n: i64 = on_db!(db, c => sqlx::query_scalar(
-        "select count(*) from users u join mfa_totp t on t.user_id = u.id
-         where u.email = $1 and not u.disabled and t.confirmed_at is not null")
+        "select count(*) from users u where u.email = $1 and not u.disabled
+           and (exists (select 1 from mfa_totp t where t.user_id = u.id and t.confirmed_at is not null)
+                or exists (select 1 from passkeys k where k.user_id = u.id))")
         .bind(email).fetch_one(c).await)?;
     Ok(n > 0)
 }

@@ -371,6 +371,7 @@ async fn submit(
                 oauth::passkey_sign_in(
                     &app.store,
                     &app.identity,
+                    &app.guards,
                     &app.config,
                     &app.sinks,
                     &req,

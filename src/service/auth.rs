@@ -274,29 +274,46 @@ pub async fn check_password(
     let verdict = identity.hasher.verify(presented, hash).await?;
     pending.settled = true;
 
+    // Past the cap a right and a wrong password of an account with a second factor leave the
+    // same traces: the same event (the detectors and containment count it alike: a block of the
+    // address must not tell a wrong guess from a right one), the same metric, no rehash (a second
+    // hash only for a right password would be a timing oracle), and an mfa_token; only the
+    // token knows, and only a valid code after a right password completes it.
+    if let Some(u) = user.as_ref().filter(|u| past_cap && !u.disabled) {
+        let password_ok = matches!(verdict, Verdict::Match { .. });
+        sinks.metrics.auth(AuthStatus::Failure);
+        Event::new(audit::Action::AuthLogin, audit::Outcome::Failure)
+            .actor(u.id)
+            .target(u.id)
+            .detail(format!(
+                "password from an address past the account's lock-out; its verdict waits for the second factor{}",
+                if slowed.is_zero() { String::new() } else { format!("; answer slowed by {} ms", slowed.as_millis()) }
+            ))
+            .emit(&sinks.events, meta)
+            .await;
+        if !crate::db::mfa::requires_second_factor(&store.db, u.id).await? {
+            // Its second factor went between the two reads: refused as past the cap.
+            let retry_after_s = guards.logins.policy().forget_after.as_secs();
+            return Err(refuse_login(
+                store,
+                guards,
+                sinks,
+                email.as_ref(),
+                false,
+                retry_after_s,
+                meta,
+            )
+            .await);
+        }
+        return Ok(SignedIn {
+            user: u.clone(),
+            new_hash: None,
+            second_factor: true,
+            password_ok,
+        });
+    }
     let user = match (verdict, user) {
         (Verdict::Match { rehash }, Some(u)) if !u.disabled => (u, rehash),
-        // Past the cap a wrong password of an account with a second factor is answered like a
-        // right one: an mfa_token that no code completes.
-        (_, Some(u)) if past_cap && !u.disabled => {
-            sinks.metrics.auth(AuthStatus::Failure);
-            Event::new(audit::Action::AuthLogin, audit::Outcome::Failure)
-                .actor(u.id)
-                .target(u.id)
-                .detail(format!(
-                    "wrong password from an address past the account's lock-out; answered with an mfa_token that no code completes{}",
-                    if slowed.is_zero() { String::new() } else { format!("; answer slowed by {} ms", slowed.as_millis()) }
-                ))
-                .emit(&sinks.events, meta)
-                .await;
-            crate::db::mfa::requires_second_factor(&store.db, u.id).await?;
-            return Ok(SignedIn {
-                user: u,
-                new_hash: None,
-                second_factor: true,
-                password_ok: false,
-            });
-        }
         (_, u) => {
             let reason = match (&u, verdict) {
                 (None, _) => "unknown account",
@@ -325,20 +342,6 @@ pub async fn check_password(
     // failures stays until the code is right too (`mfa::pass`), or a right password would wipe
     // the count of wrong codes.
     let second_factor = crate::db::mfa::requires_second_factor(&store.db, user.id).await?;
-    if past_cap && !second_factor {
-        // Its second factor went between the two reads: refused as past the cap.
-        let retry_after_s = guards.logins.policy().forget_after.as_secs();
-        return Err(refuse_login(
-            store,
-            guards,
-            sinks,
-            email.as_ref(),
-            false,
-            retry_after_s,
-            meta,
-        )
-        .await);
-    }
     if !second_factor {
         guards.logins.succeeded(&account, ip).await;
     }

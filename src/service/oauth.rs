@@ -637,12 +637,14 @@ pub async fn second_factor(
 
 /// A passkey alone on the sign-in page: its answer to a challenge issued to this browser's page,
 /// with user verification (WebAuthn §7.2). Nothing typed, nothing to guess: the login guard is
-/// not consulted (a lock set off by wrong passwords does not keep the passkey's holder out).
+/// not consulted (a lock set off by wrong passwords does not keep the passkey's holder out), and
+/// a sign-in clears the account's failures and remembers the address, as a password's does.
 /// A refused answer is recorded and answered `invalid_grant`.
 #[allow(clippy::too_many_arguments)] // each context it names is one it uses (service::context)
 pub async fn passkey_sign_in(
     store: &Store,
     identity: &Identity,
+    guards: &Guards,
     config: &Config,
     sinks: &Sinks,
     req: &AuthRequest,
@@ -703,6 +705,10 @@ pub async fn passkey_sign_in(
     )
     .await?;
     store.commit(tx).await?;
+    guards
+        .logins
+        .succeeded(&user.email, super::auth::client(meta))
+        .await;
     Ok(next)
 }
 

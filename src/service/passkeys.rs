@@ -387,14 +387,13 @@ pub async fn sign_in_options(
             else {
                 return Ok(None);
             };
-            let allow: Vec<Value> = passkeys::of_user(&mut tx, user)
-                .await?
-                .iter()
-                .map(|p| json!({ "type": "public-key", "id": webauthn::b64url(&p.credential_id) }))
-                .collect();
-            if allow.is_empty() {
+            // The account's passkeys are discoverable: the browser offers them without their
+            // ids, which are not handed to whoever holds a token (past the lock-out, a wrong
+            // password gets one too).
+            if passkeys::of_user(&mut tx, user).await?.is_empty() {
                 return Ok(None);
             }
+            let allow: Vec<Value> = Vec::new();
             (Ceremony::SecondFactor { user, binding }, allow, "preferred")
         }
     };

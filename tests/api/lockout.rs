@@ -403,3 +403,88 @@ async fn past_the_lock_out_the_sign_in_page_takes_the_second_factor_v6_3_1() {
     let loc = res.headers()["location"].to_str().unwrap();
     assert!(loc.starts_with("https://spa.example.com/cb?code="), "{loc}");
 }
+
+/// Past the cap a right and a wrong password leave the same event: the credential-stuffing
+/// detector (10 distinct accounts failing from one address) blocks the address either way, so
+/// 9 filler failures, a guess and a probe tell nothing (an attacker review found this oracle).
+#[tokio::test]
+async fn past_the_lock_out_a_right_password_leaves_the_same_traces_as_a_wrong_one_v6_3_8() {
+    let app = spawn().await;
+    let a = app.register("ann@example.com").await;
+    let _ = enrol(&app, &a).await;
+    lock(&app, &a.email).await;
+    let mut probes = Vec::new();
+    for (n, (from, candidate)) in [
+        ("198.51.100.10", "guess guess guess 2"),
+        ("198.51.100.11", a.password.as_str()),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        for i in 0..9 {
+            let res = password_from(
+                &app,
+                from,
+                &format!("f{n}x{i}@example.com"),
+                "nope nope nope",
+            )
+            .await;
+            assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+        }
+        // The guess itself is answered alike (mfa_required)...
+        mfa_token_of(password_from(&app, from, &a.email, candidate).await).await;
+        imangor::service::audit::seal::seal_and_detect(&app.state.trail)
+            .await
+            .unwrap();
+        // ...but a probe from the same address (an already-counted filler) tells them apart.
+        let probe =
+            password_from(&app, from, &format!("f{n}x0@example.com"), "nope nope nope").await;
+        probes.push(probe.status());
+    }
+    assert_eq!(
+        probes,
+        [StatusCode::FORBIDDEN, StatusCode::FORBIDDEN],
+        "a wrong and a right guess both count as failures of their address"
+    );
+}
+
+/// Past the cap a right password is not rehashed (a second argon2 for the right password alone
+/// would be a timing oracle): an imported bcrypt hash stays until a sign-in completes.
+#[tokio::test]
+async fn past_the_lock_out_a_right_password_is_not_rehashed_v6_3_8() {
+    let app = spawn().await;
+    let a = app.register("ann@example.com").await;
+    let (mut auth, _) = enrol(&app, &a).await;
+    let h = bcrypt::hash(&a.password, 4).unwrap();
+    let set = format!(
+        "update users set password_hash = '{h}' where email = '{}'",
+        a.email
+    );
+    crate::oauth::exec(&app, &set).await;
+    lock(&app, &a.email).await;
+    let stored = || async {
+        let sql = format!(
+            "select password_hash from users where email = '{}'",
+            a.email
+        );
+        match &app.state.store.db {
+            imangor::db::Db::Sqlite(p) => sqlx::query_scalar::<_, String>(&sql).fetch_one(p).await,
+            imangor::db::Db::Postgres(p) => {
+                sqlx::query_scalar::<_, String>(&sql).fetch_one(p).await
+            }
+        }
+        .unwrap()
+    };
+    let token =
+        mfa_token_of(password_from(&app, "198.51.100.30", &a.email, &a.password).await).await;
+    assert!(stored().await.starts_with("$2"), "rehashed past the cap");
+    // The sign-in completes with the code: the hash is upgraded at the next one.
+    let res = app
+        .token(&[
+            ("grant_type", "urn:imangor:grant-type:mfa"),
+            ("mfa_token", &token),
+            ("otp", &auth.code()),
+        ])
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+}

@@ -543,7 +543,11 @@ async fn a_passkey_answers_the_second_step_after_the_password_and_can_be_removed
     let res = page.options(&app, Some(&mfa_token)).await;
     assert_eq!(res.status(), StatusCode::OK);
     let o: Value = res.json().await.unwrap();
-    assert_eq!(o["allowCredentials"][0]["id"], b64(&auth.id));
+    assert_eq!(
+        o["allowCredentials"],
+        json!([]),
+        "discoverable: no ids handed out"
+    );
     assert_eq!(o["userVerification"], "preferred");
     let res = page.options(&app, Some("x".repeat(43).as_str())).await;
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
@@ -677,4 +681,117 @@ async fn a_third_party_clients_token_changes_no_second_factor() {
         let p = problem(res, StatusCode::CONFLICT).await;
         assert!(p["detail"].as_str().unwrap().contains("client"), "{p}");
     }
+}
+
+/// Past the lock-out an account whose only second factor is a passkey goes on to the second step
+/// from a new address, as one with TOTP does (issue 19 item 6).
+#[tokio::test]
+async fn past_the_lock_out_a_passkey_only_account_goes_on_to_its_second_factor_v6_3_1() {
+    let app = TestApp::spawn_with(&[
+        ("IMANGOR_TRUSTED_PROXIES", "127.0.0.1"),
+        ("IMANGOR_LOGIN_HARD_CAP", "3"),
+        ("IMANGOR_LOGIN_LOCK_AFTER", "10"),
+        ("IMANGOR_LOGIN_SLOW_AFTER", "100"),
+        ("IMANGOR_RATE_LIMIT_TOKEN", "1000/60"),
+    ])
+    .await;
+    let a = app.register("ann@example.com").await;
+    let token = app.login(&a).await.access;
+    let _auth = register(&app, &a, &token).await;
+    let from = |ip: &'static str, pw: String| {
+        app.client
+            .post(app.url("/api/v1/token"))
+            .header("x-forwarded-for", ip)
+            .form(&[
+                ("grant_type", "password".to_owned()),
+                ("username", a.email.clone()),
+                ("password", pw),
+            ])
+            .send()
+    };
+    for _ in 0..3 {
+        let res = from("198.51.100.66", "guess guess guess".into())
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    }
+    let res = from("203.0.113.7", a.password.clone()).await.unwrap();
+    oauth_error(res, StatusCode::BAD_REQUEST, "mfa_required").await;
+}
+
+/// Past the cap the (blind) mfa_token of a wrong password gets request options like any token,
+/// and no token lists the account's credential ids: the passkeys are discoverable.
+#[tokio::test]
+async fn no_mfa_token_lists_the_accounts_passkey_ids() {
+    let app = TestApp::spawn_with(&[
+        ("IMANGOR_TRUSTED_PROXIES", "127.0.0.1"),
+        ("IMANGOR_LOGIN_HARD_CAP", "3"),
+        ("IMANGOR_LOGIN_LOCK_AFTER", "10"),
+        ("IMANGOR_LOGIN_SLOW_AFTER", "100"),
+        ("IMANGOR_RATE_LIMIT_TOKEN", "1000/60"),
+    ])
+    .await;
+    let a = app.register("ann@example.com").await;
+    let (mut totp, _) = crate::mfa::enrol(&app, &a).await;
+    let res = app
+        .token(&[
+            ("grant_type", "password"),
+            ("username", &a.email),
+            ("password", &a.password),
+        ])
+        .await;
+    let body = oauth_error(res, StatusCode::BAD_REQUEST, "mfa_required").await;
+    let mt = body["mfa_token"].as_str().unwrap().to_owned();
+    let code = totp.code();
+    let res = app
+        .token(&[
+            ("grant_type", "urn:imangor:grant-type:mfa"),
+            ("mfa_token", &mt),
+            ("otp", &code),
+        ])
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let v: Value = res.json().await.unwrap();
+    let access = v["access_token"].as_str().unwrap().to_owned();
+    let auth = register(&app, &a, &access).await;
+    for _ in 0..3 {
+        let res = app
+            .client
+            .post(app.url("/api/v1/token"))
+            .header("x-forwarded-for", "198.51.100.66")
+            .form(&[
+                ("grant_type", "password"),
+                ("username", a.email.as_str()),
+                ("password", "guess guess guess"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    }
+    let page = Page::open(&app).await;
+    let mut form = page.fields.clone();
+    form.push(("username".into(), a.email.clone()));
+    form.push(("password".into(), "not the password at all".into()));
+    let mut r = app
+        .client
+        .post(app.url("/oauth/authorize"))
+        .header("x-forwarded-for", "198.51.100.77")
+        .form(&form);
+    if let Some(c) = page.browser.cookie() {
+        r = r.header("cookie", c);
+    }
+    let res = r.send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let html = res.text().await.unwrap();
+    let blind = hidden(&html, "mfa_token");
+    let res = page.options(&app, Some(&blind)).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let o: Value = res.json().await.unwrap();
+    assert_eq!(
+        o["allowCredentials"],
+        json!([]),
+        "no credential id for a wrong password"
+    );
+    assert!(!o.to_string().contains(&b64(&auth.id)));
 }
