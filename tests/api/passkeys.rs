@@ -795,3 +795,47 @@ async fn no_mfa_token_lists_the_accounts_passkey_ids() {
     );
     assert!(!o.to_string().contains(&b64(&auth.id)));
 }
+
+/// `imangor user reset-factors` (the operator's use case): an account's TOTP, recovery codes
+/// and passkeys go, its sessions end, the password alone signs in again (a passkey an attacker
+/// added with a stolen password does not outlive it).
+#[tokio::test]
+async fn the_operator_resets_an_accounts_second_factors() {
+    let app = TestApp::spawn().await;
+    let a = app.register("ann@example.com").await;
+    let token = app.login(&a).await.access;
+    let _auth = register(&app, &a, &token).await;
+    let res = app
+        .token(&[
+            ("grant_type", "password"),
+            ("username", &a.email),
+            ("password", &a.password),
+        ])
+        .await;
+    oauth_error(res, StatusCode::BAD_REQUEST, "mfa_required").await;
+    let email = imangor::domain::Email::parse(&a.email).unwrap();
+    let (user, removed) =
+        imangor::service::users::operator::reset_second_factors(&app.state.store, &email)
+            .await
+            .unwrap();
+    assert_eq!((user.id.to_string(), removed), (a.id.clone(), 1));
+    assert_eq!(
+        app.get("/api/v1/users/me", &token).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let fresh = app.login(&a).await.access;
+    let mfa: Value = app
+        .get("/api/v1/users/me/mfa", &fresh)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(mfa["passkeys"], json!([]));
+    assert_eq!(mfa["totp"], false);
+    let resets = events(&app)
+        .await
+        .into_iter()
+        .filter(|e| e.action == "mfa.passkey_remove" && e.severity == "warning")
+        .count();
+    assert_eq!(resets, 1);
+}
