@@ -1,7 +1,7 @@
 //! Passkeys (issue 19 item 3, API.md "Multi-factor authentication"): registration over the API,
 //! sign-in on the OAuth pages with a passkey alone or as the second factor after a password,
 //! single-use challenges bound to their ceremony, counters, and step-up for changes (ASVS
-//! V6.3.3, V6.5.x, V6.6.x). The authenticator is software: a P-256 key of aws-lc and CBOR
+//! V6.3.3 multi-factor and phishing resistant, V6.7.2 single-use challenges). The authenticator is software: a P-256 key of aws-lc and CBOR
 //! written by hand, as a browser's platform authenticator would answer.
 
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair};
@@ -300,7 +300,7 @@ impl Page {
 }
 
 #[tokio::test]
-async fn a_passkey_is_registered_with_the_current_password_and_listed_v6_5_x() {
+async fn a_passkey_is_registered_with_the_current_password_and_listed_v6_3_3() {
     let app = TestApp::spawn().await;
     let a = app.register("ann@example.com").await;
     let token = app.login(&a).await.access;
@@ -452,7 +452,7 @@ async fn a_passkey_is_a_second_factor_the_password_alone_no_longer_signs_in_v6_3
 }
 
 #[tokio::test]
-async fn a_passkey_alone_signs_in_on_the_page_once_per_challenge_v6_6_x() {
+async fn a_passkey_alone_signs_in_on_the_page_once_per_challenge_v6_7_2() {
     let app = TestApp::spawn().await;
     let a = app.register("ann@example.com").await;
     let token = app.login(&a).await.access;
