@@ -150,7 +150,7 @@ async function api(method, path, options) {
   return data;
 }
 
-const STEP_UP = 'this needs a recent second factor: sign out, then sign in again with your authenticator code';
+const STEP_UP = 'this needs a recent second factor: sign out, then sign in again with your authenticator code or a passkey';
 
 /** A 401 that asks for a recent second factor (RFC 9470), not a new session. */
 function stepUpAsked(res) {
@@ -889,13 +889,95 @@ async function security() {
   return out;
 }
 
-/** Where passkeys are listed and registered. */
+/**
+ * The caller's passkeys (WebAuthn, docs/mfa.md "Passkeys"): listed from `state.passkeys`,
+ * registered with the current password and this browser's authenticator, removed with the
+ * current password (the API also asks a second factor used within 15 minutes).
+ */
 function passkeysSection(state) {
-  // Passkeys (WebAuthn, issue 19 item 3) are listed and registered here, in #passkeys, from
-  // `state.passkeys` (GET /api/v1/users/me/mfa) and POST /api/v1/users/me/passkeys/options.
+  const list = Array.isArray(state.passkeys) ? state.passkeys : [];
+  const holder = h('div', { id: 'passkeys' },
+    h('p', { id: 'passkeys-state' }, list.length
+      ? `${list.length} passkey(s): each signs you in alone, or as the second factor after your password.`
+      : 'None: a passkey signs you in without a password, or as the second factor after it.'),
+    list.length ? table([
+      { title: 'Name', wrap: true, cell: (p) => h('span', { class: 'passkey-name' }, p.name) },
+      { title: 'Registered', cell: (p) => when(p.created_at) },
+      { title: 'Last used', cell: (p) => when(p.last_used_at) },
+    ], list, 'Passkeys') : null);
+  if (window.PublicKeyCredential && navigator.credentials) holder.append(passkeyRegisterForm());
+  else holder.append(h('p', { class: 'muted' }, 'This browser cannot make passkeys.'));
+  if (list.length) holder.append(passkeyRemoveForm(list));
   return h('section', { id: 'passkeys-section', 'aria-labelledby': 'passkeys-title' },
-    h('h2', { id: 'passkeys-title' }, 'Passkeys'),
-    h('div', { id: 'passkeys' }));
+    h('h2', { id: 'passkeys-title' }, 'Passkeys'), holder);
+}
+
+/** A name, the current password, then the browser's authenticator makes the passkey. */
+function passkeyRegisterForm() {
+  const name = h('input', { id: 'passkey-name', name: 'passkey_name', required: true, maxlength: '64', autocomplete: 'off' });
+  const form = secretForm('passkey-new', 'Register a passkey', false, 'Register passkey', async (fields) => {
+    const options = await api('POST', '/api/v1/users/me/passkeys/options', { json: { current_password: fields.password } });
+    const credential = await createPasskey(options);
+    const made = await api('POST', '/api/v1/users/me/passkeys', { json: { name: name.value.trim(), credential } });
+    say(`The passkey “${made.name}” was registered.`);
+    route();
+  }, 'Your browser or your phone keeps it; it signs you in without a password.');
+  form.querySelector('label[for="passkey-new-password"]')
+    .before(h('label', { for: 'passkey-name' }, 'Name (such as the device that keeps it)'), name);
+  return form;
+}
+
+/** Which passkey, and the current password. */
+function passkeyRemoveForm(list) {
+  const which = h('select', { id: 'passkey-remove-which', name: 'passkey' },
+    list.map((p) => h('option', { value: p.id }, p.name)));
+  const form = secretForm('passkey-remove', 'Remove a passkey', false, 'Remove passkey', async (fields) => {
+    const gone = list.find((p) => p.id === which.value);
+    await api('DELETE', `/api/v1/users/me/passkeys/${encodeURIComponent(which.value)}`,
+      { json: { current_password: fields.password } });
+    say(`The passkey “${gone ? gone.name : which.value}” was removed; your other sessions were ended.`);
+    route();
+  }, 'Needs a second factor used in the last 15 minutes; your other sessions end.', 'danger');
+  form.querySelector('label[for="passkey-remove-password"]')
+    .before(h('label', { for: 'passkey-remove-which' }, 'Passkey'), which);
+  return form;
+}
+
+/** base64url (with or without padding) to bytes. */
+function unbase64url(text) {
+  const raw = atob(String(text).replace(/-/g, '+').replace(/_/g, '/'));
+  return Uint8Array.from(raw, (c) => c.charCodeAt(0));
+}
+
+/**
+ * navigator.credentials.create with the server's creation options (binary fields in
+ * base64url); the answer with its binary fields in base64url, as the API takes it.
+ */
+async function createPasskey(o) {
+  const publicKey = {
+    rp: o.rp,
+    user: { id: unbase64url(o.user.id), name: o.user.name, displayName: o.user.displayName },
+    challenge: unbase64url(o.challenge),
+    pubKeyCredParams: o.pubKeyCredParams,
+    timeout: o.timeout,
+    attestation: o.attestation,
+    authenticatorSelection: o.authenticatorSelection,
+    excludeCredentials: (o.excludeCredentials || []).map((c) => ({ type: c.type, id: unbase64url(c.id) })),
+  };
+  let cred;
+  try {
+    cred = await navigator.credentials.create({ publicKey });
+  } catch (e) {
+    throw new Error(`No passkey was made (${e.name || 'refused'}): ${e.message}`);
+  }
+  if (!cred) throw new Error('No passkey was made.');
+  const bytes = (buffer) => base64url(new Uint8Array(buffer));
+  return {
+    id: cred.id,
+    rawId: bytes(cred.rawId),
+    type: cred.type,
+    response: { clientDataJSON: bytes(cred.response.clientDataJSON), attestationObject: bytes(cred.response.attestationObject) },
+  };
 }
 
 /** TOTP on or off, with what can be done from there. */

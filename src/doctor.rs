@@ -400,7 +400,7 @@ fn oauth(config: &Config, out: &mut Vec<Finding>) {
         );
     }
     if !config.public_url.starts_with("https://") {
-        // Plain http on a name (not a loopback address) is no redirect URI at all: the server
+        // Plain http on a name (not a loopback address, nor localhost) is no redirect URI at all: the server
         // leaves the console's built-in client out, and the console cannot sign in.
         let console = match crate::service::oauth::console_redirect_uri(config) {
             Ok(_) => String::new(),

@@ -36,6 +36,12 @@ pub enum UserCommand {
         #[arg(long)]
         email: String,
     },
+    /// Remove every second factor of an account (TOTP, recovery codes, passkeys) and end its
+    /// sessions: its owner lost them, or someone else added one.
+    ResetFactors {
+        #[arg(long)]
+        email: String,
+    },
 }
 
 pub(super) async fn run(cmd: UserCommand, config: Config) -> anyhow::Result<()> {
@@ -92,6 +98,14 @@ pub(super) async fn run(cmd: UserCommand, config: Config) -> anyhow::Result<()> 
             UserCommand::Disable { email } => {
                 let email = Email::parse(&email).map_err(shown)?;
                 operator::disable(&app.store, &email).await.map_err(shown)?
+            }
+            UserCommand::ResetFactors { email } => {
+                let email = Email::parse(&email).map_err(shown)?;
+                let (user, removed) = operator::reset_second_factors(&app.store, &email)
+                    .await
+                    .map_err(shown)?;
+                eprintln!("{removed} second factor(s) removed; the account's sessions ended");
+                user
             }
         };
         println!(

@@ -27,7 +27,7 @@ fn client_row(r: &impl RowGet) -> sqlx::Result<Client> {
             .map_err(|_| decode_err("client type", &kind))?,
         redirect_uris: uris
             .lines()
-            .map(|u| RedirectUri::parse(u).map_err(|_| decode_err("redirect URI", u)))
+            .map(|u| RedirectUri::parse_own(u).map_err(|_| decode_err("redirect URI", u)))
             .collect::<sqlx::Result<_>>()?,
         grant_types: grants
             .split(' ')

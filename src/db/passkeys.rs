@@ -166,3 +166,9 @@ pub async fn drop_challenges(tx: &mut Tx, ceremony: Ceremony<'_>) -> sqlx::Resul
         .bind(purpose).bind(user).bind(binding)
         .execute(c).await.map(drop))
 }
+
+/// Removes every passkey of the account; how many.
+pub async fn delete_all_of(tx: &mut Tx, user: UserId) -> sqlx::Result<u64> {
+    on_tx!(tx, c => sqlx::query("delete from passkeys where user_id = $1")
+        .bind(user.to_string()).execute(c).await.map(|r| r.rows_affected()))
+}

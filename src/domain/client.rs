@@ -191,6 +191,33 @@ impl RedirectUri {
         Ok(RedirectUri(u))
     }
 
+    /// The server's own console page, `{IMANGOR_PUBLIC_URL}/console` (and a stored row, which
+    /// went through `parse` or this on its way in): what `parse` accepts, and also plain `http`
+    /// on the name `localhost`, the development origin passkeys need (browsers refuse an IP
+    /// address as WebAuthn relying party id). RFC 8252 §8.3 advises apps against `localhost` for
+    /// their own listeners; here it is the operator's public URL, the origin the browser shows
+    /// the console from, and client registrations still go through `parse`. No port freedom:
+    /// compared exactly.
+    pub fn parse_own(s: &str) -> Result<RedirectUri, String> {
+        let refusal = match RedirectUri::parse(s) {
+            Ok(r) => return Ok(r),
+            Err(e) => e,
+        };
+        match url::Url::parse(s) {
+            Ok(u)
+                if u.as_str() == s
+                    && u.scheme() == "http"
+                    && u.host_str() == Some("localhost")
+                    && u.fragment().is_none()
+                    && u.username().is_empty()
+                    && u.password().is_none() =>
+            {
+                Ok(RedirectUri(u))
+            }
+            _ => Err(refusal),
+        }
+    }
+
     pub fn as_str(&self) -> &str {
         self.0.as_str()
     }
@@ -405,6 +432,29 @@ mod tests {
             "myapp:/cb",
         ] {
             assert!(RedirectUri::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_console_page_may_be_http_on_localhost_where_registrations_may_not() {
+        let own = RedirectUri::parse_own("http://localhost:8000/console").unwrap();
+        assert!(own.matches("http://localhost:8000/console"));
+        assert!(
+            !own.matches("http://localhost:8001/console"),
+            "no port freedom"
+        );
+        assert!(!own.matches("http://127.0.0.1:8000/console"));
+        assert!(RedirectUri::parse("http://localhost:8000/console").is_err());
+        assert!(RedirectUri::parse_own("https://imangor.example.com/console").is_ok());
+        assert!(RedirectUri::parse_own("http://127.0.0.1:8000/console").is_ok());
+        for bad in [
+            "http://imangor.example.com/console",
+            "http://localhost.example.com/console",
+            "http://LOCALHOST:8000/console",
+            "http://user@localhost/console",
+            "http://localhost/console#x",
+        ] {
+            assert!(RedirectUri::parse_own(bad).is_err(), "{bad}");
         }
     }
 

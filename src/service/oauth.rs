@@ -47,9 +47,9 @@ pub fn console_client_id() -> ClientId {
 }
 
 /// The console's redirect URI, `{IMANGOR_PUBLIC_URL}/console`, or why it cannot be registered
-/// (a public URL neither https nor http on a loopback address literal).
+/// (a public URL neither https nor http on a loopback address literal or `localhost`).
 pub fn console_redirect_uri(config: &Config) -> std::result::Result<RedirectUri, String> {
-    RedirectUri::parse(&format!("{}/console", config.public_url))
+    RedirectUri::parse_own(&format!("{}/console", config.public_url))
 }
 
 /// What became of the console's client at start.

@@ -590,4 +590,44 @@ pub mod operator {
             ..user
         })
     }
+
+    /// Removes every second factor of an account (TOTP, its recovery codes, its passkeys) and
+    /// ends its sessions: for an owner who lost them all, or an account where someone else
+    /// added one (a passkey registered with a stolen password outlives a password change). The
+    /// owner signs in with the password alone and enrols again; a role that must have a second
+    /// factor gets its enrolment-only token meanwhile.
+    pub async fn reset_second_factors(store: &Store, email: &Email) -> Result<(User, u64)> {
+        let now = Timestamp::now();
+        let mut tx = store.db.begin_write().await?;
+        let proof = open(store, &mut tx, email, Action::AccountDisableStaff).await?;
+        let user = proof.object().clone();
+        let totp = crate::db::mfa::totp(&mut tx, user.id).await?.is_some();
+        crate::db::mfa::remove(&mut tx, user.id).await?;
+        let passkeys = crate::db::passkeys::delete_all_of(&mut tx, user.id).await?;
+        let ended =
+            sessions::revoke_all_of(&mut tx, user.id, None, "second factors reset", now).await?;
+        tx.auth_changed();
+        for (action, what) in [
+            (
+                audit::Action::MfaTotpRemove,
+                format!("TOTP {}", if totp { "removed" } else { "none" }),
+            ),
+            (
+                audit::Action::MfaPasskeyRemove,
+                format!("{passkeys} passkey(s) removed"),
+            ),
+        ] {
+            Event::new(action, audit::Outcome::Success)
+                .actor("operator")
+                .target(user.id)
+                .detail(format!(
+                    "second factors reset by the operator: {what}; {ended} session(s) ended"
+                ))
+                .warning()
+                .record(&mut tx, &RequestMeta::default())
+                .await?;
+        }
+        store.commit(tx).await?;
+        Ok((user, passkeys + u64::from(totp)))
+    }
 }

@@ -264,3 +264,47 @@ async fn the_console_signs_in_through_the_code_flow_with_pkce_v10_4_4() {
     )
     .await;
 }
+
+/// A public URL on `localhost` (the development origin passkeys need: browsers refuse an IP
+/// address as WebAuthn relying party id) registers the console with that redirect URI, exactly,
+/// and its sign-in page opens; a registered client still may not use plain http on a name.
+#[tokio::test]
+async fn a_public_url_on_localhost_keeps_the_console_signing_in() {
+    let app = TestApp::spawn_with(&[("IMANGOR_PUBLIC_URL", "http://localhost:8000")]).await;
+    let admin = app.admin_tokens().await.access;
+    let c = console_client(&app, &admin)
+        .await
+        .expect("the console client");
+    assert_eq!(
+        c["redirect_uris"],
+        serde_json::json!(["http://localhost:8000/console"])
+    );
+    let (_, challenge) = pkce();
+    let page = app
+        .get_anon(&authorize_query(
+            "http://localhost:8000/console",
+            &challenge,
+            "s",
+        ))
+        .await;
+    assert_eq!(page.status(), StatusCode::OK);
+    // Another port is another redirect URI: an error page, never a redirect.
+    let other = app
+        .get_anon(&authorize_query(
+            "http://localhost:8001/console",
+            &challenge,
+            "s",
+        ))
+        .await;
+    assert_eq!(other.status(), StatusCode::BAD_REQUEST);
+    assert!(other.headers().get("location").is_none());
+    let reg = app
+        .post_json(
+            "/api/v1/clients",
+            Some(&admin),
+            &serde_json::json!({"name": "dev", "type": "public",
+                "redirect_uris": ["http://localhost:5000/cb"], "scopes": ["profile"]}),
+        )
+        .await;
+    assert_eq!(reg.status(), StatusCode::UNPROCESSABLE_ENTITY);
+}

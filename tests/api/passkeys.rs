@@ -1,7 +1,7 @@
 //! Passkeys (issue 19 item 3, API.md "Multi-factor authentication"): registration over the API,
 //! sign-in on the OAuth pages with a passkey alone or as the second factor after a password,
 //! single-use challenges bound to their ceremony, counters, and step-up for changes (ASVS
-//! V6.3.3, V6.5.x, V6.6.x). The authenticator is software: a P-256 key of aws-lc and CBOR
+//! V6.3.3 multi-factor and phishing resistant, V6.7.2 single-use challenges). The authenticator is software: a P-256 key of aws-lc and CBOR
 //! written by hand, as a browser's platform authenticator would answer.
 
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair};
@@ -300,7 +300,7 @@ impl Page {
 }
 
 #[tokio::test]
-async fn a_passkey_is_registered_with_the_current_password_and_listed_v6_5_x() {
+async fn a_passkey_is_registered_with_the_current_password_and_listed_v6_3_3() {
     let app = TestApp::spawn().await;
     let a = app.register("ann@example.com").await;
     let token = app.login(&a).await.access;
@@ -452,7 +452,7 @@ async fn a_passkey_is_a_second_factor_the_password_alone_no_longer_signs_in_v6_3
 }
 
 #[tokio::test]
-async fn a_passkey_alone_signs_in_on_the_page_once_per_challenge_v6_6_x() {
+async fn a_passkey_alone_signs_in_on_the_page_once_per_challenge_v6_7_2() {
     let app = TestApp::spawn().await;
     let a = app.register("ann@example.com").await;
     let token = app.login(&a).await.access;
@@ -794,4 +794,48 @@ async fn no_mfa_token_lists_the_accounts_passkey_ids() {
         "no credential id for a wrong password"
     );
     assert!(!o.to_string().contains(&b64(&auth.id)));
+}
+
+/// `imangor user reset-factors` (the operator's use case): an account's TOTP, recovery codes
+/// and passkeys go, its sessions end, the password alone signs in again (a passkey an attacker
+/// added with a stolen password does not outlive it).
+#[tokio::test]
+async fn the_operator_resets_an_accounts_second_factors() {
+    let app = TestApp::spawn().await;
+    let a = app.register("ann@example.com").await;
+    let token = app.login(&a).await.access;
+    let _auth = register(&app, &a, &token).await;
+    let res = app
+        .token(&[
+            ("grant_type", "password"),
+            ("username", &a.email),
+            ("password", &a.password),
+        ])
+        .await;
+    oauth_error(res, StatusCode::BAD_REQUEST, "mfa_required").await;
+    let email = imangor::domain::Email::parse(&a.email).unwrap();
+    let (user, removed) =
+        imangor::service::users::operator::reset_second_factors(&app.state.store, &email)
+            .await
+            .unwrap();
+    assert_eq!((user.id.to_string(), removed), (a.id.clone(), 1));
+    assert_eq!(
+        app.get("/api/v1/users/me", &token).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let fresh = app.login(&a).await.access;
+    let mfa: Value = app
+        .get("/api/v1/users/me/mfa", &fresh)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(mfa["passkeys"], json!([]));
+    assert_eq!(mfa["totp"], false);
+    let resets = events(&app)
+        .await
+        .into_iter()
+        .filter(|e| e.action == "mfa.passkey_remove" && e.severity == "warning")
+        .count();
+    assert_eq!(resets, 1);
 }
