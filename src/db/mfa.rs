@@ -7,6 +7,9 @@ use super::{Db, Tx, decode_err, on_db, on_tx};
 use crate::crypto::data::Ciphertext;
 use crate::domain::{Timestamp, UserId};
 
+/// Wrong second factors that end an `mfa_token`.
+pub const MAX_FAILURES: i32 = 5;
+
 /// What is bound into a TOTP secret's ciphertext: the account it belongs to.
 pub fn binding(user: UserId) -> Vec<u8> {
     let mut b = b"totp\0".to_vec();

@@ -24,7 +24,7 @@ use crate::service::context::{Guards, Identity, Sinks, Store};
 /// How long an `mfa_token` lives.
 pub const MFA_TOKEN_TTL_S: u64 = 300;
 /// Wrong codes that end an `mfa_token`.
-pub const MAX_FAILURES: i32 = 5;
+pub use crate::db::mfa::MAX_FAILURES;
 /// Recovery codes per account.
 pub const RECOVERY_CODES: usize = 10;
 /// How a recovery-code sign-in from an address the account never signed in from starts its
@@ -110,13 +110,8 @@ pub async fn begin_totp(
     current_password: &str,
     meta: &RequestMeta,
 ) -> Result<Enrolment> {
-    authz::authorize_plain(Some(who), Action::AccountUpdateSelf)?;
-    super::passkeys::in_person(store, who).await?;
-    super::users::confirm_current_password(
-        store,
-        identity,
-        guards,
-        sinks,
+    super::users::confirm_own_factor_change(
+        (store, identity, guards, sinks),
         who,
         current_password,
         audit::Action::MfaTotpEnroll,
@@ -332,15 +327,10 @@ async fn with_password_and_code(
     action: audit::Action,
     meta: &RequestMeta,
 ) -> Result<(Tx, UserId)> {
-    authz::authorize_plain(Some(who), Action::AccountUpdateSelf)?;
-    super::passkeys::in_person(store, who).await?;
     // Changing the second factor is itself sensitive: a token whose user passed it recently.
     authz::require_recent_second_factor(who)?;
-    super::users::confirm_current_password(
-        store,
-        identity,
-        guards,
-        sinks,
+    super::users::confirm_own_factor_change(
+        (store, identity, guards, sinks),
         who,
         current_password,
         action,

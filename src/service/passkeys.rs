@@ -85,24 +85,6 @@ pub(crate) async fn spend_challenge(
     Ok(live.then_some(bytes))
 }
 
-/// Second factors are changed only by their owner in person: with the password grant's tokens
-/// or a first-party client's (the console's), never with a token a third-party client holds
-/// (a `profile` scope granted to an application does not let it add or remove factors).
-pub(crate) async fn in_person(store: &Store, who: &Principal) -> Result<()> {
-    let Some(client) = who.client() else {
-        return Ok(());
-    };
-    if client == super::oauth::console_client_id() {
-        return Ok(());
-    }
-    match crate::db::clients::find(&store.db, client).await? {
-        Some((c, _)) if c.first_party => Ok(()),
-        _ => Err(AppError::Refused(
-            "second factors are changed in the console or with the password grant, not through a third-party client's token",
-        )),
-    }
-}
-
 fn credential_error(why: impl std::fmt::Display) -> AppError {
     ValidationError::field("credential", format!("the passkey was not accepted: {why}")).into()
 }
@@ -121,13 +103,8 @@ pub async fn registration_options(
     current_password: &str,
     meta: &RequestMeta,
 ) -> Result<Value> {
-    authz::authorize_plain(Some(who), Action::AccountUpdateSelf)?;
-    in_person(store, who).await?;
-    super::users::confirm_current_password(
-        store,
-        identity,
-        guards,
-        sinks,
+    super::users::confirm_own_factor_change(
+        (store, identity, guards, sinks),
         who,
         current_password,
         audit::Action::MfaPasskeyRegister,
@@ -202,7 +179,7 @@ pub async fn register(
     meta: &RequestMeta,
 ) -> Result<Passkey> {
     authz::authorize_plain(Some(who), Action::AccountUpdateSelf)?;
-    in_person(store, who).await?;
+    super::users::in_person(store, who).await?;
     let name = name.trim();
     if name.is_empty()
         || name.chars().count() > MAX_NAME_CHARS
@@ -317,14 +294,9 @@ pub async fn remove(
     current_password: &str,
     meta: &RequestMeta,
 ) -> Result<()> {
-    authz::authorize_plain(Some(who), Action::AccountUpdateSelf)?;
-    in_person(store, who).await?;
     authz::require_recent_second_factor(who)?;
-    super::users::confirm_current_password(
-        store,
-        identity,
-        guards,
-        sinks,
+    super::users::confirm_own_factor_change(
+        (store, identity, guards, sinks),
         who,
         current_password,
         audit::Action::MfaPasskeyRemove,
@@ -376,14 +348,9 @@ pub async fn sign_in_options(
         None => (Ceremony::SignIn { binding }, Vec::new(), "required"),
         Some(token) => {
             let purpose = mfa::Purpose::Page { binding };
-            let Some(user) = mfa::live_token_user(
-                &mut tx,
-                &sha256_hex(token),
-                now,
-                super::mfa::MAX_FAILURES,
-                purpose,
-            )
-            .await?
+            let Some(user) =
+                mfa::live_token_user(&mut tx, &sha256_hex(token), now, mfa::MAX_FAILURES, purpose)
+                    .await?
             else {
                 return Ok(None);
             };

@@ -250,6 +250,48 @@ pub async fn list(
     Ok(page)
 }
 
+/// Second factors are changed only by their owner in person: with the password grant's tokens
+/// or a first-party client's (the console's), never with a token a third-party client holds
+/// (a `profile` scope granted to an application does not let it add or remove factors).
+pub(crate) async fn in_person(store: &Store, who: &Principal) -> Result<()> {
+    let Some(client) = who.client() else {
+        return Ok(());
+    };
+    if client == super::oauth::console_client_id() {
+        return Ok(());
+    }
+    match crate::db::clients::find(&store.db, client).await? {
+        Some((c, _)) if c.first_party => Ok(()),
+        _ => Err(AppError::Refused(
+            "second factors are changed in the console or with the password grant, not through a third-party client's token",
+        )),
+    }
+}
+
+/// The checks before a change to the caller's own second factors: the policy, a token held in
+/// person (`in_person`), the current password through its guard.
+pub(crate) async fn confirm_own_factor_change(
+    (store, identity, guards, sinks): (&Store, &Identity, &Guards, &Sinks),
+    who: &Principal,
+    current_password: &str,
+    action: audit::Action,
+    meta: &RequestMeta,
+) -> Result<()> {
+    authz::authorize_plain(Some(who), Action::AccountUpdateSelf)?;
+    in_person(store, who).await?;
+    confirm_current_password(
+        store,
+        identity,
+        guards,
+        sinks,
+        who,
+        current_password,
+        action,
+        meta,
+    )
+    .await
+}
+
 /// Checks the caller's current password before a sensitive change of its own account (a new
 /// password, a second factor). Guessing it with a stolen access token is throttled like a
 /// login (per account and address) and each refusal and wrong guess is an `action` event.
