@@ -74,7 +74,12 @@ pub async fn open(config: Config) -> anyhow::Result<(AppState, Jobs)> {
     let db = open_store(&config).await?;
     // IMANGOR_DB_MAX_CONNECTIONS counts both: the pool, and the connections held for reads.
     let held = crate::db::readers::held_of(config.db_max_connections);
-    let readers = crate::db::readers::Readers::new(db.clone(), held, config.db_acquire_timeout);
+    let readers = crate::db::readers::Readers::new(
+        db.clone(),
+        held,
+        config.db_acquire_timeout,
+        config.sqlite_inline_reads,
+    );
     let hasher = Hasher::new(
         config.hash_concurrency,
         config.hash_queue,

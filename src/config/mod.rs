@@ -141,6 +141,9 @@ pub struct Config {
     pub log_format: LogFormat,
     /// `false` only for benchmarks (`IMANGOR_RATE_LIMITS=off`); refused in production.
     pub rate_limits: bool,
+    /// SQLite's hot single-statement reads run on the request's thread (`db::inline`); `off`
+    /// sends them through sqlx's connection threads (`IMANGOR_SQLITE_INLINE_READS`).
+    pub sqlite_inline_reads: bool,
     /// Per client (user, or address when anonymous), for every API call / the token endpoint / registration.
     pub rate_limit_api: Quota,
     pub rate_limit_token: Quota,
@@ -348,11 +351,7 @@ impl Config {
                     })
                     .collect::<anyhow::Result<_>>()?,
             },
-            password_grant: match raw.get("password_grant").unwrap_or("on") {
-                "on" => true,
-                "off" => false,
-                other => bail!("IMANGOR_PASSWORD_GRANT: {other:?} is neither `on` nor `off`"),
-            },
+            password_grant: raw.on_off("password_grant", true)?,
             jwt_audience: raw.get("jwt_audience").unwrap_or("imangor-api").to_owned(),
             access_token_ttl,
             refresh_token_ttl,
@@ -374,11 +373,8 @@ impl Config {
             request_timeout: Duration::from_secs(raw.seconds("request_timeout", 30, 1..=3600)?),
             shutdown_timeout: Duration::from_secs(raw.seconds("shutdown_timeout", 30, 0..=3600)?),
             log_format,
-            rate_limits: match raw.get("rate_limits").unwrap_or("on") {
-                "on" => true,
-                "off" => false,
-                other => bail!("IMANGOR_RATE_LIMITS: {other:?} is neither `on` nor `off`"),
-            },
+            rate_limits: raw.on_off("rate_limits", true)?,
+            sqlite_inline_reads: raw.on_off("sqlite_inline_reads", true)?,
             rate_limit_api: raw.parse(
                 "rate_limit_api",
                 Quota {

@@ -89,6 +89,7 @@ const KEYS: &[Key] = &[
     k("shutdown_timeout"),
     k("log_format"),
     k("rate_limits"),
+    k("sqlite_inline_reads"),
     k("rate_limit_api"),
     k("rate_limit_token"),
     k("rate_limit_register"),
@@ -222,6 +223,16 @@ impl RawSettings {
             .get(key)
             .map(String::as_str)
             .filter(|v| !v.is_empty())
+    }
+
+    /// A switch: `on` or `off`, or `default` when unset.
+    pub(super) fn on_off(&self, key: &str, default: bool) -> anyhow::Result<bool> {
+        match self.get(key) {
+            None => Ok(default),
+            Some("on") => Ok(true),
+            Some("off") => Ok(false),
+            Some(other) => bail!("{}: {other:?} is neither `on` nor `off`", var(key)),
+        }
     }
 
     /// A setting parsed with `FromStr`, or `default` when unset.

@@ -6,6 +6,7 @@ pub mod clients;
 pub mod events;
 pub mod imports;
 pub mod incidents;
+pub mod inline;
 pub mod keys;
 pub mod mfa;
 pub mod passkeys;

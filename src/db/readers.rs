@@ -18,6 +18,7 @@ use sqlx::{PgConnection, SqliteConnection};
 use tokio::sync::{Mutex, MutexGuard};
 
 use super::Db;
+use super::inline::Inline;
 
 /// A held connection on one of the two backends.
 pub enum ReadConn {
@@ -25,12 +26,14 @@ pub enum ReadConn {
     Postgres(PgConnection),
 }
 
-/// A few connections, each behind its own lock.
+/// A few connections, each behind its own lock; on SQLite, reads on the calling thread first
+/// (`db::inline`), these when one cannot run there.
 pub struct Readers {
     db: Db,
     slots: Vec<Mutex<Option<ReadConn>>>,
     next: AtomicUsize,
     acquire_timeout: Duration,
+    inline: Option<Inline>,
 }
 
 /// How many connections of `max_connections` are held for reads: a quarter, at most 8; the
@@ -49,14 +52,25 @@ pub fn held_of(max_connections: u32) -> u32 {
 
 impl Readers {
     /// `count` slots, opened on first use from `db`'s pool (and then detached from it). With no
-    /// slots every read runs on the pool.
-    pub fn new(db: Db, count: u32, acquire_timeout: Duration) -> Readers {
+    /// slots every read runs on the pool. `inline`: on a SQLite file, read on the calling thread
+    /// first (`IMANGOR_SQLITE_INLINE_READS`).
+    pub fn new(db: Db, count: u32, acquire_timeout: Duration, inline: bool) -> Readers {
+        let inline = match &db {
+            Db::Sqlite(p) if inline => Inline::new(p.connect_options().get_filename()),
+            _ => None,
+        };
         Readers {
             db,
             slots: (0..count).map(|_| Mutex::new(None)).collect(),
             next: AtomicUsize::new(0),
             acquire_timeout,
+            inline,
         }
+    }
+
+    /// The reads on the calling thread, where there are.
+    pub fn inline(&self) -> Option<&Inline> {
+        self.inline.as_ref()
     }
 
     /// The pool, for reads when no connection is held.
@@ -238,7 +252,7 @@ mod tests {
     #[tokio::test]
     async fn a_connection_is_kept_after_a_success_and_dropped_after_a_failure() {
         let dir = tempfile::tempdir().unwrap();
-        let readers = Readers::new(sqlite(&dir).await, 2, Duration::from_secs(5));
+        let readers = Readers::new(sqlite(&dir).await, 2, Duration::from_secs(5), false);
         assert_eq!(readers.open_count(), 0, "opened on first use");
         assert_eq!(one(&readers).await.unwrap(), 1);
         assert_eq!(readers.open_count(), 1, "kept for the next read");
@@ -262,7 +276,7 @@ mod tests {
     #[tokio::test]
     async fn a_read_cancelled_half_way_never_puts_its_connection_back() {
         let dir = tempfile::tempdir().unwrap();
-        let readers = Readers::new(sqlite(&dir).await, 1, Duration::from_secs(5));
+        let readers = Readers::new(sqlite(&dir).await, 1, Duration::from_secs(5), false);
         assert_eq!(one(&readers).await.unwrap(), 1);
         let held = readers.hold().await.unwrap();
         assert_eq!(readers.open_count(), 1, "in use");
@@ -278,7 +292,7 @@ mod tests {
     #[tokio::test]
     async fn with_no_slots_reads_run_on_the_pool() {
         let dir = tempfile::tempdir().unwrap();
-        let readers = Readers::new(sqlite(&dir).await, 0, Duration::from_secs(5));
+        let readers = Readers::new(sqlite(&dir).await, 0, Duration::from_secs(5), false);
         assert!(readers.is_empty());
         assert_eq!(one(&readers).await.unwrap(), 1);
     }
@@ -286,7 +300,7 @@ mod tests {
     #[tokio::test]
     async fn a_busy_slot_is_waited_for_no_longer_than_the_acquire_timeout() {
         let dir = tempfile::tempdir().unwrap();
-        let readers = Readers::new(sqlite(&dir).await, 1, Duration::from_millis(50));
+        let readers = Readers::new(sqlite(&dir).await, 1, Duration::from_millis(50), false);
         let _held = readers.hold().await.unwrap();
         assert!(matches!(
             one(&readers).await,

@@ -3,6 +3,7 @@
 
 use sqlx::Row;
 
+use super::inline::InlineRow as _;
 use super::readers::{Readers, on_reader};
 use super::{Tx, decode_err, on_tx};
 use crate::authz::{Action, Authorized, ListScope, ReadScope, Sealed};
@@ -75,8 +76,15 @@ pub async fn find(tx: &mut Tx, id: ResourceId) -> sqlx::Result<Option<Sealed<Res
 
 /// `find` outside a transaction, on a held connection: one statement, for a read that needs no other.
 pub async fn find_one(readers: &Readers, id: ResourceId) -> sqlx::Result<Option<Sealed<Resource>>> {
+    let id = id.to_string();
+    let inline = readers
+        .inline()
+        .and_then(|i| i.row(FIND, &[("$1", &id)], |r| Ok(Sealed::new(resource_row!(r)))));
+    if let Some(found) = inline {
+        return Ok(found);
+    }
     on_reader!(readers, p => {
-        match sqlx::query(FIND).bind(id.to_string()).fetch_optional(p).await? {
+        match sqlx::query(FIND).bind(&id).fetch_optional(p).await? {
             None => Ok(None),
             Some(r) => Ok(Some(Sealed::new(resource_row!(&r)))),
         }

@@ -2,6 +2,7 @@
 
 use sqlx::Row;
 
+use super::inline::InlineRow as _;
 use super::readers::{Readers, on_reader};
 use super::{Db, Tx, decode_err, on_db, on_tx};
 use crate::domain::client::Scopes;
@@ -261,6 +262,36 @@ pub async fn deny_jti(tx: &mut Tx, jti: &str, expires_at: Timestamp) -> sqlx::Re
     Ok(())
 }
 
+/// Maps a row of `AUTH_STATE` (a sqlx or an inline row: both have `try_get`).
+macro_rules! auth_state_row {
+    ($r:expr, $now:expr) => {{
+        let r = $r;
+        let role: String = r.try_get("role")?;
+        let revoked: Option<i64> = r.try_get("revoked_at")?;
+        let expires: i64 = r.try_get("expires_at")?;
+        AuthState {
+            role: Role::parse(&role).ok_or_else(|| decode_err("role", &role))?,
+            disabled: r.try_get("disabled")?,
+            session_active: revoked.is_none() && expires > $now.micros(),
+            jti_denied: {
+                let n: i64 = r.try_get("denied")?;
+                n > 0
+            },
+            second_factor: {
+                let n: i64 = r.try_get("factors")?;
+                n > 0
+            },
+        }
+    }};
+}
+
+const AUTH_STATE: &str = "select u.role, u.disabled, s.revoked_at, s.expires_at,
+        (select count(*) from denied_tokens d where d.jti = $3) as denied,
+        ((select count(*) from mfa_totp m where m.user_id = u.id and m.confirmed_at is not null)
+         + (select count(*) from passkeys k where k.user_id = u.id)) as factors
+    from users u join sessions s on s.user_id = u.id
+    where u.id = $1 and s.id = $2";
+
 /// One query per authenticated request: the user's role and status, the session's liveness
 /// and whether the token's id was denied. `None` when the user or the session does not exist.
 pub async fn auth_state(
@@ -270,33 +301,44 @@ pub async fn auth_state(
     jti: &str,
     now: Timestamp,
 ) -> sqlx::Result<Option<AuthState>> {
+    let (user, session) = (user.to_string(), session.to_string());
+    let inline = readers.inline().and_then(|i| {
+        let params: [(&str, &dyn rusqlite::ToSql); 3] =
+            [("$1", &user), ("$2", &session), ("$3", &jti)];
+        i.row(AUTH_STATE, &params, |r| Ok(auth_state_row!(r, now)))
+    });
+    if let Some(state) = inline {
+        return Ok(state);
+    }
     on_reader!(readers, c => {
-        let row = sqlx::query(
-            "select u.role, u.disabled, s.revoked_at, s.expires_at,
-                    (select count(*) from denied_tokens d where d.jti = $3) as denied,
-                    ((select count(*) from mfa_totp m where m.user_id = u.id and m.confirmed_at is not null)
-                     + (select count(*) from passkeys k where k.user_id = u.id)) as factors
-             from users u join sessions s on s.user_id = u.id
-             where u.id = $1 and s.id = $2")
-            .bind(user.to_string()).bind(session.to_string()).bind(jti)
+        let row = sqlx::query(AUTH_STATE)
+            .bind(&user).bind(&session).bind(jti)
             .fetch_optional(c).await?;
         match row {
             None => Ok(None),
-            Some(r) => {
-                let role: String = r.try_get("role")?;
-                let revoked: Option<i64> = r.try_get("revoked_at")?;
-                let expires: i64 = r.try_get("expires_at")?;
-                Ok(Some(AuthState {
-                    role: Role::parse(&role).ok_or_else(|| decode_err("role", &role))?,
-                    disabled: r.try_get("disabled")?,
-                    session_active: revoked.is_none() && expires > now.micros(),
-                    jti_denied: r.try_get::<i64, _>("denied")? > 0,
-                    second_factor: r.try_get::<i64, _>("factors")? > 0,
-                }))
-            }
+            Some(r) => Ok(Some(auth_state_row!(&r, now))),
         }
     })
 }
+
+/// Maps a row of `LEGACY_ACCOUNT` (a sqlx or an inline row).
+macro_rules! legacy_account_row {
+    ($r:expr) => {{
+        let r = $r;
+        let id: String = r.try_get("id")?;
+        let role: String = r.try_get("role")?;
+        (
+            id.parse().map_err(|_| decode_err("id", &id))?,
+            Role::parse(&role).ok_or_else(|| decode_err("role", &role))?,
+            r.try_get("disabled")?,
+        )
+    }};
+}
+
+const LEGACY_ACCOUNT: &str =
+    "select u.id, u.role, u.disabled from legacy_ids l join users u on u.id = l.target_id
+    where l.source_table = 'users' and l.source_id = $1
+      and not l.merged and l.tokens_revoked_at is null";
 
 /// The account an old stack's user id was imported as (`legacy_ids`, table `users`), with its
 /// current role and status. `None` when no account was imported under that id, when the id was
@@ -305,24 +347,19 @@ pub async fn legacy_account(
     readers: &Readers,
     source_id: &str,
 ) -> sqlx::Result<Option<(UserId, Role, bool)>> {
+    let inline = readers.inline().and_then(|i| {
+        i.row(LEGACY_ACCOUNT, &[("$1", &source_id)], |r| {
+            Ok(legacy_account_row!(r))
+        })
+    });
+    if let Some(account) = inline {
+        return Ok(account);
+    }
     on_reader!(readers, c => {
-        let row = sqlx::query(
-            "select u.id, u.role, u.disabled from legacy_ids l join users u on u.id = l.target_id
-             where l.source_table = 'users' and l.source_id = $1
-               and not l.merged and l.tokens_revoked_at is null")
-            .bind(source_id)
-            .fetch_optional(c).await?;
+        let row = sqlx::query(LEGACY_ACCOUNT).bind(source_id).fetch_optional(c).await?;
         match row {
             None => Ok(None),
-            Some(r) => {
-                let id: String = r.try_get("id")?;
-                let role: String = r.try_get("role")?;
-                Ok(Some((
-                    id.parse().map_err(|_| decode_err("id", &id))?,
-                    Role::parse(&role).ok_or_else(|| decode_err("role", &role))?,
-                    r.try_get("disabled")?,
-                )))
-            }
+            Some(r) => Ok(Some(legacy_account_row!(&r))),
         }
     })
 }

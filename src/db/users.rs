@@ -95,10 +95,18 @@ pub async fn id_by_email(
     readers: &super::readers::Readers,
     email: &str,
 ) -> sqlx::Result<Option<UserId>> {
-    let id: Option<String> = super::readers::on_reader!(readers, c => {
-        sqlx::query_scalar("select id from users where email = $1")
-            .bind(email).fetch_optional(c).await
-    })?;
+    const SQL: &str = "select id from users where email = $1";
+    let inline = readers.inline().and_then(|i| {
+        i.row(SQL, &[("$1", &email)], |r| {
+            super::inline::InlineRow::try_get::<String>(r, "id")
+        })
+    });
+    let id: Option<String> = match inline {
+        Some(id) => id,
+        None => super::readers::on_reader!(readers, c => {
+            sqlx::query_scalar(SQL).bind(email).fetch_optional(c).await
+        })?,
+    };
     id.map(|id| id.parse().map_err(|_| decode_err("user id", &id)))
         .transpose()
 }

@@ -114,6 +114,12 @@ async fn an_old_stack_token_reads_me_as_the_imported_account_with_its_current_ro
         StatusCode::FORBIDDEN
     );
     assert_eq!(app.metric("legacy_tokens_accepted_total"), 3);
+    // On SQLite the imported account was read on the request's thread (`db::inline`).
+    if let Some(inline) = app.state.store.readers.inline() {
+        let c = inline.counts();
+        assert_eq!(c.failed, 0, "{c:?}: no read failed there");
+        assert!(c.served >= 2, "{c:?}");
+    }
     // One audit event per account per hour, written off the request path.
     let all = events(&app).await;
     let start = all.iter().find(|e| e.action == "server.start").unwrap();

@@ -508,7 +508,11 @@ async fn a_held_read_connection_the_database_ended_is_replaced_unseen() {
     let path = format!("/api/v1/resources/{}", r["id"].as_str().unwrap());
     assert_eq!(app.get(&path, &t.access).await.status(), StatusCode::OK);
     let readers = &app.state.store.readers;
-    assert!(readers.open_count() >= 1, "the read kept its connection");
+    // On SQLite the read ran on the request's thread (`db::inline`), which keeps its own.
+    let kept = readers
+        .inline()
+        .map_or_else(|| readers.open_count(), |i| i.idle_count());
+    assert!(kept >= 1, "the read kept its connection");
     // What follows cannot run on SQLite, and is not skipped silently: SQLite's connections live
     // in this process, nothing outside it can end one, and none of its errors counts as a
     // connection error (`is_connection_error`), so there is no ended connection to replace. On
@@ -791,5 +795,40 @@ async fn the_quota_count_backfill_waits_for_writes_of_old_replicas() {
         scenario!(sqlx::PgConnection, &url);
     } else {
         scenario!(sqlx::SqliteConnection, &format!("{url}?mode=rwc"));
+    }
+}
+
+/// Issue 21: on SQLite the hot reads (one resource, the state behind the token) run on the
+/// request's thread (`db::inline`), none handed on to sqlx, and each sees every change at once.
+#[tokio::test]
+async fn on_sqlite_a_resource_is_read_on_the_requests_thread_and_each_change_is_seen_at_once() {
+    let app = TestApp::spawn().await;
+    let (_, t) = app.user_with_role("inline@example.com", "user").await;
+    let v = create(&app, &t.access, "First", false).await;
+    let path = format!("/api/v1/resources/{}", v["id"].as_str().unwrap());
+    let title = |res: reqwest::Response| async move {
+        assert_eq!(res.status(), StatusCode::OK);
+        res.json::<Value>().await.unwrap()["title"].clone()
+    };
+    assert_eq!(title(app.get(&path, &t.access).await).await, "First");
+    let body = json!({"title": "Second", "content": "body", "is_public": false});
+    assert_eq!(
+        put(&app, &t.access, &path[18..], &body).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(title(app.get(&path, &t.access).await).await, "Second");
+    let gone = delete(&app, &t.access, &path[18..]).await;
+    assert_eq!(gone.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        app.get(&path, &t.access).await.status(),
+        StatusCode::NOT_FOUND
+    );
+    match app.state.store.readers.inline() {
+        Some(inline) => {
+            let c = inline.counts();
+            assert!(c.served >= 3, "{c:?}: reads answered inline");
+            assert_eq!(c.failed, 0, "{c:?}: none failed there");
+        }
+        None => assert!(on_postgres(), "SQLite reads inline unless switched off"),
     }
 }
