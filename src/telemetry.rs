@@ -4,8 +4,8 @@
 //! lists every enclosing span with its fields and `name`, the outermost first (the request's
 //! method, path and id are on every line written while it runs). tracing-subscriber's own JSON
 //! format writes the same, but parses each span's fields back from text for every line that lists
-//! them; `JsonLine` writes the text a span's fields were formatted to once, when it opened
-//! (`bench/instructions` (a): see docs/performance.md).
+//! them; `JsonLine` writes the text `SpanFields` formatted a span's fields to once, when it
+//! opened (`bench/instructions` (a): see docs/performance.md).
 
 use std::fmt::{self, Write as _};
 
@@ -13,9 +13,10 @@ use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
 use tracing_log::NormalizeEvent;
 use tracing_subscriber::EnvFilter;
-use tracing_subscriber::fmt::format::{JsonFields, Writer};
+use tracing_subscriber::field::RecordFields;
+use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
-use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormattedFields};
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
 use tracing_subscriber::registry::LookupSpan;
 
 use crate::config::LogFormat;
@@ -29,24 +30,24 @@ pub fn init(format: LogFormat) {
         .with_writer(std::io::stdout);
     let _ = match format {
         LogFormat::Json => builder
-            .fmt_fields(JsonFields::new())
+            .fmt_fields(SpanFields)
             .event_format(JsonLine)
             .try_init(),
         LogFormat::Pretty => builder.try_init(),
     };
 }
 
-/// The JSON line format (see the module's documentation). Span fields must be formatted by
-/// `JsonFields`, so that each span's text is one JSON object.
+/// The JSON line format (see the module's documentation), with span fields formatted by
+/// `SpanFields`.
 pub struct JsonLine;
 
-impl<S> FormatEvent<S, JsonFields> for JsonLine
+impl<S> FormatEvent<S, SpanFields> for JsonLine
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     fn format_event(
         &self,
-        ctx: &FmtContext<'_, S, JsonFields>,
+        ctx: &FmtContext<'_, S, SpanFields>,
         mut w: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
@@ -56,10 +57,7 @@ where
         w.write_str("{\"timestamp\":\"")?;
         SystemTime.format_time(&mut w)?;
         write!(w, "\",\"level\":\"{}\"", meta.level())?;
-        let mut fields = Fields {
-            w: &mut w,
-            result: Ok(()),
-        };
+        let mut fields = Fields::new(&mut w, false);
         event.record(&mut fields);
         fields.result?;
         w.write_str(",\"target\":")?;
@@ -72,9 +70,9 @@ where
                 }
                 w.write_char('{')?;
                 let ext = span.extensions();
-                // `{"a":1,"b":"x"}` as JsonFields wrote it when the span opened: its members as they are.
+                // `{"a":1,"b":"x"}` as SpanFields wrote it when the span opened: its members as they are.
                 let members = ext
-                    .get::<FormattedFields<JsonFields>>()
+                    .get::<FormattedFields<SpanFields>>()
                     .and_then(|f| f.fields.strip_prefix('{')?.strip_suffix('}'))
                     .filter(|m| !m.is_empty());
                 if let Some(members) = members {
@@ -91,20 +89,63 @@ where
     }
 }
 
-/// Writes an event's fields as members of the line's object (each after a comma); the `log.*`
-/// fields of a bridged `log` record are left out (their target is the line's).
+/// A span's fields as one JSON object, `{"name":value,...}`, formatted once when the span opens
+/// (and extended when a field is recorded later).
+pub struct SpanFields;
+
+impl<'w> FormatFields<'w> for SpanFields {
+    fn format_fields<R: RecordFields>(&self, mut w: Writer<'w>, fields: R) -> fmt::Result {
+        w.write_char('{')?;
+        let mut members = Fields::new(&mut w, true);
+        fields.record(&mut members);
+        members.result?;
+        w.write_char('}')
+    }
+
+    fn add_fields(
+        &self,
+        current: &'w mut FormattedFields<Self>,
+        fields: &tracing::span::Record<'_>,
+    ) -> fmt::Result {
+        if current.fields.pop() != Some('}') {
+            current.fields.clear();
+            return self.format_fields(current.as_writer(), fields);
+        }
+        let first = current.fields == "{";
+        let mut w = current.as_writer();
+        let mut members = Fields::new(&mut w, first);
+        fields.record(&mut members);
+        members.result?;
+        w.write_char('}')
+    }
+}
+
+/// Writes fields as members of a JSON object, with a comma before each but a `first`; the
+/// `log.*` fields of a bridged `log` record are left out (their target is the line's).
 struct Fields<'a, 'w> {
     w: &'a mut Writer<'w>,
+    first: bool,
     result: fmt::Result,
 }
 
-impl Fields<'_, '_> {
+impl<'a, 'w> Fields<'a, 'w> {
+    fn new(w: &'a mut Writer<'w>, first: bool) -> Self {
+        Fields {
+            w,
+            first,
+            result: Ok(()),
+        }
+    }
+
     fn member(&mut self, field: &Field, value: impl FnOnce(&mut Writer<'_>) -> fmt::Result) {
         if self.result.is_err() || field.name().starts_with("log.") {
             return;
         }
+        let comma = !std::mem::take(&mut self.first);
         self.result = (|| {
-            self.w.write_char(',')?;
+            if comma {
+                self.w.write_char(',')?;
+            }
             json_str(self.w, field.name())?;
             self.w.write_char(':')?;
             value(self.w)
@@ -152,8 +193,7 @@ fn json_str(w: &mut impl fmt::Write, s: &str) -> fmt::Result {
 /// Escapes what it is given for the inside of a JSON string: quotes, backslashes and every
 /// control character, so that text from a request (a name, a path) can neither end the string
 /// nor start a new line (V16.4.1); U+2028 and U+2029 too, for readers that take them for line
-/// ends. (Span fields are escaped by serde_json as `JsonFields` writes them: the same, but for
-/// those two, which JSON allows as they are.)
+/// ends.
 struct Escaped<W>(W);
 
 impl<W: fmt::Write> fmt::Write for Escaped<W> {
@@ -205,7 +245,7 @@ mod tests {
         let sink = out.clone();
         let subscriber = tracing_subscriber::fmt()
             .with_writer(move || sink.clone())
-            .fmt_fields(JsonFields::new())
+            .fmt_fields(SpanFields)
             .event_format(JsonLine)
             .finish();
         tracing::subscriber::with_default(subscriber, f);
@@ -243,6 +283,23 @@ mod tests {
         );
         assert_eq!(got[1]["spans"][2], serde_json::json!({"name": "bare"}));
         assert_eq!(got[1]["reason"], "x");
+    }
+
+    #[test]
+    fn a_field_recorded_after_the_span_opened_joins_its_object() {
+        let got = lines(|| {
+            let s = tracing::info_span!("request", path = "/a", user = tracing::field::Empty);
+            let _s = s.enter();
+            s.record("user", "u-1");
+            let bare = tracing::info_span!("later", n = tracing::field::Empty);
+            let _b = bare.enter();
+            bare.record("n", 2u64);
+            tracing::info!("after");
+        });
+        assert_eq!(
+            got[0]["spans"],
+            serde_json::json!([{"path": "/a", "user": "u-1", "name": "request"}, {"n": 2, "name": "later"}])
+        );
     }
 
     #[test]

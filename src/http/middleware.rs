@@ -67,6 +67,8 @@ pub async fn security_headers(req: Request, next: Next) -> Response {
         );
     }
     let h = res.headers_mut();
+    // Room for the headers below at once: the map otherwise grows (and rehashes) twice.
+    h.reserve(8);
     let set = |h: &mut axum::http::HeaderMap, name: HeaderName, value: &'static str| {
         h.insert(name, HeaderValue::from_static(value));
     };
