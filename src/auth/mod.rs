@@ -8,6 +8,7 @@ pub mod legacy;
 pub mod password;
 pub mod token;
 pub mod totp;
+mod verified;
 pub mod webauthn;
 
 use base64::Engine;

@@ -176,6 +176,8 @@ pub struct TokenKeys {
     issuer: String,
     audience: String,
     pub ttl_s: u64,
+    /// Tokens these keys verified, kept by their text (`auth::verified`).
+    verified: super::verified::VerifiedTokens,
 }
 
 /// The algorithms a signing key may have.
@@ -269,6 +271,7 @@ impl TokenKeys {
             issuer: issuer.to_owned(),
             audience: audience.to_owned(),
             ttl_s,
+            verified: super::verified::VerifiedTokens::new(),
         })
     }
 
@@ -346,10 +349,23 @@ impl TokenKeys {
         &self.issuer
     }
 
+    /// Checks structure, header, signature and claims of an access token (`check`), once per
+    /// token: a token that passed is kept (`auth::verified`), and the same text is answered from
+    /// there, until it expires.
+    pub fn verify(&self, token: &str, now: Timestamp) -> Result<Verified, TokenError> {
+        let t = now.unix_seconds();
+        if let Some(v) = self.verified.get(token, t, JWT_LEEWAY_S as i64) {
+            return Ok(v);
+        }
+        let v = self.check(token, now)?;
+        self.verified.put(token, &v, t);
+        Ok(v)
+    }
+
     /// Checks structure, header, signature and claims of an access token, in that order: the
     /// claims of a token whose signature fails are never parsed, so a forged token costs one
     /// header parse and one signature check.
-    pub fn verify(&self, token: &str, now: Timestamp) -> Result<Verified, TokenError> {
+    fn check(&self, token: &str, now: Timestamp) -> Result<Verified, TokenError> {
         let (h, p, s) = split_compact(token)?;
         let header = decode_part(h)?;
         let header: JoseHeader = serde_json::from_slice(&header).map_err(|_| TokenError::Header)?;
@@ -541,6 +557,43 @@ mod tests {
         assert!(
             k.verify(&t, now.plus_seconds(900 + JWT_LEEWAY_S - 1))
                 .is_ok()
+        );
+        assert_eq!(
+            k.verify(&t, now.plus_seconds(900 + JWT_LEEWAY_S + 2))
+                .unwrap_err(),
+            TokenError::Expired
+        );
+    }
+
+    /// A token kept as verified answers only for its exact text: one changed in its claims
+    /// (its signature, and so its cache slot, unchanged) is checked in full and refused, and the
+    /// kept one is refused once expired or asked about before the time it was checked (RFC 8725
+    /// 3.1: the signature of every token that is accepted holds).
+    #[test]
+    fn a_verified_token_answers_only_for_its_exact_text_and_its_time() {
+        let k = keys();
+        let now = Timestamp::now();
+        let (t, _) = k
+            .issue(&plain(UserId::new(), Role::User, SessionId::new()), now)
+            .unwrap();
+        assert!(k.verify(&t, now).is_ok());
+        assert!(k.verify(&t, now.plus_seconds(60)).is_ok(), "kept");
+        let (h, rest) = t.split_once('.').unwrap();
+        let (p, s) = rest.split_once('.').unwrap();
+        let mut claims: serde_json::Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(p).unwrap()).unwrap();
+        claims["role"] = "admin".into();
+        let forged = format!(
+            "{h}.{}.{s}",
+            URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).unwrap())
+        );
+        assert_eq!(k.verify(&forged, now).unwrap_err(), TokenError::Signature);
+        assert!(k.verify(&t, now).is_ok(), "the kept one still answers");
+        assert_eq!(
+            k.verify(&t, Timestamp::from_micros(now.micros() - 3_600_000_000))
+                .unwrap_err(),
+            TokenError::Claims,
+            "issued in the future of a clock set back"
         );
         assert_eq!(
             k.verify(&t, now.plus_seconds(900 + JWT_LEEWAY_S + 2))
