@@ -17,6 +17,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use rusqlite::types::FromSql;
 use rusqlite::{Connection, OpenFlags, ToSql};
@@ -24,6 +25,8 @@ use rusqlite::{Connection, OpenFlags, ToSql};
 /// At most this many idle connections are kept; a connection is in use only while one statement
 /// runs on a thread, so the tokio worker threads are the most ever in use at once.
 const KEEP: usize = 64;
+
+const RETRY_OPEN: Duration = Duration::from_secs(10);
 
 pub struct Inline {
     shared: Arc<Shared>,
@@ -34,6 +37,9 @@ struct Shared {
     idle: Mutex<Vec<Connection>>,
     /// A connection is being opened off the request threads.
     opening: AtomicBool,
+    /// When opening one last failed: no other try for `RETRY_OPEN` (a failure, say out of file
+    /// descriptors, would otherwise be tried and logged for every read).
+    failed_open: Mutex<Option<Instant>>,
     served: AtomicU64,
     cold: AtomicU64,
     failed: AtomicU64,
@@ -61,6 +67,7 @@ impl Inline {
                 path: path.to_owned(),
                 idle: Mutex::new(Vec::new()),
                 opening: AtomicBool::new(false),
+                failed_open: Mutex::new(None),
                 served: AtomicU64::new(0),
                 cold: AtomicU64::new(0),
                 failed: AtomicU64::new(0),
@@ -116,7 +123,12 @@ impl Inline {
 
     /// Opens a connection for the idle stack off the request threads, one at a time.
     fn open_one(&self) {
-        if self.shared.opening.swap(true, Ordering::AcqRel) {
+        let recent_failure = |s: &Shared| {
+            s.failed_open
+                .lock()
+                .map_or(true, |f| f.is_some_and(|at| at.elapsed() < RETRY_OPEN))
+        };
+        if recent_failure(&self.shared) || self.shared.opening.swap(true, Ordering::AcqRel) {
             return;
         }
         let s = Arc::clone(&self.shared);
@@ -128,7 +140,10 @@ impl Inline {
                     }
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "opening a SQLite read connection failed; reads go through the pool")
+                    if let Ok(mut f) = s.failed_open.lock() {
+                        *f = Some(Instant::now());
+                    }
+                    tracing::warn!(error = %e, retry_s = RETRY_OPEN.as_secs(), "opening a SQLite read connection failed; reads go through the pool")
                 }
             }
             s.opening.store(false, Ordering::Release);
@@ -296,6 +311,34 @@ mod tests {
         assert_eq!(i.idle_count(), 1, "and its connection, sound, kept");
         assert_eq!(i.counts(), counts(0, 0, 3));
         assert_eq!(v(&i, 1), Some(None));
+    }
+
+    #[tokio::test]
+    async fn a_connection_that_cannot_be_opened_is_tried_again_only_after_a_while() {
+        let dir = tempfile::tempdir().unwrap();
+        // A directory where the file should be: SQLite cannot open it.
+        let i = Inline::new(dir.path()).unwrap();
+        assert_eq!(v(&i, 1), None);
+        for _ in 0..400 {
+            if i.shared.failed_open.lock().unwrap().is_some() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        let first = i
+            .shared
+            .failed_open
+            .lock()
+            .unwrap()
+            .expect("the open failed");
+        assert_eq!(v(&i, 1), None);
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        assert_eq!(
+            *i.shared.failed_open.lock().unwrap(),
+            Some(first),
+            "no second try within RETRY_OPEN"
+        );
+        assert_eq!(i.counts(), counts(0, 2, 0));
     }
 
     #[test]
