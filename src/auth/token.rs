@@ -177,7 +177,7 @@ pub struct TokenKeys {
     audience: String,
     pub ttl_s: u64,
     /// Tokens these keys verified, kept by their text (`auth::verified`).
-    verified: super::verified::VerifiedTokens,
+    verified: super::verified::VerifiedTokens<Verified>,
 }
 
 /// The algorithms a signing key may have.
@@ -358,7 +358,7 @@ impl TokenKeys {
             return Ok(v);
         }
         let v = self.check(token, now)?;
-        self.verified.put(token, &v, t);
+        self.verified.put(token, &v, t, v.expires_at.unix_seconds());
         Ok(v)
     }
 

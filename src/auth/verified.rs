@@ -13,26 +13,26 @@ use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 use std::sync::RwLock;
 
-use super::token::Verified;
-
 /// Slots: a kept token goes in the slot a keyed hash (a seed drawn at start) of its last bytes
 /// names, taking the place of the one there: no one can aim tokens of their own at another's
 /// slot. About 700 bytes each when full.
 const SLOTS: usize = 1024;
 
-struct Kept {
+/// What a check of one token found (`V`: `token::Verified`), with its text and times.
+struct Kept<V> {
     token: Box<str>,
-    verified: Verified,
-    /// When it was checked, Unix seconds.
+    verified: V,
+    /// When it was checked, and `exp`: Unix seconds.
     checked_at: i64,
+    expires_at: i64,
 }
 
-pub(super) struct VerifiedTokens {
-    slots: Box<[RwLock<Option<Kept>>]>,
+pub(super) struct VerifiedTokens<V> {
+    slots: Box<[RwLock<Option<Kept<V>>>]>,
     seed: RandomState,
 }
 
-impl VerifiedTokens {
+impl<V: Clone> VerifiedTokens<V> {
     pub(super) fn new() -> Self {
         Self {
             slots: (0..SLOTS).map(|_| RwLock::new(None)).collect(),
@@ -40,7 +40,7 @@ impl VerifiedTokens {
         }
     }
 
-    fn slot(&self, token: &str) -> &RwLock<Option<Kept>> {
+    fn slot(&self, token: &str) -> &RwLock<Option<Kept<V>>> {
         // The signature's last 16 characters (a MAC or a signature): 96 bits that differ from
         // one token to the next.
         let b = token.as_bytes();
@@ -50,7 +50,7 @@ impl VerifiedTokens {
 
     /// The kept verification of exactly `token` at `now` (Unix seconds), unless it expired
     /// before `now - skew` or was checked after `now`.
-    pub(super) fn get(&self, token: &str, now: i64, skew: i64) -> Option<Verified> {
+    pub(super) fn get(&self, token: &str, now: i64, skew: i64) -> Option<V> {
         let slot = self.slot(token).read().ok()?;
         let kept = slot.as_ref()?;
         let same = kept.token.len() == token.len()
@@ -59,17 +59,17 @@ impl VerifiedTokens {
                 token.as_bytes(),
             )
             .is_ok();
-        let current = kept.checked_at <= now
-            && kept.verified.expires_at.unix_seconds() >= now.saturating_sub(skew);
+        let current = kept.checked_at <= now && kept.expires_at >= now.saturating_sub(skew);
         (same && current).then(|| kept.verified.clone())
     }
 
-    /// Keeps a token that passed every check at `now` (Unix seconds).
-    pub(super) fn put(&self, token: &str, verified: &Verified, now: i64) {
+    /// Keeps a token that passed every check at `now`, valid until `expires_at` (Unix seconds).
+    pub(super) fn put(&self, token: &str, verified: &V, now: i64, expires_at: i64) {
         let kept = Kept {
             token: token.into(),
             verified: verified.clone(),
             checked_at: now,
+            expires_at,
         };
         if let Ok(mut slot) = self.slot(token).write() {
             *slot = Some(kept);
@@ -80,31 +80,20 @@ impl VerifiedTokens {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::Timestamp;
 
-    fn verified(exp: i64) -> Verified {
-        Verified {
-            user: crate::domain::UserId::new(),
-            session: crate::domain::SessionId::new(),
-            jti: "j".into(),
-            expires_at: Timestamp::from_micros(exp * 1_000_000),
-            issued_at: Timestamp::from_micros(0),
-            client: None,
-            scopes: None,
-            mfa: false,
-            auth_time: None,
-        }
-    }
+    /// What a check found, reduced to a marker: the cache hands back what it was given.
+    #[derive(Debug, Clone, PartialEq)]
+    struct Found(&'static str);
 
     #[test]
     fn only_the_exact_text_kept_is_found_and_only_until_it_expires() {
         let cache = VerifiedTokens::new();
-        let v = verified(1_000);
-        cache.put("aaa.bbb.0123456789abcdef", &v, 500);
+        let v = Found("alice's session");
+        cache.put("aaa.bbb.0123456789abcdef", &v, 500, 1_000);
         let hit = cache
             .get("aaa.bbb.0123456789abcdef", 1_010, 10)
             .expect("kept");
-        assert_eq!((hit.user, hit.session), (v.user, v.session));
+        assert_eq!(hit, v);
         // Other text in the same slot (the same last 16 characters), and other lengths.
         assert!(cache.get("aaX.bbb.0123456789abcdef", 600, 10).is_none());
         assert!(cache.get("aa.bbb.0123456789abcdef", 600, 10).is_none());
@@ -124,10 +113,10 @@ mod tests {
         let cache = VerifiedTokens::new();
         // The same last 16 characters: the same slot.
         let (a, b) = ("first.x.0123456789abcdef", "other.y.0123456789abcdef");
-        cache.put(a, &verified(10), 0);
-        cache.put(b, &verified(10), 0);
-        assert!(cache.get(b, 0, 0).is_some());
+        cache.put(a, &Found("a"), 0, 10);
+        cache.put(b, &Found("b"), 0, 10);
+        assert_eq!(cache.get(b, 0, 0), Some(Found("b")));
         assert!(cache.get(a, 0, 0).is_none(), "one token a slot");
-        assert!(cache.get("short", 0, 0).is_none());
+        assert_eq!(cache.get("short", 0, 0), None::<Found>);
     }
 }

@@ -622,7 +622,17 @@ pub async fn pass(
         }
         _ => None,
     };
-    let within_budget = !past_cap || !password_ok || guards.logins.code_past_cap(&user.email).await;
+    // Past the cap a code is counted against the account's budget only after its right
+    // password; after a wrong one (a blind token, which no code completes) the same round trip
+    // goes to a budget of its own, so that the time of this answer does not say which it was.
+    let within_budget = !past_cap || {
+        let budget = if password_ok {
+            user.email.clone()
+        } else {
+            format!("\u{0}blind {}", user.email)
+        };
+        guards.logins.code_past_cap(&budget).await || !password_ok
+    };
     let mut tx = store.db.begin_write().await?;
     // The code is checked (and its step or recovery code spent) in every case, then rolled back
     // unless the sign-in completes: the same work whatever the token.

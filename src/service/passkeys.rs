@@ -42,9 +42,7 @@ fn user_handle(user: UserId) -> Vec<u8> {
 
 /// A new challenge for `ceremony`, stored hashed; returned in base64url as browsers take it.
 async fn new_challenge(tx: &mut Tx, ceremony: Ceremony<'_>, now: Timestamp) -> Result<String> {
-    let mut raw = [0u8; webauthn::CHALLENGE_LEN];
-    aws_lc_rs::rand::fill(&mut raw)
-        .map_err(|_| anyhow::anyhow!("the system random generator failed"))?;
+    let raw = webauthn::new_challenge()?;
     let challenge = webauthn::b64url(&raw);
     passkeys::insert_challenge(
         tx,
@@ -103,6 +101,17 @@ pub async fn registration_options(
     current_password: &str,
     meta: &RequestMeta,
 ) -> Result<Value> {
+    let user = who.user_id();
+    // The step-up first, as `remove` does: a refusal that needs no password costs no hash and
+    // no attempt of the login guard.
+    let step_up_needed = |has: bool| has && !who.passed_second_factor_recently();
+    let mut tx = store.db.begin().await?;
+    if step_up_needed(mfa::has_second_factor(&mut tx, user).await?) {
+        return Err(AppError::StepUpRequired {
+            max_age_s: authz::STEP_UP_MAX_AGE_S,
+        });
+    }
+    drop(tx);
     super::users::confirm_own_factor_change(
         (store, identity, guards, sinks),
         who,
@@ -111,10 +120,10 @@ pub async fn registration_options(
         meta,
     )
     .await?;
-    let user = who.user_id();
     let now = Timestamp::now();
     let mut tx = store.db.begin_write().await?;
-    if mfa::has_second_factor(&mut tx, user).await? && !who.passed_second_factor_recently() {
+    // Checked again in the write: a factor added meanwhile asks for the step-up too.
+    if step_up_needed(mfa::has_second_factor(&mut tx, user).await?) {
         return Err(AppError::StepUpRequired {
             max_age_s: authz::STEP_UP_MAX_AGE_S,
         });
